@@ -1,0 +1,193 @@
+"""Reading machine-sound clips from disk, robustly.
+
+:func:`load_clip` reads WAV (PCM 8/16/24/32-bit, float, WAVE_FORMAT_EXTENSIBLE) and
+FLAC files through libsndfile, mono or multichannel (the original MIMII files have
+8 microphones), and returns one channel as float32 in ``[-1, 1]``.  Anything wrong
+with the file raises :class:`core.errors.BadInputError` naming the file and one of
+the reasons ``not_audio``, ``corrupt``, ``empty``, ``non_finite``, ``silent``,
+``channel_out_of_range``, ``too_short`` or ``too_long``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from core.errors import BadInputError, Reason
+from core.features import FeatureParams
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+DEFAULT_MAX_DURATION_S = float(os.environ.get("MAX_CLIP_SECONDS", 600.0))
+SILENCE_PEAK = 1e-6  # a clip whose absolute peak is below this is treated as all-silent
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One channel of a recording.
+
+    Attributes
+    ----------
+    signal : np.ndarray, float32, shape ``(n_samples,)``, values in ``[-1, 1]``
+    sr : int, sample rate in Hz
+    n_channels : int, channels in the file (the signal is one of them)
+    channel : int, index of the channel in ``signal``
+    path : str, the file read
+    """
+
+    signal: np.ndarray
+    sr: int
+    n_channels: int
+    channel: int
+    path: str
+
+    @property
+    def duration_s(self) -> float:
+        """Length in seconds."""
+        return self.signal.size / self.sr
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """Header facts of a readable audio file: sample rate (Hz), channels, frames, duration (s)."""
+
+    sr: int
+    n_channels: int
+    n_frames: int
+    subtype: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / self.sr if self.sr else 0.0
+
+
+def _wav_truncation(path: Path) -> str | None:
+    """Walk a RIFF/WAVE file's chunks; describe a data chunk cut short, else ``None``.
+
+    libsndfile silently reads what is there, so a file cut off mid-transfer would
+    otherwise pass as a shorter clip.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        offset = 12
+        while offset + 8 <= size:
+            fh.seek(offset)
+            chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
+            if chunk_id == b"data":
+                available = size - offset - 8
+                if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
+                    return f"truncated: header declares {chunk_size} data bytes, file holds {available}"
+                return None
+            offset += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
+def clip_info(path: str | os.PathLike) -> ClipInfo:
+    """Read only the header of an audio file.
+
+    Raises
+    ------
+    BadInputError
+        ``not_found``, ``empty`` (zero bytes or zero frames), ``not_audio`` or ``corrupt``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(Reason.NOT_FOUND, "no such file", p)
+    if p.stat().st_size == 0:
+        raise BadInputError(Reason.EMPTY, "the file is empty (0 bytes)", p)
+    try:
+        info = sf.info(str(p))
+    except sf.LibsndfileError as exc:
+        message = str(exc.error_string)
+        reason = Reason.NOT_AUDIO if "not recognised" in message.lower() else Reason.CORRUPT
+        raise BadInputError(reason, f"cannot be read as audio ({message})", p) from None
+    except (RuntimeError, OSError) as exc:
+        raise BadInputError(Reason.CORRUPT, f"cannot be read as audio ({exc})", p) from None
+    truncated = _wav_truncation(p)
+    if truncated:
+        raise BadInputError(Reason.CORRUPT, truncated, p)
+    if info.frames <= 0:
+        raise BadInputError(Reason.EMPTY, "the file holds no samples", p)
+    return ClipInfo(sr=int(info.samplerate), n_channels=int(info.channels), n_frames=int(info.frames),
+                    subtype=str(info.subtype))
+
+
+def _read_channel(path: Path, info: ClipInfo, channel: int) -> np.ndarray:
+    """One channel as float32 in [-1, 1]; 16-bit data is converted for that channel only."""
+    dtype = "int16" if info.subtype == "PCM_16" else "float32"
+    try:
+        data, _ = sf.read(str(path), dtype=dtype, always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise BadInputError(Reason.CORRUPT, f"reading the samples failed ({exc})", path) from None
+    column = data[:, channel]
+    if dtype == "int16":
+        return column.astype(np.float32) * np.float32(1.0 / 32768.0)
+    return np.ascontiguousarray(column)
+
+
+def load_clip(
+    path: str | os.PathLike,
+    channel: int = 0,
+    *,
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+    min_samples: int = FeatureParams().min_samples,
+) -> Clip:
+    """Read one channel of an audio file and check it is usable.
+
+    Parameters
+    ----------
+    path : path to a WAV or FLAC file
+    channel : int, which microphone (0-based) of a multichannel file
+    max_duration_s : float or None
+        Refuse files longer than this many seconds (checked from the header,
+        before reading); ``None`` for no limit.  Default from ``MAX_CLIP_SECONDS``
+        (600 s).
+    min_samples : int
+        Refuse signals shorter than this (default: one feature vector with the
+        default :class:`~core.features.FeatureParams`, 2048 samples).
+
+    Returns
+    -------
+    Clip with ``signal`` float32 ``(n_samples,)`` in ``[-1, 1]``.
+
+    Raises
+    ------
+    BadInputError
+        naming the file, with reason ``not_found``, ``not_audio``, ``corrupt``,
+        ``empty``, ``channel_out_of_range``, ``too_long``, ``too_short``,
+        ``non_finite`` or ``silent``.
+    """
+    p = Path(path)
+    info = clip_info(p)
+    if not 0 <= channel < info.n_channels:
+        raise BadInputError(
+            Reason.CHANNEL_OUT_OF_RANGE,
+            f"channel {channel} requested, the file has {info.n_channels} channel(s) (0..{info.n_channels - 1})",
+            p,
+        )
+    if max_duration_s is not None and info.duration_s > max_duration_s:
+        raise BadInputError(
+            Reason.TOO_LONG, f"{info.duration_s:.1f} s long; the limit is {max_duration_s:g} s", p
+        )
+    if info.n_frames < min_samples:
+        raise BadInputError(
+            Reason.TOO_SHORT,
+            f"{info.n_frames} samples ({info.duration_s:.3f} s); at least {min_samples} are needed",
+            p,
+        )
+    signal = _read_channel(p, info, channel)
+    if not np.isfinite(signal).all():
+        raise BadInputError(Reason.NON_FINITE, "contains NaN or infinite samples", p)
+    peak = float(np.abs(signal).max())
+    if peak < SILENCE_PEAK:
+        raise BadInputError(Reason.SILENT, "all samples are silent (peak below 1e-6)", p)
+    if peak > 1.0:
+        np.clip(signal, -1.0, 1.0, out=signal)
+    return Clip(signal=signal, sr=info.sr, n_channels=info.n_channels, channel=channel, path=str(p))

@@ -1,0 +1,121 @@
+"""Registering clips in the database: idempotent by content, never stopped by a bad file."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.audio import load_clip
+from core.datasets import DiscoveredClip, describe, discover
+from core.errors import BadInputError, Reason
+from core.parallel import Progress, map_guarded
+from db.models import Clip
+from db.queries import get_or_create_machine, known_hashes, record_rejection
+from db.session import session_scope
+
+COMMIT_EVERY = 200  # clips per write transaction
+
+
+@dataclass(frozen=True)
+class InspectedFile:
+    """What reading a file told us: its SHA-256, sample rate (Hz), channels, duration (s) and size (bytes)."""
+
+    content_hash: str
+    sample_rate: int
+    n_channels: int
+    duration_s: float
+    n_bytes: int
+
+
+@dataclass
+class IngestReport:
+    """Counts of an ingest run, with each refused file and its reason."""
+
+    ingested: int = 0
+    already_known: int = 0
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        """``{"ingested": n, "already_known": n, "rejected": [{"path", "reason", "detail"}]}``."""
+        return {"ingested": self.ingested, "already_known": self.already_known, "rejected": self.rejected}
+
+
+def inspect_file(path: str) -> InspectedFile:
+    """Validate ``path`` as a clip (every check of :func:`core.audio.load_clip`) and hash it."""
+    clip = load_clip(path)
+    with open(path, "rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    return InspectedFile(digest, clip.sr, clip.n_channels, clip.duration_s, Path(path).stat().st_size)
+
+
+def collect(paths: list[str]) -> tuple[list[DiscoveredClip], list[BadInputError]]:
+    """Expand files and folders into described clips; a path that does not exist is an error."""
+    found: list[DiscoveredClip] = []
+    missing: list[BadInputError] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(discover(path))
+        elif path.is_file():
+            found.append(describe(path.resolve()))
+        else:
+            missing.append(BadInputError(Reason.NOT_FOUND, "no such file or folder", raw))
+    return found, missing
+
+
+def ingest(
+    paths: list[str],
+    *,
+    url: str | None = None,
+    n_jobs: int | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Register every clip under ``paths`` (files or folders).
+
+    Files are validated and hashed on ``n_jobs`` processes.  The same content twice
+    (even under another name) is one clip; a bad file is recorded with its reason
+    in ``rejected_files`` and in the report, and the batch goes on.
+    """
+    clips, errors = collect(paths)
+    report = IngestReport()
+    pending: list[tuple[DiscoveredClip, InspectedFile]] = []
+    for index, result in map_guarded(inspect_file, [c.path for c in clips], n_jobs=n_jobs, progress=progress):
+        if isinstance(result, BadInputError):
+            errors.append(result)
+        else:
+            pending.append((clips[index], result))
+    pending.sort(key=lambda item: item[0].path)
+    for start in range(0, len(pending), COMMIT_EVERY):
+        _store(pending[start : start + COMMIT_EVERY], report, url)
+    if errors:
+        _store_rejections(errors, report, url)
+    return report
+
+
+def _store(batch: list[tuple[DiscoveredClip, InspectedFile]], report: IngestReport, url: str | None) -> None:
+    with session_scope(url, write=True) as session:
+        seen = known_hashes(session, [facts.content_hash for _, facts in batch])
+        for where, facts in batch:
+            if facts.content_hash in seen:
+                report.already_known += 1
+                continue
+            seen.add(facts.content_hash)
+            machine = get_or_create_machine(session, where.machine_type, where.machine_id)
+            session.add(
+                Clip(
+                    path=str(Path(where.path).resolve()), content_hash=facts.content_hash, machine=machine,
+                    label=where.label, split=where.split, layout=where.layout, snr_db=where.snr_db,
+                    domain=where.domain, sample_rate=facts.sample_rate, n_channels=facts.n_channels,
+                    duration_s=facts.duration_s, n_bytes=facts.n_bytes,
+                )
+            )
+            report.ingested += 1
+
+
+def _store_rejections(errors: list[BadInputError], report: IngestReport, url: str | None) -> None:
+    errors.sort(key=lambda e: e.path or "")
+    with session_scope(url, write=True) as session:
+        for error in errors:
+            record_rejection(session, error.path or "", error.reason.value, error.detail)
+            report.rejected.append({"path": error.path or "", "reason": error.reason.value, "detail": error.detail})

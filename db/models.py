@@ -1,0 +1,195 @@
+"""Typed SQLAlchemy 2.0 models: machines, clips, detector models, scores, thresholds,
+annotations, exports, training jobs and rejected files.
+
+Schema changes go through Alembic (``db/migrations``); never ``create_all``.
+Annotations and thresholds are append-only histories: the latest row is current.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from db.base import Base
+
+LABELS = ("normal", "abnormal", "unknown")
+SPLITS = ("train", "test", "none")
+VERDICTS = ("normal", "abnormal", "unsure")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+Timestamp = DateTime(timezone=True)
+
+
+class Machine(Base):
+    """One machine, known by its type and id (``fan/id_00``; DCASE 2021+: ``fan/section_00``)."""
+
+    __tablename__ = "machines"
+    __table_args__ = (UniqueConstraint("machine_type", "machine_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_type: Mapped[str] = mapped_column(String(64))
+    machine_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    clips: Mapped[list[Clip]] = relationship(back_populates="machine")
+
+    @property
+    def key(self) -> str:
+        return f"{self.machine_type}/{self.machine_id}"
+
+
+class Clip(Base):
+    """A recording, registered once per content (``content_hash`` is the SHA-256 of its bytes)."""
+
+    __tablename__ = "clips"
+    __table_args__ = (
+        CheckConstraint(_one_of("label", LABELS), name="label"),
+        CheckConstraint(_one_of("split", SPLITS), name="split"),
+        Index(None, "machine_pk", "label"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    machine_pk: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="RESTRICT"))
+    label: Mapped[str] = mapped_column(String(16), default="unknown")
+    split: Mapped[str] = mapped_column(String(8), default="none")
+    layout: Mapped[str] = mapped_column(String(16), default="plain")
+    snr_db: Mapped[float | None] = mapped_column(Float)
+    domain: Mapped[str | None] = mapped_column(String(16))
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    n_channels: Mapped[int] = mapped_column(Integer)
+    duration_s: Mapped[float] = mapped_column(Float)
+    n_bytes: Mapped[int] = mapped_column(BigInteger)
+    ingested_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+
+    machine: Mapped[Machine] = relationship(back_populates="clips")
+
+
+class DetectorModel(Base):
+    """A trained detector: one version of ``detector`` for a ``scope`` (``fan/id_00`` or ``fan``)."""
+
+    __tablename__ = "detector_models"
+    __table_args__ = (UniqueConstraint("detector", "scope", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    detector: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(140))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    artifact_path: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="ready")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Score(Base):
+    """A model's anomaly score for a clip (higher means more abnormal)."""
+
+    __tablename__ = "scores"
+    __table_args__ = (UniqueConstraint("clip_id", "model_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"))
+    model_id: Mapped[int] = mapped_column(ForeignKey("detector_models.id", ondelete="CASCADE"), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Threshold(Base):
+    """One setting of a model's decision threshold; the latest row is the active one."""
+
+    __tablename__ = "thresholds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("detector_models.id", ondelete="CASCADE"), index=True)
+    value: Mapped[float] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(32), default="manual")
+    set_by: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    set_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Annotation(Base):
+    """A pilot's verdict on a clip. Append-only: an undo is a new row pointing at the one it undoes."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (
+        CheckConstraint(_one_of("verdict", VERDICTS), name="verdict"),
+        Index(None, "clip_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"))
+    annotator: Mapped[str] = mapped_column(String(128))
+    verdict: Mapped[str] = mapped_column(String(16))
+    anomaly_type: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+    undoes_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Export(Base):
+    """A curated dataset written to disk for supervised training."""
+
+    __tablename__ = "exports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    out_dir: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class TrainingJob(Base):
+    """A supervised training run, local or in the cloud, followed until it ends."""
+
+    __tablename__ = "training_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    backend: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    message: Mapped[str] = mapped_column(Text, default="")
+    export_id: Mapped[int | None] = mapped_column(ForeignKey("exports.id", ondelete="SET NULL"))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("detector_models.id", ondelete="SET NULL"))
+    external: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class RejectedFile(Base):
+    """A file that could not be ingested, and why (``reason`` is a :class:`core.errors.Reason` value)."""
+
+    __tablename__ = "rejected_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    seen_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

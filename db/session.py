@@ -1,0 +1,124 @@
+"""Engines and sessions: SQLite under ``DATA_DIR`` by default, any SQLAlchemy URL via ``DATABASE_URL``.
+
+The schema is brought to the latest Alembic revision the first time an engine is
+opened in a process, so a fresh machine and an old database both just work.
+
+SQLite is configured for a multi-threaded app (Streamlit runs each session in a
+thread) and several processes: WAL journal, a 30 s busy timeout, foreign keys on,
+and ``BEGIN IMMEDIATE`` for write transactions so that two writers queue up instead
+of failing when a read lock cannot be upgraded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+DB_FILENAME = "anomaly.db"
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def data_dir() -> Path:
+    """``DATA_DIR`` (env), default ``./data``: where the database, clips and models live."""
+    return Path(os.environ.get("DATA_DIR", "data")).resolve()
+
+
+def database_url() -> str:
+    """``DATABASE_URL`` (env) or the SQLite file ``DATA_DIR/anomaly.db``."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{data_dir() / DB_FILENAME}"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # pragma: no cover - exercised through every SQLite test
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (SQLAlchemy's pysqlite recipe)
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    """A new engine for ``url``; SQLite files get their folder created and the pragmas above."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    _configure_sqlite(engine)
+    return engine
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    """Alembic configuration pointing at ``db/migrations``, bound to ``engine`` when given."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if engine is not None:
+        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the database behind ``engine`` to the latest revision."""
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process-wide engine for ``url`` (default :func:`database_url`), migrated on first use."""
+    url = url or database_url()
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = make_engine(url)
+            migrate(engine)
+            _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every cached engine (tests, and before forking worker processes)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+@contextmanager
+def session_scope(url: str | None = None, *, write: bool = False) -> Iterator[Session]:
+    """A session committed on success and rolled back on error.
+
+    ``write=True`` takes SQLite's write lock at the start of the transaction
+    (``BEGIN IMMEDIATE``), for read-then-write work such as "insert unless known".
+    """
+    engine = get_engine(url)
+    bind = engine.execution_options(sqlite_immediate=True) if write else engine
+    factory = sessionmaker(bind=bind, expire_on_commit=False)
+    with factory() as session, session.begin():
+        yield session

@@ -1,0 +1,19 @@
+"""Entry point: ``streamlit run streamlit_app.py``.  Pages are listed in ``dashboard/registry.py``."""
+
+import streamlit as st
+
+from dashboard.components.first_start import ensure_demo_data
+from dashboard.registry import PAGES
+from dashboard.theme import APP_TITLE
+
+st.set_page_config(page_title=APP_TITLE, page_icon=":material/graphic_eq:", layout="wide")
+try:
+    ensure_demo_data()
+except Exception as exc:  # shown to the user with what to do, never as a raw traceback
+    st.error(f"Could not prepare the database: {exc}. Check DATA_DIR / DATABASE_URL and that the disk is writable.")
+    st.stop()
+
+navigation = st.navigation(
+    [st.Page(page.render, title=page.title, url_path=page.url_path, icon=page.icon) for page in PAGES]
+)
+navigation.run()
