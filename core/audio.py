@@ -115,8 +115,9 @@ def clip_info(path: str | os.PathLike) -> ClipInfo:
         raise BadInputError(Reason.CORRUPT, truncated, p)
     if info.frames <= 0:
         raise BadInputError(Reason.EMPTY, "the file holds no samples", p)
-    return ClipInfo(sr=int(info.samplerate), n_channels=int(info.channels), n_frames=int(info.frames),
-                    subtype=str(info.subtype))
+    return ClipInfo(
+        sr=int(info.samplerate), n_channels=int(info.channels), n_frames=int(info.frames), subtype=str(info.subtype)
+    )
 
 
 def _read_channel(path: Path, info: ClipInfo, channel: int) -> np.ndarray:
@@ -173,9 +174,7 @@ def load_clip(
             p,
         )
     if max_duration_s is not None and info.duration_s > max_duration_s:
-        raise BadInputError(
-            Reason.TOO_LONG, f"{info.duration_s:.1f} s long; the limit is {max_duration_s:g} s", p
-        )
+        raise BadInputError(Reason.TOO_LONG, f"{info.duration_s:.1f} s long; the limit is {max_duration_s:g} s", p)
     if info.n_frames < min_samples:
         raise BadInputError(
             Reason.TOO_SHORT,

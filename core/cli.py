@@ -35,8 +35,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     update, close = _progress_bar("demo plant")
     try:
         plan = write_plant(
-            args.out_dir, seed=args.seed, snr_db=args.snr, machines=args.machines, normal=args.normal,
-            abnormal=args.abnormal, duration_s=args.duration, channels=args.channels, progress=update,
+            args.out_dir,
+            seed=args.seed,
+            snr_db=args.snr,
+            machines=args.machines,
+            normal=args.normal,
+            abnormal=args.abnormal,
+            duration_s=args.duration,
+            channels=args.channels,
+            progress=update,
         )
     finally:
         close()
@@ -69,8 +76,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     with session_scope() as session:
         counts = clip_counts(session)
     if args.json:
-        payload = {"database": _safe_url(database_url()), "total": sum(c.n_clips for c in counts),
-                   "counts": [asdict(c) for c in counts]}
+        payload = {
+            "database": _safe_url(database_url()),
+            "total": sum(c.n_clips for c in counts),
+            "counts": [asdict(c) for c in counts],
+        }
         print(json.dumps(payload, indent=2))
         return 0
     if not counts:
@@ -97,9 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="write a synthetic demo plant in the MIMII layout",
-                               description="Write a synthetic demo plant (fans and other machines, "
-                               "several fault kinds, factory noise) in the MIMII layout.")
+    demo = commands.add_parser(
+        "demo",
+        help="write a synthetic demo plant in the MIMII layout",
+        description="Write a synthetic demo plant (fans and other machines, "
+        "several fault kinds, factory noise) in the MIMII layout.",
+    )
     demo.add_argument("out_dir", metavar="OUT_DIR", help="folder to write into")
     demo.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files (default 0)")
     demo.add_argument("--snr", type=float, default=6.0, help="machine-to-background ratio in dB (default 6)")
@@ -110,16 +123,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--channels", type=int, default=1, help="microphones per clip (default 1; MIMII has 8)")
     demo.set_defaults(func=cmd_demo)
 
-    ingest = commands.add_parser("ingest", help="register clips (files or folders) in the database",
-                                 description="Register clips; the same content twice is one clip; a bad "
-                                 "file is reported with its reason and never stops the batch.")
+    ingest = commands.add_parser(
+        "ingest",
+        help="register clips (files or folders) in the database",
+        description="Register clips; the same content twice is one clip; a bad "
+        "file is reported with its reason and never stops the batch.",
+    )
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="WAV/FLAC files or folders (any known layout)")
     ingest.add_argument("--json", action="store_true", help="print {ingested, already_known, rejected} as JSON")
     ingest.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     ingest.set_defaults(func=cmd_ingest)
 
-    info = commands.add_parser("info", help="clips per machine type, id, label and split",
-                               description="Print clip counts per machine type, machine id, label and split.")
+    info = commands.add_parser(
+        "info",
+        help="clips per machine type, id, label and split",
+        description="Print clip counts per machine type, machine id, label and split.",
+    )
     info.add_argument("--json", action="store_true", help="print the counts as JSON")
     info.set_defaults(func=cmd_info)
     return parser

@@ -1,9 +1,10 @@
 """Discovering clips and what their location says about them.
 
-Four layouts are understood; each file is matched on its path relative to the
-folder being discovered, the most specific layout first:
+Four layouts are understood; each file is matched on its full path, the most
+specific layout first:
 
 * DCASE 2021+ Task 2: ``<type>/{train,test}/section_XX_{source,target}_{train,test}_{normal,anomaly}_*.wav``
+  (unlabelled evaluation files ``section_XX_*.wav`` are kept with label ``unknown``)
 * DCASE 2020 Task 2: ``<type>/{train,test}/{normal,anomaly}_id_XX_*.wav``
 * MIMII: ``[<snr>/]<type>/id_XX/{normal,abnormal}/*.wav`` (any folders above are allowed;
   an ancestor named like ``6_dB_fan`` or ``-6dB`` gives the SNR)
@@ -30,7 +31,8 @@ _DCASE2021 = re.compile(
     re.IGNORECASE,
 )
 _DCASE2020 = re.compile(r"^(?P<label>normal|anomaly)_id_(?P<id>\d+)_(?P<rest>.+)$", re.IGNORECASE)
-_SNR = re.compile(r"^(?P<snr>[-+]?\d+)_?db(?:_.*)?$", re.IGNORECASE)
+_DCASE_EVAL = re.compile(r"^section_(?P<section>\d+)_(?P<rest>.+)$", re.IGNORECASE)  # unlabelled evaluation files
+_SNR = re.compile(r"^(?P<snr>[-+]?\d+(?:\.\d+)?)_?db(?:_.*)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,14 @@ def _snr_of(parts: tuple[str, ...]) -> float | None:
     return None
 
 
-def describe(path: str | os.PathLike, root: str | os.PathLike | None = None) -> DiscoveredClip:
-    """Classify one audio file by its path (relative to ``root`` when given)."""
+def describe(path: str | os.PathLike) -> DiscoveredClip:
+    """Classify one audio file by its path.
+
+    Give the full path: the folders above the file carry the layout, so the answer
+    does not depend on which folder was pointed at.
+    """
     full = PurePath(path)
-    rel = full.relative_to(root) if root is not None and full.is_relative_to(root) else full
-    parts = rel.parts
+    parts = full.parts
     stem = full.stem
     parent = parts[-2] if len(parts) >= 2 else ""
     grandparent = parts[-3] if len(parts) >= 3 else ""
@@ -82,18 +87,42 @@ def describe(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
         match = _DCASE2021.match(stem)
         if match:
             return DiscoveredClip(
-                str(full), "dcase2021", grandparent, f"section_{match['section']}",
-                _label(match["label"]), match["split"].lower(), domain=match["domain"].lower(),
+                str(full),
+                "dcase2021",
+                grandparent,
+                f"section_{match['section']}",
+                _label(match["label"]),
+                match["split"].lower(),
+                domain=match["domain"].lower(),
             )
         match = _DCASE2020.match(stem)
         if match:
             return DiscoveredClip(
-                str(full), "dcase2020", grandparent, f"id_{match['id']}",
-                _label(match["label"]), parent.lower(),
+                str(full),
+                "dcase2020",
+                grandparent,
+                f"id_{match['id']}",
+                _label(match["label"]),
+                parent.lower(),
+            )
+        match = _DCASE_EVAL.match(stem)
+        if match:
+            return DiscoveredClip(
+                str(full),
+                "dcase2021",
+                grandparent,
+                f"section_{match['section']}",
+                UNKNOWN,
+                parent.lower(),
             )
     if parent.lower() in (NORMAL, ABNORMAL) and len(parts) >= 4:
         return DiscoveredClip(
-            str(full), "mimii", parts[-4], grandparent, _label(parent), NO_SPLIT,
+            str(full),
+            "mimii",
+            parts[-4],
+            grandparent,
+            _label(parent),
+            NO_SPLIT,
             snr_db=_snr_of(parts[:-4]),
         )
     machine_type = parent or "unsorted"
@@ -110,13 +139,13 @@ def discover(root: str | os.PathLike) -> list[DiscoveredClip]:
 
     Hidden files and folders are skipped; symbolic links are not followed.
     """
-    base = Path(root)
+    base = Path(root).resolve()
     if base.is_file():
-        return [describe(base, base.parent)]
+        return [describe(base)]
     found = []
     for folder, subfolders, files in os.walk(base):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         for name in files:
             if not name.startswith(".") and is_audio_path(name):
-                found.append(describe(Path(folder) / name, base))
+                found.append(describe(Path(folder) / name))
     return sorted(found, key=lambda clip: clip.path)

@@ -64,7 +64,7 @@ class PlantSpec:
 
 
 def _rng(*key: int) -> np.random.Generator:
-    return np.random.default_rng([abs(int(k)) for k in key])
+    return np.random.default_rng([int(k) & 0xFFFF_FFFF_FFFF_FFFF for k in key])  # negative seeds stay distinct
 
 
 def _shaped_noise(rng: np.random.Generator, n: int, sr: int, gain_of_freq) -> np.ndarray:
@@ -215,8 +215,13 @@ def synthesise(clip: DemoClip, spec: PlantSpec) -> np.ndarray:
 
 
 def plan_plant(
-    out_dir: str | Path, *, seed: int = 0, snr_db: float = 6.0, machines: int = 4,
-    normal: int = 60, abnormal: int = 15,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    snr_db: float = 6.0,
+    machines: int = 4,
+    normal: int = 60,
+    abnormal: int = 15,
 ) -> list[DemoClip]:
     """The clips of a plant: ``machines`` from the catalogue, ``normal`` + ``abnormal`` clips each."""
     if not 1 <= machines <= len(MACHINE_CATALOGUE):
@@ -234,7 +239,10 @@ def plan_plant(
             number = k - normal if is_abnormal else k
             plan.append(
                 DemoClip(
-                    kind, mid, m, k,
+                    kind,
+                    mid,
+                    m,
+                    k,
                     anomaly=faults[number % len(faults)] if is_abnormal else None,
                     severity=float(rng.beta(1.6, 1.6)) if is_abnormal else 0.0,
                     path=str(root / kind / mid / label / f"{number:08d}.wav"),
@@ -283,5 +291,6 @@ def _write_manifest(out_dir: Path, plan: list[DemoClip]) -> None:
         for clip in plan:
             rel = Path(clip.path).relative_to(out_dir)
             label = "normal" if clip.anomaly is None else "abnormal"
-            writer.writerow([rel.as_posix(), clip.machine_type, clip.machine_id, label, clip.anomaly or "",
-                             f"{clip.severity:.3f}"])
+            writer.writerow(
+                [rel.as_posix(), clip.machine_type, clip.machine_id, label, clip.anomaly or "", f"{clip.severity:.3f}"]
+            )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.audio import load_clip
-from core.datasets import DiscoveredClip, describe, discover
+from core.datasets import DiscoveredClip, discover
 from core.errors import BadInputError, Reason
 from core.parallel import Progress, map_guarded
 from db.models import Clip
@@ -55,10 +55,8 @@ def collect(paths: list[str]) -> tuple[list[DiscoveredClip], list[BadInputError]
     missing: list[BadInputError] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        if path.exists():
             found.extend(discover(path))
-        elif path.is_file():
-            found.append(describe(path.resolve()))
         else:
             missing.append(BadInputError(Reason.NOT_FOUND, "no such file or folder", raw))
     return found, missing
@@ -104,10 +102,18 @@ def _store(batch: list[tuple[DiscoveredClip, InspectedFile]], report: IngestRepo
             machine = get_or_create_machine(session, where.machine_type, where.machine_id)
             session.add(
                 Clip(
-                    path=str(Path(where.path).resolve()), content_hash=facts.content_hash, machine=machine,
-                    label=where.label, split=where.split, layout=where.layout, snr_db=where.snr_db,
-                    domain=where.domain, sample_rate=facts.sample_rate, n_channels=facts.n_channels,
-                    duration_s=facts.duration_s, n_bytes=facts.n_bytes,
+                    path=str(Path(where.path).resolve()),
+                    content_hash=facts.content_hash,
+                    machine=machine,
+                    label=where.label,
+                    split=where.split,
+                    layout=where.layout,
+                    snr_db=where.snr_db,
+                    domain=where.domain,
+                    sample_rate=facts.sample_rate,
+                    n_channels=facts.n_channels,
+                    duration_s=facts.duration_s,
+                    n_bytes=facts.n_bytes,
                 )
             )
             report.ingested += 1

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
@@ -14,10 +17,15 @@ from core.errors import BadInputError, Reason
 T = TypeVar("T")
 R = TypeVar("R")
 Progress = Callable[[int, int], None]
-"""Called as ``progress(done, total)`` after each item."""
+"""Called as ``progress(done, total)`` as items finish."""
 
-# Below this many items a process pool costs more (interpreter start-up, imports) than it saves.
+# Below this many items a process pool costs more than it saves.
 MIN_ITEMS_FOR_POOL = 8
+# Each worker gets about this many chunks, so progress moves and the load stays balanced.
+CHUNKS_PER_WORKER = 8
+
+_pools: dict[int, ProcessPoolExecutor] = {}
+_pools_lock = threading.Lock()
 
 
 def default_jobs() -> int:
@@ -28,6 +36,43 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _pool(jobs: int) -> ProcessPoolExecutor:
+    """A warm pool of ``jobs`` workers, reused across calls (worker start-up and imports cost seconds).
+
+    "forkserver": workers fork from a clean server process, so they inherit neither the
+    caller's threads (Streamlit) nor libraries that dislike fork (TensorFlow).
+    """
+    with _pools_lock:
+        pool = _pools.get(jobs)
+        if pool is None:
+            pool = ProcessPoolExecutor(
+                max_workers=jobs, mp_context=get_context("forkserver"), initializer=_one_thread_per_worker
+            )
+            _pools[jobs] = pool
+        return pool
+
+
+def _one_thread_per_worker() -> None:
+    """Workers already use every core between them; nested BLAS/OpenMP threads would only fight."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
+def _discard_pool(jobs: int) -> None:
+    with _pools_lock:
+        pool = _pools.pop(jobs, None)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+@atexit.register
+def shutdown_pools() -> None:
+    """Stop every warm worker pool."""
+    for jobs in list(_pools):
+        _discard_pool(jobs)
+
+
 def _guarded(func: Callable[[T], R], item: T) -> R | BadInputError:
     try:
         return func(item)
@@ -35,6 +80,16 @@ def _guarded(func: Callable[[T], R], item: T) -> R | BadInputError:
         return exc
     except Exception as exc:  # a bug or an exotic file must not stop the batch; it is reported instead
         return BadInputError(Reason.CORRUPT, f"unexpected {type(exc).__name__}: {exc}", str(item))
+
+
+def _guarded_chunk(func: Callable[[T], R], chunk: list[tuple[int, T]]) -> list[tuple[int, R | BadInputError]]:
+    return [(index, _guarded(func, item)) for index, item in chunk]
+
+
+def _chunks(items: Sequence[T], jobs: int) -> list[list[tuple[int, T]]]:
+    size = max(1, math.ceil(len(items) / (jobs * CHUNKS_PER_WORKER)))
+    indexed = list(enumerate(items))
+    return [indexed[start : start + size] for start in range(0, len(indexed), size)]
 
 
 def map_guarded(
@@ -48,40 +103,33 @@ def map_guarded(
 
     Yields ``(index, result)`` as items finish (not in order); a failing item yields
     the :class:`BadInputError` instead of a result, so one bad file never stops the
-    rest.  ``func`` must be a module-level function (it is pickled).
+    rest.  ``func`` must be picklable (a module-level function or a ``partial`` of one).
+    If a worker dies (killed, out of memory), what is left is finished in this process.
     """
     total = len(items)
     jobs = min(n_jobs or default_jobs(), total)
+    done = 0
     if progress:
         progress(0, total)
-    if jobs <= 1 or total < MIN_ITEMS_FOR_POOL:
-        yield from _serial(func, items, progress)
-        return
-    finished: set[int] = set()
-    try:
-        # "forkserver": workers fork from a clean server process, so they inherit neither
-        # the caller's threads (Streamlit) nor libraries that dislike fork (TensorFlow).
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("forkserver")) as pool:
-            futures = {pool.submit(_guarded, func, item): index for index, item in enumerate(items)}
+    pending = list(enumerate(items))
+    if jobs > 1 and total >= MIN_ITEMS_FOR_POOL:
+        finished: set[int] = set()
+        try:
+            pool = _pool(jobs)
+            futures = [pool.submit(_guarded_chunk, func, chunk) for chunk in _chunks(items, jobs)]
             for future in as_completed(futures):
-                index = futures[future]
-                result = future.result()
-                finished.add(index)
-                yield index, result
+                for index, result in future.result():
+                    finished.add(index)
+                    yield index, result
+                done = len(finished)
                 if progress:
-                    progress(len(finished), total)
-    except BrokenProcessPool:
-        # A worker died (killed, out of memory): finish what is left here, one file at a time.
-        rest = [index for index in range(total) if index not in finished]
-        for position, (index, result) in enumerate(_serial(func, [items[i] for i in rest], None), start=1):
-            yield rest[index], result
-            if progress:
-                progress(len(finished) + position, total)
-
-
-def _serial(func: Callable[[T], R], items: Iterable[T], progress: Progress | None):
-    items = list(items)
-    for index, item in enumerate(items):
+                    progress(done, total)
+            return
+        except BrokenProcessPool:
+            _discard_pool(jobs)
+            pending = [(index, item) for index, item in pending if index not in finished]
+    for index, item in pending:
         yield index, _guarded(func, item)
+        done += 1
         if progress:
-            progress(index + 1, len(items))
+            progress(done, total)

@@ -16,6 +16,4 @@ class PageSpec:
     render: Callable[[], None]
 
 
-PAGES: tuple[PageSpec, ...] = (
-    PageSpec("Overview", "overview", ":material/dashboard:", overview.render),
-)
+PAGES: tuple[PageSpec, ...] = (PageSpec("Overview", "overview", ":material/dashboard:", overview.render),)

@@ -31,13 +31,15 @@ def db_url(data_dir) -> str:
     return f"sqlite:///{data_dir / 'test.db'}"
 
 
-def tone(seconds: float = 1.0, *, sr: int = SR, freq: float = 440.0, amplitude: float = 0.5,
-         channels: int = 1, seed: int = 0) -> np.ndarray:
+def tone(
+    seconds: float = 1.0, *, sr: int = SR, freq: float = 440.0, amplitude: float = 0.5, channels: int = 1, seed: int = 0
+) -> np.ndarray:
     """A sine plus a little noise, float32 ``(n, channels)``; channel k has frequency ``freq * (k + 1)``."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sr)) / sr
-    columns = [amplitude * np.sin(2 * np.pi * freq * (k + 1) * t) + 0.01 * rng.standard_normal(t.size)
-               for k in range(channels)]
+    columns = [
+        amplitude * np.sin(2 * np.pi * freq * (k + 1) * t) + 0.01 * rng.standard_normal(t.size) for k in range(channels)
+    ]
     return np.stack(columns, axis=1).astype(np.float32)
 
 
@@ -58,3 +60,46 @@ def real_data() -> Path:
 
 def postgres_url() -> str | None:
     return os.environ.get("TEST_POSTGRES_URL")
+
+
+def _fresh_postgres_database(server_url: str) -> tuple[str, callable]:
+    """Create an empty database on the test server; returns its URL and a dropper."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_db_url(request, data_dir) -> str:
+    """A fresh, empty database on each backend: a SQLite file, and a PostgreSQL database.
+
+    PostgreSQL comes from ``TEST_POSTGRES_URL`` (``.ci/run`` starts a server and sets it).
+    Without it the PostgreSQL case is skipped locally but fails in CI (``CI`` set), so a
+    broken server set-up can never pass silently.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{data_dir / 'backend.db'}"
+        return
+    server = postgres_url()
+    if not server:
+        if os.environ.get("CI"):
+            pytest.fail("CI must test PostgreSQL: TEST_POSTGRES_URL is not set")
+        pytest.skip("TEST_POSTGRES_URL not set (no PostgreSQL server)")
+    url, drop = _fresh_postgres_database(server)
+    yield url
+    drop()

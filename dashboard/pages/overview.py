@@ -16,12 +16,16 @@ def render() -> None:
     with session_scope() as session:
         counts = pd.DataFrame([vars(c) for c in clip_counts(session)])
         rejected = pd.DataFrame(
-            [{"path": r.path, "reason": r.reason, "detail": r.detail, "seen at": r.seen_at}
-             for r in recent_rejections(session)]
+            [
+                {"path": r.path, "reason": r.reason, "detail": r.detail, "seen at": r.seen_at}
+                for r in recent_rejections(session)
+            ]
         )
     if counts.empty:
-        st.info("No clips yet. Generate a demo plant with `python -m core demo DIR` and register it with "
-                "`python -m core ingest DIR`, or ingest your own recordings (MIMII or DCASE layouts).")
+        st.info(
+            "No clips yet. Generate a demo plant with `python -m core demo DIR` and register it with "
+            "`python -m core ingest DIR`, or ingest your own recordings (MIMII or DCASE layouts)."
+        )
         return
     counts["machine"] = counts["machine_type"] + "/" + counts["machine_id"]
     by_label = counts.groupby("label")["n_clips"].sum()
@@ -35,15 +39,20 @@ def render() -> None:
     per_machine = per_machine.reindex(columns=[c for c in LABEL_ORDER if c in per_machine.columns])
     left, right = st.columns([3, 2])
     chart = px.bar(
-        counts, x="machine", y="n_clips", color="label", color_discrete_map=LABEL_COLOURS,
-        category_orders={"label": LABEL_ORDER}, labels={"n_clips": "clips"}, title="Clips per machine and label",
+        counts,
+        x="machine",
+        y="n_clips",
+        color="label",
+        color_discrete_map=LABEL_COLOURS,
+        category_orders={"label": LABEL_ORDER},
+        labels={"n_clips": "clips"},
+        title="Clips per machine and label",
     )
     left.plotly_chart(chart)
     right.subheader("Clips per machine")
     right.dataframe(per_machine)
     with st.expander("By machine, label and split"):
-        st.dataframe(counts[["machine_type", "machine_id", "label", "split", "n_clips"]],
-                     hide_index=True)
+        st.dataframe(counts[["machine_type", "machine_id", "label", "split", "n_clips"]], hide_index=True)
     if not rejected.empty:
         with st.expander(f"Files refused at ingest ({len(rejected)} most recent)"):
             st.dataframe(rejected, hide_index=True)

@@ -1,0 +1,142 @@
+"""core.ingest and core.bootstrap: idempotent registration, bad files reported and never fatal."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from core.bootstrap import DEMO_SUBDIR, database_is_empty, seed_demo_plant
+from core.demo import write_plant
+from core.ingest import IngestReport, ingest
+from db.models import Clip, RejectedFile
+from db.queries import clip_counts, count_clips
+from db.session import session_scope
+from tests.conftest import tone, write_wav
+
+
+@pytest.fixture
+def plant(tmp_path) -> tuple[Path, list]:
+    out = tmp_path / "plant"
+    return out, write_plant(out, seed=0, machines=3, normal=4, abnormal=3, duration_s=1.0, n_jobs=1)
+
+
+def _counts() -> Counter:
+    with session_scope() as session:
+        return Counter({(c.machine_type, c.machine_id, c.label, c.split): c.n_clips for c in clip_counts(session)})
+
+
+def _n_clips() -> int:
+    with session_scope() as session:
+        return count_clips(session)
+
+
+def test_ingest_a_plant_then_again(plant):
+    out, plan = plant
+    report = ingest([str(out)])
+    assert (report.ingested, report.already_known, report.rejected) == (21, 0, [])
+    expected = Counter((c.machine_type, c.machine_id, "abnormal" if c.anomaly else "normal", "none") for c in plan)
+    assert _counts() == expected
+    with session_scope() as session:
+        clips = {c.path: c for c in session.scalars(select(Clip))}
+    some = plan[5]
+    row = clips[str(Path(some.path).resolve())]
+    assert row.content_hash == hashlib.sha256(Path(some.path).read_bytes()).hexdigest()
+    assert (row.layout, row.snr_db, row.sample_rate, row.n_channels, row.duration_s) == ("mimii", 6.0, 16000, 1, 1.0)
+    assert row.n_bytes == Path(some.path).stat().st_size
+
+    again = ingest([str(out)], n_jobs=1)
+    assert (again.ingested, again.already_known, again.rejected) == (0, 21, [])
+    assert _counts() == expected
+
+
+def test_same_content_under_another_name_is_one_clip(plant, tmp_path):
+    out, plan = plant
+    ingest([str(out)])
+    copy = tmp_path / "elsewhere" / "renamed.wav"
+    copy.parent.mkdir()
+    shutil.copy(plan[0].path, copy)
+    report = ingest([str(copy)])
+    assert (report.ingested, report.already_known) == (0, 1)
+    assert _n_clips() == 21
+
+
+def test_duplicates_within_one_batch(tmp_path):
+    first = write_wav(tmp_path / "in/pump/a.wav", tone(0.5))
+    shutil.copy(first, tmp_path / "in/pump/b.wav")
+    report = ingest([str(tmp_path / "in")])
+    assert (report.ingested, report.already_known) == (1, 1)
+    with session_scope() as session:
+        (clip,) = session.scalars(select(Clip))
+        assert (clip.path, clip.machine.key, clip.label, clip.layout) == (str(first), "pump/id_00", "unknown", "plain")
+
+
+def test_bad_files_are_rejected_and_the_rest_ingested(tmp_path):
+    folder = tmp_path / "mixed" / "fan" / "id_00" / "normal"
+    write_wav(folder / "good1.wav", tone(0.5, freq=300.0))
+    write_wav(folder / "good2.flac", tone(0.5, freq=500.0))
+    (folder / "text.wav").write_text("this is not audio\n" * 20)
+    (folder / "empty.wav").write_bytes(b"")
+    good = write_wav(tmp_path / "tmp.wav", tone(0.5, freq=700.0)).read_bytes()
+    (folder / "truncated.wav").write_bytes(good[: len(good) // 2])
+    write_wav(folder / "silent.wav", np.zeros((8000, 1), dtype=np.float32))
+    missing = str(tmp_path / "does" / "not" / "exist.wav")
+
+    report = ingest([str(tmp_path / "mixed"), missing])
+
+    assert (report.ingested, report.already_known) == (2, 0)
+    reasons = {Path(r["path"]).name: r["reason"] for r in report.rejected}
+    assert reasons == {
+        "text.wav": "not_audio",
+        "empty.wav": "empty",
+        "truncated.wav": "corrupt",
+        "silent.wav": "silent",
+        "exist.wav": "not_found",
+    }
+    assert missing in {r["path"] for r in report.rejected}
+    assert all(r["detail"] for r in report.rejected)
+    with session_scope() as session:
+        rows = {(r.path, r.reason, r.detail) for r in session.scalars(select(RejectedFile))}
+    assert rows == {(r["path"], r["reason"], r["detail"]) for r in report.rejected}
+    assert _counts() == Counter({("fan", "id_00", "normal", "none"): 2})
+
+
+def test_report_json_shape():
+    report = IngestReport(
+        ingested=2,
+        already_known=1,
+        rejected=[{"path": "/x.wav", "reason": "empty", "detail": "the file is empty (0 bytes)"}],
+    )
+    payload = json.loads(json.dumps(report.as_json()))
+    assert payload == {
+        "ingested": 2,
+        "already_known": 1,
+        "rejected": [{"path": "/x.wav", "reason": "empty", "detail": "the file is empty (0 bytes)"}],
+    }
+    assert IngestReport().as_json() == {"ingested": 0, "already_known": 0, "rejected": []}
+
+
+def test_seed_demo_plant_fills_an_empty_database(data_dir):
+    assert database_is_empty()
+    calls = []
+    report = seed_demo_plant(machines=2, normal=3, abnormal=1, progress=lambda done, total: calls.append((done, total)))
+    assert (report.ingested, report.already_known, report.rejected) == (8, 0, [])
+    assert not database_is_empty()
+    assert len(list((data_dir / DEMO_SUBDIR).rglob("*.wav"))) == 8
+    assert _counts() == Counter(
+        {
+            ("fan", "id_00", "normal", "none"): 3,
+            ("fan", "id_00", "abnormal", "none"): 1,
+            ("fan", "id_02", "normal", "none"): 3,
+            ("fan", "id_02", "abnormal", "none"): 1,
+        }
+    )
+    assert calls[-1] == (16, 16)
+    assert {total for _, total in calls} == {16}
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
