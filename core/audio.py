@@ -59,18 +59,23 @@ class ClipInfo:
     n_channels: int
     n_frames: int
     subtype: str
+    format: str
+    data_offset: int | None = None  # where a WAV file's samples start, bytes
 
     @property
     def duration_s(self) -> float:
         return self.n_frames / self.sr if self.sr else 0.0
 
 
-def _wav_truncation(path: Path) -> str | None:
-    """Walk a RIFF/WAVE file's chunks; describe a data chunk cut short, else ``None``.
+@dataclass(frozen=True)
+class _DataChunk:
+    offset: int  # bytes from the start of the file to the first sample
+    declared: int  # bytes the header promises
+    available: int  # bytes the file actually holds after the offset
 
-    libsndfile silently reads what is there, so a file cut off mid-transfer would
-    otherwise pass as a shorter clip.
-    """
+
+def _wav_data_chunk(path: Path) -> _DataChunk | None:
+    """Locate the sample data of a little-endian RIFF/WAVE file by walking its chunks; ``None`` otherwise."""
     size = path.stat().st_size
     with path.open("rb") as fh:
         head = fh.read(12)
@@ -81,12 +86,16 @@ def _wav_truncation(path: Path) -> str | None:
             fh.seek(offset)
             chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
             if chunk_id == b"data":
-                available = size - offset - 8
-                if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
-                    return f"truncated: header declares {chunk_size} data bytes, file holds {available}"
-                return None
+                return _DataChunk(offset + 8, chunk_size, size - offset - 8)
             offset += 8 + chunk_size + (chunk_size & 1)
     return None
+
+
+def _truncation(chunk: _DataChunk | None) -> str | None:
+    """Describe a data chunk cut short (libsndfile silently reads what is there), else ``None``."""
+    if chunk is None or chunk.declared in (0, 0xFFFFFFFF) or chunk.declared <= chunk.available:
+        return None
+    return f"truncated: header declares {chunk.declared} data bytes, file holds {chunk.available}"
 
 
 def clip_info(path: str | os.PathLike) -> ClipInfo:
@@ -110,27 +119,39 @@ def clip_info(path: str | os.PathLike) -> ClipInfo:
         raise BadInputError(reason, f"cannot be read as audio ({message})", p) from None
     except (RuntimeError, OSError) as exc:
         raise BadInputError(Reason.CORRUPT, f"cannot be read as audio ({exc})", p) from None
-    truncated = _wav_truncation(p)
+    chunk = _wav_data_chunk(p) if info.format == "WAV" else None
+    truncated = _truncation(chunk)
     if truncated:
         raise BadInputError(Reason.CORRUPT, truncated, p)
     if info.frames <= 0:
         raise BadInputError(Reason.EMPTY, "the file holds no samples", p)
     return ClipInfo(
-        sr=int(info.samplerate), n_channels=int(info.channels), n_frames=int(info.frames), subtype=str(info.subtype)
+        sr=int(info.samplerate),
+        n_channels=int(info.channels),
+        n_frames=int(info.frames),
+        subtype=str(info.subtype),
+        format=str(info.format),
+        data_offset=chunk.offset if chunk else None,
     )
 
 
 def _read_channel(path: Path, info: ClipInfo, channel: int) -> np.ndarray:
-    """One channel as float32 in [-1, 1]; 16-bit data is converted for that channel only."""
-    dtype = "int16" if info.subtype == "PCM_16" else "float32"
+    """One channel as float32 in [-1, 1].
+
+    16-bit PCM WAV (the MIMII and DCASE format) is read straight from its data chunk
+    and only the wanted channel is converted; everything else goes through libsndfile.
+    """
     try:
-        data, _ = sf.read(str(path), dtype=dtype, always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        if info.subtype == "PCM_16" and info.data_offset is not None:
+            with path.open("rb") as fh:
+                fh.seek(info.data_offset)
+                data = np.fromfile(fh, dtype="<i2", count=info.n_frames * info.n_channels)
+            column = data.reshape(-1, info.n_channels)[:, channel]
+            return column.astype(np.float32) * np.float32(1.0 / 32768.0)
+        data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
         raise BadInputError(Reason.CORRUPT, f"reading the samples failed ({exc})", path) from None
-    column = data[:, channel]
-    if dtype == "int16":
-        return column.astype(np.float32) * np.float32(1.0 / 32768.0)
-    return np.ascontiguousarray(column)
+    return np.ascontiguousarray(data[:, channel])
 
 
 def load_clip(
@@ -182,11 +203,11 @@ def load_clip(
             p,
         )
     signal = _read_channel(p, info, channel)
-    if not np.isfinite(signal).all():
+    low, high = float(signal.min()), float(signal.max())  # NaN and inf propagate; no temporary arrays
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise BadInputError(Reason.NON_FINITE, "contains NaN or infinite samples", p)
-    peak = float(np.abs(signal).max())
-    if peak < SILENCE_PEAK:
+    if max(high, -low) < SILENCE_PEAK:
         raise BadInputError(Reason.SILENT, "all samples are silent (peak below 1e-6)", p)
-    if peak > 1.0:
+    if high > 1.0 or low < -1.0:
         np.clip(signal, -1.0, 1.0, out=signal)
     return Clip(signal=signal, sr=info.sr, n_channels=info.n_channels, channel=channel, path=str(p))

@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import librosa
 import numpy as np
-import scipy.fft
+import scipy.sparse
 from numpy.lib.stride_tricks import sliding_window_view
 
 from core.errors import BadInputError, Reason
@@ -84,6 +84,13 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
     return fb
 
 
+@lru_cache(maxsize=32)
+def _sparse_mel_filterbank(sr: int, n_fft: int, n_mels: int) -> scipy.sparse.csr_array:
+    """:func:`mel_filterbank` as a sparse ``(n_mels, 1 + n_fft // 2)`` matrix: each band spans a few
+    bins, so the product costs ~30x fewer operations than the dense one."""
+    return scipy.sparse.csr_array(mel_filterbank(sr, n_fft, n_mels).T)
+
+
 def _check_signal(signal: np.ndarray, n_fft: int, hop_length: int, frames: int = 1) -> np.ndarray:
     y = np.asarray(signal, dtype=np.float32)
     if y.ndim != 1:
@@ -114,8 +121,10 @@ def _power_frames(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
     window = _window(n_fft)
     power = np.empty((framed.shape[0], n_fft // 2 + 1), dtype=np.float32)
     for start in range(0, framed.shape[0], FFT_BLOCK):
-        spectrum = scipy.fft.rfft(framed[start : start + FFT_BLOCK] * window, axis=1).astype(np.complex64)
-        np.add(spectrum.real**2, spectrum.imag**2, out=power[start : start + FFT_BLOCK])
+        spectrum = np.fft.rfft(framed[start : start + FFT_BLOCK] * window, axis=1)
+        parts = spectrum.view(np.float64)  # real, imag, real, imag, ...
+        np.square(parts, out=parts)
+        np.add(parts[:, 0::2], parts[:, 1::2], out=power[start : start + FFT_BLOCK], casting="same_kind")
     return power
 
 
@@ -130,8 +139,8 @@ def _to_db(power: np.ndarray) -> np.ndarray:
 
 def _log_mel_columns(y: np.ndarray, sr: int, n_mels: int, n_fft: int, hop_length: int) -> np.ndarray:
     """Log-mel in dB with columns as rows: C-contiguous ``(n_columns, n_mels)``."""
-    mel_power = _power_frames(y, n_fft, hop_length) @ mel_filterbank(int(sr), n_fft, n_mels)
-    return _to_db(mel_power)
+    mel_power = _sparse_mel_filterbank(int(sr), n_fft, n_mels) @ _power_frames(y, n_fft, hop_length).T
+    return _to_db(np.ascontiguousarray(mel_power.T))
 
 
 def log_mel(signal: np.ndarray, sr: int, *, n_mels: int = 64, n_fft: int = 1024, hop_length: int = 512) -> np.ndarray:
