@@ -10,6 +10,7 @@ from core.audio import load_clip
 from core.datasets import DiscoveredClip, discover
 from core.errors import BadInputError, Reason
 from core.parallel import Progress, map_guarded
+from core.splits import assign_split
 from db.models import Clip
 from db.queries import get_or_create_machine, known_hashes, record_rejection
 from db.session import session_scope
@@ -100,13 +101,16 @@ def _store(batch: list[tuple[DiscoveredClip, InspectedFile]], report: IngestRepo
                 continue
             seen.add(facts.content_hash)
             machine = get_or_create_machine(session, where.machine_type, where.machine_id)
+            split = assign_split(facts.content_hash, where.label, where.split)
+            source = "layout" if split == where.split else "assigned"
             session.add(
                 Clip(
                     path=str(Path(where.path).resolve()),
                     content_hash=facts.content_hash,
                     machine=machine,
                     label=where.label,
-                    split=where.split,
+                    split=split,
+                    split_source=source,
                     layout=where.layout,
                     snr_db=where.snr_db,
                     domain=where.domain,

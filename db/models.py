@@ -53,8 +53,10 @@ class Machine(Base):
     machine_type: Mapped[str] = mapped_column(String(64))
     machine_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    active_model_id: Mapped[int | None] = mapped_column(ForeignKey("detector_models.id", ondelete="SET NULL"))
 
     clips: Mapped[list[Clip]] = relationship(back_populates="machine")
+    active_model: Mapped[DetectorModel | None] = relationship()
 
     @property
     def key(self) -> str:
@@ -62,7 +64,11 @@ class Machine(Base):
 
 
 class Clip(Base):
-    """A recording, registered once per content (``content_hash`` is the SHA-256 of its bytes)."""
+    """A recording, registered once per content (``content_hash`` is the SHA-256 of its bytes).
+
+    ``split`` is the layout's train/test hint where it has one (``split_source`` "layout"),
+    else the deterministic split of :mod:`core.splits` (``split_source`` "assigned").
+    """
 
     __tablename__ = "clips"
     __table_args__ = (
@@ -77,6 +83,7 @@ class Clip(Base):
     machine_pk: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="RESTRICT"))
     label: Mapped[str] = mapped_column(String(16), default="unknown")
     split: Mapped[str] = mapped_column(String(8), default="none")
+    split_source: Mapped[str] = mapped_column(String(8), default="layout", server_default="layout")
     layout: Mapped[str] = mapped_column(String(16), default="plain")
     snr_db: Mapped[float | None] = mapped_column(Float)
     domain: Mapped[str | None] = mapped_column(String(16))

@@ -80,7 +80,7 @@ def test_demo_ingest_info_workflow(tmp_path, data_dir):
     assert info["total"] == sum(c["n_clips"] for c in info["counts"]) == 8
     per = Counter()
     for c in info["counts"]:
-        assert c["split"] == "none"
+        assert c["split"] == "test" if c["label"] == "abnormal" else c["split"] in ("train", "test")
         per[(c["machine_type"], c["machine_id"], c["label"])] += c["n_clips"]
     assert per == {
         ("fan", "id_00", "normal"): 3,
@@ -91,8 +91,8 @@ def test_demo_ingest_info_workflow(tmp_path, data_dir):
 
     text = run_cli("info").stdout
     lines = [line.split() for line in text.splitlines()]
-    assert ["fan", "id_00", "normal", "none", "3"] in lines
-    assert ["fan", "id_02", "abnormal", "none", "1"] in lines
+    assert ["fan", "id_02", "abnormal", "test", "1"] in lines
+    assert sum(int(row[-1]) for row in lines if row[:3] == ["fan", "id_00", "normal"]) == 3
     assert ["total", "8"] in lines
 
 
