@@ -26,9 +26,12 @@ import soundfile as sf
 from core.errors import BadInputError, Reason
 from core.parallel import Progress, map_guarded
 
+# (type, id, fault audibility in dB): how loud a fault is on this machine relative to the plant-wide
+# scale below.  Calibrated (seed 0) so that the seed's autoencoder reaches roughly 0.75-0.97 AUC per
+# machine at 6 dB SNR, as on MIMII: some machines hide their faults better than others.
 MACHINE_CATALOGUE = (
-    ("fan", "id_00"), ("fan", "id_02"), ("pump", "id_00"), ("fan", "id_04"),
-    ("valve", "id_00"), ("slider", "id_00"), ("fan", "id_06"), ("pump", "id_02"),
+    ("fan", "id_00", 3.0), ("fan", "id_02", -1.0), ("pump", "id_00", 0.0), ("fan", "id_04", 1.0),
+    ("valve", "id_00", -7.0), ("slider", "id_00", -7.0), ("fan", "id_06", 1.0), ("pump", "id_02", 0.0),
 )  # fmt: skip
 ANOMALIES = {
     "fan": ("imbalance", "bearing", "rubbing", "clogging"),
@@ -36,8 +39,8 @@ ANOMALIES = {
     "valve": ("sticking", "leakage"),
     "slider": ("bearing", "rubbing"),
 }
-# Level of a fault relative to the machine's own sound, dB, at severity 0 and 1.
-FAULT_LEVEL_DB = (-26.0, -4.0)
+# Level of a fault relative to the machine's own sound, dB, at severity 0 and 1 (plus the machine's audibility).
+FAULT_LEVEL_DB = (-16.0, 2.0)
 MANIFEST_NAME = "demo_manifest.csv"
 
 
@@ -52,6 +55,7 @@ class DemoClip:
     anomaly: str | None
     severity: float
     path: str
+    audibility_db: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -201,7 +205,8 @@ def synthesise(clip: DemoClip, spec: PlantSpec) -> np.ndarray:
     machine = _machine_sound(clip.machine_type, sig, rng, t, spec.sr, speed, load)
     machine *= 1.0 / _rms(machine)
     if clip.anomaly is not None:
-        level_db = FAULT_LEVEL_DB[0] + clip.severity * (FAULT_LEVEL_DB[1] - FAULT_LEVEL_DB[0])
+        low, high = FAULT_LEVEL_DB
+        level_db = low + clip.severity * (high - low) + clip.audibility_db
         machine += _fault(clip.anomaly, sig, rng, t, spec.sr, speed) * 10 ** (level_db / 20)
     background_gain = 10 ** (-spec.snr_db / 20)
     common = _background(rng, n, spec.sr)
@@ -230,7 +235,7 @@ def plan_plant(
         raise BadInputError(Reason.INVALID_PARAMETER, "need a positive number of clips per machine")
     root = Path(out_dir) / f"{snr_db:g}dB"
     plan = []
-    for m, (kind, mid) in enumerate(MACHINE_CATALOGUE[:machines]):
+    for m, (kind, mid, audibility) in enumerate(MACHINE_CATALOGUE[:machines]):
         rng = _rng(seed, 2000 + m)
         faults = ANOMALIES[kind]
         for k in range(normal + abnormal):
@@ -246,6 +251,7 @@ def plan_plant(
                     anomaly=faults[number % len(faults)] if is_abnormal else None,
                     severity=float(rng.beta(1.6, 1.6)) if is_abnormal else 0.0,
                     path=str(root / kind / mid / label / f"{number:08d}.wav"),
+                    audibility_db=audibility,
                 )
             )
     return plan

@@ -21,9 +21,13 @@ METHODS = ("gamma", "max_f1", "target_recall", "target_precision", "min_cost")
 
 
 def gamma_threshold(normal_scores, quantile: float = DEFAULT_QUANTILE) -> float:
-    """The ``quantile`` of a gamma distribution fitted (shape, location, scale) to ``normal_scores``.
+    """The ``quantile`` of a gamma distribution fitted to ``normal_scores``.
 
-    Falls back to the empirical quantile when the fit fails or is degenerate.
+    The three-parameter fit (shape, location, scale) of the DCASE baselines comes
+    first.  When it is degenerate (shape below 1 puts the density's pole on the
+    lowest score) or disagrees with the data (the share of scores below the threshold
+    is far from ``quantile``), a fit with location 0 is tried, then the empirical
+    quantile is used.
     """
     s = np.asarray(normal_scores, dtype=np.float64).ravel()
     if not 0.0 < quantile < 1.0:
@@ -32,14 +36,29 @@ def gamma_threshold(normal_scores, quantile: float = DEFAULT_QUANTILE) -> float:
         raise BadInputError(Reason.INVALID_PARAMETER, "need at least 2 finite normal scores to fit a gamma")
     if np.ptp(s) == 0:
         return float(s[0])
+    tolerance = max(0.1, 3 * np.sqrt(quantile * (1 - quantile) / s.size))
+    fits = [{}] + ([{"floc": 0.0}] if s.min() > 0 else [])
+    for fixed in fits:
+        value = _gamma_quantile(s, quantile, fixed)
+        if value is not None and abs(np.mean(s <= value) - quantile) <= tolerance:
+            return value
+    return float(np.quantile(s, quantile))
+
+
+def _gamma_quantile(s: np.ndarray, quantile: float, fixed: dict) -> float | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
-            shape, loc, scale = scipy.stats.gamma.fit(s)
+            shape, loc, scale = scipy.stats.gamma.fit(s, **fixed)
             value = float(scipy.stats.gamma.ppf(quantile, shape, loc=loc, scale=scale))
         except (ValueError, RuntimeError, FloatingPointError):
-            value = float("nan")
-    return value if np.isfinite(value) else float(np.quantile(s, quantile))
+            return None
+    return value if np.isfinite(value) and shape >= 1.0 else None
+
+
+def _check_target(target: float) -> None:
+    if not 0.0 <= target <= 1.0:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"a target recall or precision is in [0, 1], got {target}")
 
 
 def _labelled(y_true, scores):
@@ -60,12 +79,14 @@ def max_f1_threshold(y_true, scores) -> float:
 
 def target_recall_threshold(y_true, scores, target: float) -> float:
     """The highest threshold whose recall (share of anomalies flagged) is at least ``target``."""
+    _check_target(target)
     sw = _labelled(y_true, scores)
     return float(sw.thresholds[np.flatnonzero(sw.recall >= target)[-1]])
 
 
 def target_precision_threshold(y_true, scores, target: float) -> float:
     """The lowest threshold whose precision (share of flags that are anomalies) is at least ``target``."""
+    _check_target(target)
     sw = _labelled(y_true, scores)
     ok = np.flatnonzero((sw.precision >= target) & (sw.tp + sw.fp > 0))
     if ok.size == 0:

@@ -55,7 +55,7 @@ def test_layout_is_discovered_as_mimii(plant):
         )
         assert (seen.split, seen.snr_db) == ("none", 6.0)
     per_machine = Counter((c.machine, c.label) for c in found.values())
-    assert {m for m, _ in per_machine} == {f"{t}/{i}" for t, i in MACHINE_CATALOGUE[:5]}
+    assert {m for m, _ in per_machine} == {f"{t}/{i}" for t, i, _ in MACHINE_CATALOGUE[:5]}
     assert set(per_machine.values()) == {4, 3} and len(per_machine) == 10
 
 
