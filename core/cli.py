@@ -15,6 +15,7 @@ from dataclasses import asdict
 from tqdm import tqdm
 
 from core.errors import BadInputError
+from core.thresholds import METHODS as THRESHOLD_METHODS
 
 
 def _progress_bar(description: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
@@ -93,6 +94,117 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_json(payload) -> None:
+    print(json.dumps(payload, indent=2))
+
+
+def cmd_detectors(args: argparse.Namespace) -> int:
+    from core.detectors import detector_names
+
+    for name in detector_names():
+        print(name)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core.training import train
+
+    def epoch(done: int, total: int) -> None:
+        print(f"  epoch {done}/{total}", file=sys.stderr, end="\r" if done < total else "\n")
+
+    report = train(
+        args.machine, args.detector, per_type=args.per_type, epochs=args.epochs, user=args.user,
+        log=lambda line: print(line, file=sys.stderr), progress=epoch if sys.stderr.isatty() else None,
+    )  # fmt: skip
+    if args.json:
+        _print_json({"trained": [vars(t) for t in report.trained], "skipped": report.skipped})
+    else:
+        for t in report.trained:
+            print(f"model {t.model_id}: {t.detector} v{t.version} for {t.scope}, {t.n_train} clips, "
+                  f"{t.seconds:.1f} s, threshold {t.threshold:.4g}")  # fmt: skip
+        for s in report.skipped:
+            print(f"skipped {s['scope']}: {s['reason']}")
+    return 0 if report.trained or not report.skipped else 1
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from core.scoring import score
+
+    update, close = _progress_bar("score")
+    try:
+        report = score(args.machine, n_jobs=args.jobs, progress=update, log=lambda line: print(line, file=sys.stderr))
+    finally:
+        close()
+    if args.json:
+        _print_json(vars(report))
+        return 0
+    print(f"scored {report.scored} clips with {report.models} model(s)")
+    for item in report.failed:
+        print(f"  could not score {item['path']}: {item['detail']} [{item['reason']}]")
+    if report.machines_without_model:
+        print(f"  no trained model yet for: {', '.join(report.machines_without_model)} (run `train`)")
+    return 0
+
+
+def cmd_threshold(args: argparse.Namespace) -> int:
+    from core.tuning import SuggestOptions, set_threshold, suggest
+
+    options = SuggestOptions(
+        method=args.method, quantile=args.quantile, target=args.target, cost_miss=args.cost_miss,
+        cost_false_alarm=args.cost_false_alarm, use_test=args.use_test,
+    )  # fmt: skip
+    if args.action == "suggest":
+        suggestion = suggest(args.machine, options)
+        if args.json:
+            _print_json(vars(suggestion))
+        else:
+            print(f"{suggestion.machine}: {suggestion.value:.6g} ({suggestion.reason})")
+        return 0
+    if args.value is not None:
+        value, method, reason = args.value, "manual", args.reason or "set by hand"
+    else:
+        suggestion = suggest(args.machine, options)
+        value, method = suggestion.value, suggestion.method
+        reason = f"{args.reason + '; ' if args.reason else ''}{suggestion.reason}"
+    row = set_threshold(args.machine, value, set_by=args.by, reason=reason, method=method)
+    print(f"{args.machine}: threshold {value:.6g} set by {args.by} ({reason}) [record {row}]")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.evaluation import compare_detectors, evaluate
+
+    if args.compare:
+        rows = compare_detectors(args.machine)
+        if args.json:
+            _print_json({"machine": args.machine, "detectors": rows})
+        for row in [] if args.json else rows:
+            mark = " (active)" if row["active"] else ""
+            print(f"{row['detector']:<12} v{row['version']:<3} AUC {row['auc']}  pAUC {row['pauc']}  "
+                  f"n_test {row['n_test']}{mark}")  # fmt: skip
+        return 0
+    records = evaluate(args.machine)
+    if args.json:
+        _print_json({"models": records})
+        return 0
+    if not records:
+        print("no trained models yet: run `train` first")
+    for r in records:
+        c = r["confusion"]
+        print(f"{r['machine']:<16} {r['detector']} v{r['version']}  AUC {r['auc']}  pAUC {r['pauc']}  "
+              f"P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f}  "
+              f"tp {c['tp']} fp {c['fp']} tn {c['tn']} fn {c['fn']}  (n_test {r['n_test']})")  # fmt: skip
+    return 0
+
+
+def cmd_activate(args: argparse.Namespace) -> int:
+    from core.training import activate
+
+    model_id = activate(args.machine, detector=args.detector, model_id=args.model_id)
+    print(f"{args.machine}: model {model_id} is now active")
+    return 0
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -141,6 +253,87 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("--json", action="store_true", help="print the counts as JSON")
     info.set_defaults(func=cmd_info)
+
+    commands.add_parser(
+        "detectors",
+        help="list the detector names, one a line",
+        description="List the registered detector names, the default first.",
+    ).set_defaults(func=cmd_detectors)
+
+    train = commands.add_parser(
+        "train",
+        help="train a detector on normal training clips",
+        description="Train a detector per machine (or per type) on the normal clips of "
+        "the training split; each model becomes a new version with a gamma threshold.",
+    )
+    train.add_argument("--machine", help="TYPE/ID, or TYPE for all its machines (default: every machine)")
+    train.add_argument("--detector", default="autoencoder", help="detector name (see `detectors`; default autoencoder)")
+    train.add_argument("--epochs", type=int, default=None, help="training epochs (autoencoder; default 30)")
+    train.add_argument("--per-type", action="store_true", help="one model per machine type instead of per machine")
+    train.add_argument("--user", default="cli", help="who trains (recorded in the provenance)")
+    train.add_argument("--json", action="store_true", help="print the trained models as JSON")
+    train.set_defaults(func=cmd_train)
+
+    score = commands.add_parser(
+        "score",
+        help="score clips not yet scored by the active model",
+        description="Score every clip not yet scored by its machine's active model.",
+    )
+    score.add_argument("--machine", help="TYPE/ID or TYPE (default: every machine)")
+    score.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    score.add_argument("--json", action="store_true", help="print the report as JSON")
+    score.set_defaults(func=cmd_score)
+
+    threshold = commands.add_parser(
+        "threshold",
+        help="suggest or set a machine's threshold",
+        description="suggest: compute a threshold; set: record one (a VALUE, or "
+        "the suggestion of --method) with who and why.",
+    )
+    threshold.add_argument("action", choices=["suggest", "set"])
+    threshold.add_argument("value", nargs="?", type=float, help="with set: the threshold value")
+    threshold.add_argument("--machine", required=True, help="TYPE/ID")
+    threshold.add_argument(
+        "--method",
+        default="gamma",
+        choices=list(THRESHOLD_METHODS),
+        help="gamma (no labels), max_f1, target_recall, target_precision, min_cost",
+    )
+    threshold.add_argument("--quantile", type=float, default=0.9, help="gamma quantile (default 0.9)")
+    threshold.add_argument("--target", type=float, default=0.9, help="target recall or precision (default 0.9)")
+    threshold.add_argument("--cost-miss", type=float, default=10.0, help="cost of a missed anomaly (default 10)")
+    threshold.add_argument("--cost-false-alarm", type=float, default=1.0, help="cost of a false alarm (default 1)")
+    threshold.add_argument("--use-test", action="store_true", help="also fit on the test split (off by default)")
+    threshold.add_argument("--by", default="cli", help="with set: who sets it")
+    threshold.add_argument("--reason", default="", help="with set: why")
+    threshold.add_argument("--json", action="store_true", help="with suggest: print JSON")
+    threshold.set_defaults(func=cmd_threshold)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="metrics of the active models on the test split",
+        description="AUC, pAUC, precision, recall, F1, accuracy and the confusion "
+        "matrix of each machine's active model on its test split (abnormal = positive).",
+    )
+    evaluate.add_argument("--machine", help="TYPE/ID or TYPE (default: every machine)")
+    evaluate.add_argument(
+        "--compare",
+        action="store_true",
+        help="compare the newest model of each detector for --machine TYPE/ID, best first (the suggested default)",
+    )
+    evaluate.add_argument("--json", action="store_true", help='print {"models": [...]} as JSON')
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    activate = commands.add_parser(
+        "activate",
+        help="choose a machine's active detector model",
+        description="Make a model active for a machine: the newest of --detector, or --model-id.",
+    )
+    activate.add_argument("--machine", required=True, help="TYPE/ID")
+    group = activate.add_mutually_exclusive_group(required=True)
+    group.add_argument("--detector", help="detector name")
+    group.add_argument("--model-id", type=int, help="model id")
+    activate.set_defaults(func=cmd_activate)
     return parser
 
 

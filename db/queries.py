@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Clip, Machine, RejectedFile
+from db.models import Annotation, Clip, DetectorModel, Machine, RejectedFile, Score, Threshold
 
 
 def get_or_create_machine(session: Session, machine_type: str, machine_id: str) -> Machine:
@@ -60,3 +60,126 @@ def count_clips(session: Session) -> int:
 def recent_rejections(session: Session, limit: int = 50) -> list[RejectedFile]:
     """The latest rejected files, newest first."""
     return list(session.scalars(select(RejectedFile).order_by(RejectedFile.id.desc()).limit(limit)))
+
+
+# --- machines and models -------------------------------------------------------------------------
+
+
+def machines_matching(session: Session, spec: str | None = None) -> list[Machine]:
+    """Machines named by ``spec``: ``type/id``, a whole ``type``, or ``None`` for all; sorted by key."""
+    query = select(Machine).order_by(Machine.machine_type, Machine.machine_id)
+    if spec:
+        machine_type, _, machine_id = spec.partition("/")
+        query = query.where(Machine.machine_type == machine_type)
+        if machine_id:
+            query = query.where(Machine.machine_id == machine_id)
+    return list(session.scalars(query))
+
+
+def training_clips(session: Session, machine_pks: list[int]) -> list[Clip]:
+    """Normal clips of the training split of these machines, by id."""
+    return list(
+        session.scalars(
+            select(Clip)
+            .where(Clip.machine_pk.in_(machine_pks), Clip.label == "normal", Clip.split == "train")
+            .order_by(Clip.id)
+        )
+    )
+
+
+def test_clips(session: Session, machine_pks: list[int]) -> list[Clip]:
+    """Labelled (normal or abnormal) clips of the test split of these machines, by id."""
+    return list(
+        session.scalars(
+            select(Clip)
+            .where(Clip.machine_pk.in_(machine_pks), Clip.split == "test", Clip.label.in_(("normal", "abnormal")))
+            .order_by(Clip.id)
+        )
+    )
+
+
+def next_model_version(session: Session, detector: str, scope: str) -> int:
+    latest = session.scalar(
+        select(func.max(DetectorModel.version)).where(DetectorModel.detector == detector, DetectorModel.scope == scope)
+    )
+    return (latest or 0) + 1
+
+
+def add_threshold(session: Session, model_id: int, value: float, *, method: str, set_by: str, reason: str) -> Threshold:
+    """Record a threshold setting; the latest one of a model is active."""
+    row = Threshold(model_id=model_id, value=float(value), method=method, set_by=set_by, reason=reason)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def active_threshold(session: Session, model_id: int) -> Threshold | None:
+    return session.scalar(
+        select(Threshold).where(Threshold.model_id == model_id).order_by(Threshold.id.desc()).limit(1)
+    )
+
+
+def threshold_history(session: Session, model_id: int) -> list[Threshold]:
+    """Every threshold set on a model, newest first."""
+    return list(session.scalars(select(Threshold).where(Threshold.model_id == model_id).order_by(Threshold.id.desc())))
+
+
+def models_for(session: Session, machine: Machine) -> list[DetectorModel]:
+    """Models trained for this machine or its whole type, newest first."""
+    scopes = (machine.key, machine.machine_type)
+    return list(
+        session.scalars(select(DetectorModel).where(DetectorModel.scope.in_(scopes)).order_by(DetectorModel.id.desc()))
+    )
+
+
+# --- scores ----------------------------------------------------------------------------------------
+
+
+def unscored_clips(session: Session, model_id: int, machine_pks: list[int]) -> list[Clip]:
+    """Clips of these machines that ``model_id`` has not scored yet, by id."""
+    scored = select(Score.clip_id).where(Score.model_id == model_id)
+    return list(
+        session.scalars(select(Clip).where(Clip.machine_pk.in_(machine_pks), Clip.id.not_in(scored)).order_by(Clip.id))
+    )
+
+
+def add_scores(session: Session, model_id: int, scores: dict[int, float]) -> None:
+    """Store ``{clip_id: score}`` for a model (clips already scored by it are left as they are)."""
+    known = set(
+        session.scalars(select(Score.clip_id).where(Score.model_id == model_id, Score.clip_id.in_(list(scores))))
+    )
+    session.add_all(
+        Score(clip_id=clip_id, model_id=model_id, score=float(value))
+        for clip_id, value in scores.items()
+        if clip_id not in known
+    )
+
+
+def clip_scores(session: Session, model_id: int, clip_ids: list[int]) -> dict[int, float]:
+    """``{clip_id: score}`` of a model for these clips (those it scored)."""
+    rows = session.execute(
+        select(Score.clip_id, Score.score).where(Score.model_id == model_id, Score.clip_id.in_(clip_ids))
+    )
+    return {clip_id: value for clip_id, value in rows}
+
+
+# --- verdicts --------------------------------------------------------------------------------------
+
+
+def effective_verdicts(session: Session, clip_ids: list[int]) -> dict[int, str]:
+    """Each clip's current pilot verdict (``normal``/``abnormal``/``unsure``): its latest annotation
+    that no later row undoes.  Clips without one are absent."""
+    rows = session.scalars(select(Annotation).where(Annotation.clip_id.in_(clip_ids)).order_by(Annotation.id))
+    undone: set[int] = set()
+    history: dict[int, list[Annotation]] = {}
+    for row in rows:
+        if row.undoes_id is not None:
+            undone.add(row.undoes_id)
+        else:
+            history.setdefault(row.clip_id, []).append(row)
+    current = {}
+    for clip_id, rows_of_clip in history.items():
+        alive = [a for a in rows_of_clip if a.id not in undone]
+        if alive:
+            current[clip_id] = alive[-1].verdict
+    return current

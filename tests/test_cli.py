@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import build_parser
+from core.detectors import detector_names
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,3 +100,76 @@ def test_demo_ingest_info_workflow(tmp_path, data_dir):
 def test_info_on_an_empty_database():
     assert "no clips yet" in run_cli("info").stdout
     assert json.loads(run_cli("info", "--json").stdout)["total"] == 0
+
+
+CONTRACT = {
+    "model_id", "detector", "machine", "n_train", "n_test", "auc", "pauc", "threshold",
+    "precision", "recall", "f1", "accuracy", "confusion",
+}  # fmt: skip
+
+
+def test_detectors_lists_one_name_per_line():
+    names = run_cli("detectors").stdout.splitlines()
+    assert names == detector_names()
+    assert names[0] == "autoencoder" and "mahalanobis" in names
+    assert len(names) == len(set(names))
+
+
+def test_train_with_an_unknown_detector_exits_2():
+    result = run_cli("train", "--detector", "nope", check=False)
+    assert result.returncode == 2
+    assert "unknown detector 'nope'" in result.stderr and "invalid_parameter" in result.stderr
+    assert result.stdout == ""
+
+
+def test_activate_an_unknown_machine_exits_2():
+    result = run_cli("activate", "--machine", "fan/id_00", "--detector", "mahalanobis", check=False)
+    assert result.returncode == 2
+    assert "no machine 'fan/id_00'" in result.stderr
+
+
+@pytest.mark.slow
+def test_demo_train_score_evaluate_threshold_activate_workflow(tmp_path):
+    out = tmp_path / "plant"
+    run_cli("demo", str(out), "--machines", "2", "--normal", "8", "--abnormal", "3", "--duration", "2")
+    assert json.loads(run_cli("ingest", str(out), "--json").stdout)["ingested"] == 22
+
+    trained = json.loads(run_cli("train", "--detector", "mahalanobis", "--json").stdout)
+    assert trained["skipped"] == []
+    models = {t["scope"]: t for t in trained["trained"]}
+    assert sorted(models) == ["fan/id_00", "fan/id_02"]
+    assert {(t["detector"], t["version"]) for t in models.values()} == {("mahalanobis", 1)}
+
+    scored = run_cli("score")
+    assert "scored 22 clips with 2 model(s)" in scored.stdout
+    assert "scored 0 clips" in run_cli("score").stdout
+
+    records = json.loads(run_cli("evaluate", "--json").stdout)
+    assert records.keys() == {"models"}
+    assert [r["machine"] for r in records["models"]] == ["fan/id_00", "fan/id_02"]
+    for r in records["models"]:
+        assert r.keys() >= CONTRACT
+        assert r["model_id"] == models[r["machine"]]["model_id"]
+        assert r["detector"] == "mahalanobis"
+        assert r["threshold"] == pytest.approx(models[r["machine"]]["threshold"], abs=1e-6)
+        assert sum(r["confusion"].values()) == r["n_test"] > 0
+
+    suggestion = json.loads(run_cli("threshold", "suggest", "--machine", "fan/id_00", "--json").stdout)
+    assert {"machine": "fan/id_00", "model_id": models["fan/id_00"]["model_id"], "method": "gamma"}.items() <= (
+        suggestion.items()
+    )
+    assert suggestion["value"] == pytest.approx(models["fan/id_00"]["threshold"], rel=1e-9)
+
+    refused = run_cli("threshold", "suggest", "--machine", "fan/id_00", "--method", "max_f1", check=False)
+    assert refused.returncode == 2 and "no labelled abnormal clip" in refused.stderr
+
+    set_out = run_cli("threshold", "set", "1.5", "--machine", "fan/id_00", "--by", "ana", "--reason", "r").stdout
+    assert "fan/id_00: threshold 1.5 set by ana (r)" in set_out
+    after = {r["machine"]: r for r in json.loads(run_cli("evaluate", "--json").stdout)["models"]}
+    assert after["fan/id_00"]["threshold"] == 1.5
+    assert after["fan/id_02"]["threshold"] == pytest.approx(models["fan/id_02"]["threshold"], abs=1e-6)
+
+    activated = run_cli("activate", "--machine", "fan/id_00", "--detector", "mahalanobis")
+    assert activated.stdout.strip() == f"fan/id_00: model {models['fan/id_00']['model_id']} is now active"
+    missing = run_cli("activate", "--machine", "fan/id_00", "--detector", "autoencoder", check=False)
+    assert missing.returncode == 2 and "train it first" in missing.stderr

@@ -1,0 +1,179 @@
+"""Training detectors on the normal clips of the training split, one model per machine
+(or per machine type), stored as a new model version with its provenance."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.batch import extract_features
+from core.detectors import DEFAULT_DETECTOR, detector_class
+from core.errors import BadInputError, Reason
+from core.features import FeatureParams
+from core.model_store import artifact_dir
+from core.thresholds import DEFAULT_QUANTILE, gamma_threshold
+from db.models import DetectorModel, Machine
+from db.queries import add_threshold, machines_matching, models_for, next_model_version, training_clips
+from db.session import session_scope
+
+MIN_TRAINING_CLIPS = 3
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model_id: int
+    detector: str
+    scope: str
+    version: int
+    n_train: int
+    seconds: float
+    threshold: float
+
+
+@dataclass
+class TrainingReport:
+    trained: list[TrainedModel] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"scope", "reason"}
+
+
+def training_scopes(machines: list[Machine], per_type: bool) -> dict[str, list[Machine]]:
+    """Group machines by what one model covers: each machine (``type/id``), or each ``type``."""
+    scopes: dict[str, list[Machine]] = {}
+    for machine in machines:
+        scopes.setdefault(machine.machine_type if per_type else machine.key, []).append(machine)
+    return scopes
+
+
+def _params(detector: str, epochs: int | None) -> dict:
+    cls = detector_class(detector)
+    return {"epochs": epochs} if epochs is not None and "epochs" in cls.default_params() else {}
+
+
+def train(
+    machine: str | None = None,
+    detector: str = DEFAULT_DETECTOR,
+    *,
+    per_type: bool = False,
+    epochs: int | None = None,
+    url: str | None = None,
+    user: str = "system",
+    log: Report | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrainingReport:
+    """Train ``detector`` for each machine matching ``machine`` (``type/id``, ``type`` or all).
+
+    Only normal clips of the training split are used.  Each model is saved under
+    ``DATA_DIR/models``, registered as a new version with its provenance, gets a first
+    threshold from a gamma fit to its training scores (quantile 0.9), and becomes the
+    machine's active model when it has none or when it is a newer version of the
+    active detector (a user's choice of another detector is kept).
+    """
+    detector_class(detector)  # fail fast on an unknown name
+    with session_scope(url) as session:
+        machines = machines_matching(session, machine)
+        if not machines:
+            raise BadInputError(
+                Reason.INVALID_PARAMETER, f"no machine matches {machine!r}" if machine else "no machines"
+            )
+        machine_pks = {scope: [m.id for m in group] for scope, group in training_scopes(machines, per_type).items()}
+        scopes = {scope: training_clips(session, pks) for scope, pks in machine_pks.items()}
+    report = TrainingReport()
+    for scope, clips in scopes.items():
+        if len(clips) < MIN_TRAINING_CLIPS:
+            reason = f"{len(clips)} normal training clips; at least {MIN_TRAINING_CLIPS} are needed"
+            report.skipped.append({"scope": scope, "reason": reason})
+            if log:
+                log(f"skipped {scope}: {reason}")
+            continue
+        try:
+            trained = _train_scope(
+                scope, clips, machine_pks[scope], detector, _params(detector, epochs), url, user, progress
+            )
+        except BadInputError as exc:  # one machine's unusable data never stops the others
+            report.skipped.append({"scope": scope, "reason": exc.detail})
+            if log:
+                log(f"skipped {scope}: {exc.detail}")
+            continue
+        report.trained.append(trained)
+        if log:
+            log(
+                f"trained {detector} v{trained.version} for {scope} on {trained.n_train} clips "
+                f"in {trained.seconds:.1f} s; threshold {trained.threshold:.4g}"
+            )
+    return report
+
+
+def _train_scope(scope, clips, machine_pks, detector, params, url, user, progress) -> TrainedModel:
+    feature_params = FeatureParams()
+    batch = extract_features([clip.path for clip in clips], feature_params)
+    usable = [clip for clip in clips if clip.path in batch.features]
+    if len(usable) < MIN_TRAINING_CLIPS:
+        first = min(batch.failures.items())
+        raise BadInputError(
+            Reason.INVALID_PARAMETER,
+            f"only {len(usable)} readable normal training clips; at least {MIN_TRAINING_CLIPS} are needed "
+            f"({len(batch.failures)} unreadable, e.g. {first[1]})",
+        )
+    started = time.perf_counter()
+    model = detector_class(detector)(feature_params, **params).fit(
+        [batch.features[clip.path] for clip in usable], progress=progress
+    )
+    seconds = time.perf_counter() - started
+    threshold = gamma_threshold(model.decision_scores_, DEFAULT_QUANTILE)
+    provenance = {
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "training_seconds": round(seconds, 3),
+        "trained_by": user,
+        "clip_ids": [clip.id for clip in usable],
+        "unreadable": {path: str(error) for path, error in batch.failures.items()},
+        "n_train": len(usable),
+    }
+    with session_scope(url, write=True) as session:
+        version = next_model_version(session, detector, scope)
+        folder = artifact_dir(detector, scope, version)
+        model.save(folder, provenance)
+        row = DetectorModel(
+            detector=detector, scope=scope, version=version, artifact_path=str(folder),
+            params={"detector": model.params, "features": feature_params.as_dict()}, provenance=provenance,
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+        add_threshold(
+            session, row.id, threshold, method="gamma", set_by="system",
+            reason=f"gamma fit to {len(usable)} normal training scores, quantile {DEFAULT_QUANTILE}",
+        )  # fmt: skip
+        activate_if_current(session, machine_pks, row)
+        return TrainedModel(row.id, detector, scope, version, len(usable), seconds, threshold)
+
+
+def activate_if_current(session: Session, machine_pks: list[int], model: DetectorModel) -> None:
+    """Make ``model`` active on machines with no active model or an older version of its detector."""
+    for machine in session.scalars(select(Machine).where(Machine.id.in_(machine_pks))):
+        current = machine.active_model
+        if current is None or current.detector == model.detector:
+            machine.active_model_id = model.id
+
+
+def activate(spec: str, *, detector: str | None = None, model_id: int | None = None, url: str | None = None) -> int:
+    """Make a model active for machine ``spec`` (``type/id``): a given ``model_id``, or the newest
+    version of ``detector`` trained for the machine or its type.  Returns the model id."""
+    with session_scope(url, write=True) as session:
+        machines = [m for m in machines_matching(session, spec) if m.key == spec]
+        if not machines:
+            raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {spec!r} (give it as type/id)")
+        machine = machines[0]
+        candidates = [
+            m for m in models_for(session, machine) if (model_id is None or m.id == model_id)
+            and (detector is None or m.detector == detector)
+        ]  # fmt: skip
+        if not candidates:
+            wanted = f"model {model_id}" if model_id is not None else f"a {detector} model"
+            raise BadInputError(Reason.INVALID_PARAMETER, f"{spec} has no {wanted}: train it first")
+        machine.active_model_id = candidates[0].id
+        return candidates[0].id

@@ -1,0 +1,151 @@
+"""core.scoring: every clip scored once by its machine's active model; bad files reported, never fatal."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from core.demo import write_plant
+from core.ingest import ingest
+from core.model_store import load_detector
+from core.scoring import score
+from core.training import train
+from db.models import Clip, DetectorModel, Machine, Score
+from db.queries import clip_scores
+from db.session import session_scope
+from tests.conftest import tone, write_wav
+
+N_PER_MACHINE = 20 + 6
+N_CLIPS = 2 * N_PER_MACHINE
+
+
+@pytest.fixture(scope="module")
+def plant_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("plant")
+    write_plant(out, machines=2, normal=20, abnormal=6, duration_s=3.0, seed=0, n_jobs=1)
+    return out
+
+
+@pytest.fixture
+def plant(plant_dir) -> Path:
+    assert ingest([str(plant_dir)]).ingested == N_CLIPS
+    return plant_dir
+
+
+def _n_scores() -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.count(Score.id)))
+
+
+def _clip_ids(machine: str | None = None) -> set[int]:
+    query = select(Clip.id).join(Clip.machine)
+    if machine:
+        machine_type, machine_id = machine.split("/")
+        query = query.where(Machine.machine_type == machine_type, Machine.machine_id == machine_id)
+    with session_scope() as session:
+        return set(session.scalars(query))
+
+
+def test_scores_every_clip_once_with_the_active_model(plant):
+    trained = train(detector="mahalanobis")
+    calls = []
+    report = score(progress=lambda done, total: calls.append((done, total)))
+
+    assert (report.scored, report.models, report.failed, report.machines_without_model) == (N_CLIPS, 2, [], [])
+    assert calls[-1] == (N_PER_MACHINE, N_PER_MACHINE)
+    assert all(0 <= done <= total == N_PER_MACHINE for done, total in calls)
+    with session_scope() as session:
+        rows = list(session.scalars(select(Score)))
+        assert len(rows) == N_CLIPS == len(_clip_ids())
+        assert Counter(r.clip_id for r in rows) == {clip_id: 1 for clip_id in _clip_ids()}
+        for row in rows:
+            clip = session.get(Clip, row.clip_id)
+            assert row.model_id == clip.machine.active_model_id
+        # the stored scores of the training clips are the model's own training scores
+        for t in trained.trained:
+            model = session.get(DetectorModel, t.model_id)
+            ids = model.provenance["clip_ids"]
+            stored = clip_scores(session, model.id, ids)
+            expected = load_detector(model.artifact_path).decision_scores_
+            assert [stored[i] for i in ids] == pytest.approx(expected, rel=1e-5)
+
+    again = score()
+    assert (again.scored, again.models, again.failed) == (0, 0, [])
+    assert _n_scores() == N_CLIPS
+
+
+def test_a_clip_added_later_is_the_only_one_scored_next_time(plant, tmp_path):
+    train(detector="mahalanobis")
+    assert score().scored == N_CLIPS
+
+    extra = write_wav(tmp_path / "extra" / "fan" / "id_02" / "normal" / "late.wav", tone(3.0, freq=300.0))
+    assert ingest([str(extra)]).ingested == 1
+    with session_scope() as session:
+        late = session.scalar(select(Clip).where(Clip.path == str(extra.resolve())))
+        assert late.machine.key == "fan/id_02"
+
+    report = score()
+    assert (report.scored, report.models, report.failed) == (1, 1, [])
+    assert _n_scores() == N_CLIPS + 1
+    with session_scope() as session:
+        (row,) = session.scalars(select(Score).where(Score.clip_id == late.id))
+        assert row.model_id == late.machine.active_model_id
+    assert score().scored == 0
+
+
+def test_an_unreadable_file_is_reported_and_the_others_are_scored(plant_dir, tmp_path):
+    copy = tmp_path / "plant"
+    shutil.copytree(plant_dir, copy)
+    ingest([str(copy)])
+    train(detector="mahalanobis")
+    with session_scope() as session:
+        victim = session.scalar(select(Clip).where(Clip.label == "abnormal").order_by(Clip.id.desc()).limit(1))
+    Path(victim.path).write_bytes(b"\x00\x01junk, not RIFF" * 64)
+
+    report = score()
+    assert report.scored == N_CLIPS - 1
+    (failure,) = report.failed
+    assert failure["path"] == victim.path
+    assert failure["reason"] in ("not_audio", "corrupt")
+    assert failure["detail"]
+    assert _n_scores() == N_CLIPS - 1
+    with session_scope() as session:
+        assert session.scalar(select(func.count(Score.id)).where(Score.clip_id == victim.id)) == 0
+
+    # still unscored, so it is tried (and reported) again; nothing else is rescored
+    again = score()
+    assert again.scored == 0
+    assert [f["path"] for f in again.failed] == [victim.path]
+    assert _n_scores() == N_CLIPS - 1
+
+
+def test_machines_without_a_model_are_listed_and_left_alone(plant):
+    (trained,) = train("fan/id_00", detector="mahalanobis").trained
+    report = score()
+    assert report.machines_without_model == ["fan/id_02"]
+    assert (report.scored, report.models) == (N_PER_MACHINE, 1)
+    with session_scope() as session:
+        scored = set(session.scalars(select(Score.clip_id).where(Score.model_id == trained.model_id)))
+    assert scored == _clip_ids("fan/id_00")
+    assert _n_scores() == N_PER_MACHINE
+
+    only = score("fan/id_02")
+    assert (only.scored, only.models, only.machines_without_model) == (0, 0, ["fan/id_02"])
+
+
+def test_scoring_follows_a_new_active_model(plant):
+    train(detector="mahalanobis")
+    score()
+    (newer,) = train("fan/id_00", detector="mahalanobis").trained
+    lines = []
+    report = score(log=lines.append)
+    assert (report.scored, report.models) == (N_PER_MACHINE, 1)
+    assert lines == [f"scored {N_PER_MACHINE} clips with mahalanobis v2 (fan/id_00)"]
+    with session_scope() as session:
+        scored = set(session.scalars(select(Score.clip_id).where(Score.model_id == newer.model_id)))
+    assert scored == _clip_ids("fan/id_00")
+    assert _n_scores() == N_CLIPS + N_PER_MACHINE

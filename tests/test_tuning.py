@@ -1,0 +1,204 @@
+"""core.tuning: threshold suggestions (label-free and labelled, never on the test split unless asked) and
+thresholds recorded with who, when and why."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from core.demo import write_plant
+from core.errors import BadInputError, Reason
+from core.ingest import ingest
+from core.model_store import load_detector
+from core.scoring import score
+from core.thresholds import (
+    gamma_threshold,
+    max_f1_threshold,
+    min_cost_threshold,
+    target_precision_threshold,
+    target_recall_threshold,
+)
+from core.training import train
+from core.tuning import SuggestOptions, set_threshold, suggest
+from db.models import Annotation, Clip, DetectorModel, Machine, Score, Threshold
+from db.queries import active_threshold, threshold_history
+from db.session import session_scope
+
+LABELLED_METHODS = ("max_f1", "target_recall", "target_precision", "min_cost")
+
+
+@pytest.fixture(scope="module")
+def plant_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("plant")
+    write_plant(out, machines=2, normal=20, abnormal=6, duration_s=3.0, seed=0, n_jobs=1)
+    return out
+
+
+@pytest.fixture
+def trained(plant_dir) -> dict[str, int]:
+    """The plant ingested, a mahalanobis model per machine, every clip scored: ``{machine: model_id}``."""
+    assert ingest([str(plant_dir)]).ingested == 52
+    models = {t.scope: t.model_id for t in train(detector="mahalanobis").trained}
+    assert score().scored == 52
+    return models
+
+
+def _clips(machine: str, model_id: int) -> list[tuple[int, str, str, float]]:
+    """``(clip id, label, split, score)`` of every clip of the machine, by id."""
+    machine_type, machine_id = machine.split("/")
+    with session_scope() as session:
+        rows = session.execute(
+            select(Clip.id, Clip.label, Clip.split, Score.score)
+            .join(Clip.machine)
+            .join(Score, (Score.clip_id == Clip.id) & (Score.model_id == model_id))
+            .where(Machine.machine_type == machine_type, Machine.machine_id == machine_id)
+            .order_by(Clip.id)
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def _n_thresholds() -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.count(Threshold.id)))
+
+
+def test_gamma_suggestion_fits_the_models_training_scores(trained):
+    model_id = trained["fan/id_00"]
+    with session_scope() as session:
+        training = load_detector(session.get(DetectorModel, model_id).artifact_path).decision_scores_
+        system = active_threshold(session, model_id).value
+
+    s = suggest("fan/id_00")
+    assert (s.machine, s.model_id, s.method) == ("fan/id_00", model_id, "gamma")
+    assert s.value == pytest.approx(gamma_threshold(training, 0.9), rel=1e-9)
+    assert s.value == pytest.approx(system, rel=1e-9)
+    assert f"{len(training)} normal training scores" in s.reason
+
+    median = suggest("fan/id_00", SuggestOptions(quantile=0.5))
+    assert median.value == pytest.approx(gamma_threshold(training, 0.5), rel=1e-9)
+    assert median.value < s.value
+    assert _n_thresholds() == 2  # suggesting records nothing
+
+
+def test_labelled_methods_refuse_without_labelled_abnormals_outside_the_test_split(trained):
+    for method in LABELLED_METHODS:
+        with pytest.raises(BadInputError, match="no labelled abnormal clip") as info:
+            suggest("fan/id_00", SuggestOptions(method=method))
+        assert info.value.reason is Reason.INVALID_PARAMETER
+
+
+def test_labelled_methods_with_use_test_fit_the_labelled_clips_test_split_included(trained):
+    model_id = trained["fan/id_00"]
+    clips = [c for c in _clips("fan/id_00", model_id) if c[1] in ("normal", "abnormal")]
+    y = np.array([label == "abnormal" for _, label, _, _ in clips])
+    s = np.array([value for *_, value in clips])
+    assert y.sum() == 6 and {split for _, _, split, _ in clips} == {"train", "test"}
+
+    best = suggest("fan/id_00", SuggestOptions(method="max_f1", use_test=True))
+    assert (best.method, best.model_id) == ("max_f1", model_id)
+    assert best.value == max_f1_threshold(y, s)
+    assert "test split included" in best.reason and f"{y.size} labelled clips" in best.reason
+    # the test clips alone give the same threshold here: the training normals all score below it
+    test = np.array([split == "test" for _, _, split, _ in clips])
+    assert best.value == max_f1_threshold(y[test], s[test])
+
+    options = {"use_test": True, "target": 0.8}
+    recall = suggest("fan/id_00", SuggestOptions(method="target_recall", **options))
+    assert recall.value == target_recall_threshold(y, s, 0.8)
+    precision = suggest("fan/id_00", SuggestOptions(method="target_precision", **options))
+    assert precision.value == target_precision_threshold(y, s, 0.8)
+    cost = suggest("fan/id_00", SuggestOptions(method="min_cost", use_test=True, cost_miss=5, cost_false_alarm=2))
+    assert cost.value == min_cost_threshold(y, s, 5, 2)
+
+    with pytest.raises(BadInputError, match="unknown threshold method"):
+        suggest("fan/id_00", SuggestOptions(method="median", use_test=True))
+
+
+def test_pilot_verdicts_make_labelled_suggestions_possible_without_the_test_split(trained):
+    model_id = trained["fan/id_00"]
+    outside = [c for c in _clips("fan/id_00", model_id) if c[2] != "test"]
+    by_score = sorted(outside, key=lambda c: c[3])
+    flagged = [c[0] for c in by_score[-3:]]  # the pilot calls the 3 highest-scoring training clips abnormal
+    unsure = by_score[-4][0]
+    undone = by_score[0][0]
+    with session_scope(write=True) as session:
+        for clip_id in flagged:
+            session.add(Annotation(clip_id=clip_id, annotator="pilot", verdict="abnormal", anomaly_type="rubbing"))
+        session.add(Annotation(clip_id=unsure, annotator="pilot", verdict="unsure"))
+        wrong = Annotation(clip_id=undone, annotator="pilot", verdict="abnormal")
+        session.add(wrong)
+        session.flush()
+        session.add(Annotation(clip_id=undone, annotator="pilot", verdict="abnormal", undoes_id=wrong.id))
+        # a verdict on a test clip must not be used without use_test
+        test_clip = next(c[0] for c in _clips("fan/id_00", model_id) if c[2] == "test" and c[1] == "normal")
+        session.add(Annotation(clip_id=test_clip, annotator="pilot", verdict="abnormal"))
+
+    kept = [c for c in outside if c[0] != unsure]
+    y = np.array([c[0] in flagged for c in kept])
+    s = np.array([c[3] for c in kept])
+
+    best = suggest("fan/id_00", SuggestOptions(method="max_f1"))
+    assert best.value == max_f1_threshold(y, s)
+    assert f"{len(kept)} labelled clips (3 by pilot verdict)" in best.reason
+    assert "test split" not in best.reason
+    recall = suggest("fan/id_00", SuggestOptions(method="target_recall", target=1.0))
+    assert recall.value == target_recall_threshold(y, s, 1.0)
+    assert recall.value < min(c[3] for c in kept if c[0] in flagged)
+
+    # the other machine has no verdicts: still refused
+    with pytest.raises(BadInputError):
+        suggest("fan/id_02", SuggestOptions(method="max_f1"))
+
+
+def test_set_threshold_appends_a_record_and_the_latest_is_active(trained):
+    model_id = trained["fan/id_00"]
+    first = set_threshold("fan/id_00", 1.5, set_by="ana", reason="too many false alarms")
+    with session_scope() as session:
+        row = session.get(Threshold, first)
+        assert (row.model_id, row.value, row.method, row.set_by, row.reason) == (
+            model_id, 1.5, "manual", "ana", "too many false alarms",
+        )  # fmt: skip
+        assert row.set_at is not None
+        assert active_threshold(session, model_id).id == first
+
+    second = set_threshold("fan/id_00", 2.25, set_by="bo", reason="max F1 on pilots", method="max_f1")
+    assert second > first
+    with session_scope() as session:
+        active = active_threshold(session, model_id)
+        assert (active.id, active.value, active.method, active.set_by) == (second, 2.25, "max_f1", "bo")
+        history = threshold_history(session, model_id)
+        assert [h.set_by for h in history] == ["bo", "ana", "system"]  # nothing is overwritten
+        other = active_threshold(session, trained["fan/id_02"])
+        assert (other.method, other.set_by) == ("gamma", "system")  # the other machine is untouched
+
+
+def test_set_threshold_refuses_bad_input_and_records_nothing(trained):
+    before = _n_thresholds()
+    refused = [
+        dict(value=1.0, set_by=""),
+        dict(value=1.0, set_by="   "),
+        dict(value=math.nan, set_by="ana"),
+        dict(value=math.inf, set_by="ana"),
+        dict(value=-math.inf, set_by="ana"),
+    ]
+    for kwargs in refused:
+        with pytest.raises(BadInputError) as info:
+            set_threshold("fan/id_00", reason="r", **kwargs)
+        assert info.value.reason is Reason.INVALID_PARAMETER
+    with pytest.raises(BadInputError, match="no machine 'fan/id_09'"):
+        set_threshold("fan/id_09", 1.0, set_by="ana", reason="r")
+    with pytest.raises(BadInputError, match="no machine 'fan'"):
+        set_threshold("fan", 1.0, set_by="ana", reason="r")
+    assert _n_thresholds() == before
+
+
+def test_a_machine_without_a_model_cannot_be_tuned(plant_dir):
+    ingest([str(plant_dir)])
+    with pytest.raises(BadInputError, match="no trained model yet"):
+        suggest("fan/id_00")
+    with pytest.raises(BadInputError, match="no trained model yet"):
+        set_threshold("fan/id_00", 1.0, set_by="ana", reason="r")
