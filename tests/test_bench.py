@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -22,3 +24,28 @@ def test_features_benchmark_smoke():
     rates = [float(x) for x in re.findall(r"([\d.]+) clips/s", out)]
     assert len(rates) == 3 and all(rate > 0 for rate in rates), out
     assert out.count(" x") >= 2
+
+
+def _run(*args: str) -> str:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          check=True).stdout  # fmt: skip
+
+
+@pytest.mark.slow
+def test_scoring_benchmark_smoke():
+    out = _run("bench/scoring.py", "--clips", "3")
+    assert "end-to-end scoring of 3" in out and out.count("clips/s") == 2, out
+
+
+@pytest.mark.slow
+def test_training_benchmark_smoke():
+    out = _run("bench/training.py", "--clips", "4", "--epochs", "2")
+    assert "2 epochs" in out and "vectors/s" in out, out
+
+
+@pytest.mark.slow
+def test_quality_benchmark_smoke():
+    out = _run("bench/quality.py", "--machines", "1", "--normal", "8", "--abnormal", "3", "--duration", "2",
+               "--epochs", "1", "--snr", "6", "--no-real")  # fmt: skip
+    rows = [line.split() for line in out.splitlines() if line.startswith("demo")]
+    assert {row[4] for row in rows} == {"autoencoder", "mahalanobis"}, out  # "demo 6 dB machine detector ..."
