@@ -14,7 +14,7 @@ from dataclasses import asdict
 
 from tqdm import tqdm
 
-from core.errors import BadInputError
+from core.errors import BadInputError, Reason
 from core.thresholds import METHODS as THRESHOLD_METHODS
 
 
@@ -175,9 +175,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.evaluation import compare_detectors, evaluate
 
     if args.compare:
+        if not args.machine or "/" not in args.machine:
+            raise BadInputError(Reason.INVALID_PARAMETER, "--compare needs --machine TYPE/ID")
         rows = compare_detectors(args.machine)
         if args.json:
             _print_json({"machine": args.machine, "detectors": rows})
+        if rows and not args.json:
+            print(f"suggested default for {args.machine}: {rows[0]['detector']} (best AUC on the test split)")
         for row in [] if args.json else rows:
             mark = " (active)" if row["active"] else ""
             print(f"{row['detector']:<12} v{row['version']:<3} AUC {row['auc']}  pAUC {row['pauc']}  "
@@ -200,7 +204,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_activate(args: argparse.Namespace) -> int:
     from core.training import activate
 
-    model_id = activate(args.machine, detector=args.detector, model_id=args.model_id)
+    detector = args.detector
+    if args.best:
+        from core.evaluation import suggested_detector
+
+        detector = suggested_detector(args.machine)
+    model_id = activate(args.machine, detector=detector, model_id=args.model_id)
     print(f"{args.machine}: model {model_id} is now active")
     return 0
 
@@ -333,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     group = activate.add_mutually_exclusive_group(required=True)
     group.add_argument("--detector", help="detector name")
     group.add_argument("--model-id", type=int, help="model id")
+    group.add_argument(
+        "--best", action="store_true", help="the detector with the best test AUC (see evaluate --compare)"
+    )
     activate.set_defaults(func=cmd_activate)
     return parser
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.errors import BadInputError, Reason
 from core.metrics import metrics_at, partial_auc, roc_auc
 from core.scoring import score, score_with_model
 from db.models import Clip, DetectorModel, Machine
@@ -111,3 +112,13 @@ def compare_detectors(machine: str, *, url: str | None = None) -> list[dict]:
             }
         )
     return sorted(rows, key=lambda r: -(r["auc"] if r["auc"] is not None else -1))
+
+
+def suggested_detector(machine: str, *, url: str | None = None) -> str:
+    """The detector whose newest model has the best test AUC on ``machine`` (``type/id``)."""
+    ranked = [row for row in compare_detectors(machine, url=url) if row["auc"] is not None]
+    if not ranked:
+        raise BadInputError(
+            Reason.INVALID_PARAMETER, f"{machine}: no model can be compared (the test split needs both labels)"
+        )
+    return ranked[0]["detector"]

@@ -56,9 +56,14 @@ def score_with_model(
                                  progress=chunk_progress)  # fmt: skip
         readable = [c for c in chunk if c.path in batch.features]
         if readable:
-            values = detector.decision_function([batch.features[c.path] for c in readable])
+            values, explanations = detector.score_and_explain([batch.features[c.path] for c in readable])
             with session_scope(url, write=True) as session:
-                add_scores(session, model.id, {c.id: float(v) for c, v in zip(readable, values, strict=True)})
+                add_scores(
+                    session,
+                    model.id,
+                    {c.id: float(v) for c, v in zip(readable, values, strict=True)},
+                    {c.id: e.summary() for c, e in zip(readable, explanations, strict=True)},
+                )
         report.scored += len(readable)
         report.failed += [
             {"path": path, "reason": error.reason.value, "detail": error.detail}

@@ -114,7 +114,11 @@ class DetectorModel(Base):
 
 
 class Score(Base):
-    """A model's anomaly score for a clip (higher means more abnormal)."""
+    """A model's anomaly score for a clip (higher means more abnormal).
+
+    ``details`` keeps ``frame_errors`` (one per feature vector, i.e. per hop in time) and
+    ``band_errors`` (one per mel band), so pages can show when and where a clip is abnormal.
+    """
 
     __tablename__ = "scores"
     __table_args__ = (UniqueConstraint("clip_id", "model_id"),)

@@ -143,13 +143,15 @@ def unscored_clips(session: Session, model_id: int, machine_pks: list[int]) -> l
     )
 
 
-def add_scores(session: Session, model_id: int, scores: dict[int, float]) -> None:
-    """Store ``{clip_id: score}`` for a model (clips already scored by it are left as they are)."""
+def add_scores(
+    session: Session, model_id: int, scores: dict[int, float], details: dict[int, dict] | None = None
+) -> None:
+    """Store ``{clip_id: score}`` (and per-clip ``details``) for a model; clips it scored already are left."""
     known = set(
         session.scalars(select(Score.clip_id).where(Score.model_id == model_id, Score.clip_id.in_(list(scores))))
     )
     session.add_all(
-        Score(clip_id=clip_id, model_id=model_id, score=float(value))
+        Score(clip_id=clip_id, model_id=model_id, score=float(value), details=(details or {}).get(clip_id))
         for clip_id, value in scores.items()
         if clip_id not in known
     )

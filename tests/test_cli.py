@@ -173,3 +173,8 @@ def test_demo_train_score_evaluate_threshold_activate_workflow(tmp_path):
     assert activated.stdout.strip() == f"fan/id_00: model {models['fan/id_00']['model_id']} is now active"
     missing = run_cli("activate", "--machine", "fan/id_00", "--detector", "autoencoder", check=False)
     assert missing.returncode == 2 and "train it first" in missing.stderr
+
+    compared = run_cli("evaluate", "--compare", "--machine", "fan/id_00").stdout
+    assert "suggested default for fan/id_00: mahalanobis" in compared
+    best = run_cli("activate", "--machine", "fan/id_00", "--best", check=False)  # this tiny test split: one label
+    assert best.returncode == 2 and "the test split needs both labels" in best.stderr

@@ -147,6 +147,18 @@ def test_a_clips_score_does_not_depend_on_the_others(fitted, held_out):
     np.testing.assert_allclose(together, alone, rtol=1e-4)
 
 
+def test_score_and_explain_agree_with_the_separate_calls(fitted, held_out):
+    detector, _ = fitted
+    features, _ = held_out
+    scores, explanations = detector.score_and_explain(features[:3])
+    np.testing.assert_allclose(scores, detector.decision_function(features[:3]), rtol=1e-4)
+    for clip, explanation in zip(features[:3], explanations, strict=True):
+        np.testing.assert_allclose(explanation.error_map, detector.explain(clip).error_map, rtol=1e-4)
+        summary = explanation.summary()
+        assert len(summary["frame_errors"]) == len(clip) and len(summary["band_errors"]) == 64
+        np.testing.assert_allclose(summary["band_errors"], explanation.band_errors, rtol=1e-3)
+
+
 def test_explain_points_at_the_faulty_bands(fitted, held_out):
     detector, _ = fitted
     features, y = held_out

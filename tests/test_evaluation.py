@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from core.demo import write_plant
-from core.evaluation import compare_detectors, evaluate
+from core.errors import BadInputError
+from core.evaluation import compare_detectors, evaluate, suggested_detector
 from core.ingest import ingest
 from core.metrics import metrics_at, partial_auc, roc_auc
 from core.scoring import score
@@ -152,3 +153,13 @@ def test_compare_detectors_newest_of_each_best_auc_first(plant):
         assert r["pauc"] == pytest.approx(partial_auc(y, s), abs=1e-6)
     assert compare_detectors("fan/id_09") == []
     assert compare_detectors("fan") == []
+
+
+def test_suggested_detector_is_the_best_compared_one(plant):
+    train("fan/id_00", detector="mahalanobis")
+    train("fan/id_00", detector="autoencoder", epochs=5)
+    rows = compare_detectors("fan/id_00")
+    assert rows[0]["auc"] is not None
+    assert suggested_detector("fan/id_00") == rows[0]["detector"]
+    with pytest.raises(BadInputError, match="no model can be compared"):
+        suggested_detector("fan/id_09")

@@ -65,6 +65,8 @@ def test_scores_every_clip_once_with_the_active_model(plant):
         for row in rows:
             clip = session.get(Clip, row.clip_id)
             assert row.model_id == clip.machine.active_model_id
+            # when and where: one error per feature vector (1 + 3 s * 16000 // 512 - 5 + 1) and per mel band
+            assert len(row.details["frame_errors"]) == 90 and len(row.details["band_errors"]) == 64
         # the stored scores of the training clips are the model's own training scores
         for t in trained.trained:
             model = session.get(DetectorModel, t.model_id)

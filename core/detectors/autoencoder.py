@@ -122,11 +122,17 @@ class AutoencoderDetector(Detector):
         return per_clip_means(self._squared_errors(x).mean(axis=1), offsets)
 
     def explain(self, features: np.ndarray) -> Explanation:
-        self._check_fitted()
-        x, _ = stack_clips([features], self.feature_params.dims)
+        return self.score_and_explain([features])[1][0]
+
+    def score_and_explain(self, clips: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Explanation]]:
+        """Scores and explanations from one forward pass: the score is the mean of the error map."""
+        if not hasattr(self, "model_"):
+            self._check_fitted()
+        x, offsets = stack_clips(clips, self.feature_params.dims)
         n_mels, frames = self.feature_params.n_mels, self.feature_params.frames
-        errors = self._squared_errors(x).reshape(len(x), frames, n_mels).mean(axis=1)
-        return Explanation(error_map=errors)
+        maps = self._squared_errors(x).reshape(len(x), frames, n_mels).mean(axis=1)
+        scores = per_clip_means(maps.mean(axis=1), offsets)
+        return scores, [Explanation(error_map=m) for m in np.split(maps, offsets[1:])]
 
     def _save_state(self, folder: Path) -> None:
         self.model_.save(folder / MODEL_FILE)

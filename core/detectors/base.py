@@ -50,6 +50,20 @@ class Explanation:
     def band_errors(self) -> np.ndarray:
         return self.error_map.mean(axis=0)
 
+    def summary(self, digits: int = 4) -> dict[str, list[float]]:
+        """``{"frame_errors", "band_errors"}`` as lists rounded to ``digits`` significant digits, for storage."""
+        return {
+            "frame_errors": _significant(self.frame_errors, digits),
+            "band_errors": _significant(self.band_errors, digits),
+        }
+
+
+def _significant(values: np.ndarray, digits: int) -> list[float]:
+    values = np.asarray(values, dtype=np.float64)
+    magnitude = np.floor(np.log10(np.abs(values), where=values != 0, out=np.zeros_like(values)))
+    factor = 10.0 ** (digits - 1 - magnitude)
+    return (np.round(values * factor) / factor).tolist()
+
 
 def stack_clips(clips: Sequence[np.ndarray], dims: int) -> tuple[np.ndarray, np.ndarray]:
     """All vectors of ``clips`` in one float32 array ``(sum n_vectors, dims)`` and each clip's start offset."""
@@ -97,6 +111,10 @@ class Detector(ABC):
     @abstractmethod
     def explain(self, features: np.ndarray) -> Explanation:
         """Error per feature vector and mel band for one clip."""
+
+    def score_and_explain(self, clips: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Explanation]]:
+        """:meth:`decision_function` and :meth:`explain` of each clip (detectors may share the work)."""
+        return self.decision_function(clips), [self.explain(features) for features in clips]
 
     @abstractmethod
     def _save_state(self, folder: Path) -> None: ...
