@@ -14,6 +14,6 @@ except Exception as exc:  # shown to the user with what to do, never as a raw tr
     st.stop()
 
 navigation = st.navigation(
-    [st.Page(page.render, title=page.title, url_path=page.url_path, icon=page.icon) for page in PAGES]
+    [st.Page(page.path, title=page.title, url_path=page.url_path, icon=page.icon) for page in PAGES]
 )
 navigation.run()

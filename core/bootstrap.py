@@ -1,17 +1,26 @@
-"""First start on a fresh machine: an empty database gets the demo plant, written and ingested."""
+"""First start on a fresh machine: an empty database gets the demo plant, written, ingested,
+a default detector trained per machine and every clip scored, so the triage queue is ready."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from core.demo import write_plant
+from core.detectors import DEFAULT_DETECTOR
 from core.ingest import IngestReport, ingest
-from core.parallel import Progress
+from core.scoring import score
+from core.training import train
 from db.queries import count_clips
 from db.session import data_dir, session_scope
 
 DEMO_SUBDIR = "demo_plant"
+StageProgress = Callable[[str, float], None]
+"""Called as ``progress(stage, fraction_done)`` with fraction in ``[0, 1]`` over the whole start."""
+
+# Share of the first start each stage takes (roughly, on 2 cores).
+_STAGES = {"writing demo clips": 0.15, "ingesting": 0.15, "training": 0.55, "scoring": 0.15}
 
 
 def demo_enabled() -> bool:
@@ -24,6 +33,17 @@ def database_is_empty(url: str | None = None) -> bool:
         return count_clips(session) == 0
 
 
+def _stage(progress: StageProgress | None, name: str) -> Callable[[int, int], None]:
+    names = list(_STAGES)
+    before = sum(_STAGES[n] for n in names[: names.index(name)])
+
+    def update(done: int, total: int) -> None:
+        if progress:
+            progress(name, min(1.0, before + _STAGES[name] * done / max(total, 1)))
+
+    return update
+
+
 def seed_demo_plant(
     *,
     url: str | None = None,
@@ -31,22 +51,18 @@ def seed_demo_plant(
     machines: int = 4,
     normal: int = 60,
     abnormal: int = 15,
-    progress: Progress | None = None,
+    detector: str | None = DEFAULT_DETECTOR,
+    progress: StageProgress | None = None,
 ) -> IngestReport:
-    """Write the demo plant under ``DATA_DIR/demo_plant`` (default) and ingest it.
-
-    ``progress(done, total)`` counts clips written, then clips ingested (total doubled).
-    """
+    """Write the demo plant under ``DATA_DIR/demo_plant`` (default), ingest it, train ``detector``
+    for each machine (``None`` to skip) and score every clip."""
     target = Path(out_dir) if out_dir else data_dir() / DEMO_SUBDIR
-    total = machines * (normal + abnormal)
-
-    def written(done: int, _total: int) -> None:
-        if progress:
-            progress(done, 2 * total)
-
-    def ingested(done: int, _total: int) -> None:
-        if progress:
-            progress(total + done, 2 * total)
-
-    write_plant(target, machines=machines, normal=normal, abnormal=abnormal, progress=written)
-    return ingest([str(target)], url=url, progress=ingested)
+    write_plant(target, machines=machines, normal=normal, abnormal=abnormal,
+                progress=_stage(progress, "writing demo clips"))  # fmt: skip
+    report = ingest([str(target)], url=url, progress=_stage(progress, "ingesting"))
+    if detector:
+        train(None, detector, url=url, user="first start", progress=_stage(progress, "training"))
+        score(url=url, progress=_stage(progress, "scoring"))
+    if progress:
+        progress("ready", 1.0)
+    return report

@@ -89,9 +89,18 @@ def score(
                 report.machines_without_model.append(m.key)
                 continue
             work.setdefault(m.active_model.id, (m.active_model, []))[1].append(m.id)
-    for model, pks in work.values():
+    with session_scope(url) as session:
+        counts = [len(unscored_clips(session, model.id, pks)) for model, pks in work.values()]
+    total, offset = sum(counts), 0
+    for (model, pks), count in zip(work.values(), counts, strict=True):
+
+        def overall(done: int, _total: int, offset: int = offset) -> None:  # one bar across all models
+            if progress:
+                progress(offset + done, total)
+
+        offset += count
         before = report.scored
-        score_with_model(model, pks, url=url, n_jobs=n_jobs, progress=progress, report=report)
+        score_with_model(model, pks, url=url, n_jobs=n_jobs, progress=overall, report=report)
         if log and report.scored > before:
             log(f"scored {report.scored - before} clips with {model.detector} v{model.version} ({model.scope})")
     return report

@@ -84,7 +84,12 @@ def train(
         machine_pks = {scope: [m.id for m in group] for scope, group in training_scopes(machines, per_type).items()}
         scopes = {scope: training_clips(session, pks) for scope, pks in machine_pks.items()}
     report = TrainingReport()
-    for scope, clips in scopes.items():
+    for index, (scope, clips) in enumerate(scopes.items()):
+
+        def scope_progress(done: int, total: int, index: int = index) -> None:  # one bar across all scopes
+            if progress:
+                progress(index * total + done, len(scopes) * total)
+
         if len(clips) < MIN_TRAINING_CLIPS:
             reason = f"{len(clips)} normal training clips; at least {MIN_TRAINING_CLIPS} are needed"
             report.skipped.append({"scope": scope, "reason": reason})
@@ -93,7 +98,7 @@ def train(
             continue
         try:
             trained = _train_scope(
-                scope, clips, machine_pks[scope], detector, _params(detector, epochs), url, user, progress
+                scope, clips, machine_pks[scope], detector, _params(detector, epochs), url, user, scope_progress
             )
         except BadInputError as exc:  # one machine's unusable data never stops the others
             report.skipped.append({"scope": scope, "reason": exc.detail})

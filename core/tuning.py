@@ -25,7 +25,15 @@ from core.thresholds import (
     target_recall_threshold,
 )
 from db.models import Machine
-from db.queries import add_threshold, clip_scores, effective_verdicts, machines_matching
+from db.queries import (
+    active_threshold,
+    add_threshold,
+    clip_scores,
+    clips_per_day,
+    effective_verdicts,
+    machines_matching,
+    scored_clips,
+)
 from db.session import session_scope
 
 
@@ -128,3 +136,50 @@ def set_threshold(
     with session_scope(url, write=True) as session:
         machine = one_machine(session, spec)
         return add_threshold(session, machine.active_model.id, value, method=method, set_by=set_by, reason=reason).id
+
+
+@dataclass(frozen=True)
+class TuningData:
+    """Scores of a machine's labelled clips outside the training split, with where labels came from.
+
+    ``is_abnormal`` follows the layout's ground truth where it is known and the pilots'
+    verdicts otherwise; ``label_source`` says how many of each.
+    """
+
+    machine: str
+    model_id: int
+    detector: str
+    scores: np.ndarray
+    is_abnormal: np.ndarray
+    label_source: str
+    threshold: float
+    clips_per_day: float
+    unlabelled_scores: np.ndarray
+
+
+def tuning_data(spec: str, *, url: str | None = None) -> TuningData:
+    """What the threshold page needs for machine ``spec`` (scoring what is missing first)."""
+    with session_scope(url) as session:
+        machine = one_machine(session, spec)
+        model, pks = machine.active_model, [machine.id]
+    score_with_model(model, pks, url=url)
+    with session_scope(url) as session:
+        machine = one_machine(session, spec)
+        rows = [(c, s) for c, s in scored_clips(session, model.id, pks) if c.split != "train"]
+        verdicts = effective_verdicts(session, [c.id for c, _ in rows])
+        current = active_threshold(session, model.id)
+        rate = clips_per_day(session, machine.id)
+    truth = [(s, c.label == "abnormal", "truth") for c, s in rows if c.label in ("normal", "abnormal")]
+    pilot = [
+        (s, verdicts[c.id] == "abnormal", "pilot")
+        for c, s in rows
+        if c.label == "unknown" and verdicts.get(c.id) in ("normal", "abnormal")
+    ]
+    unlabelled = [s for c, s in rows if c.label == "unknown" and verdicts.get(c.id) not in ("normal", "abnormal")]
+    labelled = truth + pilot
+    source = f"ground truth for {len(truth)} clips, pilot verdicts for {len(pilot)}"
+    return TuningData(
+        spec, model.id, model.detector, np.array([s for s, _, _ in labelled]),
+        np.array([a for _, a, _ in labelled], dtype=bool), source,
+        current.value if current else float("nan"), rate, np.array(unlabelled),
+    )  # fmt: skip

@@ -1,11 +1,14 @@
-"""The one list of dashboard pages; ``streamlit_app.py`` builds the navigation from it."""
+"""The one list of dashboard pages; ``streamlit_app.py`` builds the navigation from it.
+
+Each page is a script under ``dashboard/pages`` whose ``render()`` draws it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from dashboard.pages import overview
+PAGES_DIR = Path(__file__).with_name("pages")
 
 
 @dataclass(frozen=True)
@@ -13,7 +16,18 @@ class PageSpec:
     title: str
     url_path: str
     icon: str
-    render: Callable[[], None]
+    script: str  # file name under dashboard/pages
+
+    @property
+    def path(self) -> Path:
+        return PAGES_DIR / self.script
 
 
-PAGES: tuple[PageSpec, ...] = (PageSpec("Overview", "overview", ":material/dashboard:", overview.render),)
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("Overview", "overview", ":material/dashboard:", "overview.py"),
+    PageSpec("Triage", "triage", ":material/fact_check:", "triage.py"),
+    PageSpec("Explore", "explore", ":material/graphic_eq:", "explore.py"),
+    PageSpec("Thresholds", "thresholds", ":material/tune:", "thresholds.py"),
+    PageSpec("Compare models", "compare", ":material/compare:", "compare.py"),
+    PageSpec("Data", "data", ":material/upload_file:", "data.py"),
+)

@@ -164,6 +164,17 @@ class Annotation(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
+class AnomalyType(Base):
+    """A kind of fault the team names when confirming an anomaly (the list is team-editable)."""
+
+    __tablename__ = "anomaly_types"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(128), default="system")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
 class Export(Base):
     """A curated dataset written to disk for supervised training."""
 

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Annotation, Clip, DetectorModel, Machine, RejectedFile, Score, Threshold
+from db.models import (
+    Annotation,
+    AnomalyType,
+    Clip,
+    DetectorModel,
+    Machine,
+    RejectedFile,
+    Score,
+    Threshold,
+    utcnow,
+)
 
 
 def get_or_create_machine(session: Session, machine_type: str, machine_id: str) -> Machine:
@@ -185,3 +196,59 @@ def effective_verdicts(session: Session, clip_ids: list[int]) -> dict[int, str]:
         if alive:
             current[clip_id] = alive[-1].verdict
     return current
+
+
+def add_annotation(
+    session: Session, clip_id: int, annotator: str, verdict: str, anomaly_type: str | None = None, note: str = ""
+) -> Annotation:
+    row = Annotation(clip_id=clip_id, annotator=annotator, verdict=verdict, anomaly_type=anomaly_type, note=note)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def verdict_history(session: Session, clip_id: int) -> list[Annotation]:
+    """Every annotation row of a clip, oldest first (undo rows included)."""
+    return list(session.scalars(select(Annotation).where(Annotation.clip_id == clip_id).order_by(Annotation.id)))
+
+
+def last_undoable(session: Session, annotator: str) -> Annotation | None:
+    """The annotator's latest verdict that has not been undone (undo rows themselves excluded)."""
+    undone = select(Annotation.undoes_id).where(Annotation.undoes_id.is_not(None))
+    return session.scalar(
+        select(Annotation)
+        .where(Annotation.annotator == annotator, Annotation.undoes_id.is_(None), Annotation.id.not_in(undone))
+        .order_by(Annotation.id.desc())
+        .limit(1)
+    )
+
+
+def anomaly_type_names(session: Session) -> list[str]:
+    return list(session.scalars(select(AnomalyType.name).order_by(AnomalyType.name)))
+
+
+def add_anomaly_type(session: Session, name: str, created_by: str) -> None:
+    if session.scalar(select(AnomalyType).where(AnomalyType.name == name)) is None:
+        session.add(AnomalyType(name=name, created_by=created_by))
+
+
+def scored_clips(session: Session, model_id: int, machine_pks: list[int]) -> list[tuple[Clip, float]]:
+    """``(clip, score)`` of every clip of these machines scored by the model, by clip id."""
+    rows = session.execute(
+        select(Clip, Score.score)
+        .join(Score, Score.clip_id == Clip.id)
+        .where(Score.model_id == model_id, Clip.machine_pk.in_(machine_pks))
+        .order_by(Clip.id)
+    )
+    return [(clip, value) for clip, value in rows]
+
+
+def score_details(session: Session, model_id: int, clip_id: int) -> dict | None:
+    return session.scalar(select(Score.details).where(Score.model_id == model_id, Score.clip_id == clip_id))
+
+
+def clips_per_day(session: Session, machine_pk: int, days: int = 7) -> float:
+    """Mean clips ingested per day for a machine over the last ``days`` days (0 when none)."""
+    since = utcnow() - timedelta(days=days)
+    n = session.scalar(select(func.count(Clip.id)).where(Clip.machine_pk == machine_pk, Clip.ingested_at >= since))
+    return (n or 0) / days

@@ -64,6 +64,6 @@ def test_core_and_db_never_import_the_dashboard():
 def test_every_page_module_is_registered():
     from dashboard.registry import PAGES
 
-    registered = {page.render.__module__ for page in PAGES}
-    modules = {f"dashboard.pages.{p.stem}" for p in (ROOT / "dashboard" / "pages").glob("*.py") if p.stem != "__init__"}
-    assert modules == registered
+    registered = {page.path.resolve() for page in PAGES}
+    scripts = {p.resolve() for p in (ROOT / "dashboard" / "pages").glob("*.py") if p.stem != "__init__"}
+    assert scripts == registered

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from core.bootstrap import DEMO_SUBDIR, database_is_empty, seed_demo_plant
 from core.demo import write_plant
 from core.ingest import IngestReport, ingest
 from db.models import Clip, RejectedFile
@@ -124,26 +123,6 @@ def test_report_json_shape():
         "rejected": [{"path": "/x.wav", "reason": "empty", "detail": "the file is empty (0 bytes)"}],
     }
     assert IngestReport().as_json() == {"ingested": 0, "already_known": 0, "rejected": []}
-
-
-def test_seed_demo_plant_fills_an_empty_database(data_dir):
-    assert database_is_empty()
-    calls = []
-    report = seed_demo_plant(machines=2, normal=3, abnormal=1, progress=lambda done, total: calls.append((done, total)))
-    assert (report.ingested, report.already_known, report.rejected) == (8, 0, [])
-    assert not database_is_empty()
-    assert len(list((data_dir / DEMO_SUBDIR).rglob("*.wav"))) == 8
-    assert _counts() == Counter(
-        {
-            ("fan", "id_00", "normal"): 3,
-            ("fan", "id_00", "abnormal"): 1,
-            ("fan", "id_02", "normal"): 3,
-            ("fan", "id_02", "abnormal"): 1,
-        }
-    )
-    assert calls[-1] == (16, 16)
-    assert {total for _, total in calls} == {16}
-    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
 
 
 def test_mimii_clips_get_a_recorded_split_that_keeps_abnormals_out_of_training(plant):

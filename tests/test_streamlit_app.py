@@ -35,7 +35,7 @@ def test_seeded_database_shows_counts(tmp_path):
     ingest([str(tmp_path / "plant")], n_jobs=1)
     app = _run()
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Clips"] == "4" and metrics["Machines"] == "2" and metrics["Labelled abnormal"] == "1"
+    assert metrics["Clips"] == "4" and metrics["Machines"] == "2" and metrics["Flagged"] == "0"
     assert any("refused" in e.label for e in app.expander)
 
 

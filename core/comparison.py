@@ -1,0 +1,89 @@
+"""Comparing two models of a machine on the same test clips, for managers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import BadInputError, Reason
+from core.metrics import ThresholdMetrics, metrics_at, partial_auc, roc_auc
+from core.scoring import score_with_model
+from db.models import Clip, DetectorModel
+from db.queries import active_threshold, clip_scores, machines_matching, models_for, test_clips
+from db.session import session_scope
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    model_id: int
+    name: str
+    at_threshold: ThresholdMetrics
+    auc: float
+    pauc: float
+    saw_anomalies: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    machine: str
+    test_set: str
+    n_test: int
+    results: list[ModelResult]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Notes a manager must read before trusting the side-by-side numbers."""
+        saw = [r.name for r in self.results if r.saw_anomalies]
+        if saw and len(saw) < len(self.results):
+            return [f"{', '.join(saw)} was trained on labelled anomalies the other model never saw."]
+        return []
+
+
+def model_choices(machine: str, *, url: str | None = None) -> list[tuple[int, str]]:
+    """``(model_id, "detector vN (scope)")`` of every model usable for ``machine``, newest first."""
+    with session_scope(url) as session:
+        matches = [m for m in machines_matching(session, machine) if m.key == machine]
+        if not matches:
+            return []
+        return [(m.id, f"{m.detector} v{m.version} ({m.scope})") for m in models_for(session, matches[0])]
+
+
+def compare_models(machine: str, model_ids: list[int], *, url: str | None = None) -> Comparison:
+    """Each model's metrics at its own active threshold on the machine's labelled test clips
+    scored by every one of them (the same clips for all)."""
+    with session_scope(url) as session:
+        matches = [m for m in machines_matching(session, machine) if m.key == machine]
+        if not matches:
+            raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {machine!r}")
+        pks = [matches[0].id]
+        models = [session.get(DetectorModel, model_id) for model_id in model_ids]
+        if any(m is None for m in models):
+            raise BadInputError(Reason.INVALID_PARAMETER, f"unknown model among {model_ids}")
+    for model in models:
+        score_with_model(model, pks, url=url)
+    with session_scope(url) as session:
+        clips = test_clips(session, pks)
+        scores = [clip_scores(session, m.id, [c.id for c in clips]) for m in models]
+        common = [c for c in clips if all(c.id in s for s in scores)]
+        y = np.array([c.label == "abnormal" for c in common], dtype=bool)
+        results = []
+        for model, by_clip in zip(models, scores, strict=True):
+            values = np.array([by_clip[c.id] for c in common])
+            current = active_threshold(session, model.id)
+            trained_on = model.provenance.get("clip_ids", [])
+            saw = bool(trained_on) and session.query(Clip).filter(
+                Clip.id.in_(trained_on), Clip.label == "abnormal"
+            ).count() > 0  # fmt: skip
+            results.append(
+                ModelResult(
+                    model.id,
+                    f"{model.detector} v{model.version}",
+                    metrics_at(y, values, current.value if current else float("inf")),
+                    roc_auc(y, values),
+                    partial_auc(y, values),
+                    saw,
+                )  # fmt: skip
+            )
+    test_set = f"test split of {machine}: {int(y.sum())} abnormal and {int((~y).sum())} normal clips"
+    return Comparison(machine, test_set, len(common), results)

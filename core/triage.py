@@ -1,0 +1,200 @@
+"""The pilot team's loop: what the active model flags, verdicts on it, undo, and disagreements.
+
+Verdicts are append-only: an undo is a new row pointing at the verdict it cancels,
+so nothing a pilot said is ever lost.  A clip is *flagged* when its active model's
+score is above the active threshold; it leaves the queue once it has a verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from core.errors import BadInputError, Reason
+from db.models import VERDICTS, Annotation, Clip, Machine
+from db.queries import (
+    active_threshold,
+    add_annotation,
+    add_anomaly_type,
+    effective_verdicts,
+    last_undoable,
+    machines_matching,
+    scored_clips,
+)
+from db.session import session_scope
+
+QUEUE_ORDERS = {
+    "highest score first": "score",
+    "closest to the threshold first": "margin",
+    "newest first": "newest",
+}
+
+
+@dataclass(frozen=True)
+class MachineSummary:
+    """Per machine: clips, how many the active model flags, and what the pilots said about them."""
+
+    machine: str
+    clips: int
+    flagged: int
+    confirmed: int
+    rejected: int
+    unsure: int
+    unreviewed: int
+    detector: str | None
+    version: int | None
+    threshold: float | None
+    last_ingested_at: datetime | None
+    last_verdict_at: datetime | None
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    clip_id: int
+    path: str
+    score: float
+    threshold: float
+    label: str
+    ingested_at: datetime
+
+
+def _flagged(session, machine: Machine) -> tuple[list[tuple[Clip, float]], float | None]:
+    model = machine.active_model
+    if model is None:
+        return [], None
+    threshold = active_threshold(session, model.id)
+    if threshold is None:
+        return [], None
+    rows = scored_clips(session, model.id, [machine.id])
+    return [(clip, value) for clip, value in rows if value > threshold.value], threshold.value
+
+
+def machine_summaries(url: str | None = None) -> list[MachineSummary]:
+    """One summary per machine, sorted by machine key."""
+    out = []
+    with session_scope(url) as session:
+        for machine in machines_matching(session):
+            flagged, threshold = _flagged(session, machine)
+            clip_ids = list(session.scalars(select(Clip.id).where(Clip.machine_pk == machine.id)))
+            verdicts = effective_verdicts(session, clip_ids)
+            flagged_ids = {clip.id for clip, _ in flagged}
+            model = machine.active_model
+            out.append(
+                MachineSummary(
+                    machine=machine.key,
+                    clips=len(clip_ids),
+                    flagged=len(flagged_ids),
+                    confirmed=sum(v == "abnormal" for v in verdicts.values()),
+                    rejected=sum(v == "normal" for v in verdicts.values()),
+                    unsure=sum(v == "unsure" for v in verdicts.values()),
+                    unreviewed=len(flagged_ids - verdicts.keys()),
+                    detector=model.detector if model else None,
+                    version=model.version if model else None,
+                    threshold=threshold,
+                    last_ingested_at=session.scalar(
+                        select(func.max(Clip.ingested_at)).where(Clip.machine_pk == machine.id)
+                    ),
+                    last_verdict_at=session.scalar(
+                        select(func.max(Annotation.created_at)).where(Annotation.clip_id.in_(clip_ids))
+                    ),
+                )
+            )
+    return out
+
+
+def triage_queue(machine: str, order: str = "score", *, url: str | None = None) -> list[QueueItem]:
+    """Flagged clips of ``machine`` (``type/id``) without a verdict, in ``order``:
+    ``score`` (highest first), ``margin`` (closest to the threshold first) or ``newest``."""
+    with session_scope(url) as session:
+        matches = [m for m in machines_matching(session, machine) if m.key == machine]
+        if not matches:
+            return []
+        flagged, threshold = _flagged(session, matches[0])
+        verdicts = effective_verdicts(session, [clip.id for clip, _ in flagged])
+        items = [
+            QueueItem(clip.id, clip.path, value, threshold, clip.label, clip.ingested_at)
+            for clip, value in flagged
+            if clip.id not in verdicts
+        ]
+    keys = {
+        "score": lambda item: -item.score,
+        "margin": lambda item: item.score - item.threshold,
+        "newest": lambda item: (-item.ingested_at.timestamp(), -item.clip_id),
+    }
+    if order not in keys:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"unknown queue order {order!r}; use one of {list(keys)}")
+    return sorted(items, key=keys[order])
+
+
+def record_verdict(
+    clip_id: int,
+    annotator: str,
+    verdict: str,
+    *,
+    anomaly_type: str | None = None,
+    note: str = "",
+    url: str | None = None,
+) -> int:
+    """Store a pilot's verdict on a clip at once; returns the annotation id.
+
+    ``verdict`` is ``normal``, ``abnormal`` or ``unsure``; an ``anomaly_type`` is kept
+    only with ``abnormal`` and is added to the team's list when new.
+    """
+    annotator = annotator.strip()
+    if not annotator:
+        raise BadInputError(Reason.INVALID_PARAMETER, "an annotator name is required")
+    if verdict not in VERDICTS:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
+    kind = (anomaly_type or "").strip() or None if verdict == "abnormal" else None
+    with session_scope(url, write=True) as session:
+        if session.get(Clip, clip_id) is None:
+            raise BadInputError(Reason.NOT_FOUND, f"no clip with id {clip_id}")
+        if kind:
+            add_anomaly_type(session, kind, annotator)
+        return add_annotation(session, clip_id, annotator, verdict, kind, note.strip()).id
+
+
+def undo_last(annotator: str, *, url: str | None = None) -> Annotation | None:
+    """Cancel the annotator's latest verdict by appending an undo row; returns the undone verdict."""
+    with session_scope(url, write=True) as session:
+        target = last_undoable(session, annotator.strip())
+        if target is None:
+            return None
+        session.add(
+            Annotation(
+                clip_id=target.clip_id,
+                annotator=target.annotator,
+                verdict=target.verdict,
+                anomaly_type=target.anomaly_type,
+                note="undo",
+                undoes_id=target.id,
+            )  # fmt: skip
+        )
+        return target
+
+
+def review_list(machine: str | None = None, *, url: str | None = None) -> list[dict]:
+    """Clips on which annotators currently disagree (normal vs abnormal), with each one's verdict."""
+    with session_scope(url) as session:
+        pks = [m.id for m in machines_matching(session, machine)]
+        rows = list(
+            session.scalars(
+                select(Annotation)
+                .join(Clip, Clip.id == Annotation.clip_id)
+                .where(Clip.machine_pk.in_(pks))
+                .order_by(Annotation.id)
+            )
+        )
+        undone = {row.undoes_id for row in rows if row.undoes_id is not None}
+        latest: dict[int, dict[str, str]] = {}
+        for row in rows:
+            if row.undoes_id is None and row.id not in undone:
+                latest.setdefault(row.clip_id, {})[row.annotator] = row.verdict
+        paths = dict(session.execute(select(Clip.id, Clip.path).where(Clip.id.in_(list(latest)))).all())
+    return [
+        {"clip_id": clip_id, "path": paths[clip_id], "verdicts": by_annotator}
+        for clip_id, by_annotator in sorted(latest.items())
+        if {"normal", "abnormal"} <= set(by_annotator.values())
+    ]

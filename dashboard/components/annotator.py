@@ -1,0 +1,22 @@
+"""The annotator's name: asked once per browser session, required before any verdict."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+KEY = "annotator_name"
+
+
+def annotator_name() -> str | None:
+    """The name given in this browser session, or ``None`` (after showing the form to give it)."""
+    name = st.session_state.get(KEY, "").strip()
+    if name:
+        st.sidebar.caption(f"Annotating as **{name}**")
+        return name
+    with st.form("annotator_form"):
+        st.write("Verdicts record who made them. Please give your name once for this session.")
+        given = st.text_input("Your name", key="annotator_input")
+        if st.form_submit_button("Start annotating") and given.strip():
+            st.session_state[KEY] = given.strip()
+            st.rerun()
+    return None

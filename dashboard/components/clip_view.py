@@ -1,0 +1,76 @@
+"""One clip on screen: player, waveform, STFT and mel spectrograms, and where the detector sees trouble."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.audio import load_clip
+from core.display import most_abnormal_window
+from core.errors import BadInputError
+from core.explore import ClipDetails, clip_details
+from core.features import FeatureParams, log_mel, stft_db
+from dashboard.components import plots
+
+P = FeatureParams()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _audio_views(path: str) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Signal, sample rate, STFT dB and log-mel dB of a clip (cached per path)."""
+    clip = load_clip(path)
+    stft = stft_db(clip.signal, n_fft=P.n_fft, hop_length=P.hop_length)
+    mel = log_mel(clip.signal, clip.sr, n_mels=P.n_mels, n_fft=P.n_fft, hop_length=P.hop_length)
+    return clip.signal, clip.sr, stft, mel
+
+
+def render_clip(clip_id: int, *, key: str, compact: bool = False) -> ClipDetails | None:
+    """Draw the clip; returns its details (``None`` when it cannot be shown, with the reason on screen)."""
+    details = clip_details(clip_id)
+    if details is None:
+        st.warning(f"Clip {clip_id} is no longer in the database.")
+        return None
+    try:
+        signal, sr, stft, mel = _audio_views(details.path)
+    except BadInputError as exc:
+        st.error(f"This clip cannot be read: {exc}. The file may have been moved or damaged.")
+        return details
+    facts = f"**{details.machine}** · {details.duration_s:.1f} s · {details.n_channels} ch · label: {details.label}"
+    if details.score is not None:
+        facts += f" · score **{details.score:.3g}** (threshold {details.threshold:.3g})"
+    st.markdown(facts)
+    st.caption(details.path)
+    window = None
+    if details.frame_errors:
+        window = most_abnormal_window(details.frame_errors, P.hop_length, sr)
+    player, button = st.columns([4, 1])
+    start = st.session_state.get(f"{key}_start", 0.0)
+    player.audio(signal, sample_rate=sr, start_time=start)
+    if window and button.button("▶ most anomalous second", key=f"{key}_loudest",
+                                help=f"{window[0]:.1f}-{window[1]:.1f} s"):  # fmt: skip
+        st.session_state[f"{key}_start"] = window[0]
+        st.rerun()
+    st.plotly_chart(plots.waveform(signal, sr), key=f"{key}_wave")
+    if details.frame_errors:
+        left, right = st.columns(2)
+        left.plotly_chart(plots.errors_over_time(details.frame_errors, P.hop_length, sr, window), key=f"{key}_err")
+        right.plotly_chart(plots.errors_per_band(details.band_errors, sr), key=f"{key}_band")
+    if compact:
+        st.plotly_chart(plots.spectrogram(mel, sr, P.hop_length, mel=True, title="Mel spectrogram"), key=f"{key}_mel")
+    else:
+        left, right = st.columns(2)
+        left.plotly_chart(plots.spectrogram(stft, sr, P.hop_length, mel=False, title="STFT (dB)"), key=f"{key}_stft")
+        right.plotly_chart(plots.spectrogram(mel, sr, P.hop_length, mel=True, title="Mel spectrogram (dB)"),
+                           key=f"{key}_mel")  # fmt: skip
+    return details
+
+
+def render_history(details: ClipDetails) -> None:
+    if not details.history:
+        st.caption("No verdict yet.")
+        return
+    for v in details.history:
+        kind = f" ({v.anomaly_type})" if v.anomaly_type else ""
+        action = f"undid {v.verdict}" if v.is_undo else f"**{v.verdict}**{kind}"
+        note = f" — {v.note}" if v.note and not v.is_undo else ""
+        st.markdown(f"- {v.created_at:%Y-%m-%d %H:%M} · {v.annotator}: {action}{note}")

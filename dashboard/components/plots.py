@@ -1,0 +1,100 @@
+"""Plotly figures shared by the pages, in the shared colours."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import plotly.graph_objects as go
+
+from core.display import envelope
+from core.metrics import Confusion
+from dashboard.theme import LABEL_COLOURS
+
+MARGINS = dict(l=10, r=10, t=40, b=10)
+
+
+def waveform(signal: np.ndarray, sr: int, title: str = "Waveform") -> go.Figure:
+    """The waveform as a min/max envelope (2,000 points whatever the length)."""
+    times, low, high = envelope(signal, sr)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=times, y=high, mode="lines", line=dict(width=0.5, color="#457b9d"), showlegend=False))
+    fig.add_trace(go.Scatter(x=times, y=low, mode="lines", fill="tonexty", line=dict(width=0.5, color="#457b9d"),
+                             showlegend=False))  # fmt: skip
+    fig.update_layout(title=title, height=220, margin=MARGINS, xaxis_title="time (s)", yaxis_title="amplitude")
+    return fig
+
+
+def spectrogram(db: np.ndarray, sr: int, hop_length: int, *, mel: bool, title: str) -> go.Figure:
+    """A dB spectrogram ``(n_bins, n_columns)`` with time (s) and frequency (Hz) axes."""
+    times = librosa.frames_to_time(np.arange(db.shape[1]), sr=sr, hop_length=hop_length)
+    if mel:
+        freqs = librosa.mel_frequencies(n_mels=db.shape[0], fmax=sr / 2)
+    else:
+        freqs = librosa.fft_frequencies(sr=sr, n_fft=2 * (db.shape[0] - 1))
+    hover = "%{x:.2f} s, %{y:.0f} Hz: %{z:.1f} dB"
+    fig = go.Figure(go.Heatmap(z=db, x=times, y=freqs, colorscale="Magma", zmin=-80, zmax=0,
+                               colorbar=dict(title="dB"), hovertemplate=hover))  # fmt: skip
+    fig.update_layout(title=title, height=280, margin=MARGINS, xaxis_title="time (s)", yaxis_title="frequency (Hz)")
+    return fig
+
+
+def errors_over_time(frame_errors, hop_length: int, sr: int, window: tuple[float, float] | None) -> go.Figure:
+    """The detector's error per feature vector over time, the most abnormal second shaded."""
+    times = np.arange(len(frame_errors)) * hop_length / sr
+    fig = go.Figure(go.Scatter(x=times, y=frame_errors, mode="lines", line=dict(color=LABEL_COLOURS["abnormal"])))
+    if window:
+        fig.add_vrect(x0=window[0], x1=window[1], fillcolor=LABEL_COLOURS["abnormal"], opacity=0.15, line_width=0)
+    fig.update_layout(title="Detector error over time", height=220, margin=MARGINS, xaxis_title="time (s)",
+                      yaxis_title="error")  # fmt: skip
+    return fig
+
+
+def errors_per_band(band_errors, sr: int) -> go.Figure:
+    freqs = librosa.mel_frequencies(n_mels=len(band_errors), fmax=sr / 2)
+    fig = go.Figure(go.Bar(x=freqs, y=band_errors, marker_color=LABEL_COLOURS["abnormal"]))
+    fig.update_layout(title="Detector error per mel band", height=220, margin=MARGINS, xaxis_title="frequency (Hz)",
+                      yaxis_title="error")  # fmt: skip
+    return fig
+
+
+def confusion(c: Confusion, title: str) -> go.Figure:
+    """Confusion matrix heatmap, abnormal as the positive class, with counts and row rates."""
+    counts = np.array([[c.tp, c.fn], [c.fp, c.tn]])
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    text = [[f"{counts[i, j]}<br>{rates[i, j]:.0%}" for j in range(2)] for i in range(2)]
+    fig = go.Figure(go.Heatmap(z=rates, x=["flagged abnormal", "passed as normal"], y=["abnormal", "normal"],
+                               text=text, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,
+                               showscale=False))  # fmt: skip
+    fig.update_layout(title=title, height=300, margin=MARGINS, xaxis_title="model says", yaxis_title="truth")
+    return fig
+
+
+def score_histogram(scores: np.ndarray, is_abnormal: np.ndarray, threshold: float, label_source: str) -> go.Figure:
+    fig = go.Figure()
+    for name, mask in (("normal", ~is_abnormal), ("abnormal", is_abnormal)):
+        fig.add_trace(go.Histogram(x=scores[mask], name=name, marker_color=LABEL_COLOURS[name], opacity=0.6, nbinsx=40))
+    fig.add_vline(x=threshold, line_dash="dash", annotation_text="threshold")
+    fig.update_layout(barmode="overlay", title=f"Scores ({label_source})", height=300, margin=MARGINS,
+                      xaxis_title="score", yaxis_title="clips")  # fmt: skip
+    return fig
+
+
+def score_scatter(scores: np.ndarray, is_abnormal: np.ndarray, threshold: float) -> go.Figure:
+    fig = go.Figure()
+    index = np.arange(len(scores))
+    for name, mask in (("normal", ~is_abnormal), ("abnormal", is_abnormal)):
+        fig.add_trace(go.Scattergl(x=index[mask], y=scores[mask], mode="markers", name=name,
+                                   marker=dict(color=LABEL_COLOURS[name], size=5)))  # fmt: skip
+    fig.add_hline(y=threshold, line_dash="dash", annotation_text="threshold")
+    fig.update_layout(title="Clip scores", height=300, margin=MARGINS, xaxis_title="clip", yaxis_title="score")
+    return fig
+
+
+def curve(x, y, *, title: str, x_title: str, y_title: str, marker: tuple[float, float] | None = None) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", line=dict(color="#1d3557")))
+    if marker:
+        fig.add_trace(go.Scatter(x=[marker[0]], y=[marker[1]], mode="markers", marker=dict(size=10, color="#e63946"),
+                                 name="current threshold"))  # fmt: skip
+    fig.update_layout(title=title, height=300, margin=MARGINS, xaxis_title=x_title, yaxis_title=y_title,
+                      showlegend=False)  # fmt: skip
+    return fig

@@ -1,0 +1,58 @@
+"""Compare models: two models of a machine, side by side on the same test clips."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from core.comparison import compare_models, model_choices
+from dashboard.components import plots
+from dashboard.components.pickers import machine_picker
+
+
+def render() -> None:
+    st.title("Compare models")
+    machine = machine_picker(require_model=True)
+    if machine is None:
+        return
+    choices = dict(model_choices(machine))
+    if len(choices) < 2:
+        st.info(f"{machine} has {len(choices)} model(s). Train another detector (`python -m core train "
+                "--detector mahalanobis`) or a supervised model to compare.")  # fmt: skip
+        return
+    ids = list(choices)
+    preselected = st.session_state.get("compare_models", ids[:2])
+    left, right = st.columns(2)
+    a = left.selectbox("Model A", ids, index=ids.index(preselected[0]) if preselected[0] in ids else 0,
+                       format_func=choices.get)  # fmt: skip
+    b = right.selectbox("Model B", ids, index=ids.index(preselected[1]) if preselected[1] in ids else 1,
+                        format_func=choices.get)  # fmt: skip
+    result = compare_models(machine, [a, b])
+    st.caption(f"Test set: {result.test_set} ({result.n_test} clips scored by both). Abnormal is the positive class.")
+    for warning in result.warnings:
+        st.warning(warning)
+    cols = st.columns(2)
+    for column, r in zip(cols, result.results, strict=True):
+        column.plotly_chart(plots.confusion(r.at_threshold.confusion, f"{r.name} at {r.at_threshold.threshold:.4g}"),
+                            key=f"cm_{r.model_id}")  # fmt: skip
+    fmt = lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else round(v, 3)  # noqa: E731
+    table = pd.DataFrame(
+        {
+            r.name: {
+                "precision": fmt(r.at_threshold.precision),
+                "recall": fmt(r.at_threshold.recall),
+                "F1": fmt(r.at_threshold.f1),
+                "accuracy": fmt(r.at_threshold.accuracy),
+                "AUC": fmt(r.auc),
+                "pAUC": fmt(r.pauc),
+            }  # fmt: skip
+            for r in result.results
+        }
+    )
+    st.dataframe(table)
+
+
+if __name__ == "__main__":  # run by st.navigation as a page script
+    render()

@@ -1,0 +1,46 @@
+"""Explore: any clip of a machine, beside a typical normal clip of the same machine."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.explore import typical_normal_clip
+from dashboard.components.clip_view import render_clip, render_history
+from dashboard.components.pickers import machine_picker
+from db.queries import machines_matching
+from db.session import session_scope
+
+
+def _clip_options(machine: str) -> dict[int, str]:
+    with session_scope() as session:
+        (m,) = [x for x in machines_matching(session, machine) if x.key == machine]
+        return {c.id: f"#{c.id} · {c.label} · {c.split} · {c.path.rsplit('/', 1)[-1]}" for c in m.clips}
+
+
+def render() -> None:
+    st.title("Explore a clip")
+    machine = machine_picker()
+    if machine is None:
+        return
+    options = _clip_options(machine)
+    wanted = st.session_state.get("explore_clip")
+    ids = list(options)
+    clip_id = st.selectbox("Clip", ids, index=ids.index(wanted) if wanted in ids else 0,
+                           format_func=options.get)  # fmt: skip
+    left, right = st.columns(2)
+    with left:
+        st.subheader("This clip")
+        details = render_clip(clip_id, key="explore", compact=True)
+        if details:
+            render_history(details)
+    with right:
+        st.subheader("A typical normal clip")
+        typical = typical_normal_clip(clip_id)
+        if typical is None:
+            st.info("No scored normal training clip of this machine to compare with yet.")
+        else:
+            render_clip(typical, key="typical", compact=True)
+
+
+if __name__ == "__main__":  # run by st.navigation as a page script
+    render()

@@ -1,0 +1,103 @@
+"""Thresholds: move the threshold and watch precision, recall, F1 and the confusion matrix follow."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.errors import BadInputError
+from core.metrics import metrics_at, partial_auc, roc_auc, sweep
+from core.tuning import SuggestOptions, set_threshold, suggest, tuning_data
+from dashboard.components import plots
+from dashboard.components.annotator import KEY as NAME_KEY
+from dashboard.components.pickers import machine_picker
+
+
+@st.cache_data(show_spinner="Scoring and gathering labels…", max_entries=32)
+def _data(machine: str, model_id: int, version_key: str):
+    return tuning_data(machine)
+
+
+def _suggestions(machine: str) -> None:
+    st.subheader("Suggestions")
+    cols = st.columns(4)
+    target = cols[2].number_input("Target recall", 0.05, 1.0, 0.9, 0.05)
+    cost_miss = cols[3].number_input("Cost of a missed anomaly (x a false alarm)", 0.1, 1000.0, 10.0)
+    use_test = st.checkbox("Fit labelled suggestions on the test split too (otherwise: pilot verdicts only)")
+    methods = {
+        cols[0].button("Gamma quantile 0.9"): SuggestOptions("gamma"),
+        cols[1].button("Max F1"): SuggestOptions("max_f1", use_test=use_test),
+        cols[2].button("Target recall"): SuggestOptions("target_recall", target=target, use_test=use_test),
+        cols[3].button("Min cost"): SuggestOptions("min_cost", cost_miss=cost_miss, use_test=use_test),
+    }
+    for pressed, options in methods.items():
+        if pressed:
+            try:
+                suggestion = suggest(machine, options)
+            except BadInputError as exc:
+                st.warning(exc.detail)
+                return
+            st.session_state["threshold_slider"] = float(suggestion.value)
+            st.session_state["threshold_reason"] = suggestion.reason
+            st.rerun()
+
+
+def render() -> None:
+    st.title("Threshold tuning")
+    machine = machine_picker(require_model=True)
+    if machine is None:
+        return
+    data = _data(machine, 0, st.session_state.get("threshold_version", ""))
+    all_scores = np.concatenate([data.scores, data.unlabelled_scores])
+    if all_scores.size == 0:
+        st.info("No scored clip outside the training split yet for this machine.")
+        return
+    low, high = float(all_scores.min()), float(all_scores.max())
+    start = st.session_state.get("threshold_slider", data.threshold if np.isfinite(data.threshold) else high)
+    st.session_state["threshold_slider"] = float(np.clip(start, low, high))
+    value = st.slider("Threshold", low, high, key="threshold_slider", format="%.4g",
+                      help=f"{data.detector} scores; clips above the threshold are flagged")  # fmt: skip
+    flagged_share = float(np.mean(all_scores > value))
+    cols = st.columns(5)
+    cols[4].metric("Expected flags per day", f"{flagged_share * data.clips_per_day:.1f}",
+                   help="Share of clips above the threshold x clips ingested per day (last 7 days)")  # fmt: skip
+    if data.is_abnormal.size and data.is_abnormal.any() and not data.is_abnormal.all():
+        at = metrics_at(data.is_abnormal, data.scores, value)
+        cols[0].metric("Precision", f"{at.precision:.2f}")
+        cols[1].metric("Recall", f"{at.recall:.2f}")
+        cols[2].metric("F1", f"{at.f1:.2f}")
+        cols[3].metric("AUC / pAUC", f"{roc_auc(data.is_abnormal, data.scores):.2f} / "
+                                     f"{partial_auc(data.is_abnormal, data.scores):.2f}")  # fmt: skip
+        st.caption(f"Labels: {data.label_source}. Abnormal is the positive class.")
+        sw = sweep(data.is_abnormal, data.scores)
+        left, right = st.columns(2)
+        left.plotly_chart(plots.confusion(at.confusion, f"Confusion matrix at {value:.4g}"), key="cm")
+        right.plotly_chart(plots.score_histogram(data.scores, data.is_abnormal, value, data.label_source), key="hist")
+        left, middle, right = st.columns(3)
+        prf = plots.curve(sw.thresholds, sw.f1, title="F1 against the threshold", x_title="threshold", y_title="F1",
+                          marker=(value, at.f1))  # fmt: skip
+        left.plotly_chart(prf, key="f1")
+        middle.plotly_chart(plots.curve(sw.recall, sw.precision, title="Precision-recall", x_title="recall",
+                                        y_title="precision", marker=(at.recall, at.precision)), key="pr")  # fmt: skip
+        fpr = sw.fp / max(int((~data.is_abnormal).sum()), 1)
+        right.plotly_chart(plots.curve(fpr, sw.recall, title="ROC", x_title="false positive rate",
+                                       y_title="true positive rate"), key="roc")  # fmt: skip
+        st.plotly_chart(plots.score_scatter(data.scores, data.is_abnormal, value), key="scatter")
+    else:
+        st.info(f"Precision and recall need labelled normal and abnormal clips ({data.label_source}).")
+    _suggestions(machine)
+    st.subheader("Save")
+    reason = st.text_input("Why this threshold?", key="threshold_reason")
+    who = st.text_input("Set by", value=st.session_state.get(NAME_KEY, ""), key="threshold_by")
+    if st.button("Save threshold", type="primary"):
+        try:
+            set_threshold(machine, value, set_by=who, reason=reason or "set on the threshold page")
+        except BadInputError as exc:
+            st.error(exc.detail)
+        else:
+            st.session_state["threshold_version"] = f"{machine}:{value}"
+            st.success(f"Threshold {value:.4g} saved for {machine}.")
+
+
+if __name__ == "__main__":  # run by st.navigation as a page script
+    render()

@@ -1,0 +1,71 @@
+"""Triage: the flagged clips nobody has judged yet, one at a time, with one-click verdicts."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.triage import QUEUE_ORDERS, record_verdict, review_list, triage_queue, undo_last
+from dashboard.components.annotator import annotator_name
+from dashboard.components.clip_view import render_clip, render_history
+from dashboard.components.pickers import machine_picker
+from db.queries import anomaly_type_names
+from db.session import session_scope
+
+NEW_TYPE = "+ new type…"
+
+
+def _verdict_form(clip_id: int, name: str) -> None:
+    with session_scope() as session:
+        types = anomaly_type_names(session)
+    left, right = st.columns(2)
+    kind = left.selectbox("Anomaly type (for Confirm)", [*types, NEW_TYPE], key=f"type_{clip_id}")
+    if kind == NEW_TYPE:
+        kind = left.text_input("New anomaly type", key=f"newtype_{clip_id}").strip() or None
+    note = right.text_input("Note (optional)", key=f"note_{clip_id}")
+    buttons = st.columns(3)
+    choices = (("Confirm abnormal", "abnormal", "primary"), ("Reject (normal)", "normal", "secondary"),
+               ("Unsure", "unsure", "secondary"))  # fmt: skip
+    for column, (label, verdict, kind_of_button) in zip(buttons, choices, strict=True):
+        if column.button(label, key=f"{verdict}_{clip_id}", type=kind_of_button, use_container_width=True):
+            record_verdict(clip_id, name, verdict, anomaly_type=kind if verdict == "abnormal" else None, note=note)
+            st.session_state["last_verdict"] = f"#{clip_id}: {verdict}"
+            st.rerun()
+
+
+def render() -> None:
+    st.title("Triage queue")
+    name = annotator_name()
+    if name is None:
+        return
+    machine = machine_picker(require_model=True)
+    if machine is None:
+        return
+    order_label = st.sidebar.radio("Order", list(QUEUE_ORDERS), key="queue_order")
+    queue = triage_queue(machine, QUEUE_ORDERS[order_label])
+    top = st.columns([3, 1])
+    top[0].markdown(f"**{len(queue)}** flagged clip(s) of **{machine}** await a verdict.")
+    if "last_verdict" in st.session_state:
+        top[0].caption(f"Saved {st.session_state['last_verdict']}.")
+    if top[1].button("↶ Undo my last verdict", use_container_width=True):
+        undone = undo_last(name)
+        st.session_state["last_verdict"] = f"undo of #{undone.clip_id}" if undone else "nothing to undo"
+        st.rerun()
+    disagreements = review_list(machine)
+    if disagreements:
+        with st.expander(f"Review list: {len(disagreements)} clip(s) where annotators disagree"):
+            for item in disagreements:
+                verdicts = ", ".join(f"{who}: {v}" for who, v in item["verdicts"].items())
+                st.markdown(f"- #{item['clip_id']} `{item['path'].rsplit('/', 1)[-1]}` — {verdicts}")
+    if not queue:
+        st.success("Nothing left to review for this machine. New flags appear here as clips are scored.")
+        return
+    item = queue[0]
+    details = render_clip(item.clip_id, key="triage")
+    _verdict_form(item.clip_id, name)
+    if details:
+        with st.expander("Verdict history of this clip"):
+            render_history(details)
+
+
+if __name__ == "__main__":  # run by st.navigation as a page script
+    render()
