@@ -1,7 +1,10 @@
 """Entry point: ``streamlit run streamlit_app.py``.  Pages are listed in ``dashboard/registry.py``."""
 
+import logging
+
 import streamlit as st
 
+from core.errors import BadInputError
 from dashboard.components.first_start import ensure_demo_data
 from dashboard.registry import PAGES
 from dashboard.theme import APP_TITLE
@@ -16,4 +19,13 @@ except Exception as exc:  # shown to the user with what to do, never as a raw tr
 navigation = st.navigation(
     [st.Page(page.path, title=page.title, url_path=page.url_path, icon=page.icon) for page in PAGES]
 )
-navigation.run()
+try:
+    navigation.run()
+except BadInputError as exc:
+    st.error(f"{exc.detail}. Check the input named here and try again.")
+except Exception as exc:  # never a raw traceback in front of a pilot: say what failed and what to do
+    logging.getLogger(__name__).exception("page failed")
+    st.error(
+        f"This page hit an unexpected problem ({type(exc).__name__}: {exc}). Your verdicts are saved; reload the "
+        "page, and if it persists, report it with the server log."
+    )

@@ -30,6 +30,7 @@ from db.queries import (
     add_threshold,
     clip_scores,
     clips_per_day,
+    counts_for_machine,
     effective_verdicts,
     machines_matching,
     scored_clips,
@@ -183,3 +184,13 @@ def tuning_data(spec: str, *, url: str | None = None) -> TuningData:
         np.array([a for _, a, _ in labelled], dtype=bool), source,
         current.value if current else float("nan"), rate, np.array(unlabelled),
     )  # fmt: skip
+
+
+def data_version(spec: str, *, url: str | None = None) -> tuple:
+    """A cheap fingerprint of what :func:`tuning_data` depends on, for caches: the active model,
+    how many clips it scored, how many verdicts and thresholds exist."""
+    with session_scope(url) as session:
+        matches = [m for m in machines_matching(session, spec) if m.key == spec]
+        if not matches or matches[0].active_model_id is None:
+            return (spec, None)
+        return (spec, matches[0].active_model_id, *counts_for_machine(session, matches[0]))

@@ -252,3 +252,14 @@ def clips_per_day(session: Session, machine_pk: int, days: int = 7) -> float:
     since = utcnow() - timedelta(days=days)
     n = session.scalar(select(func.count(Clip.id)).where(Clip.machine_pk == machine_pk, Clip.ingested_at >= since))
     return (n or 0) / days
+
+
+def counts_for_machine(session: Session, machine: Machine) -> tuple[int, int, int]:
+    """``(scores of its active model, annotations of its clips, thresholds of its active model)``."""
+    clip_ids = select(Clip.id).where(Clip.machine_pk == machine.id)
+    model_id = machine.active_model_id
+    return (
+        session.scalar(select(func.count(Score.id)).where(Score.model_id == model_id)) or 0,
+        session.scalar(select(func.count(Annotation.id)).where(Annotation.clip_id.in_(clip_ids))) or 0,
+        session.scalar(select(func.count(Threshold.id)).where(Threshold.model_id == model_id)) or 0,
+    )

@@ -49,3 +49,9 @@ def test_quality_benchmark_smoke():
                "--epochs", "1", "--snr", "6", "--no-real")  # fmt: skip
     rows = [line.split() for line in out.splitlines() if line.startswith("demo")]
     assert {row[4] for row in rows} == {"autoencoder", "mahalanobis"}, out  # "demo 6 dB machine detector ..."
+
+
+@pytest.mark.slow
+def test_dashboard_benchmark_smoke():
+    out = _run("bench/dashboard.py", "--clips", "200", "--moves", "2")
+    assert "200 scored clips" in out and "slider move" in out, out

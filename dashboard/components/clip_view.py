@@ -44,11 +44,14 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False) -> ClipDetails
     if details.frame_errors:
         window = most_abnormal_window(details.frame_errors, P.hop_length, sr)
     player, button = st.columns([4, 1])
-    start = st.session_state.get(f"{key}_start", 0.0)
-    player.audio(signal, sample_rate=sr, start_time=start)
-    if window and button.button("▶ most anomalous second", key=f"{key}_loudest",
-                                help=f"{window[0]:.1f}-{window[1]:.1f} s"):  # fmt: skip
-        st.session_state[f"{key}_start"] = window[0]
+    span = st.session_state.get(f"{key}_span", {}).get(clip_id)
+    if span:
+        player.audio(signal, sample_rate=sr, start_time=span[0], end_time=span[1], autoplay=True)
+    else:
+        player.audio(signal, sample_rate=sr)
+    if window and button.button("▶ most anomalous second", key=f"{key}_loudest_{clip_id}",
+                                help=f"plays {window[0]:.1f}-{window[1]:.1f} s"):  # fmt: skip
+        st.session_state[f"{key}_span"] = {clip_id: (int(window[0]), int(np.ceil(window[1])))}
         st.rerun()
     st.plotly_chart(plots.waveform(signal, sr), key=f"{key}_wave")
     if details.frame_errors:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.triage import machine_summaries
+from db.queries import machines_matching
+from db.session import session_scope
 
 
 def machine_picker(*, require_model: bool = False, key: str = "machine") -> str | None:
     """A machine ``type/id`` chosen in the sidebar (the choice follows the user across pages)."""
-    summaries = machine_summaries()
-    options = [s.machine for s in summaries if s.detector or not require_model]
+    with session_scope() as session:
+        options = [m.key for m in machines_matching(session) if m.active_model_id or not require_model]
     if not options:
         st.info("No machine has a trained model yet. Train one with `python -m core train`, or restart the app "
                 "on an empty database to get the demo plant.")  # fmt: skip

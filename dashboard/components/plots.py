@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.display import envelope
-from core.metrics import Confusion
+from core.metrics import Confusion, Sweep
 from dashboard.theme import LABEL_COLOURS
 
 MARGINS = dict(l=10, r=10, t=40, b=10)
@@ -97,4 +97,16 @@ def curve(x, y, *, title: str, x_title: str, y_title: str, marker: tuple[float, 
                                  name="current threshold"))  # fmt: skip
     fig.update_layout(title=title, height=300, margin=MARGINS, xaxis_title=x_title, yaxis_title=y_title,
                       showlegend=False)  # fmt: skip
+    return fig
+
+
+def against_threshold(sw: Sweep, threshold: float) -> go.Figure:
+    """Precision, recall and F1 as the threshold moves, the current one marked."""
+    fig = go.Figure()
+    for name, values, colour in (("precision", sw.precision, "#1d3557"), ("recall", sw.recall, "#e63946"),
+                                 ("F1", sw.f1, "#2a9d8f")):  # fmt: skip
+        fig.add_trace(go.Scatter(x=sw.thresholds, y=values, mode="lines", name=name, line=dict(color=colour)))
+    fig.add_vline(x=threshold, line_dash="dash")
+    fig.update_layout(title="Precision, recall, F1 against the threshold", height=300, margin=MARGINS,
+                      xaxis_title="threshold", yaxis_range=[0, 1.02])  # fmt: skip
     return fig

@@ -7,14 +7,15 @@ import streamlit as st
 
 from core.errors import BadInputError
 from core.metrics import metrics_at, partial_auc, roc_auc, sweep
-from core.tuning import SuggestOptions, set_threshold, suggest, tuning_data
+from core.tuning import SuggestOptions, data_version, set_threshold, suggest, tuning_data
 from dashboard.components import plots
 from dashboard.components.annotator import KEY as NAME_KEY
 from dashboard.components.pickers import machine_picker
 
 
 @st.cache_data(show_spinner="Scoring and gathering labels…", max_entries=32)
-def _data(machine: str, model_id: int, version_key: str):
+def _data(machine: str, version: tuple):
+    """Cached per machine and data version: a new model, score, verdict or threshold invalidates it."""
     return tuning_data(machine)
 
 
@@ -47,7 +48,7 @@ def render() -> None:
     machine = machine_picker(require_model=True)
     if machine is None:
         return
-    data = _data(machine, 0, st.session_state.get("threshold_version", ""))
+    data = _data(machine, data_version(machine))
     all_scores = np.concatenate([data.scores, data.unlabelled_scores])
     if all_scores.size == 0:
         st.info("No scored clip outside the training split yet for this machine.")
@@ -74,9 +75,7 @@ def render() -> None:
         left.plotly_chart(plots.confusion(at.confusion, f"Confusion matrix at {value:.4g}"), key="cm")
         right.plotly_chart(plots.score_histogram(data.scores, data.is_abnormal, value, data.label_source), key="hist")
         left, middle, right = st.columns(3)
-        prf = plots.curve(sw.thresholds, sw.f1, title="F1 against the threshold", x_title="threshold", y_title="F1",
-                          marker=(value, at.f1))  # fmt: skip
-        left.plotly_chart(prf, key="f1")
+        left.plotly_chart(plots.against_threshold(sw, value), key="prf")
         middle.plotly_chart(plots.curve(sw.recall, sw.precision, title="Precision-recall", x_title="recall",
                                         y_title="precision", marker=(at.recall, at.precision)), key="pr")  # fmt: skip
         fpr = sw.fp / max(int((~data.is_abnormal).sum()), 1)
@@ -95,7 +94,6 @@ def render() -> None:
         except BadInputError as exc:
             st.error(exc.detail)
         else:
-            st.session_state["threshold_version"] = f"{machine}:{value}"
             st.success(f"Threshold {value:.4g} saved for {machine}.")
 
 
