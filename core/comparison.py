@@ -9,7 +9,7 @@ import numpy as np
 from core.errors import BadInputError, Reason
 from core.metrics import ThresholdMetrics, metrics_at, partial_auc, roc_auc
 from core.scoring import score_with_model
-from db.models import Clip, DetectorModel
+from db.models import Clip
 from db.queries import active_threshold, clip_scores, machines_matching, models_for, test_clips
 from db.session import session_scope
 
@@ -57,9 +57,10 @@ def compare_models(machine: str, model_ids: list[int], *, url: str | None = None
         if not matches:
             raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {machine!r}")
         pks = [matches[0].id]
-        models = [session.get(DetectorModel, model_id) for model_id in model_ids]
-        if any(m is None for m in models):
-            raise BadInputError(Reason.INVALID_PARAMETER, f"unknown model among {model_ids}")
+        usable = {m.id: m for m in models_for(session, matches[0])}
+        if any(model_id not in usable for model_id in model_ids):
+            raise BadInputError(Reason.INVALID_PARAMETER, f"{machine} has no model among {model_ids}")
+        models = [usable[model_id] for model_id in model_ids]
     for model in models:
         score_with_model(model, pks, url=url)
     with session_scope(url) as session:
@@ -78,7 +79,7 @@ def compare_models(machine: str, model_ids: list[int], *, url: str | None = None
             results.append(
                 ModelResult(
                     model.id,
-                    f"{model.detector} v{model.version}",
+                    f"{model.detector} v{model.version} ({model.scope})",
                     metrics_at(y, values, current.value if current else float("inf")),
                     roc_auc(y, values),
                     partial_auc(y, values),

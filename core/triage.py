@@ -107,6 +107,10 @@ def machine_summaries(url: str | None = None) -> list[MachineSummary]:
 def triage_queue(machine: str, order: str = "score", *, url: str | None = None) -> list[QueueItem]:
     """Flagged clips of ``machine`` (``type/id``) without a verdict, in ``order``:
     ``score`` (highest first), ``margin`` (closest to the threshold first) or ``newest``."""
+    if order not in QUEUE_ORDERS.values():
+        raise BadInputError(
+            Reason.INVALID_PARAMETER, f"unknown queue order {order!r}; use one of {list(QUEUE_ORDERS.values())}"
+        )
     with session_scope(url) as session:
         matches = [m for m in machines_matching(session, machine) if m.key == machine]
         if not matches:
@@ -123,8 +127,6 @@ def triage_queue(machine: str, order: str = "score", *, url: str | None = None) 
         "margin": lambda item: item.score - item.threshold,
         "newest": lambda item: (-item.ingested_at.timestamp(), -item.clip_id),
     }
-    if order not in keys:
-        raise BadInputError(Reason.INVALID_PARAMETER, f"unknown queue order {order!r}; use one of {list(keys)}")
     return sorted(items, key=keys[order])
 
 

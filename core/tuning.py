@@ -69,6 +69,14 @@ def one_machine(session: Session, spec: str) -> Machine:
     return machines[0]
 
 
+def score_missing(spec: str, *, url: str | None = None) -> None:
+    """Score the clips of machine ``spec`` that its active model has not scored yet."""
+    with session_scope(url) as session:
+        machine = one_machine(session, spec)
+        model, pks = machine.active_model, [machine.id]
+    score_with_model(model, pks, url=url)
+
+
 def labelled_scores(session: Session, machine: Machine, use_test: bool) -> tuple[np.ndarray, np.ndarray, str]:
     """``(y_true, scores, source)`` of the machine's labelled, scored clips for threshold fitting.
 
@@ -96,10 +104,7 @@ def suggest(spec: str, options: SuggestOptions = SuggestOptions(), *, url: str |
     Labelled methods first score the machine's clips the model has not scored yet.
     """
     if options.method != "gamma":
-        with session_scope(url) as session:
-            machine = one_machine(session, spec)
-            model, pks = machine.active_model, [machine.id]
-        score_with_model(model, pks, url=url)
+        score_missing(spec, url=url)
     with session_scope(url) as session:
         machine = one_machine(session, spec)
         model = machine.active_model
@@ -160,12 +165,10 @@ class TuningData:
 
 def tuning_data(spec: str, *, url: str | None = None) -> TuningData:
     """What the threshold page needs for machine ``spec`` (scoring what is missing first)."""
+    score_missing(spec, url=url)
     with session_scope(url) as session:
         machine = one_machine(session, spec)
         model, pks = machine.active_model, [machine.id]
-    score_with_model(model, pks, url=url)
-    with session_scope(url) as session:
-        machine = one_machine(session, spec)
         rows = [(c, s) for c, s in scored_clips(session, model.id, pks) if c.split != "train"]
         verdicts = effective_verdicts(session, [c.id for c, _ in rows])
         current = active_threshold(session, model.id)

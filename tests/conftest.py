@@ -103,3 +103,100 @@ def any_db_url(request, data_dir) -> str:
     url, drop = _fresh_postgres_database(server)
     yield url
     drop()
+
+
+# --- The dashboard through Streamlit's AppTest (tests/test_page_*.py) --------------------------------------------
+
+APP_SCRIPT = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+SEEDED_MACHINES = ("fan/id_00", "fan/id_02")  # what seed_demo_plant(machines=2) writes
+
+
+@pytest.fixture(scope="session")
+def _seeded_template(tmp_path_factory) -> Path:
+    """A demo plant seeded once per test session: 2 fans x (12 normal + 4 abnormal) clips,
+    a Mahalanobis model per fan, every clip scored.  Tests get a copy of its database."""
+    from core.bootstrap import seed_demo_plant
+    from db.session import DB_FILENAME
+
+    folder = tmp_path_factory.mktemp("seeded") / "data"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATA_DIR", str(folder))
+        patch.delenv("DATABASE_URL", raising=False)
+        patch.setenv("DEMO_PLANT", "0")
+        seed_demo_plant(machines=2, normal=12, abnormal=4, detector="mahalanobis")
+        dispose_engines()
+    assert (folder / DB_FILENAME).is_file()
+    return folder
+
+
+@pytest.fixture
+def seeded(data_dir, _seeded_template) -> Path:
+    """This test's DATA_DIR holding its own copy of the seeded SQLite database (clips and model files stay,
+    read-only, in the session's template folder); returns DATA_DIR."""
+    import shutil
+
+    from db.session import DB_FILENAME
+
+    dispose_engines()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for file in _seeded_template.glob(f"{DB_FILENAME}*"):
+        shutil.copy2(file, data_dir / file.name)
+    return data_dir
+
+
+@pytest.fixture
+def open_page():
+    """``open_page("triage")``: the real app run once, then switched to ``dashboard/pages/triage.py``;
+    fails on any exception the page raised."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_data.clear()  # cached page data is keyed by machine, not by database: no leaks between tests
+
+    def _open(page: str, timeout: float = 60):
+        app = AppTest.from_file(APP_SCRIPT, default_timeout=timeout).run()
+        no_exception(app)
+        app.switch_page(f"dashboard/pages/{page}.py").run()
+        no_exception(app)
+        return app
+
+    return _open
+
+
+PAGE_FAILED = ("This page hit an unexpected problem", "Check the input named here and try again")
+"""What streamlit_app.py's guard shows instead of a traceback when a page raises."""
+
+
+def no_exception(app) -> None:
+    """Assert the last run of ``app`` raised nothing: no exception element, and no error from the app's
+    page guard (which turns a page's exception into an ``st.error``)."""
+    assert not app.exception, [e.value for e in app.exception]
+    guarded = [e.value for e in app.error if any(text in e.value for text in PAGE_FAILED)]
+    assert not guarded, guarded
+
+
+def infos(app) -> list[str]:
+    return [i.value for i in app.info]
+
+
+SMALL_PLANT_CLIPS = 2 * (20 + 6)
+
+
+@pytest.fixture(scope="session")
+def plant_dir(tmp_path_factory) -> Path:
+    """A small demo plant on disk (fan/id_00 and fan/id_02, 20 normal + 6 abnormal 3 s clips each), written once."""
+    from core.demo import write_plant
+
+    out = tmp_path_factory.mktemp("plant")
+    write_plant(out, machines=2, normal=20, abnormal=6, duration_s=3.0, seed=0, n_jobs=1)
+    return out
+
+
+@pytest.fixture
+def plant(plant_dir) -> Path:
+    """The small plant ingested into this test's own database."""
+    from core.ingest import ingest
+
+    report = ingest([str(plant_dir)])
+    assert (report.ingested, report.rejected) == (SMALL_PLANT_CLIPS, [])
+    return plant_dir

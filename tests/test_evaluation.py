@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from core.demo import write_plant
 from core.errors import BadInputError
 from core.evaluation import compare_detectors, evaluate, suggested_detector
-from core.ingest import ingest
 from core.metrics import metrics_at, partial_auc, roc_auc
 from core.scoring import score
 from core.training import train
@@ -25,19 +21,6 @@ CONTRACT = {
     "model_id", "detector", "machine", "n_train", "n_test", "auc", "pauc", "threshold",
     "precision", "recall", "f1", "accuracy", "confusion",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def plant_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("plant")
-    write_plant(out, machines=2, normal=20, abnormal=6, duration_s=3.0, seed=0, n_jobs=1)
-    return out
-
-
-@pytest.fixture
-def plant(plant_dir) -> Path:
-    assert ingest([str(plant_dir)]).ingested == 52
-    return plant_dir
 
 
 def _test_set(machine: str, model_id: int) -> tuple[np.ndarray, np.ndarray, int]:

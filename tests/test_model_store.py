@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 
 from core.batch import extract_features
-from core.demo import write_plant
 from core.detectors import Detector
 from core.detectors.base import META_FILE
 from core.errors import BadInputError, Reason
@@ -21,19 +20,6 @@ from core.training import train
 from db.models import Clip, DetectorModel, Score
 from db.session import session_scope
 from tests.conftest import tone, write_wav
-
-
-@pytest.fixture(scope="module")
-def plant_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("plant")
-    write_plant(out, machines=2, normal=20, abnormal=6, duration_s=3.0, seed=0, n_jobs=1)
-    return out
-
-
-@pytest.fixture
-def plant(plant_dir) -> Path:
-    assert ingest([str(plant_dir)]).ingested == 52
-    return plant_dir
 
 
 def _model(model_id: int) -> DetectorModel:

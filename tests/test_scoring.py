@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core.demo import write_plant
 from core.ingest import ingest
 from core.model_store import load_detector
 from core.scoring import score
@@ -21,19 +20,6 @@ from tests.conftest import tone, write_wav
 
 N_PER_MACHINE = 20 + 6
 N_CLIPS = 2 * N_PER_MACHINE
-
-
-@pytest.fixture(scope="module")
-def plant_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("plant")
-    write_plant(out, machines=2, normal=20, abnormal=6, duration_s=3.0, seed=0, n_jobs=1)
-    return out
-
-
-@pytest.fixture
-def plant(plant_dir) -> Path:
-    assert ingest([str(plant_dir)]).ingested == N_CLIPS
-    return plant_dir
 
 
 def _n_scores() -> int:

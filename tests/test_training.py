@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core.demo import write_plant
 from core.detectors.base import META_FILE
 from core.errors import BadInputError, Reason
 from core.ingest import ingest
@@ -22,22 +21,6 @@ from db.session import session_scope
 
 MACHINES = ["fan/id_00", "fan/id_02"]
 N_CLIPS = 2 * (20 + 6)
-
-
-@pytest.fixture(scope="module")
-def plant_dir(tmp_path_factory) -> Path:
-    """A small demo plant on disk, written once for the module (the database is per test)."""
-    out = tmp_path_factory.mktemp("plant")
-    write_plant(out, machines=2, normal=20, abnormal=6, duration_s=3.0, seed=0, n_jobs=1)
-    return out
-
-
-@pytest.fixture
-def plant(plant_dir) -> Path:
-    """The plant ingested into this test's database."""
-    report = ingest([str(plant_dir)])
-    assert (report.ingested, report.rejected) == (N_CLIPS, [])
-    return plant_dir
 
 
 def _models() -> list[DetectorModel]:

@@ -4,13 +4,12 @@ thresholds recorded with who, when and why."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from datetime import timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
-from core.demo import write_plant
 from core.errors import BadInputError, Reason
 from core.ingest import ingest
 from core.model_store import load_detector
@@ -23,19 +22,13 @@ from core.thresholds import (
     target_recall_threshold,
 )
 from core.training import train
-from core.tuning import SuggestOptions, set_threshold, suggest
-from db.models import Annotation, Clip, DetectorModel, Machine, Score, Threshold
+from core.triage import record_verdict, undo_last
+from core.tuning import SuggestOptions, set_threshold, suggest, tuning_data
+from db.models import Annotation, Clip, DetectorModel, Machine, Score, Threshold, utcnow
 from db.queries import active_threshold, threshold_history
 from db.session import session_scope
 
 LABELLED_METHODS = ("max_f1", "target_recall", "target_precision", "min_cost")
-
-
-@pytest.fixture(scope="module")
-def plant_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("plant")
-    write_plant(out, machines=2, normal=20, abnormal=6, duration_s=3.0, seed=0, n_jobs=1)
-    return out
 
 
 @pytest.fixture
@@ -202,3 +195,103 @@ def test_a_machine_without_a_model_cannot_be_tuned(plant_dir):
         suggest("fan/id_00")
     with pytest.raises(BadInputError, match="no trained model yet"):
         set_threshold("fan/id_00", 1.0, set_by="ana", reason="r")
+
+
+# --- tuning_data ------------------------------------------------------------------------------------------------
+
+
+def _relabel_unknown(clip_ids: list[int]) -> None:
+    """Make clips unlabelled, as clips from a plain folder are: label ``unknown``, in neither split."""
+    with session_scope(write=True) as session:
+        session.execute(update(Clip).where(Clip.id.in_(clip_ids)).values(label="unknown", split="none"))
+
+
+def test_tuning_data_uses_ground_truth_outside_the_training_split(trained):
+    model_id = trained["fan/id_00"]
+    outside = [c for c in _clips("fan/id_00", model_id) if c[2] != "train"]
+    assert {label for _, label, _, _ in outside} == {"normal", "abnormal"}
+
+    data = tuning_data("fan/id_00")
+    assert (data.machine, data.model_id, data.detector) == ("fan/id_00", model_id, "mahalanobis")
+    assert data.is_abnormal.dtype == bool and data.scores.shape == data.is_abnormal.shape == (len(outside),)
+    assert sorted(zip(data.scores.tolist(), data.is_abnormal.tolist(), strict=True)) == sorted(
+        (value, label == "abnormal") for _, label, _, value in outside
+    )
+    assert data.label_source == f"ground truth for {len(outside)} clips, pilot verdicts for 0"
+    with session_scope() as session:
+        assert data.threshold == active_threshold(session, model_id).value
+    assert data.clips_per_day == pytest.approx(26 / 7)
+    assert data.unlabelled_scores.size == 0
+
+    set_threshold("fan/id_00", 3.5, set_by="ana", reason="r")
+    assert tuning_data("fan/id_00").threshold == 3.5
+    assert tuning_data("fan/id_02").threshold != 3.5
+
+
+def test_tuning_data_labels_unknown_clips_by_pilot_verdict(trained):
+    model_id = trained["fan/id_00"]
+    clips = _clips("fan/id_00", model_id)
+    score_of = {c[0]: c[3] for c in clips}
+    tests = [c for c in clips if c[2] == "test"]
+    test_normals = [c[0] for c in tests if c[1] == "normal"]
+    test_abnormals = [c[0] for c in tests if c[1] == "abnormal"]
+    assert len(test_normals) >= 3 and len(test_abnormals) >= 3
+    says_abnormal, says_normal, unsure, undone, silent = test_abnormals[0], test_normals[0], test_normals[1], \
+        test_abnormals[1], test_abnormals[2]  # fmt: skip
+    _relabel_unknown([says_abnormal, says_normal, unsure, undone, silent])
+    contradicted = test_normals[2]  # a labelled clip: its ground truth wins over a verdict
+    train_clip = next(c[0] for c in clips if c[2] == "train")
+    with session_scope(write=True) as session:
+        session.execute(update(Clip).where(Clip.id == train_clip).values(label="unknown"))  # still trains
+    record_verdict(says_abnormal, "ana", "abnormal", anomaly_type="bearing")
+    record_verdict(says_normal, "ana", "normal")
+    record_verdict(unsure, "ana", "unsure")
+    record_verdict(undone, "ana", "abnormal")
+    undo_last("ana")
+    record_verdict(contradicted, "bo", "abnormal")
+    record_verdict(train_clip, "bo", "abnormal")
+
+    data = tuning_data("fan/id_00")
+    unknown = {says_abnormal, says_normal, unsure, undone, silent}
+    truth = [(c[3], c[1] == "abnormal") for c in clips if c[2] == "test" and c[0] not in unknown]
+    pilot = [(score_of[says_abnormal], True), (score_of[says_normal], False)]
+    assert sorted(zip(data.scores.tolist(), data.is_abnormal.tolist(), strict=True)) == sorted(truth + pilot)
+    assert (score_of[contradicted], False) in truth
+    assert score_of[train_clip] not in data.scores and score_of[train_clip] not in data.unlabelled_scores
+    assert data.label_source == f"ground truth for {len(truth)} clips, pilot verdicts for 2"
+    assert sorted(data.unlabelled_scores.tolist()) == sorted(score_of[c] for c in (unsure, undone, silent))
+
+
+def test_tuning_data_counts_clips_ingested_in_the_last_week(trained):
+    model_id = trained["fan/id_00"]
+    ids = [c[0] for c in _clips("fan/id_00", model_id)]
+    with session_scope(write=True) as session:
+        session.execute(update(Clip).where(Clip.id.in_(ids[:4])).values(ingested_at=utcnow() - timedelta(days=10)))
+        session.execute(update(Clip).where(Clip.id.in_(ids[4:7])).values(ingested_at=utcnow() - timedelta(days=6)))
+    assert tuning_data("fan/id_00").clips_per_day == pytest.approx((26 - 4) / 7)
+    assert tuning_data("fan/id_02").clips_per_day == pytest.approx(26 / 7)
+    with session_scope(write=True) as session:
+        session.execute(update(Clip).values(ingested_at=utcnow() - timedelta(days=30)))
+    assert tuning_data("fan/id_00").clips_per_day == 0.0
+
+
+def test_tuning_data_scores_missing_clips_first(trained):
+    model_id = trained["fan/id_00"]
+    outside = [c[0] for c in _clips("fan/id_00", model_id) if c[2] != "train"]
+    with session_scope(write=True) as session:
+        session.execute(delete(Score).where(Score.model_id == model_id, Score.clip_id.in_(outside[:3])))
+    assert len([c for c in _clips("fan/id_00", model_id) if c[2] != "train"]) == len(outside) - 3
+    data = tuning_data("fan/id_00")
+    assert data.scores.size == len(outside)
+    assert len([c for c in _clips("fan/id_00", model_id) if c[2] != "train"]) == len(outside)
+
+
+def test_tuning_data_needs_a_machine_with_a_model(trained):
+    for spec in ("fan/id_09", "fan"):
+        with pytest.raises(BadInputError, match="no machine") as info:
+            tuning_data(spec)
+        assert info.value.reason is Reason.INVALID_PARAMETER
+    with session_scope(write=True) as session:
+        session.execute(update(Machine).values(active_model_id=None))
+    with pytest.raises(BadInputError, match="no trained model yet"):
+        tuning_data("fan/id_00")

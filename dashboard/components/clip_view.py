@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -24,6 +26,11 @@ def _audio_views(path: str) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
     return clip.signal, clip.sr, stft, mel
 
 
+def clip_caption(clip_id: int, path: str) -> str:
+    """How a clip is named on screen: its id and file name (the full path is in the tooltip)."""
+    return f"clip #{clip_id} · {Path(path).name}"
+
+
 def render_clip(clip_id: int, *, key: str, compact: bool = False) -> ClipDetails | None:
     """Draw the clip; returns its details (``None`` when it cannot be shown, with the reason on screen)."""
     details = clip_details(clip_id)
@@ -39,7 +46,7 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False) -> ClipDetails
     if details.score is not None:
         facts += f" · score **{details.score:.3g}** (threshold {details.threshold:.3g})"
     st.markdown(facts)
-    st.caption(details.path)
+    st.caption(clip_caption(details.clip_id, details.path), help=details.path)
     window = None
     if details.frame_errors:
         window = most_abnormal_window(details.frame_errors, P.hop_length, sr)
@@ -49,7 +56,7 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False) -> ClipDetails
         player.audio(signal, sample_rate=sr, start_time=span[0], end_time=span[1], autoplay=True)
     else:
         player.audio(signal, sample_rate=sr)
-    if window and button.button("▶ most anomalous second", key=f"{key}_loudest_{clip_id}",
+    if window and button.button("▶ worst second", key=f"{key}_loudest_{clip_id}",
                                 help=f"plays {window[0]:.1f}-{window[1]:.1f} s"):  # fmt: skip
         st.session_state[f"{key}_span"] = {clip_id: (int(window[0]), int(np.ceil(window[1])))}
         st.rerun()

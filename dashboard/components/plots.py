@@ -50,10 +50,12 @@ def errors_over_time(frame_errors, hop_length: int, sr: int, window: tuple[float
 
 
 def errors_per_band(band_errors, sr: int) -> go.Figure:
+    """Error per mel band, on a logarithmic frequency axis (mel bands are evenly spread there)."""
     freqs = librosa.mel_frequencies(n_mels=len(band_errors), fmax=sr / 2)
-    fig = go.Figure(go.Bar(x=freqs, y=band_errors, marker_color=LABEL_COLOURS["abnormal"]))
+    fig = go.Figure(go.Scatter(x=np.maximum(freqs, 20.0), y=band_errors, mode="lines+markers", fill="tozeroy",
+                               line=dict(color=LABEL_COLOURS["abnormal"])))  # fmt: skip
     fig.update_layout(title="Detector error per mel band", height=220, margin=MARGINS, xaxis_title="frequency (Hz)",
-                      yaxis_title="error")  # fmt: skip
+                      xaxis_type="log", yaxis_title="error")  # fmt: skip
     return fig
 
 
@@ -73,10 +75,17 @@ def score_histogram(scores: np.ndarray, is_abnormal: np.ndarray, threshold: floa
     fig = go.Figure()
     for name, mask in (("normal", ~is_abnormal), ("abnormal", is_abnormal)):
         fig.add_trace(go.Histogram(x=scores[mask], name=name, marker_color=LABEL_COLOURS[name], opacity=0.6, nbinsx=40))
-    fig.add_vline(x=threshold, line_dash="dash", annotation_text="threshold")
+    fig.add_vline(x=threshold, line_dash="dash", annotation_text="threshold", annotation_position="top right")
     fig.update_layout(barmode="overlay", title=f"Scores ({label_source})", height=300, margin=MARGINS,
-                      xaxis_title="score", yaxis_title="clips")  # fmt: skip
+                      xaxis_title="score", yaxis_title="clips", yaxis_tickformat="d")  # fmt: skip
     return fig
+
+
+def precision_recall(sw: Sweep, marker: tuple[float, float]) -> go.Figure:
+    """The precision-recall curve over the thresholds that flag at least one clip."""
+    flags = sw.tp + sw.fp > 0
+    return curve(sw.recall[flags], sw.precision[flags], title="Precision-recall", x_title="recall",
+                 y_title="precision", marker=marker)  # fmt: skip
 
 
 def score_scatter(scores: np.ndarray, is_abnormal: np.ndarray, threshold: float) -> go.Figure:
@@ -85,8 +94,9 @@ def score_scatter(scores: np.ndarray, is_abnormal: np.ndarray, threshold: float)
     for name, mask in (("normal", ~is_abnormal), ("abnormal", is_abnormal)):
         fig.add_trace(go.Scattergl(x=index[mask], y=scores[mask], mode="markers", name=name,
                                    marker=dict(color=LABEL_COLOURS[name], size=5)))  # fmt: skip
-    fig.add_hline(y=threshold, line_dash="dash", annotation_text="threshold")
-    fig.update_layout(title="Clip scores", height=300, margin=MARGINS, xaxis_title="clip", yaxis_title="score")
+    fig.add_hline(y=threshold, line_dash="dash", annotation_text="threshold", annotation_position="top left")
+    fig.update_layout(title="Clip scores", height=300, margin=MARGINS, xaxis_title="clip (labelled, in id order)",
+                      yaxis_title="score", xaxis_tickformat="d")  # fmt: skip
     return fig
 
 
@@ -103,9 +113,11 @@ def curve(x, y, *, title: str, x_title: str, y_title: str, marker: tuple[float, 
 def against_threshold(sw: Sweep, threshold: float) -> go.Figure:
     """Precision, recall and F1 as the threshold moves, the current one marked."""
     fig = go.Figure()
-    for name, values, colour in (("precision", sw.precision, "#1d3557"), ("recall", sw.recall, "#e63946"),
+    precision = np.where(sw.tp + sw.fp > 0, sw.precision, np.nan)  # undefined where nothing is flagged
+    for name, values, colour in (("precision", precision, "#1d3557"), ("recall", sw.recall, "#e63946"),
                                  ("F1", sw.f1, "#2a9d8f")):  # fmt: skip
-        fig.add_trace(go.Scatter(x=sw.thresholds, y=values, mode="lines", name=name, line=dict(color=colour)))
+        fig.add_trace(go.Scatter(x=sw.thresholds, y=values, mode="lines", name=name, line=dict(color=colour),
+                                 line_shape="hv"))  # fmt: skip
     fig.add_vline(x=threshold, line_dash="dash")
     fig.update_layout(title="Precision, recall, F1 against the threshold", height=300, margin=MARGINS,
                       xaxis_title="threshold", yaxis_range=[0, 1.02])  # fmt: skip

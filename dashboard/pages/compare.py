@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.comparison import compare_models, model_choices
+from core.detectors import detector_names
 from dashboard.components import plots
 from dashboard.components.pickers import machine_picker
 
@@ -19,8 +20,10 @@ def render() -> None:
         return
     choices = dict(model_choices(machine))
     if len(choices) < 2:
-        st.info(f"{machine} has {len(choices)} model(s). Train another detector (`python -m core train "
-                "--detector mahalanobis`) or a supervised model to compare.")  # fmt: skip
+        trained = {label.split()[0] for label in choices.values()}
+        other = next((name for name in detector_names() if name not in trained), None)
+        how = f"`python -m core train --machine {machine} --detector {other}`" if other else "a retrained version"
+        st.info(f"{machine} has only one model so far. Train another to compare: {how}.")
         return
     ids = list(choices)
     preselected = st.session_state.get("compare_models", ids[:2])

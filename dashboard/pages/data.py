@@ -36,8 +36,10 @@ def render() -> None:
                 st.error(f"{folder}: no such folder on this server.")
             else:
                 _show(ingest([folder.strip()], progress=_progress_bar("ingesting")))
-    uploads = st.file_uploader("Or upload WAV/FLAC files", type=["wav", "flac"], accept_multiple_files=True)
+    st.subheader("Upload")
     machine = st.text_input("Machine for the uploads (type/id)", value="uploads/id_00")
+    uploads = st.file_uploader(f"WAV/FLAC files (up to {MAX_UPLOAD_MB:g} MB each)", type=["wav", "flac"],
+                               accept_multiple_files=True)  # fmt: skip
     if uploads and st.button("Ingest uploads"):
         machine_type, _, machine_id = machine.strip().partition("/")
         safe = [re.sub(r"[^A-Za-z0-9_.-]", "_", part) or "unknown" for part in (machine_type, machine_id or "id_00")]

@@ -36,16 +36,21 @@ def render() -> None:
     cols[4].metric("Flags reviewed", f"{reviewed / max(int(summaries['flagged'].sum()), 1):.0%}")
 
     st.subheader("Machines")
-    table = summaries.rename(columns={"machine": "machine", "last_ingested_at": "last clip", "last_verdict_at":
-                                      "last verdict"})  # fmt: skip
+    table = summaries.assign(
+        detector=[f"{d} v{v:.0f}" if isinstance(d, str) else "not trained" for d, v in
+                  zip(summaries["detector"], summaries["version"], strict=True)],
+    ).drop(columns=["version"])  # fmt: skip
     st.dataframe(
         table,
         hide_index=True,
         column_config={
+            "machine": st.column_config.TextColumn("machine", pinned=True),
             "threshold": st.column_config.NumberColumn(format="%.4g"),
             "unreviewed": st.column_config.ProgressColumn(
                 "unreviewed", min_value=0, max_value=max(int(summaries["flagged"].max()), 1), format="%d"
             ),
+            "last_ingested_at": st.column_config.DatetimeColumn("last clip", format="YYYY-MM-DD HH:mm"),
+            "last_verdict_at": st.column_config.DatetimeColumn("last verdict", format="YYYY-MM-DD HH:mm"),
         },
     )
     counts["machine"] = counts["machine_type"] + "/" + counts["machine_id"]

@@ -21,9 +21,9 @@ def _data(machine: str, version: tuple):
 
 def _suggestions(machine: str) -> None:
     st.subheader("Suggestions")
-    cols = st.columns(4)
+    cols = st.columns(4, vertical_alignment="bottom")
     target = cols[2].number_input("Target recall", 0.05, 1.0, 0.9, 0.05)
-    cost_miss = cols[3].number_input("Cost of a missed anomaly (x a false alarm)", 0.1, 1000.0, 10.0)
+    cost_miss = cols[3].number_input("Miss cost (x false alarm)", 0.1, 1000.0, 10.0)
     use_test = st.checkbox("Fit labelled suggestions on the test split too (otherwise: pilot verdicts only)")
     methods = {
         cols[0].button("Gamma quantile 0.9"): SuggestOptions("gamma"),
@@ -38,7 +38,8 @@ def _suggestions(machine: str) -> None:
             except BadInputError as exc:
                 st.warning(exc.detail)
                 return
-            st.session_state["threshold_slider"] = float(suggestion.value)
+            # the slider already exists in this run: hand the value over to the next run, which sets it first
+            st.session_state["threshold_suggested"] = float(suggestion.value)
             st.session_state["threshold_reason"] = suggestion.reason
             st.rerun()
 
@@ -54,7 +55,9 @@ def render() -> None:
         st.info("No scored clip outside the training split yet for this machine.")
         return
     low, high = float(all_scores.min()), float(all_scores.max())
-    start = st.session_state.get("threshold_slider", data.threshold if np.isfinite(data.threshold) else high)
+    start = st.session_state.pop("threshold_suggested", None)
+    if start is None:
+        start = st.session_state.get("threshold_slider", data.threshold if np.isfinite(data.threshold) else high)
     st.session_state["threshold_slider"] = float(np.clip(start, low, high))
     value = st.slider("Threshold", low, high, key="threshold_slider", format="%.4g",
                       help=f"{data.detector} scores; clips above the threshold are flagged")  # fmt: skip
@@ -76,8 +79,7 @@ def render() -> None:
         right.plotly_chart(plots.score_histogram(data.scores, data.is_abnormal, value, data.label_source), key="hist")
         left, middle, right = st.columns(3)
         left.plotly_chart(plots.against_threshold(sw, value), key="prf")
-        middle.plotly_chart(plots.curve(sw.recall, sw.precision, title="Precision-recall", x_title="recall",
-                                        y_title="precision", marker=(at.recall, at.precision)), key="pr")  # fmt: skip
+        middle.plotly_chart(plots.precision_recall(sw, marker=(at.recall, at.precision)), key="pr")
         fpr = sw.fp / max(int((~data.is_abnormal).sum()), 1)
         right.plotly_chart(plots.curve(fpr, sw.recall, title="ROC", x_title="false positive rate",
                                        y_title="true positive rate"), key="roc")  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.errors import BadInputError
 from core.triage import QUEUE_ORDERS, record_verdict, review_list, triage_queue, undo_last
 from dashboard.components.annotator import annotator_name
 from dashboard.components.clip_view import render_clip, render_history
@@ -12,24 +13,43 @@ from db.queries import anomaly_type_names
 from db.session import session_scope
 
 NEW_TYPE = "+ new type…"
+NO_TYPE = "— not specified —"
+
+
+def _record(clip_id: int, name: str, verdict: str) -> None:
+    """Button callback: runs before the next script run, so the verdict is kept even when the clip
+    has meanwhile left this pilot's queue (another pilot judged it first: a possible disagreement)."""
+    kind = st.session_state.get(f"type_{clip_id}")
+    if kind == NEW_TYPE:
+        kind = st.session_state.get(f"newtype_{clip_id}", "").strip() or None
+    elif kind == NO_TYPE:
+        kind = None
+    note = st.session_state.get(f"note_{clip_id}", "")
+    try:
+        record_verdict(clip_id, name, verdict, anomaly_type=kind if verdict == "abnormal" else None, note=note)
+    except BadInputError as exc:  # callbacks run outside the page's error guard
+        st.session_state["verdict_error"] = exc.detail
+        return
+    st.session_state["last_verdict"] = f"#{clip_id}: {verdict}" + (
+        f" ({kind})" if verdict == "abnormal" and kind else ""
+    )
+    st.session_state["toast"] = True
 
 
 def _verdict_form(clip_id: int, name: str) -> None:
     with session_scope() as session:
         types = anomaly_type_names(session)
     left, right = st.columns(2)
-    kind = left.selectbox("Anomaly type (for Confirm)", [*types, NEW_TYPE], key=f"type_{clip_id}")
+    kind = left.selectbox("Anomaly type (for Confirm)", [NO_TYPE, *types, NEW_TYPE], key=f"type_{clip_id}")
     if kind == NEW_TYPE:
-        kind = left.text_input("New anomaly type", key=f"newtype_{clip_id}").strip() or None
-    note = right.text_input("Note (optional)", key=f"note_{clip_id}")
+        left.text_input("New anomaly type", key=f"newtype_{clip_id}")
+    right.text_input("Note (optional)", key=f"note_{clip_id}")
     buttons = st.columns(3)
     choices = (("Confirm abnormal", "abnormal", "primary"), ("Reject (normal)", "normal", "secondary"),
                ("Unsure", "unsure", "secondary"))  # fmt: skip
     for column, (label, verdict, kind_of_button) in zip(buttons, choices, strict=True):
-        if column.button(label, key=f"{verdict}_{clip_id}", type=kind_of_button, use_container_width=True):
-            record_verdict(clip_id, name, verdict, anomaly_type=kind if verdict == "abnormal" else None, note=note)
-            st.session_state["last_verdict"] = f"#{clip_id}: {verdict}"
-            st.rerun()
+        column.button(label, key=f"{verdict}_{clip_id}", type=kind_of_button, use_container_width=True,
+                      on_click=_record, args=(clip_id, name, verdict))  # fmt: skip
 
 
 def render() -> None:
@@ -44,8 +64,12 @@ def render() -> None:
     queue = triage_queue(machine, QUEUE_ORDERS[order_label])
     top = st.columns([3, 1])
     top[0].markdown(f"**{len(queue)}** flagged clip(s) of **{machine}** await a verdict.")
+    if "verdict_error" in st.session_state:
+        st.error(f"The verdict was not saved: {st.session_state.pop('verdict_error')}")
     if "last_verdict" in st.session_state:
-        top[0].caption(f"Saved {st.session_state['last_verdict']}.")
+        top[0].caption(f"Last saved: {st.session_state['last_verdict']}.")
+        if st.session_state.pop("toast", False):
+            st.toast(f"Saved {st.session_state['last_verdict']}", icon=":material/check_circle:")
     if top[1].button("↶ Undo my last verdict", use_container_width=True):
         undone = undo_last(name)
         st.session_state["last_verdict"] = f"undo of #{undone.clip_id}" if undone else "nothing to undo"

@@ -1,0 +1,52 @@
+"""dashboard/pages/compare.py through AppTest: two models of a machine side by side on the same test
+clips, or what to do when there is only one."""
+
+from __future__ import annotations
+
+import json
+
+from core.comparison import compare_models, model_choices
+from core.training import train
+from tests.conftest import SEEDED_MACHINES, infos
+
+MACHINE = SEEDED_MACHINES[0]
+
+
+def test_empty_database_says_no_model_yet(open_page):
+    app = open_page("compare")
+    assert [t.value for t in app.title] == ["Compare models"]
+    assert any("No machine has a trained model yet" in text for text in infos(app))
+
+
+def test_one_model_asks_for_another(seeded, open_page):
+    app = open_page("compare")
+    # the seeded plant's models are Mahalanobis: the hint names the command for the other detector
+    assert any(f"{MACHINE} has only one model" in text and "--detector autoencoder" in text for text in infos(app))
+    assert not app.get("plotly_chart") and not app.dataframe
+
+
+def test_two_models_side_by_side_on_the_named_test_set(seeded, open_page):
+    (trained,) = train(MACHINE, "mahalanobis", user="test").trained
+    assert trained.version == 2
+    ids = [model_id for model_id, _ in model_choices(MACHINE)]
+    assert len(ids) == 2
+    expected = compare_models(MACHINE, ids[:2])
+
+    app = open_page("compare")
+    assert not infos(app)
+    assert [s.value for s in app.selectbox if s.label.startswith("Model ")] == ids[:2]
+    caption = next(c.value for c in app.caption if c.value.startswith("Test set:"))
+    assert caption.startswith(f"Test set: test split of {MACHINE}: ")
+    assert f"{expected.test_set} ({expected.n_test} clips scored by both)" in caption
+    charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    assert [chart["layout"]["title"]["text"] for chart in charts] == [
+        f"{r.name} at {r.at_threshold.threshold:.4g}" for r in expected.results
+    ]
+    assert [chart["data"][0]["type"] for chart in charts] == ["heatmap", "heatmap"]
+    (table,) = app.dataframe
+    names = [r.name for r in expected.results]
+    assert list(table.value.columns) == names and len(set(names)) == 2  # newest first: v2, then v1
+    assert "v2" in names[0] and "v1" in names[1]
+    assert list(table.value.index) == ["precision", "recall", "F1", "accuracy", "AUC", "pAUC"]
+    for r in expected.results:
+        assert table.value.loc["recall", r.name] == round(r.at_threshold.recall, 3)

@@ -1,0 +1,73 @@
+"""dashboard/pages/explore.py through AppTest: a clip of the chosen machine with its player, waveform and
+spectrogram, beside a typical normal clip of the same machine."""
+
+from __future__ import annotations
+
+import json
+
+from core.explore import clip_details, typical_normal_clip
+from core.ingest import ingest
+from dashboard.components.clip_view import clip_caption
+from db.queries import machines_matching
+from db.session import session_scope
+from tests.conftest import SEEDED_MACHINES, infos, no_exception, tone, write_wav
+
+
+def _column(app, subheader: str):
+    (column,) = [c for c in app.columns if [s.value for s in c.subheader] == [subheader]]
+    return column
+
+
+def _chart_titles(block) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in block.get("plotly_chart")]
+
+
+def _clip_ids(machine: str, label: str) -> list[int]:
+    with session_scope() as session:
+        (m,) = [x for x in machines_matching(session, machine) if x.key == machine]
+        return [c.id for c in m.clips if c.label == label]
+
+
+def test_empty_database_says_there_is_nothing_yet(open_page):
+    app = open_page("explore")
+    assert [t.value for t in app.title] == ["Explore a clip"]
+    assert any("No machine" in text for text in infos(app))
+    assert not app.selectbox and not app.get("audio")
+
+
+def test_a_clip_of_the_chosen_machine_beside_a_typical_normal_clip(seeded, open_page):
+    machine = SEEDED_MACHINES[1]
+    clip_id = _clip_ids(machine, "abnormal")[-1]
+    app = open_page("explore")
+    app.sidebar.selectbox(key="machine_picker").select(machine).run()
+    no_exception(app)
+    clips = next(s for s in app.selectbox if s.label == "Clip")
+    offered = sorted(int(option.split(" ")[0].lstrip("#")) for option in clips.options)
+    assert offered == sorted(_clip_ids(machine, "normal") + _clip_ids(machine, "abnormal"))
+    assert clips.value != clip_id  # the page opens on another clip
+    clips.select(clip_id).run()
+    no_exception(app)
+
+    here, typical = _column(app, "This clip"), _column(app, "A typical normal clip")
+    chosen, normal = clip_details(clip_id), clip_details(typical_normal_clip(clip_id))
+    assert chosen.machine == normal.machine == machine and normal.label == "normal" and normal.split == "train"
+    for column, details in ((here, chosen), (typical, normal)):
+        assert len(column.get("audio")) == 1
+        assert clip_caption(details.clip_id, details.path) in [c.value for c in column.caption]
+        assert any(f"label: {details.label}" in m.value for m in column.markdown)
+        titles = _chart_titles(column)
+        assert "Waveform" in titles and "Mel spectrogram" in titles
+    assert not infos(app)
+
+
+def test_unscored_clips_show_without_a_typical_one(open_page, tmp_path):
+    for k in range(2):
+        write_wav(tmp_path / "plant" / "fan" / "id_00" / "normal" / f"{k}.wav", tone(1.0, seed=k))
+    ingest([str(tmp_path / "plant")], n_jobs=1)
+    app = open_page("explore")
+    here = _column(app, "This clip")
+    assert len(here.get("audio")) == 1
+    assert "Waveform" in _chart_titles(here) and "Mel spectrogram" in _chart_titles(here)
+    typical = _column(app, "A typical normal clip")
+    assert infos(typical) == ["No scored normal training clip of this machine to compare with yet."]
+    assert not typical.get("audio")
