@@ -182,3 +182,10 @@ def activate(spec: str, *, detector: str | None = None, model_id: int | None = N
             raise BadInputError(Reason.INVALID_PARAMETER, f"{spec} has no {wanted}: train it first")
         machine.active_model_id = candidates[0].id
         return candidates[0].id
+
+
+def active_model_id(spec: str, *, url: str | None = None) -> int | None:
+    """The id of machine ``spec``'s active model, if it has one."""
+    with session_scope(url) as session:
+        matches = [m for m in machines_matching(session, spec) if m.key == spec]
+        return matches[0].active_model_id if matches else None

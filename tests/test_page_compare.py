@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from core.comparison import compare_models, model_choices
-from core.training import train
-from tests.conftest import SEEDED_MACHINES, infos
+from core.training import active_model_id, train
+from tests.conftest import SEEDED_MACHINES, infos, no_exception
 
 MACHINE = SEEDED_MACHINES[0]
 
@@ -50,3 +50,14 @@ def test_two_models_side_by_side_on_the_named_test_set(seeded, open_page):
     assert list(table.value.index) == ["precision", "recall", "F1", "accuracy", "AUC", "pAUC"]
     for r in expected.results:
         assert table.value.loc["recall", r.name] == round(r.at_threshold.recall, 3)
+
+
+def test_make_a_compared_model_active(seeded, open_page):
+    (trained,) = train(MACHINE, "mahalanobis", user="test").trained  # v2 becomes active (same detector)
+    app = open_page("compare")
+    no_exception(app)
+    v1 = next(b for b in app.button if b.label.startswith("Make mahalanobis v1"))
+    v1.click().run()
+    no_exception(app)
+    assert active_model_id(MACHINE) != trained.model_id
+    assert any("is the active model" in c.value for c in app.caption)

@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.comparison import compare_models, model_choices
 from core.detectors import detector_names
+from core.training import activate, active_model_id
 from dashboard.components import plots
 from dashboard.components.pickers import machine_picker
 
@@ -55,6 +56,15 @@ def render() -> None:
         }
     )
     st.dataframe(table)
+    active = active_model_id(machine)
+    buttons = st.columns(len(result.results))
+    for column, r in zip(buttons, result.results, strict=True):
+        if r.model_id == active:
+            column.caption(f"{r.name} is the active model of {machine}.")
+        elif column.button(f"Make {r.name} active", key=f"activate_{r.model_id}"):
+            activate(machine, model_id=r.model_id)
+            st.toast(f"{r.name} now scores {machine}'s clips; new flags follow its threshold.")
+            st.rerun()
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

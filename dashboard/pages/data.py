@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import os
-import re
 
 import streamlit as st
 
 from core.ingest import ingest
-from db.session import data_dir
+from core.scoring import score
+from core.uploads import store_uploads
 
 MAX_UPLOAD_MB = float(os.environ.get("MAX_UPLOAD_MB", 200))
 
 
 def _show(report) -> None:
+    """The ingest report, then the new clips scored by their machines' active models."""
     st.success(f"Ingested {report.ingested} clip(s); {report.already_known} already known.")
     for item in report.rejected:
         st.error(f"{item['path']}: {item['detail']} ({item['reason']})")
+    if report.ingested:
+        scored = score(progress=_progress_bar("scoring"))
+        if scored.scored:
+            st.info(f"Scored {scored.scored} clip(s); flagged ones are now in the triage queue.")
+        if scored.machines_without_model:
+            st.caption(f"No model yet for {', '.join(scored.machines_without_model)}: train one to score them.")
 
 
 def _progress_bar(label: str):
@@ -27,8 +34,8 @@ def _progress_bar(label: str):
 def render() -> None:
     st.title("Add recordings")
     st.write("Folders in the MIMII or DCASE layouts keep their machine, label and split; other files are "
-             "registered as unlabelled clips of the folder's machine. Run `python -m core score` (or restart "
-             "the first-start flow) to score new clips.")  # fmt: skip
+             "registered as unlabelled clips of the folder's machine. New clips are scored at once by their "
+             "machine's active model.")  # fmt: skip
     with st.form("folder_form"):
         folder = st.text_input("Folder on this server", placeholder="/data/mimii/6_dB_fan")
         if st.form_submit_button("Ingest folder") and folder.strip():
@@ -41,23 +48,11 @@ def render() -> None:
     uploads = st.file_uploader(f"WAV/FLAC files (up to {MAX_UPLOAD_MB:g} MB each)", type=["wav", "flac"],
                                accept_multiple_files=True)  # fmt: skip
     if uploads and st.button("Ingest uploads"):
-        machine_type, _, machine_id = machine.strip().partition("/")
-        safe = [re.sub(r"[^A-Za-z0-9_.-]", "_", part) or "unknown" for part in (machine_type, machine_id or "id_00")]
-        target = data_dir() / "uploads" / safe[0] / safe[1]
-        target.mkdir(parents=True, exist_ok=True)
-        saved, too_big = [], []
-        for upload in uploads:
-            if upload.size > MAX_UPLOAD_MB * 1e6:
-                too_big.append(f"{upload.name}: {upload.size / 1e6:.0f} MB is over the {MAX_UPLOAD_MB:g} MB limit")
-                continue
-            name = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(upload.name)) or "upload.wav"
-            path = target / name
-            path.write_bytes(upload.getbuffer())
-            saved.append(str(path))
-        for message in too_big:
-            st.error(message)
-        if saved:
-            _show(ingest(saved, progress=_progress_bar("ingesting")))
+        stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=int(MAX_UPLOAD_MB * 1e6))
+        for item in stored.refused:
+            st.error(f"{item['path']}: {item['detail']}")
+        if stored.paths:
+            _show(ingest(stored.paths, progress=_progress_bar("ingesting")))
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script
