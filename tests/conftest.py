@@ -55,7 +55,7 @@ def real_data() -> Path:
     """../shared/data/real, or skip (a user's fresh clone has no such folder)."""
     if not SHARED_REAL.is_dir():
         pytest.skip("../shared/data/real is not present")
-    return SHARED_REAL
+    return SHARED_REAL.resolve()  # resolved, as discovery reports paths (shared/ may be a link)
 
 
 def postgres_url() -> str | None:

@@ -80,7 +80,7 @@ def test_discover_a_single_file_keeps_what_its_name_says(tmp_path):
 def test_real_recordings_match_their_manifest(real_data):
     rows = list(csv.DictReader((real_data / "manifest.csv").open()))
     assert rows
-    found = {Path(c.path).relative_to(real_data).as_posix(): c for c in discover(real_data)}
+    found = {Path(c.path).relative_to(real_data.resolve()).as_posix(): c for c in discover(real_data)}
     missing = [row["path"] for row in rows if row["path"] not in found]
     assert not missing
     for row in rows:
