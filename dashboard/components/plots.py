@@ -67,7 +67,9 @@ def confusion(c: Confusion, title: str) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=rates, x=["flagged abnormal", "passed as normal"], y=["abnormal", "normal"],
                                text=text, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,
                                showscale=False))  # fmt: skip
-    fig.update_layout(title=title, height=300, margin=MARGINS, xaxis_title="model says", yaxis_title="truth")
+    fig.update_layout(title=title, height=300, margin=MARGINS, xaxis_title="model says", yaxis_title="truth",
+                      yaxis_autorange="reversed")  # fmt: skip
+    # abnormal on top, as confusion matrices are read
     return fig
 
 
@@ -76,8 +78,10 @@ def score_histogram(scores: np.ndarray, is_abnormal: np.ndarray, threshold: floa
     for name, mask in (("normal", ~is_abnormal), ("abnormal", is_abnormal)):
         fig.add_trace(go.Histogram(x=scores[mask], name=name, marker_color=LABEL_COLOURS[name], opacity=0.6, nbinsx=40))
     fig.add_vline(x=threshold, line_dash="dash", annotation_text="threshold", annotation_position="top right")
+    tallest = max(np.histogram(scores[mask], bins=40)[0].max(initial=0) for mask in (~is_abnormal, is_abnormal))
     fig.update_layout(barmode="overlay", title=f"Scores ({label_source})", height=300, margin=MARGINS,
-                      xaxis_title="score", yaxis_title="clips", yaxis_tickformat="d")  # fmt: skip
+                      xaxis_title="score", yaxis_title="clips")  # fmt: skip
+    fig.update_yaxes(dtick=max(1, int(np.ceil(tallest / 5))))  # whole clips, about 5 ticks
     return fig
 
 
@@ -96,7 +100,7 @@ def score_scatter(scores: np.ndarray, is_abnormal: np.ndarray, threshold: float)
                                    marker=dict(color=LABEL_COLOURS[name], size=5)))  # fmt: skip
     fig.add_hline(y=threshold, line_dash="dash", annotation_text="threshold", annotation_position="top left")
     fig.update_layout(title="Clip scores", height=300, margin=MARGINS, xaxis_title="clip (labelled, in id order)",
-                      yaxis_title="score", xaxis_tickformat="d")  # fmt: skip
+                      yaxis_title="score")  # fmt: skip
     return fig
 
 
