@@ -9,7 +9,7 @@ from datetime import datetime
 import numpy as np
 
 from db.models import Clip
-from db.queries import active_threshold, score_details, scored_clips, verdict_history
+from db.queries import active_threshold, clip_scores, score_details, scored_clips, verdict_history
 from db.session import session_scope
 
 
@@ -55,8 +55,7 @@ def clip_details(clip_id: int, *, url: str | None = None) -> ClipDetails | None:
         value = threshold = None
         details: dict = {}
         if model is not None:
-            rows = dict((c.id, s) for c, s in scored_clips(session, model.id, [clip.machine_pk]) if c.id == clip_id)
-            value = rows.get(clip_id)
+            value = clip_scores(session, model.id, [clip_id]).get(clip_id)
             current = active_threshold(session, model.id)
             threshold = current.value if current else None
             details = score_details(session, model.id, clip_id) or {}
