@@ -10,7 +10,7 @@ from core.errors import BadInputError, Reason
 from core.metrics import ThresholdMetrics, metrics_at, partial_auc, roc_auc
 from core.scoring import score_with_model
 from db.models import Clip
-from db.queries import active_threshold, clip_scores, machines_matching, models_for, test_clips
+from db.queries import active_threshold, clip_scores, machine_by_key, models_for, test_clips
 from db.session import session_scope
 
 
@@ -43,21 +43,21 @@ class Comparison:
 def model_choices(machine: str, *, url: str | None = None) -> list[tuple[int, str]]:
     """``(model_id, "detector vN (scope)")`` of every model usable for ``machine``, newest first."""
     with session_scope(url) as session:
-        matches = [m for m in machines_matching(session, machine) if m.key == machine]
-        if not matches:
+        found = machine_by_key(session, machine)
+        if found is None:
             return []
-        return [(m.id, f"{m.detector} v{m.version} ({m.scope})") for m in models_for(session, matches[0])]
+        return [(m.id, f"{m.detector} v{m.version} ({m.scope})") for m in models_for(session, found)]
 
 
 def compare_models(machine: str, model_ids: list[int], *, url: str | None = None) -> Comparison:
     """Each model's metrics at its own active threshold on the machine's labelled test clips
     scored by every one of them (the same clips for all)."""
     with session_scope(url) as session:
-        matches = [m for m in machines_matching(session, machine) if m.key == machine]
-        if not matches:
+        found = machine_by_key(session, machine)
+        if found is None:
             raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {machine!r}")
-        pks = [matches[0].id]
-        usable = {m.id: m for m in models_for(session, matches[0])}
+        pks = [found.id]
+        usable = {m.id: m for m in models_for(session, found)}
         if any(model_id not in usable for model_id in model_ids):
             raise BadInputError(Reason.INVALID_PARAMETER, f"{machine} has no model among {model_ids}")
         models = [usable[model_id] for model_id in model_ids]

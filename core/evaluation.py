@@ -10,7 +10,7 @@ from core.errors import BadInputError, Reason
 from core.metrics import metrics_at, partial_auc, roc_auc
 from core.scoring import score, score_with_model
 from db.models import Clip, DetectorModel, Machine
-from db.queries import active_threshold, clip_scores, machines_matching, models_for, test_clips
+from db.queries import active_threshold, clip_scores, machine_by_key, machines_matching, models_for, test_clips
 from db.session import session_scope
 
 
@@ -85,7 +85,7 @@ def compare_detectors(machine: str, *, url: str | None = None) -> list[dict]:
     ``[{"model_id", "detector", "version", "auc", "pauc", "n_test", "active"}]``.
     The first is the suggested default for the machine."""
     with session_scope(url) as session:
-        (m,) = [x for x in machines_matching(session, machine) if x.key == machine] or [None]
+        m = machine_by_key(session, machine)
         if m is None:
             return []
         newest: dict[str, DetectorModel] = {}

@@ -18,7 +18,14 @@ from core.features import FeatureParams
 from core.model_store import artifact_dir
 from core.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from db.models import DetectorModel, Machine
-from db.queries import add_threshold, machines_matching, models_for, next_model_version, training_clips
+from db.queries import (
+    add_threshold,
+    machine_by_key,
+    machines_matching,
+    models_for,
+    next_model_version,
+    training_clips,
+)
 from db.session import session_scope
 
 MIN_TRAINING_CLIPS = 3
@@ -169,10 +176,9 @@ def activate(spec: str, *, detector: str | None = None, model_id: int | None = N
     """Make a model active for machine ``spec`` (``type/id``): a given ``model_id``, or the newest
     version of ``detector`` trained for the machine or its type.  Returns the model id."""
     with session_scope(url, write=True) as session:
-        machines = [m for m in machines_matching(session, spec) if m.key == spec]
-        if not machines:
+        machine = machine_by_key(session, spec)
+        if machine is None:
             raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {spec!r} (give it as type/id)")
-        machine = machines[0]
         candidates = [
             m for m in models_for(session, machine) if (model_id is None or m.id == model_id)
             and (detector is None or m.detector == detector)
@@ -187,5 +193,5 @@ def activate(spec: str, *, detector: str | None = None, model_id: int | None = N
 def active_model_id(spec: str, *, url: str | None = None) -> int | None:
     """The id of machine ``spec``'s active model, if it has one."""
     with session_scope(url) as session:
-        matches = [m for m in machines_matching(session, spec) if m.key == spec]
-        return matches[0].active_model_id if matches else None
+        machine = machine_by_key(session, spec)
+        return machine.active_model_id if machine else None

@@ -20,6 +20,7 @@ from db.queries import (
     add_anomaly_type,
     effective_verdicts,
     last_undoable,
+    machine_by_key,
     machines_matching,
     scored_clips,
 )
@@ -112,10 +113,10 @@ def triage_queue(machine: str, order: str = "score", *, url: str | None = None) 
             Reason.INVALID_PARAMETER, f"unknown queue order {order!r}; use one of {list(QUEUE_ORDERS.values())}"
         )
     with session_scope(url) as session:
-        matches = [m for m in machines_matching(session, machine) if m.key == machine]
-        if not matches:
+        found = machine_by_key(session, machine)
+        if found is None:
             return []
-        flagged, threshold = _flagged(session, matches[0])
+        flagged, threshold = _flagged(session, found)
         verdicts = effective_verdicts(session, [clip.id for clip, _ in flagged])
         items = [
             QueueItem(clip.id, clip.path, value, threshold, clip.label, clip.ingested_at)

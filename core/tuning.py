@@ -32,7 +32,7 @@ from db.queries import (
     clips_per_day,
     counts_for_machine,
     effective_verdicts,
-    machines_matching,
+    machine_by_key,
     scored_clips,
 )
 from db.session import session_scope
@@ -61,12 +61,12 @@ class SuggestOptions:
 
 def one_machine(session: Session, spec: str) -> Machine:
     """The machine ``type/id`` with an active model, or a clear error."""
-    machines = [m for m in machines_matching(session, spec) if m.key == spec]
-    if not machines:
+    machine = machine_by_key(session, spec)
+    if machine is None:
         raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {spec!r} (give it as type/id)")
-    if machines[0].active_model is None:
+    if machine.active_model is None:
         raise BadInputError(Reason.INVALID_PARAMETER, f"{spec} has no trained model yet: run `train` first")
-    return machines[0]
+    return machine
 
 
 def score_missing(spec: str, *, url: str | None = None) -> None:
@@ -193,7 +193,7 @@ def data_version(spec: str, *, url: str | None = None) -> tuple:
     """A cheap fingerprint of what :func:`tuning_data` depends on, for caches: the active model,
     how many clips it scored, how many verdicts and thresholds exist."""
     with session_scope(url) as session:
-        matches = [m for m in machines_matching(session, spec) if m.key == spec]
-        if not matches or matches[0].active_model_id is None:
+        machine = machine_by_key(session, spec)
+        if machine is None or machine.active_model_id is None:
             return (spec, None)
-        return (spec, matches[0].active_model_id, *counts_for_machine(session, matches[0]))
+        return (spec, machine.active_model_id, *counts_for_machine(session, machine))

@@ -87,6 +87,14 @@ def machines_matching(session: Session, spec: str | None = None) -> list[Machine
     return list(session.scalars(query))
 
 
+def machine_by_key(session: Session, key: str) -> Machine | None:
+    """The machine ``type/id``, or ``None`` (a bare type names no single machine)."""
+    machine_type, _, machine_id = key.partition("/")
+    if not machine_id:
+        return None
+    return session.scalar(select(Machine).where(Machine.machine_type == machine_type, Machine.machine_id == machine_id))
+
+
 def training_clips(session: Session, machine_pks: list[int]) -> list[Clip]:
     """Normal clips of the training split of these machines, by id."""
     return list(

@@ -18,6 +18,7 @@ from db.queries import (
     effective_verdicts,
     get_or_create_machine,
     last_undoable,
+    machine_by_key,
     machines_matching,
     unscored_clips,
 )
@@ -48,6 +49,13 @@ def test_machines_matching_by_key_type_or_all(world):
         assert [m.key for m in machines_matching(session, "fan")] == ["fan/id_00", "fan/id_02"]
         assert [m.key for m in machines_matching(session, "fan/id_02")] == ["fan/id_02"]
         assert machines_matching(session, "valve") == []
+
+
+def test_machine_by_key_names_exactly_one_machine(world):
+    with session_scope(world) as session:
+        assert machine_by_key(session, "fan/id_02").key == "fan/id_02"
+        assert machine_by_key(session, "fan") is None  # a type is not one machine
+        assert machine_by_key(session, "fan/id_09") is None
 
 
 def test_scores_are_stored_once_and_unscored_clips_shrink(world):

@@ -7,13 +7,13 @@ import streamlit as st
 from core.explore import typical_normal_clip
 from dashboard.components.clip_view import render_clip, render_history
 from dashboard.components.pickers import machine_picker
-from db.queries import machines_matching
+from db.queries import machine_by_key
 from db.session import session_scope
 
 
 def _clip_options(machine: str) -> dict[int, str]:
     with session_scope() as session:
-        (m,) = [x for x in machines_matching(session, machine) if x.key == machine]
+        m = machine_by_key(session, machine)
         return {c.id: f"#{c.id} · {c.label} · {c.split} · {c.path.rsplit('/', 1)[-1]}" for c in m.clips}
 
 
