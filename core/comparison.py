@@ -51,7 +51,10 @@ def model_choices(machine: str, *, url: str | None = None) -> list[tuple[int, st
 
 def compare_models(machine: str, model_ids: list[int], *, url: str | None = None) -> Comparison:
     """Each model's metrics at its own active threshold on the machine's labelled test clips
-    scored by every one of them (the same clips for all)."""
+    scored by every one of them and trained on by none (the same clips for all).
+
+    A supervised model's export may put test-split clips in its training set; they are
+    left out, so no model is graded on clips it learned from."""
     with session_scope(url) as session:
         found = machine_by_key(session, machine)
         if found is None:
@@ -64,9 +67,11 @@ def compare_models(machine: str, model_ids: list[int], *, url: str | None = None
     for model in models:
         score_with_model(model, pks, url=url)
     with session_scope(url) as session:
+        seen = {clip_id for m in models for clip_id in m.provenance.get("clip_ids", [])}
         clips = test_clips(session, pks)
         scores = [clip_scores(session, m.id, [c.id for c in clips]) for m in models]
-        common = [c for c in clips if all(c.id in s for s in scores)]
+        common = [c for c in clips if c.id not in seen and all(c.id in s for s in scores)]
+        left_out = sum(c.id in seen for c in clips)
         y = np.array([c.label == "abnormal" for c in common], dtype=bool)
         results = []
         for model, by_clip in zip(models, scores, strict=True):
@@ -87,4 +92,6 @@ def compare_models(machine: str, model_ids: list[int], *, url: str | None = None
                 )  # fmt: skip
             )
     test_set = f"test split of {machine}: {int(y.sum())} abnormal and {int((~y).sum())} normal clips"
+    if left_out:
+        test_set += f" ({left_out} test clips a model trained on are left out)"
     return Comparison(machine, test_set, len(common), results)

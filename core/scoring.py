@@ -37,8 +37,11 @@ def score_with_model(
     Features are extracted on ``n_jobs`` processes; the model then scores a chunk of
     clips in a few large forward passes.  Unreadable clips are reported, not fatal.
     Scores are committed chunk by chunk, so an interrupted run loses at most one chunk.
+    A model without local files (a cloud model) scores nothing here.
     """
     report = report if report is not None else ScoreReport()
+    if model.artifact_path is None:  # a cloud model: it scored what it was sent, nothing more here
+        return report
     with session_scope(url) as session:
         clips = unscored_clips(session, model.id, machine_pks)
     if not clips:

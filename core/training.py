@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.batch import extract_features
-from core.detectors import DEFAULT_DETECTOR, detector_class
+from core.detectors import DEFAULT_DETECTOR, SUPERVISED, detector_class
 from core.errors import BadInputError, Reason
 from core.features import FeatureParams
 from core.model_store import artifact_dir
@@ -82,6 +82,12 @@ def train(
     active detector (a user's choice of another detector is kept).
     """
     detector_class(detector)  # fail fast on an unknown name
+    if detector in SUPERVISED:
+        raise BadInputError(
+            Reason.INVALID_PARAMETER,
+            f"{detector} learns from labelled images: export them (`python -m core export OUT`), "
+            "then run `python -m core train-supervised`",
+        )
     with session_scope(url) as session:
         machines = machines_matching(session, machine)
         if not machines:
@@ -181,11 +187,11 @@ def activate(spec: str, *, detector: str | None = None, model_id: int | None = N
             raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {spec!r} (give it as type/id)")
         candidates = [
             m for m in models_for(session, machine) if (model_id is None or m.id == model_id)
-            and (detector is None or m.detector == detector)
+            and (detector is None or m.detector == detector) and m.artifact_path
         ]  # fmt: skip
         if not candidates:
             wanted = f"model {model_id}" if model_id is not None else f"a {detector} model"
-            raise BadInputError(Reason.INVALID_PARAMETER, f"{spec} has no {wanted}: train it first")
+            raise BadInputError(Reason.INVALID_PARAMETER, f"{spec} has no {wanted} that can score here: train it first")
         machine.active_model_id = candidates[0].id
         return candidates[0].id
 

@@ -13,12 +13,16 @@ from db.models import (
     AnomalyType,
     Clip,
     DetectorModel,
+    Export,
     Machine,
     RejectedFile,
     Score,
     Threshold,
+    TrainingJob,
     utcnow,
 )
+
+ALL_MACHINES_SCOPE = "*"  # scope of a model trained across machine types (supervised models on an export)
 
 
 def get_or_create_machine(session: Session, machine_type: str, machine_id: str) -> Machine:
@@ -144,8 +148,8 @@ def threshold_history(session: Session, model_id: int) -> list[Threshold]:
 
 
 def models_for(session: Session, machine: Machine) -> list[DetectorModel]:
-    """Models trained for this machine or its whole type, newest first."""
-    scopes = (machine.key, machine.machine_type)
+    """Models trained for this machine, its whole type or every machine, newest first."""
+    scopes = (machine.key, machine.machine_type, ALL_MACHINES_SCOPE)
     return list(
         session.scalars(select(DetectorModel).where(DetectorModel.scope.in_(scopes)).order_by(DetectorModel.id.desc()))
     )
@@ -271,3 +275,45 @@ def counts_for_machine(session: Session, machine: Machine) -> tuple[int, int, in
         session.scalar(select(func.count(Annotation.id)).where(Annotation.clip_id.in_(clip_ids))) or 0,
         session.scalar(select(func.count(Threshold.id)).where(Threshold.model_id == model_id)) or 0,
     )
+
+
+# --- exports and supervised training jobs ----------------------------------------------------------
+
+
+def latest_export(session: Session) -> Export | None:
+    return session.scalars(select(Export).order_by(Export.id.desc()).limit(1)).first()
+
+
+def export_by_dir(session: Session, out_dir: str) -> Export | None:
+    """The newest export written to ``out_dir`` (a resolved path)."""
+    return session.scalars(select(Export).where(Export.out_dir == out_dir).order_by(Export.id.desc()).limit(1)).first()
+
+
+def add_training_job(
+    session: Session, backend: str, export_id: int | None, external: dict | None = None
+) -> TrainingJob:
+    job = TrainingJob(backend=backend, status="pending", export_id=export_id, external=external or {})
+    session.add(job)
+    session.flush()
+    return job
+
+
+def update_training_job(session: Session, job_id: int, **changes) -> TrainingJob:
+    """Set columns of job ``job_id``; ``external`` is merged into what is stored, not replaced."""
+    job = session.get(TrainingJob, job_id)
+    if job is None:
+        raise LookupError(f"no training job {job_id}")
+    if "external" in changes:
+        changes["external"] = {**(job.external or {}), **changes["external"]}
+    for name, value in changes.items():
+        setattr(job, name, value)
+    job.updated_at = utcnow()
+    return job
+
+
+def training_jobs(session: Session, limit: int = 50, backend: str | None = None) -> list[TrainingJob]:
+    """The newest training jobs first."""
+    query = select(TrainingJob).order_by(TrainingJob.id.desc()).limit(limit)
+    if backend:
+        query = query.where(TrainingJob.backend == backend)
+    return list(session.scalars(query))

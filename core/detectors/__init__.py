@@ -12,13 +12,16 @@ from core.errors import BadInputError, Reason
 _REGISTRY = {
     "autoencoder": "core.detectors.autoencoder:AutoencoderDetector",
     "mahalanobis": "core.detectors.mahalanobis:MahalanobisDetector",
+    "spectrogram_cnn": "core.detectors.spectrogram_cnn:SpectrogramCNN",  # supervised: learns from labels
 }
+SUPERVISED = frozenset({"spectrogram_cnn"})  # trained by `train-supervised` on an export, not by `train`
 DEFAULT_DETECTOR = "autoencoder"
 
 
-def detector_names() -> list[str]:
-    """Registered detector names, the default first."""
-    return list(_REGISTRY)
+def detector_names(*, supervised: bool = False) -> list[str]:
+    """Registered detector names, the default first: the unsupervised ones (trained on normal
+    clips by ``train``), or with ``supervised`` the ones that learn from labelled images."""
+    return [name for name in _REGISTRY if (name in SUPERVISED) == supervised]
 
 
 def detector_class(name: str) -> type[Detector]:
@@ -31,4 +34,4 @@ def detector_class(name: str) -> type[Detector]:
     return getattr(import_module(module), cls)
 
 
-__all__ = ["DEFAULT_DETECTOR", "Detector", "Explanation", "detector_class", "detector_names"]
+__all__ = ["DEFAULT_DETECTOR", "SUPERVISED", "Detector", "Explanation", "detector_class", "detector_names"]

@@ -7,45 +7,15 @@ A clip's score is the mean squared reconstruction error over its vectors (dB²).
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 
 from core.detectors.base import Detector, Explanation, per_clip_means, stack_clips
-
-
-@contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Hide what native code writes to stderr (TensorFlow's start-up notices about CUDA and
-    oneDNN, which it prints whatever TF_CPP_MIN_LOG_LEVEL says).  Python errors still show."""
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3") != "3":  # the user asked to see them
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-with _native_stderr_silenced():
-    import keras
-
-    # Keras retraces its step functions for every new model; TensorFlow warns about that each time.
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-
-    keras.ops.convert_to_tensor(0.0)  # initialise the devices now, while their notices are hidden
+from core.detectors.keras_backend import keras
 
 MODEL_FILE = "model.keras"
 PREDICT_BATCH = 16_384  # vectors per forward pass when scoring

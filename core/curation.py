@@ -1,0 +1,174 @@
+"""Which clips a supervised dataset is made of: curated labels, balanced per machine, split by group.
+
+A clip's curated label comes from the pilot team's verdict or from the ground truth the
+dataset layout gives (MIMII's ``normal``/``abnormal`` folders, DCASE's file names);
+``prefer`` chooses which wins when both exist, and every clip records which one did.
+"Unsure" verdicts are no label.  Each machine is then balanced by undersampling its
+larger class (optionally capped), and split into train and test by *group*: versions of
+one recording (MIMII ships each at -6, 0 and 6 dB under the same file name) share a
+group, so near-duplicates never straddle the split.  The same seed gives the same result.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePath
+from typing import Literal
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import BadInputError, Reason
+from db.models import Annotation, Clip
+from db.queries import effective_verdicts, machines_matching
+
+CLASSES = ("normal", "abnormal")
+PREFER = ("verdicts", "ground-truth")
+MIN_PER_CLASS = 2  # per machine, after balancing: one image for train and one for test
+RECOMMENDED_PER_CLASS = 20  # per machine: below this a supervised model learns little
+Prefer = Literal["verdicts", "ground-truth"]
+
+
+@dataclass(frozen=True)
+class CuratedClip:
+    """A clip with its curated label; ``source`` is ``"verdict"`` or ``"ground truth"``."""
+
+    clip_id: int
+    path: str
+    machine: str
+    label: str
+    source: str
+    labelled_at: datetime
+    conflict: bool  # the verdict and the ground truth disagree
+
+    @property
+    def group(self) -> str:
+        """Near-duplicate group: same machine, label and file name (MIMII's SNR versions of one take)."""
+        return f"{self.machine}|{self.label}|{PurePath(self.path).name}"
+
+    @property
+    def image_name(self) -> str:
+        """A file name for its image, unique per clip and safe on every file system."""
+        raw = f"{self.machine.replace('/', '_')}_{self.clip_id}_{PurePath(self.path).stem}"
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", raw)
+        return f"{stem[:120]}.png"
+
+
+@dataclass(frozen=True)
+class MachineCounts:
+    """Curated clips of one machine per class, and how many the balanced dataset keeps."""
+
+    machine: str
+    available: dict[str, int]
+    kept: dict[str, int]
+
+    @property
+    def sufficient(self) -> bool:
+        return all(self.kept.get(c, 0) >= MIN_PER_CLASS for c in CLASSES)
+
+    @property
+    def advice(self) -> str:
+        have = {c: self.available.get(c, 0) for c in CLASSES}
+        short = {c: MIN_PER_CLASS - n for c, n in have.items() if n < MIN_PER_CLASS}
+        if short:
+            need = " and ".join(f"{n} more {c}" for c, n in short.items())
+            return f"left out: needs {need} curated clip(s)"
+        smallest = min(self.kept.values())
+        if smallest < RECOMMENDED_PER_CLASS:
+            return f"usable, but {smallest} per class is few; {RECOMMENDED_PER_CLASS}+ is recommended"
+        return "enough"
+
+
+def curated_label(verdict: str | None, truth: str, prefer: Prefer) -> tuple[str, str] | None:
+    """``(label, source)`` from a clip's verdict and ground truth, or None when it has neither.
+
+    ``verdict`` is ``normal``/``abnormal``/``unsure`` or None; ``truth`` is the clip's
+    layout label (``unknown`` when the layout says nothing).
+    """
+    if prefer not in PREFER:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"prefer must be one of {PREFER}, got {prefer!r}")
+    from_verdict = (verdict, "verdict") if verdict in CLASSES else None
+    from_truth = (truth, "ground truth") if truth in CLASSES else None
+    first, second = (from_verdict, from_truth) if prefer == "verdicts" else (from_truth, from_verdict)
+    return first or second
+
+
+def curated_clips(session: Session, machine: str | None = None, prefer: Prefer = "verdicts") -> list[CuratedClip]:
+    """Every clip of the matching machines that has a curated label, ordered by machine then path."""
+    out = []
+    for m in machines_matching(session, machine):
+        clips = list(session.scalars(select(Clip).where(Clip.machine_pk == m.id)))
+        verdicts = effective_verdicts(session, [c.id for c in clips])
+        verdict_times = _last_verdict_times(session, list(verdicts))
+        for clip in clips:
+            chosen = curated_label(verdicts.get(clip.id), clip.label, prefer)
+            if chosen is None:
+                continue
+            label, source = chosen
+            conflict = verdicts.get(clip.id) in CLASSES and clip.label in CLASSES and verdicts[clip.id] != clip.label
+            when = verdict_times[clip.id] if source == "verdict" else clip.ingested_at
+            out.append(CuratedClip(clip.id, clip.path, m.key, label, source, when, conflict))
+    return sorted(out, key=lambda c: (c.machine, c.path, c.clip_id))
+
+
+def _last_verdict_times(session: Session, clip_ids: list[int]) -> dict[int, datetime]:
+    rows = session.execute(select(Annotation.clip_id, Annotation.created_at).where(Annotation.clip_id.in_(clip_ids)))
+    latest: dict[int, datetime] = {}
+    for clip_id, when in rows:
+        latest[clip_id] = max(when, latest.get(clip_id, when))
+    return latest
+
+
+def balance(
+    clips: list[CuratedClip], *, seed: int = 0, cap: int | None = None
+) -> tuple[list[CuratedClip], list[MachineCounts]]:
+    """Per machine, the same number of clips of each class: the smaller class's count (at most
+    ``cap``), drawn at random with ``seed`` from the larger.  Machines lacking
+    :data:`MIN_PER_CLASS` clips of a class are left out and say so in their counts."""
+    if cap is not None and cap < MIN_PER_CLASS:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"cap must be at least {MIN_PER_CLASS}, got {cap}")
+    rng = np.random.default_rng(seed)
+    by_machine: dict[str, dict[str, list[CuratedClip]]] = defaultdict(lambda: {c: [] for c in CLASSES})
+    for clip in clips:
+        by_machine[clip.machine][clip.label].append(clip)
+    kept, counts = [], []
+    for machine in sorted(by_machine):
+        classes = by_machine[machine]
+        available = {c: len(classes[c]) for c in CLASSES}
+        n = min(available.values()) if cap is None else min(*available.values(), cap)
+        if n < MIN_PER_CLASS:
+            counts.append(MachineCounts(machine, available, {c: 0 for c in CLASSES}))
+            continue
+        for label in CLASSES:
+            chosen = rng.choice(len(classes[label]), size=n, replace=False)
+            kept += [classes[label][i] for i in sorted(chosen)]
+        counts.append(MachineCounts(machine, available, {c: n for c in CLASSES}))
+    return kept, counts
+
+
+def grouped_split(
+    clips: list[CuratedClip], *, test_fraction: float = 0.25, seed: int = 0
+) -> tuple[list[CuratedClip], list[CuratedClip]]:
+    """``(train, test)``: per machine and class, whole groups go to one side, about
+    ``test_fraction`` of the groups to test and at least one group to each side when
+    there are two or more."""
+    if not 0.0 < test_fraction < 1.0:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"test_fraction must be in (0, 1), got {test_fraction}")
+    rng = np.random.default_rng(seed)
+    cells: dict[tuple[str, str], dict[str, list[CuratedClip]]] = defaultdict(lambda: defaultdict(list))
+    for clip in clips:
+        cells[(clip.machine, clip.label)][clip.group].append(clip)
+    train, test = [], []
+    for cell in sorted(cells):
+        groups = sorted(cells[cell])
+        order = rng.permutation(len(groups))
+        n_test = int(round(test_fraction * len(groups)))
+        if len(groups) >= 2:
+            n_test = min(max(n_test, 1), len(groups) - 1)
+        for rank, index in enumerate(order):
+            (test if rank < n_test else train).extend(cells[cell][groups[index]])
+    return train, test

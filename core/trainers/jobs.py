@@ -1,0 +1,30 @@
+"""Reading supervised training jobs back from the database (any backend)."""
+
+from __future__ import annotations
+
+from core.errors import BadInputError, Reason
+from core.trainers.base import JobStatus
+from db.models import TrainingJob
+from db.queries import training_jobs
+from db.session import session_scope
+
+
+def _status(job: TrainingJob) -> JobStatus:
+    return JobStatus(
+        job.id, job.backend, job.status, job.message, job.model_id, job.export_id,
+        dict(job.external or {}), job.created_at, job.updated_at, job.finished_at,
+    )  # fmt: skip
+
+
+def job_status(job_id: int, url: str | None = None) -> JobStatus:
+    with session_scope(url) as session:
+        job = session.get(TrainingJob, job_id)
+        if job is None:
+            raise BadInputError(Reason.NOT_FOUND, f"no training job {job_id}")
+        return _status(job)
+
+
+def recent_jobs(limit: int = 20, *, backend: str | None = None, url: str | None = None) -> list[JobStatus]:
+    """The newest jobs first."""
+    with session_scope(url) as session:
+        return [_status(job) for job in training_jobs(session, limit, backend)]
