@@ -214,6 +214,125 @@ def cmd_activate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.export import ExportOptions, export_dataset
+
+    base = args.s3_uri.rstrip("/") + "/" if args.s3_uri else ""
+    options = ExportOptions(prefer=args.prefer, seed=args.seed, test_fraction=args.test_fraction, cap=args.cap,
+                            machine=args.machine, source_ref_base=base)  # fmt: skip
+    update, close = _progress_bar("spectrograms")
+    try:
+        summary = export_dataset(args.out_dir, options, overwrite=args.overwrite, user=args.user,
+                                 n_jobs=args.jobs, progress=update)  # fmt: skip
+    finally:
+        close()
+    if args.json:
+        _print_json(summary)
+        return 0
+    counts = summary["counts"]
+    print(f"export {summary['export_id']} in {summary['out_dir']}: train {counts['train']}, test {counts['test']}")
+    print(f"labels: {summary['label_source']}; {summary['conflicts']} conflict(s); sources {summary['sources']}")
+    for m in summary["machines"]:
+        print(f"  {m['machine']:<16} available {m['available']}  kept {m['kept']}  {m['advice']}")
+    for item in summary["unreadable"]:
+        print(f"  skipped {item['path']}: {item['detail']} [{item['reason']}]")
+    return 0
+
+
+def _print_job(status, as_json: bool) -> None:
+    if as_json:
+        _print_json({"job_id": status.job_id, "backend": status.backend, "status": status.status,
+                     "message": status.message, "model_id": status.model_id, "export_id": status.export_id,
+                     "external": status.external, "created_at": status.created_at.isoformat(),
+                     "finished_at": status.finished_at.isoformat() if status.finished_at else None})  # fmt: skip
+        return
+    line = f"job {status.job_id} ({status.backend}): {status.status}"
+    if status.model_id:
+        line += f", model {status.model_id}"
+    if status.message:
+        line += f" - {status.message}"
+    print(line)
+    evaluation = status.external.get("evaluation")
+    if evaluation:
+        c = evaluation["confusion"]
+        print(f"  test images {evaluation['n']}: P {evaluation['precision']:.3f} R {evaluation['recall']:.3f} "
+              f"F1 {evaluation['f1']:.3f} AUC {evaluation['auc']}  "
+              f"tp {c['tp']} fp {c['fp']} tn {c['tn']} fn {c['fn']}")  # fmt: skip
+
+
+def cmd_train_supervised(args: argparse.Namespace) -> int:
+    from core.trainers.jobs import job_status
+    from core.trainers.local import LocalTrainer
+
+    def epoch(done: int, total: int) -> None:
+        print(f"  epoch {done}/{total}", file=sys.stderr, end="\r" if done < total else "\n")
+
+    job_id = LocalTrainer(epochs=args.epochs).train(args.export, user=args.user, progress=epoch)
+    _print_job(job_status(job_id), args.json)
+    return 0
+
+
+def _rekognition(args: argparse.Namespace):
+    from core.cloud.config import CloudConfig
+    from core.trainers.rekognition import RekognitionTrainer
+
+    config = CloudConfig.from_env().with_overrides(bucket=args.bucket, prefix=args.prefix, region=args.region,
+                                                   profile=args.profile, project=args.project)  # fmt: skip
+    return RekognitionTrainer(config)
+
+
+def _confirmed(notice: str, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        print(f"{notice}\nNot started: add --yes to accept the cost.", file=sys.stderr)
+        return False
+    return input(f"{notice}\nStart the model? [y/N] ").strip().lower() in ("y", "yes")
+
+
+def cmd_rekognition(args: argparse.Namespace) -> int:
+    from core.trainers.jobs import job_status, recent_jobs
+
+    trainer = _rekognition(args)
+    if args.action == "train":
+        update, close = _progress_bar("upload")
+        try:
+            job_id = trainer.train(args.export, user=args.user, progress=update)
+        finally:
+            close()
+        status = trainer.wait(job_id, on_poll=lambda s: print(f"  {s.status}", file=sys.stderr)) if args.wait \
+            else job_status(job_id)  # fmt: skip
+        _print_job(status, args.json)
+        return 0 if status.status != "failed" else 1
+    if args.action == "status":
+        if args.job is None:
+            jobs = recent_jobs(backend="rekognition")
+            if args.json:
+                _print_json([{"job_id": j.job_id, "status": j.status, "message": j.message} for j in jobs])
+            for job in [] if args.json else jobs:
+                _print_job(trainer.refresh(job.job_id) if job.status == "training" else job, False)
+            if not jobs and not args.json:
+                print("no Rekognition jobs yet: `python -m core rekognition train`")
+            return 0
+        status = trainer.wait(args.job) if args.wait else trainer.refresh(args.job)
+        _print_job(status, args.json)
+        return 0
+    if args.job is None:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"rekognition {args.action} needs a JOB id")
+    if args.action == "evaluate":
+        if not _confirmed(trainer.config.cost_notice(), args.yes):
+            return 1
+        update, close = _progress_bar("test images")
+        try:
+            trainer.evaluate(args.job, confirm_cost=True, progress=update)
+        finally:
+            close()
+        _print_job(job_status(args.job), args.json)
+        return 0
+    _print_job(trainer.stop(args.job), args.json)
+    return 0
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -346,6 +465,58 @@ def build_parser() -> argparse.ArgumentParser:
         "--best", action="store_true", help="the detector with the best test AUC (see evaluate --compare)"
     )
     activate.set_defaults(func=cmd_activate)
+
+    export = commands.add_parser(
+        "export",
+        help="export the curated, balanced spectrogram dataset",
+        description="Write the curated clips (pilot verdicts and the layout's ground truth), balanced per "
+        "machine and split by group into train/test, as spectrogram PNGs with Ground Truth manifests "
+        "(train.manifest, test.manifest) and summary.json, validated for Rekognition Custom Labels.",
+    )
+    export.add_argument("out_dir", metavar="OUT", help="folder to write: empty, or an old export with --overwrite")
+    export.add_argument("--prefer", choices=["verdicts", "ground-truth"], default="verdicts",
+                        help="which label wins when a clip has both (default verdicts)")  # fmt: skip
+    export.add_argument("--seed", type=int, default=0, help="random seed for balancing and the split (default 0)")
+    export.add_argument("--test-fraction", type=float, default=0.25, help="share of groups for testing (default 0.25)")
+    export.add_argument("--cap", type=int, default=None, help="at most this many clips per class and machine")
+    export.add_argument("--machine", help="TYPE/ID or TYPE (default: every machine)")
+    export.add_argument("--s3-uri", help="write source-refs under this s3://bucket/prefix (default: relative paths)")
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
+    export.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    export.add_argument("--user", default="cli", help="who exports (recorded)")
+    export.add_argument("--json", action="store_true", help="print the summary as JSON")
+    export.set_defaults(func=cmd_export)
+
+    supervised = commands.add_parser(
+        "train-supervised",
+        help="train the local spectrogram CNN on an export",
+        description="Train a small Keras CNN on an export's train images, evaluate it on its test images, "
+        "and store it as a model version (no cloud account needed).",
+    )
+    supervised.add_argument("--export", metavar="DIR", help="export folder (default: the newest export)")
+    supervised.add_argument("--epochs", type=int, default=None, help="training epochs (default 60)")
+    supervised.add_argument("--user", default="cli", help="who trains (recorded)")
+    supervised.add_argument("--json", action="store_true", help="print the job as JSON")
+    supervised.set_defaults(func=cmd_train_supervised)
+
+    reko = commands.add_parser(
+        "rekognition",
+        help="train and evaluate with Amazon Rekognition Custom Labels",
+        description="train: upload an export to S3 and start training; status: follow jobs; evaluate: start the "
+        "model (after confirming its cost), predict the test images, stop it; stop: stop a job's model. "
+        "Settings come from REKOGNITION_BUCKET, _PREFIX, _PROJECT, _REGION, _PROFILE; credentials from "
+        "boto3's standard chain.",
+    )
+    reko.add_argument("action", choices=["train", "status", "evaluate", "stop"])
+    reko.add_argument("job", nargs="?", type=int, help="job id (status, evaluate, stop)")
+    reko.add_argument("--export", metavar="DIR", help="with train: export folder (default: the newest)")
+    reko.add_argument("--wait", action="store_true", help="with train/status: poll until training ends")
+    reko.add_argument("--yes", action="store_true", help="with evaluate: accept the cost of running the model")
+    for option in ("bucket", "prefix", "region", "profile", "project"):
+        reko.add_argument(f"--{option}", help=f"override REKOGNITION_{option.upper()}")
+    reko.add_argument("--user", default="cli", help="who trains (recorded)")
+    reko.add_argument("--json", action="store_true", help="print the job as JSON")
+    reko.set_defaults(func=cmd_rekognition)
     return parser
 
 
@@ -356,3 +527,10 @@ def main(argv: list[str] | None = None) -> int:
     except BadInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from core.cloud import CloudError
+
+        if not isinstance(exc, CloudError):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 3

@@ -9,8 +9,8 @@ import numpy as np
 from core.errors import BadInputError, Reason
 from core.metrics import ThresholdMetrics, metrics_at, partial_auc, roc_auc
 from core.scoring import score_with_model
-from db.models import Clip
-from db.queries import active_threshold, clip_scores, machine_by_key, models_for, test_clips
+from db.models import Clip, DetectorModel
+from db.queries import active_threshold, clip_scores, machine_by_key, machines_matching, models_for, test_clips
 from db.session import session_scope
 
 
@@ -95,3 +95,17 @@ def compare_models(machine: str, model_ids: list[int], *, url: str | None = None
     if left_out:
         test_set += f" ({left_out} test clips a model trained on are left out)"
     return Comparison(machine, test_set, len(common), results)
+
+
+def comparison_preset(model_id: int, *, url: str | None = None) -> tuple[str, list[int]] | None:
+    """``(machine, [unsupervised model, model_id])`` to open the comparison of a supervised model
+    with the autoencoder (or whichever detector is active) of a machine it covers, or None."""
+    with session_scope(url) as session:
+        model = session.get(DetectorModel, model_id)
+        if model is None:
+            return None
+        for machine in machines_matching(session):
+            active = machine.active_model_id
+            if active and active != model_id and model in models_for(session, machine):
+                return machine.key, [active, model_id]
+    return None

@@ -24,13 +24,14 @@ import numpy as np
 from PIL import Image
 
 from core.batch import file_features
-from core.curation import CLASSES, CuratedClip, Prefer, balance, curated_clips, grouped_split
+from core.curation import CLASSES, CuratedClip, MachineCounts, Prefer, balance, curated_clips, grouped_split
 from core.errors import BadInputError, Reason
 from core.manifest import manifest_line, validate_export
 from core.parallel import Progress, map_guarded
 from core.spectrogram_image import IMAGE_FEATURES, image_from_features
 from db.models import Export
-from db.session import session_scope
+from db.queries import latest_export
+from db.session import data_dir, session_scope
 
 SUMMARY_FILE = "summary.json"
 SUBSETS = ("train", "test")
@@ -46,6 +47,25 @@ class ExportOptions:
     cap: int | None = None
     machine: str | None = None
     source_ref_base: str = ""  # prefix of every source-ref, e.g. "s3://bucket/prefix/"; "" = relative
+
+
+def preview(options: ExportOptions = ExportOptions(), *, url: str | None = None) -> list[MachineCounts]:
+    """Per machine, the curated clips per class and what an export with ``options`` would keep."""
+    with session_scope(url) as session:
+        curated = curated_clips(session, options.machine, options.prefer)
+    return balance(curated, seed=options.seed, cap=options.cap)[1]
+
+
+def newest_export(*, url: str | None = None) -> dict[str, Any] | None:
+    """The summary of the newest export recorded, or None."""
+    with session_scope(url) as session:
+        row = latest_export(session)
+        return dict(row.summary) if row else None
+
+
+def default_export_dir() -> Path:
+    """``DATA_DIR/exports/export-YYYYMMDD-HHMMSS`` (UTC): a new folder per export."""
+    return data_dir() / "exports" / f"export-{datetime.now(UTC):%Y%m%d-%H%M%S}"
 
 
 def write_image(audio_path: str, target: str) -> tuple[int, int]:

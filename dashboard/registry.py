@@ -28,6 +28,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("Triage", "triage", ":material/fact_check:", "triage.py"),
     PageSpec("Explore", "explore", ":material/graphic_eq:", "explore.py"),
     PageSpec("Thresholds", "thresholds", ":material/tune:", "thresholds.py"),
+    PageSpec("Supervised training", "supervised", ":material/model_training:", "supervised.py"),
     PageSpec("Compare models", "compare", ":material/compare:", "compare.py"),
     PageSpec("Data", "data", ":material/upload_file:", "data.py"),
 )

@@ -1,0 +1,154 @@
+"""Supervised training: export the curated, balanced dataset and train on it, locally or in AWS."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.cloud.config import CloudConfig, forget_credentials_check
+from core.comparison import comparison_preset
+from core.curation import RECOMMENDED_PER_CLASS
+from core.export import ExportOptions, default_export_dir, export_dataset, newest_export, preview
+from core.trainers import get_trainer
+from core.trainers.jobs import recent_jobs
+
+COMPARE_PAGE = "dashboard/pages/compare.py"
+
+
+def _progress_bar(label: str):
+    bar = st.progress(0.0, text=label)
+    return lambda done, total: bar.progress(done / max(total, 1), text=f"{label}: {done}/{total}")
+
+
+def _options() -> ExportOptions:
+    left, middle, right = st.columns(3)
+    prefer = left.radio("When a verdict and the ground truth disagree", ["verdicts", "ground-truth"],
+                        format_func={"verdicts": "the pilots' verdict wins",
+                                     "ground-truth": "the dataset's label wins"}.get)  # fmt: skip
+    test_fraction = middle.slider("Test share", 0.1, 0.5, 0.25, 0.05, help="Share of each class held out for testing")
+    cap = right.number_input("Cap per class and machine (0 = none)", min_value=0, value=0, step=10)
+    seed = right.number_input("Seed", min_value=0, value=0, step=1)
+    return ExportOptions(prefer=prefer, seed=int(seed), test_fraction=float(test_fraction), cap=int(cap) or None)
+
+
+def _curation(options: ExportOptions) -> bool:
+    counts = preview(options)
+    if not counts:
+        st.info("No curated clips yet: confirm or reject flagged clips on the Triage page, or ingest a labelled "
+                "dataset (MIMII or DCASE layout).")  # fmt: skip
+        return False
+    table = pd.DataFrame(
+        [
+            {
+                "machine": c.machine,
+                "normal": c.available["normal"],
+                "abnormal": c.available["abnormal"],
+                "kept per class": c.kept["normal"],
+                "status": c.advice,
+            }
+            for c in counts
+        ]  # fmt: skip
+    ).set_index("machine")
+    st.dataframe(table)
+    usable = [c for c in counts if c.sufficient]
+    st.caption(f"Balanced by undersampling the larger class; {RECOMMENDED_PER_CLASS}+ clips per class and machine "
+               f"are recommended. {len(usable)} of {len(counts)} machine(s) can be exported.")  # fmt: skip
+    return bool(usable)
+
+
+def _export(options: ExportOptions) -> None:
+    if st.button("Export balanced dataset", type="primary"):
+        out = default_export_dir()
+        summary = export_dataset(out, options, user="dashboard", progress=_progress_bar("spectrograms"))
+        st.session_state["last_export"] = summary["out_dir"]
+        counts = summary["counts"]
+        st.success(f"Export {summary['export_id']} written to {summary['out_dir']}: train {counts['train']}, "
+                   f"test {counts['test']}. {summary['label_source'].capitalize()}.")  # fmt: skip
+        for item in summary["unreadable"]:
+            st.warning(f"Skipped {item['path']}: {item['detail']}")
+
+
+def _train_buttons() -> None:
+    newest = newest_export()
+    if newest is None:
+        st.caption("Export a dataset first: training uses the newest export.")
+    else:
+        counts = newest["counts"]
+        st.caption(f"Newest export: {newest['out_dir']} (train {counts['train']}, test {counts['test']}).")
+    rekognition = get_trainer("rekognition", config=CloudConfig.from_env())
+    availability = rekognition.availability()
+    left, right = st.columns(2)
+    if left.button("Train locally", disabled=newest is None, help="A small CNN on this machine's CPU"):
+        with st.spinner("Training the local CNN…"):
+            job_id = get_trainer("local").train(user="dashboard", progress=_progress_bar("epochs"))
+        st.success(f"Local training finished (job {job_id}).")
+    reason = None if availability.ok else f"Unavailable: {availability.reason}."
+    if right.button("Train with Rekognition", disabled=newest is None or not availability.ok,
+                    help=reason or availability.reason):  # fmt: skip
+        job_id = rekognition.train(user="dashboard", progress=_progress_bar("uploading to S3"))
+        st.success(f"Rekognition training started (job {job_id}); it usually takes about an hour.")
+    if reason:
+        right.caption(reason)
+        if right.button("Check AWS again"):
+            forget_credentials_check()
+            st.rerun()
+
+
+@st.fragment(run_every=15)
+def _jobs() -> None:
+    jobs = recent_jobs()
+    if not jobs:
+        st.caption("No training jobs yet.")
+        return
+    rekognition = get_trainer("rekognition", config=CloudConfig.from_env())
+    if rekognition.availability().ok:
+        jobs = [rekognition.refresh(j.job_id) if j.backend == "rekognition" and j.status == "training" else j
+                for j in jobs]  # fmt: skip
+    rows = []
+    for j in jobs:
+        evaluation = j.external.get("evaluation", {})
+        rows.append({"job": j.job_id, "backend": j.backend, "status": j.status, "model": j.model_id,
+                     "F1": evaluation.get("f1"), "AUC": evaluation.get("auc"), "message": j.message,
+                     "started": j.created_at, "finished": j.finished_at})  # fmt: skip
+    st.dataframe(pd.DataFrame(rows).set_index("job"))
+    for j in jobs:
+        _job_actions(j, rekognition)
+
+
+def _job_actions(job, rekognition) -> None:
+    if job.backend == "rekognition" and job.status == "trained":
+        with st.expander(f"Job {job.job_id}: evaluate the Rekognition model"):
+            st.warning(rekognition.config.cost_notice())
+            accepted = st.checkbox("I accept this cost", key=f"cost_{job.job_id}")
+            if st.button("Evaluate on the test images", key=f"evaluate_{job.job_id}", disabled=not accepted):
+                rekognition.evaluate(job.job_id, confirm_cost=True, progress=_progress_bar("test images"))
+                st.rerun()
+    running = job.backend == "rekognition" and job.status in ("training", "evaluating")
+    if running and st.button(f"Stop job {job.job_id}", key=f"stop_{job.job_id}"):
+        rekognition.stop(job.job_id)
+        st.rerun()
+    if job.status == "completed" and job.model_id:
+        preset = comparison_preset(job.model_id)
+        if preset and st.button(f"Compare job {job.job_id}'s model with {preset[0]}'s active model",
+                                key=f"compare_{job.job_id}"):  # fmt: skip
+            st.session_state["selected_machine"], st.session_state["compare_models"] = preset
+            st.switch_page(COMPARE_PAGE)
+
+
+def render() -> None:
+    st.title("Supervised training")
+    st.write("The pilots' verdicts curate a balanced dataset of spectrogram images; a supervised model learns from "
+             "it, here with a small CNN or in AWS with Rekognition Custom Labels, and the Compare page sets it "
+             "against the autoencoder.")  # fmt: skip
+    st.subheader("1. Curated clips")
+    options = _options()
+    if _curation(options):
+        _export(options)
+    st.subheader("2. Train")
+    _train_buttons()
+    st.subheader("3. Training jobs")
+    _jobs()
+
+
+if __name__ == "__main__":  # run by st.navigation as a page script
+    render()
