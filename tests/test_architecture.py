@@ -22,6 +22,17 @@ PURE_CORE = [
     "core.ingest",
     "core.bootstrap",
     "core.cli",
+    "core.spectrogram_image",
+    "core.curation",
+    "core.manifest",
+    "core.export",
+    "core.comparison",
+    "core.trainers",
+    "core.trainers.local",  # the CNN (and TensorFlow) loads only when training starts
+    "core.trainers.rekognition",
+    "core.cloud.config",
+    "core.cloud.s3",
+    "core.cloud.retry",
 ]
 DB = ["db.base", "db.models", "db.session", "db.queries"]
 

@@ -178,3 +178,35 @@ def test_demo_train_score_evaluate_threshold_activate_workflow(tmp_path):
     assert "suggested default for fan/id_00: mahalanobis" in compared
     best = run_cli("activate", "--machine", "fan/id_00", "--best", check=False)  # this tiny test split: one label
     assert best.returncode == 2 and "the test split needs both labels" in best.stderr
+
+
+@pytest.mark.slow
+def test_export_then_train_supervised_workflow(tmp_path, monkeypatch):
+    monkeypatch.delenv("REKOGNITION_BUCKET", raising=False)
+    plant, out = tmp_path / "plant", tmp_path / "export"
+    run_cli("demo", str(plant), "--machines", "2", "--normal", "8", "--abnormal", "4", "--duration", "2")
+    run_cli("ingest", str(plant))
+
+    summary = json.loads(run_cli("export", str(out), "--json", "--jobs", "1").stdout)
+    assert summary["counts"] == {s: {"normal": n, "abnormal": n} for s, n in (("train", 6), ("test", 2))}
+    assert summary["problems"] == [] and summary["unreadable"] == []
+    assert (out / "train.manifest").is_file() and (out / "test.manifest").is_file()
+    assert json.loads((out / "summary.json").read_text())["export_id"] == summary["export_id"]
+    again = run_cli("export", str(out), check=False)
+    assert again.returncode == 2 and "not empty" in again.stderr
+
+    job = json.loads(run_cli("train-supervised", "--epochs", "2", "--json").stdout)
+    assert (job["backend"], job["status"], job["export_id"]) == ("local", "completed", summary["export_id"])
+    assert sum(job["external"]["evaluation"]["confusion"].values()) == 4
+    assert str(out) in job["external"]["export_dir"]
+
+    no_bucket = run_cli("rekognition", "train", check=False)
+    assert no_bucket.returncode == 2 and "REKOGNITION_BUCKET" in no_bucket.stderr
+    unconfirmed = run_cli("rekognition", "evaluate", str(job["job_id"]), check=False)
+    assert unconfirmed.returncode == 1 and "per inference-unit hour" in unconfirmed.stderr
+    assert "no Rekognition jobs yet" in run_cli("rekognition", "status").stdout
+
+
+def test_export_with_nothing_curated_exits_2(tmp_path):
+    result = run_cli("export", str(tmp_path / "out"), check=False)
+    assert result.returncode == 2 and "nothing to export" in result.stderr
