@@ -215,7 +215,7 @@ def cmd_activate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.export import ExportOptions, export_dataset
+    from core.export import ExportOptions, describe_counts, export_dataset
 
     base = args.s3_uri.rstrip("/") + "/" if args.s3_uri else ""
     options = ExportOptions(prefer=args.prefer, seed=args.seed, test_fraction=args.test_fraction, cap=args.cap,
@@ -229,8 +229,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
         return 0
-    counts = summary["counts"]
-    print(f"export {summary['export_id']} in {summary['out_dir']}: train {counts['train']}, test {counts['test']}")
+    print(f"export {summary['export_id']} in {summary['out_dir']}: {describe_counts(summary['counts'])}")
     print(f"labels: {summary['label_source']}; {summary['conflicts']} conflict(s); sources {summary['sources']}")
     for m in summary["machines"]:
         print(f"  {m['machine']:<16} available {m['available']}  kept {m['kept']}  {m['advice']}")
@@ -330,6 +329,18 @@ def cmd_rekognition(args: argparse.Namespace) -> int:
         _print_job(job_status(args.job), args.json)
         return 0
     _print_job(trainer.stop(args.job), args.json)
+    return 0
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from core.triage import record_verdict, resolve_clip
+
+    clip_id = resolve_clip(args.clip)
+    annotation = record_verdict(clip_id, args.annotator, args.verdict, anomaly_type=args.type, note=args.note)
+    if args.json:
+        _print_json({"annotation_id": annotation, "clip_id": clip_id, "verdict": args.verdict})
+    else:
+        print(f"clip {clip_id}: {args.verdict} by {args.annotator.strip()} [annotation {annotation}]")
     return 0
 
 
@@ -517,6 +528,20 @@ def build_parser() -> argparse.ArgumentParser:
     reko.add_argument("--user", default="cli", help="who trains (recorded)")
     reko.add_argument("--json", action="store_true", help="print the job as JSON")
     reko.set_defaults(func=cmd_rekognition)
+
+    annotate = commands.add_parser(
+        "annotate",
+        help="record a pilot's verdict on a clip",
+        description="Record a verdict on a clip, as the Triage page does: appended, never overwriting "
+        "another annotator's; safe to run from many processes at once.",
+    )
+    annotate.add_argument("clip", metavar="CLIP", help="clip id, or the path of a registered file")
+    annotate.add_argument("--verdict", required=True, choices=["normal", "abnormal", "unsure"])
+    annotate.add_argument("--annotator", required=True, metavar="NAME", help="who gives the verdict")
+    annotate.add_argument("--type", metavar="T", help="anomaly type (with abnormal; new types join the list)")
+    annotate.add_argument("--note", metavar="N", default="", help="why")
+    annotate.add_argument("--json", action="store_true", help="print the stored annotation as JSON")
+    annotate.set_defaults(func=cmd_annotate)
     return parser
 
 

@@ -116,10 +116,20 @@ def curated_clips(session: Session, machine: str | None = None, prefer: Prefer =
 
 
 def _last_verdict_times(session: Session, clip_ids: list[int]) -> dict[int, datetime]:
-    rows = session.execute(select(Annotation.clip_id, Annotation.created_at).where(Annotation.clip_id.in_(clip_ids)))
+    """When each clip's standing verdict was given: its latest verdict row that no undo cancels
+    (undo rows and undone verdicts do not date the label, as in ``effective_verdicts``)."""
+    rows = list(
+        session.execute(
+            select(Annotation.id, Annotation.clip_id, Annotation.created_at, Annotation.undoes_id).where(
+                Annotation.clip_id.in_(clip_ids)
+            )
+        )
+    )
+    undone = {undoes for _, _, _, undoes in rows if undoes is not None}
     latest: dict[int, datetime] = {}
-    for clip_id, when in rows:
-        latest[clip_id] = max(when, latest.get(clip_id, when))
+    for row_id, clip_id, when, undoes in rows:
+        if undoes is None and row_id not in undone:
+            latest[clip_id] = max(when, latest.get(clip_id, when))
     return latest
 
 

@@ -126,7 +126,8 @@ def export_dataset(
     summary = _summary(out, options, curated, counts, images, unreadable)
     summary["problems"] = validate_export(out, options.source_ref_base)
     with session_scope(url, write=True) as session:
-        row = Export(out_dir=str(out.resolve()), params=summary["options"], summary=summary, created_by=user)
+        # a copy: a JSON column sees no in-place change, so the id added below must come as a different dict
+        row = Export(out_dir=str(out.resolve()), params=summary["options"], summary=dict(summary), created_by=user)
         session.add(row)
         session.flush()
         summary["export_id"] = row.id
@@ -179,6 +180,15 @@ def _summary(out, options, curated, counts, images, unreadable) -> dict[str, Any
         "images": images,
         "unreadable": unreadable,
     }  # fmt: skip
+
+
+def describe_counts(counts: dict[str, dict[str, int]]) -> str:
+    """``{"train": {"normal": 6, "abnormal": 6}, ...}`` -> ``"train 12 (6 normal, 6 abnormal), ..."``."""
+    parts = []
+    for subset, by_label in counts.items():
+        labels = ", ".join(f"{n} {label}" for label, n in by_label.items())
+        parts.append(f"{subset} {sum(by_label.values())} ({labels})")
+    return ", ".join(parts)
 
 
 def read_summary(out_dir: str | Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from core.parallel import Progress, map_guarded
 from core.splits import assign_split
 from db.models import Clip
 from db.queries import get_or_create_machine, known_hashes, record_rejection
-from db.session import session_scope
+from db.session import session_scope, write_transaction
 
 COMMIT_EVERY = 200  # clips per write transaction
 
@@ -93,11 +93,13 @@ def ingest(
 
 
 def _store(batch: list[tuple[DiscoveredClip, InspectedFile]], report: IngestReport, url: str | None) -> None:
-    with session_scope(url, write=True) as session:
+    """Register a batch in one transaction (retried whole if a concurrent ingest raced it)."""
+
+    def store(session) -> tuple[int, int]:
         seen = known_hashes(session, [facts.content_hash for _, facts in batch])
+        added = 0
         for where, facts in batch:
             if facts.content_hash in seen:
-                report.already_known += 1
                 continue
             seen.add(facts.content_hash)
             machine = get_or_create_machine(session, where.machine_type, where.machine_id)
@@ -120,7 +122,12 @@ def _store(batch: list[tuple[DiscoveredClip, InspectedFile]], report: IngestRepo
                     n_bytes=facts.n_bytes,
                 )
             )
-            report.ingested += 1
+            added += 1
+        return added, len(batch) - added
+
+    added, known = write_transaction(store, url)
+    report.ingested += added
+    report.already_known += known
 
 
 def _store_rejections(errors: list[BadInputError], report: IngestReport, url: str | None) -> None:

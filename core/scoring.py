@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from core.batch import extract_features
 from core.model_store import load_detector
 from core.parallel import Progress
 from db.models import DetectorModel
 from db.queries import add_scores, machines_matching, unscored_clips
-from db.session import session_scope
+from db.session import session_scope, write_transaction
 
 SCORE_CHUNK = 256  # clips whose features are held in memory at once (~100 MB at 10 s)
 
@@ -60,13 +61,9 @@ def score_with_model(
         readable = [c for c in chunk if c.path in batch.features]
         if readable:
             values, explanations = detector.score_and_explain([batch.features[c.path] for c in readable])
-            with session_scope(url, write=True) as session:
-                add_scores(
-                    session,
-                    model.id,
-                    {c.id: float(v) for c, v in zip(readable, values, strict=True)},
-                    {c.id: e.summary() for c, e in zip(readable, explanations, strict=True)},
-                )
+            values_by_clip = {c.id: float(v) for c, v in zip(readable, values, strict=True)}
+            details = {c.id: e.summary() for c, e in zip(readable, explanations, strict=True)}
+            write_transaction(partial(add_scores, model_id=model.id, scores=values_by_clip, details=details), url)
         report.scored += len(readable)
         report.failed += [
             {"path": path, "reason": error.reason.value, "detail": error.detail}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import scipy.stats
 
 from core.errors import BadInputError, Reason
 from core.metrics import sweep
@@ -49,6 +48,8 @@ def _gamma_quantile(s: np.ndarray, quantile: float, fixed: dict) -> float | None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
+            import scipy.stats  # loaded here: a second of start-up every CLI command would otherwise pay
+
             shape, loc, scale = scipy.stats.gamma.fit(s, **fixed)
             value = float(scipy.stats.gamma.ppf(quantile, shape, loc=loc, scale=scale))
         except (ValueError, RuntimeError, FloatingPointError):

@@ -7,8 +7,10 @@ score is above the active threshold; it leaves the queue once it has a verdict.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -18,13 +20,15 @@ from db.queries import (
     active_threshold,
     add_annotation,
     add_anomaly_type,
+    clip_by_hash,
+    clip_by_path,
     effective_verdicts,
     last_undoable,
     machine_by_key,
     machines_matching,
     scored_clips,
 )
-from db.session import session_scope
+from db.session import session_scope, write_transaction
 
 QUEUE_ORDERS = {
     "highest score first": "score",
@@ -131,6 +135,25 @@ def triage_queue(machine: str, order: str = "score", *, url: str | None = None) 
     return sorted(items, key=keys[order])
 
 
+def resolve_clip(spec: str, *, url: str | None = None) -> int:
+    """The id of the clip ``spec`` names: a clip id, or a file path (registered under that path, or
+    with the same content under another name)."""
+    text = str(spec).strip()
+    with session_scope(url) as session:
+        if text.isdigit():
+            if session.get(Clip, int(text)) is None:
+                raise BadInputError(Reason.NOT_FOUND, f"no clip with id {text}")
+            return int(text)
+        path = Path(text).resolve()
+        found = clip_by_path(session, str(path))
+        if found is None and path.is_file():
+            with open(path, "rb") as fh:
+                found = clip_by_hash(session, hashlib.file_digest(fh, "sha256").hexdigest())
+        if found is None:
+            raise BadInputError(Reason.NOT_FOUND, "not a registered clip (ingest it first)", text)
+        return found.id
+
+
 def record_verdict(
     clip_id: int,
     annotator: str,
@@ -142,6 +165,10 @@ def record_verdict(
 ) -> int:
     """Store a pilot's verdict on a clip at once; returns the annotation id.
 
+    Safe with many annotators writing at once, from any number of processes: every
+    verdict is a new row (never an update), and a write refused by a concurrent one is
+    retried from the start, so each call stores exactly one row.
+
     ``verdict`` is ``normal``, ``abnormal`` or ``unsure``; an ``anomaly_type`` is kept
     only with ``abnormal`` and is added to the team's list when new.
     """
@@ -151,12 +178,15 @@ def record_verdict(
     if verdict not in VERDICTS:
         raise BadInputError(Reason.INVALID_PARAMETER, f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
     kind = (anomaly_type or "").strip() or None if verdict == "abnormal" else None
-    with session_scope(url, write=True) as session:
+
+    def store(session) -> int:
         if session.get(Clip, clip_id) is None:
             raise BadInputError(Reason.NOT_FOUND, f"no clip with id {clip_id}")
         if kind:
             add_anomaly_type(session, kind, annotator)
         return add_annotation(session, clip_id, annotator, verdict, kind, note.strip()).id
+
+    return write_transaction(store, url)
 
 
 def undo_last(annotator: str, *, url: str | None = None) -> Annotation | None:

@@ -44,6 +44,15 @@ def known_hashes(session: Session, hashes: list[str]) -> set[str]:
     return set(session.scalars(select(Clip.content_hash).where(Clip.content_hash.in_(hashes))))
 
 
+def clip_by_path(session: Session, path: str) -> Clip | None:
+    """The clip registered under this (resolved) path, the newest when several were."""
+    return session.scalars(select(Clip).where(Clip.path == path).order_by(Clip.id.desc()).limit(1)).first()
+
+
+def clip_by_hash(session: Session, content_hash: str) -> Clip | None:
+    return session.scalar(select(Clip).where(Clip.content_hash == content_hash))
+
+
 def record_rejection(session: Session, path: str, reason: str, detail: str) -> None:
     session.add(RejectedFile(path=path, reason=reason, detail=detail))
 

@@ -12,20 +12,27 @@ of failing when a read lock cannot be upgraded.
 from __future__ import annotations
 
 import os
+import random
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 DB_FILENAME = "anomaly.db"
+
+WRITE_ATTEMPTS = 8
+T = TypeVar("T")
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -122,3 +129,23 @@ def session_scope(url: str | None = None, *, write: bool = False) -> Iterator[Se
     factory = sessionmaker(bind=bind, expire_on_commit=False)
     with factory() as session, session.begin():
         yield session
+
+
+def write_transaction(work: Callable[[Session], T], url: str | None = None, *, attempts: int = WRITE_ATTEMPTS) -> T:
+    """``work(session)`` in a write transaction, run again from the start when a concurrent writer
+    made it fail in a way a retry cures, and its result.
+
+    Retried: a unique key inserted meanwhile by another process (``IntegrityError``: the
+    retry sees the committed row), a lock or busy timeout, a serialization failure or a
+    deadlock (``OperationalError``).  A failed attempt committed nothing, so a retry never
+    duplicates a row.  After ``attempts`` tries the last error propagates.
+    """
+    for attempt in range(attempts):
+        try:
+            with session_scope(url, write=True) as session:
+                return work(session)
+        except (IntegrityError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.0, 0.05 * 2**attempt))
+    raise AssertionError("unreachable")

@@ -13,6 +13,7 @@ from core.triage import QUEUE_ORDERS, machine_summaries, record_verdict, review_
 from db.models import Annotation, AnomalyType, Clip, Machine, Score, Threshold
 from db.queries import add_threshold, anomaly_type_names
 from db.session import session_scope
+from tests.conftest import tone, write_wav
 
 MACHINES = ("fan/id_00", "fan/id_02")
 
@@ -397,3 +398,57 @@ def test_verdicts_on_a_deleted_score_do_not_break_the_queue(seeded):
     assert [item.clip_id for item in triage_queue("fan/id_00")] == flagged[2:]
     s = {s.machine: s for s in machine_summaries()}["fan/id_00"]
     assert (s.flagged, s.confirmed, s.unreviewed) == (len(flagged) - 1, 1, len(flagged) - 2)
+
+
+# --- many annotators at once ---------------------------------------------------------------------
+
+WRITERS, VERDICTS_EACH = 8, 200
+WRITER_SCRIPT = """
+import sys
+from core.triage import record_verdict
+url, writer, n, clip_ids = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), [int(c) for c in sys.argv[4].split(",")]
+for i in range(n):
+    verdict = ("normal", "abnormal", "unsure")[(writer + i) % 3]
+    record_verdict(clip_ids[(writer * 7 + i) % len(clip_ids)], f"pilot-{writer}", verdict,
+                   anomaly_type=f"type-{i // 4}", note=f"{writer}:{i}", url=url)
+"""
+
+
+def _registered_clips(url: str, folder, n: int = 6) -> list[int]:
+    from core.ingest import ingest
+
+    for k in range(n):
+        write_wav(folder / f"clip_{k}.wav", tone(1.0, freq=300 + 50 * k, seed=k))
+    assert ingest([str(folder)], url=url, n_jobs=1).ingested == n
+    with session_scope(url) as session:
+        return list(session.scalars(select(Clip.id)))
+
+
+def test_eight_processes_writing_200_verdicts_each_lose_and_duplicate_nothing(any_db_url, tmp_path):
+    """Every verdict of 8 concurrent writer processes is stored exactly once, on both backends, even while
+    they race to add the same new anomaly types."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    clip_ids = _registered_clips(any_db_url, tmp_path / "clips")
+    repo = Path(__file__).resolve().parents[1]
+    env = os.environ | {"PYTHONPATH": str(repo)}
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, any_db_url, str(w), str(VERDICTS_EACH),
+                          ",".join(map(str, clip_ids))], cwd=repo, env=env, stderr=subprocess.PIPE, text=True)
+        for w in range(WRITERS)
+    ]  # fmt: skip
+    failures = [p.stderr.read() for p in writers if p.wait(timeout=600) != 0]
+    assert not failures, failures[0]
+    with session_scope(any_db_url) as session:
+        notes = list(session.scalars(select(Annotation.note)))
+        per_annotator = dict(
+            session.execute(select(Annotation.annotator, func.count()).group_by(Annotation.annotator)).all()
+        )
+        types = anomaly_type_names(session)
+    assert len(notes) == WRITERS * VERDICTS_EACH
+    assert set(notes) == {f"{w}:{i}" for w in range(WRITERS) for i in range(VERDICTS_EACH)}  # none lost, none twice
+    assert per_annotator == {f"pilot-{w}": VERDICTS_EACH for w in range(WRITERS)}
+    assert sorted(t for t in types if t.startswith("type-")) == sorted(f"type-{i // 4}" for i in range(0, 200, 4))

@@ -26,12 +26,14 @@ def rewritten_manifest(manifest: Path, base_uri: str) -> str:
     (``s3://bucket/prefix/``), each line checked again before it is sent."""
     lines = []
     for number, text in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
-        record = json.loads(text)
-        ref = record["source-ref"]
-        if not ref.startswith("s3://"):
-            record["source-ref"] = base_uri + ref
-        line = json.dumps(record, ensure_ascii=False)
-        entry, problems = parse_line(line, number)
+        entry, problems = parse_line(text, number)  # not JSON, no source-ref...: refused before rewriting
+        line = text
+        if not problems:
+            record = json.loads(text)
+            if not record["source-ref"].startswith("s3://"):
+                record["source-ref"] = base_uri + record["source-ref"]
+            line = json.dumps(record, ensure_ascii=False)
+            entry, problems = parse_line(line, number)
         if problems:
             raise BadInputError(Reason.INVALID_PARAMETER, "; ".join(problems), manifest)
         lines.append(line)

@@ -8,7 +8,7 @@ import streamlit as st
 from core.cloud.config import CloudConfig, forget_credentials_check
 from core.comparison import comparison_preset
 from core.curation import RECOMMENDED_PER_CLASS
-from core.export import ExportOptions, default_export_dir, export_dataset, newest_export, preview
+from core.export import ExportOptions, default_export_dir, describe_counts, export_dataset, newest_export, preview
 from core.trainers import get_trainer
 from core.trainers.jobs import recent_jobs
 
@@ -61,9 +61,8 @@ def _export(options: ExportOptions) -> None:
         out = default_export_dir()
         summary = export_dataset(out, options, user="dashboard", progress=_progress_bar("spectrograms"))
         st.session_state["last_export"] = summary["out_dir"]
-        counts = summary["counts"]
-        st.success(f"Export {summary['export_id']} written to {summary['out_dir']}: train {counts['train']}, "
-                   f"test {counts['test']}. {summary['label_source'].capitalize()}.")  # fmt: skip
+        st.success(f"Export {summary['export_id']} written to {summary['out_dir']}: "
+                   f"{describe_counts(summary['counts'])}. {summary['label_source'].capitalize()}.")  # fmt: skip
         for item in summary["unreadable"]:
             st.warning(f"Skipped {item['path']}: {item['detail']}")
 
@@ -73,8 +72,7 @@ def _train_buttons() -> None:
     if newest is None:
         st.caption("Export a dataset first: training uses the newest export.")
     else:
-        counts = newest["counts"]
-        st.caption(f"Newest export: {newest['out_dir']} (train {counts['train']}, test {counts['test']}).")
+        st.caption(f"Newest export: {newest['out_dir']} ({describe_counts(newest['counts'])}).")
     rekognition = get_trainer("rekognition", config=CloudConfig.from_env())
     availability = rekognition.availability()
     left, right = st.columns(2)
