@@ -204,6 +204,8 @@ def test_export_then_train_supervised_workflow(tmp_path, monkeypatch):
     assert no_bucket.returncode == 2 and "REKOGNITION_BUCKET" in no_bucket.stderr
     unconfirmed = run_cli("rekognition", "evaluate", str(job["job_id"]), check=False)
     assert unconfirmed.returncode == 1 and "per inference-unit hour" in unconfirmed.stderr
+    not_cloud = run_cli("rekognition", "evaluate", str(job["job_id"]), "--yes", check=False)
+    assert not_cloud.returncode == 2 and "is a local job, not a Rekognition one" in not_cloud.stderr
     assert "no Rekognition jobs yet" in run_cli("rekognition", "status").stdout
 
 

@@ -158,9 +158,16 @@ class RekognitionTrainer(Trainer):
             raise CloudError(f"Rekognition no longer knows model version {ext['version_name']}")
         return found[0]
 
+    def _job(self, job_id: int) -> JobStatus:
+        status = job_status(job_id, self.url)
+        if status.backend != self.name:
+            kind = f"a {status.backend} job"
+            raise BadInputError(Reason.INVALID_PARAMETER, f"job {job_id} is {kind}, not a Rekognition one")
+        return status
+
     def refresh(self, job_id: int) -> JobStatus:
         """Ask Rekognition about a training job; on completion the model is registered."""
-        status = job_status(job_id, self.url)
+        status = self._job(job_id)
         if status.status != "training":
             return status
         version = self._version(status)
@@ -197,7 +204,7 @@ class RekognitionTrainer(Trainer):
         Refuses to start anything unless ``confirm_cost`` is true: the model costs
         money every hour it runs (see :meth:`CloudConfig.cost_notice`).
         """
-        status = job_status(job_id, self.url)
+        status = self._job(job_id)
         if status.status not in ("trained", "completed"):
             raise BadInputError(Reason.INVALID_PARAMETER, f"job {job_id} is {status.status}; evaluate a trained model")
         if not confirm_cost:
@@ -251,7 +258,7 @@ class RekognitionTrainer(Trainer):
     def stop(self, job_id: int) -> JobStatus:
         """Stop the job's model version (a running model, or a training run); the job becomes ``stopped``
         unless it already finished."""
-        status = job_status(job_id, self.url)
+        status = self._job(job_id)
         arn = status.external.get("version_arn")
         if arn is None:
             raise BadInputError(Reason.INVALID_PARAMETER, f"job {job_id} has no model version to stop")
