@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 
 from tqdm import tqdm
 
@@ -344,6 +345,35 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from core.notify import channels_from
+    from core.watch import Watcher
+
+    channels = channels_from(args.webhook, args.sns_topic)
+    watcher = Watcher(args.folder, settle_s=args.settle, channels=channels, n_jobs=args.jobs)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    where = ", ".join(f"{c.kind} {c.target}" for c in channels) or "no notifications configured"
+    print(f"watching {watcher.folder} every {args.interval:g} s ({where}); Ctrl-C to stop", file=sys.stderr)
+
+    def report(poll) -> None:
+        if poll.busy or args.once:
+            print(f"{datetime.now():%H:%M:%S} ingested {poll.ingested}, already known {poll.already_known}, "
+                  f"refused {len(poll.rejected)}, scored {poll.scored}, new flags {len(poll.flagged)}, "
+                  f"still being written {poll.waiting}", file=sys.stderr, flush=True)  # fmt: skip
+        for item in poll.rejected:
+            print(f"  refused {item['path']}: {item['detail']} [{item['reason']}]", file=sys.stderr)
+
+    try:
+        watcher.run(interval_s=args.interval, stop=stop, max_polls=1 if args.once else None, on_poll=report)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -542,6 +572,24 @@ def build_parser() -> argparse.ArgumentParser:
     annotate.add_argument("--note", metavar="N", default="", help="why")
     annotate.add_argument("--json", action="store_true", help="print the stored annotation as JSON")
     annotate.set_defaults(func=cmd_annotate)
+
+    watch = commands.add_parser(
+        "watch",
+        help="ingest, score and flag new recordings as they land in a folder",
+        description="Watch DIR (recursively; field snippets as DIR/<type>/<id>/<file>.wav): ingest each "
+        "complete new file, score it with its machine's active model, and announce new flags by webhook "
+        "(NOTIFY_WEBHOOK_URL) or AWS SNS (NOTIFY_SNS_TOPIC_ARN), retried in the background. Safe to stop "
+        "and restart at any time.",
+    )
+    watch.add_argument("folder", metavar="DIR", help="folder the recorders write into")
+    watch.add_argument("--interval", type=float, default=5.0, help="seconds between passes (default 5)")
+    watch.add_argument("--settle", type=float, default=2.0,
+                       help="seconds a file must stay unwritten before it is read (default 2)")  # fmt: skip
+    watch.add_argument("--webhook", metavar="URL", help="POST a JSON message per new flag to this URL")
+    watch.add_argument("--sns-topic", metavar="ARN", help="publish a message per new flag to this SNS topic")
+    watch.add_argument("--jobs", type=int, default=1, help="worker processes per pass (default 1)")
+    watch.add_argument("--once", action="store_true", help="one pass, then exit (for cron and tests)")
+    watch.set_defaults(func=cmd_watch)
     return parser
 
 

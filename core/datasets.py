@@ -8,7 +8,8 @@ specific layout first:
 * DCASE 2020 Task 2: ``<type>/{train,test}/{normal,anomaly}_id_XX_*.wav``
 * MIMII: ``[<snr>/]<type>/id_XX/{normal,abnormal}/*.wav`` (any folders above are allowed;
   an ancestor named like ``6_dB_fan`` or ``-6dB`` gives the SNR)
-* plain: any other audio file, unlabelled; its parent folder names the machine.
+* plain: any other audio file, unlabelled; ``<type>/id_XX/<file>`` (how field snippets
+  arrive) names the machine ``type/id_XX``, else the parent folder names the type (``id_00``).
 
 Pure path logic: nothing here opens a file.
 """
@@ -32,6 +33,7 @@ _DCASE2021 = re.compile(
 )
 _DCASE2020 = re.compile(r"^(?P<label>normal|anomaly)_id_(?P<id>\d+)_(?P<rest>.+)$", re.IGNORECASE)
 _DCASE_EVAL = re.compile(r"^section_(?P<section>\d+)_(?P<rest>.+)$", re.IGNORECASE)  # unlabelled evaluation files
+_MACHINE_ID = re.compile(r"^(?:id|section)_\d+$", re.IGNORECASE)
 _SNR = re.compile(r"^(?P<snr>[-+]?\d+(?:\.\d+)?)_?db(?:_.*)?$", re.IGNORECASE)
 
 
@@ -125,6 +127,8 @@ def describe(path: str | os.PathLike) -> DiscoveredClip:
             NO_SPLIT,
             snr_db=_snr_of(parts[:-4]),
         )
+    if _MACHINE_ID.match(parent) and grandparent:  # field snippets: <type>/<id>/<file>
+        return DiscoveredClip(str(full), "plain", grandparent, parent, UNKNOWN, NO_SPLIT)
     machine_type = parent or "unsorted"
     return DiscoveredClip(str(full), "plain", machine_type, "id_00", UNKNOWN, NO_SPLIT)
 

@@ -1,5 +1,5 @@
 """Typed SQLAlchemy 2.0 models: machines, clips, detector models, scores, thresholds,
-annotations, exports, training jobs and rejected files.
+annotations, exports, training jobs, rejected files and the notifications outbox.
 
 Schema changes go through Alembic (``db/migrations``); never ``create_all``.
 Annotations and thresholds are append-only histories: the latest row is current.
@@ -215,3 +215,34 @@ class RejectedFile(Base):
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
     seen_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+NOTIFICATION_STATES = ("pending", "sent", "failed")
+
+
+class Notification(Base):
+    """An outbox row: tell ``channel`` (``webhook`` or ``sns``) at ``target`` that a clip was flagged.
+
+    Unique per clip, model and channel, so a restarted watcher never notifies twice;
+    ``attempts`` and ``next_attempt_at`` drive the sender's retries with backoff.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("clip_id", "model_id", "channel"),
+        CheckConstraint(_one_of("status", NOTIFICATION_STATES), name="status"),
+        Index(None, "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"))
+    model_id: Mapped[int] = mapped_column(ForeignKey("detector_models.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)

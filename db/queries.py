@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -326,3 +326,44 @@ def training_jobs(session: Session, limit: int = 50, backend: str | None = None)
     if backend:
         query = query.where(TrainingJob.backend == backend)
     return list(session.scalars(query))
+
+
+# --- continuous ingestion ---------------------------------------------------------------------------
+
+
+def clip_paths_under(session: Session, folder: str) -> set[str]:
+    """Registered clip paths inside ``folder`` (a resolved path)."""
+    prefix = folder.rstrip("/") + "/"
+    return set(session.scalars(select(Clip.path).where(Clip.path.startswith(prefix, autoescape=True))))
+
+
+def rejections_under(session: Session, folder: str) -> dict[str, datetime]:
+    """``{path: last time refused}`` for refused files inside ``folder``."""
+    prefix = folder.rstrip("/") + "/"
+    rows = session.execute(
+        select(RejectedFile.path, func.max(RejectedFile.seen_at))
+        .where(RejectedFile.path.startswith(prefix, autoescape=True))
+        .group_by(RejectedFile.path)
+    )
+    return {path: seen for path, seen in rows}
+
+
+def flagged_since(
+    session: Session, machine: Machine, since: datetime, folder: str | None = None
+) -> list[tuple[Clip, float, float]]:
+    """``(clip, score, threshold)`` of the machine's clips ingested at or after ``since`` (and stored
+    inside ``folder`` when given) that its active model scores above the active threshold, by clip id."""
+    model_id = machine.active_model_id
+    threshold = active_threshold(session, model_id) if model_id else None
+    if threshold is None:
+        return []
+    rows = (
+        select(Clip, Score.score)
+        .join(Score, Score.clip_id == Clip.id)
+        .where(Score.model_id == model_id, Clip.machine_pk == machine.id, Clip.ingested_at >= since,
+               Score.score > threshold.value)
+        .order_by(Clip.id)
+    )  # fmt: skip
+    if folder is not None:
+        rows = rows.where(Clip.path.startswith(folder.rstrip("/") + "/", autoescape=True))
+    return [(clip, value, threshold.value) for clip, value in session.execute(rows)]

@@ -27,6 +27,8 @@ CASES = {
     "valve/train/section_00_source_train_normal_0001_pat_01.wav":
         ("dcase2021", "valve", "section_00", "normal", "train", None, "source"),
     "recordings/line3/clip_a.wav": ("plain", "line3", "id_00", "unknown", "none", None, None),
+    "incoming/fan/id_02/2026-11-25T10-05.wav": ("plain", "fan", "id_02", "unknown", "none", None, None),
+    "incoming/valve/section_01/snippet.wav": ("plain", "valve", "section_01", "unknown", "none", None, None),
     "fan/id_00/normal/00000001.flac": ("mimii", "fan", "id_00", "normal", "none", None, None),
     "fan/id_00/abnormal/LOUD.WAV": ("mimii", "fan", "id_00", "abnormal", "none", None, None),
 }  # fmt: skip
