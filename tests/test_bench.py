@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -55,3 +56,16 @@ def test_quality_benchmark_smoke():
 def test_dashboard_benchmark_smoke():
     out = _run("bench/dashboard.py", "--clips", "200", "--moves", "2")
     assert "200 scored clips" in out and "slider move" in out, out
+
+
+@pytest.mark.slow
+def test_watch_benchmark_smoke():
+    out = _run("bench/watch.py", "--clips", "4", "--duration", "1", "--batch", "2", "--detector", "mahalanobis")
+    assert "watcher ingest+score of 4" in out and out.count("clips/s") == 2 and "watcher / batch" in out, out
+
+
+@pytest.mark.slow
+def test_verdicts_benchmark_smoke():
+    out = _run("bench/verdicts.py", "--verdicts", "5", "--writers", "2")
+    assert "SQLite" in out and "all 15 stored once" in out, out
+    assert ("PostgreSQL" in out and "skipped" not in out) == bool(os.environ.get("TEST_POSTGRES_URL")), out
