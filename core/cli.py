@@ -535,7 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and store it as a model version (no cloud account needed).",
     )
     supervised.add_argument("--export", metavar="DIR", help="export folder (default: the newest export)")
-    supervised.add_argument("--epochs", type=int, default=None, help="training epochs (default 60)")
+    supervised.add_argument("--epochs", type=int, default=None,
+                            help="epochs, exactly (default: 60, more on small exports)")  # fmt: skip
     supervised.add_argument("--user", default="cli", help="who trains (recorded)")
     supervised.add_argument("--json", action="store_true", help="print the job as JSON")
     supervised.set_defaults(func=cmd_train_supervised)

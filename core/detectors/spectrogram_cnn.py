@@ -11,6 +11,7 @@ in [0, 1]; 0.5 is the natural threshold.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -59,8 +60,18 @@ class SpectrogramCNN(Detector):
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
-        return {"epochs": 60, "batch_size": 8, "learning_rate": 1e-3, "input_height": 64, "input_width": 128,
-                "seed": 0}  # fmt: skip
+        return {"epochs": 60, "min_steps": 800, "batch_size": 8, "learning_rate": 1e-3, "input_height": 64,
+                "input_width": 128, "seed": 0}  # fmt: skip
+
+    def epochs_for(self, n_images: int) -> int:
+        """Epochs to run on ``n_images``: ``epochs``, raised until ``min_steps`` gradient steps are taken.
+
+        A curated dataset is often a few dozen images; 60 epochs of them are too few steps
+        for the network to learn (test AUC ~0.64 on a 22-per-class demo export, ~0.94 with
+        ~800 steps), while large datasets keep the plain epoch count.
+        """
+        steps_per_epoch = max(1, math.ceil(n_images / int(self.params["batch_size"])))
+        return max(int(self.params["epochs"]), math.ceil(int(self.params["min_steps"]) / steps_per_epoch))
 
     def _inputs(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """uint8 images of any size -> float32 ``(n, input_height, input_width, 1)`` in [0, 1]."""
@@ -89,10 +100,11 @@ class SpectrogramCNN(Detector):
         self.model_ = build_cnn(int(p["input_height"]), int(p["input_width"]), normalization)
         self.model_.compile(optimizer=keras.optimizers.Adam(learning_rate=float(p["learning_rate"])),
                             loss="binary_crossentropy", metrics=["accuracy"])  # fmt: skip
+        epochs = self.epochs_for(len(images))
         callbacks = []
         if progress:
-            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, _: progress(e + 1, p["epochs"])))
-        history = self.model_.fit(x, labels, epochs=int(p["epochs"]), batch_size=int(p["batch_size"]),
+            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, _: progress(e + 1, epochs)))
+        history = self.model_.fit(x, labels, epochs=epochs, batch_size=int(p["batch_size"]),
                                   shuffle=True, callbacks=callbacks, verbose=0)  # fmt: skip
         self.history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}
         self.decision_scores_ = self.predict_images(images)
@@ -124,7 +136,10 @@ class SpectrogramCNN(Detector):
         explanations = []
         for features, grid in zip(clips, saliency, strict=True):
             n_columns, n_mels = features.shape
-            back = np.asarray(Image.fromarray(grid.astype(np.float32), mode="F").resize((n_columns, n_mels)))
+            # bilinear, as the input was resized: the default (bicubic) overshoots below zero, and a saliency
+            # magnitude is never negative
+            grid_image = Image.fromarray(grid.astype(np.float32), mode="F")
+            back = np.asarray(grid_image.resize((n_columns, n_mels), Image.BILINEAR))
             explanations.append(Explanation(error_map=np.ascontiguousarray(back[::-1].T, dtype=np.float64)))
         return probabilities.numpy()[:, 0].astype(np.float64), explanations
 

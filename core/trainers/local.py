@@ -51,7 +51,7 @@ class LocalTrainer(Trainer):
         export = resolve_export(export_dir, self.url)
         job_id = new_job(self.name, export, self.url, trained_by=user)
         try:
-            params = {} if self.epochs is None else {"epochs": self.epochs}
+            params = {} if self.epochs is None else {"epochs": self.epochs, "min_steps": 0}  # as asked
             model = SpectrogramCNN(**params)
             images, labels, _ = read_images(export.root, "train")
             if len(images) == 0:
