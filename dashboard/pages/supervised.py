@@ -87,7 +87,7 @@ def _train_buttons() -> None:
         st.success(f"Rekognition training started (job {job_id}); it usually takes about an hour.")
     if reason:
         right.caption(reason)
-        if right.button("Check AWS again"):
+        if rekognition.config.bucket and right.button("Check AWS again"):  # credentials may have been set up
             forget_credentials_check()
             st.rerun()
 
