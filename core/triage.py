@@ -189,6 +189,19 @@ def record_verdict(
     return write_transaction(store, url)
 
 
+def other_verdicts(clip_id: int, annotator: str, *, url: str | None = None) -> dict[str, str]:
+    """``{annotator: verdict}`` standing on the clip from everyone but ``annotator`` (their latest,
+    not undone): what a pilot is told after judging a clip someone else judged meanwhile."""
+    with session_scope(url) as session:
+        rows = list(session.scalars(select(Annotation).where(Annotation.clip_id == clip_id).order_by(Annotation.id)))
+    undone = {row.undoes_id for row in rows if row.undoes_id is not None}
+    standing = {}
+    for row in rows:
+        if row.undoes_id is None and row.id not in undone and row.annotator != annotator.strip():
+            standing[row.annotator] = row.verdict
+    return standing
+
+
 def undo_last(annotator: str, *, url: str | None = None) -> Annotation | None:
     """Cancel the annotator's latest verdict by appending an undo row; returns the undone verdict."""
     with session_scope(url, write=True) as session:

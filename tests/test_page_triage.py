@@ -141,7 +141,10 @@ def test_a_disagreeing_second_annotator_puts_the_clip_on_the_review_list(seeded,
     assert {(r.annotator, r.verdict) for r in _annotations() if r.clip_id == clip.clip_id} == {
         ("alice", "abnormal"), ("bob", "normal"),
     }  # fmt: skip
+    assert infos(bob)[0] == (f"#{clip.clip_id} was also judged by others (alice said abnormal); every verdict is "
+                             "kept, and the clip is on the review list of disagreements.")  # fmt: skip
     alice.run()
+    assert not any("also judged" in text for text in infos(alice))
     for app in (alice, bob):
         (review,) = [e for e in app.expander if e.label.startswith("Review list")]
         assert review.label == "Review list: 1 clip(s) where annotators disagree"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import BadInputError
-from core.triage import QUEUE_ORDERS, record_verdict, review_list, triage_queue, undo_last
+from core.triage import QUEUE_ORDERS, other_verdicts, record_verdict, review_list, triage_queue, undo_last
 from dashboard.components.annotator import annotator_name
 from dashboard.components.clip_view import render_clip, render_history
 from dashboard.components.pickers import machine_picker
@@ -34,6 +34,13 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
         f" ({kind})" if verdict == "abnormal" and kind else ""
     )
     st.session_state["toast"] = True
+    others = other_verdicts(clip_id, name)
+    if others:  # someone judged it meanwhile: both verdicts are kept, nobody's is overwritten
+        said = ", ".join(f"{who} said {v}" for who, v in others.items())
+        disagree = {"normal", "abnormal"} <= {verdict, *others.values()}
+        st.session_state["verdict_notice"] = f"#{clip_id} was also judged by others ({said}); every verdict is kept" + (
+            ", and the clip is on the review list of disagreements." if disagree else "."
+        )
 
 
 def _verdict_form(clip_id: int, name: str) -> None:
@@ -64,6 +71,8 @@ def render() -> None:
     queue = triage_queue(machine, QUEUE_ORDERS[order_label])
     top = st.columns([3, 1])
     top[0].markdown(f"**{len(queue)}** flagged clip(s) of **{machine}** await a verdict.")
+    if "verdict_notice" in st.session_state:
+        st.info(st.session_state.pop("verdict_notice"))
     if "verdict_error" in st.session_state:
         st.error(f"The verdict was not saved: {st.session_state.pop('verdict_error')}")
     if "last_verdict" in st.session_state:
