@@ -374,6 +374,32 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drift(args: argparse.Namespace) -> int:
+    from core.drift import RETRAIN, drift_reports
+
+    reports = drift_reports(args.machine, recent=args.recent, n_jobs=args.jobs)
+    if args.json:
+        _print_json({"machines": [r.as_json() for r in reports]})
+        return 0
+    if not reports:
+        print("no machines yet: ingest clips first")
+        return 0
+
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    print(f"{'machine':<16} {'state':<18} {'score PSI':>9} {'level PSI':>9} {'recent':>6} {'reference':>9}")
+    for r in reports:
+        print(f"{r.machine:<16} {r.state:<18} {fmt(r.score_psi):>9} {fmt(r.level_psi):>9} {r.n_recent:>6} "
+              f"{r.n_reference:>9}")  # fmt: skip
+        for reason in r.reasons:
+            print(f"    {reason}")
+    for r in reports:
+        if r.state == RETRAIN:
+            print(f"retrain suggested for {r.machine}: {r.retrain_command}")
+    return 0
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -591,6 +617,19 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--jobs", type=int, default=1, help="worker processes per pass (default 1)")
     watch.add_argument("--once", action="store_true", help="one pass, then exit (for cron and tests)")
     watch.set_defaults(func=cmd_watch)
+
+    drift = commands.add_parser(
+        "drift",
+        help="compare each machine's recent clips with its training clips",
+        description="Compare each machine's newest clips with the clips its active model learned from "
+        "(anomaly scores and per-band log-mel levels, by population stability index and Kolmogorov-Smirnov "
+        "tests): stable, watch, retrain suggested, or not enough data.",
+    )
+    drift.add_argument("--machine", help="TYPE/ID or TYPE (default: every machine)")
+    drift.add_argument("--recent", type=int, default=50, help="newest clips per machine to compare (default 50)")
+    drift.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    drift.add_argument("--json", action="store_true", help='print {"machines": [...]} as JSON')
+    drift.set_defaults(func=cmd_drift)
     return parser
 
 

@@ -337,6 +337,17 @@ def clip_paths_under(session: Session, folder: str) -> set[str]:
     return set(session.scalars(select(Clip.path).where(Clip.path.startswith(prefix, autoescape=True))))
 
 
+def clips_ingested_under(session: Session, folder: str) -> dict[str, datetime]:
+    """``{path: last time a clip was registered under it}`` for clip paths inside ``folder`` (a resolved path)."""
+    prefix = folder.rstrip("/") + "/"
+    rows = session.execute(
+        select(Clip.path, func.max(Clip.ingested_at))
+        .where(Clip.path.startswith(prefix, autoescape=True))
+        .group_by(Clip.path)
+    )
+    return {path: ingested for path, ingested in rows}
+
+
 def rejections_under(session: Session, folder: str) -> dict[str, datetime]:
     """``{path: last time refused}`` for refused files inside ``folder``."""
     prefix = folder.rstrip("/") + "/"
@@ -367,3 +378,25 @@ def flagged_since(
     if folder is not None:
         rows = rows.where(Clip.path.startswith(folder.rstrip("/") + "/", autoescape=True))
     return [(clip, value, threshold.value) for clip, value in session.execute(rows)]
+
+
+# --- drift ----------------------------------------------------------------------------------------
+
+
+def clips_newest_first(session: Session, machine_pk: int) -> list[Clip]:
+    """Every clip of a machine, the newest ingested first (ties: the highest id first)."""
+    return list(
+        session.scalars(
+            select(Clip).where(Clip.machine_pk == machine_pk).order_by(Clip.ingested_at.desc(), Clip.id.desc())
+        )
+    )
+
+
+def machine_data_version(session: Session, machine_pk: int) -> tuple[int, int, int]:
+    """``(clips, highest clip id, annotations of its clips)`` of a machine: a cheap fingerprint for caches."""
+    n_clips, last_id = session.execute(
+        select(func.count(Clip.id), func.max(Clip.id)).where(Clip.machine_pk == machine_pk)
+    ).one()
+    clip_ids = select(Clip.id).where(Clip.machine_pk == machine_pk)
+    n_annotations = session.scalar(select(func.count(Annotation.id)).where(Annotation.clip_id.in_(clip_ids)))
+    return int(n_clips or 0), int(last_id or 0), int(n_annotations or 0)

@@ -5,15 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import struct
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+from sqlalchemy import select
 
 from core.cli import build_parser
 from core.detectors import detector_names
+from db.models import Clip
+from db.session import session_scope
+from tests.conftest import tone, write_wav
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -212,3 +219,107 @@ def test_export_then_train_supervised_workflow(tmp_path, monkeypatch):
 def test_export_with_nothing_curated_exits_2(tmp_path):
     result = run_cli("export", str(tmp_path / "out"), check=False)
     assert result.returncode == 2 and "nothing to export" in result.stderr
+
+
+def _sparse_wav(path: Path, *, seconds: float, sr: int = 16_000, channels: int = 1) -> Path:
+    """A valid 16-bit PCM WAV header, then a hole the file system fills with zeros: a long, big file
+    that costs neither disk space nor time to write."""
+    n = int(seconds * sr) * 2 * channels
+    fmt = struct.pack("<IHHIIHH", 16, 1, channels, sr, sr * 2 * channels, 2 * channels, 16)
+    header = b"RIFF" + struct.pack("<I", 36 + n) + b"WAVE" + b"fmt " + fmt + b"data" + struct.pack("<I", n)
+    with path.open("wb") as fh:
+        fh.write(header)
+        fh.truncate(len(header) + n)
+    return path
+
+
+def test_ingest_a_batch_of_hostile_files(tmp_path):
+    """Good clips among every kind of bad file: the good ones are ingested, each bad one is listed with its path
+    and reason, the exit code is 0."""
+    batch = tmp_path / "batch" / "pump"
+    good = [write_wav(batch / f"good{k}.wav", tone(1.0, seed=k)) for k in range(3)]
+    write_wav(batch / "bø ñ 音.wav", tone(1.0, seed=10))
+    write_wav(batch / "rate_8k.wav", tone(1.0, sr=8000, seed=11), sr=8000)
+    write_wav(batch / "rate_44k.flac", tone(1.0, sr=44_100, seed=12), sr=44_100)
+    shutil.copy(good[0], batch / "good0_copy.wav")
+    (batch / "program.wav").write_bytes(b"MZ\x90\x00" + bytes(range(256)) * 8)
+    (batch / "zero.wav").write_bytes(b"")
+    raw = good[1].read_bytes()
+    (batch / "header_cut.wav").write_bytes(raw[:30])
+    (batch / "data_cut.wav").write_bytes(raw[: len(raw) // 2])
+    nan = tone(1.0, seed=13)
+    nan[500] = np.nan
+    write_wav(batch / "nan.wav", nan, subtype="FLOAT")
+    _sparse_wav(batch / "hour.wav", seconds=3600)  # 115 MB
+    _sparse_wav(batch / "300MB.wav", seconds=300e6 / 2 / 16_000)  # 2.6 h
+    latin1 = os.fsdecode(os.fsencode(batch) + b"/caf\xe9.wav")  # a name that is not UTF-8
+    Path(latin1).write_bytes(raw[:-2] + b"\x07\x00")
+
+    result = run_cli("ingest", str(batch / ".." / "pump"), "--json")
+
+    report = json.loads(result.stdout)
+    assert (report["ingested"], report["already_known"]) == (6, 1)  # the copy is the same clip
+    reasons = {Path(r["path"]).name: r["reason"] for r in report["rejected"]}
+    assert reasons == {
+        "300MB.wav": "too_long",
+        "caf\\xe9.wav": "invalid_parameter",
+        "data_cut.wav": "corrupt",
+        "header_cut.wav": "corrupt",
+        "hour.wav": "too_long",
+        "nan.wav": "non_finite",
+        "program.wav": "not_audio",
+        "zero.wav": "empty",
+    }
+    assert {str(Path(r["path"]).parent) for r in report["rejected"]} == {str(batch)}  # each names its file
+    details = {Path(r["path"]).name: r["detail"] for r in report["rejected"]}
+    assert details["hour.wav"] == "3600.0 s long; the limit is 600 s"
+    assert details["caf\\xe9.wav"] == "the file name is not valid UTF-8; rename the file"
+    assert details["data_cut.wav"].startswith("truncated: header declares 32000 data bytes")
+    assert all(details.values())
+
+    with session_scope() as session:
+        clips = {Path(c.path).name: c.sample_rate for c in session.scalars(select(Clip))}
+    assert clips == {  # other sample rates are ingested; models use one rate per machine (tests/test_training.py)
+        "good0.wav": 16_000, "good1.wav": 16_000, "good2.wav": 16_000, "bø ñ 音.wav": 16_000,
+        "rate_8k.wav": 8_000, "rate_44k.flac": 44_100,
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_drift_table_json_and_retrain_suggestion(tmp_path):
+    from core.demo import write_plant
+    from core.ingest import ingest
+    from core.training import train
+
+    write_plant(tmp_path / "plant", machines=1, normal=60, abnormal=0, duration_s=2.0, n_jobs=1)
+    ingest([str(tmp_path / "plant")])
+    train("fan/id_00", "mahalanobis")
+    write_plant(tmp_path / "loud", machines=1, normal=20, abnormal=0, duration_s=2.0, snr_db=-6.0, n_jobs=1)
+    ingest([str(tmp_path / "loud")])  # newer clips of the same fan in a louder factory
+    table = run_cli("drift", "--machine", "fan", "--recent", "20").stdout
+    assert "retrain suggested" in table and "scores of recent clips shifted" in table
+    assert "python -m core train --machine fan/id_00 --detector mahalanobis" in table
+    [report] = json.loads(run_cli("drift", "--recent", "20", "--json").stdout)["machines"]
+    assert (report["machine"], report["state"], report["n_recent"]) == ("fan/id_00", "retrain suggested", 20)
+    assert run_cli("drift", "--machine", "pump", check=False).returncode == 2
+
+
+def test_annotate_by_id_and_by_path_then_refuses_unknown_clips(tmp_path):
+    from core.ingest import ingest
+    from tests.conftest import tone, write_wav
+
+    clip = write_wav(tmp_path / "line" / "fan" / "id_00" / "snippet.wav", tone(1.0))
+    ingest([str(tmp_path / "line")])
+    by_path = json.loads(run_cli("annotate", str(clip), "--verdict", "abnormal", "--annotator", "ana",
+                                 "--type", "bearing", "--note", "rattle", "--json").stdout)  # fmt: skip
+    assert by_path == {"annotation_id": 1, "clip_id": 1, "verdict": "abnormal"}
+    by_id = run_cli("annotate", "1", "--verdict", "normal", "--annotator", "bob").stdout
+    assert by_id.strip() == "clip 1: normal by bob [annotation 2]"
+    copy = write_wav(tmp_path / "elsewhere.wav", tone(1.0))  # same content, another name: the same clip
+    assert json.loads(run_cli("annotate", str(copy), "--verdict", "unsure", "--annotator", "eve",
+                              "--json").stdout)["clip_id"] == 1  # fmt: skip
+    for spec in ("99", str(tmp_path / "missing.wav")):
+        refused = run_cli("annotate", spec, "--verdict", "normal", "--annotator", "bob", check=False)
+        assert refused.returncode == 2 and "not_found" in refused.stderr
+    bad = run_cli("annotate", "1", "--verdict", "maybe", "--annotator", "bob", check=False)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

@@ -1,9 +1,12 @@
-"""dashboard/pages/overview.py through AppTest: the empty state, and the seeded plant's counts."""
+"""dashboard/pages/overview.py through AppTest: the empty state, the seeded plant's counts, and drift."""
 
 from __future__ import annotations
 
+import shutil
+
+from core.drift import NOT_ENOUGH_DATA, RETRAIN
 from core.triage import machine_summaries, record_verdict, triage_queue
-from tests.conftest import SEEDED_MACHINES, infos, no_exception
+from tests.conftest import SEEDED_MACHINES, infos, no_exception, tone, write_wav
 
 
 def _metrics(app) -> dict[str, str]:
@@ -38,3 +41,57 @@ def test_seeded_plant_shows_counts_machines_and_review_progress(seeded, open_pag
     metrics = _metrics(app)
     assert metrics["Awaiting review"] == str(flagged - 1)
     assert metrics["Flags reviewed"] == f"{1 / flagged:.0%}"
+
+
+def _drift_table(app):
+    tables = [t.value for t in app.dataframe if "level PSI" in t.value.columns]
+    assert len(tables) == 1
+    return tables[0].set_index("machine")
+
+
+def test_seeded_plant_shows_drift_without_enough_recent_clips(seeded, open_page):
+    app = open_page("overview")
+    assert "Drift" in [h.value for h in app.subheader]
+    drift = _drift_table(app)
+    assert list(drift.index) == list(SEEDED_MACHINES)
+    assert set(drift["state"]) == {NOT_ENOUGH_DATA}  # every clip predates the models: nothing recent yet
+    assert all("recent clips" in reasons for reasons in drift["reasons"])
+    assert not app.warning
+
+
+def _trained_plant_with_new_sound(tmp_path) -> None:
+    """The small plant trained (Mahalanobis, not scored), then 12 pure tones ingested as newer fan/id_00 clips."""
+    from core.ingest import ingest
+    from core.training import train
+
+    assert len(train(None, "mahalanobis").trained) == 2
+    folder = tmp_path / "new" / "6dB" / "fan" / "id_00" / "normal"
+    for i in range(12):
+        write_wav(folder / f"{i:08d}.wav", tone(2.0, freq=2000.0 + 50 * i, seed=i))
+    assert ingest([str(tmp_path / "new")]).ingested == 12
+
+
+def test_drift_suggests_retraining_with_the_command(plant, open_page, tmp_path):
+    _trained_plant_with_new_sound(tmp_path)
+    app = open_page("overview")
+    drift = _drift_table(app)
+    assert drift.loc["fan/id_00", "state"] == RETRAIN and drift.loc["fan/id_00", "recent"] == 12
+    assert drift.loc["fan/id_02", "state"] == NOT_ENOUGH_DATA
+    assert "log-mel levels of recent clips shifted" in drift.loc["fan/id_00", "reasons"]
+    [warning] = [w.value for w in app.warning]
+    assert "Retrain suggested for fan/id_00:" in warning
+    assert "python -m core train --machine fan/id_00 --detector mahalanobis" in warning
+
+
+def test_a_machine_whose_drift_fails_shows_its_error_not_a_page_crash(plant, open_page, tmp_path):
+    from db.queries import machine_by_key
+    from db.session import session_scope
+
+    _trained_plant_with_new_sound(tmp_path)
+    with session_scope() as session:
+        artifact = machine_by_key(session, "fan/id_00").active_model.artifact_path
+    shutil.rmtree(artifact)  # the model's files are gone: its new clips cannot be scored
+    app = open_page("overview")
+    assert any(e.value.startswith("Drift of fan/id_00 could not be computed") for e in app.error)
+    assert list(_drift_table(app).index) == ["fan/id_02"]
+    assert app.metric  # the rest of the page is there

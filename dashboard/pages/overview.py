@@ -1,15 +1,69 @@
-"""Overview: per machine, clips, flags and the pilots' progress; the active detector and threshold."""
+"""Overview: per machine, clips, flags and the pilots' progress; the active detector and threshold; drift."""
 
 from __future__ import annotations
+
+import logging
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.drift import MAJOR_PSI, MODERATE_PSI, RETRAIN, DriftReport, drift_data_version, drift_report
+from core.errors import BadInputError
 from core.triage import machine_summaries
 from dashboard.theme import LABEL_COLOURS, LABEL_ORDER
 from db.queries import clip_counts, recent_rejections
 from db.session import session_scope
+
+DRIFT_TTL_S = 300  # a drift report is recomputed at the latest after 5 minutes, or at once when the data changes
+
+
+@st.cache_data(ttl=DRIFT_TTL_S, show_spinner="Comparing recent clips with training clips…", max_entries=64)
+def _drift(machine: str, version: tuple) -> DriftReport:
+    """Cached per machine and data version (a new clip, verdict or active model invalidates it)."""
+    return drift_report(machine)
+
+
+def _drift_section(machines: list[str]) -> None:
+    st.subheader("Drift")
+    st.caption(
+        "Each machine's newest clips (up to 50) against the clips its active model learned from: anomaly scores and "
+        f"per-band log-mel levels, by population stability index (PSI: below {MODERATE_PSI} stable, up to "
+        f"{MAJOR_PSI} moderate, above {MAJOR_PSI} a major shift) and Kolmogorov-Smirnov tests."
+    )
+    reports = []
+    for machine in machines:
+        try:
+            reports.append(_drift(machine, drift_data_version(machine)))
+        except BadInputError as exc:
+            st.error(f"Drift of {machine} could not be computed: {exc.detail}")
+        except Exception as exc:  # one machine's failure is shown, never the whole page's
+            logging.getLogger(__name__).exception("drift of %s failed", machine)
+            st.error(f"Drift of {machine} could not be computed ({type(exc).__name__}: {exc}).")
+    retrain = [r for r in reports if r.state == RETRAIN]
+    if retrain:
+        commands = "\n".join(r.retrain_command for r in retrain)
+        st.warning(
+            f"Retrain suggested for {', '.join(r.machine for r in retrain)}: recent clips no longer look like the "
+            f"clips the model learned from.\n```\n{commands}\n```"
+        )
+    if not reports:
+        return
+    table = pd.DataFrame(
+        [{"machine": r.machine, "state": r.state, "score PSI": r.score_psi, "level PSI": r.level_psi,
+          "recent": r.n_recent, "reference": r.n_reference, "reasons": "; ".join(r.reasons)} for r in reports]
+    )  # fmt: skip
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            "machine": st.column_config.TextColumn("machine", pinned=True),
+            "score PSI": st.column_config.NumberColumn(format="%.2f"),
+            "level PSI": st.column_config.NumberColumn(format="%.2f", help="the largest PSI over the mel bands"),
+            "recent": st.column_config.NumberColumn(help="recent clips compared"),
+            "reference": st.column_config.NumberColumn(help="training clips compared with"),
+        },
+    )
 
 
 def render() -> None:
@@ -59,6 +113,7 @@ def render() -> None:
         category_orders={"label": LABEL_ORDER}, labels={"n_clips": "clips"}, title="Clips per machine and label",
     )  # fmt: skip
     st.plotly_chart(chart)
+    _drift_section(list(summaries["machine"]))
     with st.expander("By machine, label and split"):
         st.dataframe(counts[["machine_type", "machine_id", "label", "split", "n_clips"]], hide_index=True)
     if not rejected.empty:
