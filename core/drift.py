@@ -131,8 +131,9 @@ def classify(
     ``retrain suggested`` when the score PSI or the level PSI exceeds ``MAJOR_PSI`` and that
     comparison's KS p-value is below ``KS_ALPHA``; ``watch`` when a PSI exceeds ``MODERATE_PSI`` and
     its KS p-value is below ``WATCH_ALPHA`` (PSI alone is noisy on the few dozen clips a machine
-    records in a day: unchanged data averages ~0.2 with 50 clips); else ``stable``.  (``not enough data`` is decided before: fewer than ``MIN_CLIPS`` recent or
-    reference clips, or no active model.)
+    records in a day: unchanged data averages ~0.2 with 50 clips); else ``stable``.
+    (``not enough data`` is decided before: fewer than ``MIN_CLIPS`` recent or reference clips,
+    or no active model.)
     """
     pairs = [(psi, p) for psi, p in ((score_psi, score_pvalue), (level_psi, level_pvalue)) if psi is not None]
     if any(psi > MAJOR_PSI and p is not None and p < KS_ALPHA for psi, p in pairs):

@@ -11,11 +11,15 @@ Configuration: ``NOTIFY_WEBHOOK_URL`` (an http(s) URL that receives a JSON POST)
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
+import re
 import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +37,7 @@ MAX_ATTEMPTS = 6
 BACKOFF_BASE_S = 2.0  # delay before retry n is BACKOFF_BASE_S * 2**(n-1), at most BACKOFF_CAP_S
 BACKOFF_CAP_S = 300.0
 SEND_TIMEOUT_S = 10.0
+SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 log = logging.getLogger(__name__)
 
 
@@ -61,6 +66,18 @@ def post_webhook(url: str, payload: dict[str, Any]) -> None:
         raise DeliveryError(f"webhook answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise DeliveryError(f"webhook unreachable: {getattr(exc, 'reason', exc)}") from None
+    except (http.client.HTTPException, ValueError) as exc:  # an answer that is not HTTP, a bad URL
+        raise DeliveryError(f"webhook failed: {type(exc).__name__}: {exc}") from None
+
+
+def _valid_webhook_url(url: str) -> bool:
+    """An http(s) URL with a host (and a numeric port, when one is given), without blanks."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
 
 
 def sns_sender(client=None) -> Callable[[str, dict[str, Any]], None]:
@@ -90,11 +107,11 @@ def channels_from(
     sns_topic_arn = sns_topic_arn or os.environ.get("NOTIFY_SNS_TOPIC_ARN") or None
     out = []
     if webhook_url:
-        if not webhook_url.startswith(("http://", "https://")):
+        if not _valid_webhook_url(webhook_url):
             raise BadInputError(Reason.INVALID_PARAMETER, f"webhook must be an http(s) URL, got {webhook_url!r}")
         out.append(Channel("webhook", webhook_url, post_webhook))
     if sns_topic_arn:
-        if not sns_topic_arn.startswith("arn:") or sns_topic_arn.count(":") < 5:
+        if not SNS_TOPIC_ARN.match(sns_topic_arn):
             raise BadInputError(Reason.INVALID_PARAMETER, f"not an SNS topic ARN: {sns_topic_arn!r}")
         out.append(Channel("sns", sns_topic_arn, sns_sender(sns_client)))
     return out
@@ -144,29 +161,36 @@ def backoff_s(attempts: int) -> float:
     return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(attempts - 1, 0))
 
 
-def deliver_due(channels: list[Channel], *, url: str | None = None, limit: int = 50) -> dict[str, int]:
-    """Send every pending notification that is due; returns ``{"sent": n, "retrying": n, "failed": n}``."""
+def deliver_due(
+    channels: list[Channel], *, url: str | None = None, limit: int = 50, until: float | None = None
+) -> dict[str, int]:
+    """Send every pending notification that is due (those of the given channels); returns
+    ``{"sent": n, "retrying": n, "failed": n}``.  ``until`` (a :func:`time.monotonic` time): send
+    nothing more once it has passed (the rest stays pending)."""
     senders = {c.kind: c.send for c in channels}
+    counts = {"sent": 0, "retrying": 0, "failed": 0}
+    if not senders:
+        return counts
     with session_scope(url) as session:
         due = list(session.scalars(
-            select(Notification).where(Notification.status == "pending", Notification.next_attempt_at <= utcnow())
+            select(Notification).where(Notification.status == "pending", Notification.next_attempt_at <= utcnow(),
+                                       Notification.channel.in_(list(senders)))  # others: for a process with them
             .order_by(Notification.id).limit(limit)))  # fmt: skip
-    counts = {"sent": 0, "retrying": 0, "failed": 0}
     for row in due:
-        send = senders.get(row.channel)
-        if send is None:
-            continue  # that channel is not configured in this process: leave it for one that is
+        if until is not None and time.monotonic() >= until:
+            break
         try:
-            send(row.target, row.payload)
+            senders[row.channel](row.target, row.payload)
             changes = {"status": "sent", "sent_at": utcnow(), "attempts": row.attempts + 1, "last_error": ""}
             counts["sent"] += 1
-        except DeliveryError as exc:
+        except Exception as exc:  # any failure is one failed try: it must never stall the rows after it
+            error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
             attempts = row.attempts + 1
             gave_up = attempts >= MAX_ATTEMPTS
-            changes = {"attempts": attempts, "last_error": str(exc), "status": "failed" if gave_up else "pending",
+            changes = {"attempts": attempts, "last_error": error, "status": "failed" if gave_up else "pending",
                        "next_attempt_at": utcnow() + timedelta(seconds=backoff_s(attempts))}  # fmt: skip
             counts["failed" if gave_up else "retrying"] += 1
-            log.warning("notification %s via %s: %s (attempt %d)", row.id, row.channel, exc, attempts)
+            log.warning("notification %s via %s: %s (attempt %d)", row.id, row.channel, error, attempts)
 
         def save(session, row_id=row.id, changes=changes) -> None:
             stored = session.get(Notification, row_id)
@@ -198,8 +222,14 @@ class Dispatcher:
                 log.exception("notification dispatcher")
             self._stop.wait(self.interval_s)
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop after the current pass (pending rows stay in the outbox for the next run)."""
+    def stop(self, timeout_s: float = 5.0, *, flush_s: float = 0.0) -> None:
+        """Stop after the current pass (pending rows stay in the outbox for the next run).  ``flush_s`` > 0:
+        then send what is due, for that long at most (not while a send of the thread is still in flight)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+        if flush_s > 0 and self.channels and not self._thread.is_alive():
+            try:
+                deliver_due(self.channels, url=self.url, until=time.monotonic() + flush_s)
+            except Exception:
+                log.exception("notification dispatcher (final pass)")

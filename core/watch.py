@@ -8,8 +8,10 @@ being written says it holds more samples than it does).  A file that stays incom
 for ``grace_s`` is handed to ingest anyway, which records why it was refused.
 
 Restart-safe by construction: what is registered, refused, scored or notified lives in
-the database; a new watcher skips registered files, retries refused ones only when they
-changed since, scores only unscored clips, and never notifies a flag twice.
+the database; a new watcher skips files registered or refused, unless they changed since,
+scores only unscored clips, and never notifies a flag twice.
+
+Hidden files and folders, and temporary or partial-download names, are never read.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from core.errors import BadInputError, Reason
 from core.ingest import ingest
 from core.notify import Channel, Dispatcher, enqueue, flag_payload
 from core.scoring import score
-from db.queries import clip_paths_under, flagged_since, machines_matching, rejections_under
+from db.queries import clips_ingested_under, flagged_since, machines_matching, rejections_under
 from db.session import session_scope
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac"})
 PARTIAL_SUFFIXES = frozenset({".part", ".partial", ".tmp", ".crdownload", ".download"})
+FINAL_DELIVERY_S = 30.0  # after its last pass, run(max_polls=...) still sends what is due for this long at most
 log = logging.getLogger(__name__)
 
 Signature = tuple[int, int]  # (size in bytes, modification time in ns)
@@ -82,24 +85,27 @@ class Watcher:
         self.folder = Path(folder).resolve()
         if not self.folder.is_dir():
             raise BadInputError(Reason.NOT_FOUND, "no such folder to watch", folder)
+        if not (settle_s >= 0 and grace_s >= 0):
+            raise BadInputError(Reason.INVALID_PARAMETER, f"settle_s, grace_s must be >= 0: {settle_s}, {grace_s}")
         self.url, self.settle_s, self.grace_s = url, settle_s, grace_s
         self.channels = channels or []
         self.n_jobs, self.clock = n_jobs, clock
         self.since = datetime.fromtimestamp(clock(), UTC) - timedelta(seconds=lookback_s)
         self._observed: dict[str, tuple[Signature, float]] = {}  # path -> (signature, first seen with it)
         self._done: dict[str, Signature] = self._already_handled()
+        self._announced: set[tuple[int, int]] = set()  # (clip id, model id) enqueued by this watcher
 
     def _already_handled(self) -> dict[str, Signature]:
-        """Files registered, or refused and not changed since: skipped until they change."""
+        """Files registered or refused and not changed since (modified before that happened): skipped
+        until they change."""
         with session_scope(self.url) as session:
-            registered = clip_paths_under(session, str(self.folder))
+            registered = clips_ingested_under(session, str(self.folder))
             refused = rejections_under(session, str(self.folder))
         done = {}
-        for path in registered:
-            done[path] = _signature(Path(path)) or (0, 0)
-        for path, seen_at in refused.items():
+        for path in registered.keys() | refused.keys():
+            handled_at = max(_utc(t) for t in (registered.get(path), refused.get(path)) if t is not None)
             sig = _signature(Path(path))
-            if sig and sig[1] / 1e9 <= seen_at.timestamp():
+            if sig and sig[1] / 1e9 <= handled_at.timestamp():
                 done[path] = sig
         return done
 
@@ -107,7 +113,8 @@ class Watcher:
         """``(complete files not handled yet, number still being written)``."""
         now = self.clock()
         ready, waiting = [], 0
-        for path in sorted(p for p in self.folder.rglob("*") if p.is_file() and is_candidate(p)):
+        for path in sorted(p for p in self.folder.rglob("*") if p.is_file() and is_candidate(p)
+                           and not any(part.startswith(".") for part in p.relative_to(self.folder).parts)):  # fmt: skip
             key, sig = str(path), _signature(path)
             if sig is None or self._done.get(key) == sig:
                 continue
@@ -144,12 +151,15 @@ class Watcher:
         with session_scope(self.url) as session:
             for machine in machines_matching(session):
                 for clip, value, threshold in flagged_since(session, machine, self.since, str(self.folder)):
-                    flags.append((clip.id, machine.active_model_id,
-                                  flag_payload(clip, machine.key, machine.active_model, value, threshold)))  # fmt: skip
+                    key = (clip.id, machine.active_model_id)
+                    if key not in self._announced:  # a long-running watcher writes nothing for flags it enqueued
+                        payload = flag_payload(clip, machine.key, machine.active_model, value, threshold)
+                        flags.append((*key, payload))
                     if clip.path in new_paths:
                         new.append(clip.id)
-        if self.channels:
+        if self.channels and flags:
             enqueue(flags, self.channels, url=self.url)
+            self._announced.update((clip_id, model_id) for clip_id, model_id, _ in flags)
         return new
 
     def run(
@@ -157,10 +167,14 @@ class Watcher:
         on_poll: Callable[[PollReport], None] | None = None,
     ) -> None:  # fmt: skip
         """Poll every ``interval_s`` seconds until ``stop`` is set (or ``max_polls`` passes), with a
-        notification dispatcher running beside it.  A failing pass is logged and the next one retries."""
+        notification dispatcher running beside it.  A failing pass is logged and the next one retries.
+        After the last of ``max_polls`` passes, what is due is still sent (for up to
+        :data:`FINAL_DELIVERY_S`), so that a one-pass run announces its own flags."""
+        if not interval_s > 0:
+            raise BadInputError(Reason.INVALID_PARAMETER, f"the interval must be > 0 seconds, got {interval_s}")
         stop = stop or threading.Event()
         dispatcher = Dispatcher(self.channels, url=self.url).start()
-        polls = 0
+        polls, completed = 0, False
         try:
             while not stop.is_set() and (max_polls is None or polls < max_polls):
                 try:
@@ -169,11 +183,19 @@ class Watcher:
                         on_poll(report)
                 except BadInputError as exc:
                     log.error("watch pass failed: %s", exc)
+                except Exception:  # a database or file-system hiccup must not end a long-running watcher
+                    log.exception("watch pass failed; retrying in %g s", interval_s)
                 polls += 1
                 if max_polls is None or polls < max_polls:
                     stop.wait(interval_s)
+            completed = not stop.is_set()
         finally:
-            dispatcher.stop()
+            dispatcher.stop(flush_s=FINAL_DELIVERY_S if completed else 0.0)
+
+
+def _utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite hands back naive datetimes, in UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _signature(path: Path) -> Signature | None:

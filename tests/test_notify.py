@@ -1,0 +1,522 @@
+"""core.notify: the outbox of flag notifications, delivered by webhook (a real local HTTP server) or
+AWS SNS (moto), with retries and backoff, in a background thread."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+import pytest
+from moto import mock_aws
+from sqlalchemy import select, update
+
+import core.notify as notify
+from core.errors import BadInputError
+from core.notify import Channel, Dispatcher, backoff_s, channels_from, deliver_due, enqueue, flag_payload
+from db.models import Clip, DetectorModel, Machine, Notification, utcnow
+from db.session import session_scope
+
+TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:machine-flags"
+AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION",
+                 "AWS_DEFAULT_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")  # fmt: skip
+
+
+# --- a real webhook receiver ----------------------------------------------------------------------------------
+
+
+class Receiver:
+    """What a local webhook server got, and how it answers: ``statuses`` are used in turn (200 after them),
+    ``hold`` (when set up) keeps each request open until released, ``garbage`` answers with no HTTP at all."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.statuses: list[int] = []
+        self.received: list[dict] = []
+        self.headers: list[dict] = []
+        self.garbage = False
+        self.hold: threading.Event | None = None
+        self.started = threading.Event()  # a request arrived
+        self.finished = threading.Event()  # a held request was answered
+        self.lock = threading.Lock()
+
+
+@contextmanager
+def webhook_server() -> Iterator[Receiver]:
+    receiver = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            with receiver.lock:
+                receiver.received.append(json.loads(body))
+                receiver.headers.append(dict(self.headers))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+            receiver.started.set()
+            if receiver.hold is not None:
+                receiver.hold.wait(10)
+            if receiver.garbage:
+                self.wfile.write(b"THIS IS NOT HTTP\r\n\r\n")
+                self.wfile.flush()
+                return
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            receiver.finished.set()
+
+        def log_message(self, *args) -> None:  # keep the test output clean
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    receiver.url = f"http://127.0.0.1:{server.server_port}/hooks/flags"
+    try:
+        yield receiver
+    finally:
+        if receiver.hold is not None:
+            receiver.hold.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    with webhook_server() as receiver:
+        yield receiver
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    """urllib honours proxy variables: the local server must be reached directly."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("NOTIFY_WEBHOOK_URL", raising=False)
+    monkeypatch.delenv("NOTIFY_SNS_TOPIC_ARN", raising=False)
+
+
+# --- outbox rows over real clips and models -------------------------------------------------------------------
+
+
+def make_flags(n: int = 1, url: str | None = None) -> list[tuple[int, int, dict]]:
+    """``n`` flagged clips of fan/id_00 and the model that flagged them: ``(clip_id, model_id, payload)``."""
+    with session_scope(url) as session:
+        machine = Machine(machine_type="fan", machine_id="id_00")
+        model = DetectorModel(detector="mahalanobis", scope="fan/id_00", version=1)
+        session.add_all([machine, model])
+        session.flush()
+        clips = [
+            Clip(path=f"/drop/fan/id_00/{k:03d}.wav", content_hash=f"{k:064x}", machine_pk=machine.id,
+                 sample_rate=16_000, n_channels=1, duration_s=2.0, n_bytes=64_044)
+            for k in range(n)
+        ]  # fmt: skip
+        session.add_all(clips)
+        session.flush()
+        return [(c.id, model.id, flag_payload(c, "fan/id_00", model, 40.0 + k, 16.5)) for k, c in enumerate(clips)]
+
+
+def rows(url: str | None = None) -> list[Notification]:
+    with session_scope(url) as session:
+        return list(session.scalars(select(Notification).order_by(Notification.id)))
+
+
+def make_due(url: str | None = None) -> None:
+    """Every pending row due now (instead of waiting out the backoff)."""
+    with session_scope(url) as session:
+        session.execute(update(Notification).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+
+
+def recording_channel(kind: str = "webhook", target: str = "http://example.invalid/hook"):
+    sent: list[tuple[str, dict]] = []
+    return Channel(kind, target, lambda where, payload: sent.append((where, payload))), sent
+
+
+# --- configuration --------------------------------------------------------------------------------------------
+
+
+def test_no_configuration_means_no_channels():
+    assert channels_from() == []
+    assert channels_from("", "") == []
+
+
+def test_channels_from_arguments():
+    webhook, sns = channels_from("https://hooks.example.com/flags", TOPIC_ARN)
+    assert (webhook.kind, webhook.target) == ("webhook", "https://hooks.example.com/flags")
+    assert (sns.kind, sns.target) == ("sns", TOPIC_ARN)
+
+
+def test_channels_from_environment(monkeypatch):
+    monkeypatch.setenv("NOTIFY_WEBHOOK_URL", "http://127.0.0.1:8080/hook")
+    monkeypatch.setenv("NOTIFY_SNS_TOPIC_ARN", TOPIC_ARN)
+    assert [(c.kind, c.target) for c in channels_from()] == [("webhook", "http://127.0.0.1:8080/hook"),
+                                                              ("sns", TOPIC_ARN)]  # fmt: skip
+    # arguments win over the environment
+    assert [c.target for c in channels_from("https://other.example.com/x")][0] == "https://other.example.com/x"
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/hook", "example.com/hook", "file:///etc/passwd", "http://", "https://:8080/x",
+            "http://exa mple.com/x", "http://example.com:port/x"],
+)  # fmt: skip
+def test_bad_webhook_url_is_refused(url):
+    with pytest.raises(BadInputError) as caught:
+        channels_from(webhook_url=url)
+    assert caught.value.reason == "invalid_parameter"
+
+
+def test_bad_webhook_url_from_environment_is_refused(monkeypatch):
+    monkeypatch.setenv("NOTIFY_WEBHOOK_URL", "not a url")
+    with pytest.raises(BadInputError, match="invalid_parameter"):
+        channels_from()
+
+
+@pytest.mark.parametrize(
+    "arn", ["machine-flags", "arn:aws:sns", "arn:aws:sns:eu-west-1:machine-flags", "arn:aws:s3:::my-bucket",
+            "arn:aws:sqs:eu-west-1:123456789012:queue", "arn:aws:sns::123456789012:machine-flags",
+            "arn:aws:sns:eu-west-1:123456789012:"],
+)  # fmt: skip
+def test_bad_sns_topic_arn_is_refused(arn, monkeypatch):
+    with pytest.raises(BadInputError) as caught:
+        channels_from(sns_topic_arn=arn)
+    assert caught.value.reason == "invalid_parameter"
+    monkeypatch.setenv("NOTIFY_SNS_TOPIC_ARN", arn)
+    with pytest.raises(BadInputError):
+        channels_from()
+
+
+@pytest.mark.parametrize("arn", [TOPIC_ARN, "arn:aws-cn:sns:cn-north-1:123456789012:flags.fifo",
+                                 "arn:aws-us-gov:sns:us-gov-west-1:123456789012:Flags_2"])  # fmt: skip
+def test_good_sns_topic_arns(arn):
+    assert [c.kind for c in channels_from(sns_topic_arn=arn)] == ["sns"]
+
+
+def test_backoff_grows_and_is_capped():
+    delays = [backoff_s(n) for n in range(1, 12)]
+    assert delays == sorted(delays)
+    assert delays[0] == notify.BACKOFF_BASE_S
+    assert delays[1] == 2 * notify.BACKOFF_BASE_S
+    assert max(delays) == notify.BACKOFF_CAP_S
+
+
+# --- the outbox -----------------------------------------------------------------------------------------------
+
+
+def test_payload_names_machine_clip_score_and_threshold():
+    ((clip_id, _, payload),) = make_flags(1)
+    assert payload["machine"] == "fan/id_00" and payload["clip_id"] == clip_id
+    assert payload["score"] == 40.0 and payload["threshold"] == 16.5
+    assert payload["model"] == "mahalanobis v1" and payload["path"] == "/drop/fan/id_00/000.wav"
+    assert payload["ingested_at"] and "fan/id_00" in payload["subject"]
+    json.dumps(payload)  # storable and sendable as it is
+
+
+def test_enqueue_adds_one_row_per_flag_and_channel_and_never_twice(any_db_url):
+    flags = make_flags(3, any_db_url)
+    webhook, _ = recording_channel("webhook")
+    sns, _ = recording_channel("sns", TOPIC_ARN)
+    assert enqueue(flags, [webhook, sns], url=any_db_url) == 6
+    assert enqueue(flags, [webhook, sns], url=any_db_url) == 0  # a restarted watcher enqueues the same flags
+    assert enqueue(flags[:1], [webhook], url=any_db_url) == 0
+    stored = rows(any_db_url)
+    assert len(stored) == 6
+    assert len({(r.clip_id, r.model_id, r.channel) for r in stored}) == 6
+    assert {r.status for r in stored} == {"pending"} and {r.attempts for r in stored} == {0}
+    assert {r.target for r in stored if r.channel == "sns"} == {TOPIC_ARN}
+    assert stored[0].payload == flags[0][2]
+
+
+def test_concurrent_enqueues_add_each_row_once(any_db_url):
+    """Two watchers (threads here) racing on the same flags: the unique outbox keeps one row each."""
+    flags = make_flags(4, any_db_url)
+    channel, _ = recording_channel()
+    barrier = threading.Barrier(4)
+    added: list[int] = []
+
+    def work() -> None:
+        barrier.wait()
+        added.append(enqueue(flags, [channel], url=any_db_url))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(added) == 4 and len(added) == 4
+    assert len(rows(any_db_url)) == 4
+
+
+def test_enqueue_without_channels_adds_nothing():
+    assert enqueue(make_flags(2), []) == 0
+    assert rows() == []
+
+
+# --- delivery by webhook --------------------------------------------------------------------------------------
+
+
+def test_webhook_delivers_the_json_payload(hook):
+    flags = make_flags(2)
+    channels = channels_from(webhook_url=hook.url)
+    enqueue(flags, channels)
+    assert deliver_due(channels) == {"sent": 2, "retrying": 0, "failed": 0}
+    assert hook.received == [payload for _, _, payload in flags]
+    assert all(h["Content-Type"] == "application/json" for h in hook.headers)
+    for row in rows():
+        assert (row.status, row.attempts, row.last_error) == ("sent", 1, "")
+        assert row.sent_at is not None
+    assert deliver_due(channels) == {"sent": 0, "retrying": 0, "failed": 0}  # sent once only
+    assert len(hook.received) == 2
+
+
+def test_webhook_failing_twice_then_succeeding_is_sent_on_the_third_attempt(hook, monkeypatch):
+    ((clip_id, _, _),) = flags = make_flags(1)
+    channels = channels_from(webhook_url=hook.url)
+    enqueue(flags, channels)
+    hook.statuses = [503, 503]
+
+    assert deliver_due(channels) == {"sent": 0, "retrying": 1, "failed": 0}
+    (row,) = rows()
+    assert (row.status, row.attempts) == ("pending", 1) and "503" in row.last_error
+    assert row.next_attempt_at.replace(tzinfo=None) > utcnow().replace(tzinfo=None)  # backing off
+    assert deliver_due(channels) == {"sent": 0, "retrying": 0, "failed": 0}  # not due yet: nothing sent
+    assert len(hook.received) == 1
+
+    monkeypatch.setattr(notify, "BACKOFF_BASE_S", 0.0)
+    make_due()
+    assert deliver_due(channels) == {"sent": 0, "retrying": 1, "failed": 0}
+    assert deliver_due(channels) == {"sent": 1, "retrying": 0, "failed": 0}
+    (row,) = rows()
+    assert (row.status, row.attempts, row.last_error) == ("sent", 3, "")
+    assert len(hook.received) == 3
+    body = hook.received[-1]
+    assert body["machine"] == "fan/id_00" and body["clip_id"] == clip_id
+    assert body["score"] == 40.0 and body["threshold"] == 16.5
+
+
+def test_webhook_that_always_fails_gives_up_after_max_attempts(hook, monkeypatch):
+    monkeypatch.setattr(notify, "BACKOFF_BASE_S", 0.0)
+    channels = channels_from(webhook_url=hook.url)
+    enqueue(make_flags(1), channels)
+    hook.statuses = [500] * 50
+    outcomes = [deliver_due(channels) for _ in range(notify.MAX_ATTEMPTS + 2)]
+    assert [o["retrying"] for o in outcomes] == [1] * (notify.MAX_ATTEMPTS - 1) + [0, 0, 0]
+    assert [o["failed"] for o in outcomes] == [0] * (notify.MAX_ATTEMPTS - 1) + [1, 0, 0]
+    (row,) = rows()
+    assert (row.status, row.attempts) == ("failed", notify.MAX_ATTEMPTS)
+    assert row.last_error == "webhook answered HTTP 500"
+    assert row.sent_at is None
+    assert len(hook.received) == notify.MAX_ATTEMPTS  # never tried again once given up
+
+
+def test_unreachable_webhook_is_retried_later(monkeypatch):
+    with webhook_server() as gone:
+        url = gone.url  # a port nobody listens on once the server is closed
+    channels = channels_from(webhook_url=url)
+    enqueue(make_flags(1), channels)
+    assert deliver_due(channels) == {"sent": 0, "retrying": 1, "failed": 0}
+    (row,) = rows()
+    assert row.status == "pending" and "unreachable" in row.last_error
+
+
+def test_slow_webhook_times_out_and_is_retried(hook, monkeypatch):
+    monkeypatch.setattr(notify, "SEND_TIMEOUT_S", 0.3)
+    hook.hold = threading.Event()  # the server sits on the request longer than the timeout
+    channels = channels_from(webhook_url=hook.url)
+    enqueue(make_flags(1), channels)
+    assert deliver_due(channels) == {"sent": 0, "retrying": 1, "failed": 0}
+    assert not hook.finished.is_set()  # we gave up while the server still held the request
+    (row,) = rows()
+    assert row.status == "pending" and row.attempts == 1 and "timed out" in row.last_error
+
+
+def test_webhook_answering_garbage_is_a_failed_attempt_not_a_crash(hook, monkeypatch):
+    """A reply that is not HTTP must count as a failed try: it must neither escape deliver_due (the
+    dispatcher would retry the row forever without counting) nor hold up the rows after it."""
+    monkeypatch.setattr(notify, "BACKOFF_BASE_S", 0.0)
+    flags = make_flags(2)
+    channels = channels_from(webhook_url=hook.url)
+    enqueue(flags[:1], channels)
+    good, sent = recording_channel("sns", TOPIC_ARN)  # a later row, for a channel that works
+    enqueue(flags[1:], [good])
+    hook.garbage = True
+    assert deliver_due([*channels, good]) == {"sent": 1, "retrying": 1, "failed": 0}
+    webhook_row, sns_row = rows()
+    assert (webhook_row.status, webhook_row.attempts) == ("pending", 1) and webhook_row.last_error
+    assert sns_row.status == "sent" and len(sent) == 1
+
+
+def test_rows_of_channels_not_configured_here_do_not_starve_the_others(monkeypatch):
+    """Pending SNS rows left by an earlier run (SNS no longer configured) must not hold up webhook rows."""
+    flags = make_flags(5)
+    sns, _ = recording_channel("sns", TOPIC_ARN)
+    enqueue(flags[:4], [sns])
+    webhook, sent = recording_channel("webhook")
+    enqueue(flags[4:], [webhook])
+    assert deliver_due([webhook], limit=3) == {"sent": 1, "retrying": 0, "failed": 0}
+    assert [payload["clip_id"] for _, payload in sent] == [flags[4][0]]
+    assert [r.status for r in rows()] == ["pending"] * 4 + ["sent"]
+
+
+def test_rows_are_sent_to_the_target_stored_with_them(hook):
+    """What was enqueued is what is delivered: the row keeps its target."""
+    channels = channels_from(webhook_url=hook.url)
+    enqueue(make_flags(1), channels)
+    assert rows()[0].target == hook.url
+    deliver_due(channels)
+    assert len(hook.received) == 1
+
+
+# --- delivery by SNS (moto) -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aws(tmp_path, monkeypatch):
+    """moto's AWS with fake credentials and no AWS settings from this machine; yields (sns, sqs) clients."""
+    for name in AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    empty = tmp_path / "aws-empty"
+    empty.write_text("")
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "BOTO_CONFIG"):
+        monkeypatch.setenv(name, str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield boto3.client("sns", region_name="eu-west-1"), boto3.client("sqs", region_name="eu-west-1")
+
+
+def _subscribed_queue(sns, sqs, topic_arn: str) -> str:
+    queue_url = sqs.create_queue(QueueName="flags")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    return queue_url
+
+
+def test_sns_publishes_each_flag(aws):
+    sns, sqs = aws
+    topic_arn = sns.create_topic(Name="machine-flags")["TopicArn"]
+    queue_url = _subscribed_queue(sns, sqs, topic_arn)
+    flags = make_flags(2)
+    channels = channels_from(sns_topic_arn=topic_arn)  # its own boto3 client, region from the ARN
+    assert enqueue(flags, channels) == 2
+    assert deliver_due(channels) == {"sent": 2, "retrying": 0, "failed": 0}
+    assert [(r.status, r.attempts, r.channel) for r in rows()] == [("sent", 1, "sns")] * 2
+
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    envelopes = [json.loads(m["Body"]) for m in messages]
+    assert sorted(json.loads(e["Message"])["clip_id"] for e in envelopes) == sorted(f[0] for f in flags)
+    assert {e["Subject"] for e in envelopes} == {"Anomaly flagged on fan/id_00"}
+    body = json.loads(envelopes[0]["Message"])
+    assert {"machine", "clip_id", "score", "threshold"} <= set(body)
+
+
+def test_sns_through_the_environment_and_a_given_client(aws, monkeypatch):
+    sns, sqs = aws
+    topic_arn = sns.create_topic(Name="machine-flags")["TopicArn"]
+    queue_url = _subscribed_queue(sns, sqs, topic_arn)
+    monkeypatch.setenv("NOTIFY_SNS_TOPIC_ARN", topic_arn)
+    channels = channels_from(sns_client=sns)
+    enqueue(make_flags(1), channels)
+    assert deliver_due(channels)["sent"] == 1
+    assert len(sqs.receive_message(QueueUrl=queue_url)["Messages"]) == 1
+
+
+def test_sns_to_a_missing_topic_is_retried(aws):
+    channels = channels_from(sns_topic_arn=TOPIC_ARN)  # never created
+    enqueue(make_flags(1), channels)
+    assert deliver_due(channels) == {"sent": 0, "retrying": 1, "failed": 0}
+    (row,) = rows()
+    assert row.status == "pending" and row.last_error.startswith("SNS publish failed")
+
+
+# --- the dispatcher thread ------------------------------------------------------------------------------------
+
+
+def _wait_for(condition, timeout_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def _dispatchers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "notification-dispatcher"]
+
+
+def test_dispatcher_delivers_in_the_background_and_stops(hook):
+    channels = channels_from(webhook_url=hook.url)
+    dispatcher = Dispatcher(channels, interval_s=0.05).start()
+    try:
+        assert len(_dispatchers()) == 1
+        enqueue(make_flags(3), channels)  # enqueued after the start: picked up on a later pass
+        assert _wait_for(lambda: [r.status for r in rows()] == ["sent"] * 3)
+    finally:
+        dispatcher.stop()
+    assert _dispatchers() == []
+    assert len(hook.received) == 3
+
+
+def test_dispatcher_without_channels_starts_no_thread():
+    dispatcher = Dispatcher([]).start()
+    assert _dispatchers() == []
+    dispatcher.stop()
+
+
+def test_dispatcher_survives_a_failing_pass(hook, monkeypatch):
+    """A database hiccup in one pass is logged; the thread goes on and delivers on the next."""
+    channels = channels_from(webhook_url=hook.url)
+    enqueue(make_flags(1), channels)
+    real, calls = notify.deliver_due, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(notify, "deliver_due", flaky)
+    dispatcher = Dispatcher(channels, interval_s=0.05).start()
+    try:
+        assert _wait_for(lambda: rows()[0].status == "sent")
+    finally:
+        dispatcher.stop()
+    assert len(calls) >= 2
+
+
+def test_stop_does_not_wait_for_a_send_in_flight(hook, monkeypatch):
+    monkeypatch.setattr(notify, "SEND_TIMEOUT_S", 5.0)
+    hook.hold = threading.Event()
+    channels = channels_from(webhook_url=hook.url)
+    enqueue(make_flags(1), channels)
+    dispatcher = Dispatcher(channels, interval_s=0.05).start()
+    assert hook.started.wait(10)
+    dispatcher.stop(timeout_s=0.1)  # returns even though a send is still in flight
+    hook.hold.set()
+    assert _wait_for(lambda: rows()[0].status == "sent")  # the in-flight send completes and is recorded
+    assert _wait_for(lambda: _dispatchers() == [])
+
+
+def test_stop_with_flush_sends_what_became_due_after_the_last_pass(hook):
+    channels = channels_from(webhook_url=hook.url)
+    dispatcher = Dispatcher(channels, interval_s=60).start()  # one pass at the start, then a long sleep
+    time.sleep(0.2)  # that first pass (on an empty outbox) is over
+    enqueue(make_flags(2), channels)
+    dispatcher.stop(flush_s=10)
+    assert [r.status for r in rows()] == ["sent", "sent"]
+    assert _dispatchers() == []
+
+
+def test_deliver_due_stops_sending_at_its_deadline(hook):
+    channels = channels_from(webhook_url=hook.url)
+    enqueue(make_flags(3), channels)
+    assert deliver_due(channels, until=time.monotonic() - 1) == {"sent": 0, "retrying": 0, "failed": 0}
+    assert [r.status for r in rows()] == ["pending"] * 3 and hook.received == []
+    assert deliver_due(channels, until=time.monotonic() + 30)["sent"] == 3
