@@ -200,3 +200,40 @@ def plant(plant_dir) -> Path:
     report = ingest([str(plant_dir)])
     assert (report.ingested, report.rejected) == (SMALL_PLANT_CLIPS, [])
     return plant_dir
+
+
+# --- AWS, isolated from this machine (moto, botocore's Stubber) -------------------------------------------------
+
+AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CREDENTIAL_FILE", "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "REKOGNITION_BUCKET", "REKOGNITION_PREFIX", "REKOGNITION_PROJECT", "REKOGNITION_PROFILE", "REKOGNITION_REGION",
+    "REKOGNITION_INFERENCE_UNITS", "REKOGNITION_COST_PER_UNIT_HOUR", "NOTIFY_WEBHOOK_URL", "NOTIFY_SNS_TOPIC_ARN",
+)  # fmt: skip
+
+
+@pytest.fixture
+def no_aws(tmp_path, monkeypatch):
+    """No AWS or product cloud settings from this machine: no AWS_*/REKOGNITION_*/NOTIFY_* variables, empty
+    config files, no instance metadata, the cached credentials check forgotten.  Yields ``monkeypatch``."""
+    from core.cloud.config import forget_credentials_check
+
+    for name in AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    empty = tmp_path / "aws-empty"
+    empty.write_text("")
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "BOTO_CONFIG"):
+        monkeypatch.setenv(name, str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    forget_credentials_check()
+    yield monkeypatch
+    forget_credentials_check()  # no cached answer for these settings leaks into other tests
+
+
+@pytest.fixture
+def fake_aws(no_aws):
+    """:func:`no_aws` plus fake credentials (what moto expects); yields ``monkeypatch``."""
+    no_aws.setenv("AWS_ACCESS_KEY_ID", "testing")
+    no_aws.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    return no_aws

@@ -15,26 +15,11 @@ from core.cloud.config import (
 )
 from core.errors import BadInputError, Reason
 
-AWS_VARIABLES = (
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CREDENTIAL_FILE", "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-)  # fmt: skip
-
 
 @pytest.fixture
-def aws_env(tmp_path, monkeypatch):
-    """No AWS settings from this machine: empty config files, no instance metadata, no AWS_* variables."""
-    for name in AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    empty = tmp_path / "aws-empty"
-    empty.write_text("")
-    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "BOTO_CONFIG"):
-        monkeypatch.setenv(name, str(empty))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    forget_credentials_check()
-    yield monkeypatch
-    forget_credentials_check()
+def aws_env(no_aws):
+    """No AWS settings from this machine (see conftest's ``no_aws``)."""
+    return no_aws
 
 
 def test_defaults_when_nothing_is_set():

@@ -23,9 +23,6 @@ from db.models import Clip, DetectorModel, Machine, Notification, utcnow
 from db.session import session_scope
 
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:machine-flags"
-AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION",
-                 "AWS_DEFAULT_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")  # fmt: skip
-
 
 # --- a real webhook receiver ----------------------------------------------------------------------------------
 
@@ -376,17 +373,8 @@ def test_rows_are_sent_to_the_target_stored_with_them(hook):
 
 
 @pytest.fixture
-def aws(tmp_path, monkeypatch):
+def aws(fake_aws):
     """moto's AWS with fake credentials and no AWS settings from this machine; yields (sns, sqs) clients."""
-    for name in AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    empty = tmp_path / "aws-empty"
-    empty.write_text("")
-    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "BOTO_CONFIG"):
-        monkeypatch.setenv(name, str(empty))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
         yield boto3.client("sns", region_name="eu-west-1"), boto3.client("sqs", region_name="eu-west-1")
 

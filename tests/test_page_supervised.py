@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.cloud.config import forget_credentials_check
 from core.export import default_export_dir, export_dataset, read_summary
 from core.trainers.base import new_job, register_model, resolve_export, set_job
 from core.training import active_model_id
@@ -52,25 +51,6 @@ def few_epochs(monkeypatch):
 
     defaults = SpectrogramCNN.default_params()
     monkeypatch.setattr(SpectrogramCNN, "default_params", classmethod(lambda cls: {**defaults, "epochs": CNN_EPOCHS}))
-
-
-@pytest.fixture
-def no_aws(tmp_path, monkeypatch):
-    """No AWS credentials, region, bucket or instance role anywhere boto3 looks; the cached check forgotten."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-                 "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
-                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "REKOGNITION_BUCKET", "REKOGNITION_PROFILE",
-                 "REKOGNITION_REGION", "REKOGNITION_INFERENCE_UNITS", "REKOGNITION_COST_PER_UNIT_HOUR"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        empty = tmp_path / name.lower()
-        empty.write_text("")
-        monkeypatch.setenv(name, str(empty))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    forget_credentials_check()
-    yield monkeypatch
-    forget_credentials_check()  # no cached answer for these settings leaks into other tests
 
 
 def _fake_credentials(monkeypatch) -> None:

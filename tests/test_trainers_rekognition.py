@@ -27,23 +27,11 @@ REGION = "us-east-1"
 PROJECT = "machine-sound-anomalies"
 PROJECT_ARN = f"arn:aws:rekognition:{REGION}:123456789012:project/{PROJECT}/1700000000000"
 VERSION_ARN = f"{PROJECT_ARN.rsplit('/', 1)[0]}/version/job-1/1700000000001"
-AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION",
-                 "AWS_DEFAULT_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")  # fmt: skip
 
 
 @pytest.fixture
-def s3(tmp_path, monkeypatch):
+def s3(fake_aws):
     """A moto-backed S3 client holding the bucket; fake credentials, no AWS settings from this machine."""
-    for name in AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    empty = tmp_path / "aws-empty"
-    empty.write_text("")
-    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "BOTO_CONFIG"):
-        monkeypatch.setenv(name, str(empty))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    forget_credentials_check()
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(Bucket=BUCKET)
