@@ -331,12 +331,6 @@ def training_jobs(session: Session, limit: int = 50, backend: str | None = None)
 # --- continuous ingestion ---------------------------------------------------------------------------
 
 
-def clip_paths_under(session: Session, folder: str) -> set[str]:
-    """Registered clip paths inside ``folder`` (a resolved path)."""
-    prefix = folder.rstrip("/") + "/"
-    return set(session.scalars(select(Clip.path).where(Clip.path.startswith(prefix, autoescape=True))))
-
-
 def clips_ingested_under(session: Session, folder: str) -> dict[str, datetime]:
     """``{path: last time a clip was registered under it}`` for clip paths inside ``folder`` (a resolved path)."""
     prefix = folder.rstrip("/") + "/"

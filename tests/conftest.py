@@ -182,6 +182,18 @@ def infos(app) -> list[str]:
 SMALL_PLANT_CLIPS = 2 * (20 + 6)
 
 
+def wait_for(condition, timeout_s: float = 20.0) -> bool:
+    """Poll ``condition()`` every 20 ms until it holds or ``timeout_s`` passes; its last value."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
 @pytest.fixture(scope="session")
 def plant_dir(tmp_path_factory) -> Path:
     """A small demo plant on disk (fan/id_00 and fan/id_02, 20 normal + 6 abnormal 3 s clips each), written once."""

@@ -21,6 +21,7 @@ from core.errors import BadInputError
 from core.notify import Channel, Dispatcher, backoff_s, channels_from, deliver_due, enqueue, flag_payload
 from db.models import Clip, DetectorModel, Machine, Notification, utcnow
 from db.session import session_scope
+from tests.conftest import wait_for
 
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:machine-flags"
 
@@ -426,15 +427,6 @@ def test_sns_to_a_missing_topic_is_retried(aws):
 # --- the dispatcher thread ------------------------------------------------------------------------------------
 
 
-def _wait_for(condition, timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
 def _dispatchers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "notification-dispatcher"]
 
@@ -445,7 +437,7 @@ def test_dispatcher_delivers_in_the_background_and_stops(hook):
     try:
         assert len(_dispatchers()) == 1
         enqueue(make_flags(3), channels)  # enqueued after the start: picked up on a later pass
-        assert _wait_for(lambda: [r.status for r in rows()] == ["sent"] * 3)
+        assert wait_for(lambda: [r.status for r in rows()] == ["sent"] * 3)
     finally:
         dispatcher.stop()
     assert _dispatchers() == []
@@ -473,7 +465,7 @@ def test_dispatcher_survives_a_failing_pass(hook, monkeypatch):
     monkeypatch.setattr(notify, "deliver_due", flaky)
     dispatcher = Dispatcher(channels, interval_s=0.05).start()
     try:
-        assert _wait_for(lambda: rows()[0].status == "sent")
+        assert wait_for(lambda: rows()[0].status == "sent")
     finally:
         dispatcher.stop()
     assert len(calls) >= 2
@@ -488,8 +480,8 @@ def test_stop_does_not_wait_for_a_send_in_flight(hook, monkeypatch):
     assert hook.started.wait(10)
     dispatcher.stop(timeout_s=0.1)  # returns even though a send is still in flight
     hook.hold.set()
-    assert _wait_for(lambda: rows()[0].status == "sent")  # the in-flight send completes and is recorded
-    assert _wait_for(lambda: _dispatchers() == [])
+    assert wait_for(lambda: rows()[0].status == "sent")  # the in-flight send completes and is recorded
+    assert wait_for(lambda: _dispatchers() == [])
 
 
 def test_stop_with_flush_sends_what_became_due_after_the_last_pass(hook):

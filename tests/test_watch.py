@@ -37,6 +37,7 @@ from core.triage import triage_queue
 from core.watch import PollReport, Watcher, header_complete, is_candidate
 from db.models import Clip, Notification, RejectedFile, Score
 from db.session import dispose_engines, session_scope
+from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 MACHINE = "fan/id_00"
@@ -531,15 +532,6 @@ def slow_webhook() -> Iterator[tuple[str, list[dict], threading.Event, threading
         server.server_close()
 
 
-def _wait_for(condition, timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
 def test_a_slow_webhook_never_blocks_a_pass(trained, drop_dir, monkeypatch):
     for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
@@ -562,7 +554,7 @@ def test_a_slow_webhook_never_blocks_a_pass(trained, drop_dir, monkeypatch):
             assert statuses == {clip_ids([first])[0]: "pending", clip_ids([second])[0]: "pending"}
 
             release.set()
-            assert _wait_for(lambda: count(Notification) == 2 and len(bodies) == 2 and all(
+            assert wait_for(lambda: count(Notification) == 2 and len(bodies) == 2 and all(
                 s == "sent" for s in _statuses()))  # fmt: skip
         finally:
             dispatcher.stop()
@@ -658,7 +650,7 @@ def test_cli_killed_and_restarted_ingests_and_scores_every_file_exactly_once(tra
         try:
             files = [drop(drop_dir, trained.abnormal[k % 4], f"first-{k}.wav", seed=200 + k, atomic=True)
                      for k in range(4)]  # fmt: skip
-            assert _wait_for(lambda: count(Clip) > 26, timeout_s=60), log_path.read_text()
+            assert wait_for(lambda: count(Clip) > 26, timeout_s=60), log_path.read_text()
             files.append(drop(drop_dir, trained.normal[0], "during.wav", seed=250, atomic=True))
             process.send_signal(signal.SIGKILL)
             process.wait(10)
