@@ -23,6 +23,7 @@ from core.features import FeatureParams
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 DEFAULT_MAX_DURATION_S = float(os.environ.get("MAX_CLIP_SECONDS", 600.0))
+READ_BLOCK_BYTES = 16 << 20  # a multichannel file is read this much at a time (one channel is kept)
 SILENCE_PEAK = 1e-6  # a clip whose absolute peak is below this is treated as all-silent
 
 
@@ -136,22 +137,39 @@ def clip_info(path: str | os.PathLike) -> ClipInfo:
 
 
 def _read_channel(path: Path, info: ClipInfo, channel: int) -> np.ndarray:
-    """One channel as float32 in [-1, 1].
+    """One channel as float32 in [-1, 1], holding only that channel in memory (a 300 MB 8-channel file
+    costs one channel's worth, not the whole file).
 
     16-bit PCM WAV (the MIMII and DCASE format) is read straight from its data chunk
     and only the wanted channel is converted; everything else goes through libsndfile.
+    Multichannel files are read ``READ_BLOCK_BYTES`` at a time.
     """
+    signal = np.empty(info.n_frames, dtype=np.float32)
+    filled = 0
     try:
         if info.subtype == "PCM_16" and info.data_offset is not None:
+            block = info.n_frames if info.n_channels == 1 else max(1, READ_BLOCK_BYTES // (2 * info.n_channels))
             with path.open("rb") as fh:
                 fh.seek(info.data_offset)
-                data = np.fromfile(fh, dtype="<i2", count=info.n_frames * info.n_channels)
-            column = data.reshape(-1, info.n_channels)[:, channel]
-            return column.astype(np.float32) * np.float32(1.0 / 32768.0)
-        data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+                while filled < info.n_frames:
+                    count = min(block, info.n_frames - filled)
+                    data = np.fromfile(fh, dtype="<i2", count=count * info.n_channels)
+                    n = data.size // info.n_channels
+                    column = data[: n * info.n_channels].reshape(n, info.n_channels)[:, channel]
+                    np.multiply(column, np.float32(1.0 / 32768.0), out=signal[filled : filled + n], casting="unsafe")
+                    filled += n
+                    if n < count:
+                        break
+        else:
+            with sf.SoundFile(str(path)) as audio:
+                block = max(1, READ_BLOCK_BYTES // (4 * info.n_channels))
+                for data in audio.blocks(block, dtype="float32", always_2d=True):
+                    n = min(len(data), info.n_frames - filled)
+                    signal[filled : filled + n] = data[:n, channel]
+                    filled += n
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
         raise BadInputError(Reason.CORRUPT, f"reading the samples failed ({exc})", path) from None
-    return np.ascontiguousarray(data[:, channel])
+    return signal if filled == info.n_frames else signal[:filled]
 
 
 def load_clip(

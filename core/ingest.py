@@ -50,17 +50,32 @@ def inspect_file(path: str) -> InspectedFile:
     return InspectedFile(digest, clip.sr, clip.n_channels, clip.duration_s, Path(path).stat().st_size)
 
 
+def printable(text: str) -> str:
+    """``text`` storable as UTF-8: bytes of a file name that are not valid UTF-8 (which Python carries as
+    lone surrogates) become ``\\xNN`` escapes, so the name can be stored and shown."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def collect(paths: list[str]) -> tuple[list[DiscoveredClip], list[BadInputError]]:
-    """Expand files and folders into described clips; a path that does not exist is an error."""
+    """Expand files and folders into described clips; a path that does not exist is an error, and so is a
+    file name that is not valid UTF-8 (it could be neither stored nor opened again by name)."""
     found: list[DiscoveredClip] = []
-    missing: list[BadInputError] = []
+    errors: list[BadInputError] = []
     for raw in paths:
         path = Path(raw)
-        if path.exists():
-            found.extend(discover(path))
-        else:
-            missing.append(BadInputError(Reason.NOT_FOUND, "no such file or folder", raw))
-    return found, missing
+        if not path.exists():
+            errors.append(BadInputError(Reason.NOT_FOUND, "no such file or folder", raw))
+            continue
+        for clip in discover(path):
+            if printable(clip.path) == clip.path:
+                found.append(clip)
+            else:
+                errors.append(
+                    BadInputError(
+                        Reason.INVALID_PARAMETER, "the file name is not valid UTF-8; rename the file", clip.path
+                    )
+                )
+    return found, errors
 
 
 def ingest(
@@ -72,9 +87,11 @@ def ingest(
 ) -> IngestReport:
     """Register every clip under ``paths`` (files or folders).
 
-    Files are validated and hashed on ``n_jobs`` processes.  The same content twice
-    (even under another name) is one clip; a bad file is recorded with its reason
-    in ``rejected_files`` and in the report, and the batch goes on.
+    Files are validated and hashed on ``n_jobs`` processes and registered every
+    ``COMMIT_EVERY`` clips as they come, so a killed run keeps what it stored (the next
+    run finds those clips already known).  The same content twice (even under another name) is one clip; a bad
+    file is recorded with its reason in ``rejected_files`` and in the report, and the
+    batch goes on.
     """
     clips, errors = collect(paths)
     report = IngestReport()
@@ -82,18 +99,22 @@ def ingest(
     for index, result in map_guarded(inspect_file, [c.path for c in clips], n_jobs=n_jobs, progress=progress):
         if isinstance(result, BadInputError):
             errors.append(result)
-        else:
-            pending.append((clips[index], result))
-    pending.sort(key=lambda item: item[0].path)
-    for start in range(0, len(pending), COMMIT_EVERY):
-        _store(pending[start : start + COMMIT_EVERY], report, url)
+            continue
+        pending.append((clips[index], result))
+        if len(pending) == COMMIT_EVERY:  # committed as the work goes: a killed run keeps what it stored
+            _store(pending, report, url)
+            pending = []
+    if pending:
+        _store(pending, report, url)
     if errors:
         _store_rejections(errors, report, url)
     return report
 
 
 def _store(batch: list[tuple[DiscoveredClip, InspectedFile]], report: IngestReport, url: str | None) -> None:
-    """Register a batch in one transaction (retried whole if a concurrent ingest raced it)."""
+    """Register a batch in one transaction (retried whole if a concurrent ingest raced it); the same content
+    twice in a batch is registered under the first path in sorted order."""
+    batch = sorted(batch, key=lambda item: item[0].path)
 
     def store(session) -> tuple[int, int]:
         seen = known_hashes(session, [facts.content_hash for _, facts in batch])
@@ -134,5 +155,6 @@ def _store_rejections(errors: list[BadInputError], report: IngestReport, url: st
     errors.sort(key=lambda e: e.path or "")
     with session_scope(url, write=True) as session:
         for error in errors:
-            record_rejection(session, error.path or "", error.reason.value, error.detail)
-            report.rejected.append({"path": error.path or "", "reason": error.reason.value, "detail": error.detail})
+            path, detail = printable(error.path or ""), printable(error.detail)
+            record_rejection(session, path, error.reason.value, detail)
+            report.rejected.append({"path": path, "reason": error.reason.value, "detail": detail})

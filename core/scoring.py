@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from core.batch import extract_features
+from core.errors import Reason
 from core.model_store import load_detector
 from core.parallel import Progress
-from db.models import DetectorModel
+from db.models import Clip, DetectorModel
 from db.queries import add_scores, machines_matching, unscored_clips
 from db.session import session_scope, write_transaction
 
@@ -22,6 +23,28 @@ class ScoreReport:
     models: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason", "detail"}
     machines_without_model: list[str] = field(default_factory=list)
+
+
+def model_sample_rate(model: DetectorModel) -> int | None:
+    """The sample rate a model was trained at (``None`` for models that did not record one)."""
+    return (model.params or {}).get("sample_rate")
+
+
+def wrong_sample_rate(clip: Clip, rate: int, model: str) -> dict[str, str]:
+    """The report entry (``{"path", "reason", "detail"}``) of a clip left out for its sample rate."""
+    detail = f"recorded at {clip.sample_rate} Hz; {model} works at {rate} Hz (resample the file to {rate} Hz)"
+    return {"path": clip.path, "reason": Reason.WRONG_SAMPLE_RATE.value, "detail": detail}
+
+
+def scorable(model: DetectorModel, clips: list[Clip]) -> tuple[list[Clip], list[dict[str, str]]]:
+    """The clips ``model`` can score, and a report entry naming each clip at another sample rate than the
+    model's: its features would not be comparable (mel bands span 0..sr/2, a hop is 512 samples)."""
+    rate = model_sample_rate(model)
+    if rate is None:
+        return clips, []
+    name = f"{model.detector} v{model.version} ({model.scope})"
+    wrong = [wrong_sample_rate(c, rate, name) for c in clips if c.sample_rate != rate]
+    return [c for c in clips if c.sample_rate == rate], wrong
 
 
 def score_with_model(
@@ -38,13 +61,15 @@ def score_with_model(
     Features are extracted on ``n_jobs`` processes; the model then scores a chunk of
     clips in a few large forward passes.  Unreadable clips are reported, not fatal.
     Scores are committed chunk by chunk, so an interrupted run loses at most one chunk.
-    A model without local files (a cloud model) scores nothing here.
+    A model without local files (a cloud model) scores nothing here.  Clips at another
+    sample rate than the model's are reported (``wrong_sample_rate``), not scored.
     """
     report = report if report is not None else ScoreReport()
     if model.artifact_path is None:  # a cloud model: it scored what it was sent, nothing more here
         return report
     with session_scope(url) as session:
-        clips = unscored_clips(session, model.id, machine_pks)
+        clips, wrong = scorable(model, unscored_clips(session, model.id, machine_pks))
+    report.failed += wrong
     if not clips:
         return report
     report.models += 1
@@ -90,7 +115,7 @@ def score(
                 continue
             work.setdefault(m.active_model.id, (m.active_model, []))[1].append(m.id)
     with session_scope(url) as session:
-        counts = [len(unscored_clips(session, model.id, pks)) for model, pks in work.values()]
+        counts = [len(scorable(model, unscored_clips(session, model.id, pks))[0]) for model, pks in work.values()]
     total, offset = sum(counts), 0
     for (model, pks), count in zip(work.values(), counts, strict=True):
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +17,8 @@ from core.batch import extract_features
 from core.detectors import DEFAULT_DETECTOR, SUPERVISED, detector_class
 from core.errors import BadInputError, Reason
 from core.features import FeatureParams
-from core.model_store import artifact_dir
+from core.model_store import artifact_dir, publish_artifact, stage_artifact
+from core.scoring import wrong_sample_rate
 from core.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from db.models import DetectorModel, Machine
 from db.queries import (
@@ -47,6 +50,21 @@ class TrainedModel:
 class TrainingReport:
     trained: list[TrainedModel] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"scope", "reason"}
+    left_out: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason", "detail"}: clips not used
+
+
+def one_sample_rate(clips: list) -> tuple[int | None, list, list]:
+    """Split clips into those at the most common sample rate (ties: the higher rate) and the others.
+
+    Features depend on the sample rate (mel bands span 0..sr/2, a hop is 512 samples), so
+    one model only ever sees, and later scores, clips of one rate.  Returns
+    ``(rate, same, others)``; ``rate`` is ``None`` for no clips.
+    """
+    rates = Counter(clip.sample_rate for clip in clips)
+    if not rates:
+        return None, [], []
+    rate = max(rates, key=lambda r: (rates[r], r))
+    return rate, [c for c in clips if c.sample_rate == rate], [c for c in clips if c.sample_rate != rate]
 
 
 def training_scopes(machines: list[Machine], per_type: bool) -> dict[str, list[Machine]]:
@@ -97,7 +115,15 @@ def train(
         machine_pks = {scope: [m.id for m in group] for scope, group in training_scopes(machines, per_type).items()}
         scopes = {scope: training_clips(session, pks) for scope, pks in machine_pks.items()}
     report = TrainingReport()
-    for index, (scope, clips) in enumerate(scopes.items()):
+    for index, (scope, all_clips) in enumerate(scopes.items()):
+        rate, clips, others = one_sample_rate(all_clips)
+        if others:
+            report.left_out += [wrong_sample_rate(clip, rate, f"the {scope} model") for clip in others]
+            if log:
+                log(
+                    f"{scope}: left out {len(others)} training clip(s) not at {rate} Hz, e.g. "
+                    f"{others[0].path} ({others[0].sample_rate} Hz)"
+                )
 
         def scope_progress(done: int, total: int, index: int = index) -> None:  # one bar across all scopes
             if progress:
@@ -111,7 +137,7 @@ def train(
             continue
         try:
             trained = _train_scope(
-                scope, clips, machine_pks[scope], detector, _params(detector, epochs), url, user, scope_progress
+                scope, clips, machine_pks[scope], detector, _params(detector, epochs), url, user, scope_progress, rate
             )
         except BadInputError as exc:  # one machine's unusable data never stops the others
             report.skipped.append({"scope": scope, "reason": exc.detail})
@@ -127,7 +153,7 @@ def train(
     return report
 
 
-def _train_scope(scope, clips, machine_pks, detector, params, url, user, progress) -> TrainedModel:
+def _train_scope(scope, clips, machine_pks, detector, params, url, user, progress, sample_rate) -> TrainedModel:
     feature_params = FeatureParams()
     batch = extract_features([clip.path for clip in clips], feature_params)
     usable = [clip for clip in clips if clip.path in batch.features]
@@ -151,23 +177,31 @@ def _train_scope(scope, clips, machine_pks, detector, params, url, user, progres
         "clip_ids": [clip.id for clip in usable],
         "unreadable": {path: str(error) for path, error in batch.failures.items()},
         "n_train": len(usable),
+        "sample_rate": sample_rate,
     }
-    with session_scope(url, write=True) as session:
-        version = next_model_version(session, detector, scope)
-        folder = artifact_dir(detector, scope, version)
-        model.save(folder, provenance)
-        row = DetectorModel(
-            detector=detector, scope=scope, version=version, artifact_path=str(folder),
-            params={"detector": model.params, "features": feature_params.as_dict()}, provenance=provenance,
-        )  # fmt: skip
-        session.add(row)
-        session.flush()
-        add_threshold(
-            session, row.id, threshold, method="gamma", set_by="system",
-            reason=f"gamma fit to {len(usable)} normal training scores, quantile {DEFAULT_QUANTILE}",
-        )  # fmt: skip
-        activate_if_current(session, machine_pks, row)
-        return TrainedModel(row.id, detector, scope, version, len(usable), seconds, threshold)
+    # The files are complete before the row exists: written to a staging folder first (outside the write
+    # lock), renamed into place in the transaction that registers them.  A run killed at any point leaves no
+    # row without its complete folder (a folder without a row, killed before the commit, is replaced next time).
+    staging = stage_artifact(detector, scope, lambda folder: model.save(folder, provenance))
+    try:
+        with session_scope(url, write=True) as session:
+            version = next_model_version(session, detector, scope)
+            folder = publish_artifact(staging, artifact_dir(detector, scope, version))
+            row = DetectorModel(
+                detector=detector, scope=scope, version=version, artifact_path=str(folder),
+                params={"detector": model.params, "features": feature_params.as_dict(), "sample_rate": sample_rate},
+                provenance=provenance,
+            )  # fmt: skip
+            session.add(row)
+            session.flush()
+            add_threshold(
+                session, row.id, threshold, method="gamma", set_by="system",
+                reason=f"gamma fit to {len(usable)} normal training scores, quantile {DEFAULT_QUANTILE}",
+            )  # fmt: skip
+            activate_if_current(session, machine_pks, row)
+            return TrainedModel(row.id, detector, scope, version, len(usable), seconds, threshold)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # still there only when publishing failed
 
 
 def activate_if_current(session: Session, machine_pks: list[int], model: DetectorModel) -> None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import pickle
+import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,8 @@ from core.audio import clip_info, load_clip
 from core.errors import BadInputError, Reason
 from core.features import FeatureParams
 from tests.conftest import SR, tone, write_wav
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _assert_refused(path, reason: Reason, **kwargs) -> BadInputError:
@@ -227,3 +233,37 @@ def test_every_real_wav_loads(real_data):
             n_multichannel += 1
             assert load_clip(path, 7).n_channels == 8
     assert n_multichannel == sum(1 for n in channels.values() if n == 8)
+
+
+def _sparse_wav(path, *, seconds: float, sr: int, channels: int, float32: bool):
+    """A valid PCM-16 or float WAV header, then a hole the file system fills with zeros: a big file that costs
+    neither disk space nor time to write."""
+    width, tag = (4, 3) if float32 else (2, 1)
+    n = int(seconds * sr) * width * channels
+    fmt = struct.pack("<IHHIIHH", 16, tag, channels, sr, sr * width * channels, width * channels, 8 * width)
+    header = b"RIFF" + struct.pack("<I", 36 + n) + b"WAVE" + b"fmt " + fmt + b"data" + struct.pack("<I", n)
+    with path.open("wb") as fh:
+        fh.write(header)
+        fh.truncate(len(header) + n)
+    return path
+
+
+@pytest.mark.parametrize("float32", [False, True], ids=["pcm16", "float"])
+def test_a_300_mb_eight_channel_file_costs_one_channel_of_memory(tmp_path, float32):
+    """Within the duration limit, yet 300 MB: only the wanted channel is held (the whole file is never in memory)."""
+    width = 4 if float32 else 2
+    path = _sparse_wav(tmp_path / "big.wav", seconds=300e6 / (48_000 * 8 * width), sr=48_000, channels=8,
+                       float32=float32)  # fmt: skip
+    assert path.stat().st_size > 300e6 and clip_info(path).duration_s < 600
+    code = (
+        "import resource, sys\n"
+        "from core.audio import load_clip\n"
+        "from core.errors import BadInputError\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n    load_clip(sys.argv[1], channel=5)\nexcept BadInputError as exc:\n    print(exc.reason)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True, text=True, check=True)
+    reason, grown_mb = out.stdout.split()
+    assert reason == "silent"  # read to the end: the hole holds zeros
+    assert int(grown_mb) < 150  # one channel as float32 is 38-75 MB; reading the whole file costs 300-400 MB

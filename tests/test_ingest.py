@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+import core.ingest
 from core.demo import write_plant
 from core.ingest import IngestReport, ingest
 from db.models import Clip, RejectedFile
@@ -134,3 +136,40 @@ def test_mimii_clips_get_a_recorded_split_that_keeps_abnormals_out_of_training(p
     assert {c.split for c in clips if c.label == "abnormal"} == {"test"}
     assert {c.split for c in clips if c.label == "normal"} <= {"train", "test"}
     assert any(c.split == "train" for c in clips)
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_and_recorded_and_the_batch_goes_on(tmp_path):
+    folder = tmp_path / "in" / "pump"
+    write_wav(folder / "good.wav", tone(0.5))
+    latin1 = os.fsdecode(os.fsencode(folder) + b"/caf\xe9.wav")  # Python carries the byte as a lone surrogate
+    Path(latin1).write_bytes(write_wav(tmp_path / "other.wav", tone(0.5, seed=1)).read_bytes())
+    missing = os.fsdecode(os.fsencode(tmp_path) + b"/gone\xff.wav")
+
+    report = ingest([str(tmp_path / "in"), missing])
+
+    assert (report.ingested, report.already_known) == (1, 0)
+    shown = f"{folder}/caf\\xe9.wav"  # the undecodable byte shown as an escape, so the name can be stored
+    assert [(r["path"], r["reason"]) for r in report.rejected] == [
+        (f"{tmp_path}/gone\\xff.wav", "not_found"), (shown, "invalid_parameter"),
+    ]  # fmt: skip
+    with session_scope() as session:
+        assert {r.path for r in session.scalars(select(RejectedFile))} == {r["path"] for r in report.rejected}
+
+
+def test_an_interrupted_ingest_keeps_the_chunks_it_committed(tmp_path, monkeypatch):
+    monkeypatch.setattr(core.ingest, "COMMIT_EVERY", 2)
+    folder = tmp_path / "in" / "pump"
+    for k in range(7):
+        write_wav(folder / f"c{k}.wav", tone(0.2, seed=k))
+
+    def interrupt(done: int, _total: int) -> None:
+        if done == 5:  # Ctrl-C after the fifth file: two chunks of two are in, the fifth clip is not
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest([str(folder)], n_jobs=1, progress=interrupt)
+    assert _n_clips() == 4
+
+    report = ingest([str(folder)], n_jobs=1)
+    assert (report.ingested, report.already_known, report.rejected) == (3, 4, [])
+    assert _n_clips() == 7

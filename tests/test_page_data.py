@@ -53,3 +53,31 @@ def test_a_missing_folder_is_an_error(open_page, tmp_path):
     assert not app.success
     with session_scope() as session:
         assert count_clips(session) == 0
+
+
+def test_uploads_keep_the_good_files_and_name_each_refused_one(open_page, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("MAX_UPLOAD_MB", "0.05")  # 50 kB
+    app = open_page("data")
+    (uploader,) = app.get("file_uploader")
+    assert uploader.label == "WAV/FLAC files (up to 0.05 MB each)"
+
+    good = [write_wav(tmp_path / f"g{k}.wav", tone(1.0, seed=k)).read_bytes() for k in range(2)]  # 32 kB each
+    uploader.set_value([
+        ("pump 1.wav", good[0], "audio/wav"),
+        ("../../../../evil.wav", good[1], "audio/wav"),
+        ("long.wav", good[0] + good[1], "audio/wav"),
+        ("junk.wav", b"not audio at all" * 10, "audio/wav"),
+    ]).run()  # fmt: skip
+    next(b for b in app.button if b.label == "Ingest uploads").click().run()
+    no_exception(app)
+
+    assert [s.value for s in app.success] == ["Ingested 2 clip(s); 0 already known."]
+    folder = data_dir / "uploads" / "uploads" / "id_00"
+    assert [e.value for e in app.error] == [
+        "long.wav: 0.1 MB is over the 0.05 MB limit (too_large)",
+        f"junk.wav (saved as {folder / 'junk.wav'}): cannot be read as audio (Format not recognised.) (not_audio)",
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["evil.wav", "junk.wav", "pump_1.wav"]
+    assert not (tmp_path.parent / "evil.wav").exists() and not (tmp_path / "evil.wav").exists()
+    with session_scope() as session:
+        assert count_clips(session) == 2

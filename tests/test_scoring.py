@@ -138,3 +138,23 @@ def test_scoring_follows_a_new_active_model(plant):
         scored = set(session.scalars(select(Score.clip_id).where(Score.model_id == newer.model_id)))
     assert scored == _clip_ids("fan/id_00")
     assert _n_scores() == N_CLIPS + N_PER_MACHINE
+
+
+def test_a_clip_at_another_sample_rate_than_its_model_is_reported_not_scored(plant_dir, tmp_path):
+    copy = tmp_path / "plant"
+    shutil.copytree(plant_dir, copy)
+    ingest([str(copy)])
+    train(detector="mahalanobis")
+    odd = write_wav(copy / "fan" / "id_00" / "abnormal" / "odd.wav", tone(3.0, sr=44_100), sr=44_100)
+    assert ingest([str(odd)]).ingested == 1
+
+    report = score()
+
+    assert report.scored == N_CLIPS
+    assert report.failed == [{
+        "path": str(odd), "reason": "wrong_sample_rate",
+        "detail": "recorded at 44100 Hz; mahalanobis v1 (fan/id_00) works at 16000 Hz (resample the file to 16000 Hz)",
+    }]  # fmt: skip
+    with session_scope() as session:
+        odd_id = session.scalar(select(Clip.id).where(Clip.path == str(odd)))
+        assert session.scalar(select(func.count(Score.id)).where(Score.clip_id == odd_id)) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -14,10 +15,11 @@ from core.errors import BadInputError, Reason
 from core.ingest import ingest
 from core.model_store import artifact_dir, load_detector
 from core.thresholds import DEFAULT_QUANTILE, gamma_threshold
-from core.training import MIN_TRAINING_CLIPS, activate, train
+from core.training import MIN_TRAINING_CLIPS, activate, one_sample_rate, train
 from db.models import Clip, DetectorModel, Machine, Threshold
 from db.queries import machines_matching
 from db.session import session_scope
+from tests.conftest import tone, write_wav
 
 MACHINES = ["fan/id_00", "fan/id_02"]
 N_CLIPS = 2 * (20 + 6)
@@ -249,3 +251,35 @@ def test_a_machine_with_too_few_readable_clips_does_not_stop_the_others(plant_di
     report = train(detector="mahalanobis")
     assert [t.scope for t in report.trained] == ["fan/id_02"]
     assert [s["scope"] for s in report.skipped] == ["fan/id_00"]
+
+
+def test_training_clips_at_another_sample_rate_are_left_out_and_named(plant_dir, tmp_path):
+    """Features depend on the sample rate: a model learns from one rate, the machine's most common one."""
+    copy = tmp_path / "plant"
+    shutil.copytree(plant_dir, copy)
+    odd = [
+        write_wav(copy / "fan" / "train" / f"normal_id_00_{k:08d}.wav", tone(3.0, sr=8000, seed=k), sr=8000)
+        for k in range(2)
+    ]  # the DCASE layout puts them in fan/id_00's training split
+    ingest([str(copy)])
+    lines: list[str] = []
+
+    report = train("fan/id_00", detector="mahalanobis", log=lines.append)
+
+    (trained,) = report.trained
+    assert trained.n_train == len(_training_clip_ids("fan/id_00")) - 2
+    detail = "recorded at 8000 Hz; the fan/id_00 model works at 16000 Hz (resample the file to 16000 Hz)"
+    assert report.left_out == [{"path": str(p), "reason": "wrong_sample_rate", "detail": detail} for p in odd]
+    assert lines[0] == f"fan/id_00: left out 2 training clip(s) not at 16000 Hz, e.g. {odd[0]} (8000 Hz)"
+    (model,) = _models()
+    assert model.params["sample_rate"] == model.provenance["sample_rate"] == 16000
+    with session_scope() as session:
+        odd_ids = set(session.scalars(select(Clip.id).where(Clip.sample_rate == 8000)))
+    assert len(odd_ids) == 2 and not odd_ids & set(model.provenance["clip_ids"])
+
+
+def test_one_sample_rate_is_the_most_common_and_the_higher_on_a_tie():
+    clips = [SimpleNamespace(sample_rate=rate) for rate in (8000, 16000, 16000, 44100, 44100)]
+    rate, same, others = one_sample_rate(clips)
+    assert (rate, len(same), [c.sample_rate for c in others]) == (44100, 2, [8000, 16000, 16000])
+    assert one_sample_rate([]) == (None, [], [])

@@ -1,11 +1,15 @@
-"""core.uploads: uploads land under DATA_DIR with safe names, oversized ones are refused."""
+"""core.uploads: uploads land under DATA_DIR with safe names whatever they are called, nothing is ever written
+elsewhere, oversized, empty and non-audio ones are refused with their reason, and the rest of the batch is kept."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from core.errors import BadInputError, Reason
 from core.ingest import ingest
-from core.uploads import safe_name, store_uploads
+from core.uploads import max_upload_bytes, safe_name, store_uploads
 from tests.conftest import tone, write_wav
 
 
@@ -18,7 +22,8 @@ def test_uploads_are_stored_under_data_dir_with_safe_names(data_dir, tmp_path):
     )
     root = (data_dir / "uploads").resolve()
     assert all(Path(p).resolve().is_relative_to(root) for p in stored.paths)
-    assert [Path(p).name for p in stored.paths] == ["evil.wav", "pompe___1.wav", "evil_1.wav"]
+    # letters of any script are kept; the same name with the same content is the same file, not a copy
+    assert [Path(p).name for p in stored.paths] == ["evil.wav", "pompe_é_1.wav", "evil.wav"]
     assert Path(stored.paths[0]).parent == root / "fan" / "id_01"
     assert [item["path"] for item in stored.refused] == ["big.wav"]
     report = ingest(stored.paths)
@@ -37,3 +42,123 @@ def test_safe_name():
     assert safe_name("../..", "x") == "x"
     assert safe_name(".hidden.wav", "x") == "hidden.wav"
     assert safe_name("a\\b\\c.wav", "x") == "c.wav"
+
+
+def _tree(root: Path, skip: Path) -> set[str]:
+    """Every path under ``root``, except inside ``skip``."""
+    return {str(p) for p in root.rglob("*") if not p.is_relative_to(skip)}
+
+
+HOSTILE_NAMES = [
+    "../../../../../evil.wav",  # climbs out of DATA_DIR/uploads/<type>/<id>, DATA_DIR and tmp_path
+    "/etc/passwd.wav",
+    "..\\..\\..\\..\\..\\win.wav",
+    "C:\\Windows\\system.wav",
+    "bø ñ 音.wav",
+    "nul\x00byte.wav",
+    "\u202etxt.wav",  # right-to-left override
+    "a" * 300 + ".wav",  # longer than a file name may be
+    "",
+    "..",
+    ".wav",
+]
+
+
+def test_hostile_names_are_stored_inside_data_dir_and_nothing_is_written_elsewhere(data_dir, tmp_path):
+    outside = tmp_path.parent  # this test's folder and its neighbours
+    before = _tree(outside, data_dir)
+    files = [(name, write_wav(tmp_path / f"src{k}.wav", tone(0.5, seed=k)).read_bytes())
+             for k, name in enumerate(HOSTILE_NAMES)]  # fmt: skip
+    after_sources = _tree(outside, data_dir)
+
+    stored = store_uploads(files, "../../../../../x/..\\..", max_bytes=10**6)
+
+    assert _tree(outside, data_dir) == after_sources  # nothing was written outside DATA_DIR
+    assert not Path("/etc/passwd.wav").exists() and not Path("/evil.wav").exists()
+    assert after_sources - before == {str(tmp_path / f"src{k}.wav") for k in range(len(HOSTILE_NAMES))}
+    root = (data_dir / "uploads").resolve()
+    names = [Path(p).name for p in stored.paths]
+    assert all(Path(p).parent.parent.parent == root for p in stored.paths)
+    assert {Path(p).parent for p in stored.paths} == {root / "uploads" / "id_00"}  # the machine name was junk
+    assert names[:7] == ["evil.wav", "passwd.wav", "win.wav", "system.wav", "bø_ñ_音.wav", "nul_byte.wav", "_txt.wav"]
+    assert len(names[7].encode()) <= 200 and names[7].endswith(".wav") and names[7].startswith("aaaa")
+    assert names[8:] == ["upload.wav", "upload_1.wav"]  # nothing left of the name: a default, numbered
+    assert [item["path"] for item in stored.refused] == [".wav"]  # no audio suffix left once made safe
+    assert stored.refused[0]["reason"] == "not_audio"
+    assert [stored.names[p] for p in stored.paths] == HOSTILE_NAMES[:10]
+
+    report = ingest(stored.paths)  # every stored upload is a good clip: all of them are kept
+    assert (report.ingested, report.already_known, report.rejected) == (10, 0, [])
+
+
+def test_the_size_limit_comes_from_max_upload_mb_and_is_applied_in_core(data_dir, monkeypatch, tmp_path):
+    wav = write_wav(tmp_path / "x.wav", tone(1.0)).read_bytes()  # 32 kB
+    monkeypatch.setenv("MAX_UPLOAD_MB", "0.02")
+    assert max_upload_bytes() == 20_000
+    stored = store_uploads([("small.wav", wav[:10_000]), ("large.wav", wav)], "fan/id_00")  # no max_bytes given
+    assert [Path(p).name for p in stored.paths] == ["small.wav"]
+    assert stored.refused == [
+        {"path": "large.wav", "reason": "too_large", "detail": "0.0 MB is over the 0.02 MB limit"}
+    ]
+
+    monkeypatch.delenv("MAX_UPLOAD_MB")
+    assert max_upload_bytes() == 200_000_000  # the default, 200 MB
+    for bad in ("abc", "-1", "0", "nan", "inf"):
+        monkeypatch.setenv("MAX_UPLOAD_MB", bad)
+        with pytest.raises(BadInputError, match="MAX_UPLOAD_MB") as caught:
+            store_uploads([("small.wav", wav)], "fan/id_00")
+        assert caught.value.reason is Reason.INVALID_PARAMETER
+
+
+def test_a_bad_upload_never_costs_the_good_ones_and_each_refusal_names_the_file(data_dir, tmp_path):
+    good = [write_wav(tmp_path / f"g{k}.wav", tone(1.0, seed=k)).read_bytes() for k in range(2)]
+    batch = [
+        ("first.wav", good[0]),
+        ("huge.wav", good[0] * 3),
+        ("empty.wav", b""),
+        ("script.sh", b"#!/bin/sh\nrm -rf /\n"),
+        ("fake.wav", b"MZ\x90\x00 this is a program, not audio" * 30),
+        ("head.wav", good[1][:30]),
+        ("copy of first.flac", good[0]),
+        ("second.wav", good[1]),
+    ]
+    stored = store_uploads(batch, "pump/id_03", max_bytes=2 * len(good[0]))
+    assert [(r["path"], r["reason"]) for r in stored.refused] == [
+        ("huge.wav", "too_large"), ("empty.wav", "empty"), ("script.sh", "not_audio"),
+    ]  # fmt: skip
+    assert all(r["detail"] for r in stored.refused)
+    assert list(stored.names.values()) == ["first.wav", "fake.wav", "head.wav", "copy of first.flac", "second.wav"]
+
+    report = ingest(stored.paths)
+    assert (report.ingested, report.already_known) == (2, 1)  # the copy is the same clip
+    rejected = {stored.names[r["path"]]: r["reason"] for r in report.rejected}
+    assert rejected == {"fake.wav": "not_audio", "head.wav": "corrupt"}
+    assert all(Path(r["path"]).is_relative_to(data_dir) for r in report.rejected)
+
+
+def test_uploading_again_reuses_the_same_file_and_a_new_content_gets_a_new_name(data_dir, tmp_path):
+    one, two = (write_wav(tmp_path / f"{k}.wav", tone(1.0, seed=k)).read_bytes() for k in range(2))
+    (first,) = store_uploads([("clip.wav", one)], "fan/id_00", max_bytes=10**6).paths
+    (again,) = store_uploads([("clip.wav", one)], "fan/id_00", max_bytes=10**6).paths
+    (other,) = store_uploads([("clip.wav", two)], "fan/id_00", max_bytes=10**6).paths
+    assert first == again and Path(other).name == "clip_1.wav"
+    assert Path(first).read_bytes() == one and Path(other).read_bytes() == two
+    assert sorted(p.name for p in Path(first).parent.iterdir()) == ["clip.wav", "clip_1.wav"]
+
+
+def test_links_planted_in_the_upload_folder_are_never_written_through(data_dir, tmp_path):
+    wav = write_wav(tmp_path / "x.wav", tone(1.0)).read_bytes()
+    folder = data_dir / "uploads" / "fan" / "id_00"
+    folder.mkdir(parents=True)
+    target = tmp_path / "outside.wav"
+    (folder / "clip.wav").symlink_to(target)  # dangling: writing through it would create outside.wav
+    (stored,) = store_uploads([("clip.wav", wav)], "fan/id_00", max_bytes=10**6).paths
+    assert Path(stored) == folder / "clip_1.wav" and not target.exists()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (data_dir / "uploads" / "pump").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(BadInputError, match="is a link") as caught:
+        store_uploads([("clip.wav", wav)], "pump/id_00", max_bytes=10**6)
+    assert caught.value.reason is Reason.INVALID_PARAMETER
+    assert list(elsewhere.iterdir()) == []

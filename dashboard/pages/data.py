@@ -8,20 +8,25 @@ import streamlit as st
 
 from core.ingest import ingest
 from core.scoring import score
-from core.uploads import store_uploads
-
-MAX_UPLOAD_MB = float(os.environ.get("MAX_UPLOAD_MB", 200))
+from core.uploads import max_upload_bytes, store_uploads
 
 
-def _show(report) -> None:
-    """The ingest report, then the new clips scored by their machines' active models."""
+def _show(report, uploaded_as: dict[str, str] | None = None) -> None:
+    """The ingest report, then the new clips scored by their machines' active models.  A refused upload
+    is named as it was uploaded, then where it was saved (``uploaded_as``: stored path -> upload name)."""
+
+    def named(path: str) -> str:
+        return f"{uploaded_as[path]} (saved as {path})" if uploaded_as and path in uploaded_as else path
+
     st.success(f"Ingested {report.ingested} clip(s); {report.already_known} already known.")
     for item in report.rejected:
-        st.error(f"{item['path']}: {item['detail']} ({item['reason']})")
+        st.error(f"{named(item['path'])}: {item['detail']} ({item['reason']})")
     if report.ingested:
         scored = score(progress=_progress_bar("scoring"))
         if scored.scored:
             st.info(f"Scored {scored.scored} clip(s); flagged ones are now in the triage queue.")
+        for item in scored.failed:
+            st.warning(f"{named(item['path'])}: not scored: {item['detail']} ({item['reason']})")
         if scored.machines_without_model:
             st.caption(f"No model yet for {', '.join(scored.machines_without_model)}: train one to score them.")
 
@@ -45,14 +50,15 @@ def render() -> None:
                 _show(ingest([folder.strip()], progress=_progress_bar("ingesting")))
     st.subheader("Upload")
     machine = st.text_input("Machine for the uploads (type/id)", value="uploads/id_00")
-    uploads = st.file_uploader(f"WAV/FLAC files (up to {MAX_UPLOAD_MB:g} MB each)", type=["wav", "flac"],
+    limit = max_upload_bytes()  # MAX_UPLOAD_MB; store_uploads applies the same limit
+    uploads = st.file_uploader(f"WAV/FLAC files (up to {limit / 1e6:g} MB each)", type=["wav", "flac"],
                                accept_multiple_files=True)  # fmt: skip
     if uploads and st.button("Ingest uploads"):
-        stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=int(MAX_UPLOAD_MB * 1e6))
+        stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=limit)
         for item in stored.refused:
-            st.error(f"{item['path']}: {item['detail']}")
+            st.error(f"{item['path']}: {item['detail']} ({item['reason']})")
         if stored.paths:
-            _show(ingest(stored.paths, progress=_progress_bar("ingesting")))
+            _show(ingest(stored.paths, progress=_progress_bar("ingesting")), stored.names)
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script
