@@ -8,7 +8,8 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -63,6 +64,17 @@ def publish_artifact(staging: Path, folder: Path) -> Path:
         shutil.rmtree(folder)
     os.replace(staging, folder)
     return folder
+
+
+@contextmanager
+def staged_artifact(detector: str, scope: str, save: Callable[[Path], object]) -> Iterator[Callable[[int], Path]]:
+    """Stage a model's files (:func:`stage_artifact`), and yield ``publish(version) -> folder`` to call in
+    the transaction that registers the version; the staging folder is removed if it was not published."""
+    staging = stage_artifact(detector, scope, save)
+    try:
+        yield lambda version: publish_artifact(staging, artifact_dir(detector, scope, version))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # still there only when publishing failed
 
 
 @lru_cache(maxsize=16)

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +17,7 @@ from core.batch import extract_features
 from core.detectors import DEFAULT_DETECTOR, SUPERVISED, detector_class
 from core.errors import BadInputError, Reason
 from core.features import FeatureParams
-from core.model_store import artifact_dir, publish_artifact, stage_artifact
+from core.model_store import staged_artifact
 from core.scoring import wrong_sample_rate
 from core.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from db.models import DetectorModel, Machine
@@ -182,26 +182,23 @@ def _train_scope(scope, clips, machine_pks, detector, params, url, user, progres
     # The files are complete before the row exists: written to a staging folder first (outside the write
     # lock), renamed into place in the transaction that registers them.  A run killed at any point leaves no
     # row without its complete folder (a folder without a row, killed before the commit, is replaced next time).
-    staging = stage_artifact(detector, scope, lambda folder: model.save(folder, provenance))
-    try:
-        with session_scope(url, write=True) as session:
-            version = next_model_version(session, detector, scope)
-            folder = publish_artifact(staging, artifact_dir(detector, scope, version))
-            row = DetectorModel(
-                detector=detector, scope=scope, version=version, artifact_path=str(folder),
-                params={"detector": model.params, "features": feature_params.as_dict(), "sample_rate": sample_rate},
-                provenance=provenance,
-            )  # fmt: skip
-            session.add(row)
-            session.flush()
-            add_threshold(
-                session, row.id, threshold, method="gamma", set_by="system",
-                reason=f"gamma fit to {len(usable)} normal training scores, quantile {DEFAULT_QUANTILE}",
-            )  # fmt: skip
-            activate_if_current(session, machine_pks, row)
-            return TrainedModel(row.id, detector, scope, version, len(usable), seconds, threshold)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # still there only when publishing failed
+    save = partial(model.save, provenance=provenance)
+    with staged_artifact(detector, scope, save) as publish, session_scope(url, write=True) as session:
+        version = next_model_version(session, detector, scope)
+        folder = publish(version)
+        row = DetectorModel(
+            detector=detector, scope=scope, version=version, artifact_path=str(folder),
+            params={"detector": model.params, "features": feature_params.as_dict(), "sample_rate": sample_rate},
+            provenance=provenance,
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+        add_threshold(
+            session, row.id, threshold, method="gamma", set_by="system",
+            reason=f"gamma fit to {len(usable)} normal training scores, quantile {DEFAULT_QUANTILE}",
+        )  # fmt: skip
+        activate_if_current(session, machine_pks, row)
+        return TrainedModel(row.id, detector, scope, version, len(usable), seconds, threshold)
 
 
 def activate_if_current(session: Session, machine_pks: list[int], model: DetectorModel) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import select
 
 from core.errors import BadInputError, Reason
 from core.export import SUMMARY_FILE
+from core.model_store import artifact_dir
 from core.trainers import get_trainer, trainer_names
 from core.trainers.base import (
     DECISION_THRESHOLD,
@@ -290,7 +292,7 @@ def test_register_model_with_files_saves_them_under_data_dir(tmp_path, data_dir)
     ref = ExportRef(tmp_path / "export", summary_of("fan/id_00"), None)
 
     def save(folder):
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)
         (folder / "weights").write_text("w")
         saved.append(folder)
 
@@ -298,9 +300,11 @@ def test_register_model_with_files_saves_them_under_data_dir(tmp_path, data_dir)
     with session_scope() as session:
         model = session.get(DetectorModel, model_id)
         assert model.status == "ready"
-        assert model.artifact_path == str(saved[0])
-    assert saved[0].is_relative_to(data_dir.resolve())
-    assert (saved[0] / "weights").is_file()
+        folder = Path(model.artifact_path)
+    assert folder == artifact_dir("spectrogram_cnn", "fan/id_00", 1) and folder.is_relative_to(data_dir.resolve())
+    assert (folder / "weights").read_text() == "w"
+    assert saved[0] != folder and not saved[0].exists()  # written aside, then renamed into place
+    assert [p.name for p in folder.parent.iterdir()] == ["v1"]  # no staging folder left
 
 
 # --- the registry of backends --------------------------------------------------------------------------------------

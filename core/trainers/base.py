@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 from core.errors import BadInputError, Reason
 from core.export import read_summary
 from core.metrics import metrics_at, roc_auc
-from core.model_store import artifact_dir
+from core.model_store import staged_artifact
 from db.models import DetectorModel, utcnow
 from db.queries import (
     ALL_MACHINES_SCOPE,
@@ -168,17 +169,15 @@ def register_model(
 ) -> int:  # fmt: skip
     """Store a supervised model as a new model version with the 0.5 threshold; returns its id.
 
-    ``save(folder)`` writes a local model's files (cloud models have none: ``None``).
-    ``provenance["clip_ids"]`` lists the training clips, so comparisons leave them out.
+    ``save(folder)`` writes a local model's files (cloud models have none: ``None``), staged and
+    renamed into place as :func:`core.training.train` does, so a killed run leaves no half-written
+    version.  ``provenance["clip_ids"]`` lists the training clips, so comparisons leave them out.
     """
     scope = export_scope(export.summary)
-    with session_scope(url, write=True) as session:
+    staging = staged_artifact(detector, scope, save) if save is not None else nullcontext(None)
+    with staging as publish, session_scope(url, write=True) as session:
         version = next_model_version(session, detector, scope)
-        artifact_path = None
-        if save is not None:
-            folder = artifact_dir(detector, scope, version)
-            save(folder)
-            artifact_path = str(folder)
+        artifact_path = str(publish(version)) if publish else None
         row = DetectorModel(
             detector=detector, scope=scope, version=version, artifact_path=artifact_path, params=params,
             provenance={"export_id": export.export_id, "export_dir": str(export.root),
