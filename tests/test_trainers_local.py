@@ -349,6 +349,20 @@ def test_a_deleted_image_fails_the_job_with_the_reason_and_raises(_trained_templ
     assert _n_models() == 0
 
 
+def test_an_interrupted_training_is_marked_failed_not_left_training(_trained_template, tmp_path):
+    """Ctrl-C, or Streamlit stopping the page's script (a BaseException), must not leave the job "training"."""
+    copy = _copy_export(_trained_template, tmp_path / "export")
+
+    def interrupt(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        LocalTrainer(epochs=3).train(copy, progress=interrupt)
+    job = _only_job()
+    assert (job.status, job.message) == ("failed", "interrupted (KeyboardInterrupt)")
+    assert job.finished_at is not None and _n_models() == 0
+
+
 def test_an_export_without_training_images_fails_the_job(_trained_template, tmp_path):
     copy = _copy_export(_trained_template, tmp_path / "export", keep=lambda r: r["subset"] == "test")
     with pytest.raises(BadInputError, match="no training images"):

@@ -17,6 +17,7 @@ from core.cloud.config import CloudConfig, forget_credentials_check
 from core.errors import BadInputError
 from core.export import export_dataset
 from core.trainers import get_trainer
+from core.trainers.base import claim_job, set_job
 from core.trainers.jobs import job_status, recent_jobs
 from core.trainers.rekognition import RekognitionTrainer
 from db.models import DetectorModel, Score, Threshold
@@ -414,14 +415,48 @@ def test_a_model_that_cannot_be_stopped_is_reported_loudly(trainer, stub, export
     assert "model_stopped_at" not in status.external
 
 
-def test_stop_a_training_job(trainer, stub, export):
+def test_a_training_run_cannot_be_stopped_and_no_call_is_made(trainer, stub, export):
     job_id = start_training(trainer, stub, export)
+    with pytest.raises(BadInputError, match="cannot stop a training run"):
+        trainer.stop(job_id)  # StopProjectVersion stops a running model, not training
+    stub.assert_no_pending_responses()
+    assert job_status(job_id).status == "training"
+
+
+def test_stopping_an_interrupted_evaluation_stops_the_model_and_allows_another(trainer, stub, export):
+    job_id = trained_job(trainer, stub, export)
+    set_job(job_id, status="evaluating")  # a run killed mid-evaluation (the model may still be billing)
     stub.add_response("stop_project_version", {"Status": "STOPPING"}, {"ProjectVersionArn": VERSION_ARN})
     status = trainer.stop(job_id)
     stub.assert_no_pending_responses()
-    assert (status.status, status.message) == ("stopped", "stopped by request")
-    assert status.done and status.finished_at is not None and "model_stopped_at" in status.external
-    assert trainer.refresh(job_id).status == "stopped"  # a stopped job is not polled again
+    assert (status.status, status.message) == ("trained", "evaluation stopped by request; the model is stopped")
+    assert "model_stopped_at" in status.external
+
+
+def test_two_refreshes_register_the_completed_model_once(trainer, stub, export, monkeypatch):
+    job_id = start_training(trainer, stub, export)
+    asked = trainer._version
+
+    def another_dashboard_claims_meanwhile(status):  # the race: both saw "training", the other claims first
+        description = asked(status)
+        assert claim_job(job_id, "training", "registering")
+        return description
+
+    monkeypatch.setattr(trainer, "_version", another_dashboard_claims_meanwhile)
+    expect_version(stub, "TRAINING_COMPLETED")
+    assert trainer.refresh(job_id).status == "registering"  # this one leaves it to the other: no second model
+    with session_scope() as session:
+        assert session.query(DetectorModel).filter_by(detector="rekognition").count() == 0
+
+
+def test_refresh_registers_the_model_even_when_the_export_folder_was_deleted(trainer, stub, export):
+    import shutil
+
+    job_id = start_training(trainer, stub, export)
+    shutil.rmtree(job_status(job_id).external["export_dir"])  # the summary recorded in the database stands in
+    expect_version(stub, "TRAINING_COMPLETED", StatusMessage="done")
+    status = trainer.refresh(job_id)
+    assert status.status == "trained" and status.model_id is not None
 
 
 def test_stop_a_trained_model_keeps_the_job_trained(trainer, stub, export):

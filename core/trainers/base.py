@@ -34,6 +34,7 @@ from db.queries import (
     add_training_job,
     export_by_dir,
     latest_export,
+    move_training_job,
     next_model_version,
     update_training_job,
 )
@@ -112,14 +113,19 @@ class ExportRef:
 
 
 def resolve_export(export_dir: str | Path | None, url: str | None = None) -> ExportRef:
-    """The export in ``export_dir``, or the newest one recorded when None."""
+    """The export in ``export_dir``, or the newest one recorded when None.
+
+    When the folder is gone, the summary recorded in the database stands in (a cloud job
+    needs only its records: the images are in S3); reading its images then fails clearly.
+    """
     with session_scope(url) as session:
         row = latest_export(session) if export_dir is None else export_by_dir(session, str(Path(export_dir).resolve()))
         if export_dir is None and row is None:
             raise BadInputError(Reason.NOT_FOUND, "no export yet: run `python -m core export OUT` first")
         root = Path(row.out_dir if export_dir is None else export_dir)
         export_id = row.id if row else None
-    summary = read_summary(root)
+        recorded = dict(row.summary) if row and row.summary.get("images") is not None else None
+    summary = recorded if recorded is not None and not root.is_dir() else read_summary(root)
     if summary.get("problems"):
         raise BadInputError(Reason.INVALID_PARAMETER, f"export has problems: {summary['problems'][0]}", root)
     return ExportRef(root, summary, export_id)
@@ -137,6 +143,13 @@ def export_scope(summary: dict[str, Any]) -> str:
 def new_job(backend: str, export: ExportRef, url: str | None = None, **external) -> int:
     with session_scope(url, write=True) as session:
         return add_training_job(session, backend, export.export_id, {"export_dir": str(export.root), **external}).id
+
+
+def claim_job(job_id: int, expected: str, new: str, url: str | None = None) -> bool:
+    """Move the job from ``expected`` to ``new`` status unless someone else moved it first; True when
+    this caller did (two dashboards refreshing one job must not both register its model)."""
+    with session_scope(url, write=True) as session:
+        return move_training_job(session, job_id, expected, new)
 
 
 def set_job(job_id: int, url: str | None = None, **changes) -> None:

@@ -71,8 +71,8 @@ class LocalTrainer(Trainer):
             )  # fmt: skip
             set_job(job_id, self.url, status="trained", model_id=model_id)
             self._evaluate(job_id, model, export)
-        except Exception as exc:
-            set_job(job_id, self.url, status="failed", message=str(exc))
+        except BaseException as exc:  # also an interrupted run (Ctrl-C, the page left): never stuck "training"
+            set_job(job_id, self.url, status="failed", message=str(exc) or f"interrupted ({type(exc).__name__})")
             raise
         return job_id
 

@@ -32,6 +32,7 @@ from core.trainers.base import (
     Availability,
     JobStatus,
     Trainer,
+    claim_job,
     new_job,
     record_evaluation,
     register_model,
@@ -126,8 +127,8 @@ class RekognitionTrainer(Trainer):
                 TrainingData={"Assets": [self._asset(manifests["train"])]},
                 TestingData={"Assets": [self._asset(manifests["test"])]},
             )["ProjectVersionArn"]  # fmt: skip
-        except (CloudError, BadInputError) as exc:
-            set_job(job_id, self.url, status="failed", message=str(exc))
+        except BaseException as exc:  # also an interrupted upload: never stuck "uploading"
+            set_job(job_id, self.url, status="failed", message=str(exc) or f"interrupted ({type(exc).__name__})")
             raise
         set_job(job_id, self.url, status="training", external={
             "key_base": key_base, "manifests": manifests, "project_arn": project_arn,
@@ -176,11 +177,17 @@ class RekognitionTrainer(Trainer):
         if state == "failed":
             changes |= {"status": "failed", "message": version.get("StatusMessage", "training failed")}
         elif state == "trained":
-            export = resolve_export(status.external["export_dir"], self.url)
+            if not claim_job(job_id, "training", "registering", self.url):  # another refresh got there first
+                return job_status(job_id, self.url)
             f1 = version.get("EvaluationResult", {}).get("F1Score")
-            model_id = register_model(DETECTOR, export, save=None, params={"project": self.config.project},
-                                      provenance={"job_id": job_id, "version_arn": status.external["version_arn"],
-                                                  "rekognition_f1": f1}, url=self.url)  # fmt: skip
+            try:
+                export = resolve_export(status.external["export_dir"], self.url)
+                model_id = register_model(DETECTOR, export, save=None, params={"project": status.external["project"]},
+                                          provenance={"job_id": job_id, "version_arn": status.external["version_arn"],
+                                                      "rekognition_f1": f1}, url=self.url)  # fmt: skip
+            except BaseException:
+                set_job(job_id, self.url, status="training")  # the next refresh tries again
+                raise
             changes |= {"status": "trained", "model_id": model_id, "message": version.get("StatusMessage", "")}
             billable = version.get("BillableTrainingTimeInSeconds")
             changes["external"] |= {"rekognition_f1": f1, "billable_training_s": billable}
@@ -218,11 +225,13 @@ class RekognitionTrainer(Trainer):
             records = export.records("test")
             p_abnormal = []
             for done, record in enumerate(records, start=1):
-                p_abnormal.append(self._p_abnormal(arn, status.external["key_base"] + record["file"]))
+                key = status.external["key_base"] + record["file"]
+                p_abnormal.append(self._p_abnormal(arn, status.external.get("bucket", self.config.bucket), key))
                 if progress:
                     progress(done, len(records))
-        except Exception as exc:
-            set_job(job_id, self.url, status="trained", message=f"evaluation failed: {exc}")
+        except BaseException as exc:  # also interrupted (the page left): the model can be evaluated again
+            reason = str(exc) or f"interrupted ({type(exc).__name__})"
+            set_job(job_id, self.url, status="trained", message=f"evaluation failed: {reason}")
             raise
         finally:
             self._stop_model(job_id, arn)
@@ -237,9 +246,9 @@ class RekognitionTrainer(Trainer):
                 raise CloudError(f"model did not start: {state['Status']} {state.get('StatusMessage', '')}".strip())
             self.sleep(self.poll_s)
 
-    def _p_abnormal(self, arn: str, key: str) -> float:
-        """P(abnormal) in [0, 1] for one uploaded image (from the abnormal label, else 1 - normal)."""
-        image = {"S3Object": {"Bucket": self.config.bucket, "Name": key}}
+    def _p_abnormal(self, arn: str, bucket: str, key: str) -> float:
+        """P(abnormal) in [0, 1] for one image uploaded by the job (from the abnormal label, else 1 - normal)."""
+        image = {"S3Object": {"Bucket": bucket, "Name": key}}
         labels = self._call("detect_custom_labels", ProjectVersionArn=arn, Image=image, MinConfidence=0)["CustomLabels"]
         confidence = {label["Name"]: label["Confidence"] / 100.0 for label in labels}
         if "abnormal" in confidence:
@@ -256,13 +265,23 @@ class RekognitionTrainer(Trainer):
             raise
 
     def stop(self, job_id: int) -> JobStatus:
-        """Stop the job's model version (a running model, or a training run); the job becomes ``stopped``
-        unless it already finished."""
+        """Stop the job's model if it runs (after an interrupted evaluation, or to be sure nothing bills).
+
+        Rekognition's StopProjectVersion stops a running model, not a training run: a job
+        still training is refused (training ends by itself, usually within hours).  An
+        evaluation cut short goes back to ``trained``, ready to be evaluated again.
+        """
         status = self._job(job_id)
         arn = status.external.get("version_arn")
         if arn is None:
             raise BadInputError(Reason.INVALID_PARAMETER, f"job {job_id} has no model version to stop")
+        if status.status in ("pending", "uploading", "training", "registering"):
+            raise BadInputError(
+                Reason.INVALID_PARAMETER,
+                f"job {job_id} is {status.status}: Rekognition cannot stop a training run (it ends by itself); "
+                "stop applies to a trained model that runs",
+            )
         self._stop_model(job_id, arn)
-        if status.status in ("training", "evaluating"):
-            set_job(job_id, self.url, status="stopped", message="stopped by request")
+        if status.status == "evaluating":
+            set_job(job_id, self.url, status="trained", message="evaluation stopped by request; the model is stopped")
         return job_status(job_id, self.url)

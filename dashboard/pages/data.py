@@ -9,6 +9,7 @@ import streamlit as st
 from core.ingest import ingest
 from core.scoring import score
 from core.uploads import max_upload_bytes, store_uploads
+from dashboard.components.progress import progress_bar
 
 
 def _show(report, uploaded_as: dict[str, str] | None = None) -> None:
@@ -22,18 +23,13 @@ def _show(report, uploaded_as: dict[str, str] | None = None) -> None:
     for item in report.rejected:
         st.error(f"{named(item['path'])}: {item['detail']} ({item['reason']})")
     if report.ingested:
-        scored = score(progress=_progress_bar("scoring"))
+        scored = score(progress=progress_bar("scoring"))
         if scored.scored:
             st.info(f"Scored {scored.scored} clip(s); flagged ones are now in the triage queue.")
         for item in scored.failed:
             st.warning(f"{named(item['path'])}: not scored: {item['detail']} ({item['reason']})")
         if scored.machines_without_model:
             st.caption(f"No model yet for {', '.join(scored.machines_without_model)}: train one to score them.")
-
-
-def _progress_bar(label: str):
-    bar = st.progress(0.0, text=label)
-    return lambda done, total: bar.progress(done / max(total, 1), text=f"{label}: {done}/{total}")
 
 
 def render() -> None:
@@ -47,7 +43,7 @@ def render() -> None:
             if not os.path.isdir(folder.strip()):
                 st.error(f"{folder}: no such folder on this server.")
             else:
-                _show(ingest([folder.strip()], progress=_progress_bar("ingesting")))
+                _show(ingest([folder.strip()], progress=progress_bar("ingesting")))
     st.subheader("Upload")
     machine = st.text_input("Machine for the uploads (type/id)", value="uploads/id_00")
     limit = max_upload_bytes()  # MAX_UPLOAD_MB; store_uploads applies the same limit
@@ -58,7 +54,7 @@ def render() -> None:
         for item in stored.refused:
             st.error(f"{item['path']}: {item['detail']} ({item['reason']})")
         if stored.paths:
-            _show(ingest(stored.paths, progress=_progress_bar("ingesting")), stored.names)
+            _show(ingest(stored.paths, progress=progress_bar("ingesting")), stored.names)
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

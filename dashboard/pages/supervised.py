@@ -5,19 +5,17 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.cloud import CloudError
 from core.cloud.config import CloudConfig, forget_credentials_check
 from core.comparison import comparison_preset
 from core.curation import RECOMMENDED_PER_CLASS
+from core.errors import BadInputError
 from core.export import ExportOptions, default_export_dir, describe_counts, export_dataset, newest_export, preview
 from core.trainers import get_trainer
 from core.trainers.jobs import recent_jobs
+from dashboard.components.progress import progress_bar
 
 COMPARE_PAGE = "dashboard/pages/compare.py"
-
-
-def _progress_bar(label: str):
-    bar = st.progress(0.0, text=label)
-    return lambda done, total: bar.progress(done / max(total, 1), text=f"{label}: {done}/{total}")
 
 
 def _options() -> ExportOptions:
@@ -59,7 +57,7 @@ def _curation(options: ExportOptions) -> bool:
 def _export(options: ExportOptions) -> None:
     if st.button("Export balanced dataset", type="primary"):
         out = default_export_dir()
-        summary = export_dataset(out, options, user="dashboard", progress=_progress_bar("spectrograms"))
+        summary = export_dataset(out, options, user="dashboard", progress=progress_bar("spectrograms"))
         st.session_state["last_export"] = summary["out_dir"]
         st.success(f"Export {summary['export_id']} written to {summary['out_dir']}: "
                    f"{describe_counts(summary['counts'])}. {summary['label_source'].capitalize()}.")  # fmt: skip
@@ -78,12 +76,12 @@ def _train_buttons() -> None:
     left, right = st.columns(2)
     if left.button("Train locally", disabled=newest is None, help="A small CNN on this machine's CPU"):
         with st.spinner("Training the local CNN…"):
-            job_id = get_trainer("local").train(user="dashboard", progress=_progress_bar("epochs"))
+            job_id = get_trainer("local").train(user="dashboard", progress=progress_bar("epochs"))
         st.success(f"Local training finished (job {job_id}).")
     reason = None if availability.ok else f"Unavailable: {availability.reason}."
     if right.button("Train with Rekognition", disabled=newest is None or not availability.ok,
                     help=reason or availability.reason):  # fmt: skip
-        job_id = rekognition.train(user="dashboard", progress=_progress_bar("uploading to S3"))
+        job_id = rekognition.train(user="dashboard", progress=progress_bar("uploading to S3"))
         st.success(f"Rekognition training started (job {job_id}); it usually takes about an hour.")
     if reason:
         right.caption(reason)
@@ -100,17 +98,29 @@ def _jobs() -> None:
         return
     rekognition = get_trainer("rekognition", config=CloudConfig.from_env())
     if rekognition.availability().ok:
-        jobs = [rekognition.refresh(j.job_id) if j.backend == "rekognition" and j.status == "training" else j
-                for j in jobs]  # fmt: skip
+        jobs = [_refreshed(j, rekognition) for j in jobs]
     rows = []
     for j in jobs:
         evaluation = j.external.get("evaluation", {})
-        rows.append({"job": j.job_id, "backend": j.backend, "status": j.status, "model": j.model_id,
-                     "F1": evaluation.get("f1"), "AUC": evaluation.get("auc"), "message": j.message,
-                     "started": j.created_at, "finished": j.finished_at})  # fmt: skip
-    st.dataframe(pd.DataFrame(rows).set_index("job"))
+        rows.append({"job": j.job_id, "backend": j.backend, "status": j.status, "progress": j.progress,
+                     "model": j.model_id, "F1": evaluation.get("f1"), "AUC": evaluation.get("auc"),
+                     "message": j.message, "started": j.created_at, "finished": j.finished_at})  # fmt: skip
+    progress = st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)
+    st.dataframe(pd.DataFrame(rows).set_index("job"), column_config={"progress": progress})
     for j in jobs:
         _job_actions(j, rekognition)
+
+
+def _refreshed(job, rekognition):
+    """The job after asking Rekognition, or as stored with a warning when that fails (this runs every
+    15 s in a fragment, outside the app's error guard: one broken job must not hide the table)."""
+    if job.backend != "rekognition" or job.status != "training":
+        return job
+    try:
+        return rekognition.refresh(job.job_id)
+    except (BadInputError, CloudError) as exc:
+        st.warning(f"Job {job.job_id}: could not ask Rekognition for news: {exc}")
+        return job
 
 
 def _job_actions(job, rekognition) -> None:
@@ -119,10 +129,10 @@ def _job_actions(job, rekognition) -> None:
             st.warning(rekognition.config.cost_notice())
             accepted = st.checkbox("I accept this cost", key=f"cost_{job.job_id}")
             if st.button("Evaluate on the test images", key=f"evaluate_{job.job_id}", disabled=not accepted):
-                rekognition.evaluate(job.job_id, confirm_cost=True, progress=_progress_bar("test images"))
+                rekognition.evaluate(job.job_id, confirm_cost=True, progress=progress_bar("test images"))
                 st.rerun()
-    running = job.backend == "rekognition" and job.status in ("training", "evaluating")
-    if running and st.button(f"Stop job {job.job_id}", key=f"stop_{job.job_id}"):
+    interrupted = job.backend == "rekognition" and job.status == "evaluating"  # the model may still be billing
+    if interrupted and st.button(f"Stop job {job.job_id}'s model", key=f"stop_{job.job_id}"):
         rekognition.stop(job.job_id)
         st.rerun()
     if job.status == "completed" and job.model_id:
