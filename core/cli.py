@@ -232,6 +232,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     print(f"export {summary['export_id']} in {summary['out_dir']}: {describe_counts(summary['counts'])}")
     print(f"labels: {summary['label_source']}; {summary['conflicts']} conflict(s); sources {summary['sources']}")
+    if summary["disputed"]:
+        print(f"left out {len(summary['disputed'])} clip(s) whose annotators disagree (see the Triage review list)")
     for m in summary["machines"]:
         print(f"  {m['machine']:<16} available {m['available']}  kept {m['kept']}  {m['advice']}")
     for item in summary["unreadable"]:
@@ -356,7 +358,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     watcher = Watcher(args.folder, settle_s=args.settle, channels=channels, n_jobs=args.jobs)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    where = ", ".join(f"{c.kind} {c.target}" for c in channels) or "no notifications configured"
+    where = ", ".join(c.describe() for c in channels) or "no notifications configured"  # no webhook secrets
     print(f"watching {watcher.folder} every {args.interval:g} s ({where}); Ctrl-C to stop", file=sys.stderr)
 
     def report(poll) -> None:

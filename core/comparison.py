@@ -6,11 +6,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.detectors import SUPERVISED
 from core.errors import BadInputError, Reason
 from core.metrics import ThresholdMetrics, metrics_at, partial_auc, roc_auc
 from core.scoring import score_with_model
-from db.models import Clip, DetectorModel
-from db.queries import active_threshold, clip_scores, machine_by_key, machines_matching, models_for, test_clips
+from db.models import DetectorModel
+from db.queries import (
+    active_threshold,
+    any_labelled_abnormal,
+    clip_scores,
+    clips_where,
+    machine_by_key,
+    machines_matching,
+    models_for,
+    standing_verdicts,
+    test_clips,
+)
 from db.session import session_scope
 
 
@@ -68,19 +79,17 @@ def compare_models(machine: str, model_ids: list[int], *, url: str | None = None
         score_with_model(model, pks, url=url)
     with session_scope(url) as session:
         seen = {clip_id for m in models for clip_id in m.provenance.get("clip_ids", [])}
-        clips = test_clips(session, pks)
-        scores = [clip_scores(session, m.id, [c.id for c in clips]) for m in models]
-        common = [c for c in clips if c.id not in seen and all(c.id in s for s in scores)]
-        left_out = sum(c.id in seen for c in clips)
-        y = np.array([c.label == "abnormal" for c in common], dtype=bool)
+        labels = {c.id: c.label for c in test_clips(session, pks)}
+        from_pilots = field_labels(session, pks)  # field clips (no layout label) the pilots judged
+        labels |= from_pilots
+        scores = [clip_scores(session, m.id, list(labels)) for m in models]
+        common = sorted(i for i in labels if i not in seen and all(i in s for s in scores))
+        left_out = sum(i in seen for i in labels)
+        y = np.array([labels[i] == "abnormal" for i in common], dtype=bool)
         results = []
         for model, by_clip in zip(models, scores, strict=True):
-            values = np.array([by_clip[c.id] for c in common])
+            values = np.array([by_clip[i] for i in common])
             current = active_threshold(session, model.id)
-            trained_on = model.provenance.get("clip_ids", [])
-            saw = bool(trained_on) and session.query(Clip).filter(
-                Clip.id.in_(trained_on), Clip.label == "abnormal"
-            ).count() > 0  # fmt: skip
             results.append(
                 ModelResult(
                     model.id,
@@ -88,13 +97,36 @@ def compare_models(machine: str, model_ids: list[int], *, url: str | None = None
                     metrics_at(y, values, current.value if current else float("inf")),
                     roc_auc(y, values),
                     partial_auc(y, values),
-                    saw,
+                    _saw_anomalies(session, model),
                 )  # fmt: skip
             )
+    n_field = sum(i in from_pilots for i in common)
     test_set = f"test split of {machine}: {int(y.sum())} abnormal and {int((~y).sum())} normal clips"
+    if n_field:
+        test_set += f", {n_field} of them field clips labelled by the pilots' verdicts"
     if left_out:
         test_set += f" ({left_out} test clips a model trained on are left out)"
     return Comparison(machine, test_set, len(common), results)
+
+
+def _saw_anomalies(session, model: DetectorModel) -> bool:
+    """Whether the model learned from anomalies: every supervised model does; an unsupervised one did
+    when its training clips include clips labelled abnormal."""
+    if model.detector in SUPERVISED or model.artifact_path is None:  # a cloud model is supervised too
+        return True
+    return any_labelled_abnormal(session, model.provenance.get("clip_ids", []))
+
+
+def field_labels(session, machine_pks: list[int]) -> dict[int, str]:
+    """``{clip_id: normal|abnormal}`` for the machines' field clips (split ``none``, no layout label)
+    whose standing verdicts agree on one of the two."""
+    field = [c.id for c in clips_where(session, machine_pks, split="none", label="unknown")]
+    out = {}
+    for clip_id, by_annotator in standing_verdicts(session, field).items():
+        verdicts = {row.verdict for row in by_annotator.values()} - {"unsure"}
+        if len(verdicts) == 1:
+            out[clip_id] = verdicts.pop()
+    return out
 
 
 def comparison_preset(model_id: int, *, url: str | None = None) -> tuple[str, list[int]] | None:

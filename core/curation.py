@@ -19,12 +19,10 @@ from pathlib import PurePath
 from typing import Literal
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import BadInputError, Reason
-from db.models import Annotation, Clip
-from db.queries import effective_verdicts, machines_matching
+from db.queries import clip_ids_of, clips_newest_first, disputed, machines_matching, standing_verdicts
 
 CLASSES = ("normal", "abnormal")
 PREFER = ("verdicts", "ground-truth")
@@ -98,39 +96,36 @@ def curated_label(verdict: str | None, truth: str, prefer: Prefer) -> tuple[str,
 
 
 def curated_clips(session: Session, machine: str | None = None, prefer: Prefer = "verdicts") -> list[CuratedClip]:
-    """Every clip of the matching machines that has a curated label, ordered by machine then path."""
+    """Every clip of the matching machines that has a curated label, ordered by machine then path.
+
+    Clips on which annotators' standing verdicts disagree (normal against abnormal: the review
+    list) are left out until the team settles them; :func:`disputed_clips` names them.
+    """
     out = []
     for m in machines_matching(session, machine):
-        clips = list(session.scalars(select(Clip).where(Clip.machine_pk == m.id)))
-        verdicts = effective_verdicts(session, [c.id for c in clips])
-        verdict_times = _last_verdict_times(session, list(verdicts))
+        clips = clips_newest_first(session, m.id)
+        standing = standing_verdicts(session, [c.id for c in clips])
         for clip in clips:
-            chosen = curated_label(verdicts.get(clip.id), clip.label, prefer)
+            by_annotator = standing.get(clip.id, {})
+            if disputed(by_annotator):
+                continue
+            latest = max(by_annotator.values(), key=lambda row: row.id) if by_annotator else None
+            verdict = latest.verdict if latest else None
+            chosen = curated_label(verdict, clip.label, prefer)
             if chosen is None:
                 continue
             label, source = chosen
-            conflict = verdicts.get(clip.id) in CLASSES and clip.label in CLASSES and verdicts[clip.id] != clip.label
-            when = verdict_times[clip.id] if source == "verdict" else clip.ingested_at
+            conflict = verdict in CLASSES and clip.label in CLASSES and verdict != clip.label
+            when = latest.created_at if source == "verdict" else clip.ingested_at
             out.append(CuratedClip(clip.id, clip.path, m.key, label, source, when, conflict))
     return sorted(out, key=lambda c: (c.machine, c.path, c.clip_id))
 
 
-def _last_verdict_times(session: Session, clip_ids: list[int]) -> dict[int, datetime]:
-    """When each clip's standing verdict was given: its latest verdict row that no undo cancels
-    (undo rows and undone verdicts do not date the label, as in ``effective_verdicts``)."""
-    rows = list(
-        session.execute(
-            select(Annotation.id, Annotation.clip_id, Annotation.created_at, Annotation.undoes_id).where(
-                Annotation.clip_id.in_(clip_ids)
-            )
-        )
-    )
-    undone = {undoes for _, _, _, undoes in rows if undoes is not None}
-    latest: dict[int, datetime] = {}
-    for row_id, clip_id, when, undoes in rows:
-        if undoes is None and row_id not in undone:
-            latest[clip_id] = max(when, latest.get(clip_id, when))
-    return latest
+def disputed_clips(session: Session, machine: str | None = None) -> list[int]:
+    """Ids of the matching machines' clips whose standing verdicts say both normal and abnormal."""
+    pks = [m.id for m in machines_matching(session, machine)]
+    return sorted(clip_id for clip_id, by in standing_verdicts(session, clip_ids_of(session, pks)).items()
+                  if disputed(by))  # fmt: skip
 
 
 def balance(

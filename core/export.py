@@ -24,7 +24,16 @@ import numpy as np
 from PIL import Image
 
 from core.batch import file_features
-from core.curation import CLASSES, CuratedClip, MachineCounts, Prefer, balance, curated_clips, grouped_split
+from core.curation import (
+    CLASSES,
+    CuratedClip,
+    MachineCounts,
+    Prefer,
+    balance,
+    curated_clips,
+    disputed_clips,
+    grouped_split,
+)
 from core.errors import BadInputError, Reason
 from core.manifest import manifest_line, validate_export
 from core.parallel import Progress, map_guarded
@@ -99,6 +108,7 @@ def export_dataset(
     _prepare(out, overwrite)
     with session_scope(url) as session:
         curated = curated_clips(session, options.machine, options.prefer)
+        disputed = disputed_clips(session, options.machine)
     kept, counts = balance(curated, seed=options.seed, cap=options.cap)
     if not kept:
         advice = "; ".join(f"{c.machine}: {c.advice}" for c in counts) or "no labelled or reviewed clips yet"
@@ -124,6 +134,7 @@ def export_dataset(
         ]  # fmt: skip
         (out / f"{subset}.manifest").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     summary = _summary(out, options, curated, counts, images, unreadable)
+    summary["disputed"] = disputed  # clip ids left out: their annotators disagree (the Triage review list)
     summary["problems"] = validate_export(out, options.source_ref_base)
     with session_scope(url, write=True) as session:
         # a copy: a JSON column sees no in-place change, so the id added below must come as a different dict

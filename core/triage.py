@@ -22,11 +22,15 @@ from db.queries import (
     add_anomaly_type,
     clip_by_hash,
     clip_by_path,
+    clip_ids_of,
+    clip_paths,
+    disputed,
     effective_verdicts,
     last_undoable,
     machine_by_key,
     machines_matching,
     scored_clips,
+    standing_verdicts,
 )
 from db.session import session_scope, write_transaction
 
@@ -190,16 +194,11 @@ def record_verdict(
 
 
 def other_verdicts(clip_id: int, annotator: str, *, url: str | None = None) -> dict[str, str]:
-    """``{annotator: verdict}`` standing on the clip from everyone but ``annotator`` (their latest,
-    not undone): what a pilot is told after judging a clip someone else judged meanwhile."""
+    """``{annotator: verdict}`` standing on the clip from everyone but ``annotator``: what a pilot is
+    told after judging a clip someone else judged meanwhile."""
     with session_scope(url) as session:
-        rows = list(session.scalars(select(Annotation).where(Annotation.clip_id == clip_id).order_by(Annotation.id)))
-    undone = {row.undoes_id for row in rows if row.undoes_id is not None}
-    standing = {}
-    for row in rows:
-        if row.undoes_id is None and row.id not in undone and row.annotator != annotator.strip():
-            standing[row.annotator] = row.verdict
-    return standing
+        standing = standing_verdicts(session, [clip_id]).get(clip_id, {})
+    return {who: row.verdict for who, row in standing.items() if who != annotator.strip()}
 
 
 def undo_last(annotator: str, *, url: str | None = None) -> Annotation | None:
@@ -225,22 +224,14 @@ def review_list(machine: str | None = None, *, url: str | None = None) -> list[d
     """Clips on which annotators currently disagree (normal vs abnormal), with each one's verdict."""
     with session_scope(url) as session:
         pks = [m.id for m in machines_matching(session, machine)]
-        rows = list(
-            session.scalars(
-                select(Annotation)
-                .join(Clip, Clip.id == Annotation.clip_id)
-                .where(Clip.machine_pk.in_(pks))
-                .order_by(Annotation.id)
-            )
-        )
-        undone = {row.undoes_id for row in rows if row.undoes_id is not None}
-        latest: dict[int, dict[str, str]] = {}
-        for row in rows:
-            if row.undoes_id is None and row.id not in undone:
-                latest.setdefault(row.clip_id, {})[row.annotator] = row.verdict
-        paths = dict(session.execute(select(Clip.id, Clip.path).where(Clip.id.in_(list(latest)))).all())
+        standing = standing_verdicts(session, clip_ids_of(session, pks))
+        paths = clip_paths(session, list(standing))
     return [
-        {"clip_id": clip_id, "path": paths[clip_id], "verdicts": by_annotator}
-        for clip_id, by_annotator in sorted(latest.items())
-        if {"normal", "abnormal"} <= set(by_annotator.values())
+        {
+            "clip_id": clip_id,
+            "path": paths[clip_id],
+            "verdicts": {who: row.verdict for who, row in by_annotator.items()},
+        }
+        for clip_id, by_annotator in sorted(standing.items())
+        if disputed(by_annotator)
     ]

@@ -169,7 +169,10 @@ def tuning_data(spec: str, *, url: str | None = None) -> TuningData:
     with session_scope(url) as session:
         machine = one_machine(session, spec)
         model, pks = machine.active_model, [machine.id]
-        rows = [(c, s) for c, s in scored_clips(session, model.id, pks) if c.split != "train"]
+        trained_on = set(model.provenance.get("clip_ids", []))  # incl. field clips pilots confirmed normal
+        rows = [
+            (c, s) for c, s in scored_clips(session, model.id, pks) if c.split != "train" and c.id not in trained_on
+        ]
         verdicts = effective_verdicts(session, [c.id for c, _ in rows])
         current = active_threshold(session, model.id)
         rate = clips_per_day(session, machine.id)

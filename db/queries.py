@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -15,6 +15,7 @@ from db.models import (
     DetectorModel,
     Export,
     Machine,
+    Notification,
     RejectedFile,
     Score,
     Threshold,
@@ -200,23 +201,51 @@ def clip_scores(session: Session, model_id: int, clip_ids: list[int]) -> dict[in
 # --- verdicts --------------------------------------------------------------------------------------
 
 
-def effective_verdicts(session: Session, clip_ids: list[int]) -> dict[int, str]:
-    """Each clip's current pilot verdict (``normal``/``abnormal``/``unsure``): its latest annotation
-    that no later row undoes.  Clips without one are absent."""
-    rows = session.scalars(select(Annotation).where(Annotation.clip_id.in_(clip_ids)).order_by(Annotation.id))
-    undone: set[int] = set()
-    history: dict[int, list[Annotation]] = {}
+def any_labelled_abnormal(session: Session, clip_ids: list[int]) -> bool:
+    """Whether the layout labels any of these clips abnormal."""
+    query = select(Clip.id).where(Clip.id.in_(clip_ids), Clip.label == "abnormal").limit(1)
+    return bool(clip_ids) and session.scalar(query) is not None
+
+
+def clips_where(session: Session, machine_pks: list[int], *, split: str, label: str) -> list[Clip]:
+    """The machines' clips of one split and layout label, by id."""
+    query = select(Clip).where(Clip.machine_pk.in_(machine_pks), Clip.split == split, Clip.label == label)
+    return list(session.scalars(query.order_by(Clip.id)))
+
+
+def clip_ids_of(session: Session, machine_pks: list[int]) -> list[int]:
+    """Ids of every clip of these machines."""
+    return list(session.scalars(select(Clip.id).where(Clip.machine_pk.in_(machine_pks)).order_by(Clip.id)))
+
+
+def clip_paths(session: Session, clip_ids: list[int]) -> dict[int, str]:
+    return dict(session.execute(select(Clip.id, Clip.path).where(Clip.id.in_(clip_ids))).all())
+
+
+def standing_verdicts(session: Session, clip_ids: list[int]) -> dict[int, dict[str, Annotation]]:
+    """Per clip, each annotator's standing verdict: their latest annotation that no undo row cancels
+    (an undone change of mind restores their earlier verdict).  Clips without one are absent."""
+    rows = list(session.scalars(select(Annotation).where(Annotation.clip_id.in_(clip_ids)).order_by(Annotation.id)))
+    undone = {row.undoes_id for row in rows if row.undoes_id is not None}
+    standing: dict[int, dict[str, Annotation]] = {}
     for row in rows:
-        if row.undoes_id is not None:
-            undone.add(row.undoes_id)
-        else:
-            history.setdefault(row.clip_id, []).append(row)
-    current = {}
-    for clip_id, rows_of_clip in history.items():
-        alive = [a for a in rows_of_clip if a.id not in undone]
-        if alive:
-            current[clip_id] = alive[-1].verdict
-    return current
+        if row.undoes_id is None and row.id not in undone:
+            standing.setdefault(row.clip_id, {})[row.annotator] = row
+    return standing
+
+
+def effective_verdicts(session: Session, clip_ids: list[int]) -> dict[int, str]:
+    """Each clip's current pilot verdict (``normal``/``abnormal``/``unsure``): the latest standing one
+    of any annotator.  Clips without one are absent."""
+    return {
+        clip_id: max(by_annotator.values(), key=lambda row: row.id).verdict
+        for clip_id, by_annotator in standing_verdicts(session, clip_ids).items()
+    }
+
+
+def disputed(by_annotator: dict[str, Annotation]) -> bool:
+    """Whether standing verdicts on one clip say both normal and abnormal."""
+    return {"normal", "abnormal"} <= {row.verdict for row in by_annotator.values()}
 
 
 def add_annotation(
@@ -320,6 +349,16 @@ def update_training_job(session: Session, job_id: int, **changes) -> TrainingJob
     return job
 
 
+def move_training_job(session: Session, job_id: int, expected: str, new: str) -> bool:
+    """Set the job's status to ``new`` if it is ``expected`` (one conditional UPDATE); whether it was."""
+    moved = session.execute(
+        update(TrainingJob)
+        .where(TrainingJob.id == job_id, TrainingJob.status == expected)
+        .values(status=new, updated_at=utcnow())
+    )
+    return moved.rowcount == 1
+
+
 def training_jobs(session: Session, limit: int = 50, backend: str | None = None) -> list[TrainingJob]:
     """The newest training jobs first."""
     query = select(TrainingJob).order_by(TrainingJob.id.desc()).limit(limit)
@@ -354,10 +393,11 @@ def rejections_under(session: Session, folder: str) -> dict[str, datetime]:
 
 
 def flagged_since(
-    session: Session, machine: Machine, since: datetime, folder: str | None = None
+    session: Session, machine: Machine, since: datetime, folder: str | None = None, after_id: int = 0
 ) -> list[tuple[Clip, float, float]]:
-    """``(clip, score, threshold)`` of the machine's clips ingested at or after ``since`` (and stored
-    inside ``folder`` when given) that its active model scores above the active threshold, by clip id."""
+    """``(clip, score, threshold)`` of the machine's clips ingested at or after ``since`` (stored inside
+    ``folder`` when given, with an id above ``after_id``: those a caller has not handled yet) that its
+    active model scores above the active threshold, by clip id."""
     model_id = machine.active_model_id
     threshold = active_threshold(session, model_id) if model_id else None
     if threshold is None:
@@ -365,8 +405,8 @@ def flagged_since(
     rows = (
         select(Clip, Score.score)
         .join(Score, Score.clip_id == Clip.id)
-        .where(Score.model_id == model_id, Clip.machine_pk == machine.id, Clip.ingested_at >= since,
-               Score.score > threshold.value)
+        .where(Score.model_id == model_id, Clip.machine_pk == machine.id, Clip.id > after_id,
+               Clip.ingested_at >= since, Score.score > threshold.value)
         .order_by(Clip.id)
     )  # fmt: skip
     if folder is not None:
@@ -386,11 +426,82 @@ def clips_newest_first(session: Session, machine_pk: int) -> list[Clip]:
     )
 
 
-def machine_data_version(session: Session, machine_pk: int) -> tuple[int, int, int]:
-    """``(clips, highest clip id, annotations of its clips)`` of a machine: a cheap fingerprint for caches."""
-    n_clips, last_id = session.execute(
-        select(func.count(Clip.id), func.max(Clip.id)).where(Clip.machine_pk == machine_pk)
-    ).one()
-    clip_ids = select(Clip.id).where(Clip.machine_pk == machine_pk)
-    n_annotations = session.scalar(select(func.count(Annotation.id)).where(Annotation.clip_id.in_(clip_ids)))
-    return int(n_clips or 0), int(last_id or 0), int(n_annotations or 0)
+def field_clips_confirmed_normal(session: Session, machine_pks: list[int]) -> list[Clip]:
+    """Field clips of these machines (split ``none``, label ``unknown``: what ``watch`` and plain folders
+    bring in) whose standing pilot verdict (:func:`effective_verdicts`) is ``normal``, by id.  Never a clip of
+    the layout's test split, whatever its verdict."""
+    annotated = select(Annotation.clip_id)
+    candidates = list(
+        session.scalars(
+            select(Clip)
+            .where(Clip.machine_pk.in_(machine_pks), Clip.split == "none", Clip.label == "unknown")
+            .where(Clip.id.in_(annotated))
+            .order_by(Clip.id)
+        )
+    )
+    verdicts = effective_verdicts(session, [c.id for c in candidates])
+    return [c for c in candidates if verdicts.get(c.id) == "normal"]
+
+
+# --- the notification outbox (core.notify) ----------------------------------------------------------------
+
+
+def add_notification(session: Session, clip_id: int, model_id: int, channel: str, target: str, payload: dict) -> bool:
+    """Add an outbox row for this clip, model and channel unless one exists; whether it was added (a row a
+    concurrent writer adds meanwhile makes the commit fail on the unique key)."""
+    exists = session.scalar(
+        select(Notification.id).where(
+            Notification.clip_id == clip_id, Notification.model_id == model_id, Notification.channel == channel
+        )
+    )
+    if exists is not None:
+        return False
+    session.add(Notification(clip_id=clip_id, model_id=model_id, channel=channel, target=target, payload=payload))
+    return True
+
+
+def due_notification_ids(session: Session, channels: list[str], now: datetime, limit: int) -> list[int]:
+    """Ids of the pending outbox rows of these channels that are due at ``now``, oldest first."""
+    return list(
+        session.scalars(
+            select(Notification.id)
+            .where(
+                Notification.status == "pending",
+                Notification.next_attempt_at <= now,
+                Notification.channel.in_(channels),
+            )
+            .order_by(Notification.id)
+            .limit(limit)
+        )
+    )
+
+
+def claim_notification(
+    session: Session, notification_id: int, now: datetime, lease_until: datetime
+) -> Notification | None:
+    """Claim an outbox row for sending: one conditional UPDATE moves its ``next_attempt_at`` to ``lease_until``
+    if it is still pending and due at ``now``, so that no other sender takes it meanwhile.  The row as it
+    stands when this call claimed it; ``None`` when another sender claimed or finished it first."""
+    claimed = session.execute(
+        update(Notification)
+        .where(
+            Notification.id == notification_id,
+            Notification.status == "pending",
+            Notification.next_attempt_at <= now,
+        )
+        .values(next_attempt_at=lease_until)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        return None
+    return session.get(Notification, notification_id)
+
+
+def update_notification(session: Session, notification_id: int, **changes) -> None:
+    """Set columns of outbox row ``notification_id``."""
+    session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id)
+        .values(**changes)
+        .execution_options(synchronize_session=False)
+    )

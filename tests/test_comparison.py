@@ -222,3 +222,35 @@ def test_results_of_a_machine_model_and_a_type_model_have_distinct_names(seeded)
     result = compare_models(MACHINE, [machine_model, per_type.model_id])
     names = [r.name for r in result.results]
     assert len(set(names)) == 2, names
+
+
+def test_field_clips_the_pilots_labelled_count_in_the_comparison(tmp_path):
+    """Snippets from the field have no layout label: the pilots' agreeing verdicts label them."""
+    from core.demo import write_plant
+    from core.ingest import ingest
+    from core.training import train
+    from core.triage import record_verdict
+    from db.queries import clip_by_path, test_clips
+
+    write_plant(tmp_path / "plant", machines=1, normal=20, abnormal=4, duration_s=2.0, n_jobs=1)
+    ingest([str(tmp_path / "plant")], n_jobs=1)
+    ids = [m.model_id for m in (train("fan/id_00", "mahalanobis").trained + train("fan/id_00", "mahalanobis").trained)]
+    write_plant(tmp_path / "more", machines=1, normal=3, abnormal=3, duration_s=2.0, seed=7, n_jobs=1)
+    field = tmp_path / "field" / "fan" / "id_00"
+    field.mkdir(parents=True)
+    for n, wav in enumerate(sorted((tmp_path / "more").rglob("*.wav"))):
+        (field / f"snippet_{n}_{wav.parent.name}.wav").write_bytes(wav.read_bytes())
+    ingest([str(tmp_path / "field")], n_jobs=1)
+    with session_scope() as session:
+        clips = {p.name: clip_by_path(session, str(p.resolve())).id for p in field.iterdir()}
+    verdicts = {name: ("abnormal" if "abnormal" in name else "normal") for name in clips}
+    for name, clip_id in clips.items():
+        record_verdict(clip_id, "ana", verdicts[name])
+    disputed = next(clip_id for name, clip_id in clips.items() if verdicts[name] == "normal")
+    record_verdict(disputed, "bob", "abnormal")  # annotators disagree: not a label yet
+    result = compare_models("fan/id_00", ids)
+    assert "5 of them field clips labelled by the pilots' verdicts" in result.test_set
+    with session_scope() as session:
+        n_split = len(test_clips(session, [session.scalars(select(Machine.id)).one()]))
+    assert result.n_test == n_split + 5  # the disputed snippet is left out
+    assert sum(result.results[0].at_threshold.confusion.as_dict().values()) == n_split + 5

@@ -205,7 +205,7 @@ def test_curated_clips_undone_verdict_no_longer_counts(small_db):
 def test_curated_clips_latest_verdict_wins_and_dates_the_label(small_db):
     clip_id = small_db[("fan/id_02", "abnormal", "00000001.wav")]
     record_verdict(clip_id, "alice", "normal")
-    second = record_verdict(clip_id, "bob", "abnormal")
+    second = record_verdict(clip_id, "alice", "abnormal")  # she changed her mind (two annotators would dispute)
     with session_scope() as session:
         (c,) = [c for c in curated_clips(session) if c.clip_id == clip_id]
         when = session.get(Annotation, second).created_at
@@ -461,3 +461,21 @@ def test_near_duplicates_from_a_real_mimii_tree_never_straddle(tmp_path):
         assert {c.label for c in train} == {c.label for c in test} == {"normal", "abnormal"}
         for subset in (train, test):
             assert set(Counter(c.group for c in subset).values()) == {3}
+
+
+def test_clips_the_annotators_dispute_are_left_out_until_settled(plant):
+    from core.curation import disputed_clips
+    from core.triage import record_verdict, undo_last
+
+    with session_scope() as session:
+        clip_id = session.scalars(select(Clip.id).where(Clip.label == "normal")).first()
+    record_verdict(clip_id, "ana", "abnormal")
+    record_verdict(clip_id, "bob", "normal")
+    with session_scope() as session:
+        assert clip_id not in {c.clip_id for c in curated_clips(session)}
+        assert disputed_clips(session) == [clip_id]
+    undo_last("bob")  # settled: only ana's verdict stands
+    with session_scope() as session:
+        [clip] = [c for c in curated_clips(session) if c.clip_id == clip_id]
+        assert (clip.label, clip.source, clip.conflict) == ("abnormal", "verdict", True)
+        assert disputed_clips(session) == []
