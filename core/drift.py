@@ -23,11 +23,16 @@ Which clips:
 
 Clips at another sample rate than the model's are left out (their mel bands span other frequencies)
 and counted; unreadable clips are skipped and counted, never fatal.  See :func:`classify` for the states.
+
+The reference clips' levels are cached per model and reference set (:func:`_reference_levels`), so a
+repeated report reads only the recent clips' audio.  Retraining (``python -m core train``) uses the
+training clips plus the field clips pilots confirmed normal (:mod:`core.training`).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -43,7 +48,6 @@ from db.queries import (
     clips_newest_first,
     effective_verdicts,
     machine_by_key,
-    machine_data_version,
     machines_matching,
     training_clips,
 )
@@ -63,6 +67,8 @@ MIN_PER_BIN = 10  # values per bin the smaller sample should have on average (PS
 PSI_EPSILON = 1e-4  # share given to an empty bin, so that its log stays finite
 WORST_BANDS = 3
 LEVEL_PARAMS = FeatureParams(frames=1)  # one log-mel column per vector
+REFERENCE_CACHE_SIZE = 32  # reference level sets kept (one per model and reference set; ~200 x 64 floats each)
+RETRAIN_ADVICE = "retrain on the training clips plus the field clips pilots confirmed normal"
 
 STABLE, WATCH, RETRAIN, NOT_ENOUGH_DATA = "stable", "watch", "retrain suggested", "not enough data"
 STATES = (STABLE, WATCH, RETRAIN, NOT_ENOUGH_DATA)
@@ -141,6 +147,25 @@ def classify(
     if any(psi > MODERATE_PSI and p is not None and p < WATCH_ALPHA for psi, p in pairs):
         return WATCH
     return STABLE
+
+
+def stable_reason(
+    score_psi: float | None, score_pvalue: float | None, level_psi: float | None, level_pvalue: float | None
+) -> str:
+    """Why :func:`classify` found no shift, true to its rule: each compared PSI is at most ``MODERATE_PSI``,
+    or above it with a KS p-value of at least ``WATCH_ALPHA`` (not significant), e.g. ``no significant
+    shift: score PSI 0.23, KS p 0.41 >= 0.05; level PSI 0.04 <= 0.1``."""
+    parts = []
+    for name, psi, p in (("score", score_psi, score_pvalue), ("level", level_psi, level_pvalue)):
+        if psi is None:
+            continue
+        if psi <= MODERATE_PSI:
+            parts.append(f"{name} PSI {psi:.2f} <= {MODERATE_PSI}")
+        elif p is None:
+            parts.append(f"{name} PSI {psi:.2f} without a KS test")
+        else:
+            parts.append(f"{name} PSI {psi:.2f}, KS p {p:.2g} >= {WATCH_ALPHA}")
+    return "no significant shift: " + "; ".join(parts)
 
 
 def mel_band_centres(sr: int, n_mels: int) -> np.ndarray:
@@ -224,6 +249,7 @@ class _ClipSets:
     recent: list[Clip]
     sample_rate: int | None  # Hz; clips at other rates are left out (their mel bands span other frequencies)
     n_other_rate: int  # held-out and recent candidates left out for their sample rate
+    retrainable: frozenset[int]  # ids of recent clips a retraining would use (see core.training)
 
 
 def _clip_sets(session, machine: Machine, model: DetectorModel, recent: int, max_reference: int) -> _ClipSets:
@@ -243,16 +269,22 @@ def _clip_sets(session, machine: Machine, model: DetectorModel, recent: int, max
     skip = {c.id for c in held_out}
     candidates = [c for c in same_rate if c.id not in skip and c.label != "abnormal"]
     chosen: list[Clip] = []
+    verdicts: dict[int, str] = {}
     window = 4 * recent
     for start in range(0, len(candidates), window):  # newest first, until enough without an abnormal verdict
         part = candidates[start : start + window]
-        verdicts = effective_verdicts(session, [c.id for c in part])
+        verdicts |= effective_verdicts(session, [c.id for c in part])
         chosen += [c for c in part if verdicts.get(c.id) != "abnormal"]
         if len(chosen) >= recent:
             break
+    chosen = chosen[:recent]
+    retrainable = frozenset(
+        c.id for c in chosen if (c.label, c.split) == ("normal", "train")
+        or ((c.label, c.split) == ("unknown", "none") and verdicts.get(c.id) == "normal")
+    )  # fmt: skip
     return _ClipSets(
-        _spread(reference, max_reference), _spread(held_out, max_reference), chosen[:recent], rate,
-        len(others) - len(same_rate),
+        _spread(reference, max_reference), _spread(held_out, max_reference), chosen, rate,
+        len(others) - len(same_rate), retrainable,
     )  # fmt: skip
 
 
@@ -294,11 +326,19 @@ def _compare_levels(report: DriftReport, reference: np.ndarray, recent: np.ndarr
 
 
 def drift_report(
-    machine: str, *, recent: int = 50, url: str | None = None, max_reference: int = 200, n_jobs: int | None = None
+    machine: str,
+    *,
+    recent: int = 50,
+    url: str | None = None,
+    max_reference: int = 200,
+    n_jobs: int | None = None,
+    score_missing: bool = True,
 ) -> DriftReport:
     """Drift of machine ``machine`` (``type/id``): its newest ``recent`` clips against what its active
     model learned from (see the module doc).  Clips the active model has not scored yet are scored
-    first (:func:`core.scoring.score_with_model`).  Raises ``BadInputError`` for an unknown machine."""
+    first (:func:`core.scoring.score_with_model`), unless ``score_missing`` is false: then nothing is
+    written and unscored clips are left out of the score comparison (for read-only callers such as the
+    Overview page).  Raises ``BadInputError`` for an unknown machine."""
     if recent < 1 or max_reference < 1:
         raise BadInputError(Reason.INVALID_PARAMETER, f"recent and max_reference must be >= 1, got {recent}, "
                             f"{max_reference}")  # fmt: skip
@@ -320,12 +360,13 @@ def drift_report(
     if len(sets.recent) < MIN_CLIPS or len(sets.reference) < MIN_CLIPS:
         return _not_enough(report, len(sets.reference), len(sets.recent))
 
-    batch = extract_features(list(dict.fromkeys(c.path for c in sets.reference + sets.recent)), LEVEL_PARAMS,
-                             n_jobs=n_jobs)  # fmt: skip
-    reference = [c for c in sets.reference if c.path in batch.features]
+    reference_levels = _reference_levels(model.id, sets.reference, n_jobs)
+    batch = extract_features(list(dict.fromkeys(c.path for c in sets.recent)), LEVEL_PARAMS, n_jobs=n_jobs)
+    reference = [c for c in sets.reference if c.id in reference_levels]
     recent_clips = [c for c in sets.recent if c.path in batch.features]
-    scores, score_failures = _scores(model, machine_pk, sets.held_out + recent_clips, url, n_jobs)
-    unreadable = {c.id for c in sets.reference + sets.recent if c.path in batch.failures}
+    scores, score_failures = _scores(model, machine_pk, sets.held_out + recent_clips, url, n_jobs, score_missing)
+    unreadable = {c.id for c in sets.reference if c.id not in reference_levels}
+    unreadable |= {c.id for c in sets.recent if c.path in batch.failures}
     unreadable |= {c.id for c in sets.held_out if c.path in score_failures}
     report.n_unreadable = len(unreadable)
     if report.n_unreadable:
@@ -337,6 +378,10 @@ def drift_report(
     held_scores = _finite([scores[c.id] for c in sets.held_out if c.id in scores])
     recent_scores = _finite([scores[c.id] for c in recent_clips if c.id in scores])
     report.n_held_out = int(held_scores.size)
+    unscored = sum(c.id not in scores for c in sets.held_out + recent_clips)
+    if unscored and not score_missing and model.artifact_path is not None:
+        report.reasons.append(f"{unscored} clips not scored yet were left out of the score comparison "
+                              f"(`python -m core score --machine {report.machine}` scores them)")  # fmt: skip
     if model.artifact_path is None:
         report.reasons.append(f"scores not compared: the active model ({model.detector}) cannot score clips here")
     elif held_scores.size < MIN_CLIPS or recent_scores.size < MIN_CLIPS:
@@ -344,13 +389,16 @@ def drift_report(
                               f"and {recent_scores.size} scored recent clips (need {MIN_CLIPS} of each)")  # fmt: skip
     else:
         _compare_scores(report, held_scores, recent_scores)
-    levels = [np.array([clip_levels(batch.features[c.path]) for c in part]) for part in (reference, recent_clips)]
-    _compare_levels(report, levels[0], levels[1], sets.sample_rate)
-    report.state = classify(report.score_psi, report.score_ks_pvalue, report.level_psi, report.level_ks_pvalue)
+    reference_array = np.array([reference_levels[c.id] for c in reference])
+    recent_array = np.array([clip_levels(batch.features[c.path]) for c in recent_clips])
+    _compare_levels(report, reference_array, recent_array, sets.sample_rate)
+    stats = (report.score_psi, report.score_ks_pvalue, report.level_psi, report.level_ks_pvalue)
+    report.state = classify(*stats)
     if report.state == STABLE:
-        pairs = (("score", report.score_psi), ("level", report.level_psi))
-        compared = ", ".join(f"{name} PSI {value:.2f}" for name, value in pairs if value is not None)
-        report.reasons.append(f"no shift: {compared} (<= {MODERATE_PSI})")
+        report.reasons.append(stable_reason(*stats))
+    elif report.state == RETRAIN:
+        usable = sum(c.id in sets.retrainable for c in recent_clips)
+        report.reasons.append(f"{RETRAIN_ADVICE}: {usable} of the {len(recent_clips)} recent clips so far")
     return report
 
 
@@ -364,13 +412,39 @@ def _not_enough(report: DriftReport, n_reference: int, n_recent: int) -> DriftRe
     return report
 
 
-def _scores(model: DetectorModel, machine_pk: int, clips: list[Clip], url, n_jobs) -> tuple[dict[int, float], set[str]]:
+_REFERENCE_CACHE: OrderedDict[tuple, dict[int, np.ndarray]] = OrderedDict()
+_REFERENCE_LOCK = threading.Lock()
+
+
+def _reference_levels(model_id: int, clips: list[Clip], n_jobs: int | None) -> dict[int, np.ndarray]:
+    """``{clip_id: clip_levels}`` of the readable ``clips`` (a model's reference set), each file read once
+    per model and reference set: the levels are kept for the ``REFERENCE_CACHE_SIZE`` sets used last
+    (keyed by model id and the clips' ids and paths: ids restart in every database).  Unreadable clips
+    are absent, and tried again next time."""
+    key = (model_id, tuple((c.id, c.path) for c in clips))
+    with _REFERENCE_LOCK:
+        cached = _REFERENCE_CACHE.setdefault(key, {})
+        _REFERENCE_CACHE.move_to_end(key)
+        while len(_REFERENCE_CACHE) > REFERENCE_CACHE_SIZE:
+            _REFERENCE_CACHE.popitem(last=False)
+        missing = [c for c in clips if c.id not in cached]
+    if missing:
+        batch = extract_features(list(dict.fromkeys(c.path for c in missing)), LEVEL_PARAMS, n_jobs=n_jobs)
+        read = {c.id: clip_levels(batch.features[c.path]) for c in missing if c.path in batch.features}
+        with _REFERENCE_LOCK:
+            cached.update(read)
+    return {c.id: cached[c.id] for c in clips if c.id in cached}
+
+
+def _scores(
+    model: DetectorModel, machine_pk: int, clips: list[Clip], url, n_jobs, score_missing: bool
+) -> tuple[dict[int, float], set[str]]:
     """The active model's scores of ``clips`` (``{clip_id: score}``), scoring the machine's unscored clips
-    first when some lack one, and the paths it could not read."""
+    first when some lack one and ``score_missing``, and the paths it could not read."""
     ids = [c.id for c in clips]
     with session_scope(url) as session:
         scores = clip_scores(session, model.id, ids)
-    if model.artifact_path is None or len(scores) == len(set(ids)):
+    if not score_missing or model.artifact_path is None or len(scores) == len(set(ids)):
         return scores, set()
     failed = {item["path"] for item in score_with_model(model, [machine_pk], url=url, n_jobs=n_jobs).failed}
     with session_scope(url) as session:
@@ -394,11 +468,10 @@ def drift_reports(
     return [drift_report(k, recent=recent, url=url, max_reference=max_reference, n_jobs=n_jobs) for k in keys]
 
 
-def drift_data_version(machine: str, *, url: str | None = None) -> tuple:
-    """A cheap fingerprint of what :func:`drift_report` depends on, for caches: the active model, the
-    machine's clip count and newest clip id, and its verdict count."""
+def drift_cache_key(machine: str, *, url: str | None = None) -> tuple[str, int | None]:
+    """``(machine, id of its active model)``: what a cache of :func:`drift_report` is keyed on, beside a
+    time limit.  Deliberately not the clip or verdict counts: every ingest or verdict would then recompute
+    it (a new model is a new reference, so it must)."""
     with session_scope(url) as session:
         found = machine_by_key(session, machine)
-        if found is None:
-            return (machine, None)
-        return (machine, found.active_model_id, *machine_data_version(session, found.id))
+        return (machine, found.active_model_id if found else None)

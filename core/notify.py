@@ -3,7 +3,12 @@
 The watcher :func:`enqueue`\\ s one row per flagged clip and channel (unique, so a restart
 never notifies twice); a :class:`Dispatcher` thread delivers due rows, retrying failures
 with exponential backoff up to :data:`MAX_ATTEMPTS`, and never holds up ingestion.  Rows
-still pending when the process stops are delivered by the next one.
+still pending when the process stops are delivered by the next one.  Several dispatchers (two
+watchers, a cron ``--once`` beside a running one) may share the outbox: each row is claimed
+before it is sent, so only one of them sends it.
+
+A webhook URL is a secret (Slack's and Teams' carry their token in the path): it is only ever
+shown as its scheme and host (:func:`redact_url`), in messages and logs alike.
 
 Configuration: ``NOTIFY_WEBHOOK_URL`` (an http(s) URL that receives a JSON POST) and/or
 ``NOTIFY_SNS_TOPIC_ARN`` (credentials from boto3's standard chain).
@@ -22,21 +27,23 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import BadInputError, Reason
-from db.models import Notification, utcnow
+from db.models import utcnow
+from db.queries import add_notification, claim_notification, due_notification_ids, update_notification
 from db.session import session_scope, write_transaction
 
 MAX_ATTEMPTS = 6
 BACKOFF_BASE_S = 2.0  # delay before retry n is BACKOFF_BASE_S * 2**(n-1), at most BACKOFF_CAP_S
 BACKOFF_CAP_S = 300.0
 SEND_TIMEOUT_S = 10.0
+CLAIM_LEASE_S = 120.0  # a claimed row is left to its sender this long (a send gives up after SEND_TIMEOUT_S)
 SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 log = logging.getLogger(__name__)
 
@@ -50,12 +57,57 @@ class Channel:
     """Where notifications go: ``kind`` is ``webhook`` or ``sns``; ``send(target, payload)`` delivers one."""
 
     kind: str
-    target: str
+    target: str = field(repr=False)  # a webhook URL is a secret: see describe()
     send: Callable[[str, dict[str, Any]], None]
+
+    def describe(self) -> str:
+        """``kind`` and where to, safe to print: a webhook's scheme and host only."""
+        return f"{self.kind} {redact_url(self.target) if self.kind == 'webhook' else self.target}"
+
+
+def redact_url(url: str) -> str:
+    """``url`` as its scheme and host (and port) followed by ``/…``: never its credentials, path or query,
+    where webhook tokens live.  Of text that is no such URL, only what precedes the first ``/``, ``?`` or ``#``
+    after any scheme is kept (and of that, nothing up to an ``@``)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        scheme, host, port = parts.scheme, parts.hostname, parts.port
+    except ValueError:  # e.g. a port that is not a number
+        scheme = host = port = None
+    if scheme and host:
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}{f':{port}' if port else ''}/…"
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    host = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]  # never what precedes an @ (credentials)
+    shown = f"{scheme}{sep}{host}"
+    return shown if shown == url else f"{shown}/…"
+
+
+def _without_url(text: str, url: str) -> str:
+    """``text`` with ``url``, and its path, query and credentials, replaced by their redacted form."""
+    text = text.replace(url, redact_url(url))
+    try:
+        parts = urllib.parse.urlsplit(url)
+        secrets = [parts.path if len(parts.path) > 1 else "", parts.query, parts.fragment, parts.password or ""]
+    except ValueError:
+        return text
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "…")
+    return text
 
 
 def post_webhook(url: str, payload: dict[str, Any]) -> None:
-    """POST ``payload`` as JSON; any answer but 2xx, or no answer within the timeout, is a DeliveryError."""
+    """POST ``payload`` as JSON; any answer but 2xx, or no answer within the timeout, is a DeliveryError
+    (whose message never holds the URL)."""
+    try:
+        _post(url, payload)
+    except DeliveryError as exc:
+        raise DeliveryError(_without_url(str(exc), url)) from None
+
+
+def _post(url: str, payload: dict[str, Any]) -> None:
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})  # fmt: skip
     try:
@@ -108,7 +160,8 @@ def channels_from(
     out = []
     if webhook_url:
         if not _valid_webhook_url(webhook_url):
-            raise BadInputError(Reason.INVALID_PARAMETER, f"webhook must be an http(s) URL, got {webhook_url!r}")
+            raise BadInputError(Reason.INVALID_PARAMETER,
+                                f"webhook must be an http(s) URL, got {redact_url(webhook_url)!r}")  # fmt: skip
         out.append(Channel("webhook", webhook_url, post_webhook))
     if sns_topic_arn:
         if not SNS_TOPIC_ARN.match(sns_topic_arn):
@@ -138,17 +191,8 @@ def enqueue(flags: list[tuple[int, int, dict[str, Any]]], channels: list[Channel
     added = 0
     for clip_id, model_id, payload in flags:
         for channel in channels:
-
-            def add(session, clip_id=clip_id, model_id=model_id, payload=payload, channel=channel) -> int:
-                exists = session.scalar(select(Notification.id).where(
-                    Notification.clip_id == clip_id, Notification.model_id == model_id,
-                    Notification.channel == channel.kind))  # fmt: skip
-                if exists:
-                    return 0
-                session.add(Notification(clip_id=clip_id, model_id=model_id, channel=channel.kind,
-                                         target=channel.target, payload=payload))  # fmt: skip
-                return 1
-
+            add = partial(add_notification, clip_id=clip_id, model_id=model_id, channel=channel.kind,
+                          target=channel.target, payload=payload)  # fmt: skip
             try:
                 added += write_transaction(add, url, attempts=3)
             except IntegrityError:  # another watcher enqueued it meanwhile: already there
@@ -166,38 +210,40 @@ def deliver_due(
 ) -> dict[str, int]:
     """Send every pending notification that is due (those of the given channels); returns
     ``{"sent": n, "retrying": n, "failed": n}``.  ``until`` (a :func:`time.monotonic` time): send
-    nothing more once it has passed (the rest stays pending)."""
+    nothing more once it has passed (the rest stays pending).
+
+    Each row is claimed before it is sent (its next attempt moved :data:`CLAIM_LEASE_S` ahead, if it is
+    still pending and due): of several dispatchers, only the one whose claim took it sends it.  A row
+    whose sender died after claiming it is due again once the lease has passed."""
     senders = {c.kind: c.send for c in channels}
     counts = {"sent": 0, "retrying": 0, "failed": 0}
     if not senders:
         return counts
     with session_scope(url) as session:
-        due = list(session.scalars(
-            select(Notification).where(Notification.status == "pending", Notification.next_attempt_at <= utcnow(),
-                                       Notification.channel.in_(list(senders)))  # others: for a process with them
-            .order_by(Notification.id).limit(limit)))  # fmt: skip
-    for row in due:
+        due = due_notification_ids(session, list(senders), utcnow(), limit)  # others: for a process with them
+    for row_id in due:
         if until is not None and time.monotonic() >= until:
             break
+        now = utcnow()
+        row = write_transaction(partial(claim_notification, notification_id=row_id, now=now,
+                                        lease_until=now + timedelta(seconds=CLAIM_LEASE_S)), url)  # fmt: skip
+        if row is None:  # another dispatcher took it (or sent it) meanwhile
+            continue
         try:
             senders[row.channel](row.target, row.payload)
             changes = {"status": "sent", "sent_at": utcnow(), "attempts": row.attempts + 1, "last_error": ""}
             counts["sent"] += 1
         except Exception as exc:  # any failure is one failed try: it must never stall the rows after it
             error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
+            if row.channel == "webhook":
+                error = _without_url(error, row.target)
             attempts = row.attempts + 1
             gave_up = attempts >= MAX_ATTEMPTS
             changes = {"attempts": attempts, "last_error": error, "status": "failed" if gave_up else "pending",
                        "next_attempt_at": utcnow() + timedelta(seconds=backoff_s(attempts))}  # fmt: skip
             counts["failed" if gave_up else "retrying"] += 1
             log.warning("notification %s via %s: %s (attempt %d)", row.id, row.channel, error, attempts)
-
-        def save(session, row_id=row.id, changes=changes) -> None:
-            stored = session.get(Notification, row_id)
-            for name, value in changes.items():
-                setattr(stored, name, value)
-
-        write_transaction(save, url)
+        write_transaction(partial(update_notification, notification_id=row.id, **changes), url)
     return counts
 
 

@@ -1,5 +1,5 @@
-"""Training detectors on the normal clips of the training split, one model per machine
-(or per machine type), stored as a new model version with its provenance."""
+"""Training detectors on the normal clips of the training split plus the field clips pilots confirmed
+normal, one model per machine (or per machine type), stored as a new model version with its provenance."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from core.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from db.models import DetectorModel, Machine
 from db.queries import (
     add_threshold,
+    field_clips_confirmed_normal,
     machine_by_key,
     machines_matching,
     models_for,
@@ -44,6 +45,7 @@ class TrainedModel:
     n_train: int
     seconds: float
     threshold: float
+    n_from_verdicts: int = 0  # of n_train: field clips whose standing pilot verdict is normal
 
 
 @dataclass
@@ -93,7 +95,10 @@ def train(
 ) -> TrainingReport:
     """Train ``detector`` for each machine matching ``machine`` (``type/id``, ``type`` or all).
 
-    Only normal clips of the training split are used.  Each model is saved under
+    Used: the normal clips of the training split, plus the field clips (split ``none``, label
+    ``unknown``: what ``watch`` ingests) whose standing pilot verdict is ``normal``, so that a model
+    retrained after drift learns the new sound the pilots confirmed.  Never a clip of the test split,
+    an abnormal clip or an unjudged one.  Each model is saved under
     ``DATA_DIR/models``, registered as a new version with its provenance, gets a first
     threshold from a gamma fit to its training scores (quantile 0.9), and becomes the
     machine's active model when it has none or when it is a newer version of the
@@ -113,7 +118,11 @@ def train(
                 Reason.INVALID_PARAMETER, f"no machine matches {machine!r}" if machine else "no machines"
             )
         machine_pks = {scope: [m.id for m in group] for scope, group in training_scopes(machines, per_type).items()}
-        scopes = {scope: training_clips(session, pks) for scope, pks in machine_pks.items()}
+        scopes, from_verdicts = {}, set()
+        for scope, pks in machine_pks.items():
+            confirmed = field_clips_confirmed_normal(session, pks)
+            from_verdicts |= {clip.id for clip in confirmed}
+            scopes[scope] = sorted(training_clips(session, pks) + confirmed, key=lambda clip: clip.id)
     report = TrainingReport()
     for index, (scope, all_clips) in enumerate(scopes.items()):
         rate, clips, others = one_sample_rate(all_clips)
@@ -137,7 +146,16 @@ def train(
             continue
         try:
             trained = _train_scope(
-                scope, clips, machine_pks[scope], detector, _params(detector, epochs), url, user, scope_progress, rate
+                scope,
+                clips,
+                machine_pks[scope],
+                detector,
+                _params(detector, epochs),
+                url,
+                user,
+                scope_progress,
+                rate,
+                from_verdicts,
             )
         except BadInputError as exc:  # one machine's unusable data never stops the others
             report.skipped.append({"scope": scope, "reason": exc.detail})
@@ -146,14 +164,21 @@ def train(
             continue
         report.trained.append(trained)
         if log:
+            confirmed = (
+                f" ({trained.n_from_verdicts} of them field clips pilots confirmed normal)"
+                if trained.n_from_verdicts
+                else ""
+            )
             log(
-                f"trained {detector} v{trained.version} for {scope} on {trained.n_train} clips "
+                f"trained {detector} v{trained.version} for {scope} on {trained.n_train} clips{confirmed} "
                 f"in {trained.seconds:.1f} s; threshold {trained.threshold:.4g}"
             )
     return report
 
 
-def _train_scope(scope, clips, machine_pks, detector, params, url, user, progress, sample_rate) -> TrainedModel:
+def _train_scope(
+    scope, clips, machine_pks, detector, params, url, user, progress, sample_rate, from_verdicts
+) -> TrainedModel:
     feature_params = FeatureParams()
     batch = extract_features([clip.path for clip in clips], feature_params)
     usable = [clip for clip in clips if clip.path in batch.features]
@@ -177,6 +202,7 @@ def _train_scope(scope, clips, machine_pks, detector, params, url, user, progres
         "clip_ids": [clip.id for clip in usable],
         "unreadable": {path: str(error) for path, error in batch.failures.items()},
         "n_train": len(usable),
+        "n_from_verdicts": sum(clip.id in from_verdicts for clip in usable),  # field clips pilots confirmed normal
         "sample_rate": sample_rate,
     }
     # The files are complete before the row exists: written to a staging folder first (outside the write
@@ -198,7 +224,9 @@ def _train_scope(scope, clips, machine_pks, detector, params, url, user, progres
             reason=f"gamma fit to {len(usable)} normal training scores, quantile {DEFAULT_QUANTILE}",
         )  # fmt: skip
         activate_if_current(session, machine_pks, row)
-        return TrainedModel(row.id, detector, scope, version, len(usable), seconds, threshold)
+        return TrainedModel(
+            row.id, detector, scope, version, len(usable), seconds, threshold, provenance["n_from_verdicts"]
+        )
 
 
 def activate_if_current(session: Session, machine_pks: list[int], model: DetectorModel) -> None:

@@ -11,6 +11,11 @@ Restart-safe by construction: what is registered, refused, scored or notified li
 the database; a new watcher skips files registered or refused, unless they changed since,
 scores only unscored clips, and never notifies a flag twice.
 
+A pass is cheap when nothing arrived: it scores only after ingesting new clips (and on a
+watcher's first pass, which finishes what a killed predecessor left unscored), and it looks
+for flags only among clips newer than those it has already handled (its first pass looks
+back ``lookback_s`` for flags a predecessor never enqueued).
+
 Hidden files and folders, and temporary or partial-download names, are never read.
 """
 
@@ -93,7 +98,9 @@ class Watcher:
         self.since = datetime.fromtimestamp(clock(), UTC) - timedelta(seconds=lookback_s)
         self._observed: dict[str, tuple[Signature, float]] = {}  # path -> (signature, first seen with it)
         self._done: dict[str, Signature] = self._already_handled()
-        self._announced: set[tuple[int, int]] = set()  # (clip id, model id) enqueued by this watcher
+        self._needs_scoring = True  # the first pass scores what a killed predecessor ingested but never scored
+        # (machine pk, active model id) -> the highest clip id whose flag this watcher has handled (enqueued)
+        self._flag_marks: dict[tuple[int, int | None], int] = {}
 
     def _already_handled(self) -> dict[str, Signature]:
         """Files registered or refused and not changed since (modified before that happened): skipped
@@ -130,36 +137,45 @@ class Watcher:
         return ready, waiting
 
     def poll(self) -> PollReport:
-        """One pass: ingest complete new files, score what is unscored, enqueue notifications of new flags."""
+        """One pass: ingest complete new files, score what is unscored (when this pass ingested clips, or is
+        the first), enqueue notifications of new flags."""
         report = PollReport()
         ready, report.waiting = self.ready_files()
         if ready:
+            needed = self._needs_scoring
+            self._needs_scoring = True  # should ingest fail half-way, the next pass scores what it committed
             ingested = ingest(ready, url=self.url, n_jobs=self.n_jobs)
             report.ingested, report.already_known, report.rejected = (
                 ingested.ingested, ingested.already_known, ingested.rejected)  # fmt: skip
             for path in ready:
                 self._done[path] = _signature(Path(path)) or (0, 0)
                 self._observed.pop(path, None)
-        report.scored = score(url=self.url, n_jobs=self.n_jobs).scored
+            self._needs_scoring = needed or ingested.ingested > 0
+        if self._needs_scoring:  # kept when scoring fails: the next pass tries again
+            report.scored = score(url=self.url, n_jobs=self.n_jobs).scored
+            self._needs_scoring = False
         report.flagged = self._enqueue_flags(set(ready))
         return report
 
     def _enqueue_flags(self, new_paths: set[str]) -> list[int]:
-        """Enqueue a notification per flag of the watched files ingested since the look-back start
-        (the outbox ignores those already there); returns the flagged clips among ``new_paths``."""
-        flags, new = [], []
+        """Enqueue a notification per flag of the watched files not handled yet: on the first pass (and a
+        machine's first with its active model) those ingested since the look-back start, then only those of
+        clips above the highest one handled (the outbox ignores rows already there).  Returns the flagged
+        clips among ``new_paths``."""
+        flags, new, marks = [], [], {}
         with session_scope(self.url) as session:
             for machine in machines_matching(session):
-                for clip, value, threshold in flagged_since(session, machine, self.since, str(self.folder)):
-                    key = (clip.id, machine.active_model_id)
-                    if key not in self._announced:  # a long-running watcher writes nothing for flags it enqueued
-                        payload = flag_payload(clip, machine.key, machine.active_model, value, threshold)
-                        flags.append((*key, payload))
+                key = (machine.id, machine.active_model_id)
+                after = self._flag_marks.get(key, 0)
+                for clip, value, threshold in flagged_since(session, machine, self.since, str(self.folder), after):
+                    payload = flag_payload(clip, machine.key, machine.active_model, value, threshold)
+                    flags.append((clip.id, machine.active_model_id, payload))
+                    marks[key] = clip.id  # by clip id: the last is the highest
                     if clip.path in new_paths:
                         new.append(clip.id)
         if self.channels and flags:
             enqueue(flags, self.channels, url=self.url)
-            self._announced.update((clip_id, model_id) for clip_id, model_id, _ in flags)
+        self._flag_marks.update(marks)  # only once enqueued: a failed pass leaves them for the next
         return new
 
     def run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter, OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +19,19 @@ from core.drift import (
     NOT_ENOUGH_DATA,
     PSI_BINS,
     RETRAIN,
+    RETRAIN_ADVICE,
     STABLE,
     WATCH,
+    WATCH_ALPHA,
     classify,
-    drift_data_version,
+    drift_cache_key,
     drift_report,
     drift_reports,
     ks_test,
     mel_band_centres,
     population_stability_index,
     psi_bins,
+    stable_reason,
 )
 from core.errors import BadInputError, Reason
 from db.session import dispose_engines
@@ -130,6 +134,23 @@ def test_classify(score_psi, score_p, level_psi, level_p, state):
     assert classify(score_psi, score_p, level_psi, level_p) == state
 
 
+@pytest.mark.parametrize(
+    ("score_psi", "score_p", "level_psi", "level_p", "reason"),
+    [
+        (0.05, 0.5, 0.08, 0.6, "no significant shift: score PSI 0.05 <= 0.1; level PSI 0.08 <= 0.1"),
+        (0.23, 0.41, 0.05, 0.9, "no significant shift: score PSI 0.23, KS p 0.41 >= 0.05; level PSI 0.05 <= 0.1"),
+        (None, None, 0.9, 0.2, "no significant shift: level PSI 0.90, KS p 0.2 >= 0.05"),
+        (0.1, 0.01, None, None, "no significant shift: score PSI 0.10 <= 0.1"),
+        (0.3, WATCH_ALPHA, 0.12, 0.07, "no significant shift: score PSI 0.30, KS p 0.05 >= 0.05; "
+                                       "level PSI 0.12, KS p 0.07 >= 0.05"),
+    ],
+)  # fmt: skip
+def test_the_stable_reason_agrees_with_the_rule(score_psi, score_p, level_psi, level_p, reason):
+    """A PSI above 0.1 is never called "<= 0.1": it is stable because its KS test is not significant."""
+    assert classify(score_psi, score_p, level_psi, level_p) == STABLE
+    assert stable_reason(score_psi, score_p, level_psi, level_p) == reason
+
+
 def test_mel_band_centres_rise_within_the_nyquist_band():
     centres = mel_band_centres(16_000, 64)
     assert centres.shape == (64,) and np.all(np.diff(centres) > 0)
@@ -209,6 +230,10 @@ def test_newer_clips_of_the_same_sound_are_not_drift(trained):
     assert _ingest(trained["later"]) == N_LATER
     report = drift_report(MACHINE)
     assert report.state in (STABLE, WATCH), report.reasons
+    if report.state == STABLE:
+        assert report.reasons[-1] == stable_reason(
+            report.score_psi, report.score_ks_pvalue, report.level_psi, report.level_ks_pvalue
+        )
     assert report.n_recent == N_LATER  # the 4 abnormal clips are left out although recent=50
     assert report.n_reference + report.n_held_out == N_TRAINED_PLANT
     assert report.n_reference >= MIN_CLIPS and report.n_held_out >= MIN_CLIPS
@@ -226,6 +251,7 @@ def test_a_louder_factory_suggests_retraining(trained):
     assert report.level_psi > MAJOR_PSI and report.level_ks_pvalue < KS_ALPHA
     assert any(r.startswith("scores of recent clips shifted: PSI") and "> 0.25" in r for r in report.reasons)
     assert any(r.startswith("log-mel levels of recent clips shifted") and " Hz)" in r for r in report.reasons)
+    assert report.reasons[-1].startswith(f"{RETRAIN_ADVICE}: ")
     assert len(report.worst_bands) == 3
     band, centre_hz, psi = report.worst_bands[0]
     assert 0 <= band < 64 and 0 < centre_hz < 8000 and psi == pytest.approx(report.level_psi)
@@ -233,6 +259,82 @@ def test_a_louder_factory_suggests_retraining(trained):
     payload = json.loads(json.dumps(report.as_json()))
     assert payload["state"] == RETRAIN and payload["machine"] == MACHINE
     assert payload["worst_bands"][0]["band"] == band and set(payload["worst_bands"][0]) == {"band", "centre_hz", "psi"}
+
+
+def test_retraining_after_drift_learns_the_field_clips_pilots_confirmed_normal(trained, tmp_path):
+    """Field snippets (as `watch` ingests them: label unknown, split none) of a louder factory: the advice counts
+    those confirmed normal, and retraining takes exactly those into what the model learned from."""
+    from core.training import train
+    from core.triage import record_verdict
+    from db.queries import clips_newest_first, machine_by_key
+    from db.session import session_scope
+
+    field = tmp_path / "field" / "fan" / "id_00"
+    field.mkdir(parents=True)
+    for path in sorted(trained["shifted"].rglob("*.wav")):
+        shutil.copy2(path, field / path.name)
+    assert _ingest(tmp_path / "field") == N_SHIFTED
+    report = drift_report(MACHINE, recent=N_SHIFTED)
+    assert report.state == RETRAIN, report.reasons
+    assert report.reasons[-1] == f"{RETRAIN_ADVICE}: 0 of the {N_SHIFTED} recent clips so far"
+
+    with session_scope() as session:
+        newest = clips_newest_first(session, machine_by_key(session, MACHINE).id)[:N_SHIFTED]
+    assert {(c.label, c.split) for c in newest} == {("unknown", "none")}
+    for clip in newest[:5]:
+        record_verdict(clip.id, "alice", "normal")
+    record_verdict(newest[5].id, "bob", "unsure")
+    report = drift_report(MACHINE, recent=N_SHIFTED)
+    assert report.reasons[-1] == f"{RETRAIN_ADVICE}: 5 of the {N_SHIFTED} recent clips so far"
+
+    (retrained,) = train(MACHINE, "mahalanobis").trained
+    assert retrained.n_from_verdicts == 5
+    report = drift_report(MACHINE, recent=N_SHIFTED)
+    assert report.model_version == 2
+    assert report.n_recent == N_SHIFTED - 5  # the confirmed clips are now what the model learned from
+
+
+def test_a_second_report_reads_only_the_recent_clips_audio(trained, monkeypatch):
+    """The reference levels are cached per model: counted through the real feature extraction."""
+    import core.drift
+
+    monkeypatch.setattr(core.drift, "_REFERENCE_CACHE", OrderedDict())  # nothing cached by earlier tests
+    reads: Counter[str] = Counter()
+    real = core.drift.extract_features
+
+    def counted(paths, *args, **kwargs):
+        reads.update(paths)
+        return real(paths, *args, **kwargs)
+
+    monkeypatch.setattr(core.drift, "extract_features", counted)
+    _ingest(trained["later"])
+    first, second = drift_report(MACHINE), drift_report(MACHINE)
+
+    assert first.as_json() == second.as_json()
+    recent = {p for p in reads if Path(p).is_relative_to(trained["later"])}
+    reference = set(reads) - recent
+    assert len(recent) == first.n_recent == N_LATER and set(reads[p] for p in recent) == {2}
+    assert len(reference) == first.n_reference >= MIN_CLIPS and set(reads[p] for p in reference) == {1}
+
+
+def test_a_read_only_report_scores_nothing(trained):
+    """``score_missing=False`` (the Overview page): unscored recent clips are left out of the score comparison."""
+    from db.models import Score
+    from db.session import session_scope
+
+    def n_scores() -> int:
+        with session_scope() as session:
+            return session.query(Score).count()
+
+    _ingest(trained["later"])
+    before = n_scores()
+    report = drift_report(MACHINE, score_missing=False)
+    assert n_scores() == before
+    assert report.score_psi is None and report.level_psi is not None and report.n_recent == N_LATER
+    assert f"{N_LATER} clips not scored yet were left out of the score comparison (`python -m core score " \
+           f"--machine {MACHINE}` scores them)" in report.reasons  # fmt: skip
+    assert drift_report(MACHINE).score_psi is not None  # the CLI's default scores them
+    assert n_scores() == before + N_LATER
 
 
 def test_clips_confirmed_abnormal_are_not_drift(trained):
@@ -300,9 +402,13 @@ def test_drift_reports_cover_the_matching_machines(trained):
         drift_report(MACHINE, recent=0)
 
 
-def test_data_version_changes_with_new_clips(trained):
-    before = drift_data_version(MACHINE)
-    assert before == drift_data_version(MACHINE)
+def test_the_cache_key_is_the_machine_and_its_active_model(trained):
+    from core.training import train
+
+    before = drift_cache_key(MACHINE)
+    assert before[0] == MACHINE and before[1] is not None
     _ingest(trained["later"])
-    assert drift_data_version(MACHINE) != before
-    assert drift_data_version("fan/id_09") == ("fan/id_09", None)
+    assert drift_cache_key(MACHINE) == before  # new clips alone do not invalidate a cached report
+    (retrained,) = train(MACHINE, "mahalanobis").trained
+    assert drift_cache_key(MACHINE) == (MACHINE, retrained.model_id)
+    assert drift_cache_key("fan/id_09") == ("fan/id_09", None)

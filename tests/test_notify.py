@@ -500,3 +500,115 @@ def test_deliver_due_stops_sending_at_its_deadline(hook):
     assert deliver_due(channels, until=time.monotonic() - 1) == {"sent": 0, "retrying": 0, "failed": 0}
     assert [r.status for r in rows()] == ["pending"] * 3 and hook.received == []
     assert deliver_due(channels, until=time.monotonic() + 30)["sent"] == 3
+
+
+# --- several dispatchers sharing one outbox --------------------------------------------------------------------
+
+
+def test_two_dispatchers_delivering_at_once_send_each_row_exactly_once(any_db_url, hook):
+    """Two watchers (or a cron ``--once`` beside a running one) deliver from the same outbox at the same
+    moment: each row is claimed before it is sent, so the receiver gets every flag exactly once."""
+    flags = make_flags(30, any_db_url)
+    channels = channels_from(webhook_url=hook.url)
+    assert enqueue(flags, channels, url=any_db_url) == 30
+    barrier = threading.Barrier(2)
+    outcomes: list[dict[str, int]] = []
+
+    def work() -> None:
+        barrier.wait()
+        outcomes.append(deliver_due(channels, url=any_db_url))
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(outcomes) == 2 and sum(o["sent"] for o in outcomes) == 30
+    assert sorted(body["clip_id"] for body in hook.received) == sorted(clip_id for clip_id, _, _ in flags)
+    assert [(r.status, r.attempts) for r in rows(any_db_url)] == [("sent", 1)] * 30
+
+
+def test_two_dispatcher_threads_never_send_a_row_twice(hook):
+    channels = channels_from(webhook_url=hook.url)
+    flags = make_flags(20)
+    enqueue(flags, channels)
+    dispatchers = [Dispatcher(channels, interval_s=0.01), Dispatcher(channels, interval_s=0.01)]
+    for dispatcher in dispatchers:
+        dispatcher.start()
+    try:
+        assert wait_for(lambda: [r.status for r in rows()] == ["sent"] * 20)
+        time.sleep(0.2)  # a few more passes of both: nothing is sent again
+    finally:
+        for dispatcher in dispatchers:
+            dispatcher.stop()
+    assert sorted(body["clip_id"] for body in hook.received) == sorted(clip_id for clip_id, _, _ in flags)
+
+
+def test_a_row_claimed_by_another_dispatcher_waits_for_its_lease(hook):
+    """A row another dispatcher claimed is left to it; should that one die before sending, the row is due again
+    once the lease has passed."""
+    from db.queries import claim_notification
+
+    channels = channels_from(webhook_url=hook.url)
+    enqueue(make_flags(2), channels)
+    first, second = rows()
+    now = utcnow()
+    with session_scope() as session:  # the other dispatcher's claim
+        claimed = claim_notification(session, first.id, now, now + timedelta(seconds=notify.CLAIM_LEASE_S))
+        assert claimed is not None and claimed.id == first.id
+        assert claim_notification(session, first.id, now, now + timedelta(seconds=1)) is None  # taken already
+    assert deliver_due(channels) == {"sent": 1, "retrying": 0, "failed": 0}
+    assert [b["clip_id"] for b in hook.received] == [second.clip_id]
+    assert [r.status for r in rows()] == ["pending", "sent"]
+
+    make_due()  # the lease has run out: its claimer died
+    assert deliver_due(channels) == {"sent": 1, "retrying": 0, "failed": 0}
+    assert [b["clip_id"] for b in hook.received] == [second.clip_id, first.clip_id]
+
+
+# --- webhook URLs are secrets ---------------------------------------------------------------------------------
+
+SECRET_HOOK = "https://hooks.slack.com/services/T0001/B0002/Zs3cr3tT0k3n?key=hush"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [(SECRET_HOOK, "https://hooks.slack.com/…"), ("http://user:pw@127.0.0.1:8080/x", "http://127.0.0.1:8080/…"),
+     ("http://[::1]:9000/hook", "http://[::1]:9000/…"), ("https://example.com", "https://example.com/…"),
+     ("example.com/services/Zs3cr3t", "example.com/…"), ("user:pw@example.com/x", "example.com/…"),
+     ("http://example.com:port/Zs3cr3t", "http://example.com:port/…")],
+)  # fmt: skip
+def test_redact_url_keeps_scheme_and_host_only(url, shown):
+    assert notify.redact_url(url) == shown
+
+
+def test_a_webhook_channel_describes_itself_without_its_secret():
+    (webhook, sns) = channels_from(SECRET_HOOK, TOPIC_ARN)
+    assert webhook.describe() == "webhook https://hooks.slack.com/…"
+    assert sns.describe() == f"sns {TOPIC_ARN}"
+    assert "Zs3cr3t" not in repr(webhook)
+
+
+def test_a_bad_webhook_url_is_refused_without_echoing_its_secret():
+    with pytest.raises(BadInputError) as caught:
+        channels_from(webhook_url="hooks.slack.com/services/T0001/B0002/Zs3cr3tT0k3n")
+    assert caught.value.reason == "invalid_parameter" and "Zs3cr3t" not in str(caught.value)
+
+
+def test_webhook_errors_and_logs_never_hold_the_url(caplog):
+    """A send error that quotes the URL (here http.client refusing a blank in its path) is stored and logged
+    with the scheme and host only."""
+    url = "http://127.0.0.1:9/services/Zs3cr3t T0k3n?key=hush"  # stored by an earlier run, say
+    with pytest.raises(notify.DeliveryError) as caught:
+        notify.post_webhook(url, {"subject": "x"})
+    assert "Zs3cr3t" not in str(caught.value) and "hush" not in str(caught.value)
+
+    def leaky(target: str, payload: dict) -> None:
+        raise RuntimeError(f"cannot reach {target} (path {target.split('9', 1)[1]})")
+
+    enqueue(make_flags(1), [Channel("webhook", url, leaky)])
+    with caplog.at_level("WARNING", logger="core.notify"):
+        assert deliver_due([Channel("webhook", url, leaky)]) == {"sent": 0, "retrying": 1, "failed": 0}
+    (row,) = rows()
+    assert "127.0.0.1" in row.last_error and "Zs3cr3t" not in row.last_error and "hush" not in row.last_error
+    assert "127.0.0.1" in caplog.text and "Zs3cr3t" not in caplog.text and "hush" not in caplog.text

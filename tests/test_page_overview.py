@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-
-from core.drift import NOT_ENOUGH_DATA, RETRAIN
+from core.drift import NOT_ENOUGH_DATA, RETRAIN, RETRAIN_ADVICE
 from core.triage import machine_summaries, record_verdict, triage_queue
 from tests.conftest import SEEDED_MACHINES, infos, no_exception, tone, write_wav
 
@@ -71,6 +69,14 @@ def _trained_plant_with_new_sound(tmp_path) -> None:
     assert ingest([str(tmp_path / "new")]).ingested == 12
 
 
+def _n_scores() -> int:
+    from db.models import Score
+    from db.session import session_scope
+
+    with session_scope() as session:
+        return session.query(Score).count()
+
+
 def test_drift_suggests_retraining_with_the_command(plant, open_page, tmp_path):
     _trained_plant_with_new_sound(tmp_path)
     app = open_page("overview")
@@ -80,7 +86,38 @@ def test_drift_suggests_retraining_with_the_command(plant, open_page, tmp_path):
     assert "log-mel levels of recent clips shifted" in drift.loc["fan/id_00", "reasons"]
     [warning] = [w.value for w in app.warning]
     assert "Retrain suggested for fan/id_00:" in warning
+    assert f"The command below will {RETRAIN_ADVICE}" in warning
     assert "python -m core train --machine fan/id_00 --detector mahalanobis" in warning
+
+
+def test_the_drift_section_scores_nothing(plant, open_page, tmp_path):
+    """A read-only page: clips not scored yet are left out of the score comparison, never scored (written) here."""
+    _trained_plant_with_new_sound(tmp_path)
+    assert _n_scores() == 0
+    app = open_page("overview")
+    assert _n_scores() == 0
+    assert "not scored yet were left out of the score comparison" in _drift_table(app).loc["fan/id_00", "reasons"]
+
+
+def test_drift_is_cached_per_machine_and_model_not_per_clip(plant, open_page, tmp_path):
+    """New clips do not recompute the drift section (that rereads audio); a new active model does."""
+    from core.ingest import ingest
+    from core.training import train
+
+    _trained_plant_with_new_sound(tmp_path)
+    app = open_page("overview")
+    assert _drift_table(app).loc["fan/id_02", "recent"] == 0
+    folder = tmp_path / "more" / "fan" / "id_02"  # field snippets: never trained on without a verdict
+    for i in range(12):
+        write_wav(folder / f"{i:08d}.wav", tone(2.0, freq=3000.0 + 50 * i, seed=i))
+    assert ingest([str(tmp_path / "more")]).ingested == 12
+    app.run()
+    no_exception(app)
+    assert _drift_table(app).loc["fan/id_02", "recent"] == 0  # cached for DRIFT_TTL_S
+    train("fan/id_02", "mahalanobis")
+    app.run()
+    no_exception(app)
+    assert _drift_table(app).loc["fan/id_02", "recent"] == 12
 
 
 def test_a_machine_whose_drift_fails_shows_its_error_not_a_page_crash(plant, open_page, tmp_path):
@@ -89,8 +126,8 @@ def test_a_machine_whose_drift_fails_shows_its_error_not_a_page_crash(plant, ope
 
     _trained_plant_with_new_sound(tmp_path)
     with session_scope() as session:
-        artifact = machine_by_key(session, "fan/id_00").active_model.artifact_path
-    shutil.rmtree(artifact)  # the model's files are gone: its new clips cannot be scored
+        model = machine_by_key(session, "fan/id_00").active_model
+        model.provenance = {**model.provenance, "clip_ids": 7}  # a corrupt model row: drift cannot find its clips
     app = open_page("overview")
     assert any(e.value.startswith("Drift of fan/id_00 could not be computed") for e in app.error)
     assert list(_drift_table(app).index) == ["fan/id_02"]

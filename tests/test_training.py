@@ -72,6 +72,7 @@ def test_one_model_per_machine_trained_on_normal_training_clips_only(plant, data
             assert set(clip_ids) == _training_clip_ids(model.scope)
             assert model.provenance["trained_by"] == "ana"
             assert model.provenance["unreadable"] == {}
+            assert model.provenance["n_from_verdicts"] == trained.n_from_verdicts == 0
 
     test_or_abnormal = 0
     with session_scope() as session:
@@ -90,6 +91,44 @@ def test_one_model_per_machine_trained_on_normal_training_clips_only(plant, data
         assert meta["detector"] == "mahalanobis"
         assert meta["provenance"]["clip_ids"] == model.provenance["clip_ids"]
         assert len(meta["decision_scores"]) == model.provenance["n_train"]
+
+
+def test_field_clips_with_a_standing_normal_verdict_are_trained_on(plant, tmp_path):
+    """Snippets that `watch` ingests (label unknown, split none) join the training clips once pilots confirm them
+    normal, so that retraining after drift learns their sound; any other verdict, and a test clip, never."""
+    from core.triage import record_verdict, undo_last
+
+    folder = tmp_path / "field" / "fan" / "id_00"
+    paths = [
+        str(write_wav(folder / f"snippet_{k}.wav", tone(3.0, freq=900.0 + 40 * k, seed=k)).resolve()) for k in range(6)
+    ]
+    assert ingest([str(tmp_path / "field")]).ingested == len(paths)
+    with session_scope() as session:
+        field = {c.path: c for c in session.scalars(select(Clip).where(Clip.path.in_(paths)))}
+        test_normal = session.scalar(
+            select(Clip.id).join(Clip.machine)
+            .where(Machine.machine_id == "id_00", Clip.split == "test", Clip.label == "normal").limit(1)
+        )  # fmt: skip
+    assert {(c.label, c.split) for c in field.values()} == {("unknown", "none")} and test_normal is not None
+    confirmed, undone, overruled, abnormal, unsure, unjudged = (field[p].id for p in paths)
+    record_verdict(confirmed, "alice", "normal")
+    record_verdict(undone, "bob", "normal")
+    assert undo_last("bob").clip_id == undone
+    record_verdict(overruled, "alice", "normal")
+    record_verdict(overruled, "carol", "abnormal")  # the latest verdict stands
+    record_verdict(abnormal, "carol", "abnormal", anomaly_type="bearing")
+    record_verdict(unsure, "dan", "unsure")
+    record_verdict(test_normal, "alice", "normal")  # the test split stays out of training, whatever the verdict
+    lines: list[str] = []
+
+    (trained,) = train("fan/id_00", detector="mahalanobis", log=lines.append).trained
+
+    (model,) = _models()
+    assert set(model.provenance["clip_ids"]) == _training_clip_ids("fan/id_00") | {confirmed}
+    assert model.provenance["n_from_verdicts"] == trained.n_from_verdicts == 1
+    assert trained.n_train == len(_training_clip_ids("fan/id_00")) + 1 == model.provenance["n_train"]
+    assert "(1 of them field clips pilots confirmed normal)" in lines[0]
+    assert unjudged not in model.provenance["clip_ids"]
 
 
 def test_first_threshold_is_the_gamma_fit_of_the_saved_training_scores(plant):

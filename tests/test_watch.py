@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 import core.notify as notify
@@ -445,6 +445,76 @@ def test_a_quiet_pass_writes_nothing(trained, drop_dir, monkeypatch):
     assert count(Notification) == 3
 
 
+@contextmanager
+def clip_loads() -> Iterator[list[int]]:
+    """Ids of the clip rows read from the database meanwhile (each time one is read)."""
+    loaded: list[int] = []
+
+    def on_load(clip, _context) -> None:
+        loaded.append(clip.id)
+
+    event.listen(Clip, "load", on_load)
+    try:
+        yield loaded
+    finally:
+        event.remove(Clip, "load", on_load)
+
+
+def test_later_passes_read_only_flags_newer_than_those_handled(trained, drop_dir):
+    """After its first pass (which looks back for flags a predecessor never enqueued), a watcher reads only
+    the flags of clips above the highest one it enqueued: a quiet pass reads no clip at all."""
+    first = [drop(drop_dir, trained.abnormal[k], f"a{k}.wav", seed=k) for k in range(3)]
+    watcher = Watcher(drop_dir, settle_s=0, channels=channels_from(webhook_url=NOWHERE))
+    assert sorted(watcher.poll().flagged) == sorted(clip_ids(first))
+    with clip_loads() as loaded:
+        for _ in range(3):
+            assert watcher.poll() == PollReport()
+    assert loaded == []
+
+    late = drop(drop_dir, trained.abnormal[3], "late.wav", seed=40)
+    with clip_loads() as loaded:
+        report = watcher.poll()
+    assert report.flagged == clip_ids([late])
+    assert not set(loaded) & set(clip_ids(first))  # the flags handled before are not read again
+    with session_scope() as session:
+        assert sorted(session.scalars(select(Notification.clip_id))) == sorted(clip_ids([*first, late]))
+
+
+def test_a_pass_with_nothing_new_scores_nothing(trained, drop_dir, tmp_path):
+    """Scoring runs on a watcher's first pass and after a pass ingested clips, not on every pass: a clip whose
+    file vanished before it was scored is not retried (nor its model loaded) on every quiet pass."""
+    from core.ingest import ingest
+    from core.model_store import load_detector
+
+    gone = drop(tmp_path / "elsewhere", trained.abnormal[0], "gone.wav", seed=5)
+    assert ingest([str(gone)], n_jobs=1).ingested == 1  # registered, then deleted before anything scored it
+    gone.unlink()
+    watcher = Watcher(drop_dir, settle_s=0)
+    assert watcher.poll().scored == 0  # the first pass tried it
+    info = load_detector.cache_info()
+    loads = info.hits + info.misses
+    for _ in range(3):
+        assert watcher.poll() == PollReport()
+    info = load_detector.cache_info()
+    assert info.hits + info.misses == loads  # no quiet pass went looking for unscored clips
+
+    drop(drop_dir, trained.normal[0], "n0.wav", seed=6)
+    assert (watcher.poll().ingested, count(Score)) == (1, 27)  # a pass that ingests still scores
+
+
+def test_a_restarted_watcher_scores_what_its_killed_predecessor_left_unscored(trained, drop_dir):
+    from core.ingest import ingest
+
+    path = drop(drop_dir, trained.abnormal[0], "a.wav", seed=1)
+    assert ingest([str(path)], n_jobs=1).ingested == 1  # ingested, then killed before scoring
+    watcher = Watcher(drop_dir, settle_s=0, channels=channels_from(webhook_url=NOWHERE))
+    report = watcher.poll()
+    assert (report.ingested, report.scored) == (0, 1)
+    with session_scope() as session:
+        assert list(session.scalars(select(Notification.clip_id))) == clip_ids([path])  # and announced
+    assert watcher.poll() == PollReport()
+
+
 def test_a_missing_folder_is_bad_input(tmp_path):
     with pytest.raises(BadInputError) as caught:
         Watcher(tmp_path / "no-such-folder")
@@ -616,7 +686,7 @@ def test_cli_once_delivers_the_flags_it_found(trained, drop_dir):
         release.set()  # answers at once
         result = run_watch(str(drop_dir), "--once", "--settle", "0", "--webhook", url)
         assert result.returncode == 0, result.stderr
-        assert f"webhook {url}" in result.stderr
+        assert f"webhook {url.rsplit('/', 1)[0]}/…" in result.stderr and url not in result.stderr
         assert SUMMARY.findall(result.stderr)[0][4] == "2"
         assert sorted(b["clip_id"] for b in bodies) == sorted(clip_ids(files))
     assert _statuses() == ["sent", "sent"]
@@ -675,3 +745,22 @@ def test_cli_killed_and_restarted_ingests_and_scores_every_file_exactly_once(tra
         assert session.scalar(select(func.count(Clip.id))) == 26 + len(files)
         assert session.scalar(select(func.count(Score.id))) == 26 + len(files)
         assert session.scalar(select(func.count(RejectedFile.id))) == 0
+
+
+def test_cli_never_prints_the_webhook_url(trained, drop_dir):
+    """A webhook URL is a secret (Slack, Teams): ``watch`` shows its scheme and host, at start and in the
+    warnings of failed sends alike."""
+    drop(drop_dir, trained.abnormal[0], "a0.wav", seed=1)
+    dispose_engines()
+    with slow_webhook() as (url, *_):
+        port = url.split(":")[2].split("/")[0]  # a port nobody listens on once the server is closed
+    secret = f"http://127.0.0.1:{port}/services/T0001/B0002/Zs3cr3tT0k3n?key=hush"
+    result = run_watch(str(drop_dir), "--once", "--settle", "0", "--webhook", secret)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert f"webhook http://127.0.0.1:{port}/…" in output
+    assert "webhook unreachable" in output  # the failed send was logged...
+    assert "Zs3cr3t" not in output and "hush" not in output and "T0001" not in output  # ...without the URL
+    with session_scope() as session:
+        (row,) = session.scalars(select(Notification)).all()
+    assert row.target == secret and "Zs3cr3t" not in row.last_error  # kept to send to, never shown

@@ -8,20 +8,22 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.drift import MAJOR_PSI, MODERATE_PSI, RETRAIN, DriftReport, drift_data_version, drift_report
+from core.drift import MAJOR_PSI, MODERATE_PSI, RETRAIN, RETRAIN_ADVICE, DriftReport, drift_cache_key, drift_report
 from core.errors import BadInputError
 from core.triage import machine_summaries
 from dashboard.theme import LABEL_COLOURS, LABEL_ORDER
 from db.queries import clip_counts, recent_rejections
 from db.session import session_scope
 
-DRIFT_TTL_S = 300  # a drift report is recomputed at the latest after 5 minutes, or at once when the data changes
+DRIFT_TTL_S = 300  # a drift report is recomputed after 5 minutes, or at once for a new active model
 
 
 @st.cache_data(ttl=DRIFT_TTL_S, show_spinner="Comparing recent clips with training clips…", max_entries=64)
-def _drift(machine: str, version: tuple) -> DriftReport:
-    """Cached per machine and data version (a new clip, verdict or active model invalidates it)."""
-    return drift_report(machine)
+def _drift(machine: str, model_id: int | None) -> DriftReport:
+    """Cached per machine and active model for ``DRIFT_TTL_S``: not per clip or verdict count, or every
+    ingest and verdict would reread the recent clips' audio.  Read-only: clips not scored yet are left
+    out of the score comparison, never scored here."""
+    return drift_report(machine, score_missing=False)
 
 
 def _drift_section(machines: list[str]) -> None:
@@ -29,12 +31,13 @@ def _drift_section(machines: list[str]) -> None:
     st.caption(
         "Each machine's newest clips (up to 50) against the clips its active model learned from: anomaly scores and "
         f"per-band log-mel levels, by population stability index (PSI: below {MODERATE_PSI} stable, up to "
-        f"{MAJOR_PSI} moderate, above {MAJOR_PSI} a major shift) and Kolmogorov-Smirnov tests."
+        f"{MAJOR_PSI} moderate, above {MAJOR_PSI} a major shift) and Kolmogorov-Smirnov tests; "
+        f"cached for {DRIFT_TTL_S // 60} minutes."
     )
     reports = []
     for machine in machines:
         try:
-            reports.append(_drift(machine, drift_data_version(machine)))
+            reports.append(_drift(*drift_cache_key(machine)))
         except BadInputError as exc:
             st.error(f"Drift of {machine} could not be computed: {exc.detail}")
         except Exception as exc:  # one machine's failure is shown, never the whole page's
@@ -45,7 +48,9 @@ def _drift_section(machines: list[str]) -> None:
         commands = "\n".join(r.retrain_command for r in retrain)
         st.warning(
             f"Retrain suggested for {', '.join(r.machine for r in retrain)}: recent clips no longer look like the "
-            f"clips the model learned from.\n```\n{commands}\n```"
+            f"clips the model learned from. The command below will {RETRAIN_ADVICE}: confirm recent clips that "
+            f"sound normal on the **Triage** page first, so that the new model learns their sound."
+            f"\n```\n{commands}\n```"
         )
     if not reports:
         return
