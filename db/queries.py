@@ -370,26 +370,26 @@ def training_jobs(session: Session, limit: int = 50, backend: str | None = None)
 # --- continuous ingestion ---------------------------------------------------------------------------
 
 
+def _under(path_column, folder: str):
+    """SQL condition: ``path_column`` names a file inside ``folder`` (a resolved path)."""
+    return path_column.startswith(folder.rstrip("/") + "/", autoescape=True)
+
+
+def _latest_per_path(session: Session, path_column, time_column, folder: str) -> dict[str, datetime]:
+    rows = session.execute(
+        select(path_column, func.max(time_column)).where(_under(path_column, folder)).group_by(path_column)
+    )
+    return {path: when for path, when in rows}
+
+
 def clips_ingested_under(session: Session, folder: str) -> dict[str, datetime]:
     """``{path: last time a clip was registered under it}`` for clip paths inside ``folder`` (a resolved path)."""
-    prefix = folder.rstrip("/") + "/"
-    rows = session.execute(
-        select(Clip.path, func.max(Clip.ingested_at))
-        .where(Clip.path.startswith(prefix, autoescape=True))
-        .group_by(Clip.path)
-    )
-    return {path: ingested for path, ingested in rows}
+    return _latest_per_path(session, Clip.path, Clip.ingested_at, folder)
 
 
 def rejections_under(session: Session, folder: str) -> dict[str, datetime]:
     """``{path: last time refused}`` for refused files inside ``folder``."""
-    prefix = folder.rstrip("/") + "/"
-    rows = session.execute(
-        select(RejectedFile.path, func.max(RejectedFile.seen_at))
-        .where(RejectedFile.path.startswith(prefix, autoescape=True))
-        .group_by(RejectedFile.path)
-    )
-    return {path: seen for path, seen in rows}
+    return _latest_per_path(session, RejectedFile.path, RejectedFile.seen_at, folder)
 
 
 def flagged_since(
@@ -410,7 +410,7 @@ def flagged_since(
         .order_by(Clip.id)
     )  # fmt: skip
     if folder is not None:
-        rows = rows.where(Clip.path.startswith(folder.rstrip("/") + "/", autoescape=True))
+        rows = rows.where(_under(Clip.path, folder))
     return [(clip, value, threshold.value) for clip, value in session.execute(rows)]
 
 
