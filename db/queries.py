@@ -158,11 +158,12 @@ def threshold_history(session: Session, model_id: int) -> list[Threshold]:
 
 
 def models_for(session: Session, machine: Machine) -> list[DetectorModel]:
-    """Models trained for this machine, its whole type or every machine, newest first."""
+    """Models trained for this machine or its whole type, and cross-type models (scope ``*``) whose
+    training covered it (``provenance["machines"]``), newest first."""
     scopes = (machine.key, machine.machine_type, ALL_MACHINES_SCOPE)
-    return list(
-        session.scalars(select(DetectorModel).where(DetectorModel.scope.in_(scopes)).order_by(DetectorModel.id.desc()))
-    )
+    query = select(DetectorModel).where(DetectorModel.scope.in_(scopes)).order_by(DetectorModel.id.desc())
+    found = session.scalars(query)
+    return [m for m in found if m.scope != ALL_MACHINES_SCOPE or machine.key in m.provenance.get("machines", [])]
 
 
 # --- scores ----------------------------------------------------------------------------------------

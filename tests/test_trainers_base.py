@@ -321,3 +321,15 @@ def test_trainer_registry():
         get_trainer("sagemaker")
     assert err.value.reason == Reason.INVALID_PARAMETER
     assert "local" in err.value.detail
+
+
+def test_a_cross_type_model_is_offered_only_on_the_machines_it_learned_from(tmp_path, data_dir):
+    from db.queries import get_or_create_machine, models_for
+
+    with session_scope(write=True) as session:
+        fan, pump, valve = (get_or_create_machine(session, t, "id_00") for t in ("fan", "pump", "valve"))
+    ref = ExportRef(tmp_path / "export", summary_of("fan/id_00", "pump/id_00"), None)
+    model_id = register_model("rekognition", ref, save=None, params={}, provenance={})
+    with session_scope() as session:
+        offered = {m.key: [model.id for model in models_for(session, m)] for m in (fan, pump, valve)}
+    assert offered == {"fan/id_00": [model_id], "pump/id_00": [model_id], "valve/id_00": []}

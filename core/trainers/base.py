@@ -194,6 +194,7 @@ def register_model(
         row = DetectorModel(
             detector=detector, scope=scope, version=version, artifact_path=artifact_path, params=params,
             provenance={"export_id": export.export_id, "export_dir": str(export.root),
+                        "machines": sorted({r["machine"] for r in export.summary["images"]}),
                         "clip_ids": [r["clip_id"] for r in export.records("train")], **provenance},
             status="ready" if artifact_path else "external",
         )  # fmt: skip
