@@ -42,6 +42,7 @@ from core.batch import extract_features
 from core.errors import BadInputError, Reason
 from core.features import FeatureParams
 from core.scoring import score_with_model
+from core.training import clips_to_learn
 from db.models import Clip, DetectorModel, Machine
 from db.queries import (
     clip_scores,
@@ -278,10 +279,8 @@ def _clip_sets(session, machine: Machine, model: DetectorModel, recent: int, max
         if len(chosen) >= recent:
             break
     chosen = chosen[:recent]
-    retrainable = frozenset(
-        c.id for c in chosen if (c.label, c.split) == ("normal", "train")
-        or ((c.label, c.split) == ("unknown", "none") and verdicts.get(c.id) == "normal")
-    )  # fmt: skip
+    learnable = {c.id for c in clips_to_learn(session, [machine.id])[0]}
+    retrainable = frozenset(c.id for c in chosen if c.id in learnable)
     return _ClipSets(
         _spread(reference, max_reference), _spread(held_out, max_reference), chosen, rate,
         len(others) - len(same_rate), retrainable,

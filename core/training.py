@@ -20,7 +20,7 @@ from core.features import FeatureParams
 from core.model_store import staged_artifact
 from core.scoring import wrong_sample_rate
 from core.thresholds import DEFAULT_QUANTILE, gamma_threshold
-from db.models import DetectorModel, Machine
+from db.models import Clip, DetectorModel, Machine
 from db.queries import (
     add_threshold,
     field_clips_confirmed_normal,
@@ -67,6 +67,14 @@ def one_sample_rate(clips: list) -> tuple[int | None, list, list]:
         return None, [], []
     rate = max(rates, key=lambda r: (rates[r], r))
     return rate, [c for c in clips if c.sample_rate == rate], [c for c in clips if c.sample_rate != rate]
+
+
+def clips_to_learn(session: Session, machine_pks: list[int]) -> tuple[list[Clip], set[int]]:
+    """What a detector of these machines learns normal from, by id: the normal clips of the training
+    split plus the field clips pilots confirmed normal; and the ids of the latter."""
+    confirmed = field_clips_confirmed_normal(session, machine_pks)
+    clips = sorted(training_clips(session, machine_pks) + confirmed, key=lambda clip: clip.id)
+    return clips, {clip.id for clip in confirmed}
 
 
 def training_scopes(machines: list[Machine], per_type: bool) -> dict[str, list[Machine]]:
@@ -120,9 +128,8 @@ def train(
         machine_pks = {scope: [m.id for m in group] for scope, group in training_scopes(machines, per_type).items()}
         scopes, from_verdicts = {}, set()
         for scope, pks in machine_pks.items():
-            confirmed = field_clips_confirmed_normal(session, pks)
-            from_verdicts |= {clip.id for clip in confirmed}
-            scopes[scope] = sorted(training_clips(session, pks) + confirmed, key=lambda clip: clip.id)
+            scopes[scope], confirmed = clips_to_learn(session, pks)
+            from_verdicts |= confirmed
     report = TrainingReport()
     for index, (scope, all_clips) in enumerate(scopes.items()):
         rate, clips, others = one_sample_rate(all_clips)
