@@ -65,11 +65,30 @@ def preview(options: ExportOptions = ExportOptions(), *, url: str | None = None)
     return balance(curated, seed=options.seed, cap=options.cap)[1]
 
 
-def newest_export(*, url: str | None = None) -> dict[str, Any] | None:
-    """The summary of the newest export recorded, or None."""
+@dataclass(frozen=True)
+class ExportStatus:
+    """The newest export at a glance: where, what it holds, and why it cannot be trained on (if so)."""
+
+    export_id: int
+    out_dir: str
+    counts: dict[str, dict[str, int]]
+    unusable: str | None  # None when training can use it
+
+
+def newest_export(*, url: str | None = None) -> ExportStatus | None:
+    """The newest export recorded, or None."""
     with session_scope(url) as session:
         row = latest_export(session)
-        return dict(row.summary) if row else None
+        if row is None:
+            return None
+        summary = row.summary or {}
+        problems, counts = summary.get("problems") or [], summary.get("counts", {})
+    unusable = None
+    if problems:
+        unusable = f"it failed validation ({problems[0]}); export again"
+    elif not (Path(row.out_dir) / SUMMARY_FILE).is_file():
+        unusable = "its folder is gone; export again"
+    return ExportStatus(row.id, row.out_dir, counts, unusable)
 
 
 def default_export_dir() -> Path:
@@ -105,7 +124,7 @@ def export_dataset(
     fails validation (the files stay for inspection; the summary lists the problems).
     """
     out = Path(out_dir)
-    _prepare(out, overwrite)
+    _refuse_target(out, overwrite)
     with session_scope(url) as session:
         curated = curated_clips(session, options.machine, options.prefer)
         disputed = disputed_clips(session, options.machine)
@@ -113,6 +132,7 @@ def export_dataset(
     if not kept:
         advice = "; ".join(f"{c.machine}: {c.advice}" for c in counts) or "no labelled or reviewed clips yet"
         raise BadInputError(Reason.INVALID_PARAMETER, f"nothing to export ({advice})")
+    _prepare(out, overwrite)  # only now that there is something to write: an old export is kept till then
     train, test = grouped_split(kept, test_fraction=options.test_fraction, seed=options.seed)
     planned = [(subset, clip) for subset, clips in zip(SUBSETS, (train, test), strict=True) for clip in clips]
     for subset in SUBSETS:
@@ -150,7 +170,8 @@ def export_dataset(
     return summary
 
 
-def _prepare(out: Path, overwrite: bool) -> None:
+def _refuse_target(out: Path, overwrite: bool) -> None:
+    """Raise unless ``out`` can take the export: absent, empty, or an earlier export with ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise BadInputError(Reason.INVALID_PARAMETER, "the export target is a file, not a folder", out)
     if out.is_dir() and any(out.iterdir()):
@@ -158,6 +179,11 @@ def _prepare(out: Path, overwrite: bool) -> None:
             raise BadInputError(Reason.INVALID_PARAMETER, "folder is not empty (choose another or overwrite)", out)
         if not (out / SUMMARY_FILE).is_file():
             raise BadInputError(Reason.INVALID_PARAMETER, "folder holds other files; left untouched", out)
+
+
+def _prepare(out: Path, overwrite: bool) -> None:
+    """Empty an earlier export in ``out`` (checked by :func:`_refuse_target`) and create the folder."""
+    if out.is_dir() and overwrite:
         for name in (*SUBSETS, *(f"{s}.manifest" for s in SUBSETS), SUMMARY_FILE):
             target = out / name
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)

@@ -392,3 +392,18 @@ def test_read_images_names_a_damaged_image(plant, tmp_path):
         read_images(out, "test")
     assert info.value.reason == Reason.CORRUPT and info.value.path == str(out / victim["file"])
     assert len(read_images(out, "train")[0]) == 16  # the other subset still reads
+
+
+def test_a_failed_overwrite_keeps_the_earlier_export(plant, tmp_path):
+    out = tmp_path / "out"
+    export_dataset(out, n_jobs=1)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(BadInputError, match="nothing to export"):
+        export_dataset(out, ExportOptions(machine="pump"), overwrite=True, n_jobs=1)  # no such machine's clips
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_nothing_to_export_creates_no_folder(tmp_path):
+    with pytest.raises(BadInputError):
+        export_dataset(tmp_path / "never", n_jobs=1)
+    assert not (tmp_path / "never").exists()

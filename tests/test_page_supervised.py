@@ -206,3 +206,15 @@ def test_a_trained_rekognition_model_is_evaluated_only_once_the_cost_is_accepted
     assert not app.button(key=f"evaluate_{job_id}").disabled
     (job,) = _rows(TrainingJob)
     assert job.status == "trained"  # ticking the box starts nothing
+
+
+def test_an_export_whose_folder_is_gone_cannot_be_trained_on(seeded, no_aws, open_page):
+    import shutil
+
+    summary = _export()
+    shutil.rmtree(summary["out_dir"])
+    app = open_page("supervised")
+    assert [w.value for w in app.warning] == [
+        "The newest export cannot be trained on: its folder is gone; export again."
+    ]
+    assert next(b for b in app.button if b.label == "Train locally").disabled

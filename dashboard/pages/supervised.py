@@ -70,16 +70,19 @@ def _train_buttons() -> None:
     if newest is None:
         st.caption("Export a dataset first: training uses the newest export.")
     else:
-        st.caption(f"Newest export: {newest['out_dir']} ({describe_counts(newest['counts'])}).")
+        st.caption(f"Newest export: {newest.out_dir} ({describe_counts(newest.counts)}).")
+        if newest.unusable:
+            st.warning(f"The newest export cannot be trained on: {newest.unusable}.")
+    no_export = newest is None or newest.unusable is not None
     rekognition = get_trainer("rekognition", config=CloudConfig.from_env())
     availability = rekognition.availability()
     left, right = st.columns(2)
-    if left.button("Train locally", disabled=newest is None, help="A small CNN on this machine's CPU"):
+    if left.button("Train locally", disabled=no_export, help="A small CNN on this machine's CPU"):
         with st.spinner("Training the local CNN…"):
             job_id = get_trainer("local").train(user="dashboard", progress=progress_bar("epochs"))
         st.success(f"Local training finished (job {job_id}).")
     reason = None if availability.ok else f"Unavailable: {availability.reason}."
-    if right.button("Train with Rekognition", disabled=newest is None or not availability.ok,
+    if right.button("Train with Rekognition", disabled=no_export or not availability.ok,
                     help=reason or availability.reason):  # fmt: skip
         job_id = rekognition.train(user="dashboard", progress=progress_bar("uploading to S3"))
         st.success(f"Rekognition training started (job {job_id}); it usually takes about an hour.")
