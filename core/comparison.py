@@ -24,6 +24,8 @@ from db.queries import (
 )
 from db.session import session_scope
 
+MIN_FAIR_TEST = 20  # graded clips below which a comparison is flagged as fragile
+
 
 @dataclass(frozen=True)
 class ModelResult:
@@ -41,14 +43,24 @@ class Comparison:
     test_set: str
     n_test: int
     results: list[ModelResult]
+    n_abnormal: int = 0
+    n_normal: int = 0
 
     @property
     def warnings(self) -> list[str]:
         """Notes a manager must read before trusting the side-by-side numbers."""
+        notes = []
+        if self.n_abnormal == 0 or self.n_normal == 0:
+            missing = "abnormal" if self.n_abnormal == 0 else "normal"
+            notes.append(f"No {missing} clip is left to grade on (the models trained on the others): AUC and "
+                         "precision or recall mean nothing here. Label more clips, or export with a smaller "
+                         "test share.")  # fmt: skip
+        elif self.n_test < MIN_FAIR_TEST:
+            notes.append(f"Only {self.n_test} clips are graded: a single clip moves these numbers a lot.")
         saw = [r.name for r in self.results if r.saw_anomalies]
         if saw and len(saw) < len(self.results):
-            return [f"{', '.join(saw)} was trained on labelled anomalies the other model never saw."]
-        return []
+            notes.append(f"{', '.join(saw)} was trained on labelled anomalies the other model never saw.")
+        return notes
 
 
 def model_choices(machine: str, *, url: str | None = None) -> list[tuple[int, str]]:
@@ -106,7 +118,7 @@ def compare_models(machine: str, model_ids: list[int], *, url: str | None = None
         test_set += f", {n_field} of them field clips labelled by the pilots' verdicts"
     if left_out:
         test_set += f" ({left_out} test clips a model trained on are left out)"
-    return Comparison(machine, test_set, len(common), results)
+    return Comparison(machine, test_set, len(common), results, int(y.sum()), int((~y).sum()))
 
 
 def _saw_anomalies(session, model: DetectorModel) -> bool:

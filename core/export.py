@@ -132,8 +132,8 @@ def export_dataset(
     if not kept:
         advice = "; ".join(f"{c.machine}: {c.advice}" for c in counts) or "no labelled or reviewed clips yet"
         raise BadInputError(Reason.INVALID_PARAMETER, f"nothing to export ({advice})")
-    _prepare(out, overwrite)  # only now that there is something to write: an old export is kept till then
     train, test = grouped_split(kept, test_fraction=options.test_fraction, seed=options.seed)
+    _prepare(out, overwrite)  # only now that the options proved good and there is something to write
     planned = [(subset, clip) for subset, clips in zip(SUBSETS, (train, test), strict=True) for clip in clips]
     for subset in SUBSETS:
         for label in CLASSES:
@@ -201,13 +201,13 @@ def _image_record(subset: str, clip: CuratedClip) -> dict[str, Any]:
 
 def _summary(out, options, curated, counts, images, unreadable) -> dict[str, Any]:
     per_subset = {s: Counter(i["label"] for i in images if i["subset"] == s) for s in SUBSETS}
-    winner = "the pilots' verdicts" if options.prefer == "verdicts" else "the dataset's ground truth"
+    winner = "the pilots' verdicts win" if options.prefer == "verdicts" else "the dataset's ground truth wins"
     return {
         "out_dir": str(out.resolve()),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "options": {"prefer": options.prefer, "seed": options.seed, "test_fraction": options.test_fraction,
                     "cap": options.cap, "machine": options.machine, "source_ref_base": options.source_ref_base},
-        "label_source": f"{winner} win where a clip has both a verdict and a ground-truth label",
+        "label_source": f"{winner} where a clip has both a verdict and a ground-truth label",
         "curated": len(curated),
         "sources": dict(Counter(c.source for c in curated)),
         "conflicts": sum(c.conflict for c in curated),

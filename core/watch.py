@@ -130,7 +130,8 @@ class Watcher:
                 self._observed[key] = (sig, now)
                 previous = self._observed[key]
             settled = now - sig[1] / 1e9 >= self.settle_s  # nothing written to it for settle_s
-            if settled and (header_complete(path) or now - previous[1] >= self.grace_s):
+            unchanged_for = now - min(previous[1], sig[1] / 1e9)  # since first seen, or last written if earlier
+            if settled and (header_complete(path) or unchanged_for >= self.grace_s):
                 ready.append(key)
             else:
                 waiting += 1

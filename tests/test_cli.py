@@ -312,9 +312,13 @@ def test_annotate_by_id_and_by_path_then_refuses_unknown_clips(tmp_path):
     ingest([str(tmp_path / "line")])
     by_path = json.loads(run_cli("annotate", str(clip), "--verdict", "abnormal", "--annotator", "ana",
                                  "--type", "bearing", "--note", "rattle", "--json").stdout)  # fmt: skip
-    assert by_path == {"annotation_id": 1, "clip_id": 1, "verdict": "abnormal"}
-    by_id = run_cli("annotate", "1", "--verdict", "normal", "--annotator", "bob").stdout
-    assert by_id.strip() == "clip 1: normal by bob [annotation 2]"
+    assert by_path == {"annotation_id": 1, "clip_id": 1, "verdict": "abnormal", "annotator": "ana",
+                       "type": "bearing", "note": "rattle", "other_verdicts": {}}  # fmt: skip
+    by_id = run_cli("annotate", "1", "--verdict", "normal", "--annotator", "bob")
+    assert by_id.stdout.strip() == "clip 1: normal by bob [annotation 2]"
+    assert "others judged it too (ana: abnormal); every verdict is kept" in by_id.stderr
+    typed = run_cli("annotate", "1", "--verdict", "normal", "--annotator", "bob", "--type", "bearing", check=False)
+    assert typed.returncode == 2 and "use it with --verdict abnormal" in typed.stderr
     copy = write_wav(tmp_path / "elsewhere.wav", tone(1.0))  # same content, another name: the same clip
     assert json.loads(run_cli("annotate", str(copy), "--verdict", "unsure", "--annotator", "eve",
                               "--json").stdout)["clip_id"] == 1  # fmt: skip

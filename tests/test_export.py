@@ -407,3 +407,16 @@ def test_nothing_to_export_creates_no_folder(tmp_path):
     with pytest.raises(BadInputError):
         export_dataset(tmp_path / "never", n_jobs=1)
     assert not (tmp_path / "never").exists()
+
+
+def test_a_bad_option_with_overwrite_keeps_the_earlier_export(plant, tmp_path):
+    out = tmp_path / "out"
+    export_dataset(out, n_jobs=1)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(BadInputError, match="test_fraction"):
+        export_dataset(out, ExportOptions(test_fraction=1.5), overwrite=True, n_jobs=1)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert (
+        "the dataset's ground truth wins where"
+        in export_dataset(out, ExportOptions(prefer="ground-truth"), overwrite=True, n_jobs=1)["label_source"]
+    )

@@ -333,3 +333,21 @@ def test_a_cross_type_model_is_offered_only_on_the_machines_it_learned_from(tmp_
     with session_scope() as session:
         offered = {m.key: [model.id for model in models_for(session, m)] for m in (fan, pump, valve)}
     assert offered == {"fan/id_00": [model_id], "pump/id_00": [model_id], "valve/id_00": []}
+
+
+def test_a_local_job_without_progress_for_ten_minutes_reads_interrupted(tmp_path, data_dir):
+    """A SIGKILLed local training cannot record its end; its silence says it (a live one writes every epoch)."""
+    from datetime import UTC, datetime, timedelta
+
+    from core.trainers.jobs import job_status
+    from db.models import TrainingJob
+
+    ref = ExportRef(tmp_path / "export", summary_of("fan/id_00"), None)
+    job_id = new_job("local", ref)
+    set_job(job_id, status="training")
+    assert job_status(job_id).status == "training"
+    with session_scope(write=True) as session:
+        session.get(TrainingJob, job_id).updated_at = datetime.now(UTC) - timedelta(minutes=11)
+    status = job_status(job_id)
+    assert (status.status, status.done) == ("interrupted", True)
+    assert status.message == "no progress for 11 min: its process stopped; train again"

@@ -464,3 +464,10 @@ def test_stop_a_trained_model_keeps_the_job_trained(trainer, stub, export):
     stub.add_response("stop_project_version", {"Status": "STOPPING"}, {"ProjectVersionArn": VERSION_ARN})
     assert trainer.stop(job_id).status == "trained"
     stub.assert_no_pending_responses()
+
+
+def test_without_credentials_nothing_is_recorded_or_sent(no_aws, export):
+    trainer = RekognitionTrainer(CloudConfig(bucket=BUCKET, region=REGION), sleep=lambda s: None)
+    with pytest.raises(BadInputError, match="cannot train with Rekognition: no AWS credentials found"):
+        trainer.train()
+    assert recent_jobs(backend="rekognition") == []

@@ -293,6 +293,17 @@ def test_a_wav_shorter_than_its_header_waits_and_is_ingested_once_complete(train
         assert clip.duration_s == pytest.approx(2.0)
 
 
+def test_a_file_broken_since_before_the_watcher_started_is_refused_on_its_first_pass(trained, drop_dir):
+    """A cron ``watch --once`` is a new process each time: grace counts from the file's last write too."""
+    path = drop_dir / "fan" / "id_00" / "junk.wav"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is no audio at all " * 10)
+    clock = Clock()
+    set_mtime(path, clock.now - 500)  # written long ago, broken for good
+    (refused,) = Watcher(drop_dir, settle_s=2, grace_s=300, clock=clock).poll().rejected
+    assert (refused["path"], refused["reason"]) == (str(path.resolve()), "not_audio")
+
+
 @pytest.mark.parametrize(
     ("content", "reason", "detail"),
     [("truncated", "corrupt", "truncated"), ("garbage", "not_audio", ""), ("empty", "empty", "")],

@@ -41,7 +41,7 @@ from db.queries import (
 from db.session import session_scope
 
 DECISION_THRESHOLD = 0.5  # P(abnormal) above which a supervised model flags a clip
-FINAL_STATES = ("completed", "failed", "stopped")
+FINAL_STATES = ("completed", "failed", "stopped", "interrupted")
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,9 @@ class RekognitionTrainer(Trainer):
         ``progress(done, total)`` follows the upload.  A failure marks the job ``failed``
         with AWS's message and raises :class:`CloudError`; the export stays on disk.
         """
-        if not self.config.bucket:
-            raise BadInputError(Reason.INVALID_PARAMETER, "no S3 bucket configured (set REKOGNITION_BUCKET)")
+        reason = unavailable_reason(self.config)
+        if reason:  # no job is recorded for what could never start
+            raise BadInputError(Reason.INVALID_PARAMETER, f"cannot train with Rekognition: {reason}")
         export = resolve_export(export_dir, self.url)
         problems = validate_export(export.root, export.summary["options"].get("source_ref_base", ""))
         if problems:
