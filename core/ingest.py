@@ -10,7 +10,7 @@ from core.audio import load_clip
 from core.datasets import DiscoveredClip, discover
 from core.errors import BadInputError, Reason
 from core.parallel import Progress, map_guarded
-from core.splits import assign_split
+from core.splits import assign_split, split_key
 from db.models import Clip
 from db.queries import get_or_create_machine, known_hashes, record_rejection
 from db.session import session_scope, write_transaction
@@ -124,7 +124,9 @@ def _store(batch: list[tuple[DiscoveredClip, InspectedFile]], report: IngestRepo
                 continue
             seen.add(facts.content_hash)
             machine = get_or_create_machine(session, where.machine_type, where.machine_id)
-            split = assign_split(facts.content_hash, where.label, where.split)
+            key = split_key(facts.content_hash, where.layout, f"{where.machine_type}/{where.machine_id}", where.label,
+                            Path(where.path).name)  # fmt: skip
+            split = assign_split(key, where.label, where.split)
             source = "layout" if split == where.split else "assigned"
             session.add(
                 Clip(

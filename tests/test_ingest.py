@@ -173,3 +173,25 @@ def test_an_interrupted_ingest_keeps_the_chunks_it_committed(tmp_path, monkeypat
     report = ingest([str(folder)], n_jobs=1)
     assert (report.ingested, report.already_known, report.rejected) == (3, 4, [])
     assert _n_clips() == 7
+
+
+def test_snr_versions_of_a_mimii_recording_land_in_one_split(tmp_path):
+    """-6, 0 and 6 dB versions of each take (different bytes, same file name) never straddle train and test."""
+    from collections import defaultdict
+
+    from sqlalchemy import select
+
+    from core.demo import write_plant
+    from db.models import Clip
+    from db.session import session_scope
+
+    for snr in (-6.0, 0.0, 6.0):
+        write_plant(tmp_path / f"{snr:g}_dB_fan", machines=1, normal=12, abnormal=0, duration_s=1.0, seed=0,
+                    snr_db=snr, n_jobs=1)  # fmt: skip
+    assert ingest([str(tmp_path)], n_jobs=1).ingested == 36
+    by_take = defaultdict(set)
+    with session_scope() as session:
+        for clip in session.scalars(select(Clip)):
+            by_take[clip.path.rsplit("/", 1)[-1]].add(clip.split)
+    assert len(by_take) == 12 and all(len(splits) == 1 for splits in by_take.values())
+    assert {s for splits in by_take.values() for s in splits} == {"train", "test"}

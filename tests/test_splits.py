@@ -55,3 +55,12 @@ def test_train_share_of_normals_is_the_train_fraction():
 def test_train_fraction_is_respected(fraction):
     splits = [assign_split(content_hash(i), "normal", "none", train_fraction=fraction) for i in range(2000)]
     assert splits.count("train") / len(splits) == pytest.approx(fraction, abs=0.04)
+
+
+def test_mimii_versions_of_one_recording_share_their_key_and_split():
+    from core.splits import split_key
+
+    keys = {split_key(content_hash(db), "mimii", "fan/id_00", "normal", "00000007.wav") for db in (-6, 0, 6)}
+    assert len(keys) == 1  # three different files (bytes), one recording
+    assert split_key(content_hash(1), "mimii", "fan/id_00", "normal", "00000008.wav") not in keys
+    assert split_key(content_hash(1), "plain", "line/id_00", "unknown", "x.wav") == content_hash(1)
