@@ -183,8 +183,19 @@ def test_demo_train_score_evaluate_threshold_activate_workflow(tmp_path):
 
     compared = run_cli("evaluate", "--compare", "--machine", "fan/id_00").stdout
     assert "suggested default for fan/id_00: mahalanobis" in compared
-    best = run_cli("activate", "--machine", "fan/id_00", "--best", check=False)  # this tiny test split: one label
-    assert best.returncode == 2 and "the test split needs both labels" in best.stderr
+    best = run_cli("activate", "--machine", "fan/id_00", "--best")
+    assert best.stdout.strip() == f"fan/id_00: model {models['fan/id_00']['model_id']} is now active"
+
+    from sqlalchemy import update
+
+    from db.models import Clip
+    from db.session import dispose_engines, session_scope
+
+    with session_scope(write=True) as session:  # a test split holding one label only: nothing to rank on
+        session.execute(update(Clip).where(Clip.split == "test", Clip.label == "normal").values(split="train"))
+    dispose_engines()
+    refused = run_cli("activate", "--machine", "fan/id_00", "--best", check=False)
+    assert refused.returncode == 2 and "the test split needs both labels" in refused.stderr
 
 
 @pytest.mark.slow
