@@ -34,11 +34,11 @@ from __future__ import annotations
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import numpy as np
 
 from core.batch import extract_features
+from core.clock import as_utc
 from core.errors import BadInputError, Reason
 from core.features import FeatureParams
 from core.scoring import score_with_model
@@ -230,11 +230,6 @@ def _sig(value: float) -> float:
     return float(f"{value:.4g}")
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    """Comparable timestamps whichever way the backend returned them (SQLite drops the zone)."""
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 def _spread(clips: list[Clip], limit: int) -> list[Clip]:
     """At most ``limit`` of ``clips`` (by id), evenly spaced: deterministic, covering the whole period."""
     clips = sorted(clips, key=lambda c: c.id)
@@ -265,8 +260,8 @@ def _clip_sets(session, machine: Machine, model: DetectorModel, recent: int, max
     reference = [c for c in reference if rate is None or c.sample_rate == rate]
     others = [c for c in clips if c.id not in trained]
     same_rate = [c for c in others if rate is None or c.sample_rate == rate]
-    cutoff = _naive_utc(model.created_at)
-    held_out = [c for c in same_rate if c.label == "normal" and _naive_utc(c.ingested_at) <= cutoff]
+    cutoff = as_utc(model.created_at)
+    held_out = [c for c in same_rate if c.label == "normal" and as_utc(c.ingested_at) <= cutoff]
     skip = {c.id for c in held_out}
     candidates = [c for c in same_rate if c.id not in skip and c.label != "abnormal"]
     chosen: list[Clip] = []

@@ -17,10 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from core.clock import as_utc
 
 LABEL_ATTRIBUTE = "machine-sound"
 METADATA = f"{LABEL_ATTRIBUTE}-metadata"
@@ -55,18 +57,12 @@ def manifest_line(source_ref: str, class_name: str, *, human_annotated: bool, cr
             "class-name": class_name,
             "confidence": 1.0,
             "human-annotated": "yes" if human_annotated else "no",
-            "creation-date": _utc_naive(created).isoformat(timespec="seconds"),
+            "creation-date": as_utc(created).replace(tzinfo=None).isoformat(timespec="seconds"),
             "type": TYPE,
             "job-name": JOB_NAME,
         },
     }
     return json.dumps(record, ensure_ascii=False)
-
-
-def _utc_naive(moment: datetime) -> datetime:
-    """``moment`` in UTC without a zone, as Ground Truth writes creation dates (naive times are UTC already:
-    SQLite hands them back so; PostgreSQL hands back aware times in the session's zone)."""
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def parse_line(text: str, line: int) -> tuple[ManifestEntry | None, list[str]]:

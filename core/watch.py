@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from core.audio import clip_info
+from core.clock import as_utc
 from core.errors import BadInputError, Reason
 from core.ingest import ingest
 from core.notify import Channel, Dispatcher, enqueue, flag_payload
@@ -110,7 +111,7 @@ class Watcher:
             refused = rejections_under(session, str(self.folder))
         done = {}
         for path in registered.keys() | refused.keys():
-            handled_at = max(_utc(t) for t in (registered.get(path), refused.get(path)) if t is not None)
+            handled_at = max(as_utc(t) for t in (registered.get(path), refused.get(path)) if t is not None)
             sig = _signature(Path(path))
             if sig and sig[1] / 1e9 <= handled_at.timestamp():
                 done[path] = sig
@@ -208,11 +209,6 @@ class Watcher:
             completed = not stop.is_set()
         finally:
             dispatcher.stop(flush_s=FINAL_DELIVERY_S if completed else 0.0)
-
-
-def _utc(moment: datetime) -> datetime:
-    """A stored time as an aware UTC datetime (SQLite hands back naive datetimes, in UTC)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _signature(path: Path) -> Signature | None:

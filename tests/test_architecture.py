@@ -22,6 +22,7 @@ PURE_CORE = [
     "core.ingest",
     "core.bootstrap",
     "core.cli",
+    "core.clock",
     "core.spectrogram_image",
     "core.curation",
     "core.manifest",

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from core.clock import seconds_since
 from core.errors import BadInputError, Reason
 from core.trainers.base import JobStatus
 from db.models import TrainingJob
@@ -15,19 +14,13 @@ LOCAL_STALE_S = 600.0  # a local job records progress every epoch; this long wit
 
 def _status(job: TrainingJob) -> JobStatus:
     status, message = job.status, job.message
-    if job.backend == "local" and status in ("pending", "training") and _age_s(job.updated_at) > LOCAL_STALE_S:
+    if job.backend == "local" and status in ("pending", "training") and seconds_since(job.updated_at) > LOCAL_STALE_S:
         status = "interrupted"  # killed (SIGKILL, power cut): nothing could record it, so say it here
-        message = f"no progress for {_age_s(job.updated_at) / 60:.0f} min: its process stopped; train again"
+        message = f"no progress for {seconds_since(job.updated_at) / 60:.0f} min: its process stopped; train again"
     return JobStatus(
         job.id, job.backend, status, message, job.model_id, job.export_id,
         dict(job.external or {}), job.created_at, job.updated_at, job.finished_at,
     )  # fmt: skip
-
-
-def _age_s(moment: datetime) -> float:
-    """Seconds since ``moment`` (SQLite hands back UTC times without a zone)."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - aware).total_seconds()
 
 
 def job_status(job_id: int, url: str | None = None) -> JobStatus:
