@@ -15,6 +15,7 @@ from datetime import datetime
 
 from tqdm import tqdm
 
+from core.cloud import CloudError
 from core.errors import BadInputError, Reason
 from core.thresholds import METHODS as THRESHOLD_METHODS
 
@@ -653,10 +654,6 @@ def main(argv: list[str] | None = None) -> int:
     except BadInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        from core.cloud import CloudError
-
-        if not isinstance(exc, CloudError):
-            raise
+    except CloudError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
