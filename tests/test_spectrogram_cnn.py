@@ -79,7 +79,6 @@ def tiny(train) -> SpectrogramCNN:
 
 def test_registered_as_the_supervised_detector():
     assert detector_class("spectrogram_cnn") is SpectrogramCNN
-    assert SpectrogramCNN.supervised is True
     assert "spectrogram_cnn" in SUPERVISED
     assert detector_names(supervised=True) == ["spectrogram_cnn"]
     assert "spectrogram_cnn" not in detector_names()  # `train` (normal clips only) never offers it

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import numpy as np
 from PIL import Image
@@ -51,7 +51,6 @@ def build_cnn(
 class SpectrogramCNN(Detector):
     name = "spectrogram_cnn"
     description = "Supervised CNN on spectrogram images of curated clips; score = P(abnormal)"
-    supervised: ClassVar[bool] = True
 
     def __init__(self, feature_params: FeatureParams = IMAGE_FEATURES, **params: Any):
         if feature_params.frames != 1:
