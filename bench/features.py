@@ -2,8 +2,8 @@
 
 Times, in the same run and after a warm-up, the straightforward per-file pipeline
 (``librosa.load(sr=None, mono=False)``, ``melspectrogram``, ``power_to_db``, a Python
-loop stacking frames; channel 0 kept) against ours (``core.batch.file_features`` on one
-core, and ``core.batch.extract_features`` on every core), and prints clips/s and ratios.
+loop stacking frames; channel 0 kept) against ours (``core.signal.batch.file_features`` on one
+core, and ``core.signal.batch.extract_features`` on every core), and prints clips/s and ratios.
 
     python bench/features.py --clips 200          # a real measurement
     python bench/features.py --clips 4            # smoke run (CI)
@@ -23,9 +23,9 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.batch import extract_features, file_features  # noqa: E402
-from core.demo import write_plant  # noqa: E402
-from core.features import FeatureParams  # noqa: E402
+from core.signal.batch import extract_features, file_features  # noqa: E402
+from core.datasets.demo import write_plant  # noqa: E402
+from core.signal.features import FeatureParams  # noqa: E402
 from core.parallel import default_jobs  # noqa: E402
 
 P = FeatureParams()

@@ -23,10 +23,10 @@ REAL = ROOT.parent / "shared" / "data" / "real"
 
 def evaluate_dataset(label: str, sources: list[str], epochs: int) -> list[tuple]:
     """Ingest ``sources`` into a fresh database, train every detector, compare per machine."""
-    from core.detectors import detector_names
-    from core.evaluation import compare_detectors
-    from core.ingest import ingest
-    from core.training import train
+    from core.detection.registry import detector_names
+    from core.workflows.evaluation import compare_detectors
+    from core.workflows.ingest import ingest
+    from core.workflows.training import train
     from db.queries import machines_matching
     from db.session import dispose_engines, session_scope
 
@@ -52,10 +52,10 @@ def real_fan_repeated_splits(epochs: int, repeats: int, n_train: int = 5) -> lis
     every detector on ``n_train`` normals and testing on the other normals and all abnormals."""
     import numpy as np
 
-    from core.batch import extract_features
-    from core.datasets import discover
-    from core.detectors import detector_class, detector_names
-    from core.metrics import partial_auc, roc_auc
+    from core.signal.batch import extract_features
+    from core.datasets.layouts import discover
+    from core.detection.registry import detector_class, detector_names
+    from core.detection.metrics import partial_auc, roc_auc
 
     clips = discover(REAL / "mimii_ch0" / "fan")
     batch = extract_features([c.path for c in clips])
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=20, help="random splits of the real fan clips (default 20)")
     args = parser.parse_args(argv)
 
-    from core.demo import write_plant
+    from core.datasets.demo import write_plant
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,7 +33,7 @@ def baseline_worker(model_id: int) -> None:
     import librosa
     import numpy as np
 
-    from core.features import FeatureParams
+    from core.signal.features import FeatureParams
     from db.models import DetectorModel, Score
     from db.queries import unscored_clips
     from db.session import session_scope
@@ -88,10 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update({"DATA_DIR": env["DATA_DIR"]})
         os.environ.pop("DATABASE_URL", None)
 
-        from core.demo import write_plant
-        from core.ingest import ingest
-        from core.scoring import score
-        from core.training import train
+        from core.datasets.demo import write_plant
+        from core.workflows.ingest import ingest
+        from core.workflows.scoring import score
+        from core.workflows.training import train
         from db.models import Score
         from db.session import session_scope
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.batch import extract_features  # noqa: E402
-from core.demo import write_plant  # noqa: E402
+from core.signal.batch import extract_features  # noqa: E402
+from core.datasets.demo import write_plant  # noqa: E402
 
 TARGET_S = 120.0
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     clips = list(batch.features.values())
     n_vectors = sum(len(c) for c in clips)
 
-    from core.detectors import detector_class
+    from core.detection.registry import detector_class
 
     detector = detector_class("autoencoder")(epochs=args.epochs, patience=args.epochs)
     start = time.perf_counter()

@@ -1,6 +1,6 @@
 """Benchmark: verdict write throughput with concurrent annotators, per database backend.
 
-Each writer is its own process calling ``core.triage.record_verdict`` (the path the
+Each writer is its own process calling ``core.workflows.triage.record_verdict`` (the path the
 Triage page and ``python -m core annotate`` take) in a loop.  In the same run, per
 backend: one writer alone (the baseline), then ``--writers`` at once; every verdict is
 counted back from the database, so a lost or doubled write fails the run.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 WRITER = """
 import sys
-from core.triage import record_verdict
+from core.workflows.triage import record_verdict
 url, writer, n, clip_ids = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), [int(c) for c in sys.argv[4].split(",")]
 from db.session import get_engine
 get_engine(url)  # connected and migrated before the clock starts
@@ -41,7 +41,7 @@ def _clips(url: str, folder: Path) -> list[int]:
     import soundfile as sf
     from sqlalchemy import select
 
-    from core.ingest import ingest
+    from core.workflows.ingest import ingest
     from db.models import Clip
     from db.session import session_scope
 

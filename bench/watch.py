@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def _fresh_clips(folder: Path, n: int, duration: float, seed: int) -> list[Path]:
-    from core.demo import write_plant
+    from core.datasets.demo import write_plant
 
     write_plant(folder, machines=1, normal=n, abnormal=0, duration_s=duration, seed=seed)
     return sorted(folder.rglob("*.wav"))
@@ -55,11 +55,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-watch-"))
     os.environ.update(DATA_DIR=str(work / "data"), DEMO_PLANT="0")
     os.environ.pop("DATABASE_URL", None)
-    from core.detectors import DEFAULT_DETECTOR
-    from core.ingest import ingest
-    from core.scoring import score
-    from core.training import train
-    from core.watch import Watcher
+    from core.detection.registry import DEFAULT_DETECTOR
+    from core.workflows.ingest import ingest
+    from core.workflows.scoring import score
+    from core.workflows.training import train
+    from core.workflows.watch import Watcher
 
     try:
         detector = args.detector or DEFAULT_DETECTOR

@@ -67,7 +67,7 @@ class Clip(Base):
     """A recording, registered once per content (``content_hash`` is the SHA-256 of its bytes).
 
     ``split`` is the layout's train/test hint where it has one (``split_source`` "layout"),
-    else the deterministic split of :mod:`core.splits` (``split_source`` "assigned").
+    else the deterministic split of :mod:`core.datasets.splits` (``split_source`` "assigned").
     """
 
     __tablename__ = "clips"

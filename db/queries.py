@@ -444,7 +444,7 @@ def field_clips_confirmed_normal(session: Session, machine_pks: list[int]) -> li
     return [c for c in candidates if verdicts.get(c.id) == "normal"]
 
 
-# --- the notification outbox (core.notify) ----------------------------------------------------------------
+# --- the notification outbox (core.workflows.notify) ----------------------------------------------------------------
 
 
 def add_notification(session: Session, clip_id: int, model_id: int, channel: str, target: str, payload: dict) -> bool:

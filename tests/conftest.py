@@ -115,7 +115,7 @@ SEEDED_MACHINES = ("fan/id_00", "fan/id_02")  # what seed_demo_plant(machines=2)
 def _seeded_template(tmp_path_factory) -> Path:
     """A demo plant seeded once per test session: 2 fans x (12 normal + 4 abnormal) clips,
     a Mahalanobis model per fan, every clip scored.  Tests get a copy of its database."""
-    from core.bootstrap import seed_demo_plant
+    from core.workflows.bootstrap import seed_demo_plant
     from db.session import DB_FILENAME
 
     folder = tmp_path_factory.mktemp("seeded") / "data"
@@ -197,7 +197,7 @@ def wait_for(condition, timeout_s: float = 20.0) -> bool:
 @pytest.fixture(scope="session")
 def plant_dir(tmp_path_factory) -> Path:
     """A small demo plant on disk (fan/id_00 and fan/id_02, 20 normal + 6 abnormal 3 s clips each), written once."""
-    from core.demo import write_plant
+    from core.datasets.demo import write_plant
 
     out = tmp_path_factory.mktemp("plant")
     write_plant(out, machines=2, normal=20, abnormal=6, duration_s=3.0, seed=0, n_jobs=1)
@@ -207,7 +207,7 @@ def plant_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def plant(plant_dir) -> Path:
     """The small plant ingested into this test's own database."""
-    from core.ingest import ingest
+    from core.workflows.ingest import ingest
 
     report = ingest([str(plant_dir)])
     assert (report.ingested, report.rejected) == (SMALL_PLANT_CLIPS, [])
@@ -229,7 +229,7 @@ AWS_VARIABLES = (
 def no_aws(tmp_path, monkeypatch):
     """No AWS or product cloud settings from this machine: no AWS_*/REKOGNITION_*/NOTIFY_* variables, empty
     config files, no instance metadata, the cached credentials check forgotten.  Yields ``monkeypatch``."""
-    from core.cloud.config import forget_credentials_check
+    from core.supervised.cloud.config import forget_credentials_check
 
     for name in AWS_VARIABLES:
         monkeypatch.delenv(name, raising=False)

@@ -1,4 +1,4 @@
-"""core.audio: reading one channel of real WAV/FLAC files, and refusing every kind of bad file."""
+"""core.signal.audio: reading one channel of real WAV/FLAC files, and refusing every kind of bad file."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.audio import clip_info, load_clip
+from core.signal.audio import clip_info, load_clip
 from core.errors import BadInputError, Reason
-from core.features import FeatureParams
+from core.signal.features import FeatureParams
 from tests.conftest import SR, tone, write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,7 +257,7 @@ def test_a_300_mb_eight_channel_file_costs_one_channel_of_memory(tmp_path, float
     assert path.stat().st_size > 300e6 and clip_info(path).duration_s < 600
     code = (
         "import resource, sys\n"
-        "from core.audio import load_clip\n"
+        "from core.signal.audio import load_clip\n"
         "from core.errors import BadInputError\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n    load_clip(sys.argv[1], channel=5)\nexcept BadInputError as exc:\n    print(exc.reason)\n"

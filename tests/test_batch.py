@@ -1,4 +1,4 @@
-"""core.batch.extract_features: features for good files, recorded failures for bad ones, never stopped."""
+"""core.signal.batch.extract_features: features for good files, recorded failures for bad ones, never stopped."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
-from core.batch import extract_features, file_features
+from core.signal.batch import extract_features, file_features
 from core.errors import Reason
-from core.features import FeatureParams
+from core.signal.features import FeatureParams
 from tests.conftest import SR, tone, write_wav
 
 

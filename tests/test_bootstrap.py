@@ -1,11 +1,11 @@
-"""core.bootstrap: a fresh, empty database gets a working demo plant: clips, models, scores."""
+"""core.workflows.bootstrap: a fresh, empty database gets a working demo plant: clips, models, scores."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from core.bootstrap import DEMO_SUBDIR, database_is_empty, demo_enabled, seed_demo_plant
-from core.triage import machine_summaries
+from core.workflows.bootstrap import DEMO_SUBDIR, database_is_empty, demo_enabled, seed_demo_plant
+from core.workflows.triage import machine_summaries
 from db.models import Clip, Score
 from db.session import session_scope
 

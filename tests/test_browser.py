@@ -85,7 +85,7 @@ def dashboard(tmp_path_factory) -> Iterator[Dashboard]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env |= {"DATA_DIR": str(folder), "DEMO_PLANT": "0", "PYTHONPATH": str(ROOT)}
     seed = (
-        "from core.bootstrap import seed_demo_plant\n"
+        "from core.workflows.bootstrap import seed_demo_plant\n"
         "seed_demo_plant(machines=2, normal=12, abnormal=4, detector='mahalanobis')"
     )
     subprocess.run([sys.executable, "-c", seed], cwd=ROOT, env=env, check=True, timeout=300)

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from core.cli import build_parser
-from core.detectors import detector_names
+from core.detection.registry import detector_names
 from db.models import Clip
 from db.session import session_scope
 from tests.conftest import tone, write_wav
@@ -298,9 +298,9 @@ def test_ingest_a_batch_of_hostile_files(tmp_path):
 
 @pytest.mark.slow
 def test_drift_table_json_and_retrain_suggestion(tmp_path):
-    from core.demo import write_plant
-    from core.ingest import ingest
-    from core.training import train
+    from core.datasets.demo import write_plant
+    from core.workflows.ingest import ingest
+    from core.workflows.training import train
 
     write_plant(tmp_path / "plant", machines=1, normal=60, abnormal=0, duration_s=2.0, n_jobs=1)
     ingest([str(tmp_path / "plant")])
@@ -316,7 +316,7 @@ def test_drift_table_json_and_retrain_suggestion(tmp_path):
 
 
 def test_annotate_by_id_and_by_path_then_refuses_unknown_clips(tmp_path):
-    from core.ingest import ingest
+    from core.workflows.ingest import ingest
     from tests.conftest import tone, write_wav
 
     clip = write_wav(tmp_path / "line" / "fan" / "id_00" / "snippet.wav", tone(1.0))

@@ -1,10 +1,10 @@
-"""core.cloud.config: REKOGNITION_* settings, overrides, the cost notice, and why training cannot start."""
+"""core.supervised.cloud.config: REKOGNITION_* settings, overrides, the cost notice, and why training cannot start."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.cloud.config import (
+from core.supervised.cloud.config import (
     DEFAULT_COST_PER_UNIT_HOUR,
     DEFAULT_PREFIX,
     DEFAULT_PROJECT,

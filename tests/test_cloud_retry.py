@@ -1,12 +1,12 @@
-"""core.cloud.retry: exponential backoff with full jitter while AWS throttles, and only then."""
+"""core.supervised.cloud.retry: exponential backoff with full jitter while AWS throttles, and only then."""
 
 from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
 
-from core.cloud import retry
-from core.cloud.retry import is_throttling, with_backoff
+from core.supervised.cloud import retry
+from core.supervised.cloud.retry import is_throttling, with_backoff
 
 
 def client_error(code: str, operation: str = "DetectCustomLabels") -> ClientError:

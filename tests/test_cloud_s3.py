@@ -1,4 +1,4 @@
-"""core.cloud.s3: an export uploaded to S3 (moto) with manifests rewritten to the uploaded images."""
+"""core.supervised.cloud.s3: an export uploaded to S3 (moto) with manifests rewritten to the uploaded images."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from core.cloud import CloudError
-from core.cloud.s3 import rewritten_manifest, s3_uri, upload_export
+from core.supervised.cloud import CloudError
+from core.supervised.cloud.s3 import rewritten_manifest, s3_uri, upload_export
 from core.errors import BadInputError
-from core.export import export_dataset
-from core.manifest import parse_line
+from core.workflows.export import export_dataset
+from core.workflows.manifest import parse_line
 
 BUCKET = "sound-bucket"
 KEY_BASE = "machine-sound/exports/export-1/"

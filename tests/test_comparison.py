@@ -1,4 +1,4 @@
-"""core.comparison: two models of a machine side by side on the same test clips, each at its own active
+"""core.workflows.comparison: two models of a machine side by side on the same test clips, each at its own active
 threshold, with a warning when only one of them was trained on labelled anomalies."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from core.comparison import compare_models, model_choices
+from core.workflows.comparison import compare_models, model_choices
 from core.errors import BadInputError, Reason
-from core.metrics import metrics_at, partial_auc, roc_auc
-from core.training import train
+from core.detection.metrics import metrics_at, partial_auc, roc_auc
+from core.workflows.training import train
 from db.models import Clip, DetectorModel, Machine, Score, Threshold
 from db.queries import add_threshold
 from db.session import session_scope
@@ -241,10 +241,10 @@ def test_results_of_a_machine_model_and_a_type_model_have_distinct_names(seeded)
 
 def test_field_clips_the_pilots_labelled_count_in_the_comparison(tmp_path):
     """Snippets from the field have no layout label: the pilots' agreeing verdicts label them."""
-    from core.demo import write_plant
-    from core.ingest import ingest
-    from core.training import train
-    from core.triage import record_verdict
+    from core.datasets.demo import write_plant
+    from core.workflows.ingest import ingest
+    from core.workflows.training import train
+    from core.workflows.triage import record_verdict
     from db.queries import clip_by_path, test_clips
 
     write_plant(tmp_path / "plant", machines=1, normal=20, abnormal=4, duration_s=2.0, n_jobs=1)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from core.batch import file_features
-from core.detectors import Detector
-from core.ingest import COMMIT_EVERY, ingest
-from core.model_store import artifact_dir
-from core.training import train
+from core.signal.batch import file_features
+from core.detection.registry import Detector
+from core.workflows.ingest import COMMIT_EVERY, ingest
+from core.workflows.model_store import artifact_dir
+from core.workflows.training import train
 from db.session import DB_FILENAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def big_plant(tmp_path_factory) -> Path:
     """3 fans x 115 one-second clips: ingest, scoring and training each take a few seconds."""
-    from core.demo import write_plant
+    from core.datasets.demo import write_plant
 
     out = tmp_path_factory.mktemp("crash_plant")
     write_plant(out, machines=MACHINES, normal=NORMAL, abnormal=ABNORMAL, duration_s=1.0, seed=3)

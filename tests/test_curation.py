@@ -1,4 +1,4 @@
-"""core.curation: curated labels (verdict vs ground truth), curated clips from the database, per-machine balancing
+"""core.workflows.curation: curated labels (verdict vs ground truth), curated clips from the database, per-machine balancing
 and a seeded train/test split that never separates near-duplicates (MIMII's SNR versions of one file)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.curation import (
+from core.workflows.curation import (
     MIN_PER_CLASS,
     RECOMMENDED_PER_CLASS,
     CuratedClip,
@@ -20,8 +20,8 @@ from core.curation import (
     grouped_split,
 )
 from core.errors import BadInputError, Reason
-from core.ingest import ingest
-from core.triage import record_verdict, undo_last
+from core.workflows.ingest import ingest
+from core.workflows.triage import record_verdict, undo_last
 from db.models import Annotation, Clip
 from db.queries import add_annotation
 from db.session import session_scope
@@ -464,8 +464,8 @@ def test_near_duplicates_from_a_real_mimii_tree_never_straddle(tmp_path):
 
 
 def test_clips_the_annotators_dispute_are_left_out_until_settled(plant):
-    from core.curation import disputed_clips
-    from core.triage import record_verdict, undo_last
+    from core.workflows.curation import disputed_clips
+    from core.workflows.triage import record_verdict, undo_last
 
     with session_scope() as session:
         clip_id = session.scalars(select(Clip.id).where(Clip.label == "normal")).first()

@@ -1,4 +1,4 @@
-"""core.datasets: what a clip's location says about it, for every layout, on real files."""
+"""core.datasets.layouts: what a clip's location says about it, for every layout, on real files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.datasets import describe, discover
+from core.datasets.layouts import describe, discover
 from tests.conftest import tone, write_wav
 
 CLIP = tone(0.1)

@@ -1,4 +1,4 @@
-"""core.demo: a deterministic synthetic plant, in the MIMII layout, with realistic but detectable faults."""
+"""core.datasets.demo: a deterministic synthetic plant, in the MIMII layout, with realistic but detectable faults."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.datasets import discover
-from core.demo import ANOMALIES, MACHINE_CATALOGUE, MANIFEST_NAME, plan_plant, write_plant
+from core.datasets.layouts import discover
+from core.datasets.demo import ANOMALIES, MACHINE_CATALOGUE, MANIFEST_NAME, plan_plant, write_plant
 from core.errors import BadInputError, Reason
-from core.features import log_mel
+from core.signal.features import log_mel
 
 SMALL = dict(normal=4, abnormal=3, duration_s=1.0)
 
@@ -143,9 +143,9 @@ def test_negative_seed_is_its_own_plant(tmp_path):
 @pytest.mark.slow
 def test_demo_difficulty_is_calibrated_for_the_seeds_autoencoder(tmp_path, monkeypatch):
     """At 6 dB the seed's recipe lands at 0.75-0.97 AUC per machine; at -6 dB every machine is harder."""
-    from core.evaluation import evaluate
-    from core.ingest import ingest
-    from core.training import train
+    from core.workflows.evaluation import evaluate
+    from core.workflows.ingest import ingest
+    from core.workflows.training import train
     from db.session import dispose_engines
 
     aucs = {}

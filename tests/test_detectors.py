@@ -1,4 +1,4 @@
-"""core.detectors: the registry, and every registered detector on generated log-mel features.
+"""core.detection.registry: the registry, and every registered detector on generated log-mel features.
 
 Normal clips are a fixed spectral profile (dB) plus a rank-2 pattern over time plus
 noise; abnormal clips add 12 dB in mel bands 40-47.  Each detector must rank them
@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.batch import extract_features
-from core.demo import write_plant
-from core.detectors import DEFAULT_DETECTOR, Detector, detector_class, detector_names
-from core.detectors.base import META_FILE
-from core.detectors.base import Detector as BaseDetector
+from core.signal.batch import extract_features
+from core.datasets.demo import write_plant
+from core.detection.registry import DEFAULT_DETECTOR, Detector, detector_class, detector_names
+from core.detection.base import META_FILE
+from core.detection.base import Detector as BaseDetector
 from core.errors import BadInputError, Reason
-from core.features import FeatureParams, stack_frames
-from core.metrics import roc_auc
+from core.signal.features import FeatureParams, stack_frames
+from core.detection.metrics import roc_auc
 
 ROOT = Path(__file__).resolve().parents[1]
 N_MELS = 64
@@ -101,7 +101,7 @@ def test_unknown_detector_raises():
 
 def test_listing_and_the_light_detector_do_not_load_tensorflow():
     code = (
-        "import sys; from core.detectors import detector_names, detector_class; detector_names(); "
+        "import sys; from core.detection.registry import detector_names, detector_class; detector_names(); "
         "detector_class('mahalanobis'); print('\\n'.join(sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""core.display: min/max waveform envelopes for drawing, and the span of a clip where it is most abnormal."""
+"""core.signal.display: min/max waveform envelopes for drawing, and the span of a clip where it is most abnormal."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.display import envelope, most_abnormal_window
+from core.signal.display import envelope, most_abnormal_window
 from tests.conftest import tone, write_wav
 
 SR = 16_000

@@ -1,4 +1,4 @@
-"""core/drift.py: PSI and the state rule on known samples; drift reports on a real SQLite database with real
+"""core/workflows/drift.py: PSI and the state rule on known samples; drift reports on a real SQLite database with real
 WAV files (a demo fan trained with the Mahalanobis detector, then newer clips of the same or a shifted sound)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.drift import (
+from core.workflows.drift import (
     KS_ALPHA,
     MAJOR_PSI,
     MIN_CLIPS,
@@ -164,10 +164,10 @@ def test_mel_band_centres_rise_within_the_nyquist_band():
 def _template(tmp_path_factory) -> dict[str, Path]:
     """Once per module: a demo fan (60 normal + 4 abnormal 2 s clips) ingested, a Mahalanobis model trained and
     every clip scored; beside it, 20 newer clips of the same sound and 20 of the same machine in a louder factory."""
-    from core.demo import write_plant
-    from core.ingest import ingest
-    from core.scoring import score
-    from core.training import train
+    from core.datasets.demo import write_plant
+    from core.workflows.ingest import ingest
+    from core.workflows.scoring import score
+    from core.workflows.training import train
 
     root = tmp_path_factory.mktemp("drift")
     write_plant(root / "plant", machines=1, normal=N_TRAINED_PLANT + N_LATER, abnormal=4, duration_s=2.0, seed=0,
@@ -203,7 +203,7 @@ def trained(data_dir, _template) -> dict[str, Path]:
 
 
 def _ingest(*paths: Path) -> int:
-    from core.ingest import ingest
+    from core.workflows.ingest import ingest
 
     report = ingest([str(p) for p in paths])
     assert report.rejected == []
@@ -264,8 +264,8 @@ def test_a_louder_factory_suggests_retraining(trained):
 def test_retraining_after_drift_learns_the_field_clips_pilots_confirmed_normal(trained, tmp_path):
     """Field snippets (as `watch` ingests them: label unknown, split none) of a louder factory: the advice counts
     those confirmed normal, and retraining takes exactly those into what the model learned from."""
-    from core.training import train
-    from core.triage import record_verdict
+    from core.workflows.training import train
+    from core.workflows.triage import record_verdict
     from db.queries import clips_newest_first, machine_by_key
     from db.session import session_scope
 
@@ -296,17 +296,17 @@ def test_retraining_after_drift_learns_the_field_clips_pilots_confirmed_normal(t
 
 def test_a_second_report_reads_only_the_recent_clips_audio(trained, monkeypatch):
     """The reference levels are cached per model: counted through the real feature extraction."""
-    import core.drift
+    import core.workflows.drift
 
-    monkeypatch.setattr(core.drift, "_REFERENCE_CACHE", OrderedDict())  # nothing cached by earlier tests
+    monkeypatch.setattr(core.workflows.drift, "_REFERENCE_CACHE", OrderedDict())  # nothing cached by earlier tests
     reads: Counter[str] = Counter()
-    real = core.drift.extract_features
+    real = core.workflows.drift.extract_features
 
     def counted(paths, *args, **kwargs):
         reads.update(paths)
         return real(paths, *args, **kwargs)
 
-    monkeypatch.setattr(core.drift, "extract_features", counted)
+    monkeypatch.setattr(core.workflows.drift, "extract_features", counted)
     _ingest(trained["later"])
     first, second = drift_report(MACHINE), drift_report(MACHINE)
 
@@ -338,7 +338,7 @@ def test_a_read_only_report_scores_nothing(trained):
 
 
 def test_clips_confirmed_abnormal_are_not_drift(trained):
-    from core.triage import record_verdict
+    from core.workflows.triage import record_verdict
     from db.queries import clips_newest_first, machine_by_key
     from db.session import session_scope
 
@@ -403,7 +403,7 @@ def test_drift_reports_cover_the_matching_machines(trained):
 
 
 def test_the_cache_key_is_the_machine_and_its_active_model(trained):
-    from core.training import train
+    from core.workflows.training import train
 
     before = drift_cache_key(MACHINE)
     assert before[0] == MACHINE and before[1] is not None

@@ -1,4 +1,4 @@
-"""core.evaluation: the active models' metrics on the test split (abnormal positive), and detector comparison."""
+"""core.workflows.evaluation: the active models' metrics on the test split (abnormal positive), and detector comparison."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import func, select
 
 from core.errors import BadInputError
-from core.evaluation import compare_detectors, evaluate, suggested_detector
-from core.metrics import metrics_at, partial_auc, roc_auc
-from core.scoring import score
-from core.training import train
-from core.tuning import set_threshold
+from core.workflows.evaluation import compare_detectors, evaluate, suggested_detector
+from core.detection.metrics import metrics_at, partial_auc, roc_auc
+from core.workflows.scoring import score
+from core.workflows.training import train
+from core.workflows.tuning import set_threshold
 from db.models import Clip, Machine, Score
 from db.queries import active_threshold
 from db.session import session_scope

@@ -1,4 +1,4 @@
-"""core.explore: one clip's facts, its active model's score and errors, its verdict history, and a typical
+"""core.workflows.explore: one clip's facts, its active model's score and errors, its verdict history, and a typical
 normal clip of the same machine to compare it with."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from core.explore import ClipDetails, clip_details, typical_normal_clip
-from core.features import FeatureParams
-from core.triage import record_verdict, undo_last
+from core.workflows.explore import ClipDetails, clip_details, typical_normal_clip
+from core.signal.features import FeatureParams
+from core.workflows.triage import record_verdict, undo_last
 from db.models import Clip, Machine, Score, Threshold
 from db.queries import add_threshold
 from db.session import session_scope

@@ -1,4 +1,4 @@
-"""core.export: the curated, balanced spectrogram dataset written from a real ingested plant -- images, Ground Truth
+"""core.workflows.export: the curated, balanced spectrogram dataset written from a real ingested plant -- images, Ground Truth
 manifests, summary and the Export row; seeded and reproducible; label source preference; refusals and bad clips."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from core.batch import file_features
+from core.signal.batch import file_features
 from core.errors import BadInputError, Reason
-from core.export import ExportOptions, export_dataset, read_images, read_summary
-from core.ingest import ingest
-from core.manifest import CLASS_INDEX, read_manifest, validate_export
-from core.spectrogram_image import IMAGE_FEATURES, image_from_features
-from core.triage import record_verdict
+from core.workflows.export import ExportOptions, export_dataset, read_images, read_summary
+from core.workflows.ingest import ingest
+from core.workflows.manifest import CLASS_INDEX, read_manifest, validate_export
+from core.signal.spectrogram_image import IMAGE_FEATURES, image_from_features
+from core.workflows.triage import record_verdict
 from db.models import Annotation, Clip, Export
 from db.session import session_scope
 from tests.conftest import tone, write_wav

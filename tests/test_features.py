@@ -1,4 +1,4 @@
-"""core.features: the fast log-mel features must match the seed's librosa recipe."""
+"""core.signal.features: the fast log-mel features must match the seed's librosa recipe."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import librosa
 import numpy as np
 import pytest
 
-from core.audio import load_clip
+from core.signal.audio import load_clip
 from core.errors import BadInputError, Reason
-from core.features import FeatureParams, log_mel, log_mel_frames, mel_filterbank, required_samples, stft_db
+from core.signal.features import FeatureParams, log_mel, log_mel_frames, mel_filterbank, required_samples, stft_db
 from tests.conftest import tone
 
 TOL_DB = 1e-3

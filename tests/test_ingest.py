@@ -1,4 +1,4 @@
-"""core.ingest and core.bootstrap: idempotent registration, bad files reported and never fatal."""
+"""core.workflows.ingest and core.workflows.bootstrap: idempotent registration, bad files reported and never fatal."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-import core.ingest
-from core.demo import write_plant
-from core.ingest import IngestReport, ingest
+import core.workflows.ingest
+from core.datasets.demo import write_plant
+from core.workflows.ingest import IngestReport, ingest
 from db.models import Clip, RejectedFile
 from db.queries import clip_counts, count_clips
 from db.session import session_scope
@@ -157,7 +157,7 @@ def test_a_file_name_that_is_not_utf8_is_refused_and_recorded_and_the_batch_goes
 
 
 def test_an_interrupted_ingest_keeps_the_chunks_it_committed(tmp_path, monkeypatch):
-    monkeypatch.setattr(core.ingest, "COMMIT_EVERY", 2)
+    monkeypatch.setattr(core.workflows.ingest, "COMMIT_EVERY", 2)
     folder = tmp_path / "in" / "pump"
     for k in range(7):
         write_wav(folder / f"c{k}.wav", tone(0.2, seed=k))
@@ -181,7 +181,7 @@ def test_snr_versions_of_a_mimii_recording_land_in_one_split(tmp_path):
 
     from sqlalchemy import select
 
-    from core.demo import write_plant
+    from core.datasets.demo import write_plant
     from db.models import Clip
     from db.session import session_scope
 

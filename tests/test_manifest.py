@@ -1,4 +1,4 @@
-"""core.manifest: SageMaker Ground Truth image-classification JSON Lines, line-by-line validation naming each
+"""core.workflows.manifest: SageMaker Ground Truth image-classification JSON Lines, line-by-line validation naming each
 problem's line, Rekognition Custom Labels' image and manifest limits, and whole-export checks."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import core.manifest as manifest
-from core.manifest import (
+import core.workflows.manifest as manifest
+from core.workflows.manifest import (
     CLASS_INDEX,
     JOB_NAME,
     METADATA,

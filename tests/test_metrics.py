@@ -1,4 +1,4 @@
-"""core.metrics: abnormal is the positive class; every number must agree with scikit-learn's."""
+"""core.detection.metrics: abnormal is the positive class; every number must agree with scikit-learn's."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sklearn.metrics import (
 )
 
 from core.errors import BadInputError, Reason
-from core.metrics import (
+from core.detection.metrics import (
     PAUC_MAX_FPR,
     Confusion,
     confusion_at,

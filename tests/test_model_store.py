@@ -1,4 +1,4 @@
-"""core.model_store: where trained detectors live on disk, and loading each one once per process."""
+"""core.workflows.model_store: where trained detectors live on disk, and loading each one once per process."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.batch import extract_features
-from core.detectors import Detector
-from core.detectors.base import META_FILE
+from core.signal.batch import extract_features
+from core.detection.registry import Detector
+from core.detection.base import META_FILE
 from core.errors import BadInputError, Reason
-from core.ingest import ingest
-from core.model_store import artifact_dir, load_detector
-from core.scoring import score
-from core.training import train
+from core.workflows.ingest import ingest
+from core.workflows.model_store import artifact_dir, load_detector
+from core.workflows.scoring import score
+from core.workflows.training import train
 from db.models import Clip, DetectorModel, Score
 from db.session import session_scope
 from tests.conftest import tone, write_wav

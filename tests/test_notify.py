@@ -1,4 +1,4 @@
-"""core.notify: the outbox of flag notifications, delivered by webhook (a real local HTTP server) or
+"""core.workflows.notify: the outbox of flag notifications, delivered by webhook (a real local HTTP server) or
 AWS SNS (moto), with retries and backoff, in a background thread."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 from moto import mock_aws
 from sqlalchemy import select, update
 
-import core.notify as notify
+import core.workflows.notify as notify
 from core.errors import BadInputError
-from core.notify import Channel, Dispatcher, backoff_s, channels_from, deliver_due, enqueue, flag_payload
+from core.workflows.notify import Channel, Dispatcher, backoff_s, channels_from, deliver_due, enqueue, flag_payload
 from db.models import Clip, DetectorModel, Machine, Notification, utcnow
 from db.session import session_scope
 from tests.conftest import wait_for
@@ -607,7 +607,7 @@ def test_webhook_errors_and_logs_never_hold_the_url(caplog):
         raise RuntimeError(f"cannot reach {target} (path {target.split('9', 1)[1]})")
 
     enqueue(make_flags(1), [Channel("webhook", url, leaky)])
-    with caplog.at_level("WARNING", logger="core.notify"):
+    with caplog.at_level("WARNING", logger="core.workflows.notify"):
         assert deliver_due([Channel("webhook", url, leaky)]) == {"sent": 0, "retrying": 1, "failed": 0}
     (row,) = rows()
     assert "127.0.0.1" in row.last_error and "Zs3cr3t" not in row.last_error and "hush" not in row.last_error

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from core.comparison import compare_models, model_choices
-from core.training import active_model_id, train
+from core.workflows.comparison import compare_models, model_choices
+from core.workflows.training import active_model_id, train
 from tests.conftest import SEEDED_MACHINES, infos, no_exception
 
 MACHINE = SEEDED_MACHINES[0]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from core.explore import clip_details, typical_normal_clip
-from core.ingest import ingest
+from core.workflows.explore import clip_details, typical_normal_clip
+from core.workflows.ingest import ingest
 from dashboard.components.clip_view import clip_caption
 from db.queries import machines_matching
 from db.session import session_scope

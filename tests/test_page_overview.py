@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.drift import NOT_ENOUGH_DATA, RETRAIN, RETRAIN_ADVICE
-from core.triage import machine_summaries, record_verdict, triage_queue
+from core.workflows.drift import NOT_ENOUGH_DATA, RETRAIN, RETRAIN_ADVICE
+from core.workflows.triage import machine_summaries, record_verdict, triage_queue
 from tests.conftest import SEEDED_MACHINES, infos, no_exception, tone, write_wav
 
 
@@ -59,8 +59,8 @@ def test_seeded_plant_shows_drift_without_enough_recent_clips(seeded, open_page)
 
 def _trained_plant_with_new_sound(tmp_path) -> None:
     """The small plant trained (Mahalanobis, not scored), then 12 pure tones ingested as newer fan/id_00 clips."""
-    from core.ingest import ingest
-    from core.training import train
+    from core.workflows.ingest import ingest
+    from core.workflows.training import train
 
     assert len(train(None, "mahalanobis").trained) == 2
     folder = tmp_path / "new" / "6dB" / "fan" / "id_00" / "normal"
@@ -101,8 +101,8 @@ def test_the_drift_section_scores_nothing(plant, open_page, tmp_path):
 
 def test_drift_is_cached_per_machine_and_model_not_per_clip(plant, open_page, tmp_path):
     """New clips do not recompute the drift section (that rereads audio); a new active model does."""
-    from core.ingest import ingest
-    from core.training import train
+    from core.workflows.ingest import ingest
+    from core.workflows.training import train
 
     _trained_plant_with_new_sound(tmp_path)
     app = open_page("overview")

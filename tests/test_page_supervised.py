@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.export import default_export_dir, export_dataset, read_summary
-from core.trainers.base import new_job, register_model, resolve_export, set_job
-from core.training import active_model_id
+from core.workflows.export import default_export_dir, export_dataset, read_summary
+from core.supervised.base import new_job, register_model, resolve_export, set_job
+from core.workflows.training import active_model_id
 from db.models import DetectorModel, Export, TrainingJob
 from db.session import session_scope
 from tests.conftest import SEEDED_MACHINES, infos, no_exception
@@ -47,7 +47,7 @@ def _rows(model) -> list:
 @pytest.fixture
 def few_epochs(monkeypatch):
     """The local CNN trains for a few epochs only (its configuration; the training itself is real)."""
-    from core.detectors.spectrogram_cnn import SpectrogramCNN
+    from core.detection.spectrogram_cnn import SpectrogramCNN
 
     defaults = SpectrogramCNN.default_params()
     monkeypatch.setattr(SpectrogramCNN, "default_params", classmethod(lambda cls: {**defaults, "epochs": CNN_EPOCHS}))

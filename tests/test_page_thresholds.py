@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from core.tuning import SuggestOptions, suggest, tuning_data
+from core.workflows.tuning import SuggestOptions, suggest, tuning_data
 from db.models import Threshold
 from db.queries import active_threshold
 from db.session import session_scope

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.triage import triage_queue
+from core.workflows.triage import triage_queue
 from dashboard.components.clip_view import clip_caption
 from db.models import Annotation
 from db.queries import anomaly_type_names

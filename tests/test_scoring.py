@@ -1,4 +1,4 @@
-"""core.scoring: every clip scored once by its machine's active model; bad files reported, never fatal."""
+"""core.workflows.scoring: every clip scored once by its machine's active model; bad files reported, never fatal."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core.ingest import ingest
-from core.model_store import load_detector
-from core.scoring import score
-from core.training import train
+from core.workflows.ingest import ingest
+from core.workflows.model_store import load_detector
+from core.workflows.scoring import score
+from core.workflows.training import train
 from db.models import Clip, DetectorModel, Machine, Score
 from db.queries import clip_scores
 from db.session import session_scope

@@ -1,4 +1,4 @@
-"""core.detectors.spectrogram_cnn: the supervised CNN on spectrogram images, on generated log-mel features.
+"""core.detection.spectrogram_cnn: the supervised CNN on spectrogram images, on generated log-mel features.
 
 Normal clips are a fixed spectral profile (dB) plus a rank-2 pattern over time plus noise, one log-mel
 column per vector (``frames=1``, as the exported images use); abnormal clips add a band of energy in
@@ -13,13 +13,13 @@ import json
 import numpy as np
 import pytest
 
-from core.detectors import SUPERVISED, Detector, Explanation, detector_class, detector_names
-from core.detectors.base import META_FILE
-from core.detectors.spectrogram_cnn import MODEL_FILE, SpectrogramCNN
+from core.detection.registry import SUPERVISED, Detector, Explanation, detector_class, detector_names
+from core.detection.base import META_FILE
+from core.detection.spectrogram_cnn import MODEL_FILE, SpectrogramCNN
 from core.errors import BadInputError, Reason
-from core.features import FeatureParams
-from core.metrics import roc_auc
-from core.spectrogram_image import IMAGE_FEATURES, image_from_features
+from core.signal.features import FeatureParams
+from core.detection.metrics import roc_auc
+from core.signal.spectrogram_image import IMAGE_FEATURES, image_from_features
 
 N_MELS = 64
 FAULT_BANDS = np.arange(40, 48)

@@ -1,4 +1,4 @@
-"""core.spectrogram_image: log-mel in, greyscale uint8 image out -- low frequencies at the bottom, energy dark,
+"""core.signal.spectrogram_image: log-mel in, greyscale uint8 image out -- low frequencies at the bottom, energy dark,
 min-max scaled to 0..255, enlarged to at least 64 px a side by repetition, bad input refused."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.batch import file_features
+from core.signal.batch import file_features
 from core.errors import BadInputError, Reason
-from core.features import log_mel
-from core.spectrogram_image import IMAGE_FEATURES, MIN_SIDE, image_from_features, spectrogram_image
+from core.signal.features import log_mel
+from core.signal.spectrogram_image import IMAGE_FEATURES, MIN_SIDE, image_from_features, spectrogram_image
 from tests.conftest import SR, tone, write_wav
 
 

@@ -1,4 +1,4 @@
-"""core.splits: layout hints win; otherwise abnormal tests, unknown is in neither, normal splits by hash."""
+"""core.datasets.splits: layout hints win; otherwise abnormal tests, unknown is in neither, normal splits by hash."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from core.splits import TRAIN_FRACTION, assign_split
+from core.datasets.splits import TRAIN_FRACTION, assign_split
 
 
 def content_hash(i: int) -> str:
@@ -58,7 +58,7 @@ def test_train_fraction_is_respected(fraction):
 
 
 def test_mimii_versions_of_one_recording_share_their_key_and_split():
-    from core.splits import split_key
+    from core.datasets.splits import split_key
 
     keys = {split_key(content_hash(db), "mimii", "fan/id_00", "normal", "00000007.wav") for db in (-6, 0, 6)}
     assert len(keys) == 1  # three different files (bytes), one recording

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.ingest import ingest
+from core.workflows.ingest import ingest
 from db.queries import count_clips
 from db.session import session_scope
 from tests.conftest import tone, write_wav

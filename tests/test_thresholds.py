@@ -1,4 +1,4 @@
-"""core.thresholds: the gamma fit is scipy's, and every labelled method matches a brute-force search."""
+"""core.detection.thresholds: the gamma fit is scipy's, and every labelled method matches a brute-force search."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import scipy.stats
 
 from core.errors import BadInputError
-from core.metrics import metrics_at
-from core.thresholds import (
+from core.detection.metrics import metrics_at
+from core.detection.thresholds import (
     DEFAULT_QUANTILE,
     METHODS,
     gamma_threshold,

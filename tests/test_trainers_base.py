@@ -1,4 +1,4 @@
-"""core.trainers.base and core.trainers.jobs: what every supervised-training backend shares, on hand-made
+"""core.supervised.base and core.supervised.jobs: what every supervised-training backend shares, on hand-made
 exports and jobs (no training here; the local CNN trainer is tested in test_trainers_local.py)."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from core.errors import BadInputError, Reason
-from core.export import SUMMARY_FILE
-from core.model_store import artifact_dir
-from core.trainers import get_trainer, trainer_names
-from core.trainers.base import (
+from core.workflows.export import SUMMARY_FILE
+from core.workflows.model_store import artifact_dir
+from core.supervised import get_trainer, trainer_names
+from core.supervised.base import (
     DECISION_THRESHOLD,
     FINAL_STATES,
     ExportRef,
@@ -27,14 +27,14 @@ from core.trainers.base import (
     resolve_export,
     set_job,
 )
-from core.trainers.jobs import job_status, recent_jobs
+from core.supervised.jobs import job_status, recent_jobs
 from db.models import DetectorModel, Export, Threshold
 from db.queries import ALL_MACHINES_SCOPE
 from db.session import session_scope
 
 
 def image(machine: str, clip_id: int, subset: str = "train", label: str = "normal") -> dict:
-    """One image record of an export summary, as core.export writes it."""
+    """One image record of an export summary, as core.workflows.export writes it."""
     return {"file": f"{subset}/{label}/{clip_id}.png", "subset": subset, "clip_id": clip_id, "path": f"/{clip_id}.wav",
             "machine": machine, "label": label, "source": "ground truth"}  # fmt: skip
 
@@ -339,7 +339,7 @@ def test_a_local_job_without_progress_for_ten_minutes_reads_interrupted(tmp_path
     """A SIGKILLed local training cannot record its end; its silence says it (a live one writes every epoch)."""
     from datetime import UTC, datetime, timedelta
 
-    from core.trainers.jobs import job_status
+    from core.supervised.jobs import job_status
     from db.models import TrainingJob
 
     ref = ExportRef(tmp_path / "export", summary_of("fan/id_00"), None)

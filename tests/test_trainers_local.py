@@ -1,6 +1,6 @@
-"""core.trainers.local: the spectrogram CNN trained on a real export of a demo plant, registered as a model
+"""core.supervised.local: the spectrogram CNN trained on a real export of a demo plant, registered as a model
 version, evaluated on the export's test images, then used like any other model (scoring, comparison,
-activation); and the refusals around supervised training in core.training.
+activation); and the refusals around supervised training in core.workflows.training.
 
 The plant, its export and one trained job are made once for the module (training takes ~10 s on a CPU);
 every test gets its own copy of that database, so nothing one test writes reaches another.
@@ -17,23 +17,23 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from core.batch import file_features
-from core.comparison import compare_models
-from core.demo import write_plant
-from core.detectors import Detector
-from core.detectors.base import META_FILE
-from core.detectors.spectrogram_cnn import MODEL_FILE, SpectrogramCNN
+from core.signal.batch import file_features
+from core.workflows.comparison import compare_models
+from core.datasets.demo import write_plant
+from core.detection.registry import Detector
+from core.detection.base import META_FILE
+from core.detection.spectrogram_cnn import MODEL_FILE, SpectrogramCNN
 from core.errors import BadInputError, Reason
-from core.export import SUMMARY_FILE, ExportOptions, export_dataset, read_images
-from core.ingest import ingest
-from core.metrics import metrics_at, roc_auc
-from core.model_store import load_detector
-from core.scoring import score_with_model
-from core.spectrogram_image import IMAGE_FEATURES
-from core.trainers.base import DECISION_THRESHOLD, ExportRef, register_model, resolve_export
-from core.trainers.jobs import job_status, recent_jobs
-from core.trainers.local import DETECTOR, LocalTrainer
-from core.training import activate, active_model_id, train
+from core.workflows.export import SUMMARY_FILE, ExportOptions, export_dataset, read_images
+from core.workflows.ingest import ingest
+from core.detection.metrics import metrics_at, roc_auc
+from core.workflows.model_store import load_detector
+from core.workflows.scoring import score_with_model
+from core.signal.spectrogram_image import IMAGE_FEATURES
+from core.supervised.base import DECISION_THRESHOLD, ExportRef, register_model, resolve_export
+from core.supervised.jobs import job_status, recent_jobs
+from core.supervised.local import DETECTOR, LocalTrainer
+from core.workflows.training import activate, active_model_id, train
 from db.models import Clip, DetectorModel, Score, Threshold, TrainingJob
 from db.queries import clip_scores, machine_by_key, score_details
 from db.queries import test_clips as machine_test_clips  # not collected as a test
@@ -408,7 +408,7 @@ def test_the_newest_export_is_resolved(_trained_template, cnn_plant, tmp_path):
     assert resolve_export(tmp_path / "first").export_id == first["export_id"]
 
 
-# --- supervised detectors stay out of core.training ----------------------------------------------------------------
+# --- supervised detectors stay out of core.workflows.training ----------------------------------------------------------------
 
 
 def test_train_refuses_the_supervised_detector_and_points_to_train_supervised():

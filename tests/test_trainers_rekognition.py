@@ -1,4 +1,4 @@
-"""core.trainers.rekognition: training, refresh, evaluation and stopping against a real boto3 Rekognition
+"""core.supervised.rekognition: training, refresh, evaluation and stopping against a real boto3 Rekognition
 client under botocore's Stubber (every request and response checked against the AWS service model) and
 S3 through moto."""
 
@@ -12,14 +12,14 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from sqlalchemy import select
 
-from core.cloud import CloudError
-from core.cloud.config import CloudConfig, forget_credentials_check
+from core.supervised.cloud import CloudError
+from core.supervised.cloud.config import CloudConfig, forget_credentials_check
 from core.errors import BadInputError
-from core.export import export_dataset
-from core.trainers import get_trainer
-from core.trainers.base import claim_job, set_job
-from core.trainers.jobs import job_status, recent_jobs
-from core.trainers.rekognition import RekognitionTrainer
+from core.workflows.export import export_dataset
+from core.supervised import get_trainer
+from core.supervised.base import claim_job, set_job
+from core.supervised.jobs import job_status, recent_jobs
+from core.supervised.rekognition import RekognitionTrainer
 from db.models import DetectorModel, Score, Threshold
 from db.session import dispose_engines, session_scope
 

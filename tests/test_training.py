@@ -1,4 +1,4 @@
-"""core.training: one model per machine (or type) on normal training clips only, versions, thresholds, activation."""
+"""core.workflows.training: one model per machine (or type) on normal training clips only, versions, thresholds, activation."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
-from core.detectors.base import META_FILE
+from core.detection.base import META_FILE
 from core.errors import BadInputError, Reason
-from core.ingest import ingest
-from core.model_store import artifact_dir, load_detector
-from core.thresholds import DEFAULT_QUANTILE, gamma_threshold
-from core.training import MIN_TRAINING_CLIPS, activate, one_sample_rate, train
+from core.workflows.ingest import ingest
+from core.workflows.model_store import artifact_dir, load_detector
+from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
+from core.workflows.training import MIN_TRAINING_CLIPS, activate, one_sample_rate, train
 from db.models import Clip, DetectorModel, Machine, Threshold
 from db.queries import machines_matching
 from db.session import session_scope
@@ -96,7 +96,7 @@ def test_one_model_per_machine_trained_on_normal_training_clips_only(plant, data
 def test_field_clips_with_a_standing_normal_verdict_are_trained_on(plant, tmp_path):
     """Snippets that `watch` ingests (label unknown, split none) join the training clips once pilots confirm them
     normal, so that retraining after drift learns their sound; any other verdict, and a test clip, never."""
-    from core.triage import record_verdict, undo_last
+    from core.workflows.triage import record_verdict, undo_last
 
     folder = tmp_path / "field" / "fan" / "id_00"
     paths = [

@@ -1,4 +1,4 @@
-"""core.triage: what the active model flags per machine, the review queue, verdicts (append-only, with undo)
+"""core.workflows.triage: what the active model flags per machine, the review queue, verdicts (append-only, with undo)
 and the clips on which pilots disagree."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from core.errors import BadInputError, Reason
-from core.triage import QUEUE_ORDERS, machine_summaries, record_verdict, review_list, triage_queue, undo_last
+from core.workflows.triage import QUEUE_ORDERS, machine_summaries, record_verdict, review_list, triage_queue, undo_last
 from db.models import Annotation, AnomalyType, Clip, Machine, Score, Threshold
 from db.queries import add_threshold, anomaly_type_names
 from db.session import session_scope
@@ -405,7 +405,7 @@ def test_verdicts_on_a_deleted_score_do_not_break_the_queue(seeded):
 WRITERS, VERDICTS_EACH = 8, 200
 WRITER_SCRIPT = """
 import sys
-from core.triage import record_verdict
+from core.workflows.triage import record_verdict
 url, writer, n, clip_ids = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), [int(c) for c in sys.argv[4].split(",")]
 for i in range(n):
     verdict = ("normal", "abnormal", "unsure")[(writer + i) % 3]
@@ -415,7 +415,7 @@ for i in range(n):
 
 
 def _registered_clips(url: str, folder, n: int = 6) -> list[int]:
-    from core.ingest import ingest
+    from core.workflows.ingest import ingest
 
     for k in range(n):
         write_wav(folder / f"clip_{k}.wav", tone(1.0, freq=300 + 50 * k, seed=k))

@@ -1,4 +1,4 @@
-"""core.tuning: threshold suggestions (label-free and labelled, never on the test split unless asked) and
+"""core.workflows.tuning: threshold suggestions (label-free and labelled, never on the test split unless asked) and
 thresholds recorded with who, when and why."""
 
 from __future__ import annotations
@@ -11,19 +11,19 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from core.errors import BadInputError, Reason
-from core.ingest import ingest
-from core.model_store import load_detector
-from core.scoring import score
-from core.thresholds import (
+from core.workflows.ingest import ingest
+from core.workflows.model_store import load_detector
+from core.workflows.scoring import score
+from core.detection.thresholds import (
     gamma_threshold,
     max_f1_threshold,
     min_cost_threshold,
     target_precision_threshold,
     target_recall_threshold,
 )
-from core.training import train
-from core.triage import record_verdict, undo_last
-from core.tuning import SuggestOptions, set_threshold, suggest, tuning_data
+from core.workflows.training import train
+from core.workflows.triage import record_verdict, undo_last
+from core.workflows.tuning import SuggestOptions, set_threshold, suggest, tuning_data
 from db.models import Annotation, Clip, DetectorModel, Machine, Score, Threshold, utcnow
 from db.queries import active_threshold, threshold_history
 from db.session import session_scope

@@ -1,4 +1,4 @@
-"""core.uploads: uploads land under DATA_DIR with safe names whatever they are called, nothing is ever written
+"""core.workflows.uploads: uploads land under DATA_DIR with safe names whatever they are called, nothing is ever written
 elsewhere, oversized, empty and non-audio ones are refused with their reason, and the rest of the batch is kept."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import BadInputError, Reason
-from core.ingest import ingest
-from core.uploads import max_upload_bytes, safe_name, store_uploads
+from core.workflows.ingest import ingest
+from core.workflows.uploads import max_upload_bytes, safe_name, store_uploads
 from tests.conftest import tone, write_wav
 
 

@@ -1,4 +1,4 @@
-"""core.watch and ``python -m core watch``: new recordings in a watched folder are ingested once complete,
+"""core.workflows.watch and ``python -m core watch``: new recordings in a watched folder are ingested once complete,
 scored, queued for triage and announced; restarts (even after SIGKILL) lose and repeat nothing.
 
 Real components: a trained Mahalanobis model on a small demo plant, real WAV files dropped into a
@@ -29,12 +29,12 @@ import soundfile as sf
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
-import core.notify as notify
-import core.watch as watch
+import core.workflows.notify as notify
+import core.workflows.watch as watch
 from core.errors import BadInputError
-from core.notify import Dispatcher, channels_from
-from core.triage import triage_queue
-from core.watch import PollReport, Watcher, header_complete, is_candidate
+from core.workflows.notify import Dispatcher, channels_from
+from core.workflows.triage import triage_queue
+from core.workflows.watch import PollReport, Watcher, header_complete, is_candidate
 from db.models import Clip, Notification, RejectedFile, Score
 from db.session import dispose_engines, session_scope
 from tests.conftest import wait_for
@@ -56,10 +56,10 @@ class Template:
 
 @pytest.fixture(scope="session")
 def _template(tmp_path_factory) -> Template:
-    from core.demo import write_plant
-    from core.ingest import ingest
-    from core.scoring import score
-    from core.training import train
+    from core.datasets.demo import write_plant
+    from core.workflows.ingest import ingest
+    from core.workflows.scoring import score
+    from core.workflows.training import train
     from db.queries import active_threshold, machine_by_key, scored_clips
 
     root = tmp_path_factory.mktemp("watch-template")
@@ -494,8 +494,8 @@ def test_later_passes_read_only_flags_newer_than_those_handled(trained, drop_dir
 def test_a_pass_with_nothing_new_scores_nothing(trained, drop_dir, tmp_path):
     """Scoring runs on a watcher's first pass and after a pass ingested clips, not on every pass: a clip whose
     file vanished before it was scored is not retried (nor its model loaded) on every quiet pass."""
-    from core.ingest import ingest
-    from core.model_store import load_detector
+    from core.workflows.ingest import ingest
+    from core.workflows.model_store import load_detector
 
     gone = drop(tmp_path / "elsewhere", trained.abnormal[0], "gone.wav", seed=5)
     assert ingest([str(gone)], n_jobs=1).ingested == 1  # registered, then deleted before anything scored it
@@ -514,7 +514,7 @@ def test_a_pass_with_nothing_new_scores_nothing(trained, drop_dir, tmp_path):
 
 
 def test_a_restarted_watcher_scores_what_its_killed_predecessor_left_unscored(trained, drop_dir):
-    from core.ingest import ingest
+    from core.workflows.ingest import ingest
 
     path = drop(drop_dir, trained.abnormal[0], "a.wav", seed=1)
     assert ingest([str(path)], n_jobs=1).ingested == 1  # ingested, then killed before scoring
@@ -571,7 +571,7 @@ def test_a_failing_pass_is_logged_and_the_next_one_retries(trained, drop_dir, mo
 
     monkeypatch.setattr(watch, "score", flaky_score)
     reports: list[PollReport] = []
-    with caplog.at_level(logging.ERROR, logger="core.watch"):
+    with caplog.at_level(logging.ERROR, logger="core.workflows.watch"):
         Watcher(drop_dir, settle_s=0).run(interval_s=0.01, max_polls=2, on_poll=reports.append)
     assert "server closed the connection" in caplog.text
     (report,) = reports  # the failed pass reported nothing; the next one scored what the first ingested

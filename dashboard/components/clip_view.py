@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core.audio import load_clip
-from core.display import most_abnormal_window
+from core.signal.audio import load_clip
+from core.signal.display import most_abnormal_window
 from core.errors import BadInputError
-from core.explore import ClipDetails, clip_details
-from core.features import FeatureParams, log_mel, stft_db
+from core.workflows.explore import ClipDetails, clip_details
+from core.signal.features import FeatureParams, log_mel, stft_db
 from dashboard.components import plots
 
 P = FeatureParams()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.bootstrap import database_is_empty, demo_enabled, seed_demo_plant
+from core.workflows.bootstrap import database_is_empty, demo_enabled, seed_demo_plant
 
 
 def ensure_demo_data() -> None:

@@ -6,8 +6,8 @@ import librosa
 import numpy as np
 import plotly.graph_objects as go
 
-from core.display import envelope
-from core.metrics import Confusion, Sweep
+from core.signal.display import envelope
+from core.detection.metrics import Confusion, Sweep
 from dashboard.theme import LABEL_COLOURS
 
 MARGINS = dict(l=10, r=10, t=40, b=10)

@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import streamlit as st
 
-from core.comparison import compare_models, model_choices
-from core.detectors import detector_names
-from core.training import activate, active_model_id
+from core.workflows.comparison import compare_models, model_choices
+from core.detection.registry import detector_names
+from core.workflows.training import activate, active_model_id
 from dashboard.components import plots
 from dashboard.components.pickers import machine_picker
 

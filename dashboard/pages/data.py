@@ -6,9 +6,9 @@ import os
 
 import streamlit as st
 
-from core.ingest import ingest
-from core.scoring import score
-from core.uploads import max_upload_bytes, store_uploads
+from core.workflows.ingest import ingest
+from core.workflows.scoring import score
+from core.workflows.uploads import max_upload_bytes, store_uploads
 from dashboard.components.progress import progress_bar
 
 

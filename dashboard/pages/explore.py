@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.explore import typical_normal_clip
+from core.workflows.explore import typical_normal_clip
 from dashboard.components.clip_view import render_clip, render_history
 from dashboard.components.pickers import machine_picker
 from db.queries import machine_by_key

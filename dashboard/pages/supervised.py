@@ -5,14 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.cloud import CloudError
-from core.cloud.config import CloudConfig, forget_credentials_check
-from core.comparison import comparison_preset
-from core.curation import RECOMMENDED_PER_CLASS
+from core.supervised.cloud import CloudError
+from core.supervised.cloud.config import CloudConfig, forget_credentials_check
+from core.workflows.comparison import comparison_preset
+from core.workflows.curation import RECOMMENDED_PER_CLASS
 from core.errors import BadInputError
-from core.export import ExportOptions, default_export_dir, describe_counts, export_dataset, newest_export, preview
-from core.trainers import get_trainer
-from core.trainers.jobs import recent_jobs
+from core.workflows.export import ExportOptions, default_export_dir, describe_counts, export_dataset, newest_export, preview
+from core.supervised import get_trainer
+from core.supervised.jobs import recent_jobs
 from dashboard.components.progress import progress_bar
 
 COMPARE_PAGE = "dashboard/pages/compare.py"

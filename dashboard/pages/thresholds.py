@@ -6,8 +6,8 @@ import numpy as np
 import streamlit as st
 
 from core.errors import BadInputError
-from core.metrics import metrics_at, partial_auc, roc_auc, sweep
-from core.tuning import SuggestOptions, data_version, set_threshold, suggest, tuning_data
+from core.detection.metrics import metrics_at, partial_auc, roc_auc, sweep
+from core.workflows.tuning import SuggestOptions, data_version, set_threshold, suggest, tuning_data
 from dashboard.components import plots
 from dashboard.components.annotator import KEY as NAME_KEY
 from dashboard.components.pickers import machine_picker

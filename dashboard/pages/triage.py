@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import BadInputError
-from core.triage import QUEUE_ORDERS, other_verdicts, record_verdict, review_list, triage_queue, undo_last
+from core.workflows.triage import QUEUE_ORDERS, other_verdicts, record_verdict, review_list, triage_queue, undo_last
 from dashboard.components.annotator import annotator_name
 from dashboard.components.clip_view import render_clip, render_history
 from dashboard.components.pickers import machine_picker

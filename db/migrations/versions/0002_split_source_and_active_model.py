@@ -1,6 +1,6 @@
 """split source and active model
 
-Clips without a layout split hint get the deterministic split of core.splits
+Clips without a layout split hint get the deterministic split of core.datasets.splits
 (recorded as split_source "assigned"); machines get their active detector model.
 
 Revision ID: 0002
@@ -11,7 +11,7 @@ Create Date: 2026-11-25 13:25:53.164954
 import sqlalchemy as sa
 from alembic import op
 
-from core.splits import assign_split
+from core.datasets.splits import assign_split
 
 revision = "0002"
 down_revision = "0001"

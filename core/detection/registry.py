@@ -1,0 +1,37 @@
+"""Registry of anomaly detectors.  Each is imported only when used, so listing them (or
+using the light ones) never loads TensorFlow."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from core.detection.base import Detector, Explanation
+from core.errors import BadInputError, Reason
+
+# name -> "module:Class"; the first is the default for new machines.
+_REGISTRY = {
+    "autoencoder": "core.detection.autoencoder:AutoencoderDetector",
+    "mahalanobis": "core.detection.mahalanobis:MahalanobisDetector",
+    "spectrogram_cnn": "core.detection.spectrogram_cnn:SpectrogramCNN",  # supervised: learns from labels
+}
+SUPERVISED = frozenset({"spectrogram_cnn"})  # trained by `train-supervised` on an export, not by `train`
+DEFAULT_DETECTOR = "autoencoder"
+
+
+def detector_names(*, supervised: bool = False) -> list[str]:
+    """Registered detector names, the default first: the unsupervised ones (trained on normal
+    clips by ``train``), or with ``supervised`` the ones that learn from labelled images."""
+    return [name for name in _REGISTRY if (name in SUPERVISED) == supervised]
+
+
+def detector_class(name: str) -> type[Detector]:
+    """The class registered as ``name``."""
+    try:
+        module, cls = _REGISTRY[name].split(":")
+    except KeyError:
+        known = ", ".join(_REGISTRY)
+        raise BadInputError(Reason.INVALID_PARAMETER, f"unknown detector {name!r}; known: {known}") from None
+    return getattr(import_module(module), cls)
+
+
+__all__ = ["DEFAULT_DETECTOR", "SUPERVISED", "Detector", "Explanation", "detector_class", "detector_names"]

@@ -1,0 +1,104 @@
+"""Suggesting a decision threshold on anomaly scores (higher = more abnormal; flag when ``score > t``).
+
+Pure computation.  Without labels: a gamma distribution fitted to the normal
+training scores, at a quantile (0.9 by default, as the DCASE baselines do).  With
+labels (``y_true`` True = abnormal): maximum F1, a target recall or precision, or
+minimum expected cost given the cost of a missed anomaly and of a false alarm.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from core.errors import BadInputError, Reason
+from core.detection.metrics import sweep
+
+DEFAULT_QUANTILE = 0.9
+METHODS = ("gamma", "max_f1", "target_recall", "target_precision", "min_cost")
+
+
+def gamma_threshold(normal_scores, quantile: float = DEFAULT_QUANTILE) -> float:
+    """The ``quantile`` of a gamma distribution fitted to ``normal_scores``.
+
+    The three-parameter fit (shape, location, scale) of the DCASE baselines comes
+    first.  When it is degenerate (shape below 1 puts the density's pole on the
+    lowest score) or disagrees with the data (the share of scores below the threshold
+    is far from ``quantile``), a fit with location 0 is tried, then the empirical
+    quantile is used.
+    """
+    s = np.asarray(normal_scores, dtype=np.float64).ravel()
+    if not 0.0 < quantile < 1.0:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"quantile must be in (0, 1), got {quantile}")
+    if s.size < 2 or not np.isfinite(s).all():
+        raise BadInputError(Reason.INVALID_PARAMETER, "need at least 2 finite normal scores to fit a gamma")
+    if np.ptp(s) == 0:
+        return float(s[0])
+    tolerance = max(0.1, 3 * np.sqrt(quantile * (1 - quantile) / s.size))
+    fits = [{}] + ([{"floc": 0.0}] if s.min() > 0 else [])
+    for fixed in fits:
+        value = _gamma_quantile(s, quantile, fixed)
+        if value is not None and abs(np.mean(s <= value) - quantile) <= tolerance:
+            return value
+    return float(np.quantile(s, quantile))
+
+
+def _gamma_quantile(s: np.ndarray, quantile: float, fixed: dict) -> float | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            import scipy.stats  # loaded here: a second of start-up every CLI command would otherwise pay
+
+            shape, loc, scale = scipy.stats.gamma.fit(s, **fixed)
+            value = float(scipy.stats.gamma.ppf(quantile, shape, loc=loc, scale=scale))
+        except (ValueError, RuntimeError, FloatingPointError):
+            return None
+    return value if np.isfinite(value) and shape >= 1.0 else None
+
+
+def _check_target(target: float) -> None:
+    if not 0.0 <= target <= 1.0:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"a target recall or precision is in [0, 1], got {target}")
+
+
+def _labelled(y_true, scores):
+    sw = sweep(y_true, scores)
+    if not sw.tp[0]:
+        raise BadInputError(Reason.INVALID_PARAMETER, "no abnormal clips among the labelled ones")
+    if not sw.fp[0]:
+        raise BadInputError(Reason.INVALID_PARAMETER, "no normal clips among the labelled ones")
+    return sw
+
+
+def max_f1_threshold(y_true, scores) -> float:
+    """The threshold with the highest F1 (the highest such threshold on ties)."""
+    sw = _labelled(y_true, scores)
+    f1 = sw.f1
+    return float(sw.thresholds[np.flatnonzero(f1 == f1.max())[-1]])
+
+
+def target_recall_threshold(y_true, scores, target: float) -> float:
+    """The highest threshold whose recall (share of anomalies flagged) is at least ``target``."""
+    _check_target(target)
+    sw = _labelled(y_true, scores)
+    return float(sw.thresholds[np.flatnonzero(sw.recall >= target)[-1]])
+
+
+def target_precision_threshold(y_true, scores, target: float) -> float:
+    """The lowest threshold whose precision (share of flags that are anomalies) is at least ``target``."""
+    _check_target(target)
+    sw = _labelled(y_true, scores)
+    ok = np.flatnonzero((sw.precision >= target) & (sw.tp + sw.fp > 0))
+    if ok.size == 0:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"no threshold reaches precision {target:g}")
+    return float(sw.thresholds[ok[0]])
+
+
+def min_cost_threshold(y_true, scores, cost_miss: float, cost_false_alarm: float) -> float:
+    """The threshold minimising ``cost_miss * FN + cost_false_alarm * FP`` (the highest on ties)."""
+    if cost_miss < 0 or cost_false_alarm < 0:
+        raise BadInputError(Reason.INVALID_PARAMETER, "costs must be non-negative")
+    sw = _labelled(y_true, scores)
+    cost = cost_miss * sw.fn + cost_false_alarm * sw.fp
+    return float(sw.thresholds[np.flatnonzero(cost == cost.min())[-1]])

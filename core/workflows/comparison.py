@@ -1,0 +1,155 @@
+"""Comparing two models of a machine on the same test clips, for managers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.detection.registry import SUPERVISED
+from core.errors import BadInputError, Reason
+from core.detection.metrics import ThresholdMetrics, metrics_at, partial_auc, roc_auc
+from core.workflows.scoring import score_with_model
+from db.models import DetectorModel
+from db.queries import (
+    active_threshold,
+    any_labelled_abnormal,
+    clip_scores,
+    clips_where,
+    machine_by_key,
+    machines_matching,
+    models_for,
+    standing_verdicts,
+    test_clips,
+)
+from db.session import session_scope
+
+MIN_FAIR_TEST = 20  # graded clips below which a comparison is flagged as fragile
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    model_id: int
+    name: str
+    at_threshold: ThresholdMetrics
+    auc: float
+    pauc: float
+    saw_anomalies: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    machine: str
+    test_set: str
+    n_test: int
+    results: list[ModelResult]
+    n_abnormal: int = 0
+    n_normal: int = 0
+
+    @property
+    def warnings(self) -> list[str]:
+        """Notes a manager must read before trusting the side-by-side numbers."""
+        notes = []
+        if self.n_abnormal == 0 or self.n_normal == 0:
+            missing = "abnormal" if self.n_abnormal == 0 else "normal"
+            notes.append(f"No {missing} clip is left to grade on (the models trained on the others): AUC and "
+                         "precision or recall mean nothing here. Label more clips, or export with a smaller "
+                         "test share.")  # fmt: skip
+        elif self.n_test < MIN_FAIR_TEST:
+            notes.append(f"Only {self.n_test} clips are graded: a single clip moves these numbers a lot.")
+        saw = [r.name for r in self.results if r.saw_anomalies]
+        if saw and len(saw) < len(self.results):
+            notes.append(f"{', '.join(saw)} was trained on labelled anomalies the other model never saw.")
+        return notes
+
+
+def model_choices(machine: str, *, url: str | None = None) -> list[tuple[int, str]]:
+    """``(model_id, "detector vN (scope)")`` of every model usable for ``machine``, newest first."""
+    with session_scope(url) as session:
+        found = machine_by_key(session, machine)
+        if found is None:
+            return []
+        return [(m.id, f"{m.detector} v{m.version} ({m.scope})") for m in models_for(session, found)]
+
+
+def compare_models(machine: str, model_ids: list[int], *, url: str | None = None) -> Comparison:
+    """Each model's metrics at its own active threshold on the machine's labelled test clips
+    scored by every one of them and trained on by none (the same clips for all).
+
+    A supervised model's export may put test-split clips in its training set; they are
+    left out, so no model is graded on clips it learned from."""
+    with session_scope(url) as session:
+        found = machine_by_key(session, machine)
+        if found is None:
+            raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {machine!r}")
+        pks = [found.id]
+        usable = {m.id: m for m in models_for(session, found)}
+        if any(model_id not in usable for model_id in model_ids):
+            raise BadInputError(Reason.INVALID_PARAMETER, f"{machine} has no model among {model_ids}")
+        models = [usable[model_id] for model_id in model_ids]
+    for model in models:
+        score_with_model(model, pks, url=url)
+    with session_scope(url) as session:
+        seen = {clip_id for m in models for clip_id in m.provenance.get("clip_ids", [])}
+        labels = {c.id: c.label for c in test_clips(session, pks)}
+        from_pilots = field_labels(session, pks)  # field clips (no layout label) the pilots judged
+        labels |= from_pilots
+        scores = [clip_scores(session, m.id, list(labels)) for m in models]
+        common = sorted(i for i in labels if i not in seen and all(i in s for s in scores))
+        left_out = sum(i in seen for i in labels)
+        y = np.array([labels[i] == "abnormal" for i in common], dtype=bool)
+        results = []
+        for model, by_clip in zip(models, scores, strict=True):
+            values = np.array([by_clip[i] for i in common])
+            current = active_threshold(session, model.id)
+            results.append(
+                ModelResult(
+                    model.id,
+                    f"{model.detector} v{model.version} ({model.scope})",
+                    metrics_at(y, values, current.value if current else float("inf")),
+                    roc_auc(y, values),
+                    partial_auc(y, values),
+                    _saw_anomalies(session, model),
+                )  # fmt: skip
+            )
+    n_field = sum(i in from_pilots for i in common)
+    test_set = f"test split of {machine}: {int(y.sum())} abnormal and {int((~y).sum())} normal clips"
+    if n_field:
+        test_set += f", {n_field} of them field clips labelled by the pilots' verdicts"
+    if left_out:
+        test_set += f" ({left_out} test clips a model trained on are left out)"
+    return Comparison(machine, test_set, len(common), results, int(y.sum()), int((~y).sum()))
+
+
+def _saw_anomalies(session, model: DetectorModel) -> bool:
+    """Whether the model learned from anomalies: every supervised model does; an unsupervised one did
+    when its training clips include clips labelled abnormal."""
+    if model.detector in SUPERVISED or model.artifact_path is None:  # a cloud model is supervised too
+        return True
+    return any_labelled_abnormal(session, model.provenance.get("clip_ids", []))
+
+
+def field_labels(session, machine_pks: list[int]) -> dict[int, str]:
+    """``{clip_id: normal|abnormal}`` for the machines' field clips (split ``none``, no layout label)
+    whose standing verdicts agree on one of the two."""
+    field = [c.id for c in clips_where(session, machine_pks, split="none", label="unknown")]
+    out = {}
+    for clip_id, by_annotator in standing_verdicts(session, field).items():
+        verdicts = {row.verdict for row in by_annotator.values()} - {"unsure"}
+        if len(verdicts) == 1:
+            out[clip_id] = verdicts.pop()
+    return out
+
+
+def comparison_preset(model_id: int, *, url: str | None = None) -> tuple[str, list[int]] | None:
+    """``(machine, [unsupervised model, model_id])`` to open the comparison of a supervised model
+    with the autoencoder (or whichever detector is active) of a machine it covers, or None."""
+    with session_scope(url) as session:
+        model = session.get(DetectorModel, model_id)
+        if model is None:
+            return None
+        for machine in machines_matching(session):
+            active = machine.active_model_id
+            if active and active != model_id and model in models_for(session, machine):
+                return machine.key, [active, model_id]
+    return None

@@ -1,0 +1,471 @@
+"""Drift monitoring: do a machine's recent clips still look like the clips its active model learned from?
+
+Two comparisons per machine, each with a population stability index (PSI) and a two-sample
+Kolmogorov-Smirnov (KS) test:
+
+* **scores**: the active model's scores of the recent clips against its scores of normal clips
+  held out from its training.  Not against its training clips: a model scores the clips it was
+  fitted on lower than unseen clips of the very same distribution (on the demo plant the
+  Mahalanobis detector gives its training clips a median of 30 and unseen normal clips 85, KS
+  statistic 1.0), so that comparison would always cry drift.
+* **log-mel levels**: each clip's mean level per mel band (dB relative to the clip's peak,
+  ``(n_clips, n_mels)``) of the recent clips against the training clips; a PSI per band (the worst
+  bands are reported) and a KS test on the clip-level mean level (mean over bands).
+
+Which clips:
+
+* reference: the clips the active model trained on (its provenance; else the machine's normal
+  clips of the training split), at most ``max_reference``, an evenly spaced sample by id;
+* held out: normal clips ingested no later than the model was created that it did not train on
+  (the reference for scores), at most ``max_reference`` the same way;
+* recent: the newest ``recent`` other clips by ingestion time, leaving out clips labelled or
+  confirmed abnormal (known faults measure the detector, not drift).
+
+Clips at another sample rate than the model's are left out (their mel bands span other frequencies)
+and counted; unreadable clips are skipped and counted, never fatal.  See :func:`classify` for the states.
+
+The reference clips' levels are cached per model and reference set (:func:`_reference_levels`), so a
+repeated report reads only the recent clips' audio.  Retraining (``python -m core train``) uses the
+training clips plus the field clips pilots confirmed normal (:mod:`core.workflows.training`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.signal.batch import extract_features
+from core.clock import as_utc
+from core.errors import BadInputError, Reason
+from core.signal.features import FeatureParams
+from core.workflows.scoring import score_with_model
+from core.workflows.training import clips_to_learn
+from db.models import Clip, DetectorModel, Machine
+from db.queries import (
+    clip_scores,
+    clips_newest_first,
+    effective_verdicts,
+    machine_by_key,
+    machines_matching,
+    training_clips,
+)
+from db.session import session_scope
+
+# PSI, by the usual reading: < 0.1 stable, 0.1-0.25 a moderate shift (watch), > 0.25 a major shift.
+MODERATE_PSI = 0.1
+MAJOR_PSI = 0.25
+# A major PSI suggests retraining only when the same comparison's KS test is significant at this level:
+# on a few dozen clips PSI is noisy (and the level PSI is the worst of 64 bands), the KS test is not fooled.
+KS_ALPHA = 0.01
+WATCH_ALPHA = 0.05
+# Fewest recent clips, and fewest reference clips, that a comparison needs.
+MIN_CLIPS = 10
+PSI_BINS = 10  # quantile bins of the reference, fewer on small samples (see psi_bins)
+MIN_PER_BIN = 10  # values per bin the smaller sample should have on average (PSI is noisy below that)
+PSI_EPSILON = 1e-4  # share given to an empty bin, so that its log stays finite
+WORST_BANDS = 3
+LEVEL_PARAMS = FeatureParams(frames=1)  # one log-mel column per vector
+REFERENCE_CACHE_SIZE = 32  # reference level sets kept (one per model and reference set; ~200 x 64 floats each)
+RETRAIN_ADVICE = "retrain on the training clips plus the field clips pilots confirmed normal"
+
+STABLE, WATCH, RETRAIN, NOT_ENOUGH_DATA = "stable", "watch", "retrain suggested", "not enough data"
+STATES = (STABLE, WATCH, RETRAIN, NOT_ENOUGH_DATA)
+
+
+# --- pure statistics ---------------------------------------------------------------------------------------------
+
+
+def _sample_1d(values, name: str) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise BadInputError(Reason.INVALID_PARAMETER, f"{name} must be a non-empty sample of finite numbers")
+    return x
+
+
+def population_stability_index(expected, actual, bins: int = PSI_BINS) -> float:
+    """PSI of ``actual`` against ``expected`` (1-D samples of any lengths), >= 0.
+
+    Bins are quantiles of ``expected`` (``bins`` of equal share; tied quantiles merge), open at both
+    ends so every value counts; an empty bin gets the share ``PSI_EPSILON``.  PSI is
+    ``sum((a - e) * ln(a / e))`` over the bins' shares ``e`` and ``a``.  Usual reading: < 0.1 stable,
+    0.1-0.25 a moderate shift, > 0.25 a major shift.  Few values per bin inflate it.
+    """
+    e, a = _sample_1d(expected, "expected"), _sample_1d(actual, "actual")
+    if int(bins) != bins or bins < 1:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"bins must be a positive integer, got {bins!r}")
+    edges = np.unique(np.quantile(e, np.linspace(0.0, 1.0, int(bins) + 1)[1:-1]))
+    shares = [np.bincount(np.searchsorted(edges, x, side="right"), minlength=edges.size + 1) / x.size for x in (e, a)]
+    e_share, a_share = (np.maximum(s, PSI_EPSILON) for s in shares)
+    return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
+
+
+def psi_bins(n_expected: int, n_actual: int) -> int:
+    """Bins for a PSI of samples this large: ``PSI_BINS``, fewer so that the smaller sample has about
+    ``MIN_PER_BIN`` values a bin, at least 2."""
+    return int(min(PSI_BINS, max(2, min(n_expected, n_actual) // MIN_PER_BIN)))
+
+
+def band_psi(reference: np.ndarray, recent: np.ndarray, bins: int = PSI_BINS) -> np.ndarray:
+    """PSI of each column of ``recent`` ``(n_recent, n_bands)`` against ``reference`` ``(n_ref, n_bands)``.
+
+    Returns float64 ``(n_bands,)``.
+    """
+    reference, recent = np.asarray(reference, dtype=np.float64), np.asarray(recent, dtype=np.float64)
+    if reference.ndim != 2 or recent.ndim != 2 or reference.shape[1] != recent.shape[1]:
+        raise BadInputError(
+            Reason.INVALID_PARAMETER, f"need two (n, n_bands) arrays with equal n_bands, got {reference.shape} "
+            f"and {recent.shape}",
+        )  # fmt: skip
+    return np.array([population_stability_index(reference[:, b], recent[:, b], bins) for b in range(recent.shape[1])])
+
+
+def ks_test(expected, actual) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov test (``scipy.stats.ks_2samp``, two-sided): ``(statistic, p-value)``."""
+    from scipy.stats import ks_2samp  # scipy.stats takes a while to import: only when a test runs
+
+    result = ks_2samp(_sample_1d(expected, "expected"), _sample_1d(actual, "actual"))
+    return float(result.statistic), float(result.pvalue)
+
+
+def classify(
+    score_psi: float | None, score_pvalue: float | None, level_psi: float | None, level_pvalue: float | None
+) -> str:
+    """The drift state of comparisons that had enough data (``None``: not compared).
+
+    ``retrain suggested`` when the score PSI or the level PSI exceeds ``MAJOR_PSI`` and that
+    comparison's KS p-value is below ``KS_ALPHA``; ``watch`` when a PSI exceeds ``MODERATE_PSI`` and
+    its KS p-value is below ``WATCH_ALPHA`` (PSI alone is noisy on the few dozen clips a machine
+    records in a day: unchanged data averages ~0.2 with 50 clips); else ``stable``.
+    (``not enough data`` is decided before: fewer than ``MIN_CLIPS`` recent or reference clips,
+    or no active model.)
+    """
+    pairs = [(psi, p) for psi, p in ((score_psi, score_pvalue), (level_psi, level_pvalue)) if psi is not None]
+    if any(psi > MAJOR_PSI and p is not None and p < KS_ALPHA for psi, p in pairs):
+        return RETRAIN
+    if any(psi > MODERATE_PSI and p is not None and p < WATCH_ALPHA for psi, p in pairs):
+        return WATCH
+    return STABLE
+
+
+def stable_reason(
+    score_psi: float | None, score_pvalue: float | None, level_psi: float | None, level_pvalue: float | None
+) -> str:
+    """Why :func:`classify` found no shift, true to its rule: each compared PSI is at most ``MODERATE_PSI``,
+    or above it with a KS p-value of at least ``WATCH_ALPHA`` (not significant), e.g. ``no significant
+    shift: score PSI 0.23, KS p 0.41 >= 0.05; level PSI 0.04 <= 0.1``."""
+    parts = []
+    for name, psi, p in (("score", score_psi, score_pvalue), ("level", level_psi, level_pvalue)):
+        if psi is None:
+            continue
+        if psi <= MODERATE_PSI:
+            parts.append(f"{name} PSI {psi:.2f} <= {MODERATE_PSI}")
+        elif p is None:
+            parts.append(f"{name} PSI {psi:.2f} without a KS test")
+        else:
+            parts.append(f"{name} PSI {psi:.2f}, KS p {p:.2g} >= {WATCH_ALPHA}")
+    return "no significant shift: " + "; ".join(parts)
+
+
+def mel_band_centres(sr: int, n_mels: int) -> np.ndarray:
+    """Centre frequency (Hz) of each band of the Slaney mel filterbank the features use: ``(n_mels,)``."""
+    import librosa
+
+    return librosa.mel_frequencies(n_mels + 2, fmin=0.0, fmax=sr / 2.0)[1:-1]
+
+
+def clip_levels(features: np.ndarray) -> np.ndarray:
+    """Mean log-mel level per band (dB re the clip's peak) of one clip's ``LEVEL_PARAMS`` features
+    ``(n_columns, n_mels)``: float64 ``(n_mels,)``."""
+    return np.asarray(features, dtype=np.float64).mean(axis=0)
+
+
+# --- the report --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DriftReport:
+    """Drift of one machine's recent clips.  PSI and KS values are ``None`` where not compared;
+    ``worst_bands`` holds ``(band index, approximate centre Hz, PSI)``, the worst first."""
+
+    machine: str
+    n_reference: int = 0  # training clips read for the level comparison
+    n_recent: int = 0  # recent clips read
+    n_held_out: int = 0  # held-out normal clips whose scores are the score reference
+    n_unreadable: int = 0  # clips skipped because they could not be read
+    score_psi: float | None = None
+    score_ks_statistic: float | None = None
+    score_ks_pvalue: float | None = None
+    level_psi: float | None = None  # the largest per-band PSI
+    worst_bands: list[tuple[int, float, float]] = field(default_factory=list)
+    level_ks_pvalue: float | None = None
+    state: str = NOT_ENOUGH_DATA
+    reasons: list[str] = field(default_factory=list)
+    detector: str | None = None
+    model_version: int | None = None
+
+    @property
+    def retrain_command(self) -> str:
+        """The command that retrains this machine's active detector."""
+        detector = f" --detector {self.detector}" if self.detector else ""
+        return f"python -m core train --machine {self.machine}{detector}"
+
+    def as_json(self) -> dict:
+        """Every field as JSON-ready values (floats to 4 significant digits), ``worst_bands`` as
+        ``[{"band", "centre_hz", "psi"}]``, plus ``retrain_command``."""
+        out = {
+            name: _sig(value) if isinstance(value, float) else value
+            for name, value in vars(self).items()
+            if name not in ("worst_bands", "reasons")
+        }
+        out["worst_bands"] = [{"band": b, "centre_hz": _sig(hz), "psi": _sig(p)} for b, hz, p in self.worst_bands]
+        out["reasons"] = list(self.reasons)
+        out["retrain_command"] = self.retrain_command
+        return out
+
+
+def _sig(value: float) -> float:
+    return float(f"{value:.4g}")
+
+
+def _spread(clips: list[Clip], limit: int) -> list[Clip]:
+    """At most ``limit`` of ``clips`` (by id), evenly spaced: deterministic, covering the whole period."""
+    clips = sorted(clips, key=lambda c: c.id)
+    if len(clips) <= limit:
+        return clips
+    return [clips[i] for i in np.linspace(0, len(clips) - 1, limit).round().astype(int)]
+
+
+@dataclass(frozen=True)
+class _ClipSets:
+    reference: list[Clip]
+    held_out: list[Clip]
+    recent: list[Clip]
+    sample_rate: int | None  # Hz; clips at other rates are left out (their mel bands span other frequencies)
+    n_other_rate: int  # held-out and recent candidates left out for their sample rate
+    retrainable: frozenset[int]  # ids of recent clips a retraining would use (see core.workflows.training)
+
+
+def _clip_sets(session, machine: Machine, model: DetectorModel, recent: int, max_reference: int) -> _ClipSets:
+    clips = clips_newest_first(session, machine.id)
+    trained = set(model.provenance.get("clip_ids") or []) & {c.id for c in clips}
+    if not trained:  # a model without provenance (e.g. trained elsewhere): the machine's training split
+        trained = {c.id for c in training_clips(session, [machine.id])}
+    reference = [c for c in clips if c.id in trained]
+    rate = (model.params or {}).get("sample_rate") or (
+        Counter(c.sample_rate for c in reference).most_common(1)[0][0] if reference else None
+    )
+    reference = [c for c in reference if rate is None or c.sample_rate == rate]
+    others = [c for c in clips if c.id not in trained]
+    same_rate = [c for c in others if rate is None or c.sample_rate == rate]
+    cutoff = as_utc(model.created_at)
+    held_out = [c for c in same_rate if c.label == "normal" and as_utc(c.ingested_at) <= cutoff]
+    skip = {c.id for c in held_out}
+    candidates = [c for c in same_rate if c.id not in skip and c.label != "abnormal"]
+    chosen: list[Clip] = []
+    verdicts: dict[int, str] = {}
+    window = 4 * recent
+    for start in range(0, len(candidates), window):  # newest first, until enough without an abnormal verdict
+        part = candidates[start : start + window]
+        verdicts |= effective_verdicts(session, [c.id for c in part])
+        chosen += [c for c in part if verdicts.get(c.id) != "abnormal"]
+        if len(chosen) >= recent:
+            break
+    chosen = chosen[:recent]
+    learnable = {c.id for c in clips_to_learn(session, [machine.id])[0]}
+    retrainable = frozenset(c.id for c in chosen if c.id in learnable)
+    return _ClipSets(
+        _spread(reference, max_reference), _spread(held_out, max_reference), chosen, rate,
+        len(others) - len(same_rate), retrainable,
+    )  # fmt: skip
+
+
+def _finite(values: list[float]) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64)
+    return x[np.isfinite(x)]
+
+
+def _compare_scores(report: DriftReport, held_out: np.ndarray, recent: np.ndarray) -> None:
+    report.score_psi = population_stability_index(held_out, recent, psi_bins(held_out.size, recent.size))
+    report.score_ks_statistic, report.score_ks_pvalue = ks_test(held_out, recent)
+    psi, p = report.score_psi, report.score_ks_pvalue
+    medians = f"median {np.median(held_out):.4g} -> {np.median(recent):.4g}"
+    if psi > MAJOR_PSI and p < KS_ALPHA:
+        report.reasons.append(f"scores of recent clips shifted: PSI {psi:.2f} > {MAJOR_PSI}, KS p {p:.2g} < {KS_ALPHA} "
+                              f"({medians})")  # fmt: skip
+    elif psi > MODERATE_PSI:
+        report.reasons.append(f"scores of recent clips moved: PSI {psi:.2f} > {MODERATE_PSI}, KS p {p:.2g} ({medians})")
+
+
+def _compare_levels(report: DriftReport, reference: np.ndarray, recent: np.ndarray, sr: int) -> None:
+    per_band = band_psi(reference, recent, psi_bins(len(reference), len(recent)))
+    centres = mel_band_centres(sr, per_band.size)
+    report.level_psi = float(per_band.max())
+    report.worst_bands = [(int(b), round(float(centres[b])), float(per_band[b])) for b in
+                          np.argsort(-per_band, kind="stable")[:WORST_BANDS]]  # fmt: skip
+    ref_mean, recent_mean = reference.mean(axis=1), recent.mean(axis=1)
+    _, report.level_ks_pvalue = ks_test(ref_mean, recent_mean)
+    psi, p = report.level_psi, report.level_ks_pvalue
+    band, hz, _ = report.worst_bands[0]
+    where = f"band {band} (~{hz:.0f} Hz)"
+    means = f"mean level {ref_mean.mean():.1f} -> {recent_mean.mean():.1f} dB"
+    if psi > MAJOR_PSI and p < KS_ALPHA:
+        report.reasons.append(f"log-mel levels of recent clips shifted: PSI {psi:.2f} > {MAJOR_PSI} in {where}, "
+                              f"KS p {p:.2g} < {KS_ALPHA} on the {means}")  # fmt: skip
+    elif psi > MODERATE_PSI:
+        report.reasons.append(f"log-mel levels of recent clips moved: PSI {psi:.2f} > {MODERATE_PSI} in {where}, "
+                              f"KS p {p:.2g} on the {means}")  # fmt: skip
+
+
+def drift_report(
+    machine: str,
+    *,
+    recent: int = 50,
+    url: str | None = None,
+    max_reference: int = 200,
+    n_jobs: int | None = None,
+    score_missing: bool = True,
+) -> DriftReport:
+    """Drift of machine ``machine`` (``type/id``): its newest ``recent`` clips against what its active
+    model learned from (see the module doc).  Clips the active model has not scored yet are scored
+    first (:func:`core.workflows.scoring.score_with_model`), unless ``score_missing`` is false: then nothing is
+    written and unscored clips are left out of the score comparison (for read-only callers such as the
+    Overview page).  Raises ``BadInputError`` for an unknown machine."""
+    if recent < 1 or max_reference < 1:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"recent and max_reference must be >= 1, got {recent}, "
+                            f"{max_reference}")  # fmt: skip
+    with session_scope(url) as session:
+        found = machine_by_key(session, machine)
+        if found is None:
+            raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {machine!r} (give it as type/id)")
+        report = DriftReport(machine=found.key)
+        model = found.active_model
+        if model is None:
+            report.reasons.append(f"no active model: train one with `python -m core train --machine {found.key}`")
+            return report
+        report.detector, report.model_version = model.detector, model.version
+        sets = _clip_sets(session, found, model, recent, max_reference)
+        machine_pk = found.id
+    if sets.n_other_rate:
+        report.reasons.append(f"{sets.n_other_rate} clips recorded at another sample rate than {sets.sample_rate} Hz "
+                              "were left out")  # fmt: skip
+    if len(sets.recent) < MIN_CLIPS or len(sets.reference) < MIN_CLIPS:
+        return _not_enough(report, len(sets.reference), len(sets.recent))
+
+    reference_levels = _reference_levels(model.id, sets.reference, n_jobs)
+    batch = extract_features(list(dict.fromkeys(c.path for c in sets.recent)), LEVEL_PARAMS, n_jobs=n_jobs)
+    reference = [c for c in sets.reference if c.id in reference_levels]
+    recent_clips = [c for c in sets.recent if c.path in batch.features]
+    scores, score_failures = _scores(model, machine_pk, sets.held_out + recent_clips, url, n_jobs, score_missing)
+    unreadable = {c.id for c in sets.reference if c.id not in reference_levels}
+    unreadable |= {c.id for c in sets.recent if c.path in batch.failures}
+    unreadable |= {c.id for c in sets.held_out if c.path in score_failures}
+    report.n_unreadable = len(unreadable)
+    if report.n_unreadable:
+        report.reasons.append(f"{report.n_unreadable} clips could not be read and were skipped")
+    report.n_reference, report.n_recent = len(reference), len(recent_clips)
+    if report.n_recent < MIN_CLIPS or report.n_reference < MIN_CLIPS:
+        return _not_enough(report, report.n_reference, report.n_recent)
+
+    held_scores = _finite([scores[c.id] for c in sets.held_out if c.id in scores])
+    recent_scores = _finite([scores[c.id] for c in recent_clips if c.id in scores])
+    report.n_held_out = int(held_scores.size)
+    unscored = sum(c.id not in scores for c in sets.held_out + recent_clips)
+    if unscored and not score_missing and model.artifact_path is not None:
+        report.reasons.append(f"{unscored} clips not scored yet were left out of the score comparison "
+                              f"(`python -m core score --machine {report.machine}` scores them)")  # fmt: skip
+    if model.artifact_path is None:
+        report.reasons.append(f"scores not compared: the active model ({model.detector}) cannot score clips here")
+    elif held_scores.size < MIN_CLIPS or recent_scores.size < MIN_CLIPS:
+        report.reasons.append(f"scores not compared: {held_scores.size} scored normal clips held out from training "
+                              f"and {recent_scores.size} scored recent clips (need {MIN_CLIPS} of each)")  # fmt: skip
+    else:
+        _compare_scores(report, held_scores, recent_scores)
+    reference_array = np.array([reference_levels[c.id] for c in reference])
+    recent_array = np.array([clip_levels(batch.features[c.path]) for c in recent_clips])
+    _compare_levels(report, reference_array, recent_array, sets.sample_rate)
+    stats = (report.score_psi, report.score_ks_pvalue, report.level_psi, report.level_ks_pvalue)
+    report.state = classify(*stats)
+    if report.state == STABLE:
+        report.reasons.append(stable_reason(*stats))
+    elif report.state == RETRAIN:
+        usable = sum(c.id in sets.retrainable for c in recent_clips)
+        report.reasons.append(f"{RETRAIN_ADVICE}: {usable} of the {len(recent_clips)} recent clips so far")
+    return report
+
+
+def _not_enough(report: DriftReport, n_reference: int, n_recent: int) -> DriftReport:
+    report.state, report.n_reference, report.n_recent = NOT_ENOUGH_DATA, n_reference, n_recent
+    if n_recent < MIN_CLIPS:
+        report.reasons.append(f"only {n_recent} recent clips outside the training set (need {MIN_CLIPS}): "
+                              f"ingest newer recordings of {report.machine}")  # fmt: skip
+    if n_reference < MIN_CLIPS:
+        report.reasons.append(f"only {n_reference} training clips to compare with (need {MIN_CLIPS})")
+    return report
+
+
+_REFERENCE_CACHE: OrderedDict[tuple, dict[int, np.ndarray]] = OrderedDict()
+_REFERENCE_LOCK = threading.Lock()
+
+
+def _reference_levels(model_id: int, clips: list[Clip], n_jobs: int | None) -> dict[int, np.ndarray]:
+    """``{clip_id: clip_levels}`` of the readable ``clips`` (a model's reference set), each file read once
+    per model and reference set: the levels are kept for the ``REFERENCE_CACHE_SIZE`` sets used last
+    (keyed by model id and the clips' ids and paths: ids restart in every database).  Unreadable clips
+    are absent, and tried again next time."""
+    key = (model_id, tuple((c.id, c.path) for c in clips))
+    with _REFERENCE_LOCK:
+        cached = _REFERENCE_CACHE.setdefault(key, {})
+        _REFERENCE_CACHE.move_to_end(key)
+        while len(_REFERENCE_CACHE) > REFERENCE_CACHE_SIZE:
+            _REFERENCE_CACHE.popitem(last=False)
+        missing = [c for c in clips if c.id not in cached]
+    if missing:
+        batch = extract_features(list(dict.fromkeys(c.path for c in missing)), LEVEL_PARAMS, n_jobs=n_jobs)
+        read = {c.id: clip_levels(batch.features[c.path]) for c in missing if c.path in batch.features}
+        with _REFERENCE_LOCK:
+            cached.update(read)
+    return {c.id: cached[c.id] for c in clips if c.id in cached}
+
+
+def _scores(
+    model: DetectorModel, machine_pk: int, clips: list[Clip], url, n_jobs, score_missing: bool
+) -> tuple[dict[int, float], set[str]]:
+    """The active model's scores of ``clips`` (``{clip_id: score}``), scoring the machine's unscored clips
+    first when some lack one and ``score_missing``, and the paths it could not read."""
+    ids = [c.id for c in clips]
+    with session_scope(url) as session:
+        scores = clip_scores(session, model.id, ids)
+    if not score_missing or model.artifact_path is None or len(scores) == len(set(ids)):
+        return scores, set()
+    failed = {item["path"] for item in score_with_model(model, [machine_pk], url=url, n_jobs=n_jobs).failed}
+    with session_scope(url) as session:
+        return clip_scores(session, model.id, ids), failed
+
+
+def drift_reports(
+    machine_spec: str | None = None,
+    *,
+    recent: int = 50,
+    url: str | None = None,
+    max_reference: int = 200,
+    n_jobs: int | None = None,
+) -> list[DriftReport]:
+    """A :func:`drift_report` for every machine matching ``machine_spec`` (``type/id``, ``type`` or all),
+    by machine key.  Raises ``BadInputError`` when a given spec matches no machine."""
+    with session_scope(url) as session:
+        keys = [m.key for m in machines_matching(session, machine_spec)]
+    if machine_spec and not keys:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"no machine matches {machine_spec!r}")
+    return [drift_report(k, recent=recent, url=url, max_reference=max_reference, n_jobs=n_jobs) for k in keys]
+
+
+def drift_cache_key(machine: str, *, url: str | None = None) -> tuple[str, int | None]:
+    """``(machine, id of its active model)``: what a cache of :func:`drift_report` is keyed on, beside a
+    time limit.  Deliberately not the clip or verdict counts: every ingest or verdict would then recompute
+    it (a new model is a new reference, so it must)."""
+    with session_scope(url) as session:
+        found = machine_by_key(session, machine)
+        return (machine, found.active_model_id if found else None)

@@ -1,0 +1,162 @@
+"""Registering clips in the database: idempotent by content, never stopped by a bad file."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.signal.audio import load_clip
+from core.datasets.layouts import DiscoveredClip, discover
+from core.errors import BadInputError, Reason
+from core.parallel import Progress, map_guarded
+from core.datasets.splits import assign_split, split_key
+from db.models import Clip
+from db.queries import get_or_create_machine, known_hashes, record_rejection
+from db.session import session_scope, write_transaction
+
+COMMIT_EVERY = 200  # clips per write transaction
+
+
+@dataclass(frozen=True)
+class InspectedFile:
+    """What reading a file told us: its SHA-256, sample rate (Hz), channels, duration (s) and size (bytes)."""
+
+    content_hash: str
+    sample_rate: int
+    n_channels: int
+    duration_s: float
+    n_bytes: int
+
+
+@dataclass
+class IngestReport:
+    """Counts of an ingest run, with each refused file and its reason."""
+
+    ingested: int = 0
+    already_known: int = 0
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        """``{"ingested": n, "already_known": n, "rejected": [{"path", "reason", "detail"}]}``."""
+        return {"ingested": self.ingested, "already_known": self.already_known, "rejected": self.rejected}
+
+
+def inspect_file(path: str) -> InspectedFile:
+    """Validate ``path`` as a clip (every check of :func:`core.signal.audio.load_clip`) and hash it."""
+    clip = load_clip(path)
+    with open(path, "rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    return InspectedFile(digest, clip.sr, clip.n_channels, clip.duration_s, Path(path).stat().st_size)
+
+
+def printable(text: str) -> str:
+    """``text`` storable as UTF-8: bytes of a file name that are not valid UTF-8 (which Python carries as
+    lone surrogates) become ``\\xNN`` escapes, so the name can be stored and shown."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def collect(paths: list[str]) -> tuple[list[DiscoveredClip], list[BadInputError]]:
+    """Expand files and folders into described clips; a path that does not exist is an error, and so is a
+    file name that is not valid UTF-8 (it could be neither stored nor opened again by name)."""
+    found: list[DiscoveredClip] = []
+    errors: list[BadInputError] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            errors.append(BadInputError(Reason.NOT_FOUND, "no such file or folder", raw))
+            continue
+        for clip in discover(path):
+            if printable(clip.path) == clip.path:
+                found.append(clip)
+            else:
+                errors.append(
+                    BadInputError(
+                        Reason.INVALID_PARAMETER, "the file name is not valid UTF-8; rename the file", clip.path
+                    )
+                )
+    return found, errors
+
+
+def ingest(
+    paths: list[str],
+    *,
+    url: str | None = None,
+    n_jobs: int | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Register every clip under ``paths`` (files or folders).
+
+    Files are validated and hashed on ``n_jobs`` processes and registered every
+    ``COMMIT_EVERY`` clips as they come, so a killed run keeps what it stored (the next
+    run finds those clips already known).  The same content twice (even under another name) is one clip; a bad
+    file is recorded with its reason in ``rejected_files`` and in the report, and the
+    batch goes on.
+    """
+    clips, errors = collect(paths)
+    report = IngestReport()
+    pending: list[tuple[DiscoveredClip, InspectedFile]] = []
+    for index, result in map_guarded(inspect_file, [c.path for c in clips], n_jobs=n_jobs, progress=progress):
+        if isinstance(result, BadInputError):
+            errors.append(result)
+            continue
+        pending.append((clips[index], result))
+        if len(pending) == COMMIT_EVERY:  # committed as the work goes: a killed run keeps what it stored
+            _store(pending, report, url)
+            pending = []
+    if pending:
+        _store(pending, report, url)
+    if errors:
+        _store_rejections(errors, report, url)
+    return report
+
+
+def _store(batch: list[tuple[DiscoveredClip, InspectedFile]], report: IngestReport, url: str | None) -> None:
+    """Register a batch in one transaction (retried whole if a concurrent ingest raced it); the same content
+    twice in a batch is registered under the first path in sorted order."""
+    batch = sorted(batch, key=lambda item: item[0].path)
+
+    def store(session) -> tuple[int, int]:
+        seen = known_hashes(session, [facts.content_hash for _, facts in batch])
+        added = 0
+        for where, facts in batch:
+            if facts.content_hash in seen:
+                continue
+            seen.add(facts.content_hash)
+            machine = get_or_create_machine(session, where.machine_type, where.machine_id)
+            key = split_key(facts.content_hash, where.layout, f"{where.machine_type}/{where.machine_id}", where.label,
+                            Path(where.path).name)  # fmt: skip
+            split = assign_split(key, where.label, where.split)
+            source = "layout" if split == where.split else "assigned"
+            session.add(
+                Clip(
+                    path=str(Path(where.path).resolve()),
+                    content_hash=facts.content_hash,
+                    machine=machine,
+                    label=where.label,
+                    split=split,
+                    split_source=source,
+                    layout=where.layout,
+                    snr_db=where.snr_db,
+                    domain=where.domain,
+                    sample_rate=facts.sample_rate,
+                    n_channels=facts.n_channels,
+                    duration_s=facts.duration_s,
+                    n_bytes=facts.n_bytes,
+                )
+            )
+            added += 1
+        return added, len(batch) - added
+
+    added, known = write_transaction(store, url)
+    report.ingested += added
+    report.already_known += known
+
+
+def _store_rejections(errors: list[BadInputError], report: IngestReport, url: str | None) -> None:
+    errors.sort(key=lambda e: e.path or "")
+    with session_scope(url, write=True) as session:
+        for error in errors:
+            path, detail = printable(error.path or ""), printable(error.detail)
+            record_rejection(session, path, error.reason.value, detail)
+            report.rejected.append({"path": path, "reason": error.reason.value, "detail": detail})

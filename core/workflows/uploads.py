@@ -1,0 +1,128 @@
+"""Saving uploaded recordings under ``DATA_DIR`` safely before they are ingested.
+
+Nothing an upload's name says can place a file outside ``DATA_DIR/uploads/<type>/<id>/``:
+names are reduced to one safe file name, files are created exclusively (an existing file,
+or a link planted there, is never written through), and the size limit ``MAX_UPLOAD_MB``
+is applied here, not only in the page.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.signal.audio import AUDIO_SUFFIXES
+from core.errors import BadInputError, Reason
+from db.session import data_dir
+
+DEFAULT_MAX_UPLOAD_MB = 200.0
+MAX_NAME_BYTES = 200  # a stored file name's length in UTF-8 (file systems allow 255)
+_UNSAFE = re.compile(r"[^\w.-]")  # \w: letters and digits of any script, and "_"
+
+
+@dataclass
+class StoredUploads:
+    paths: list[str] = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason", "detail"}; path: the upload's name
+    names: dict[str, str] = field(default_factory=dict)  # stored path -> the name it was uploaded under
+
+
+def max_upload_bytes() -> int:
+    """The upload size limit: ``MAX_UPLOAD_MB`` (env, megabytes, default 200) in bytes."""
+    raw = os.environ.get("MAX_UPLOAD_MB", str(DEFAULT_MAX_UPLOAD_MB))
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        megabytes = math.nan
+    if not (math.isfinite(megabytes) and megabytes > 0):
+        raise BadInputError(Reason.INVALID_PARAMETER, f"MAX_UPLOAD_MB must be a positive number of MB, got {raw!r}")
+    return int(megabytes * 1e6)
+
+
+def _shorten(text: str, max_bytes: int) -> str:
+    return text.encode()[:max_bytes].decode(errors="ignore")
+
+
+def safe_name(name: str, default: str) -> str:
+    """A file or folder name of letters, digits (any script), ``_ . -`` only: no separators, no ``..``,
+    no leading dot, at most ``MAX_NAME_BYTES`` bytes (the suffix kept)."""
+    base = unicodedata.normalize("NFC", name.replace("\\", "/")).rsplit("/", 1)[-1]
+    cleaned = _UNSAFE.sub("_", base).lstrip(".")
+    if not cleaned:
+        return default
+    stem, dot, suffix = cleaned.rpartition(".")
+    if not dot or len(suffix.encode()) > 16:
+        return _shorten(cleaned, MAX_NAME_BYTES)
+    return _shorten(stem, MAX_NAME_BYTES - len(suffix.encode()) - 1) + "." + suffix
+
+
+def _refuse(result: StoredUploads, name: str, reason: str, detail: str) -> None:
+    result.refused.append({"path": name or "(no name)", "reason": reason, "detail": detail})
+
+
+def _create(folder: Path, name: str, content: bytes) -> Path:
+    """Write ``content`` to a new file ``folder/name`` (numbered ``name_1``... when taken) and return it;
+    an existing regular file with the same content is reused instead of copied again."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    path, n = folder / name, 1
+    while True:
+        try:
+            with path.open("xb") as fh:  # O_EXCL: never follows a link, never overwrites
+                fh.write(content)
+            return path
+        except FileExistsError:
+            same_size = not path.is_symlink() and path.is_file() and path.stat().st_size == len(content)
+            if same_size and path.read_bytes() == content:
+                return path
+        path = folder / f"{stem}_{n}{suffix}"
+        n += 1
+
+
+def store_uploads(files: list[tuple[str, bytes]], machine: str, *, max_bytes: int | None = None) -> StoredUploads:
+    """Write ``(file name, content)`` pairs to ``DATA_DIR/uploads/<type>/<id>/``.
+
+    Names are made safe (a name such as ``../../x.wav`` lands inside that folder as
+    ``x.wav``).  Refused, each with its reason and the name it was uploaded under: a
+    file over ``max_bytes`` (default :func:`max_upload_bytes`) as ``too_large``, an
+    empty one as ``empty``, a name without a ``.wav``/``.flac`` suffix as ``not_audio``.
+    An existing file of the same name is never overwritten (a numbered name is used,
+    or the same file when its content is identical).  The other files of the batch are
+    stored whatever happens to one of them.
+    """
+    limit = max_upload_bytes() if max_bytes is None else max_bytes
+    machine_type, _, machine_id = machine.strip().partition("/")
+    root = (data_dir() / "uploads").resolve()
+    target = root / safe_name(machine_type, "uploads") / safe_name(machine_id, "id_00")
+    root.mkdir(parents=True, exist_ok=True)
+    for folder in (target.parent, target):
+        if folder.is_symlink():  # planted inside DATA_DIR/uploads: following it could lead anywhere
+            raise BadInputError(Reason.INVALID_PARAMETER, "the upload folder is a link; refusing to follow it", folder)
+        try:
+            folder.mkdir(exist_ok=True)
+        except OSError as exc:  # a file in the way, permissions
+            raise BadInputError(Reason.INVALID_PARAMETER, f"cannot create the upload folder ({exc})", folder) from None
+    result = StoredUploads()
+    for name, content in files:
+        if len(content) > limit:
+            detail = f"{len(content) / 1e6:.1f} MB is over the {limit / 1e6:g} MB limit"
+            _refuse(result, name, "too_large", detail)
+            continue
+        if not content:
+            _refuse(result, name, Reason.EMPTY.value, "the file is empty (0 bytes)")
+            continue
+        clean = safe_name(name, "upload.wav")
+        if Path(clean).suffix.lower() not in AUDIO_SUFFIXES:
+            _refuse(result, name, Reason.NOT_AUDIO.value, "only WAV and FLAC files (.wav, .flac) are accepted")
+            continue
+        try:
+            path = _create(target, clean, content)
+        except OSError as exc:  # disk full, permissions: this file is refused, the batch goes on
+            _refuse(result, name, Reason.INVALID_PARAMETER.value, f"could not be saved ({exc.strerror or exc})")
+            continue
+        result.paths.append(str(path))
+        result.names.setdefault(str(path), name)
+    return result
