@@ -4,7 +4,7 @@ import logging
 
 import streamlit as st
 
-from core.errors import BadInputError
+from core.errors import MachineSoundError
 from dashboard.components.first_start import ensure_demo_data
 from dashboard.registry import PAGES
 from dashboard.theme import APP_TITLE
@@ -21,8 +21,8 @@ navigation = st.navigation(
 )
 try:
     navigation.run()
-except BadInputError as exc:
-    st.error(f"{exc.detail}. Check the input named here and try again.")
+except MachineSoundError as exc:
+    st.error(f"{exc.detail}.")
 except Exception as exc:  # never a raw traceback in front of a pilot: say what failed and what to do
     logging.getLogger(__name__).exception("page failed")
     st.error(

@@ -1,9 +1,13 @@
-"""The one exception type for bad input, and the reasons it can carry.
+"""The project's exceptions: one root, and one type per kind of failure a user can act on.
 
-Like librosa's ``ParameterError``, every bad-input failure in the project raises
-:class:`BadInputError`.  Its ``reason`` is one of :class:`Reason`, a stable
-machine-readable code that CLIs, the dashboard and benchmarks rely on; its
-``path`` names the offending file when there is one.
+* :class:`MachineSoundError` is the root (as librosa's ``LibrosaError``): the CLI and the dashboard
+  catch it and show its ``detail`` as one clear line.  Anything else escaping is a bug, and shows as one.
+* :class:`BadInputError`: a file, a name or a parameter is wrong.  Its ``reason`` is one of
+  :class:`Reason`, a stable machine-readable code that CLIs, the dashboard and benchmarks rely on;
+  its ``path`` names the offending file when there is one.
+* :class:`StateError` and its kinds :class:`NoModelError`, :class:`NotFittedError`: the request is
+  fine but the product is not ready for it yet (train a model first).
+* :class:`CloudError`: a cloud call failed (AWS's code and message).
 """
 
 from __future__ import annotations
@@ -26,9 +30,34 @@ class Reason(StrEnum):
     WRONG_SAMPLE_RATE = "wrong_sample_rate"  # not the sample rate the machine's model works at
     NOT_FOUND = "not_found"
     INVALID_PARAMETER = "invalid_parameter"
+    UNEXPECTED = "unexpected_error"  # not the file's fault: a bug met while processing it (reported, batch goes on)
 
 
-class BadInputError(ValueError):
+class MachineSoundError(Exception):
+    """Root of every error the product raises on purpose; ``detail`` says what is wrong in the user's words."""
+
+    def __init__(self, detail: str):
+        self.detail = detail
+        super().__init__(detail)
+
+
+class StateError(MachineSoundError):
+    """The request is valid, but the product is not in a state to answer it yet."""
+
+
+class NoModelError(StateError):
+    """A machine (or a job) has no trained model that could do this: train one first."""
+
+
+class NotFittedError(StateError):
+    """A detector was asked to score or save before it was fitted."""
+
+
+class CloudError(MachineSoundError):
+    """A cloud call failed; the message names the operation and AWS's error code and text."""
+
+
+class BadInputError(MachineSoundError, ValueError):
     """Bad input: names the file (when there is one) and the reason.
 
     Attributes
@@ -46,7 +75,7 @@ class BadInputError(ValueError):
         self.path = None if path is None else str(path)
         self.detail = detail
         where = f"{self.path}: " if self.path else ""
-        super().__init__(f"{where}{detail} [{self.reason.value}]")
+        Exception.__init__(self, f"{where}{detail} [{self.reason.value}]")
 
     def __reduce__(self):  # keeps reason/detail/path across process boundaries
         return (BadInputError, (self.reason, self.detail, self.path))

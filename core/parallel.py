@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import math
 import os
 import threading
@@ -14,6 +15,7 @@ from typing import TypeVar
 
 from core.errors import BadInputError, Reason
 
+_log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 Progress = Callable[[int, int], None]
@@ -78,8 +80,10 @@ def _guarded(func: Callable[[T], R], item: T) -> R | BadInputError:
         return func(item)
     except BadInputError as exc:
         return exc
-    except Exception as exc:  # a bug or an exotic file must not stop the batch; it is reported instead
-        return BadInputError(Reason.CORRUPT, f"unexpected {type(exc).__name__}: {exc}", str(item))
+    except Exception as exc:  # a bug met on one item must not stop the batch; it is reported, not blamed on the file
+        _log.exception("unexpected error while processing %s", item)
+        detail = f"unexpected {type(exc).__name__} while processing it (a bug, not a fault of the file): {exc}"
+        return BadInputError(Reason.UNEXPECTED, detail, str(item))
 
 
 def _guarded_chunk(func: Callable[[T], R], chunk: list[tuple[int, T]]) -> list[tuple[int, R | BadInputError]]:

@@ -120,6 +120,12 @@ def training_clips(session: Session, machine_pks: list[int]) -> list[Clip]:
     )
 
 
+def clips_outside_test(session: Session, machine_pks: list[int]) -> list[Clip]:
+    """Clips of these machines in the training split or in none (field clips), by id."""
+    query = select(Clip).where(Clip.machine_pk.in_(machine_pks), Clip.split != "test").order_by(Clip.id)
+    return list(session.scalars(query))
+
+
 def test_clips(session: Session, machine_pks: list[int]) -> list[Clip]:
     """Labelled (normal or abnormal) clips of the test split of these machines, by id."""
     return list(
@@ -129,6 +135,12 @@ def test_clips(session: Session, machine_pks: list[int]) -> list[Clip]:
             .order_by(Clip.id)
         )
     )
+
+
+def test_clips_any_label(session: Session, machine_pks: list[int]) -> list[Clip]:
+    """Every clip of the test split of these machines, labelled by the layout or not, by id."""
+    query = select(Clip).where(Clip.machine_pk.in_(machine_pks), Clip.split == "test").order_by(Clip.id)
+    return list(session.scalars(query))
 
 
 def next_model_version(session: Session, detector: str, scope: str) -> int:
@@ -223,30 +235,17 @@ def clip_paths(session: Session, clip_ids: list[int]) -> dict[int, str]:
     return dict(session.execute(select(Clip.id, Clip.path).where(Clip.id.in_(clip_ids))).all())
 
 
-def standing_verdicts(session: Session, clip_ids: list[int]) -> dict[int, dict[str, Annotation]]:
-    """Per clip, each annotator's standing verdict: their latest annotation that no undo row cancels
-    (an undone change of mind restores their earlier verdict).  Clips without one are absent."""
-    rows = list(session.scalars(select(Annotation).where(Annotation.clip_id.in_(clip_ids)).order_by(Annotation.id)))
-    undone = {row.undoes_id for row in rows if row.undoes_id is not None}
-    standing: dict[int, dict[str, Annotation]] = {}
-    for row in rows:
-        if row.undoes_id is None and row.id not in undone:
-            standing.setdefault(row.clip_id, {})[row.annotator] = row
-    return standing
+def annotations_of_clips(session: Session, clip_ids: list[int]) -> list[Annotation]:
+    """Every annotation row (undo rows included) of these clips, by id (:mod:`core.workflows.labels` reads them)."""
+    if not clip_ids:
+        return []
+    return list(session.scalars(select(Annotation).where(Annotation.clip_id.in_(clip_ids)).order_by(Annotation.id)))
 
 
-def effective_verdicts(session: Session, clip_ids: list[int]) -> dict[int, str]:
-    """Each clip's current pilot verdict (``normal``/``abnormal``/``unsure``): the latest standing one
-    of any annotator.  Clips without one are absent."""
-    return {
-        clip_id: max(by_annotator.values(), key=lambda row: row.id).verdict
-        for clip_id, by_annotator in standing_verdicts(session, clip_ids).items()
-    }
-
-
-def disputed(by_annotator: dict[str, Annotation]) -> bool:
-    """Whether standing verdicts on one clip say both normal and abnormal."""
-    return {"normal", "abnormal"} <= {row.verdict for row in by_annotator.values()}
+def annotations_of_machines(session: Session, machine_pks: list[int]) -> list[Annotation]:
+    """Every annotation row (undo rows included) of these machines' clips, by id."""
+    clip_ids = select(Clip.id).where(Clip.machine_pk.in_(machine_pks))
+    return list(session.scalars(select(Annotation).where(Annotation.clip_id.in_(clip_ids)).order_by(Annotation.id)))
 
 
 def add_annotation(
@@ -425,23 +424,6 @@ def clips_newest_first(session: Session, machine_pk: int) -> list[Clip]:
             select(Clip).where(Clip.machine_pk == machine_pk).order_by(Clip.ingested_at.desc(), Clip.id.desc())
         )
     )
-
-
-def field_clips_confirmed_normal(session: Session, machine_pks: list[int]) -> list[Clip]:
-    """Field clips of these machines (split ``none``, label ``unknown``: what ``watch`` and plain folders
-    bring in) whose standing pilot verdict (:func:`effective_verdicts`) is ``normal``, by id.  Never a clip of
-    the layout's test split, whatever its verdict."""
-    annotated = select(Annotation.clip_id)
-    candidates = list(
-        session.scalars(
-            select(Clip)
-            .where(Clip.machine_pk.in_(machine_pks), Clip.split == "none", Clip.label == "unknown")
-            .where(Clip.id.in_(annotated))
-            .order_by(Clip.id)
-        )
-    )
-    verdicts = effective_verdicts(session, [c.id for c in candidates])
-    return [c for c in candidates if verdicts.get(c.id) == "normal"]
 
 
 # --- the notification outbox (core.workflows.notify) ----------------------------------------------------------------

@@ -11,7 +11,6 @@ of failing when a read lock cannot be upgraded.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -22,10 +21,12 @@ from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -39,16 +40,14 @@ _lock = threading.Lock()
 
 
 def data_dir() -> Path:
-    """``DATA_DIR`` (env), default ``./data``: where the database, clips and models live."""
-    return Path(os.environ.get("DATA_DIR", "data")).resolve()
+    """The ``DATA_DIR`` setting (default ``./data``), absolute: where the database, clips and models live."""
+    return settings().data_dir
 
 
 def database_url() -> str:
-    """``DATABASE_URL`` (env) or the SQLite file ``DATA_DIR/anomaly.db``."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    return f"sqlite:///{data_dir() / DB_FILENAME}"
+    """The ``DATABASE_URL`` setting, or the SQLite file ``DATA_DIR/anomaly.db``."""
+    current = settings()
+    return current.database_url or f"sqlite:///{current.data_dir / DB_FILENAME}"
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -90,11 +89,48 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Upgrade the database behind ``engine`` to the latest revision."""
+    """Upgrade the database behind ``engine`` to the latest revision, in one transaction.
+
+    On SQLite, foreign keys are off while the migrations run (Alembic's batch mode copies
+    and drops tables that others refer to) and checked as a whole before the commit: a
+    violation fails the upgrade, which then commits nothing.
+    """
     config = alembic_config(engine)
-    with engine.begin() as connection:
+    with engine.connect() as connection, _sqlite_foreign_keys_off(connection), connection.begin():
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        _check_sqlite_foreign_keys(connection)
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite's foreign keys off on ``connection`` for the block, as they were after it; nothing elsewhere.
+
+    ``PRAGMA foreign_keys`` is a no-op inside a transaction, so it goes straight to the DBAPI
+    connection (autocommit: ``isolation_level`` is None, see :func:`_configure_sqlite`) before
+    the block begins one; SQLAlchemy's ``exec_driver_sql`` would begin a transaction first.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    dbapi_connection = connection.connection.dbapi_connection
+    was_on = dbapi_connection.execute("PRAGMA foreign_keys").fetchone()[0]
+    dbapi_connection.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        if not connection.invalidated:  # an invalidated connection is closed, never pooled again
+            dbapi_connection.execute(f"PRAGMA foreign_keys = {'ON' if was_on else 'OFF'}")
+
+
+def _check_sqlite_foreign_keys(connection: Connection) -> None:
+    """Raise if any row of the SQLite database behind ``connection`` breaks a foreign key."""
+    if connection.dialect.name != "sqlite":
+        return
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        shown = ", ".join(f"{table} rowid {rowid} -> {parent}" for table, rowid, parent, _ in broken[:10])
+        raise RuntimeError(f"migration left {len(broken)} rows breaking a foreign key: {shown}")
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from core.workflows.labels import labels_for_clips
 from db.models import Clip, DetectorModel, Machine, utcnow
 from db.queries import (
     add_annotation,
@@ -15,7 +16,6 @@ from db.queries import (
     clip_scores,
     clips_per_day,
     counts_for_machine,
-    effective_verdicts,
     get_or_create_machine,
     last_undoable,
     machine_by_key,
@@ -71,7 +71,7 @@ def test_scores_are_stored_once_and_unscored_clips_shrink(world):
         assert counts_for_machine(session, machines_matching(session, "fan/id_00")[0]) == (0, 0, 0)  # none active
 
 
-def test_effective_verdicts_follow_undo_rows(world):
+def test_standing_verdicts_follow_undo_rows(world):
     with session_scope(world, write=True) as session:
         first = add_annotation(session, 1, "ana", "abnormal", "bearing")
         add_annotation(session, 1, "ana", "normal")
@@ -80,7 +80,10 @@ def test_effective_verdicts_follow_undo_rows(world):
         undo = add_annotation(session, 1, "ana", second.verdict)
         undo.undoes_id = second.id
     with session_scope(world) as session:
-        assert effective_verdicts(session, [1, 2, 3]) == {1: "abnormal", 2: "unsure"}
+        clips = [session.get(Clip, i) for i in (1, 2, 3)]
+        labels = labels_for_clips(session, clips)
+        assert {i: {who: v.verdict for who, v in labels[i].verdicts.items()} for i in (1, 2, 3)} == {
+            1: {"ana": "abnormal"}, 2: {"bob": "unsure"}, 3: {}}
         assert last_undoable(session, "ana").id == first.id
         assert last_undoable(session, "nobody") is None
 

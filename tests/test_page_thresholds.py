@@ -8,10 +8,12 @@ import re
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from core.detection.metrics import metrics_at
 from core.workflows.tuning import SuggestOptions, suggest, tuning_data
-from db.models import Threshold
+from core.workflows.triage import record_verdict
+from db.models import Clip, Machine, Threshold
 from db.queries import active_threshold
 from db.session import session_scope
 from tests.conftest import SEEDED_MACHINES, infos, no_exception
@@ -28,7 +30,7 @@ def _confusion(app) -> tuple[int, int, int, int]:
 
 
 def _expected(value: float) -> tuple[int, int, int, int]:
-    data = tuning_data(MACHINE)
+    data = tuning_data(MACHINE, use_test=True)  # the page includes the test split by default
     flagged = data.scores > value
     y = data.is_abnormal
     return int((flagged & y).sum()), int((~flagged & y).sum()), int((flagged & ~y).sum()), int((~flagged & ~y).sum())
@@ -121,7 +123,29 @@ def test_gamma_suggestion_moves_the_slider_and_fills_the_reason(seeded, open_pag
 
 def test_a_labelled_suggestion_without_labelled_anomalies_warns(seeded, open_page):
     app = open_page("thresholds")
+    app.checkbox(key="threshold_use_test").uncheck().run()  # only the test split has labelled clips
+    assert any("No scored clip to tune on yet" in text for text in infos(app)) and not app.slider
+    with session_scope(write=True) as session:  # two test clips become field clips the pilots call normal
+        pk = session.scalar(select(Machine.id).where(Machine.machine_type + "/" + Machine.machine_id == MACHINE))
+        ids = session.scalars(select(Clip.id).where(Clip.machine_pk == pk, Clip.split == "test",
+                                                    Clip.label == "normal").limit(2)).all()  # fmt: skip
+        session.execute(update(Clip).where(Clip.id.in_(ids)).values(split="none", label="unknown"))
+    for clip_id in ids:
+        record_verdict(clip_id, "ana", "normal")
+    app.run()
     value = app.slider(key="threshold_slider").value
-    _click(app, "Max F1")  # only the test split has abnormal clips, and it is left out by default
+    _click(app, "Max F1")
     assert any("no labelled abnormal clip to fit on" in w.value for w in app.warning)
+    assert any("judge flagged clips on the Triage page" in w.value for w in app.warning)
     assert app.slider(key="threshold_slider").value == value
+
+
+def test_max_f1_maximises_the_f1_the_page_shows_on_the_clips_it_shows(seeded, open_page):
+    app = open_page("thresholds")
+    _click(app, "Max F1")
+    chosen = app.slider(key="threshold_slider").value
+    data = tuning_data(MACHINE, use_test=True)
+    best_f1 = max(metrics_at(data.is_abnormal, data.scores, t).f1 for t in [*data.scores, data.scores.min() - 1])
+    assert float(_metrics(app)["F1"]) == pytest.approx(best_f1, abs=0.005)  # shown with two decimals
+    assert _confusion(app) == _expected(chosen)  # the matrix counts the same clips the suggestion fitted on
+    assert app.text_input(key="threshold_reason").value.endswith(data.label_source)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from core.supervised.cloud import CloudError
 from core.supervised.cloud.config import CloudConfig, forget_credentials_check
-from core.errors import BadInputError
+from core.errors import BadInputError, NoModelError
 from core.workflows.export import export_dataset
 from core.supervised import get_trainer
 from core.supervised.base import claim_job, set_job
@@ -188,7 +188,7 @@ def test_access_denied_fails_the_job_and_keeps_the_export(trainer, stub, export)
     root = Path(export["out_dir"])
     assert (root / "summary.json").is_file() and (root / "train.manifest").is_file()
     assert all((root / r["file"]).is_file() for r in export["images"])
-    with pytest.raises(BadInputError, match="no model version"):
+    with pytest.raises(NoModelError, match="no model version"):
         trainer.stop(job.job_id)
 
 

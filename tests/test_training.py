@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.detection.base import META_FILE
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, NoModelError, Reason
 from core.workflows.ingest import ingest
 from core.workflows.model_store import artifact_dir, load_detector
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
@@ -212,17 +212,16 @@ def test_another_detector_keeps_the_active_model_until_activated(plant):
 
 def test_activate_refuses_what_does_not_exist(plant):
     maha = {t.scope: t.model_id for t in train(detector="mahalanobis").trained}
-    refused = [
-        dict(spec="fan/id_09", detector="mahalanobis"),  # unknown machine
-        dict(spec="fan", detector="mahalanobis"),  # a type, not a machine
-        dict(spec="fan/id_00", detector="autoencoder"),  # never trained
-        dict(spec="fan/id_00", model_id=maha["fan/id_02"]),  # another machine's model
-        dict(spec="fan/id_00", model_id=10_000),
-    ]
-    for kwargs in refused:
+    for kwargs in (dict(spec="fan/id_09", detector="mahalanobis"),  # unknown machine
+                   dict(spec="fan", detector="mahalanobis")):  # a type, not a machine
         with pytest.raises(BadInputError) as info:
             activate(kwargs.pop("spec"), **kwargs)
         assert info.value.reason is Reason.INVALID_PARAMETER
+    for kwargs in (dict(spec="fan/id_00", detector="autoencoder"),  # never trained
+                   dict(spec="fan/id_00", model_id=maha["fan/id_02"]),  # another machine's model
+                   dict(spec="fan/id_00", model_id=10_000)):  # fmt: skip
+        with pytest.raises(NoModelError, match="train it first"):
+            activate(kwargs.pop("spec"), **kwargs)
     assert _active() == maha
 
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, NoModelError, Reason
 from core.workflows.ingest import ingest
 from core.workflows.model_store import load_detector
 from core.workflows.scoring import score
+from core.detection.metrics import metrics_at
 from core.detection.thresholds import (
     gamma_threshold,
     max_f1_threshold,
@@ -84,20 +85,17 @@ def test_labelled_methods_refuse_without_labelled_abnormals_outside_the_test_spl
         assert info.value.reason is Reason.INVALID_PARAMETER
 
 
-def test_labelled_methods_with_use_test_fit_the_labelled_clips_test_split_included(trained):
+def test_labelled_methods_with_use_test_fit_the_test_split_never_the_training_clips(trained):
     model_id = trained["fan/id_00"]
-    clips = [c for c in _clips("fan/id_00", model_id) if c[1] in ("normal", "abnormal")]
+    clips = [c for c in _clips("fan/id_00", model_id) if c[2] == "test"]  # the model trained on the others
     y = np.array([label == "abnormal" for _, label, _, _ in clips])
     s = np.array([value for *_, value in clips])
-    assert y.sum() == 6 and {split for _, _, split, _ in clips} == {"train", "test"}
+    assert y.sum() == 6 and not y.all()
 
     best = suggest("fan/id_00", SuggestOptions(method="max_f1", use_test=True))
     assert (best.method, best.model_id) == ("max_f1", model_id)
     assert best.value == max_f1_threshold(y, s)
-    assert "test split included" in best.reason and f"{y.size} labelled clips" in best.reason
-    # the test clips alone give the same threshold here: the training normals all score below it
-    test = np.array([split == "test" for _, _, split, _ in clips])
-    assert best.value == max_f1_threshold(y[test], s[test])
+    assert "outside the training split" in best.reason and f"{y.size} labelled clips" in best.reason
 
     options = {"use_test": True, "target": 0.8}
     recall = suggest("fan/id_00", SuggestOptions(method="target_recall", **options))
@@ -113,11 +111,13 @@ def test_labelled_methods_with_use_test_fit_the_labelled_clips_test_split_includ
 
 def test_pilot_verdicts_make_labelled_suggestions_possible_without_the_test_split(trained):
     model_id = trained["fan/id_00"]
-    outside = [c for c in _clips("fan/id_00", model_id) if c[2] != "test"]
-    by_score = sorted(outside, key=lambda c: c[3])
-    flagged = [c[0] for c in by_score[-3:]]  # the pilot calls the 3 highest-scoring training clips abnormal
+    field = [c for c in _clips("fan/id_00", model_id) if c[2] == "test"]
+    _relabel_unknown([c[0] for c in field])  # field clips, as `watch` brings them in: no label, no split
+    by_score = sorted(field, key=lambda c: c[3])
+    flagged = [c[0] for c in by_score[-3:]]  # the pilot calls the 3 highest-scoring field clips abnormal
     unsure = by_score[-4][0]
     undone = by_score[0][0]
+    normal = [c[0] for c in by_score[1:-4]]  # and the rest normal
     with session_scope(write=True) as session:
         for clip_id in flagged:
             session.add(Annotation(clip_id=clip_id, annotator="pilot", verdict="abnormal", anomaly_type="rubbing"))
@@ -126,18 +126,19 @@ def test_pilot_verdicts_make_labelled_suggestions_possible_without_the_test_spli
         session.add(wrong)
         session.flush()
         session.add(Annotation(clip_id=undone, annotator="pilot", verdict="abnormal", undoes_id=wrong.id))
-        # a verdict on a test clip must not be used without use_test
-        test_clip = next(c[0] for c in _clips("fan/id_00", model_id) if c[2] == "test" and c[1] == "normal")
-        session.add(Annotation(clip_id=test_clip, annotator="pilot", verdict="abnormal"))
+        session.add_all(Annotation(clip_id=clip_id, annotator="pilot", verdict="normal") for clip_id in normal)
+        # a verdict on a training clip is never tuned on: the model learned it
+        train_clip = next(c[0] for c in _clips("fan/id_00", model_id) if c[2] == "train")
+        session.add(Annotation(clip_id=train_clip, annotator="pilot", verdict="abnormal"))
 
-    kept = [c for c in outside if c[0] != unsure]
+    kept = [c for c in field if c[0] in {*flagged, *normal}]
     y = np.array([c[0] in flagged for c in kept])
     s = np.array([c[3] for c in kept])
 
     best = suggest("fan/id_00", SuggestOptions(method="max_f1"))
     assert best.value == max_f1_threshold(y, s)
-    assert f"{len(kept)} labelled clips (3 by pilot verdict)" in best.reason
-    assert "test split" not in best.reason
+    assert f"{len(kept)} labelled clips: ground truth for 0, pilot verdicts for {len(kept)}" in best.reason
+    assert "outside the training and test splits" in best.reason
     recall = suggest("fan/id_00", SuggestOptions(method="target_recall", target=1.0))
     assert recall.value == target_recall_threshold(y, s, 1.0)
     assert recall.value < min(c[3] for c in kept if c[0] in flagged)
@@ -191,9 +192,9 @@ def test_set_threshold_refuses_bad_input_and_records_nothing(trained):
 
 def test_a_machine_without_a_model_cannot_be_tuned(plant_dir):
     ingest([str(plant_dir)])
-    with pytest.raises(BadInputError, match="no trained model yet"):
+    with pytest.raises(NoModelError, match="no trained model yet"):
         suggest("fan/id_00")
-    with pytest.raises(BadInputError, match="no trained model yet"):
+    with pytest.raises(NoModelError, match="no trained model yet"):
         set_threshold("fan/id_00", 1.0, set_by="ana", reason="r")
 
 
@@ -211,13 +212,15 @@ def test_tuning_data_uses_ground_truth_outside_the_training_split(trained):
     outside = [c for c in _clips("fan/id_00", model_id) if c[2] != "train"]
     assert {label for _, label, _, _ in outside} == {"normal", "abnormal"}
 
-    data = tuning_data("fan/id_00")
+    assert tuning_data("fan/id_00").scores.size == 0  # without the test split: no labelled clip here yet
+    data = tuning_data("fan/id_00", use_test=True)
     assert (data.machine, data.model_id, data.detector) == ("fan/id_00", model_id, "mahalanobis")
     assert data.is_abnormal.dtype == bool and data.scores.shape == data.is_abnormal.shape == (len(outside),)
     assert sorted(zip(data.scores.tolist(), data.is_abnormal.tolist(), strict=True)) == sorted(
         (value, label == "abnormal") for _, label, _, value in outside
     )
-    assert data.label_source == f"ground truth for {len(outside)} clips, pilot verdicts for 0"
+    assert data.label_source.startswith(f"{len(outside)} labelled clips: ground truth for {len(outside)}, "
+                                        "pilot verdicts for 0;")
     with session_scope() as session:
         assert data.threshold == active_threshold(session, model_id).value
     assert data.clips_per_day == pytest.approx(26 / 7)
@@ -239,7 +242,7 @@ def test_tuning_data_labels_unknown_clips_by_pilot_verdict(trained):
     says_abnormal, says_normal, unsure, undone, silent = test_abnormals[0], test_normals[0], test_normals[1], \
         test_abnormals[1], test_abnormals[2]  # fmt: skip
     _relabel_unknown([says_abnormal, says_normal, unsure, undone, silent])
-    contradicted = test_normals[2]  # a labelled clip: its ground truth wins over a verdict
+    contradicted = test_normals[2]  # a labelled clip: the pilot's verdict wins over its ground truth
     train_clip = next(c[0] for c in clips if c[2] == "train")
     with session_scope(write=True) as session:
         session.execute(update(Clip).where(Clip.id == train_clip).values(label="unknown"))  # still trains
@@ -251,14 +254,14 @@ def test_tuning_data_labels_unknown_clips_by_pilot_verdict(trained):
     record_verdict(contradicted, "bo", "abnormal")
     record_verdict(train_clip, "bo", "abnormal")
 
-    data = tuning_data("fan/id_00")
-    unknown = {says_abnormal, says_normal, unsure, undone, silent}
+    data = tuning_data("fan/id_00", use_test=True)
+    unknown = {says_abnormal, says_normal, unsure, undone, silent, contradicted}
     truth = [(c[3], c[1] == "abnormal") for c in clips if c[2] == "test" and c[0] not in unknown]
-    pilot = [(score_of[says_abnormal], True), (score_of[says_normal], False)]
+    pilot = [(score_of[says_abnormal], True), (score_of[says_normal], False), (score_of[contradicted], True)]
     assert sorted(zip(data.scores.tolist(), data.is_abnormal.tolist(), strict=True)) == sorted(truth + pilot)
-    assert (score_of[contradicted], False) in truth
     assert score_of[train_clip] not in data.scores and score_of[train_clip] not in data.unlabelled_scores
-    assert data.label_source == f"ground truth for {len(truth)} clips, pilot verdicts for 2"
+    assert data.label_source.startswith(f"{len(truth) + 3} labelled clips: ground truth for {len(truth)}, "
+                                        "pilot verdicts for 3 (1 unsure left out);")
     assert sorted(data.unlabelled_scores.tolist()) == sorted(score_of[c] for c in (unsure, undone, silent))
 
 
@@ -281,7 +284,7 @@ def test_tuning_data_scores_missing_clips_first(trained):
     with session_scope(write=True) as session:
         session.execute(delete(Score).where(Score.model_id == model_id, Score.clip_id.in_(outside[:3])))
     assert len([c for c in _clips("fan/id_00", model_id) if c[2] != "train"]) == len(outside) - 3
-    data = tuning_data("fan/id_00")
+    data = tuning_data("fan/id_00", use_test=True)
     assert data.scores.size == len(outside)
     assert len([c for c in _clips("fan/id_00", model_id) if c[2] != "train"]) == len(outside)
 
@@ -293,5 +296,28 @@ def test_tuning_data_needs_a_machine_with_a_model(trained):
         assert info.value.reason is Reason.INVALID_PARAMETER
     with session_scope(write=True) as session:
         session.execute(update(Machine).values(active_model_id=None))
-    with pytest.raises(BadInputError, match="no trained model yet"):
+    with pytest.raises(NoModelError, match="no trained model yet"):
         tuning_data("fan/id_00")
+
+
+@pytest.mark.parametrize("use_test", [False, True])
+def test_page_metrics_and_every_suggestion_share_one_labelled_set_and_max_f1_maximises_f1_on_it(trained, use_test):
+    model_id = trained["fan/id_00"]
+    test = [c for c in _clips("fan/id_00", model_id) if c[2] == "test"]
+    _relabel_unknown([c[0] for c in test[::2]])  # half the test clips become field clips the pilots judge
+    for clip_id, label, _, _ in test[::2]:
+        record_verdict(clip_id, "ana", "abnormal" if clip_id % 3 == 0 else "normal")
+    data = tuning_data("fan/id_00", use_test=use_test)
+    assert data.is_abnormal.any() and not data.is_abnormal.all()
+    best = suggest("fan/id_00", SuggestOptions(method="max_f1", use_test=use_test))
+    assert data.label_source in best.reason  # the same clips, described the same way
+
+    def f1(threshold: float) -> float:
+        return metrics_at(data.is_abnormal, data.scores, threshold).f1
+
+    candidates = [*data.scores, data.scores.min() - 1]
+    assert f1(best.value) == pytest.approx(max(f1(t) for t in candidates))
+    for method, check in (("target_recall", target_recall_threshold), ("min_cost", None)):
+        found = suggest("fan/id_00", SuggestOptions(method=method, use_test=use_test))
+        if check is not None:
+            assert found.value == check(data.is_abnormal, data.scores, 0.9)

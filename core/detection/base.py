@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, NotFittedError, Reason
 from core.signal.features import FeatureParams
 
 META_FILE = "detector.json"
@@ -128,7 +128,7 @@ class Detector(ABC):
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
-            raise BadInputError(Reason.INVALID_PARAMETER, f"the {self.name} detector is not fitted yet")
+            raise NotFittedError(f"the {self.name} detector is not fitted yet: call fit first")
 
     def save(self, folder: str | Path, provenance: dict[str, Any] | None = None) -> Path:
         """Write the fitted detector into ``folder``: its state, parameters, training scores, provenance."""

@@ -22,7 +22,7 @@ from core.errors import BadInputError, Reason
 from core.signal.features import FeatureParams
 
 AUDIO_SUFFIXES = (".wav", ".flac")
-DEFAULT_MAX_DURATION_S = float(os.environ.get("MAX_CLIP_SECONDS", 600.0))
+DEFAULT_MAX_DURATION_S = 600.0  # load_clip's limit unless told; ingest passes the MAX_CLIP_SECONDS setting
 READ_BLOCK_BYTES = 16 << 20  # a multichannel file is read this much at a time (one channel is kept)
 SILENCE_PEAK = 1e-6  # a clip whose absolute peak is below this is treated as all-silent
 
@@ -187,8 +187,8 @@ def load_clip(
     channel : int, which microphone (0-based) of a multichannel file
     max_duration_s : float or None
         Refuse files longer than this many seconds (checked from the header,
-        before reading); ``None`` for no limit.  Default from ``MAX_CLIP_SECONDS``
-        (600 s).
+        before reading); ``None`` for no limit.  Default :data:`DEFAULT_MAX_DURATION_S`
+        (600 s); callers outside this pure package pass the ``MAX_CLIP_SECONDS`` setting.
     min_samples : int
         Refuse signals shorter than this (default: one feature vector with the
         default :class:`~core.signal.features.FeatureParams`, 2048 samples).

@@ -26,7 +26,7 @@ from core.supervised.cloud import CloudError, describe_client_error
 from core.supervised.cloud.config import CloudConfig, boto3_session, unavailable_reason
 from core.supervised.cloud.retry import with_backoff
 from core.supervised.cloud.s3 import upload_export
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, NoModelError, Reason
 from core.workflows.manifest import validate_export
 from core.supervised.base import (
     Availability,
@@ -275,7 +275,7 @@ class RekognitionTrainer(Trainer):
         status = self._job(job_id)
         arn = status.external.get("version_arn")
         if arn is None:
-            raise BadInputError(Reason.INVALID_PARAMETER, f"job {job_id} has no model version to stop")
+            raise NoModelError(f"job {job_id} has no model version to stop")
         if status.status in ("pending", "uploading", "training", "registering"):
             raise BadInputError(
                 Reason.INVALID_PARAMETER,

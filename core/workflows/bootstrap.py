@@ -3,12 +3,12 @@ a default detector trained per machine and every clip scored, so the triage queu
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from core.datasets.demo import write_plant
 from core.detection.registry import DEFAULT_DETECTOR
+from core.settings import settings
 from core.workflows.ingest import IngestReport, ingest
 from core.workflows.scoring import score
 from core.workflows.training import train
@@ -24,8 +24,8 @@ _STAGES = {"writing demo clips": 0.15, "ingesting": 0.15, "training": 0.55, "sco
 
 
 def demo_enabled() -> bool:
-    """Whether an empty database should be seeded (env ``DEMO_PLANT``, default on; ``0`` turns it off)."""
-    return os.environ.get("DEMO_PLANT", "1").strip().lower() not in ("0", "false", "no", "off")
+    """Whether an empty database should be seeded (the ``DEMO_PLANT`` setting, default on; ``0`` turns it off)."""
+    return settings().demo_plant
 
 
 def database_is_empty(url: str | None = None) -> bool:

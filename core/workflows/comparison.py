@@ -10,6 +10,8 @@ from core.detection.registry import SUPERVISED
 from core.errors import BadInputError, Reason
 from core.detection.metrics import ThresholdMetrics, metrics_at, partial_auc, roc_auc
 from core.workflows.scoring import score_with_model
+from core.vocabulary import Split
+from core.workflows.labels import labels_for_machines
 from db.models import DetectorModel
 from db.queries import (
     active_threshold,
@@ -19,8 +21,7 @@ from db.queries import (
     machine_by_key,
     machines_matching,
     models_for,
-    standing_verdicts,
-    test_clips,
+    test_clips_any_label,
 )
 from db.session import session_scope
 
@@ -91,9 +92,7 @@ def compare_models(machine: str, model_ids: list[int], *, url: str | None = None
         score_with_model(model, pks, url=url)
     with session_scope(url) as session:
         seen = {clip_id for m in models for clip_id in m.provenance.get("clip_ids", [])}
-        labels = {c.id: c.label for c in test_clips(session, pks)}
-        from_pilots = field_labels(session, pks)  # field clips (no layout label) the pilots judged
-        labels |= from_pilots
+        labels, from_pilots = graded_labels(session, pks)
         scores = [clip_scores(session, m.id, list(labels)) for m in models]
         common = sorted(i for i in labels if i not in seen and all(i in s for s in scores))
         left_out = sum(i in seen for i in labels)
@@ -129,16 +128,15 @@ def _saw_anomalies(session, model: DetectorModel) -> bool:
     return any_labelled_abnormal(session, model.provenance.get("clip_ids", []))
 
 
-def field_labels(session, machine_pks: list[int]) -> dict[int, str]:
-    """``{clip_id: normal|abnormal}`` for the machines' field clips (split ``none``, no layout label)
-    whose standing verdicts agree on one of the two."""
-    field = [c.id for c in clips_where(session, machine_pks, split="none", label="unknown")]
-    out = {}
-    for clip_id, by_annotator in standing_verdicts(session, field).items():
-        verdicts = {row.verdict for row in by_annotator.values()} - {"unsure"}
-        if len(verdicts) == 1:
-            out[clip_id] = verdicts.pop()
-    return out
+def graded_labels(session, machine_pks: list[int]) -> tuple[dict[int, str], set[int]]:
+    """``({clip_id: normal|abnormal}, ids of field clips)``: the clips a comparison grades on, labelled by
+    the label policy: the test split's labelled clips, and the field clips (split ``none``) with a label
+    (the pilots' verdicts)."""
+    candidates = test_clips_any_label(session, machine_pks) + clips_where(session, machine_pks, split="none",
+                                                                          label="unknown")  # fmt: skip
+    labels = labels_for_machines(session, candidates, machine_pks)
+    graded = {clip_id: found.label.value for clip_id, found in labels.items() if found.label is not None}
+    return graded, {c.id for c in candidates if c.split == Split.NONE and c.id in graded}
 
 
 def comparison_preset(model_id: int, *, url: str | None = None) -> tuple[str, list[int]] | None:

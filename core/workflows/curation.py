@@ -1,9 +1,9 @@
 """Which clips a supervised dataset is made of: curated labels, balanced per machine, split by group.
 
-A clip's curated label comes from the pilot team's verdict or from the ground truth the
-dataset layout gives (MIMII's ``normal``/``abnormal`` folders, DCASE's file names);
-``prefer`` chooses which wins when both exist, and every clip records which one did.
-"Unsure" verdicts are no label.  Each machine is then balanced by undersampling its
+A clip's curated label is its label under the label policy (:mod:`core.workflows.labels`): the
+pilot team's verdict or the ground truth the dataset layout gives; ``prefer`` chooses which wins
+when both exist, and every clip records which one did.  "Unsure" verdicts are no label and
+disputed clips have none until settled.  Each machine is then balanced by undersampling its
 larger class (optionally capped), and split into train and test by *group*: versions of
 one recording (MIMII ships each at -6, 0 and 6 dB under the same file name) share a
 group, so near-duplicates never straddle the split.  The same seed gives the same result.
@@ -16,19 +16,18 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePath
-from typing import Literal
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from core.errors import BadInputError, Reason
-from db.queries import clip_ids_of, clips_newest_first, disputed, machines_matching, standing_verdicts
+from core.vocabulary import CLASSES, Prefer
+from core.workflows.labels import decide, labels_for_machines
+from db.queries import clips_newest_first, machines_matching
 
-CLASSES = ("normal", "abnormal")
-PREFER = ("verdicts", "ground-truth")
+PREFER = tuple(p.value for p in Prefer)
 MIN_PER_CLASS = 2  # per machine, after balancing: one image for train and one for test
 RECOMMENDED_PER_CLASS = 20  # per machine: below this a supervised model learns little
-Prefer = Literal["verdicts", "ground-truth"]
 
 
 @dataclass(frozen=True)
@@ -81,51 +80,51 @@ class MachineCounts:
         return "enough"
 
 
-def curated_label(verdict: str | None, truth: str, prefer: Prefer) -> tuple[str, str] | None:
-    """``(label, source)`` from a clip's verdict and ground truth, or None when it has neither.
+def curated_label(verdict: str | None, truth: str, prefer: Prefer | str) -> tuple[str, str] | None:
+    """``(label, source)`` from one verdict and a ground truth under the label policy, or None without a label.
 
-    ``verdict`` is ``normal``/``abnormal``/``unsure`` or None; ``truth`` is the clip's
-    layout label (``unknown`` when the layout says nothing).
+    ``verdict`` is ``normal``/``abnormal``/``unsure`` or None; ``truth`` is the clip's layout label
+    (``unknown`` when the layout says nothing).  See :func:`core.workflows.labels.decide`.
     """
-    if prefer not in PREFER:
-        raise BadInputError(Reason.INVALID_PARAMETER, f"prefer must be one of {PREFER}, got {prefer!r}")
-    from_verdict = (verdict, "verdict") if verdict in CLASSES else None
-    from_truth = (truth, "ground truth") if truth in CLASSES else None
-    first, second = (from_verdict, from_truth) if prefer == "verdicts" else (from_truth, from_verdict)
-    return first or second
+    decision = decide(truth, [verdict] if verdict else [], _prefer(prefer))
+    return (decision.label.value, decision.source.value) if decision.label else None
 
 
-def curated_clips(session: Session, machine: str | None = None, prefer: Prefer = "verdicts") -> list[CuratedClip]:
-    """Every clip of the matching machines that has a curated label, ordered by machine then path.
+def _prefer(prefer: str) -> Prefer:
+    try:
+        return Prefer(prefer)
+    except ValueError:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"prefer must be one of {PREFER}, got {prefer!r}") from None
 
-    Clips on which annotators' standing verdicts disagree (normal against abnormal: the review
-    list) are left out until the team settles them; :func:`disputed_clips` names them.
+
+def curated_clips(session: Session, machine: str | None = None, prefer: Prefer | str = Prefer.VERDICTS) -> list[CuratedClip]:
+    """Every clip of the matching machines that has a label under the label policy (with ``prefer``
+    deciding between verdicts and ground truth), ordered by machine then path.
+
+    Disputed clips (annotators say normal and abnormal: the review list) have no label until the team
+    settles them; :func:`disputed_clips` names them.
     """
     out = []
     for m in machines_matching(session, machine):
         clips = clips_newest_first(session, m.id)
-        standing = standing_verdicts(session, [c.id for c in clips])
+        labels = labels_for_machines(session, clips, [m.id], _prefer(prefer))
         for clip in clips:
-            by_annotator = standing.get(clip.id, {})
-            if disputed(by_annotator):
+            found = labels[clip.id]
+            if found.label is None:
                 continue
-            latest = max(by_annotator.values(), key=lambda row: row.id) if by_annotator else None
-            verdict = latest.verdict if latest else None
-            chosen = curated_label(verdict, clip.label, prefer)
-            if chosen is None:
-                continue
-            label, source = chosen
-            conflict = verdict in CLASSES and clip.label in CLASSES and verdict != clip.label
-            when = latest.created_at if source == "verdict" else clip.ingested_at
-            out.append(CuratedClip(clip.id, clip.path, m.key, label, source, when, conflict))
+            when = found.labelled_at or clip.ingested_at
+            out.append(CuratedClip(clip.id, clip.path, m.key, found.label.value, found.source.value, when,
+                                   found.conflict))  # fmt: skip
     return sorted(out, key=lambda c: (c.machine, c.path, c.clip_id))
 
 
 def disputed_clips(session: Session, machine: str | None = None) -> list[int]:
-    """Ids of the matching machines' clips whose standing verdicts say both normal and abnormal."""
-    pks = [m.id for m in machines_matching(session, machine)]
-    return sorted(clip_id for clip_id, by in standing_verdicts(session, clip_ids_of(session, pks)).items()
-                  if disputed(by))  # fmt: skip
+    """Ids of the matching machines' disputed clips (see :mod:`core.workflows.labels`)."""
+    out = []
+    for m in machines_matching(session, machine):
+        clips = clips_newest_first(session, m.id)
+        out += [clip_id for clip_id, found in labels_for_machines(session, clips, [m.id]).items() if found.disputed]
+    return sorted(out)
 
 
 def balance(

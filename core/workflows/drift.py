@@ -43,11 +43,12 @@ from core.errors import BadInputError, Reason
 from core.signal.features import FeatureParams
 from core.workflows.scoring import score_with_model
 from core.workflows.training import clips_to_learn
+from core.vocabulary import Label
+from core.workflows.labels import labels_for_machines
 from db.models import Clip, DetectorModel, Machine
 from db.queries import (
     clip_scores,
     clips_newest_first,
-    effective_verdicts,
     machine_by_key,
     machines_matching,
     training_clips,
@@ -261,19 +262,12 @@ def _clip_sets(session, machine: Machine, model: DetectorModel, recent: int, max
     others = [c for c in clips if c.id not in trained]
     same_rate = [c for c in others if rate is None or c.sample_rate == rate]
     cutoff = as_utc(model.created_at)
-    held_out = [c for c in same_rate if c.label == "normal" and as_utc(c.ingested_at) <= cutoff]
+    labels = labels_for_machines(session, same_rate, [machine.id])
+    held_out = [c for c in same_rate if labels[c.id].label == Label.NORMAL and as_utc(c.ingested_at) <= cutoff]
     skip = {c.id for c in held_out}
-    candidates = [c for c in same_rate if c.id not in skip and c.label != "abnormal"]
-    chosen: list[Clip] = []
-    verdicts: dict[int, str] = {}
-    window = 4 * recent
-    for start in range(0, len(candidates), window):  # newest first, until enough without an abnormal verdict
-        part = candidates[start : start + window]
-        verdicts |= effective_verdicts(session, [c.id for c in part])
-        chosen += [c for c in part if verdicts.get(c.id) != "abnormal"]
-        if len(chosen) >= recent:
-            break
-    chosen = chosen[:recent]
+    # known faults (labelled abnormal) and clips still in dispute measure the detector, not drift
+    chosen = [c for c in same_rate if c.id not in skip and labels[c.id].label != Label.ABNORMAL
+              and not labels[c.id].disputed][:recent]  # fmt: skip
     learnable = {c.id for c in clips_to_learn(session, [machine.id])[0]}
     retrainable = frozenset(c.id for c in chosen if c.id in learnable)
     return _ClipSets(

@@ -50,7 +50,7 @@ SUBSETS = ("train", "test")
 class ExportOptions:
     """How the dataset is chosen: which label source wins, balance cap, test share, seed, machines."""
 
-    prefer: Prefer = "verdicts"
+    prefer: Prefer = Prefer.VERDICTS
     seed: int = 0
     test_fraction: float = 0.25
     cap: int | None = None

@@ -10,6 +10,7 @@ from core.signal.audio import load_clip
 from core.datasets.layouts import DiscoveredClip, discover
 from core.errors import BadInputError, Reason
 from core.parallel import Progress, map_guarded
+from core.settings import settings
 from core.datasets.splits import assign_split, split_key
 from db.models import Clip
 from db.queries import get_or_create_machine, known_hashes, record_rejection
@@ -43,8 +44,9 @@ class IngestReport:
 
 
 def inspect_file(path: str) -> InspectedFile:
-    """Validate ``path`` as a clip (every check of :func:`core.signal.audio.load_clip`) and hash it."""
-    clip = load_clip(path)
+    """Validate ``path`` as a clip (every check of :func:`core.signal.audio.load_clip`, clips longer than the
+    ``MAX_CLIP_SECONDS`` setting refused) and hash it."""
+    clip = load_clip(path, max_duration_s=settings().max_clip_seconds)
     with open(path, "rb") as fh:
         digest = hashlib.file_digest(fh, "sha256").hexdigest()
     return InspectedFile(digest, clip.sr, clip.n_channels, clip.duration_s, Path(path).stat().st_size)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -35,6 +34,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import BadInputError, Reason
+from core.settings import SNS_TOPIC_ARN, settings
+from core.settings import valid_webhook_url as _valid_webhook_url
 from db.models import utcnow
 from db.queries import add_notification, claim_notification, due_notification_ids, update_notification
 from db.session import session_scope, write_transaction
@@ -44,7 +45,6 @@ BACKOFF_BASE_S = 2.0  # delay before retry n is BACKOFF_BASE_S * 2**(n-1), at mo
 BACKOFF_CAP_S = 300.0
 SEND_TIMEOUT_S = 10.0
 CLAIM_LEASE_S = 120.0  # a claimed row is left to its sender this long (a send gives up after SEND_TIMEOUT_S)
-SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 log = logging.getLogger(__name__)
 
 
@@ -122,16 +122,6 @@ def _post(url: str, payload: dict[str, Any]) -> None:
         raise DeliveryError(f"webhook failed: {type(exc).__name__}: {exc}") from None
 
 
-def _valid_webhook_url(url: str) -> bool:
-    """An http(s) URL with a host (and a numeric port, when one is given), without blanks."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
-
-
 def sns_sender(client=None) -> Callable[[str, dict[str, Any]], None]:
     """A sender publishing to an SNS topic ARN with ``client`` (a boto3 SNS client; made when None)."""
 
@@ -154,9 +144,11 @@ def sns_sender(client=None) -> Callable[[str, dict[str, Any]], None]:
 def channels_from(
     webhook_url: str | None = None, sns_topic_arn: str | None = None, *, sns_client=None
 ) -> list[Channel]:
-    """The configured channels: the arguments, else ``NOTIFY_WEBHOOK_URL`` / ``NOTIFY_SNS_TOPIC_ARN``."""
-    webhook_url = webhook_url or os.environ.get("NOTIFY_WEBHOOK_URL") or None
-    sns_topic_arn = sns_topic_arn or os.environ.get("NOTIFY_SNS_TOPIC_ARN") or None
+    """The configured channels: the arguments, else the ``NOTIFY_WEBHOOK_URL`` / ``NOTIFY_SNS_TOPIC_ARN`` settings."""
+    if not (webhook_url and sns_topic_arn):  # the settings are read (and checked) only when needed
+        current = settings()
+        webhook_url = webhook_url or current.notify_webhook_url
+        sns_topic_arn = sns_topic_arn or current.notify_sns_topic_arn
     out = []
     if webhook_url:
         if not _valid_webhook_url(webhook_url):

@@ -15,20 +15,21 @@ from sqlalchemy.orm import Session
 
 from core.signal.batch import extract_features
 from core.detection.registry import DEFAULT_DETECTOR, SUPERVISED, detector_class
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, NoModelError, Reason
 from core.signal.features import FeatureParams
+from core.vocabulary import LabelSource
+from core.workflows.labels import labels_for_machines, may_train
 from core.workflows.model_store import staged_artifact
 from core.workflows.scoring import wrong_sample_rate
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from db.models import Clip, DetectorModel, Machine
 from db.queries import (
     add_threshold,
-    field_clips_confirmed_normal,
+    clips_outside_test,
     machine_by_key,
     machines_matching,
     models_for,
     next_model_version,
-    training_clips,
 )
 from db.session import session_scope
 
@@ -70,11 +71,13 @@ def one_sample_rate(clips: list) -> tuple[int | None, list, list]:
 
 
 def clips_to_learn(session: Session, machine_pks: list[int]) -> tuple[list[Clip], set[int]]:
-    """What a detector of these machines learns normal from, by id: the normal clips of the training
-    split plus the field clips pilots confirmed normal; and the ids of the latter."""
-    confirmed = field_clips_confirmed_normal(session, machine_pks)
-    clips = sorted(training_clips(session, machine_pks) + confirmed, key=lambda clip: clip.id)
-    return clips, {clip.id for clip in confirmed}
+    """What a detector of these machines learns normal from, by id, under the label policy's training
+    rule (:func:`core.workflows.labels.may_train`): the normal clips of the training split that no verdict
+    contradicts, plus the field clips pilots judged normal; and the ids of those labelled by verdicts."""
+    candidates = clips_outside_test(session, machine_pks)
+    labels = labels_for_machines(session, candidates, machine_pks)
+    clips = [clip for clip in candidates if may_train(labels[clip.id])]
+    return clips, {clip.id for clip in clips if labels[clip.id].source is LabelSource.VERDICT}
 
 
 def training_scopes(machines: list[Machine], per_type: bool) -> dict[str, list[Machine]]:
@@ -90,6 +93,28 @@ def _params(detector: str, epochs: int | None) -> dict:
     return {"epochs": epochs} if epochs is not None and "epochs" in cls.default_params() else {}
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every scope of one :func:`train` call shares."""
+
+    detector: str
+    params: dict
+    url: str | None
+    user: str
+    log: Report
+    progress: Callable[[int, int], None] | None
+    n_scopes: int
+
+    def scope_progress(self, index: int) -> Callable[[int, int], None]:
+        """Progress of scope ``index`` on one bar across all scopes."""
+
+        def update(done: int, total: int) -> None:
+            if self.progress:
+                self.progress(index * total + done, self.n_scopes * total)
+
+        return update
+
+
 def train(
     machine: str | None = None,
     detector: str = DEFAULT_DETECTOR,
@@ -103,15 +128,42 @@ def train(
 ) -> TrainingReport:
     """Train ``detector`` for each machine matching ``machine`` (``type/id``, ``type`` or all).
 
-    Used: the normal clips of the training split, plus the field clips (split ``none``, label
-    ``unknown``: what ``watch`` ingests) whose standing pilot verdict is ``normal``, so that a model
-    retrained after drift learns the new sound the pilots confirmed.  Never a clip of the test split,
-    an abnormal clip or an unjudged one.  Each model is saved under
-    ``DATA_DIR/models``, registered as a new version with its provenance, gets a first
-    threshold from a gamma fit to its training scores (quantile 0.9), and becomes the
-    machine's active model when it has none or when it is a newer version of the
-    active detector (a user's choice of another detector is kept).
+    Used: what the label policy lets a detector learn as normal (:func:`clips_to_learn`): the normal
+    clips of the training split and the field clips pilots judged normal, so that a model retrained
+    after drift learns the new sound the pilots confirmed.  Never a clip of the test split, a disputed,
+    abnormal or unjudged one.  Each model is saved under ``DATA_DIR/models``, registered as a new
+    version with its provenance, gets a first threshold from a gamma fit to its training scores
+    (quantile 0.9), and becomes the machine's active model when it has none or when it is a newer
+    version of the active detector (a user's choice of another detector is kept).
     """
+    _check_unsupervised(detector)
+    scopes, machine_pks, from_verdicts = _training_plan(machine, per_type, url)
+    run = _Run(detector, _params(detector, epochs), url, user, log or (lambda _line: None), progress, len(scopes))
+    report = TrainingReport()
+    for index, (scope, all_clips) in enumerate(scopes.items()):
+        rate, clips, others = one_sample_rate(all_clips)
+        if others:
+            report.left_out += [wrong_sample_rate(clip, rate, f"the {scope} model") for clip in others]
+            run.log(f"{scope}: left out {len(others)} training clip(s) not at {rate} Hz, e.g. "
+                    f"{others[0].path} ({others[0].sample_rate} Hz)")  # fmt: skip
+        try:
+            if len(clips) < MIN_TRAINING_CLIPS:
+                raise BadInputError(Reason.INVALID_PARAMETER, f"{len(clips)} normal training clips; at least "
+                                    f"{MIN_TRAINING_CLIPS} are needed")  # fmt: skip
+            trained = _train_scope(run, scope, clips, machine_pks[scope], rate, from_verdicts, run.scope_progress(index))
+        except BadInputError as exc:  # one machine's unusable data never stops the others
+            report.skipped.append({"scope": scope, "reason": exc.detail})
+            run.log(f"skipped {scope}: {exc.detail}")
+            continue
+        report.trained.append(trained)
+        confirmed = f" ({trained.n_from_verdicts} of them field clips pilots confirmed normal)" \
+            if trained.n_from_verdicts else ""  # fmt: skip
+        run.log(f"trained {detector} v{trained.version} for {scope} on {trained.n_train} clips{confirmed} "
+                f"in {trained.seconds:.1f} s; threshold {trained.threshold:.4g}")  # fmt: skip
+    return report
+
+
+def _check_unsupervised(detector: str) -> None:
     detector_class(detector)  # fail fast on an unknown name
     if detector in SUPERVISED:
         raise BadInputError(
@@ -119,73 +171,30 @@ def train(
             f"{detector} learns from labelled images: export them (`python -m core export OUT`), "
             "then run `python -m core train-supervised`",
         )
+
+
+def _training_plan(
+    machine: str | None, per_type: bool, url: str | None
+) -> tuple[dict[str, list[Clip]], dict[str, list[int]], set[int]]:
+    """``(clips per scope, machine pks per scope, ids of clips labelled by verdicts)`` for :func:`train`."""
     with session_scope(url) as session:
         machines = machines_matching(session, machine)
         if not machines:
-            raise BadInputError(
-                Reason.INVALID_PARAMETER, f"no machine matches {machine!r}" if machine else "no machines"
-            )
+            raise BadInputError(Reason.INVALID_PARAMETER, f"no machine matches {machine!r}" if machine else "no machines")
         machine_pks = {scope: [m.id for m in group] for scope, group in training_scopes(machines, per_type).items()}
         scopes, from_verdicts = {}, set()
         for scope, pks in machine_pks.items():
             scopes[scope], confirmed = clips_to_learn(session, pks)
             from_verdicts |= confirmed
-    report = TrainingReport()
-    for index, (scope, all_clips) in enumerate(scopes.items()):
-        rate, clips, others = one_sample_rate(all_clips)
-        if others:
-            report.left_out += [wrong_sample_rate(clip, rate, f"the {scope} model") for clip in others]
-            if log:
-                log(
-                    f"{scope}: left out {len(others)} training clip(s) not at {rate} Hz, e.g. "
-                    f"{others[0].path} ({others[0].sample_rate} Hz)"
-                )
-
-        def scope_progress(done: int, total: int, index: int = index) -> None:  # one bar across all scopes
-            if progress:
-                progress(index * total + done, len(scopes) * total)
-
-        if len(clips) < MIN_TRAINING_CLIPS:
-            reason = f"{len(clips)} normal training clips; at least {MIN_TRAINING_CLIPS} are needed"
-            report.skipped.append({"scope": scope, "reason": reason})
-            if log:
-                log(f"skipped {scope}: {reason}")
-            continue
-        try:
-            trained = _train_scope(
-                scope,
-                clips,
-                machine_pks[scope],
-                detector,
-                _params(detector, epochs),
-                url,
-                user,
-                scope_progress,
-                rate,
-                from_verdicts,
-            )
-        except BadInputError as exc:  # one machine's unusable data never stops the others
-            report.skipped.append({"scope": scope, "reason": exc.detail})
-            if log:
-                log(f"skipped {scope}: {exc.detail}")
-            continue
-        report.trained.append(trained)
-        if log:
-            confirmed = (
-                f" ({trained.n_from_verdicts} of them field clips pilots confirmed normal)"
-                if trained.n_from_verdicts
-                else ""
-            )
-            log(
-                f"trained {detector} v{trained.version} for {scope} on {trained.n_train} clips{confirmed} "
-                f"in {trained.seconds:.1f} s; threshold {trained.threshold:.4g}"
-            )
-    return report
+    return scopes, machine_pks, from_verdicts
 
 
 def _train_scope(
-    scope, clips, machine_pks, detector, params, url, user, progress, sample_rate, from_verdicts
+    run: _Run, scope: str, clips: list[Clip], machine_pks: list[int], sample_rate: int | None,
+    from_verdicts: set[int], progress: Callable[[int, int], None],
 ) -> TrainedModel:
+    """Fit ``run.detector`` on ``clips`` and register it as the next version for ``scope``."""
+    detector, params, url, user = run.detector, run.params, run.url, run.user
     feature_params = FeatureParams()
     batch = extract_features([clip.path for clip in clips], feature_params)
     usable = [clip for clip in clips if clip.path in batch.features]
@@ -257,7 +266,7 @@ def activate(spec: str, *, detector: str | None = None, model_id: int | None = N
         ]  # fmt: skip
         if not candidates:
             wanted = f"model {model_id}" if model_id is not None else f"a {detector} model"
-            raise BadInputError(Reason.INVALID_PARAMETER, f"{spec} has no {wanted} that can score here: train it first")
+            raise NoModelError(f"{spec} has no {wanted} that can score here: train it first")
         machine.active_model_id = candidates[0].id
         return candidates[0].id
 

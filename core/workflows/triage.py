@@ -15,22 +15,21 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from core.errors import BadInputError, Reason
-from db.models import VERDICTS, Annotation, Clip, Machine
+from core.vocabulary import Label, Verdict
+from core.workflows.labels import ClipLabel, labels_for_clips, labels_for_machines
+from db.models import Annotation, Clip, Machine
 from db.queries import (
     active_threshold,
     add_annotation,
     add_anomaly_type,
+    anomaly_type_names,
     clip_by_hash,
     clip_by_path,
-    clip_ids_of,
-    clip_paths,
-    disputed,
-    effective_verdicts,
+    clips_newest_first,
     last_undoable,
     machine_by_key,
     machines_matching,
     scored_clips,
-    standing_verdicts,
 )
 from db.session import session_scope, write_transaction
 
@@ -52,6 +51,7 @@ class MachineSummary:
     rejected: int
     unsure: int
     unreviewed: int
+    disputed: int  # annotators say normal and abnormal: neither confirmed nor rejected until settled
     detector: str | None
     version: int | None
     threshold: float | None
@@ -86,8 +86,9 @@ def machine_summaries(url: str | None = None) -> list[MachineSummary]:
     with session_scope(url) as session:
         for machine in machines_matching(session):
             flagged, threshold = _flagged(session, machine)
-            clip_ids = list(session.scalars(select(Clip.id).where(Clip.machine_pk == machine.id)))
-            verdicts = effective_verdicts(session, clip_ids)
+            clips = list(session.scalars(select(Clip).where(Clip.machine_pk == machine.id)))
+            clip_ids = [c.id for c in clips]
+            labels = [found for found in labels_for_machines(session, clips, [machine.id]).values() if found.judged]
             flagged_ids = {clip.id for clip, _ in flagged}
             model = machine.active_model
             out.append(
@@ -95,10 +96,11 @@ def machine_summaries(url: str | None = None) -> list[MachineSummary]:
                     machine=machine.key,
                     clips=len(clip_ids),
                     flagged=len(flagged_ids),
-                    confirmed=sum(v == "abnormal" for v in verdicts.values()),
-                    rejected=sum(v == "normal" for v in verdicts.values()),
-                    unsure=sum(v == "unsure" for v in verdicts.values()),
-                    unreviewed=len(flagged_ids - verdicts.keys()),
+                    confirmed=sum(found.pilot_label == Label.ABNORMAL for found in labels),
+                    rejected=sum(found.pilot_label == Label.NORMAL for found in labels),
+                    unsure=sum(found.pilot_unsure for found in labels),
+                    unreviewed=len(flagged_ids - {found.clip_id for found in labels}),
+                    disputed=sum(found.disputed for found in labels),
                     detector=model.detector if model else None,
                     version=model.version if model else None,
                     threshold=threshold,
@@ -125,11 +127,11 @@ def triage_queue(machine: str, order: str = "score", *, url: str | None = None) 
         if found is None:
             return []
         flagged, threshold = _flagged(session, found)
-        verdicts = effective_verdicts(session, [clip.id for clip, _ in flagged])
+        labels = labels_for_machines(session, [clip for clip, _ in flagged], [found.id])
         items = [
             QueueItem(clip.id, clip.path, value, threshold, clip.label, clip.ingested_at)
             for clip, value in flagged
-            if clip.id not in verdicts
+            if not labels[clip.id].judged
         ]
     keys = {
         "score": lambda item: -item.score,
@@ -179,9 +181,10 @@ def record_verdict(
     annotator = annotator.strip()
     if not annotator:
         raise BadInputError(Reason.INVALID_PARAMETER, "an annotator name is required")
-    if verdict not in VERDICTS:
-        raise BadInputError(Reason.INVALID_PARAMETER, f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
-    kind = (anomaly_type or "").strip() or None if verdict == "abnormal" else None
+    if verdict not in tuple(Verdict):
+        raise BadInputError(Reason.INVALID_PARAMETER,
+                            f"verdict must be one of {', '.join(Verdict)}, got {verdict!r}")  # fmt: skip
+    kind = (anomaly_type or "").strip() or None if verdict == Verdict.ABNORMAL else None
 
     def store(session) -> int:
         if session.get(Clip, clip_id) is None:
@@ -196,9 +199,17 @@ def record_verdict(
 def other_verdicts(clip_id: int, annotator: str, *, url: str | None = None) -> dict[str, str]:
     """``{annotator: verdict}`` standing on the clip from everyone but ``annotator``: what a pilot is
     told after judging a clip someone else judged meanwhile."""
+    found = clip_label(clip_id, url=url)
+    return {who: v.verdict.value for who, v in found.verdicts.items() if who != annotator.strip()}
+
+
+def clip_label(clip_id: int, *, url: str | None = None) -> ClipLabel:
+    """The clip under the label policy (its standing verdicts, whether disputed, its label)."""
     with session_scope(url) as session:
-        standing = standing_verdicts(session, [clip_id]).get(clip_id, {})
-    return {who: row.verdict for who, row in standing.items() if who != annotator.strip()}
+        clip = session.get(Clip, clip_id)
+        if clip is None:
+            raise BadInputError(Reason.NOT_FOUND, f"no clip with id {clip_id}")
+        return labels_for_clips(session, [clip])[clip_id]
 
 
 def undo_last(annotator: str, *, url: str | None = None) -> Annotation | None:
@@ -220,18 +231,22 @@ def undo_last(annotator: str, *, url: str | None = None) -> Annotation | None:
         return target
 
 
-def review_list(machine: str | None = None, *, url: str | None = None) -> list[dict]:
-    """Clips on which annotators currently disagree (normal vs abnormal), with each one's verdict."""
+def anomaly_types(*, url: str | None = None) -> list[str]:
+    """The team's anomaly types, by name."""
     with session_scope(url) as session:
-        pks = [m.id for m in machines_matching(session, machine)]
-        standing = standing_verdicts(session, clip_ids_of(session, pks))
-        paths = clip_paths(session, list(standing))
-    return [
-        {
-            "clip_id": clip_id,
-            "path": paths[clip_id],
-            "verdicts": {who: row.verdict for who, row in by_annotator.items()},
-        }
-        for clip_id, by_annotator in sorted(standing.items())
-        if disputed(by_annotator)
-    ]
+        return anomaly_type_names(session)
+
+
+def review_list(machine: str | None = None, *, url: str | None = None) -> list[dict]:
+    """Disputed clips (annotators say normal and abnormal, see :mod:`core.workflows.labels`), with each
+    annotator's standing verdict."""
+    out = []
+    with session_scope(url) as session:
+        for m in machines_matching(session, machine):
+            clips = clips_newest_first(session, m.id)
+            paths = {c.id: c.path for c in clips}
+            labels = labels_for_machines(session, clips, [m.id])
+            out += [{"clip_id": clip_id, "path": paths[clip_id],
+                     "verdicts": {who: v.verdict.value for who, v in found.verdicts.items()}}
+                    for clip_id, found in labels.items() if found.disputed]  # fmt: skip
+    return sorted(out, key=lambda item: item["clip_id"])

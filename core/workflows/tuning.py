@@ -1,9 +1,9 @@
 """Suggesting and setting a machine's threshold, recorded with who, when and why.
 
 Label-free suggestions use the active model's normal training scores (gamma fit).
-Labelled suggestions use the labelled clips *outside* the test split (ground truth,
-or the pilots' verdicts where a clip has one), so a threshold is never fitted on the
-test clips unless ``use_test=True`` is asked for explicitly.
+Labelled suggestions, and the page's precision and recall, use one set of clips
+(:func:`labelled_set`): those the model did not train on, labelled by the label policy
+(:mod:`core.workflows.labels`), outside the test split unless ``use_test=True`` is asked for.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, NoModelError, Reason
 from core.workflows.model_store import load_detector
 from core.workflows.scoring import score_with_model
 from core.detection.thresholds import (
@@ -24,14 +24,14 @@ from core.detection.thresholds import (
     target_precision_threshold,
     target_recall_threshold,
 )
+from core.vocabulary import Label, Split
+from core.workflows.labels import RULE, describe, labels_for_machines
 from db.models import Machine
 from db.queries import (
     active_threshold,
     add_threshold,
-    clip_scores,
     clips_per_day,
     counts_for_machine,
-    effective_verdicts,
     machine_by_key,
     scored_clips,
 )
@@ -65,7 +65,7 @@ def one_machine(session: Session, spec: str) -> Machine:
     if machine is None:
         raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {spec!r} (give it as type/id)")
     if machine.active_model is None:
-        raise BadInputError(Reason.INVALID_PARAMETER, f"{spec} has no trained model yet: run `train` first")
+        raise NoModelError(f"{spec} has no trained model yet: run `train` first")
     return machine
 
 
@@ -77,25 +77,47 @@ def score_missing(spec: str, *, url: str | None = None) -> None:
     score_with_model(model, pks, url=url)
 
 
-def labelled_scores(session: Session, machine: Machine, use_test: bool) -> tuple[np.ndarray, np.ndarray, str]:
-    """``(y_true, scores, source)`` of the machine's labelled, scored clips for threshold fitting.
+@dataclass(frozen=True)
+class LabelledSet:
+    """The clips thresholds are tuned on, and their scores: one set for the page's metrics and every suggestion.
 
-    A pilot verdict (normal/abnormal) overrides the layout's label; ``unsure`` clips
-    are left out; the test split is left out unless ``use_test``.
+    Which clips: those the active model scored and did not train on, outside the training split, and
+    outside the test split unless ``use_test``.  Labels follow the label policy
+    (:mod:`core.workflows.labels`); ``description`` says which clips and which rule.
+
+    Attributes
+    ----------
+    scores : ndarray of float, shape (n_labelled,)
+    is_abnormal : ndarray of bool, shape (n_labelled,)
+    unlabelled_scores : ndarray of float, shape (n_unlabelled,)
+        Scores of the set's clips without a label (disputed, unsure or never judged).
+    description : str
     """
+
+    scores: np.ndarray
+    is_abnormal: np.ndarray
+    unlabelled_scores: np.ndarray
+    description: str
+
+
+def labelled_set(session: Session, machine: Machine, use_test: bool) -> LabelledSet:
+    """The :class:`LabelledSet` of ``machine``'s active model (clips it has not scored are not in it)."""
     model = machine.active_model
-    clips = [c for c in machine.clips if use_test or c.split != "test"]
-    verdicts = effective_verdicts(session, [c.id for c in clips])
-    labels = {c.id: verdicts.get(c.id, c.label) for c in clips}
-    labelled = [c for c in clips if labels[c.id] in ("normal", "abnormal")]
-    values = clip_scores(session, model.id, [c.id for c in labelled])
-    labelled = [c for c in labelled if c.id in values]
-    y = np.array([labels[c.id] == "abnormal" for c in labelled], dtype=bool)
-    n_verdicts = sum(c.id in verdicts for c in labelled)
-    source = (
-        f"{len(labelled)} labelled clips ({n_verdicts} by pilot verdict){', test split included' if use_test else ''}"
+    trained_on = set(model.provenance.get("clip_ids", []))  # incl. field clips pilots confirmed normal
+    excluded = {Split.TRAIN} if use_test else {Split.TRAIN, Split.TEST}
+    rows = [(c, s) for c, s in scored_clips(session, model.id, [machine.id])
+            if c.split not in excluded and c.id not in trained_on]  # fmt: skip
+    labels = labels_for_machines(session, [c for c, _ in rows], [machine.id])
+    labelled = [(labels[c.id].label, s) for c, s in rows if labels[c.id].label is not None]
+    splits = "outside the training split" if use_test else "outside the training and test splits"
+    description = (f"{describe(labels.values())}; scored clips {splits} that the model did not train on; "
+                   f"rule: {RULE}")  # fmt: skip
+    return LabelledSet(
+        np.array([s for _, s in labelled], dtype=np.float64),
+        np.array([label == Label.ABNORMAL for label, _ in labelled], dtype=bool),
+        np.array([s for c, s in rows if labels[c.id].label is None], dtype=np.float64),
+        description,
     )
-    return y, np.array([values[c.id] for c in labelled]), source
 
 
 def suggest(spec: str, options: SuggestOptions = SuggestOptions(), *, url: str | None = None) -> Suggestion:
@@ -113,10 +135,12 @@ def suggest(spec: str, options: SuggestOptions = SuggestOptions(), *, url: str |
             value = gamma_threshold(training, options.quantile)
             reason = f"gamma fit to {len(training)} normal training scores, quantile {options.quantile:g}"
             return Suggestion(spec, model.id, "gamma", value, reason)
-        y, s, source = labelled_scores(session, machine, options.use_test)
-    if not y.any():
-        hint = "" if options.use_test else "; annotate flagged clips, or pass use_test to fit on the test split"
-        raise BadInputError(Reason.INVALID_PARAMETER, f"{spec}: no labelled abnormal clip to fit on ({source}){hint}")
+        found = labelled_set(session, machine, options.use_test)
+    y, s, source = found.is_abnormal, found.scores, found.description
+    if not y.any() or y.all():
+        missing = "abnormal" if not y.any() else "normal"
+        hint = "" if options.use_test else "; judge flagged clips on the Triage page, or include the test split"
+        raise BadInputError(Reason.INVALID_PARAMETER, f"{spec}: no labelled {missing} clip to fit on ({source}){hint}")
     if options.method == "max_f1":
         value, how = max_f1_threshold(y, s), "maximum F1"
     elif options.method == "target_recall":
@@ -146,11 +170,8 @@ def set_threshold(
 
 @dataclass(frozen=True)
 class TuningData:
-    """Scores of a machine's labelled clips outside the training split, with where labels came from.
-
-    ``is_abnormal`` follows the layout's ground truth where it is known and the pilots'
-    verdicts otherwise; ``label_source`` says how many of each.
-    """
+    """What the threshold page shows for a machine: its :class:`LabelledSet` (the same clips and labels
+    every suggestion fits on, for the same ``use_test``), the current threshold and the clip rate."""
 
     machine: str
     model_id: int
@@ -161,34 +182,21 @@ class TuningData:
     threshold: float
     clips_per_day: float
     unlabelled_scores: np.ndarray
+    use_test: bool = False
 
 
-def tuning_data(spec: str, *, url: str | None = None) -> TuningData:
+def tuning_data(spec: str, *, use_test: bool = False, url: str | None = None) -> TuningData:
     """What the threshold page needs for machine ``spec`` (scoring what is missing first)."""
     score_missing(spec, url=url)
     with session_scope(url) as session:
         machine = one_machine(session, spec)
-        model, pks = machine.active_model, [machine.id]
-        trained_on = set(model.provenance.get("clip_ids", []))  # incl. field clips pilots confirmed normal
-        rows = [
-            (c, s) for c, s in scored_clips(session, model.id, pks) if c.split != "train" and c.id not in trained_on
-        ]
-        verdicts = effective_verdicts(session, [c.id for c, _ in rows])
+        model = machine.active_model
+        found = labelled_set(session, machine, use_test)
         current = active_threshold(session, model.id)
         rate = clips_per_day(session, machine.id)
-    truth = [(s, c.label == "abnormal", "truth") for c, s in rows if c.label in ("normal", "abnormal")]
-    pilot = [
-        (s, verdicts[c.id] == "abnormal", "pilot")
-        for c, s in rows
-        if c.label == "unknown" and verdicts.get(c.id) in ("normal", "abnormal")
-    ]
-    unlabelled = [s for c, s in rows if c.label == "unknown" and verdicts.get(c.id) not in ("normal", "abnormal")]
-    labelled = truth + pilot
-    source = f"ground truth for {len(truth)} clips, pilot verdicts for {len(pilot)}"
     return TuningData(
-        spec, model.id, model.detector, np.array([s for s, _, _ in labelled]),
-        np.array([a for _, a, _ in labelled], dtype=bool), source,
-        current.value if current else float("nan"), rate, np.array(unlabelled),
+        spec, model.id, model.detector, found.scores, found.is_abnormal, found.description,
+        current.value if current else float("nan"), rate, found.unlabelled_scores, use_test,
     )  # fmt: skip
 
 

@@ -8,8 +8,6 @@ is applied here, not only in the page.
 
 from __future__ import annotations
 
-import math
-import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -17,9 +15,9 @@ from pathlib import Path
 
 from core.signal.audio import AUDIO_SUFFIXES
 from core.errors import BadInputError, Reason
+from core.settings import settings
 from db.session import data_dir
 
-DEFAULT_MAX_UPLOAD_MB = 200.0
 MAX_NAME_BYTES = 200  # a stored file name's length in UTF-8 (file systems allow 255)
 _UNSAFE = re.compile(r"[^\w.-]")  # \w: letters and digits of any script, and "_"
 
@@ -32,15 +30,9 @@ class StoredUploads:
 
 
 def max_upload_bytes() -> int:
-    """The upload size limit: ``MAX_UPLOAD_MB`` (env, megabytes, default 200) in bytes."""
-    raw = os.environ.get("MAX_UPLOAD_MB", str(DEFAULT_MAX_UPLOAD_MB))
-    try:
-        megabytes = float(raw)
-    except ValueError:
-        megabytes = math.nan
-    if not (math.isfinite(megabytes) and megabytes > 0):
-        raise BadInputError(Reason.INVALID_PARAMETER, f"MAX_UPLOAD_MB must be a positive number of MB, got {raw!r}")
-    return int(megabytes * 1e6)
+    """The upload size limit in bytes: the ``MAX_UPLOAD_MB`` setting (megabytes, default 200; a bad value
+    raises BadInputError naming it)."""
+    return settings().max_upload_bytes
 
 
 def _shorten(text: str, max_bytes: int) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from core.settings import settings
 from core.signal.audio import load_clip
 from core.signal.display import most_abnormal_window
 from core.errors import BadInputError
@@ -20,7 +21,7 @@ P = FeatureParams()
 @st.cache_data(show_spinner=False, max_entries=64)
 def _audio_views(path: str) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
     """Signal, sample rate, STFT dB and log-mel dB of a clip (cached per path)."""
-    clip = load_clip(path)
+    clip = load_clip(path, max_duration_s=settings().max_clip_seconds)
     stft = stft_db(clip.signal, n_fft=P.n_fft, hop_length=P.hop_length)
     mel = log_mel(clip.signal, clip.sr, n_mels=P.n_mels, n_fft=P.n_fft, hop_length=P.hop_length)
     return clip.signal, clip.sr, stft, mel

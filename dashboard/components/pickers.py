@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from db.queries import machines_matching
-from db.session import session_scope
+from core.workflows.catalogue import machine_keys
 
 
 def machine_picker(*, require_model: bool = False, key: str = "machine") -> str | None:
     """A machine ``type/id`` chosen in the sidebar (the choice follows the user across pages)."""
-    with session_scope() as session:
-        options = [m.key for m in machines_matching(session) if m.active_model_id or not require_model]
+    options = machine_keys(require_model=require_model)
     if not options:
         st.info("No machine has a trained model yet. Train one with `python -m core train`, or restart the app "
                 "on an empty database to get the demo plant.")  # fmt: skip

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.workflows.catalogue import clip_choices
 from core.workflows.explore import typical_normal_clip
 from dashboard.components.clip_view import render_clip, render_history
 from dashboard.components.pickers import machine_picker
-from db.queries import machine_by_key
-from db.session import session_scope
-
-
-def _clip_options(machine: str) -> dict[int, str]:
-    with session_scope() as session:
-        m = machine_by_key(session, machine)
-        return {c.id: f"#{c.id} · {c.label} · {c.split} · {c.path.rsplit('/', 1)[-1]}" for c in m.clips}
 
 
 def render() -> None:
@@ -22,7 +15,7 @@ def render() -> None:
     machine = machine_picker()
     if machine is None:
         return
-    options = _clip_options(machine)
+    options = clip_choices(machine)
     wanted = st.session_state.get("explore_clip")
     ids = list(options)
     clip_id = st.selectbox("Clip", ids, index=ids.index(wanted) if wanted in ids else 0,

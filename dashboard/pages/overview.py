@@ -9,11 +9,10 @@ import plotly.express as px
 import streamlit as st
 
 from core.workflows.drift import MAJOR_PSI, MODERATE_PSI, RETRAIN, RETRAIN_ADVICE, DriftReport, drift_cache_key, drift_report
-from core.errors import BadInputError
+from core.errors import MachineSoundError
+from core.workflows.catalogue import clip_counts, recent_rejections
 from core.workflows.triage import machine_summaries
 from dashboard.theme import LABEL_COLOURS, LABEL_ORDER
-from db.queries import clip_counts, recent_rejections
-from db.session import session_scope
 
 DRIFT_TTL_S = 300  # a drift report is recomputed after 5 minutes, or at once for a new active model
 
@@ -38,7 +37,7 @@ def _drift_section(machines: list[str]) -> None:
     for machine in machines:
         try:
             reports.append(_drift(*drift_cache_key(machine)))
-        except BadInputError as exc:
+        except MachineSoundError as exc:
             st.error(f"Drift of {machine} could not be computed: {exc.detail}")
         except Exception as exc:  # one machine's failure is shown, never the whole page's
             logging.getLogger(__name__).exception("drift of %s failed", machine)
@@ -74,12 +73,8 @@ def _drift_section(machines: list[str]) -> None:
 def render() -> None:
     st.title("Overview")
     summaries = pd.DataFrame([vars(s) for s in machine_summaries()])
-    with session_scope() as session:
-        counts = pd.DataFrame([vars(c) for c in clip_counts(session)])
-        rejected = pd.DataFrame(
-            [{"path": r.path, "reason": r.reason, "detail": r.detail, "seen at": r.seen_at}
-             for r in recent_rejections(session)]
-        )  # fmt: skip
+    counts = pd.DataFrame([vars(c) for c in clip_counts()])
+    rejected = pd.DataFrame(recent_rejections())
     if counts.empty:
         st.info(
             "No clips yet. Generate a demo plant with `python -m core demo DIR` and register it with "

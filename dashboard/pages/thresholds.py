@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.errors import BadInputError
+from core.errors import MachineSoundError
 from core.detection.metrics import metrics_at, partial_auc, roc_auc, sweep
 from core.workflows.tuning import SuggestOptions, data_version, set_threshold, suggest, tuning_data
 from dashboard.components import plots
@@ -14,17 +14,18 @@ from dashboard.components.pickers import machine_picker
 
 
 @st.cache_data(show_spinner="Scoring and gathering labels…", max_entries=32)
-def _data(machine: str, version: tuple):
-    """Cached per machine and data version: a new model, score, verdict or threshold invalidates it."""
-    return tuning_data(machine)
+def _data(machine: str, use_test: bool, version: tuple):
+    """Cached per machine, test-split choice and data version: a new model, score, verdict or threshold
+    invalidates it."""
+    return tuning_data(machine, use_test=use_test)
 
 
-def _suggestions(machine: str) -> None:
+def _suggestions(machine: str, use_test: bool) -> None:
     st.subheader("Suggestions")
+    st.caption("Suggestions fit on the same labelled clips as the metrics above.")
     cols = st.columns(4, vertical_alignment="bottom")
     target = cols[2].number_input("Target recall", 0.05, 1.0, 0.9, 0.05)
     cost_miss = cols[3].number_input("Miss cost (x false alarm)", 0.1, 1000.0, 10.0)
-    use_test = st.checkbox("Fit labelled suggestions on the test split too (otherwise: pilot verdicts only)")
     methods = {
         cols[0].button("Gamma quantile 0.9"): SuggestOptions("gamma"),
         cols[1].button("Max F1"): SuggestOptions("max_f1", use_test=use_test),
@@ -35,7 +36,7 @@ def _suggestions(machine: str) -> None:
         if pressed:
             try:
                 suggestion = suggest(machine, options)
-            except BadInputError as exc:
+            except MachineSoundError as exc:
                 st.warning(exc.detail)
                 return
             # the slider already exists in this run: hand the value over to the next run, which sets it first
@@ -49,10 +50,15 @@ def render() -> None:
     machine = machine_picker(require_model=True)
     if machine is None:
         return
-    data = _data(machine, data_version(machine))
+    use_test = st.checkbox(
+        "Include the test split", value=True, key="threshold_use_test",
+        help="Tune on the held-out test clips' ground truth as well as on the pilots' verdicts. Their "
+        "metrics then no longer grade the model fairly; untick to tune on pilot verdicts alone.",
+    )  # fmt: skip
+    data = _data(machine, use_test, data_version(machine))
     all_scores = np.concatenate([data.scores, data.unlabelled_scores])
     if all_scores.size == 0:
-        st.info("No scored clip outside the training split yet for this machine.")
+        st.info(f"No scored clip to tune on yet for this machine ({data.label_source}).")
         return
     low, high = float(all_scores.min()), float(all_scores.max())
     start = st.session_state.pop("threshold_suggested", None)
@@ -86,14 +92,14 @@ def render() -> None:
         st.plotly_chart(plots.score_scatter(data.scores, data.is_abnormal, value), key="scatter")
     else:
         st.info(f"Precision and recall need labelled normal and abnormal clips ({data.label_source}).")
-    _suggestions(machine)
+    _suggestions(machine, use_test)
     st.subheader("Save")
     reason = st.text_input("Why this threshold?", key="threshold_reason")
     who = st.text_input("Set by", value=st.session_state.get(NAME_KEY, ""), key="threshold_by")
     if st.button("Save threshold", type="primary"):
         try:
             set_threshold(machine, value, set_by=who, reason=reason or "set on the threshold page")
-        except BadInputError as exc:
+        except MachineSoundError as exc:
             st.error(exc.detail)
         else:
             st.success(f"Threshold {value:.4g} saved for {machine}.")

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.errors import BadInputError
-from core.workflows.triage import QUEUE_ORDERS, other_verdicts, record_verdict, review_list, triage_queue, undo_last
+from core.errors import MachineSoundError
+from core.workflows.triage import (
+    QUEUE_ORDERS,
+    anomaly_types,
+    clip_label,
+    record_verdict,
+    review_list,
+    triage_queue,
+    undo_last,
+)
 from dashboard.components.annotator import annotator_name
 from dashboard.components.clip_view import render_clip, render_history
 from dashboard.components.pickers import machine_picker
-from db.queries import anomaly_type_names
-from db.session import session_scope
 
 NEW_TYPE = "+ new type…"
 NO_TYPE = "— not specified —"
@@ -27,25 +33,24 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
     note = st.session_state.get(f"note_{clip_id}", "")
     try:
         record_verdict(clip_id, name, verdict, anomaly_type=kind if verdict == "abnormal" else None, note=note)
-    except BadInputError as exc:  # callbacks run outside the page's error guard
+    except MachineSoundError as exc:  # callbacks run outside the page's error guard
         st.session_state["verdict_error"] = exc.detail
         return
     st.session_state["last_verdict"] = f"#{clip_id}: {verdict}" + (
         f" ({kind})" if verdict == "abnormal" and kind else ""
     )
     st.session_state["toast"] = True
-    others = other_verdicts(clip_id, name)
+    found = clip_label(clip_id)
+    others = {who: v.verdict for who, v in found.verdicts.items() if who != name.strip()}
     if others:  # someone judged it meanwhile: both verdicts are kept, nobody's is overwritten
         said = ", ".join(f"{who} said {v}" for who, v in others.items())
-        disagree = {"normal", "abnormal"} <= {verdict, *others.values()}
         st.session_state["verdict_notice"] = f"#{clip_id} was also judged by others ({said}); every verdict is kept" + (
-            ", and the clip is on the review list of disagreements." if disagree else "."
+            ", and the clip is on the review list of disagreements." if found.disputed else "."
         )
 
 
 def _verdict_form(clip_id: int, name: str) -> None:
-    with session_scope() as session:
-        types = anomaly_type_names(session)
+    types = anomaly_types()
     left, right = st.columns(2)
     kind = left.selectbox("Anomaly type (for Confirm)", [NO_TYPE, *types, NEW_TYPE], key=f"type_{clip_id}")
     if kind == NEW_TYPE:

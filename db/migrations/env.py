@@ -36,11 +36,12 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from db.session import make_engine
+    from db.session import _check_sqlite_foreign_keys, _sqlite_foreign_keys_off, make_engine
 
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
-    with engine.begin() as connection:
-        _run(connection)
+    with engine.connect() as connection, _sqlite_foreign_keys_off(connection), connection.begin():
+        _run(connection)  # foreign keys off and checked after, as in db.session.migrate
+        _check_sqlite_foreign_keys(connection)
     engine.dispose()
 
 

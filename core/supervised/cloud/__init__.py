@@ -7,8 +7,9 @@ instance or container role); nothing here stores or prints them.
 from __future__ import annotations
 
 
-class CloudError(RuntimeError):
-    """A cloud call failed; the message names the operation and AWS's error code and text."""
+from core.errors import CloudError
+
+__all__ = ["CloudError", "describe_client_error"]
 
 
 def describe_client_error(exc: Exception, operation: str) -> CloudError:

@@ -14,6 +14,18 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _create_detector_models()
+    _create_exports()
+    _create_machines()
+    _create_rejected_files()
+    _create_clips()
+    _create_thresholds()
+    _create_training_jobs()
+    _create_annotations()
+    _create_scores()
+
+
+def _create_detector_models() -> None:
     op.create_table('detector_models',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('detector', sa.String(length=64), nullable=False),
@@ -27,6 +39,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_detector_models')),
     sa.UniqueConstraint('detector', 'scope', 'version', name=op.f('uq_detector_models_detector_scope_version'))
     )
+
+
+def _create_exports() -> None:
     op.create_table('exports',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('out_dir', sa.Text(), nullable=False),
@@ -36,6 +51,9 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_exports'))
     )
+
+
+def _create_machines() -> None:
     op.create_table('machines',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('machine_type', sa.String(length=64), nullable=False),
@@ -44,6 +62,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_machines')),
     sa.UniqueConstraint('machine_type', 'machine_id', name=op.f('uq_machines_machine_type_machine_id'))
     )
+
+
+def _create_rejected_files() -> None:
     op.create_table('rejected_files',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('path', sa.Text(), nullable=False),
@@ -52,6 +73,9 @@ def upgrade() -> None:
     sa.Column('seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rejected_files'))
     )
+
+
+def _create_clips() -> None:
     op.create_table('clips',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('path', sa.Text(), nullable=False),
@@ -77,6 +101,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_clips_ingested_at'), ['ingested_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_clips_machine_pk_label'), ['machine_pk', 'label'], unique=False)
 
+
+def _create_thresholds() -> None:
     op.create_table('thresholds',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('model_id', sa.Integer(), nullable=False),
@@ -91,6 +117,8 @@ def upgrade() -> None:
     with op.batch_alter_table('thresholds', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_thresholds_model_id'), ['model_id'], unique=False)
 
+
+def _create_training_jobs() -> None:
     op.create_table('training_jobs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('backend', sa.String(length=32), nullable=False),
@@ -106,6 +134,9 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['model_id'], ['detector_models.id'], name=op.f('fk_training_jobs_model_id_detector_models'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_training_jobs'))
     )
+
+
+def _create_annotations() -> None:
     op.create_table('annotations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('clip_id', sa.Integer(), nullable=False),
@@ -123,6 +154,8 @@ def upgrade() -> None:
     with op.batch_alter_table('annotations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_annotations_clip_id_created_at'), ['clip_id', 'created_at'], unique=False)
 
+
+def _create_scores() -> None:
     op.create_table('scores',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('clip_id', sa.Integer(), nullable=False),
@@ -137,7 +170,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('scores', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_scores_model_id'), ['model_id'], unique=False)
-
 
 
 def downgrade() -> None:

@@ -1,22 +1,46 @@
 """split source and active model
 
-Clips without a layout split hint get the deterministic split of core.datasets.splits
-(recorded as split_source "assigned"); machines get their active detector model.
+Clips without a layout split hint get a deterministic split (recorded as split_source
+"assigned"); machines get their active detector model.
+
+The split rule is a frozen copy of ``core.datasets.splits`` as it stood when this
+revision was written (a migration is a snapshot: it never imports live code, whose
+rule may change later).  MIMII's -6/0/6 dB versions of one recording share their key
+(machine, label, file name), so they share a split.
 
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-25 13:25:53.164954
 """
 
+import hashlib
+from pathlib import PurePath
+
 import sqlalchemy as sa
 from alembic import op
-
-from core.datasets.splits import assign_split
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
+
+_TRAIN_FRACTION = 0.8
+_SPLIT_SALT = "split-v1"
+
+
+def _split_key(content_hash: str, layout: str, machine: str, label: str, file_name: str) -> str:
+    """Frozen copy of ``split_key``: MIMII clips are keyed by their recording, others by their bytes."""
+    return f"mimii:{machine}/{label}/{file_name}" if layout == "mimii" else content_hash
+
+
+def _assign_split(key: str, label: str) -> str:
+    """Frozen copy of ``assign_split`` for a clip whose layout gives no split."""
+    if label == "abnormal":
+        return "test"
+    if label != "normal":
+        return "none"
+    digest = hashlib.sha256(f"{_SPLIT_SALT}:{key}".encode()).digest()
+    return "train" if int.from_bytes(digest[:8], "big") / 2**64 < _TRAIN_FRACTION else "test"
 
 
 def upgrade() -> None:
@@ -33,16 +57,35 @@ def upgrade() -> None:
             ondelete="SET NULL",
         )
 
-    clips = sa.table("clips", sa.column("id"), sa.column("content_hash"), sa.column("label"),
-                     sa.column("split"), sa.column("split_source"))  # fmt: skip
+    _assign_missing_splits()
+
+
+def _assign_missing_splits() -> None:
+    """Give every clip without a split (``none``) the rule's split, where the rule gives one."""
+    columns = ("id", "path", "content_hash", "machine_pk", "label", "layout", "split", "split_source")
+    clips = sa.table("clips", *(sa.column(name) for name in columns))
+    machines = sa.table("machines", sa.column("id"), sa.column("machine_type"), sa.column("machine_id"))
     connection = op.get_bind()
-    rows = connection.execute(sa.select(clips.c.id, clips.c.content_hash, clips.c.label).where(clips.c.split == "none"))
-    for clip_id, content_hash, label in rows.fetchall():
-        split = assign_split(content_hash, label, "none")
+    query = (
+        sa.select(clips.c.id, clips.c.path, clips.c.content_hash, clips.c.label, clips.c.layout,
+                  machines.c.machine_type, machines.c.machine_id)  # fmt: skip
+        .join(machines, machines.c.id == clips.c.machine_pk)
+        .where(clips.c.split == "none")
+        .order_by(clips.c.id)
+    )
+    changes = []
+    for clip_id, path, content_hash, label, layout, machine_type, machine_id in connection.execute(query).fetchall():
+        key = _split_key(content_hash, layout, f"{machine_type}/{machine_id}", label, PurePath(path).name)
+        split = _assign_split(key, label)
         if split != "none":
-            connection.execute(
-                clips.update().where(clips.c.id == clip_id).values(split=split, split_source="assigned")
-            )
+            changes.append({"clip_pk": clip_id, "new_split": split})
+    if changes:
+        connection.execute(
+            clips.update()
+            .where(clips.c.id == sa.bindparam("clip_pk"))
+            .values(split=sa.bindparam("new_split"), split_source="assigned"),
+            changes,
+        )
 
 
 def downgrade() -> None:

@@ -1,0 +1,43 @@
+"""Options shared by several commands, each declared once here.
+
+Every helper adds one option to a command's parser; the caller gives the help text
+(it says what the option means for that command), the helper keeps the flag, type and
+default the same everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+EVERY_MACHINE = "TYPE/ID or TYPE (default: every machine)"
+ALL_CORES = "worker processes (default: all cores)"
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_command(commands, name: str, handler: Handler, *, help: str, description: str) -> argparse.ArgumentParser:
+    """A new subcommand ``name`` that runs ``handler``."""
+    parser = commands.add_parser(name, help=help, description=description)
+    parser.set_defaults(func=handler)
+    return parser
+
+
+def add_json(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--json``: print machine-readable output on stdout."""
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def add_machine(parser: argparse.ArgumentParser, help: str = EVERY_MACHINE, required: bool = False) -> None:
+    """``--machine TYPE/ID`` (or ``TYPE`` where the help says so)."""
+    parser.add_argument("--machine", required=required, help=help)
+
+
+def add_jobs(parser: argparse.ArgumentParser, default: int | None = None, help: str = ALL_CORES) -> None:
+    """``--jobs N``: worker processes."""
+    parser.add_argument("--jobs", type=int, default=default, help=help)
+
+
+def add_who(parser: argparse.ArgumentParser, help: str, flag: str = "--user") -> None:
+    """``--user`` (or ``flag``): who does it, recorded with the result (default ``cli``)."""
+    parser.add_argument(flag, default="cli", help=help)

@@ -1,0 +1,140 @@
+"""Supervised training on an export: ``train-supervised`` (local CNN) and ``rekognition`` (AWS)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.cli.options import add_command, add_json, add_who
+from core.cli.output import print_epoch, print_job, print_json, progress_bar
+from core.errors import BadInputError, Reason
+
+CLOUD_SETTINGS = ("bucket", "prefix", "region", "profile", "project")
+
+
+def cmd_train_supervised(args: argparse.Namespace) -> int:
+    """Train the local spectrogram CNN on an export and print the job."""
+    from core.supervised.jobs import job_status
+    from core.supervised.local import LocalTrainer
+
+    job_id = LocalTrainer(epochs=args.epochs).train(args.export, user=args.user, progress=print_epoch)
+    print_job(job_status(job_id), args.json)
+    return 0
+
+
+def register_train_supervised(commands) -> None:
+    """``train-supervised [--export DIR --epochs --user --json]``."""
+    supervised = add_command(
+        commands, "train-supervised", cmd_train_supervised,
+        help="train the local spectrogram CNN on an export",
+        description="Train a small Keras CNN on an export's train images, evaluate it on its test images, "
+        "and store it as a model version (no cloud account needed).",
+    )  # fmt: skip
+    supervised.add_argument("--export", metavar="DIR", help="export folder (default: the newest export)")
+    supervised.add_argument("--epochs", type=int, default=None,
+                            help="epochs, exactly (default: 60, more on small exports)")  # fmt: skip
+    add_who(supervised, "who trains (recorded)")
+    add_json(supervised, "print the job as JSON")
+
+
+def cmd_rekognition(args: argparse.Namespace) -> int:
+    """``train``, ``status``, ``evaluate`` or ``stop`` a Rekognition Custom Labels job."""
+    trainer = _rekognition(args)
+    if args.action == "train":
+        return _reko_train(trainer, args)
+    if args.action == "status":
+        return _reko_status(trainer, args)
+    if args.job is None:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"rekognition {args.action} needs a JOB id")
+    if args.action == "evaluate":
+        return _reko_evaluate(trainer, args)
+    print_job(trainer.stop(args.job), args.json)
+    return 0
+
+
+def _rekognition(args: argparse.Namespace):
+    """A Rekognition trainer configured from the environment and the command-line overrides."""
+    from core.supervised.cloud.config import CloudConfig
+    from core.supervised.rekognition import RekognitionTrainer
+
+    config = CloudConfig.from_env().with_overrides(**{option: getattr(args, option) for option in CLOUD_SETTINGS})
+    return RekognitionTrainer(config)
+
+
+def _reko_train(trainer, args: argparse.Namespace) -> int:
+    """Upload the export and start training (waiting with ``--wait``); exit 1 if it failed."""
+    from core.supervised.jobs import job_status
+
+    update, close = progress_bar("upload")
+    try:
+        job_id = trainer.train(args.export, user=args.user, progress=update)
+    finally:
+        close()
+    status = trainer.wait(job_id, on_poll=lambda s: print(f"  {s.status}", file=sys.stderr)) if args.wait \
+        else job_status(job_id)  # fmt: skip
+    print_job(status, args.json)
+    return 0 if status.status != "failed" else 1
+
+
+def _reko_status(trainer, args: argparse.Namespace) -> int:
+    """One job (refreshed, or waited for), or every recent Rekognition job."""
+    from core.supervised.jobs import recent_jobs
+
+    if args.job is not None:
+        print_job(trainer.wait(args.job) if args.wait else trainer.refresh(args.job), args.json)
+        return 0
+    jobs = recent_jobs(backend="rekognition")
+    if args.json:
+        print_json([{"job_id": j.job_id, "status": j.status, "message": j.message} for j in jobs])
+        return 0
+    for job in jobs:
+        print_job(trainer.refresh(job.job_id) if job.status == "training" else job, False)
+    if not jobs:
+        print("no Rekognition jobs yet: `python -m core rekognition train`")
+    return 0
+
+
+def _reko_evaluate(trainer, args: argparse.Namespace) -> int:
+    """Start the model (once its cost is accepted), predict the test images, stop it; exit 1 if refused."""
+    from core.supervised.jobs import job_status
+
+    if not _confirmed(trainer.config.cost_notice(), args.yes):
+        return 1
+    update, close = progress_bar("test images")
+    try:
+        trainer.evaluate(args.job, confirm_cost=True, progress=update)
+    finally:
+        close()
+    print_job(job_status(args.job), args.json)
+    return 0
+
+
+def _confirmed(notice: str, yes: bool) -> bool:
+    """Whether the user accepts the cost: ``--yes``, or a yes at the prompt (never without a terminal)."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        print(f"{notice}\nNot started: add --yes to accept the cost.", file=sys.stderr)
+        return False
+    return input(f"{notice}\nStart the model? [y/N] ").strip().lower() in ("y", "yes")
+
+
+def register_rekognition(commands) -> None:
+    """``rekognition {train,status,evaluate,stop} [JOB] [--export --wait --yes --bucket ... --user --json]``."""
+    reko = add_command(
+        commands, "rekognition", cmd_rekognition,
+        help="train and evaluate with Amazon Rekognition Custom Labels",
+        description="train: upload an export to S3 and start training; status: follow jobs; evaluate: start the "
+        "model (after confirming its cost), predict the test images, stop it; stop: stop a job's model. "
+        "Settings come from REKOGNITION_BUCKET, _PREFIX, _PROJECT, _REGION, _PROFILE; credentials from "
+        "boto3's standard chain.",
+    )  # fmt: skip
+    reko.add_argument("action", choices=["train", "status", "evaluate", "stop"])
+    reko.add_argument("job", nargs="?", type=int, help="job id (status, evaluate, stop)")
+    reko.add_argument("--export", metavar="DIR", help="with train: export folder (default: the newest)")
+    reko.add_argument("--wait", action="store_true", help="with train/status: poll until training ends")
+    reko.add_argument("--yes", action="store_true", help="with evaluate: accept the cost of running the model")
+    for option in CLOUD_SETTINGS:
+        reko.add_argument(f"--{option}", help=f"override REKOGNITION_{option.upper()}")
+    add_who(reko, "who trains (recorded)")
+    add_json(reko, "print the job as JSON")

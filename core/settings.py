@@ -1,0 +1,283 @@
+"""Every setting the product reads from the environment, in one place: name, default, meaning, validation.
+
+Nothing else in ``core/``, ``db/`` or ``dashboard/`` reads ``os.environ``: code that needs a setting
+calls :func:`settings` when it needs it (never at import time, so a changed environment, e.g. a test's
+``monkeypatch.setenv``, is seen at once).  :data:`VARIABLES` is the one table of the variables (name,
+default, meaning and accepted values); the README's configuration table lists exactly these variables
+with the same defaults (``tests/test_settings.py`` checks it).
+
+A variable set to an empty (or blank) value counts as unset.  A bad value raises
+:class:`core.errors.BadInputError` (reason ``invalid_parameter``) naming the variable; values that may
+hold a secret (``DATABASE_URL``, ``NOTIFY_WEBHOOK_URL``) are never quoted in that message.
+
+``TF_CPP_MIN_LOG_LEVEL`` is TensorFlow's variable (TensorFlow reads it too, for its own log level).  The
+product reads it only to decide whether :mod:`core.detection.keras_backend` hides the native start-up
+notices TensorFlow prints whatever that level says: unset or ``3`` hides them, ``0``-``2`` shows them.
+
+AWS credentials (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, ``AWS_DEFAULT_REGION``, ``~/.aws``...) are read by
+boto3's own chain, never here: the product never sees, stores or logs them.
+
+This module is light (standard library and :mod:`core.errors` only) and imports nothing from ``db``,
+``dashboard`` or Streamlit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import NamedTuple
+
+from core.errors import BadInputError, Reason
+
+
+class Variable(NamedTuple):
+    """One environment variable: its name, its default as the README shows it, and what it means."""
+
+    name: str
+    default: str
+    description: str
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("DATA_DIR", "./data", "where the SQLite database, uploads, the demo plant and models live (a folder)"),
+    Variable("DATABASE_URL", "sqlite:///$DATA_DIR/anomaly.db",
+             "any SQLAlchemy URL (dialect://...), e.g. postgresql+psycopg://user@host/db"),
+    Variable("MAX_CLIP_SECONDS", "600",
+             "longer clips are refused (too_long) at ingest, before being read (a positive number of seconds)"),
+    Variable("DEMO_PLANT", "1", "1 seeds an empty database with the demo plant on first start, 0 leaves it empty "
+                                "(also true/false, yes/no, on/off)"),
+    Variable("MAX_UPLOAD_MB", "200", "larger uploads are refused, by core.workflows.uploads, which the Data page uses "
+                                     "(a positive number of megabytes, e.g. 0.5)"),
+    Variable("NOTIFY_WEBHOOK_URL", "none", "an http(s) URL that watch POSTs new flags to as JSON (also --webhook)"),
+    Variable("NOTIFY_SNS_TOPIC_ARN", "none", "the ARN of an AWS SNS topic watch publishes new flags to "
+                                             "(also --sns-topic)"),
+    Variable("REKOGNITION_BUCKET", "none",
+             "S3 bucket for Rekognition's images, manifests and output; without it cloud training is disabled"),
+    Variable("REKOGNITION_PREFIX", "machine-sound", "key prefix in that bucket (outer slashes dropped)"),
+    Variable("REKOGNITION_PROJECT", "machine-sound-anomalies", "Custom Labels project (reused when it exists)"),
+    Variable("REKOGNITION_REGION", "boto3's", "AWS region of cloud training, e.g. eu-west-1"),
+    Variable("REKOGNITION_PROFILE", "boto3's", "named profile in ~/.aws"),
+    Variable("REKOGNITION_INFERENCE_UNITS", "1", "inference units an evaluation starts (a positive whole number)"),
+    Variable("REKOGNITION_COST_PER_UNIT_HOUR", "4.00",
+             "USD per inference-unit hour, shown before an evaluation starts (check your region's price)"),
+    Variable("AWS_REGION", "none",
+             "AWS region used when REKOGNITION_REGION is unset, as the other AWS SDKs do (botocore reads only "
+             "AWS_DEFAULT_REGION and ~/.aws/config)"),
+    Variable("TF_CPP_MIN_LOG_LEVEL", "3",
+             "TensorFlow's own variable (0 to 3); 0, 1 or 2 also shows the native start-up notices of TensorFlow "
+             "that are hidden otherwise"),
+)  # fmt: skip
+NAMES: tuple[str, ...] = tuple(v.name for v in VARIABLES)
+
+DEFAULT_DATA_DIR = "data"
+DEFAULT_MAX_CLIP_SECONDS = 600.0
+DEFAULT_MAX_UPLOAD_MB = 200.0
+DEFAULT_PREFIX = "machine-sound"
+DEFAULT_PROJECT = "machine-sound-anomalies"
+DEFAULT_COST_PER_UNIT_HOUR = 4.00  # USD, us-east-1 list price of Custom Labels inference; check your region
+
+SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+_AWS_REGION = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")  # us-east-1, eu-central-2, us-gov-west-1, cn-north-1
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def valid_webhook_url(url: str) -> bool:
+    """An http(s) URL with a host (and a numeric port, when one is given), without blanks."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
+
+
+# --- parsing one value --------------------------------------------------------------------------------------------
+
+
+def _bad(message: str) -> BadInputError:
+    return BadInputError(Reason.INVALID_PARAMETER, message)
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    """The variable's value, stripped; ``None`` when unset, empty or blank."""
+    value = env.get(name)
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, unit: str, allow_zero: bool = False) -> float:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
+        kind = "a non-negative" if allow_zero else "a positive"
+        raise _bad(f"{name} must be {kind} number of {unit}, got {raw!r}")
+    return value
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int, *, unit: str) -> int:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise _bad(f"{name} must be a positive whole number of {unit}, got {raw!r}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise _bad(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {raw!r}")
+
+
+def _region(env: Mapping[str, str], name: str) -> str | None:
+    raw = _raw(env, name)
+    if raw is not None and not _AWS_REGION.match(raw):
+        raise _bad(f"{name} must be an AWS region such as eu-west-1, got {raw!r}")
+    return raw
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    raw = _raw(env, "DATABASE_URL")
+    if raw is not None and not _URL_SCHEME.match(raw):  # the value may hold a password: never quoted
+        raise _bad("DATABASE_URL must be an SQLAlchemy URL such as postgresql+psycopg://user@host/db "
+                   "or sqlite:////path/to/anomaly.db (the value is not shown: it may hold a password)")  # fmt: skip
+    return raw
+
+
+def _webhook_url(env: Mapping[str, str]) -> str | None:
+    raw = _raw(env, "NOTIFY_WEBHOOK_URL")
+    if raw is not None and not valid_webhook_url(raw):  # a webhook URL carries its token: never quoted
+        raise _bad("NOTIFY_WEBHOOK_URL must be an http(s) URL with a host, e.g. https://hooks.example.com/... "
+                   "(the value is not shown: a webhook URL may hold a token)")  # fmt: skip
+    return raw
+
+
+def _sns_topic_arn(env: Mapping[str, str]) -> str | None:
+    raw = _raw(env, "NOTIFY_SNS_TOPIC_ARN")
+    if raw is not None and not SNS_TOPIC_ARN.match(raw):
+        raise _bad(f"NOTIFY_SNS_TOPIC_ARN must be an SNS topic ARN such as "
+                   f"arn:aws:sns:eu-west-1:123456789012:machine-flags, got {raw!r}")  # fmt: skip
+    return raw
+
+
+def _tensorflow_notices(env: Mapping[str, str]) -> bool:
+    raw = _raw(env, "TF_CPP_MIN_LOG_LEVEL")
+    if raw is None:
+        return False
+    if raw not in ("0", "1", "2", "3"):
+        raise _bad(f"TF_CPP_MIN_LOG_LEVEL (TensorFlow's log level) must be 0, 1, 2 or 3, got {raw!r}")
+    return raw != "3"
+
+
+# --- the settings -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """Where supervised training runs in AWS: bucket, prefix, project, region, profile, cost (``REKOGNITION_*``)."""
+
+    bucket: str | None = None
+    prefix: str = DEFAULT_PREFIX
+    project: str = DEFAULT_PROJECT
+    region: str | None = None
+    profile: str | None = None
+    inference_units: int = 1
+    cost_per_unit_hour: float = DEFAULT_COST_PER_UNIT_HOUR
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> CloudConfig:
+        """The ``REKOGNITION_*`` variables of ``env``; a bad value raises BadInputError naming it."""
+        cost_unit = "US dollars per inference-unit hour"
+        return cls(
+            bucket=_raw(env, "REKOGNITION_BUCKET"),
+            prefix=(_raw(env, "REKOGNITION_PREFIX") or DEFAULT_PREFIX).strip("/"),
+            project=_raw(env, "REKOGNITION_PROJECT") or DEFAULT_PROJECT,
+            region=_region(env, "REKOGNITION_REGION"),
+            profile=_raw(env, "REKOGNITION_PROFILE"),
+            inference_units=_whole_number(env, "REKOGNITION_INFERENCE_UNITS", 1, unit="inference units"),
+            cost_per_unit_hour=_number(
+                env, "REKOGNITION_COST_PER_UNIT_HOUR", DEFAULT_COST_PER_UNIT_HOUR, unit=cost_unit, allow_zero=True
+            ),
+        )
+
+    def with_overrides(self, **values) -> CloudConfig:
+        """This configuration with the given fields replaced (``None`` values keep the current one)."""
+        changes = {k: v for k, v in values.items() if v is not None}
+        if "prefix" in changes:
+            changes["prefix"] = changes["prefix"].strip("/")
+        return replace(self, **changes)
+
+    @property
+    def hourly_cost(self) -> float:
+        """USD per hour while the model runs: units x price per unit hour."""
+        return self.inference_units * self.cost_per_unit_hour
+
+    def cost_notice(self) -> str:
+        return (
+            f"Evaluating starts the model on {self.inference_units} inference unit(s) at about "
+            f"${self.cost_per_unit_hour:.2f} per inference-unit hour (${self.hourly_cost:.2f}/h, billed while it runs, "
+            "including start-up); it is stopped as soon as the test images are scored, also on error."
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the product, parsed and validated (see the module's table)."""
+
+    data_dir: Path  # DATA_DIR, resolved to an absolute path
+    database_url: str | None = field(default=None, repr=False)  # DATABASE_URL; None: SQLite under data_dir
+    demo_plant: bool = True  # DEMO_PLANT
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB  # MAX_UPLOAD_MB
+    max_clip_seconds: float = DEFAULT_MAX_CLIP_SECONDS  # MAX_CLIP_SECONDS
+    notify_webhook_url: str | None = field(default=None, repr=False)  # NOTIFY_WEBHOOK_URL (a secret)
+    notify_sns_topic_arn: str | None = None  # NOTIFY_SNS_TOPIC_ARN
+    cloud: CloudConfig = CloudConfig()  # REKOGNITION_*
+    aws_region: str | None = None  # AWS_REGION
+    tensorflow_notices: bool = False  # TF_CPP_MIN_LOG_LEVEL set to 0, 1 or 2
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        """The settings ``env`` describes; a bad value raises BadInputError naming its variable."""
+        return cls(
+            data_dir=Path(_raw(env, "DATA_DIR") or DEFAULT_DATA_DIR).resolve(),
+            database_url=_database_url(env),
+            demo_plant=_flag(env, "DEMO_PLANT", True),
+            max_upload_mb=_number(env, "MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB, unit="megabytes"),
+            max_clip_seconds=_number(env, "MAX_CLIP_SECONDS", DEFAULT_MAX_CLIP_SECONDS, unit="seconds"),
+            notify_webhook_url=_webhook_url(env),
+            notify_sns_topic_arn=_sns_topic_arn(env),
+            cloud=CloudConfig.from_env(env),
+            aws_region=_region(env, "AWS_REGION"),
+            tensorflow_notices=_tensorflow_notices(env),
+        )
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The upload size limit in bytes (``MAX_UPLOAD_MB`` x 10^6)."""
+        return int(self.max_upload_mb * 1e6)
+
+
+def settings() -> Settings:
+    """The settings of the current environment, read now (each call: cheap, and never stale)."""
+    return Settings.from_env(os.environ)

@@ -1,0 +1,94 @@
+"""The product's words as types: labels, splits, verdicts, where a label came from, job and drift states.
+
+Each is a :class:`~enum.StrEnum` (as :class:`core.errors.Reason` is): its members compare equal
+to, and are stored as, their stable string values, so the database, JSON output and the CLI keep
+the same words while code names them once.  Pure: imports nothing of the product.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Label(StrEnum):
+    """What a dataset layout says of a clip (MIMII's folders, DCASE's file names)."""
+
+    NORMAL = "normal"
+    ABNORMAL = "abnormal"
+    UNKNOWN = "unknown"  # the layout says nothing (field snippets, plain folders, DCASE evaluation files)
+
+
+CLASSES = (Label.NORMAL, Label.ABNORMAL)  # the two labels a detector is graded on; abnormal is positive
+
+
+class Split(StrEnum):
+    """Which side of the train/test split a clip is on."""
+
+    TRAIN = "train"
+    TEST = "test"
+    NONE = "none"  # neither: unlabelled clips (field snippets)
+
+
+class SplitSource(StrEnum):
+    """Who decided a clip's split."""
+
+    LAYOUT = "layout"  # the dataset layout's hint (DCASE's train/test folders), or none at all
+    ASSIGNED = "assigned"  # core.datasets.splits, where the layout gives no hint
+
+
+class Verdict(StrEnum):
+    """A person's verdict on a clip."""
+
+    NORMAL = "normal"  # rejects a flag
+    ABNORMAL = "abnormal"  # confirms a flag
+    UNSURE = "unsure"  # no label; goes back for review
+
+
+class LabelSource(StrEnum):
+    """Where a clip's label comes from (see :mod:`core.workflows.labels`)."""
+
+    GROUND_TRUTH = "ground truth"
+    VERDICT = "verdict"
+
+
+class LabelState(StrEnum):
+    """Where a clip stands under the label policy (:mod:`core.workflows.labels`)."""
+
+    LABELLED = "labelled"  # normal or abnormal, from ground truth or from the verdicts
+    DISPUTED = "disputed"  # annotators say normal and abnormal: no label until settled
+    UNSURE = "unsure"  # only "unsure" verdicts and no ground truth
+    UNLABELLED = "unlabelled"  # no ground truth and nobody has judged it
+
+
+class Prefer(StrEnum):
+    """Which source wins when a clip has both a pilot verdict and a ground-truth label."""
+
+    VERDICTS = "verdicts"
+    GROUND_TRUTH = "ground-truth"
+
+
+class JobState(StrEnum):
+    """The life of a supervised training job (local or in the cloud)."""
+
+    PENDING = "pending"
+    UPLOADING = "uploading"
+    TRAINING = "training"
+    REGISTERING = "registering"
+    TRAINED = "trained"  # a cloud model exists and can be evaluated
+    EVALUATING = "evaluating"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"
+
+
+FINAL_JOB_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.STOPPED, JobState.INTERRUPTED})
+
+
+class DriftState(StrEnum):
+    """How a machine's recent clips compare with what its active model learned from."""
+
+    STABLE = "stable"
+    WATCH = "watch"
+    RETRAIN = "retrain suggested"
+    NOT_ENOUGH_DATA = "not enough data"

@@ -1,0 +1,36 @@
+"""What the database holds, for pages and commands that list it: machines, clip counts, refused files."""
+
+from __future__ import annotations
+
+from db.queries import ClipCount, machine_by_key, machines_matching
+from db.queries import clip_counts as _clip_counts
+from db.queries import recent_rejections as _recent_rejections
+from db.session import session_scope
+
+
+def machine_keys(*, require_model: bool = False, url: str | None = None) -> list[str]:
+    """Every machine's ``type/id``, sorted; with ``require_model`` only those with an active model."""
+    with session_scope(url) as session:
+        return [m.key for m in machines_matching(session) if m.active_model_id or not require_model]
+
+
+def clip_choices(machine: str, *, url: str | None = None) -> dict[int, str]:
+    """``{clip_id: "#id · label · split · file name"}`` of a machine's clips (empty for an unknown machine)."""
+    with session_scope(url) as session:
+        found = machine_by_key(session, machine)
+        if found is None:
+            return {}
+        return {c.id: f"#{c.id} · {c.label} · {c.split} · {c.path.rsplit('/', 1)[-1]}" for c in found.clips}
+
+
+def clip_counts(*, url: str | None = None) -> list[ClipCount]:
+    """Clips per machine type, machine id, label and split, sorted."""
+    with session_scope(url) as session:
+        return _clip_counts(session)
+
+
+def recent_rejections(limit: int = 50, *, url: str | None = None) -> list[dict]:
+    """The latest files refused at ingest, newest first: ``{"path", "reason", "detail", "seen at"}``."""
+    with session_scope(url) as session:
+        return [{"path": r.path, "reason": r.reason, "detail": r.detail, "seen at": r.seen_at}
+                for r in _recent_rejections(session, limit)]  # fmt: skip
