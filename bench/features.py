@@ -23,10 +23,10 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.signal.batch import extract_features, file_features  # noqa: E402
 from core.datasets.demo import write_plant  # noqa: E402
-from core.signal.features import FeatureParams  # noqa: E402
 from core.parallel import default_jobs  # noqa: E402
+from core.signal.batch import extract_features, file_features  # noqa: E402
+from core.signal.features import FeatureParams  # noqa: E402
 
 P = FeatureParams()
 

@@ -52,10 +52,10 @@ def real_fan_repeated_splits(epochs: int, repeats: int, n_train: int = 5) -> lis
     every detector on ``n_train`` normals and testing on the other normals and all abnormals."""
     import numpy as np
 
-    from core.signal.batch import extract_features
     from core.datasets.layouts import discover
-    from core.detection.registry import detector_class, detector_names
     from core.detection.metrics import partial_auc, roc_auc
+    from core.detection.registry import detector_class, detector_names
+    from core.signal.batch import extract_features
 
     clips = discover(REAL / "mimii_ch0" / "fan")
     batch = extract_features([c.path for c in clips])

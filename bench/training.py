@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.signal.batch import extract_features  # noqa: E402
 from core.datasets.demo import write_plant  # noqa: E402
+from core.signal.batch import extract_features  # noqa: E402
 
 TARGET_S = 120.0
 

@@ -7,6 +7,7 @@
   its ``path`` names the offending file when there is one.
 * :class:`StateError` and its kinds :class:`NoModelError`, :class:`NotFittedError`: the request is
   fine but the product is not ready for it yet (train a model first).
+* :class:`PermissionDeniedError`: the signed-in user's role does not allow the action.
 * :class:`CloudError`: a cloud call failed (AWS's code and message).
 """
 
@@ -51,6 +52,10 @@ class NoModelError(StateError):
 
 class NotFittedError(StateError):
     """A detector was asked to score or save before it was fitted."""
+
+
+class PermissionDeniedError(MachineSoundError):
+    """The acting user's role does not allow this action (see :mod:`core.access`)."""
 
 
 class CloudError(MachineSoundError):

@@ -25,11 +25,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from core.vocabulary import JobState, Label, Split, SplitSource, Verdict
 from db.base import Base
 
-LABELS = ("normal", "abnormal", "unknown")
-SPLITS = ("train", "test", "none")
-VERDICTS = ("normal", "abnormal", "unsure")
+LABELS = tuple(label.value for label in Label)
+SPLITS = tuple(split.value for split in Split)
+VERDICTS = tuple(verdict.value for verdict in Verdict)
 
 
 def utcnow() -> datetime:
@@ -81,9 +82,9 @@ class Clip(Base):
     path: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
     machine_pk: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="RESTRICT"))
-    label: Mapped[str] = mapped_column(String(16), default="unknown")
-    split: Mapped[str] = mapped_column(String(8), default="none")
-    split_source: Mapped[str] = mapped_column(String(8), default="layout", server_default="layout")
+    label: Mapped[str] = mapped_column(String(16), default=Label.UNKNOWN.value)
+    split: Mapped[str] = mapped_column(String(8), default=Split.NONE.value)
+    split_source: Mapped[str] = mapped_column(String(8), default=SplitSource.LAYOUT.value, server_default="layout")
     layout: Mapped[str] = mapped_column(String(16), default="plain")
     snr_db: Mapped[float | None] = mapped_column(Float)
     domain: Mapped[str | None] = mapped_column(String(16))
@@ -195,7 +196,7 @@ class TrainingJob(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     backend: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(32), default="pending")
+    status: Mapped[str] = mapped_column(String(32), default=JobState.PENDING.value)
     message: Mapped[str] = mapped_column(Text, default="")
     export_id: Mapped[int | None] = mapped_column(ForeignKey("exports.id", ondelete="SET NULL"))
     model_id: Mapped[int | None] = mapped_column(ForeignKey("detector_models.id", ondelete="SET NULL"))

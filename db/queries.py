@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from core.vocabulary import CLASSES, JobState, Label, Split
 from db.models import (
     Annotation,
     AnomalyType,
@@ -114,7 +115,7 @@ def training_clips(session: Session, machine_pks: list[int]) -> list[Clip]:
     return list(
         session.scalars(
             select(Clip)
-            .where(Clip.machine_pk.in_(machine_pks), Clip.label == "normal", Clip.split == "train")
+            .where(Clip.machine_pk.in_(machine_pks), Clip.label == Label.NORMAL, Clip.split == Split.TRAIN)
             .order_by(Clip.id)
         )
     )
@@ -122,7 +123,7 @@ def training_clips(session: Session, machine_pks: list[int]) -> list[Clip]:
 
 def clips_outside_test(session: Session, machine_pks: list[int]) -> list[Clip]:
     """Clips of these machines in the training split or in none (field clips), by id."""
-    query = select(Clip).where(Clip.machine_pk.in_(machine_pks), Clip.split != "test").order_by(Clip.id)
+    query = select(Clip).where(Clip.machine_pk.in_(machine_pks), Clip.split != Split.TEST).order_by(Clip.id)
     return list(session.scalars(query))
 
 
@@ -131,7 +132,7 @@ def test_clips(session: Session, machine_pks: list[int]) -> list[Clip]:
     return list(
         session.scalars(
             select(Clip)
-            .where(Clip.machine_pk.in_(machine_pks), Clip.split == "test", Clip.label.in_(("normal", "abnormal")))
+            .where(Clip.machine_pk.in_(machine_pks), Clip.split == Split.TEST, Clip.label.in_(CLASSES))
             .order_by(Clip.id)
         )
     )
@@ -139,7 +140,7 @@ def test_clips(session: Session, machine_pks: list[int]) -> list[Clip]:
 
 def test_clips_any_label(session: Session, machine_pks: list[int]) -> list[Clip]:
     """Every clip of the test split of these machines, labelled by the layout or not, by id."""
-    query = select(Clip).where(Clip.machine_pk.in_(machine_pks), Clip.split == "test").order_by(Clip.id)
+    query = select(Clip).where(Clip.machine_pk.in_(machine_pks), Clip.split == Split.TEST).order_by(Clip.id)
     return list(session.scalars(query))
 
 
@@ -216,7 +217,7 @@ def clip_scores(session: Session, model_id: int, clip_ids: list[int]) -> dict[in
 
 def any_labelled_abnormal(session: Session, clip_ids: list[int]) -> bool:
     """Whether the layout labels any of these clips abnormal."""
-    query = select(Clip.id).where(Clip.id.in_(clip_ids), Clip.label == "abnormal").limit(1)
+    query = select(Clip.id).where(Clip.id.in_(clip_ids), Clip.label == Label.ABNORMAL).limit(1)
     return bool(clip_ids) and session.scalar(query) is not None
 
 
@@ -330,7 +331,7 @@ def export_by_dir(session: Session, out_dir: str) -> Export | None:
 def add_training_job(
     session: Session, backend: str, export_id: int | None, external: dict | None = None
 ) -> TrainingJob:
-    job = TrainingJob(backend=backend, status="pending", export_id=export_id, external=external or {})
+    job = TrainingJob(backend=backend, status=JobState.PENDING.value, export_id=export_id, external=external or {})
     session.add(job)
     session.flush()
     return job

@@ -105,7 +105,7 @@ def any_db_url(request, data_dir) -> str:
     drop()
 
 
-# --- The dashboard through Streamlit's AppTest (tests/test_page_*.py) --------------------------------------------
+# --- The dashboard through Streamlit's AppTest (tests/dashboard/test_page_*.py) ---------------------------------------
 
 APP_SCRIPT = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 SEEDED_MACHINES = ("fan/id_00", "fan/id_02")  # what seed_demo_plant(machines=2) writes

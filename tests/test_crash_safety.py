@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from core.signal.batch import file_features
 from core.detection.registry import Detector
+from core.signal.batch import file_features
 from core.workflows.ingest import COMMIT_EVERY, ingest
 from core.workflows.model_store import artifact_dir
 from core.workflows.training import train

@@ -8,6 +8,7 @@ import sys
 from core.cli.options import add_command, add_json, add_who
 from core.cli.output import print_epoch, print_job, print_json, progress_bar
 from core.errors import BadInputError, Reason
+from core.vocabulary import JobState
 
 CLOUD_SETTINGS = ("bucket", "prefix", "region", "profile", "project")
 
@@ -73,7 +74,7 @@ def _reko_train(trainer, args: argparse.Namespace) -> int:
     status = trainer.wait(job_id, on_poll=lambda s: print(f"  {s.status}", file=sys.stderr)) if args.wait \
         else job_status(job_id)  # fmt: skip
     print_job(status, args.json)
-    return 0 if status.status != "failed" else 1
+    return 0 if status.status != JobState.FAILED else 1
 
 
 def _reko_status(trainer, args: argparse.Namespace) -> int:
@@ -88,7 +89,7 @@ def _reko_status(trainer, args: argparse.Namespace) -> int:
         print_json([{"job_id": j.job_id, "status": j.status, "message": j.message} for j in jobs])
         return 0
     for job in jobs:
-        print_job(trainer.refresh(job.job_id) if job.status == "training" else job, False)
+        print_job(trainer.refresh(job.job_id) if job.status == JobState.TRAINING else job, False)
     if not jobs:
         print("no Rekognition jobs yet: `python -m core rekognition train`")
     return 0

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from core.signal.audio import AUDIO_SUFFIXES
+from core.vocabulary import Label, Split
 
-NORMAL, ABNORMAL, UNKNOWN = "normal", "abnormal", "unknown"
-TRAIN, TEST, NO_SPLIT = "train", "test", "none"
+NORMAL, ABNORMAL, UNKNOWN = Label.NORMAL, Label.ABNORMAL, Label.UNKNOWN
+TRAIN, TEST, NO_SPLIT = Split.TRAIN, Split.TEST, Split.NONE
 
 _DCASE2021 = re.compile(
     r"^section_(?P<section>\d+)_(?P<domain>source|target)_(?P<split>train|test)_"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 
+from core.vocabulary import Label, Split
+
 TRAIN_FRACTION = 0.8
 SPLIT_SALT = "split-v1"
 
@@ -33,11 +35,11 @@ def assign_split(key: str, label: str, layout_split: str, train_fraction: float 
     probability ``train_fraction``, decided by ``key`` (:func:`split_key`: same
     recording, same split).
     """
-    if layout_split in ("train", "test"):
-        return layout_split
-    if label == "abnormal":
-        return "test"
-    if label != "normal":
-        return "none"
+    if layout_split in (Split.TRAIN, Split.TEST):
+        return Split(layout_split)
+    if label == Label.ABNORMAL:
+        return Split.TEST
+    if label != Label.NORMAL:
+        return Split.NONE
     digest = hashlib.sha256(f"{SPLIT_SALT}:{key}".encode()).digest()
-    return "train" if int.from_bytes(digest[:8], "big") / 2**64 < train_fraction else "test"
+    return Split.TRAIN if int.from_bytes(digest[:8], "big") / 2**64 < train_fraction else Split.TEST

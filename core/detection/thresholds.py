@@ -12,8 +12,8 @@ import warnings
 
 import numpy as np
 
-from core.errors import BadInputError, Reason
 from core.detection.metrics import sweep
+from core.errors import BadInputError, Reason
 
 DEFAULT_QUANTILE = 0.9
 METHODS = ("gamma", "max_f1", "target_recall", "target_precision", "min_cost")

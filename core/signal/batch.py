@@ -7,10 +7,10 @@ from functools import partial
 
 import numpy as np
 
-from core.signal.audio import load_clip
 from core.errors import BadInputError
-from core.signal.features import FeatureParams, features_for
 from core.parallel import Progress, map_guarded
+from core.signal.audio import load_clip
+from core.signal.features import FeatureParams, features_for
 
 
 @dataclass

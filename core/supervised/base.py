@@ -22,9 +22,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.errors import BadInputError, Reason
-from core.workflows.export import read_summary
 from core.detection.metrics import metrics_at, roc_auc
+from core.errors import BadInputError, Reason
+from core.vocabulary import FINAL_JOB_STATES, JobState
+from core.workflows.export import read_summary
 from core.workflows.model_store import staged_artifact
 from db.models import DetectorModel, utcnow
 from db.queries import (
@@ -41,7 +42,7 @@ from db.queries import (
 from db.session import session_scope
 
 DECISION_THRESHOLD = 0.5  # P(abnormal) above which a supervised model flags a clip
-FINAL_STATES = ("completed", "failed", "stopped", "interrupted")
+FINAL_STATES = FINAL_JOB_STATES
 
 
 @dataclass(frozen=True)
@@ -218,5 +219,5 @@ def record_evaluation(
         add_scores(session, model_id, {r["clip_id"]: float(p) for r, p in pairs})
     predictions = [{"file": r["file"], "clip_id": r["clip_id"], "label": r["label"], "p_abnormal": round(float(p), 6)}
                    for r, p in pairs]  # fmt: skip
-    set_job(job_id, url, status="completed", external={"evaluation": record, "predictions": predictions})
+    set_job(job_id, url, status=JobState.COMPLETED, external={"evaluation": record, "predictions": predictions})
     return record

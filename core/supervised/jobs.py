@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.clock import seconds_since
 from core.errors import BadInputError, Reason
 from core.supervised.base import JobStatus
+from core.vocabulary import JobState
 from db.models import TrainingJob
 from db.queries import training_jobs
 from db.session import session_scope
@@ -14,8 +15,8 @@ LOCAL_STALE_S = 600.0  # a local job records progress every epoch; this long wit
 
 def _status(job: TrainingJob) -> JobStatus:
     status, message = job.status, job.message
-    if job.backend == "local" and status in ("pending", "training") and seconds_since(job.updated_at) > LOCAL_STALE_S:
-        status = "interrupted"  # killed (SIGKILL, power cut): nothing could record it, so say it here
+    if job.backend == "local" and status in (JobState.PENDING, JobState.TRAINING) and seconds_since(job.updated_at) > LOCAL_STALE_S:
+        status = JobState.INTERRUPTED  # killed (SIGKILL, power cut): nothing could record it, so say it here
         message = f"no progress for {seconds_since(job.updated_at) / 60:.0f} min: its process stopped; train again"
     return JobStatus(
         job.id, job.backend, status, message, job.model_id, job.export_id,

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from core.errors import BadInputError, Reason
-from core.workflows.export import read_images
 from core.supervised.base import (
     Availability,
     JobStatus,
@@ -26,6 +25,8 @@ from core.supervised.base import (
     set_job,
 )
 from core.supervised.jobs import job_status
+from core.vocabulary import JobState
+from core.workflows.export import read_images
 
 DETECTOR = "spectrogram_cnn"
 
@@ -56,7 +57,7 @@ class LocalTrainer(Trainer):
             images, labels, _ = read_images(export.root, "train")
             if len(images) == 0:
                 raise BadInputError(Reason.INVALID_PARAMETER, "the export has no training images", export.root)
-            set_job(job_id, self.url, status="training")
+            set_job(job_id, self.url, status=JobState.TRAINING)
 
             def epoch_done(done: int, total: int) -> None:
                 set_job(job_id, self.url, external={"progress": round(done / total, 3)})
@@ -69,10 +70,10 @@ class LocalTrainer(Trainer):
                 "features": model.feature_params.as_dict()},
                 provenance={"job_id": job_id, "trained_by": user, "n_train": len(images)}, url=self.url,
             )  # fmt: skip
-            set_job(job_id, self.url, status="trained", model_id=model_id)
+            set_job(job_id, self.url, status=JobState.TRAINED, model_id=model_id)
             self._evaluate(job_id, model, export)
         except BaseException as exc:  # also an interrupted run (Ctrl-C, the page left): never stuck "training"
-            set_job(job_id, self.url, status="failed", message=str(exc) or f"interrupted ({type(exc).__name__})")
+            set_job(job_id, self.url, status=JobState.FAILED, message=str(exc) or f"interrupted ({type(exc).__name__})")
             raise
         return job_id
 

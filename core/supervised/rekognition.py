@@ -22,12 +22,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.supervised.cloud import CloudError, describe_client_error
-from core.supervised.cloud.config import CloudConfig, boto3_session, unavailable_reason
-from core.supervised.cloud.retry import with_backoff
-from core.supervised.cloud.s3 import upload_export
 from core.errors import BadInputError, NoModelError, Reason
-from core.workflows.manifest import validate_export
 from core.supervised.base import (
     Availability,
     JobStatus,
@@ -39,13 +34,20 @@ from core.supervised.base import (
     resolve_export,
     set_job,
 )
+from core.supervised.cloud import CloudError, describe_client_error
+from core.supervised.cloud.config import CloudConfig, boto3_session, unavailable_reason
+from core.supervised.cloud.retry import with_backoff
+from core.supervised.cloud.s3 import upload_export
 from core.supervised.jobs import job_status
+from core.vocabulary import JobState
+from core.workflows.manifest import validate_export
 
 DETECTOR = "rekognition"
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_extra="machine-sound-triage")
 AWS_ERRORS = (ClientError, BotoCoreError)
 # Rekognition's version states -> our job states
-TRAINING_STATES = {"TRAINING_IN_PROGRESS": "training", "TRAINING_COMPLETED": "trained", "TRAINING_FAILED": "failed"}
+TRAINING_STATES = {"TRAINING_IN_PROGRESS": JobState.TRAINING, "TRAINING_COMPLETED": JobState.TRAINED,
+                   "TRAINING_FAILED": JobState.FAILED}
 
 
 def _error_code(exc: Exception) -> str | None:
@@ -117,7 +119,7 @@ class RekognitionTrainer(Trainer):
         job_id = new_job(self.name, export, self.url, bucket=self.config.bucket, prefix=self.config.prefix,
                          region=self.config.region, project=self.config.project, trained_by=user)  # fmt: skip
         try:
-            set_job(job_id, self.url, status="uploading")
+            set_job(job_id, self.url, status=JobState.UPLOADING)
             files = [r["file"] for r in export.summary["images"]]
             manifests = upload_export(self.s3, export.root, files, self.config.bucket, key_base, progress)
             project_arn = self.project_arn()
@@ -129,9 +131,9 @@ class RekognitionTrainer(Trainer):
                 TestingData={"Assets": [self._asset(manifests["test"])]},
             )["ProjectVersionArn"]  # fmt: skip
         except BaseException as exc:  # also an interrupted upload: never stuck "uploading"
-            set_job(job_id, self.url, status="failed", message=str(exc) or f"interrupted ({type(exc).__name__})")
+            set_job(job_id, self.url, status=JobState.FAILED, message=str(exc) or f"interrupted ({type(exc).__name__})")
             raise
-        set_job(job_id, self.url, status="training", external={
+        set_job(job_id, self.url, status=JobState.TRAINING, external={
             "key_base": key_base, "manifests": manifests, "project_arn": project_arn,
             "version_name": version_name, "version_arn": version_arn})  # fmt: skip
         return job_id
@@ -170,15 +172,15 @@ class RekognitionTrainer(Trainer):
     def refresh(self, job_id: int) -> JobStatus:
         """Ask Rekognition about a training job; on completion the model is registered."""
         status = self._job(job_id)
-        if status.status != "training":
+        if status.status != JobState.TRAINING:
             return status
         version = self._version(status)
-        state = TRAINING_STATES.get(version["Status"], "training")
+        state = TRAINING_STATES.get(version["Status"], JobState.TRAINING)
         changes: dict[str, Any] = {"external": {"rekognition_status": version["Status"]}}
-        if state == "failed":
-            changes |= {"status": "failed", "message": version.get("StatusMessage", "training failed")}
-        elif state == "trained":
-            if not claim_job(job_id, "training", "registering", self.url):  # another refresh got there first
+        if state == JobState.FAILED:
+            changes |= {"status": JobState.FAILED, "message": version.get("StatusMessage", "training failed")}
+        elif state == JobState.TRAINED:
+            if not claim_job(job_id, JobState.TRAINING, JobState.REGISTERING, self.url):  # another refresh got there first
                 return job_status(job_id, self.url)
             f1 = version.get("EvaluationResult", {}).get("F1Score")
             try:
@@ -187,9 +189,9 @@ class RekognitionTrainer(Trainer):
                                           provenance={"job_id": job_id, "version_arn": status.external["version_arn"],
                                                       "rekognition_f1": f1}, url=self.url)  # fmt: skip
             except BaseException:
-                set_job(job_id, self.url, status="training")  # the next refresh tries again
+                set_job(job_id, self.url, status=JobState.TRAINING)  # the next refresh tries again
                 raise
-            changes |= {"status": "trained", "model_id": model_id, "message": version.get("StatusMessage", "")}
+            changes |= {"status": JobState.TRAINED, "model_id": model_id, "message": version.get("StatusMessage", "")}
             billable = version.get("BillableTrainingTimeInSeconds")
             changes["external"] |= {"rekognition_f1": f1, "billable_training_s": billable}
         set_job(job_id, self.url, **changes)
@@ -202,7 +204,7 @@ class RekognitionTrainer(Trainer):
             status = self.refresh(job_id)
             if on_poll:
                 on_poll(status)
-            if status.status != "training" or (timeout_s is not None and time.monotonic() - started >= timeout_s):
+            if status.status != JobState.TRAINING or (timeout_s is not None and time.monotonic() - started >= timeout_s):
                 return status
             self.sleep(self.poll_s)
 
@@ -213,13 +215,13 @@ class RekognitionTrainer(Trainer):
         money every hour it runs (see :meth:`CloudConfig.cost_notice`).
         """
         status = self._job(job_id)
-        if status.status not in ("trained", "completed"):
+        if status.status not in (JobState.TRAINED, JobState.COMPLETED):
             raise BadInputError(Reason.INVALID_PARAMETER, f"job {job_id} is {status.status}; evaluate a trained model")
         if not confirm_cost:
             raise BadInputError(Reason.INVALID_PARAMETER, f"not started: {self.config.cost_notice()} Confirm to go on.")
         export = resolve_export(status.external["export_dir"], self.url)
         arn = status.external["version_arn"]
-        set_job(job_id, self.url, status="evaluating", message="starting the model")
+        set_job(job_id, self.url, status=JobState.EVALUATING, message="starting the model")
         try:
             self._call("start_project_version", ProjectVersionArn=arn, MinInferenceUnits=self.config.inference_units)
             self._wait_running(status)
@@ -232,7 +234,7 @@ class RekognitionTrainer(Trainer):
                     progress(done, len(records))
         except BaseException as exc:  # also interrupted (the page left): the model can be evaluated again
             reason = str(exc) or f"interrupted ({type(exc).__name__})"
-            set_job(job_id, self.url, status="trained", message=f"evaluation failed: {reason}")
+            set_job(job_id, self.url, status=JobState.TRAINED, message=f"evaluation failed: {reason}")
             raise
         finally:
             self._stop_model(job_id, arn)
@@ -276,13 +278,13 @@ class RekognitionTrainer(Trainer):
         arn = status.external.get("version_arn")
         if arn is None:
             raise NoModelError(f"job {job_id} has no model version to stop")
-        if status.status in ("pending", "uploading", "training", "registering"):
+        if status.status in (JobState.PENDING, JobState.UPLOADING, JobState.TRAINING, JobState.REGISTERING):
             raise BadInputError(
                 Reason.INVALID_PARAMETER,
                 f"job {job_id} is {status.status}: Rekognition cannot stop a training run (it ends by itself); "
                 "stop applies to a trained model that runs",
             )
         self._stop_model(job_id, arn)
-        if status.status == "evaluating":
-            set_job(job_id, self.url, status="trained", message="evaluation stopped by request; the model is stopped")
+        if status.status == JobState.EVALUATING:
+            set_job(job_id, self.url, status=JobState.TRAINED, message="evaluation stopped by request; the model is stopped")
         return job_status(job_id, self.url)

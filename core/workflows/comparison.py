@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.detection.metrics import ThresholdMetrics, metrics_at, partial_auc, roc_auc
 from core.detection.registry import SUPERVISED
 from core.errors import BadInputError, Reason
-from core.detection.metrics import ThresholdMetrics, metrics_at, partial_auc, roc_auc
-from core.workflows.scoring import score_with_model
-from core.vocabulary import Split
+from core.vocabulary import Label, Split
 from core.workflows.labels import labels_for_machines
+from core.workflows.scoring import score_with_model
 from db.models import DetectorModel
 from db.queries import (
     active_threshold,
@@ -96,7 +96,7 @@ def compare_models(machine: str, model_ids: list[int], *, url: str | None = None
         scores = [clip_scores(session, m.id, list(labels)) for m in models]
         common = sorted(i for i in labels if i not in seen and all(i in s for s in scores))
         left_out = sum(i in seen for i in labels)
-        y = np.array([labels[i] == "abnormal" for i in common], dtype=bool)
+        y = np.array([labels[i] == Label.ABNORMAL for i in common], dtype=bool)
         results = []
         for model, by_clip in zip(models, scores, strict=True):
             values = np.array([by_clip[i] for i in common])
@@ -132,8 +132,8 @@ def graded_labels(session, machine_pks: list[int]) -> tuple[dict[int, str], set[
     """``({clip_id: normal|abnormal}, ids of field clips)``: the clips a comparison grades on, labelled by
     the label policy: the test split's labelled clips, and the field clips (split ``none``) with a label
     (the pilots' verdicts)."""
-    candidates = test_clips_any_label(session, machine_pks) + clips_where(session, machine_pks, split="none",
-                                                                          label="unknown")  # fmt: skip
+    candidates = test_clips_any_label(session, machine_pks) + clips_where(session, machine_pks, split=Split.NONE,
+                                                                          label=Label.UNKNOWN)  # fmt: skip
     labels = labels_for_machines(session, candidates, machine_pks)
     graded = {clip_id: found.label.value for clip_id, found in labels.items() if found.label is not None}
     return graded, {c.id for c in candidates if c.split == Split.NONE and c.id in graded}

@@ -37,14 +37,37 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.signal.batch import extract_features
 from core.clock import as_utc
+from core.detection.drift_stats import (  # noqa: F401  (re-exported: the report's vocabulary)
+    KS_ALPHA,
+    MAJOR_PSI,
+    MIN_CLIPS,
+    MIN_PER_BIN,
+    MODERATE_PSI,
+    NOT_ENOUGH_DATA,
+    PSI_BINS,
+    PSI_EPSILON,
+    RETRAIN,
+    STABLE,
+    STATES,
+    WATCH,
+    WATCH_ALPHA,
+    WORST_BANDS,
+    band_psi,
+    classify,
+    clip_levels,
+    ks_test,
+    population_stability_index,
+    psi_bins,
+    stable_reason,
+)
 from core.errors import BadInputError, Reason
-from core.signal.features import FeatureParams
-from core.workflows.scoring import score_with_model
-from core.workflows.training import clips_to_learn
+from core.signal.batch import extract_features
+from core.signal.features import FeatureParams, mel_band_centres
 from core.vocabulary import Label
 from core.workflows.labels import labels_for_machines
+from core.workflows.scoring import score_with_model
+from core.workflows.training import clips_to_learn
 from db.models import Clip, DetectorModel, Machine
 from db.queries import (
     clip_scores,
@@ -55,132 +78,9 @@ from db.queries import (
 )
 from db.session import session_scope
 
-# PSI, by the usual reading: < 0.1 stable, 0.1-0.25 a moderate shift (watch), > 0.25 a major shift.
-MODERATE_PSI = 0.1
-MAJOR_PSI = 0.25
-# A major PSI suggests retraining only when the same comparison's KS test is significant at this level:
-# on a few dozen clips PSI is noisy (and the level PSI is the worst of 64 bands), the KS test is not fooled.
-KS_ALPHA = 0.01
-WATCH_ALPHA = 0.05
-# Fewest recent clips, and fewest reference clips, that a comparison needs.
-MIN_CLIPS = 10
-PSI_BINS = 10  # quantile bins of the reference, fewer on small samples (see psi_bins)
-MIN_PER_BIN = 10  # values per bin the smaller sample should have on average (PSI is noisy below that)
-PSI_EPSILON = 1e-4  # share given to an empty bin, so that its log stays finite
-WORST_BANDS = 3
 LEVEL_PARAMS = FeatureParams(frames=1)  # one log-mel column per vector
 REFERENCE_CACHE_SIZE = 32  # reference level sets kept (one per model and reference set; ~200 x 64 floats each)
 RETRAIN_ADVICE = "retrain on the training clips plus the field clips pilots confirmed normal"
-
-STABLE, WATCH, RETRAIN, NOT_ENOUGH_DATA = "stable", "watch", "retrain suggested", "not enough data"
-STATES = (STABLE, WATCH, RETRAIN, NOT_ENOUGH_DATA)
-
-
-# --- pure statistics ---------------------------------------------------------------------------------------------
-
-
-def _sample_1d(values, name: str) -> np.ndarray:
-    x = np.asarray(values, dtype=np.float64).ravel()
-    if x.size == 0 or not np.all(np.isfinite(x)):
-        raise BadInputError(Reason.INVALID_PARAMETER, f"{name} must be a non-empty sample of finite numbers")
-    return x
-
-
-def population_stability_index(expected, actual, bins: int = PSI_BINS) -> float:
-    """PSI of ``actual`` against ``expected`` (1-D samples of any lengths), >= 0.
-
-    Bins are quantiles of ``expected`` (``bins`` of equal share; tied quantiles merge), open at both
-    ends so every value counts; an empty bin gets the share ``PSI_EPSILON``.  PSI is
-    ``sum((a - e) * ln(a / e))`` over the bins' shares ``e`` and ``a``.  Usual reading: < 0.1 stable,
-    0.1-0.25 a moderate shift, > 0.25 a major shift.  Few values per bin inflate it.
-    """
-    e, a = _sample_1d(expected, "expected"), _sample_1d(actual, "actual")
-    if int(bins) != bins or bins < 1:
-        raise BadInputError(Reason.INVALID_PARAMETER, f"bins must be a positive integer, got {bins!r}")
-    edges = np.unique(np.quantile(e, np.linspace(0.0, 1.0, int(bins) + 1)[1:-1]))
-    shares = [np.bincount(np.searchsorted(edges, x, side="right"), minlength=edges.size + 1) / x.size for x in (e, a)]
-    e_share, a_share = (np.maximum(s, PSI_EPSILON) for s in shares)
-    return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
-
-
-def psi_bins(n_expected: int, n_actual: int) -> int:
-    """Bins for a PSI of samples this large: ``PSI_BINS``, fewer so that the smaller sample has about
-    ``MIN_PER_BIN`` values a bin, at least 2."""
-    return int(min(PSI_BINS, max(2, min(n_expected, n_actual) // MIN_PER_BIN)))
-
-
-def band_psi(reference: np.ndarray, recent: np.ndarray, bins: int = PSI_BINS) -> np.ndarray:
-    """PSI of each column of ``recent`` ``(n_recent, n_bands)`` against ``reference`` ``(n_ref, n_bands)``.
-
-    Returns float64 ``(n_bands,)``.
-    """
-    reference, recent = np.asarray(reference, dtype=np.float64), np.asarray(recent, dtype=np.float64)
-    if reference.ndim != 2 or recent.ndim != 2 or reference.shape[1] != recent.shape[1]:
-        raise BadInputError(
-            Reason.INVALID_PARAMETER, f"need two (n, n_bands) arrays with equal n_bands, got {reference.shape} "
-            f"and {recent.shape}",
-        )  # fmt: skip
-    return np.array([population_stability_index(reference[:, b], recent[:, b], bins) for b in range(recent.shape[1])])
-
-
-def ks_test(expected, actual) -> tuple[float, float]:
-    """Two-sample Kolmogorov-Smirnov test (``scipy.stats.ks_2samp``, two-sided): ``(statistic, p-value)``."""
-    from scipy.stats import ks_2samp  # scipy.stats takes a while to import: only when a test runs
-
-    result = ks_2samp(_sample_1d(expected, "expected"), _sample_1d(actual, "actual"))
-    return float(result.statistic), float(result.pvalue)
-
-
-def classify(
-    score_psi: float | None, score_pvalue: float | None, level_psi: float | None, level_pvalue: float | None
-) -> str:
-    """The drift state of comparisons that had enough data (``None``: not compared).
-
-    ``retrain suggested`` when the score PSI or the level PSI exceeds ``MAJOR_PSI`` and that
-    comparison's KS p-value is below ``KS_ALPHA``; ``watch`` when a PSI exceeds ``MODERATE_PSI`` and
-    its KS p-value is below ``WATCH_ALPHA`` (PSI alone is noisy on the few dozen clips a machine
-    records in a day: unchanged data averages ~0.2 with 50 clips); else ``stable``.
-    (``not enough data`` is decided before: fewer than ``MIN_CLIPS`` recent or reference clips,
-    or no active model.)
-    """
-    pairs = [(psi, p) for psi, p in ((score_psi, score_pvalue), (level_psi, level_pvalue)) if psi is not None]
-    if any(psi > MAJOR_PSI and p is not None and p < KS_ALPHA for psi, p in pairs):
-        return RETRAIN
-    if any(psi > MODERATE_PSI and p is not None and p < WATCH_ALPHA for psi, p in pairs):
-        return WATCH
-    return STABLE
-
-
-def stable_reason(
-    score_psi: float | None, score_pvalue: float | None, level_psi: float | None, level_pvalue: float | None
-) -> str:
-    """Why :func:`classify` found no shift, true to its rule: each compared PSI is at most ``MODERATE_PSI``,
-    or above it with a KS p-value of at least ``WATCH_ALPHA`` (not significant), e.g. ``no significant
-    shift: score PSI 0.23, KS p 0.41 >= 0.05; level PSI 0.04 <= 0.1``."""
-    parts = []
-    for name, psi, p in (("score", score_psi, score_pvalue), ("level", level_psi, level_pvalue)):
-        if psi is None:
-            continue
-        if psi <= MODERATE_PSI:
-            parts.append(f"{name} PSI {psi:.2f} <= {MODERATE_PSI}")
-        elif p is None:
-            parts.append(f"{name} PSI {psi:.2f} without a KS test")
-        else:
-            parts.append(f"{name} PSI {psi:.2f}, KS p {p:.2g} >= {WATCH_ALPHA}")
-    return "no significant shift: " + "; ".join(parts)
-
-
-def mel_band_centres(sr: int, n_mels: int) -> np.ndarray:
-    """Centre frequency (Hz) of each band of the Slaney mel filterbank the features use: ``(n_mels,)``."""
-    import librosa
-
-    return librosa.mel_frequencies(n_mels + 2, fmin=0.0, fmax=sr / 2.0)[1:-1]
-
-
-def clip_levels(features: np.ndarray) -> np.ndarray:
-    """Mean log-mel level per band (dB re the clip's peak) of one clip's ``LEVEL_PARAMS`` features
-    ``(n_columns, n_mels)``: float64 ``(n_mels,)``."""
-    return np.asarray(features, dtype=np.float64).mean(axis=0)
 
 
 # --- the report --------------------------------------------------------------------------------------------------
@@ -330,18 +230,9 @@ def drift_report(
     if recent < 1 or max_reference < 1:
         raise BadInputError(Reason.INVALID_PARAMETER, f"recent and max_reference must be >= 1, got {recent}, "
                             f"{max_reference}")  # fmt: skip
-    with session_scope(url) as session:
-        found = machine_by_key(session, machine)
-        if found is None:
-            raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {machine!r} (give it as type/id)")
-        report = DriftReport(machine=found.key)
-        model = found.active_model
-        if model is None:
-            report.reasons.append(f"no active model: train one with `python -m core train --machine {found.key}`")
-            return report
-        report.detector, report.model_version = model.detector, model.version
-        sets = _clip_sets(session, found, model, recent, max_reference)
-        machine_pk = found.id
+    report, model, sets, machine_pk = _report_inputs(machine, recent, max_reference, url)
+    if model is None:
+        return report
     if sets.n_other_rate:
         report.reasons.append(f"{sets.n_other_rate} clips recorded at another sample rate than {sets.sample_rate} Hz "
                               "were left out")  # fmt: skip
@@ -362,11 +253,40 @@ def drift_report(
     report.n_reference, report.n_recent = len(reference), len(recent_clips)
     if report.n_recent < MIN_CLIPS or report.n_reference < MIN_CLIPS:
         return _not_enough(report, report.n_reference, report.n_recent)
+    _compare_score_sets(report, model, [scores.get(c.id) for c in sets.held_out],
+                        [scores.get(c.id) for c in recent_clips], score_missing)  # fmt: skip
+    reference_array = np.array([reference_levels[c.id] for c in reference])
+    recent_array = np.array([clip_levels(batch.features[c.path]) for c in recent_clips])
+    _compare_levels(report, reference_array, recent_array, sets.sample_rate)
+    return _conclude(report, sum(c.id in sets.retrainable for c in recent_clips))
 
-    held_scores = _finite([scores[c.id] for c in sets.held_out if c.id in scores])
-    recent_scores = _finite([scores[c.id] for c in recent_clips if c.id in scores])
+
+def _report_inputs(
+    machine: str, recent: int, max_reference: int, url: str | None
+) -> tuple[DriftReport, DetectorModel | None, _ClipSets | None, int]:
+    """``(report, active model, clip sets, machine pk)``; the model is None (and the report says so) without one."""
+    with session_scope(url) as session:
+        found = machine_by_key(session, machine)
+        if found is None:
+            raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {machine!r} (give it as type/id)")
+        report = DriftReport(machine=found.key)
+        model = found.active_model
+        if model is None:
+            report.reasons.append(f"no active model: train one with `python -m core train --machine {found.key}`")
+            return report, None, None, found.id
+        report.detector, report.model_version = model.detector, model.version
+        return report, model, _clip_sets(session, found, model, recent, max_reference), found.id
+
+
+def _compare_score_sets(
+    report: DriftReport, model: DetectorModel, held_out: list[float | None], recent: list[float | None],
+    score_missing: bool,
+) -> None:
+    """The score comparison, or the reason it was not made (scores are None for clips not scored)."""
+    held_scores = _finite([v for v in held_out if v is not None])
+    recent_scores = _finite([v for v in recent if v is not None])
     report.n_held_out = int(held_scores.size)
-    unscored = sum(c.id not in scores for c in sets.held_out + recent_clips)
+    unscored = sum(v is None for v in held_out + recent)
     if unscored and not score_missing and model.artifact_path is not None:
         report.reasons.append(f"{unscored} clips not scored yet were left out of the score comparison "
                               f"(`python -m core score --machine {report.machine}` scores them)")  # fmt: skip
@@ -377,16 +297,16 @@ def drift_report(
                               f"and {recent_scores.size} scored recent clips (need {MIN_CLIPS} of each)")  # fmt: skip
     else:
         _compare_scores(report, held_scores, recent_scores)
-    reference_array = np.array([reference_levels[c.id] for c in reference])
-    recent_array = np.array([clip_levels(batch.features[c.path]) for c in recent_clips])
-    _compare_levels(report, reference_array, recent_array, sets.sample_rate)
+
+
+def _conclude(report: DriftReport, n_retrainable: int) -> DriftReport:
+    """Set the report's state from its statistics, with the reason or the advice that goes with it."""
     stats = (report.score_psi, report.score_ks_pvalue, report.level_psi, report.level_ks_pvalue)
     report.state = classify(*stats)
     if report.state == STABLE:
         report.reasons.append(stable_reason(*stats))
     elif report.state == RETRAIN:
-        usable = sum(c.id in sets.retrainable for c in recent_clips)
-        report.reasons.append(f"{RETRAIN_ADVICE}: {usable} of the {len(recent_clips)} recent clips so far")
+        report.reasons.append(f"{RETRAIN_ADVICE}: {n_retrainable} of the {report.n_recent} recent clips so far")
     return report
 
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import BadInputError, Reason
 from core.detection.metrics import metrics_at, partial_auc, roc_auc
+from core.errors import BadInputError, Reason
+from core.vocabulary import Label
 from core.workflows.scoring import score, score_with_model
 from db.models import Clip, DetectorModel, Machine
 from db.queries import active_threshold, clip_scores, machine_by_key, machines_matching, models_for, test_clips
@@ -29,7 +30,7 @@ def test_scores(session, machine: Machine, model: DetectorModel) -> LabelledScor
     values = clip_scores(session, model.id, [c.id for c in clips])
     clips = [c for c in clips if c.id in values]
     return LabelledScores(
-        clips, np.array([c.label == "abnormal" for c in clips], dtype=bool), np.array([values[c.id] for c in clips])
+        clips, np.array([c.label == Label.ABNORMAL for c in clips], dtype=bool), np.array([values[c.id] for c in clips])
     )
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import numpy as np
 
+from core.vocabulary import Label, Split
 from db.models import Clip
 from db.queries import active_threshold, clip_scores, score_details, scored_clips, verdict_history
 from db.session import session_scope
@@ -79,7 +80,7 @@ def typical_normal_clip(clip_id: int, *, url: str | None = None) -> int | None:
         rows = [
             (c.id, s)
             for c, s in scored_clips(session, clip.machine.active_model.id, [clip.machine_pk])
-            if c.label == "normal" and c.split == "train" and c.id != clip_id
+            if c.label == Label.NORMAL and c.split == Split.TRAIN and c.id != clip_id
         ]
     if not rows:
         return None

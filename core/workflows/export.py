@@ -23,7 +23,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from core.errors import BadInputError, Reason
+from core.parallel import Progress, map_guarded
 from core.signal.batch import file_features
+from core.signal.spectrogram_image import IMAGE_FEATURES, image_from_features
+from core.vocabulary import Label, LabelSource, Split
 from core.workflows.curation import (
     CLASSES,
     CuratedClip,
@@ -34,16 +38,13 @@ from core.workflows.curation import (
     disputed_clips,
     grouped_split,
 )
-from core.errors import BadInputError, Reason
 from core.workflows.manifest import manifest_line, validate_export
-from core.parallel import Progress, map_guarded
-from core.signal.spectrogram_image import IMAGE_FEATURES, image_from_features
 from db.models import Export
 from db.queries import latest_export
 from db.session import data_dir, session_scope
 
 SUMMARY_FILE = "summary.json"
-SUBSETS = ("train", "test")
+SUBSETS = (Split.TRAIN.value, Split.TEST.value)
 
 
 @dataclass(frozen=True)
@@ -146,13 +147,7 @@ def export_dataset(
         else:
             written[index] = result
     images = [_image_record(subset, clip) for i, (subset, clip) in enumerate(planned) if i in written]
-    for subset in SUBSETS:
-        lines = [
-            manifest_line(options.source_ref_base + _relative(subset, clip), clip.label,
-                          human_annotated=clip.source == "verdict", created=clip.labelled_at)
-            for i, (s, clip) in enumerate(planned) if s == subset and i in written
-        ]  # fmt: skip
-        (out / f"{subset}.manifest").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    _write_manifests(out, [item for i, item in enumerate(planned) if i in written], options.source_ref_base)
     summary = _summary(out, options, curated, counts, images, unreadable)
     summary["disputed"] = disputed  # clip ids left out: their annotators disagree (the Triage review list)
     summary["problems"] = validate_export(out, options.source_ref_base)
@@ -168,6 +163,17 @@ def export_dataset(
         shown = "; ".join(summary["problems"][:5])
         raise BadInputError(Reason.INVALID_PARAMETER, f"export failed validation: {shown}", out)
     return summary
+
+
+def _write_manifests(out: Path, written: list[tuple[str, CuratedClip]], source_ref_base: str) -> None:
+    """``train.manifest`` and ``test.manifest``: one Ground Truth line per written image of each subset."""
+    for subset in SUBSETS:
+        lines = [
+            manifest_line(source_ref_base + _relative(subset, clip), clip.label,
+                          human_annotated=clip.source == LabelSource.VERDICT, created=clip.labelled_at)
+            for s, clip in written if s == subset
+        ]  # fmt: skip
+        (out / f"{subset}.manifest").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
 
 
 def _refuse_target(out: Path, overwrite: bool) -> None:
@@ -250,5 +256,5 @@ def read_images(out_dir: str | Path, subset: str) -> tuple[list[np.ndarray], np.
                 arrays.append(np.asarray(image.convert("L")))
         except OSError as exc:
             raise BadInputError(Reason.CORRUPT, f"cannot read the exported image ({exc})", path) from None
-    labels = np.array([r["label"] == "abnormal" for r in records], dtype=np.int8)
+    labels = np.array([r["label"] == Label.ABNORMAL for r in records], dtype=np.int8)
     return arrays, labels, records

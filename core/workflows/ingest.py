@@ -6,12 +6,12 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.signal.audio import load_clip
 from core.datasets.layouts import DiscoveredClip, discover
+from core.datasets.splits import assign_split, split_key
 from core.errors import BadInputError, Reason
 from core.parallel import Progress, map_guarded
 from core.settings import settings
-from core.datasets.splits import assign_split, split_key
+from core.signal.audio import load_clip
 from db.models import Clip
 from db.queries import get_or_create_machine, known_hashes, record_rejection
 from db.session import session_scope, write_transaction

@@ -23,12 +23,13 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from core.clock import as_utc
+from core.vocabulary import Label
 
 LABEL_ATTRIBUTE = "machine-sound"
 METADATA = f"{LABEL_ATTRIBUTE}-metadata"
 TYPE = "groundtruth/image-classification"
 JOB_NAME = f"labeling-job/{LABEL_ATTRIBUTE}"
-CLASS_INDEX = {"normal": 0, "abnormal": 1}
+CLASS_INDEX = {Label.NORMAL.value: 0, Label.ABNORMAL.value: 1}
 
 # Rekognition Custom Labels' limits on training and test images and manifests.
 IMAGE_FORMATS = ("PNG", "JPEG")

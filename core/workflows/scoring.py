@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from core.signal.batch import extract_features
 from core.errors import Reason
-from core.workflows.model_store import load_detector
 from core.parallel import Progress
+from core.signal.batch import extract_features
+from core.workflows.model_store import load_detector
 from db.models import Clip, DetectorModel
 from db.queries import add_scores, machines_matching, unscored_clips
 from db.session import session_scope, write_transaction

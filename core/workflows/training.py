@@ -13,15 +13,15 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.signal.batch import extract_features
 from core.detection.registry import DEFAULT_DETECTOR, SUPERVISED, detector_class
+from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from core.errors import BadInputError, NoModelError, Reason
+from core.signal.batch import extract_features
 from core.signal.features import FeatureParams
 from core.vocabulary import LabelSource
 from core.workflows.labels import labels_for_machines, may_train
 from core.workflows.model_store import staged_artifact
 from core.workflows.scoring import wrong_sample_rate
-from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from db.models import Clip, DetectorModel, Machine
 from db.queries import (
     add_threshold,

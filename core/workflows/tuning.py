@@ -13,9 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
-from core.errors import BadInputError, NoModelError, Reason
-from core.workflows.model_store import load_detector
-from core.workflows.scoring import score_with_model
 from core.detection.thresholds import (
     DEFAULT_QUANTILE,
     gamma_threshold,
@@ -24,8 +21,11 @@ from core.detection.thresholds import (
     target_precision_threshold,
     target_recall_threshold,
 )
+from core.errors import BadInputError, NoModelError, Reason
 from core.vocabulary import Label, Split
 from core.workflows.labels import RULE, describe, labels_for_machines
+from core.workflows.model_store import load_detector
+from core.workflows.scoring import score_with_model
 from db.models import Machine
 from db.queries import (
     active_threshold,

@@ -13,9 +13,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.signal.audio import AUDIO_SUFFIXES
 from core.errors import BadInputError, Reason
 from core.settings import settings
+from core.signal.audio import AUDIO_SUFFIXES
 from db.session import data_dir
 
 MAX_NAME_BYTES = 200  # a stored file name's length in UTF-8 (file systems allow 255)

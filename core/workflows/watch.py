@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from core.signal.audio import clip_info
 from core.clock import as_utc
 from core.errors import BadInputError, Reason
+from core.signal.audio import clip_info
 from core.workflows.ingest import ingest
 from core.workflows.notify import Channel, Dispatcher, enqueue, flag_payload
 from core.workflows.scoring import score

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from core.errors import BadInputError
 from core.settings import settings
 from core.signal.audio import load_clip
 from core.signal.display import most_abnormal_window
-from core.errors import BadInputError
-from core.workflows.explore import ClipDetails, clip_details
 from core.signal.features import FeatureParams, log_mel, stft_db
+from core.workflows.explore import ClipDetails, clip_details
 from dashboard.components import plots
 
 P = FeatureParams()

@@ -6,8 +6,9 @@ import librosa
 import numpy as np
 import plotly.graph_objects as go
 
-from core.signal.display import envelope
 from core.detection.metrics import Confusion, Sweep
+from core.signal.display import envelope
+from core.signal.features import mel_band_centres
 from dashboard.theme import LABEL_COLOURS
 
 MARGINS = dict(l=10, r=10, t=40, b=10)
@@ -28,7 +29,7 @@ def spectrogram(db: np.ndarray, sr: int, hop_length: int, *, mel: bool, title: s
     """A dB spectrogram ``(n_bins, n_columns)`` with time (s) and frequency (Hz) axes."""
     times = librosa.frames_to_time(np.arange(db.shape[1]), sr=sr, hop_length=hop_length)
     if mel:
-        freqs = librosa.mel_frequencies(n_mels=db.shape[0], fmax=sr / 2)
+        freqs = mel_band_centres(sr, db.shape[0])
     else:
         freqs = librosa.fft_frequencies(sr=sr, n_fft=2 * (db.shape[0] - 1))
     hover = "%{x:.2f} s, %{y:.0f} Hz: %{z:.1f} dB"
@@ -51,7 +52,7 @@ def errors_over_time(frame_errors, hop_length: int, sr: int, window: tuple[float
 
 def errors_per_band(band_errors, sr: int) -> go.Figure:
     """Error per mel band, on a logarithmic frequency axis (mel bands are evenly spread there)."""
-    freqs = librosa.mel_frequencies(n_mels=len(band_errors), fmax=sr / 2)
+    freqs = mel_band_centres(sr, len(band_errors))
     fig = go.Figure(go.Scatter(x=np.maximum(freqs, 20.0), y=band_errors, mode="lines+markers", fill="tozeroy",
                                line=dict(color=LABEL_COLOURS["abnormal"])))  # fmt: skip
     fig.update_layout(title="Detector error per mel band", height=220, margin=MARGINS, xaxis_title="frequency (Hz)",

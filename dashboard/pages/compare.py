@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from core.workflows.comparison import compare_models, model_choices
 from core.detection.registry import detector_names
+from core.workflows.comparison import compare_models, model_choices
 from core.workflows.training import activate, active_model_id
 from dashboard.components import plots
 from dashboard.components.pickers import machine_picker

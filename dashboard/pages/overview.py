@@ -8,9 +8,17 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.workflows.drift import MAJOR_PSI, MODERATE_PSI, RETRAIN, RETRAIN_ADVICE, DriftReport, drift_cache_key, drift_report
 from core.errors import MachineSoundError
 from core.workflows.catalogue import clip_counts, recent_rejections
+from core.workflows.drift import (
+    MAJOR_PSI,
+    MODERATE_PSI,
+    RETRAIN,
+    RETRAIN_ADVICE,
+    DriftReport,
+    drift_cache_key,
+    drift_report,
+)
 from core.workflows.triage import machine_summaries
 from dashboard.theme import LABEL_COLOURS, LABEL_ORDER
 

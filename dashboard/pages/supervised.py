@@ -5,14 +5,22 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.errors import BadInputError
+from core.supervised import get_trainer
 from core.supervised.cloud import CloudError
 from core.supervised.cloud.config import CloudConfig, forget_credentials_check
+from core.supervised.jobs import recent_jobs
+from core.vocabulary import JobState
 from core.workflows.comparison import comparison_preset
 from core.workflows.curation import RECOMMENDED_PER_CLASS
-from core.errors import BadInputError
-from core.workflows.export import ExportOptions, default_export_dir, describe_counts, export_dataset, newest_export, preview
-from core.supervised import get_trainer
-from core.supervised.jobs import recent_jobs
+from core.workflows.export import (
+    ExportOptions,
+    default_export_dir,
+    describe_counts,
+    export_dataset,
+    newest_export,
+    preview,
+)
 from dashboard.components.progress import progress_bar
 
 COMPARE_PAGE = "dashboard/pages/compare.py"
@@ -117,7 +125,7 @@ def _jobs() -> None:
 def _refreshed(job, rekognition):
     """The job after asking Rekognition, or as stored with a warning when that fails (this runs every
     15 s in a fragment, outside the app's error guard: one broken job must not hide the table)."""
-    if job.backend != "rekognition" or job.status != "training":
+    if job.backend != "rekognition" or job.status != JobState.TRAINING:
         return job
     try:
         return rekognition.refresh(job.job_id)
@@ -127,18 +135,18 @@ def _refreshed(job, rekognition):
 
 
 def _job_actions(job, rekognition) -> None:
-    if job.backend == "rekognition" and job.status == "trained":
+    if job.backend == "rekognition" and job.status == JobState.TRAINED:
         with st.expander(f"Job {job.job_id}: evaluate the Rekognition model"):
             st.warning(rekognition.config.cost_notice())
             accepted = st.checkbox("I accept this cost", key=f"cost_{job.job_id}")
             if st.button("Evaluate on the test images", key=f"evaluate_{job.job_id}", disabled=not accepted):
                 rekognition.evaluate(job.job_id, confirm_cost=True, progress=progress_bar("test images"))
                 st.rerun()
-    interrupted = job.backend == "rekognition" and job.status == "evaluating"  # the model may still be billing
+    interrupted = job.backend == "rekognition" and job.status == JobState.EVALUATING  # the model may still be billing
     if interrupted and st.button(f"Stop job {job.job_id}'s model", key=f"stop_{job.job_id}"):
         rekognition.stop(job.job_id)
         st.rerun()
-    if job.status == "completed" and job.model_id:
+    if job.status == JobState.COMPLETED and job.model_id:
         preset = comparison_preset(job.model_id)
         if preset and st.button(f"Compare job {job.job_id}'s model with {preset[0]}'s active model",
                                 key=f"compare_{job.job_id}"):  # fmt: skip

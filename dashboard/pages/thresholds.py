@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.errors import MachineSoundError
 from core.detection.metrics import metrics_at, partial_auc, roc_auc, sweep
+from core.errors import MachineSoundError
 from core.workflows.tuning import SuggestOptions, data_version, set_threshold, suggest, tuning_data
 from dashboard.components import plots
 from dashboard.components.annotator import KEY as NAME_KEY

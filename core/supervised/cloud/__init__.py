@@ -6,7 +6,6 @@ instance or container role); nothing here stores or prints them.
 
 from __future__ import annotations
 
-
 from core.errors import CloudError
 
 __all__ = ["CloudError", "describe_client_error"]

@@ -9,8 +9,8 @@ from pathlib import Path
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.supervised.cloud import describe_client_error
 from core.errors import BadInputError, Reason
+from core.supervised.cloud import describe_client_error
 from core.workflows.manifest import parse_line
 
 UPLOAD_EXTRA = {"ContentType": "image/png"}

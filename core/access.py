@@ -1,0 +1,104 @@
+"""Who may do what: roles, the actions they allow, and the one permission table.
+
+Every ``core`` function that changes state takes the acting user (an :class:`Actor`) and calls
+:func:`require` before it writes anything, so a role is enforced whatever the caller (a page, the CLI,
+a script) shows or hides.  The CLI acts as :data:`OPERATOR` (full rights) unless told ``--as NAME``;
+with ``AUTH=none`` the dashboard's one local user is an admin too (the server then listens on
+loopback only).  Pure: imports nothing of the database or the UI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from core.errors import PermissionDeniedError
+
+
+class Role(StrEnum):
+    """A user's role; each role may do everything the roles before it may."""
+
+    ANNOTATOR = "annotator"  # judges clips
+    ENGINEER = "engineer"  # also thresholds, training, exports, ingest, detector choice
+    MANAGER = "manager"  # also activates models, sees every report
+    ADMIN = "admin"  # also users and cloud settings
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+class Action(StrEnum):
+    """Something a user does that the product records or guards."""
+
+    JUDGE = "judge"  # record a verdict, undo one's own
+    INGEST = "ingest"  # register clips: a folder, uploads
+    SET_THRESHOLD = "set threshold"
+    TRAIN = "train"  # train an unsupervised detector, choose a detector for a machine
+    EXPORT = "export"  # write the curated dataset
+    TRAIN_SUPERVISED = "train supervised"  # local classifier on an export
+    CLOUD_TRAIN = "cloud train"  # start paid cloud training (after its cost confirmation)
+    CLOUD_EVALUATE = "cloud evaluate"  # start a paid cloud model (after its cost confirmation), stop it
+    ACTIVATE_MODEL = "activate model"  # make a model the machine's active one
+    VIEW_AUDIT = "view audit"  # the audit log and every report
+    MANAGE_USERS = "manage users"
+    CLOUD_SETTINGS = "cloud settings"
+
+
+# The one permission table: the least role each action needs.
+PERMISSIONS: dict[Action, Role] = {
+    Action.JUDGE: Role.ANNOTATOR,
+    Action.INGEST: Role.ENGINEER,
+    Action.SET_THRESHOLD: Role.ENGINEER,
+    Action.TRAIN: Role.ENGINEER,
+    Action.EXPORT: Role.ENGINEER,
+    Action.TRAIN_SUPERVISED: Role.ENGINEER,
+    Action.CLOUD_TRAIN: Role.ENGINEER,
+    Action.CLOUD_EVALUATE: Role.ENGINEER,
+    Action.ACTIVATE_MODEL: Role.MANAGER,
+    Action.VIEW_AUDIT: Role.MANAGER,
+    Action.MANAGE_USERS: Role.ADMIN,
+    Action.CLOUD_SETTINGS: Role.ADMIN,
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The signed-in person (or the CLI's operator) on whose behalf ``core`` acts.
+
+    Attributes
+    ----------
+    name : str
+        What records show as who (a verdict's annotator, a threshold's "set by").
+    role : Role
+    """
+
+    name: str
+    role: Role
+
+    def may(self, action: Action) -> bool:
+        return allowed(self.role, action)
+
+
+OPERATOR = Actor("operator", Role.ADMIN)  # the CLI's default, and AUTH=none's one local user
+
+
+def allowed(role: Role | str, action: Action | str) -> bool:
+    """Whether ``role`` may do ``action`` (:data:`PERMISSIONS`)."""
+    return Role(role).rank >= PERMISSIONS[Action(action)].rank
+
+
+def why_not(role: Role | str, action: Action | str) -> str | None:
+    """None when ``role`` may do ``action``, else the reason in words (for a disabled control's tooltip)."""
+    if allowed(role, action):
+        return None
+    return f"{Action(action).value} needs the {PERMISSIONS[Action(action)].value} role (you are {Role(role).value})"
+
+
+def require(actor: Actor | None, action: Action | str) -> Actor:
+    """The actor (``None``: :data:`OPERATOR`) if its role allows ``action``; else :class:`PermissionDeniedError`."""
+    actor = actor or OPERATOR
+    reason = why_not(actor.role, action)
+    if reason:
+        raise PermissionDeniedError(f"{actor.name} may not {Action(action).value}: {reason}")
+    return actor

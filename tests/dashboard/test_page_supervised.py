@@ -1,0 +1,220 @@
+"""dashboard/pages/supervised.py through AppTest: the curated clips per machine, the balanced export, local
+training that ends in a comparable model, why Rekognition cannot train (bucket, credentials), and the cost
+that must be accepted before a Rekognition model is evaluated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core.supervised.base import new_job, register_model, resolve_export, set_job
+from core.workflows.export import default_export_dir, export_dataset, read_summary
+from core.workflows.training import active_model_id
+from db.models import DetectorModel, Export, TrainingJob
+from db.session import session_scope
+from tests.conftest import SEEDED_MACHINES, infos, no_exception
+
+MACHINE = SEEDED_MACHINES[0]  # the machine comparison_preset picks first
+EXPORT = "Export balanced dataset"
+LOCAL = "Train locally"
+REKOGNITION = "Train with Rekognition"
+CNN_EPOCHS = 3  # the default 60 would also do on this tiny export, only slower
+
+
+def _button(app, label: str):
+    return next(b for b in app.button if b.label == label)
+
+
+def _click(app, label: str):
+    _button(app, label).click().run()
+    no_exception(app)
+    return app
+
+
+def _captions(app) -> list[str]:
+    return [c.value for c in app.caption]
+
+
+def _rows(model) -> list:
+    with session_scope() as session:
+        rows = list(session.scalars(select(model).order_by(model.id)))
+        session.expunge_all()
+        return rows
+
+
+@pytest.fixture
+def few_epochs(monkeypatch):
+    """The local CNN trains for a few epochs only (its configuration; the training itself is real)."""
+    from core.detection.spectrogram_cnn import SpectrogramCNN
+
+    defaults = SpectrogramCNN.default_params()
+    monkeypatch.setattr(SpectrogramCNN, "default_params", classmethod(lambda cls: {**defaults, "epochs": CNN_EPOCHS}))
+
+
+def _fake_credentials(monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+def _export() -> dict:
+    """An export made outside the page, as ``python -m core export`` would."""
+    return export_dataset(default_export_dir(), user="test")
+
+
+def test_empty_database_has_no_curated_clips_and_nothing_to_train(no_aws, open_page):
+    app = open_page("supervised")
+    assert [t.value for t in app.title] == ["Supervised training"]
+    assert any(text.startswith("No curated clips yet") for text in infos(app))
+    assert not app.dataframe
+    labels = {b.label for b in app.button}
+    assert EXPORT not in labels  # nothing to export
+    assert _button(app, LOCAL).disabled and _button(app, REKOGNITION).disabled
+    assert "Export a dataset first: training uses the newest export." in _captions(app)
+    assert "No training jobs yet." in _captions(app)
+
+
+def test_curated_clips_per_machine_and_the_balanced_export(seeded, no_aws, open_page):
+    app = open_page("supervised")
+    (table,) = app.dataframe
+    assert list(table.value.index) == list(SEEDED_MACHINES)
+    assert list(table.value.columns) == ["normal", "abnormal", "kept per class", "status"]
+    for machine in SEEDED_MACHINES:  # 12 normal + 4 abnormal each: balanced by undersampling to 4 per class
+        assert table.value.loc[machine, ["normal", "abnormal", "kept per class"]].tolist() == [12, 4, 4]
+        assert table.value.loc[machine, "status"].startswith("usable, but 4 per class is few")
+    assert any("2 of 2 machine(s) can be exported" in text for text in _captions(app))
+    assert _button(app, LOCAL).disabled
+    assert not _rows(Export)
+
+    _click(app, EXPORT)
+    (folder,) = (seeded / "exports").iterdir()
+    (row,) = _rows(Export)
+    assert Path(row.out_dir) == folder.resolve() and row.created_by == "dashboard"
+    summary = read_summary(folder)
+    assert summary["export_id"] == row.id and summary["problems"] == []
+    for subset in ("train", "test"):
+        for label in ("normal", "abnormal"):
+            images = sorted(p.name for p in (folder / subset / label).glob("*.png"))
+            assert len(images) == summary["counts"][subset][label] > 0
+        assert len((folder / f"{subset}.manifest").read_text().splitlines()) == sum(summary["counts"][subset].values())
+    # 2 machines x 4 clips per class: 8 per class in all, split between train and test
+    assert {label: summary["counts"]["train"][label] + summary["counts"]["test"][label] for label in
+            ("normal", "abnormal")} == {"normal": 8, "abnormal": 8}  # fmt: skip
+    train, test = summary["counts"]["train"], summary["counts"]["test"]
+    split = (f"train {sum(train.values())} ({train['normal']} normal, {train['abnormal']} abnormal), "
+             f"test {sum(test.values())} ({test['normal']} normal, {test['abnormal']} abnormal)")  # fmt: skip
+    (success,) = [s.value for s in app.success]
+    assert success.startswith(f"Export {row.id} written to {folder.resolve()}: {split}. The pilots' verdicts win")
+    assert f"Newest export: {folder.resolve()} ({split})." in _captions(app)
+    assert not _button(app, LOCAL).disabled
+
+
+def test_local_training_completes_and_opens_the_comparison(seeded, no_aws, few_epochs, open_page):
+    app = _click(open_page("supervised"), EXPORT)
+    _click(app, LOCAL)
+
+    (job,) = _rows(TrainingJob)
+    assert (job.backend, job.status, job.finished_at is not None) == ("local", "completed", True)
+    (cnn,) = [m for m in _rows(DetectorModel) if m.detector == "spectrogram_cnn"]
+    assert job.model_id == cnn.id and cnn.scope == "fan" and cnn.provenance["job_id"] == job.id
+    assert cnn.params["detector"]["epochs"] == CNN_EPOCHS and Path(cnn.artifact_path).is_dir()
+    assert f"Local training finished (job {job.id})." in [s.value for s in app.success]
+
+    (jobs,) = [d.value for d in app.dataframe if d.value.index.name == "job"]
+    assert list(jobs.index) == [job.id]
+    evaluation = job.external["evaluation"]
+    assert jobs.loc[job.id, ["backend", "status", "model", "F1"]].tolist() == [
+        "local", "completed", cnn.id, evaluation["f1"],
+    ]  # fmt: skip
+
+    active = active_model_id(MACHINE)
+    compare = f"Compare job {job.id}'s model with {MACHINE}'s active model"
+    _click(app, compare)
+    assert [t.value for t in app.title] == ["Compare models"]
+    assert app.sidebar.selectbox(key="machine_picker").value == MACHINE
+    assert [s.value for s in app.selectbox if s.label.startswith("Model ")] == [active, cnn.id]
+    assert len(app.get("plotly_chart")) == 2
+
+
+def test_rekognition_needs_a_bucket(seeded, no_aws, open_page):
+    _export()
+    app = open_page("supervised")
+    reason = "Unavailable: no S3 bucket configured (set REKOGNITION_BUCKET)."
+    button = _button(app, REKOGNITION)
+    assert button.disabled and button.help == reason
+    assert reason in _captions(app)
+    assert not _button(app, LOCAL).disabled  # the export is there: only the bucket is missing
+
+
+def test_rekognition_needs_credentials_then_checks_again(seeded, no_aws, open_page):
+    _export()
+    no_aws.setenv("REKOGNITION_BUCKET", "my-bucket")
+    app = open_page("supervised")
+    button = _button(app, REKOGNITION)
+    assert button.disabled and "credentials" in button.help
+    assert any(text.startswith("Unavailable: no AWS credentials found") for text in _captions(app))
+
+    _fake_credentials(no_aws)
+    app.run()  # the answer is cached per process: still unavailable until asked to look again
+    assert _button(app, REKOGNITION).disabled
+    _click(app, "Check AWS again")
+    button = _button(app, REKOGNITION)
+    assert not button.disabled and button.help.startswith("s3://my-bucket/machine-sound/")
+    assert "Check AWS again" not in {b.label for b in app.button}
+    assert not any(text.startswith("Unavailable") for text in _captions(app))
+
+
+def test_rekognition_with_bucket_and_credentials_is_enabled_once_exported(seeded, no_aws, open_page):
+    no_aws.setenv("REKOGNITION_BUCKET", "my-bucket")
+    _fake_credentials(no_aws)
+    app = open_page("supervised")
+    assert _button(app, REKOGNITION).disabled  # available, but nothing exported yet
+    assert not any(text.startswith("Unavailable") for text in _captions(app))
+    _click(app, EXPORT)
+    assert not _button(app, REKOGNITION).disabled
+
+
+def test_a_trained_rekognition_model_is_evaluated_only_once_the_cost_is_accepted(seeded, no_aws, open_page):
+    no_aws.setenv("REKOGNITION_BUCKET", "my-bucket")
+    no_aws.setenv("REKOGNITION_INFERENCE_UNITS", "2")
+    no_aws.setenv("REKOGNITION_COST_PER_UNIT_HOUR", "2.5")
+    _fake_credentials(no_aws)
+    _export()
+    export = resolve_export(None)
+    arn = "arn:aws:rekognition:us-east-1:123456789012:project/machine-sound-anomalies/version/job-1/1"
+    job_id = new_job("rekognition", export, bucket="my-bucket", prefix="machine-sound", trained_by="test")
+    model_id = register_model("rekognition", export, save=None, params={"project": "machine-sound-anomalies"},
+                              provenance={"job_id": job_id, "version_arn": arn})  # fmt: skip
+    set_job(job_id, status="trained", model_id=model_id, external={
+        "key_base": "machine-sound/exports/export-1/", "version_name": "job-1", "version_arn": arn,
+        "project_arn": arn.split("/version/")[0] + "/1"})  # fmt: skip
+
+    app = open_page("supervised")
+    (jobs,) = [d.value for d in app.dataframe if d.value.index.name == "job"]
+    assert jobs.loc[job_id, ["backend", "status", "model"]].tolist() == ["rekognition", "trained", model_id]
+    (expander,) = [e for e in app.expander if e.label == f"Job {job_id}: evaluate the Rekognition model"]
+    (notice,) = [w.value for w in expander.warning]
+    assert "2 inference unit(s)" in notice and "$2.50 per inference-unit hour ($5.00/h" in notice
+    evaluate = app.button(key=f"evaluate_{job_id}")
+    assert evaluate.label == "Evaluate on the test images" and evaluate.disabled
+    assert f"Stop job {job_id}" not in {b.label for b in app.button}  # nothing is running
+
+    app.checkbox(key=f"cost_{job_id}").check().run()
+    no_exception(app)
+    assert not app.button(key=f"evaluate_{job_id}").disabled
+    (job,) = _rows(TrainingJob)
+    assert job.status == "trained"  # ticking the box starts nothing
+
+
+def test_an_export_whose_folder_is_gone_cannot_be_trained_on(seeded, no_aws, open_page):
+    import shutil
+
+    summary = _export()
+    shutil.rmtree(summary["out_dir"])
+    app = open_page("supervised")
+    assert [w.value for w in app.warning] == [
+        "The newest export cannot be trained on: its folder is gone; export again."
+    ]
+    assert next(b for b in app.button if b.label == "Train locally").disabled

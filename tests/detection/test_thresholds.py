@@ -1,0 +1,213 @@
+"""core.detection.thresholds: the gamma fit is scipy's, and every labelled method matches a brute-force search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from core.detection.metrics import metrics_at
+from core.detection.thresholds import (
+    DEFAULT_QUANTILE,
+    METHODS,
+    gamma_threshold,
+    max_f1_threshold,
+    min_cost_threshold,
+    target_precision_threshold,
+    target_recall_threshold,
+)
+from core.errors import BadInputError
+
+SEEDS = [0, 1, 2, 5, 11]
+
+
+# --- gamma (no labels) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("quantile", [0.5, DEFAULT_QUANTILE, 0.99])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gamma_threshold_is_the_quantile_of_scipys_gamma_fit(seed, quantile):
+    scores = np.random.default_rng(seed).gamma(3.0, 2.0, size=300) + 5.0
+    shape, loc, scale = scipy.stats.gamma.fit(scores)
+    expected = scipy.stats.gamma.ppf(quantile, shape, loc=loc, scale=scale)
+    assert gamma_threshold(scores, quantile) == pytest.approx(expected, rel=1e-9)
+    assert DEFAULT_QUANTILE == 0.9
+    assert gamma_threshold(scores) == pytest.approx(scipy.stats.gamma.ppf(0.9, shape, loc=loc, scale=scale), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(("shape", "loc", "scale"), [(2.0, 0.0, 1.5), (5.0, 2.0, 0.3), (9.0, 10.0, 4.0)])
+def test_gamma_threshold_recovers_a_known_quantile(seed, shape, loc, scale):
+    scores = np.random.default_rng(seed).gamma(shape, scale, size=5000) + loc
+    true = scipy.stats.gamma.ppf(0.9, shape, loc=loc, scale=scale)
+    assert gamma_threshold(scores, 0.9) == pytest.approx(true, rel=0.05)
+    # and it flags about 10% of the normal scores it was fitted on
+    assert np.mean(scores > gamma_threshold(scores, 0.9)) == pytest.approx(0.1, abs=0.02)
+
+
+def test_gamma_threshold_falls_back_when_the_fit_is_degenerate():
+    scores = np.random.default_rng(6).gamma(2.0, 10.0, size=100)  # an ordinary gamma sample
+    threshold = gamma_threshold(scores, 0.9)
+    assert np.mean(scores > threshold) <= 0.2  # observed: 0.89 (threshold 5.7; empirical 0.9 quantile 35.0)
+
+
+@pytest.mark.parametrize("quantile", [0.0, 1.0, -0.1, 1.5, float("nan")])
+def test_gamma_threshold_refuses_a_quantile_outside_0_1(quantile):
+    with pytest.raises(BadInputError):
+        gamma_threshold(np.arange(1.0, 50.0), quantile)
+
+
+@pytest.mark.parametrize("scores", [[], [3.0], [1.0, np.nan, 2.0], [1.0, np.inf]], ids=["none", "one", "nan", "inf"])
+def test_gamma_threshold_refuses_too_few_or_non_finite_scores(scores):
+    with pytest.raises(BadInputError):
+        gamma_threshold(scores)
+
+
+def test_gamma_threshold_of_constant_scores_is_that_constant():
+    assert gamma_threshold([4.25] * 10) == 4.25
+    assert gamma_threshold(np.full(2, -1.5), 0.99) == -1.5
+
+
+# --- labelled methods: brute force over every candidate threshold ------------------------------
+
+
+def labelled_scores(seed: int, n: int = 50, *, ties: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.3
+    y[:2] = [True, False]
+    s = rng.normal(size=n) + 1.0 * y
+    return y, (np.round(s * 2) / 2 if ties else s)
+
+
+def cases():
+    for seed in SEEDS:
+        yield pytest.param(seed, False, id=f"seed{seed}")
+        yield pytest.param(seed, True, id=f"seed{seed}-ties")
+
+
+def candidates(s: np.ndarray) -> np.ndarray:
+    """Every distinct decision, ascending: below the lowest score (flag all), then each distinct score."""
+    distinct = np.unique(s)
+    return np.r_[distinct[0] - 1.0, distinct]
+
+
+def assert_same_decision(result: float, expected: float, s: np.ndarray) -> None:
+    """``result`` makes the decision that ``expected`` makes; equal to it when it is one of the scores."""
+    np.testing.assert_array_equal(s > result, s > expected)
+    if expected >= s.min():
+        assert result == expected
+    else:
+        assert result < s.min()
+
+
+def brute(y, s):
+    ts = candidates(s)
+    return ts, [metrics_at(y, s, t) for t in ts]
+
+
+@pytest.mark.parametrize(("seed", "ties"), cases())
+def test_max_f1_threshold_matches_brute_force(seed, ties):
+    y, s = labelled_scores(seed, ties=ties)
+    ts, ms = brute(y, s)
+    best = max(m.f1 for m in ms)
+    expected = max(t for t, m in zip(ts, ms, strict=True) if m.f1 == best)  # the highest on ties
+    result = max_f1_threshold(y, s)
+    assert_same_decision(result, expected, s)
+    assert metrics_at(y, s, result).f1 == best
+
+
+@pytest.mark.parametrize("target", [0.0, 0.3, 0.5, 0.8, 0.95, 1.0])
+@pytest.mark.parametrize(("seed", "ties"), cases())
+def test_target_recall_threshold_matches_brute_force(seed, ties, target):
+    y, s = labelled_scores(seed, ties=ties)
+    ts, ms = brute(y, s)
+    expected = max(t for t, m in zip(ts, ms, strict=True) if m.recall >= target)
+    result = target_recall_threshold(y, s, target)
+    assert_same_decision(result, expected, s)
+    assert metrics_at(y, s, result).recall >= target
+
+
+@pytest.mark.parametrize("target", [0.3, 0.5, 0.7, 0.9])
+@pytest.mark.parametrize(("seed", "ties"), cases())
+def test_target_precision_threshold_matches_brute_force(seed, ties, target):
+    y, s = labelled_scores(seed, ties=ties)
+    ts, ms = brute(y, s)
+    ok = [t for t, m in zip(ts, ms, strict=True) if m.precision >= target and m.confusion.tp + m.confusion.fp > 0]
+    if not ok:
+        with pytest.raises(BadInputError):
+            target_precision_threshold(y, s, target)
+        return
+    result = target_precision_threshold(y, s, target)
+    assert_same_decision(result, min(ok), s)  # the lowest that reaches it
+    assert metrics_at(y, s, result).precision >= target
+
+
+@pytest.mark.parametrize(("cost_miss", "cost_false_alarm"), [(1.0, 1.0), (10.0, 1.0), (1.0, 10.0), (0.0, 1.0)])
+@pytest.mark.parametrize(("seed", "ties"), cases())
+def test_min_cost_threshold_matches_brute_force(seed, ties, cost_miss, cost_false_alarm):
+    y, s = labelled_scores(seed, ties=ties)
+    ts, ms = brute(y, s)
+    costs = [cost_miss * m.confusion.fn + cost_false_alarm * m.confusion.fp for m in ms]
+    expected = max(t for t, c in zip(ts, costs, strict=True) if c == min(costs))  # the highest on ties
+    assert_same_decision(min_cost_threshold(y, s, cost_miss, cost_false_alarm), expected, s)
+
+
+def test_ties_go_to_the_highest_threshold():
+    # F1 is 2/3 both when everything is flagged and when only the top clip is: the higher threshold wins.
+    y = np.array([True, False, False, True])
+    s = np.array([1.0, 2.0, 3.0, 4.0])
+    assert metrics_at(y, s, 0.0).f1 == metrics_at(y, s, 3.0).f1 == pytest.approx(2 / 3)
+    assert max_f1_threshold(y, s) == 3.0
+    # cost 2 per miss, 1 per false alarm: 2 both when everything is flagged and at 3.0
+    assert min_cost_threshold(y, s, 2.0, 1.0) == 3.0
+    # recall 1/2 at 2.0 and at 3.0: the highest
+    assert target_recall_threshold(y, s, 0.5) == 3.0
+    # precision >= 1/2 first reached when everything is flagged: the lowest
+    assert target_precision_threshold(y, s, 0.5) < 1.0
+
+
+def test_target_precision_unreachable_raises():
+    y = np.array([True, True, False])
+    s = np.array([1.0, 2.0, 3.0])  # the highest score is normal: precision never reaches 0.9
+    with pytest.raises(BadInputError):
+        target_precision_threshold(y, s, 0.9)
+    with pytest.raises(BadInputError):
+        target_precision_threshold(*labelled_scores(0), 1.1)
+
+
+@pytest.mark.parametrize("y", [[True, True, True], [False, False, False]], ids=["no-normal", "no-abnormal"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        max_f1_threshold,
+        lambda y, s: target_recall_threshold(y, s, 0.8),
+        lambda y, s: target_precision_threshold(y, s, 0.5),
+        lambda y, s: min_cost_threshold(y, s, 10.0, 1.0),
+    ],
+    ids=["max_f1", "target_recall", "target_precision", "min_cost"],
+)
+def test_labelled_methods_need_both_classes(method, y):
+    with pytest.raises(BadInputError):
+        method(y, [0.1, 0.5, 0.9])
+
+
+def test_labelled_methods_refuse_bad_scores():
+    with pytest.raises(BadInputError):
+        max_f1_threshold([True, False], [0.1, np.nan])
+    with pytest.raises(BadInputError):
+        min_cost_threshold([True, False, True], [0.1, 0.2], 1.0, 1.0)
+
+
+@pytest.mark.parametrize(("cost_miss", "cost_false_alarm"), [(-1.0, 1.0), (1.0, -0.5)])
+def test_min_cost_refuses_negative_costs(cost_miss, cost_false_alarm):
+    with pytest.raises(BadInputError):
+        min_cost_threshold([True, False], [0.9, 0.1], cost_miss, cost_false_alarm)
+
+
+def test_target_recall_unreachable_raises_bad_input():
+    with pytest.raises(BadInputError):
+        target_recall_threshold(*labelled_scores(0), 1.5)
+
+
+def test_methods_are_listed():
+    assert METHODS == ("gamma", "max_f1", "target_recall", "target_precision", "min_cost")

@@ -1,0 +1,177 @@
+"""core.signal.features: the fast log-mel features must match the seed's librosa recipe."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+
+from core.errors import BadInputError, Reason
+from core.signal.audio import load_clip
+from core.signal.features import FeatureParams, log_mel, log_mel_frames, mel_filterbank, required_samples, stft_db
+from tests.conftest import tone
+
+TOL_DB = 1e-3
+ROUNDING_DB = 1e-4  # float32 rounding may put the maximum a hair above 0 dB
+
+PARAM_SETS = {
+    "defaults": dict(sr=16_000),
+    "128mels-3frames-2048fft-256hop": dict(sr=16_000, n_mels=128, frames=3, n_fft=2048, hop_length=256),
+    "sr22050": dict(sr=22_050),
+}
+
+
+def seed_features(y, sr, n_mels=64, frames=5, n_fft=1024, hop_length=512) -> np.ndarray:
+    """The seed's extract_signal_features: librosa log-mel, then a Python loop stacking ``frames`` columns."""
+    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+    L = librosa.power_to_db(mel, ref=np.max)
+    n = L.shape[1] - frames + 1
+    features = np.zeros((n, n_mels * frames), dtype=np.float32)
+    for t in range(frames):
+        features[:, n_mels * t : n_mels * (t + 1)] = L[:, t : t + n].T
+    return features
+
+
+def _noise(sr: int) -> np.ndarray:
+    return (0.3 * np.random.default_rng(1).standard_normal(2 * sr)).astype(np.float32)
+
+
+def _tone_then_silence(sr: int) -> np.ndarray:
+    y = tone(2.0, sr=sr)[:, 0].copy()
+    y[sr:] = 0.0
+    return y
+
+
+SIGNALS = {"noise": _noise, "tone-then-silence": _tone_then_silence}
+
+
+def _assert_in_db_range(x: np.ndarray) -> None:
+    assert x.dtype == np.float32
+    assert x.max() <= ROUNDING_DB
+    assert x.min() >= -80.0 - ROUNDING_DB
+
+
+def _check_against_seed(y, sr, **params) -> None:
+    ours = log_mel_frames(y, sr, **params)
+    reference = seed_features(y, sr, **params)
+    p = FeatureParams(**params)
+    n_vectors = 1 + y.size // p.hop_length - p.frames + 1
+    assert ours.shape == reference.shape == (n_vectors, p.dims)
+    _assert_in_db_range(ours)
+    assert np.abs(ours - reference).max() < TOL_DB
+
+
+@pytest.mark.parametrize("signal", SIGNALS)
+@pytest.mark.parametrize("params", PARAM_SETS.values(), ids=PARAM_SETS.keys())
+def test_log_mel_frames_matches_seed_recipe(signal, params):
+    params = dict(params)
+    sr = params.pop("sr")
+    _check_against_seed(SIGNALS[signal](sr), sr, **params)
+
+
+@pytest.mark.parametrize("params", PARAM_SETS.values(), ids=PARAM_SETS.keys())
+def test_log_mel_frames_matches_seed_recipe_on_a_real_clip(real_data, params):
+    params = dict(params)
+    params.pop("sr")
+    clip = load_clip(sorted(real_data.rglob("*.wav"))[0])
+    _check_against_seed(clip.signal, clip.sr, **params)
+
+
+def test_log_mel_frames_layout_is_consecutive_columns():
+    y = _noise(16_000)
+    columns = log_mel(y, 16_000).T  # (n_columns, n_mels)
+    features = log_mel_frames(y, 16_000, frames=5)
+    np.testing.assert_array_equal(features[3], columns[3:8].ravel())
+
+
+@pytest.mark.parametrize("signal", SIGNALS)
+@pytest.mark.parametrize("sr, n_mels, n_fft, hop", [(16_000, 64, 1024, 512), (22_050, 128, 2048, 256)])
+def test_log_mel_matches_librosa(signal, sr, n_mels, n_fft, hop):
+    y = SIGNALS[signal](sr)
+    ours = log_mel(y, sr, n_mels=n_mels, n_fft=n_fft, hop_length=hop)
+    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels)
+    reference = librosa.power_to_db(mel, ref=np.max)
+    assert ours.shape == reference.shape == (n_mels, 1 + y.size // hop)
+    assert ours.flags.c_contiguous
+    _assert_in_db_range(ours)
+    assert np.abs(ours - reference).max() < TOL_DB
+
+
+def _librosa_stft_db(y, n_fft=1024, hop_length=512) -> np.ndarray:
+    return librosa.amplitude_to_db(np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)), ref=np.max)
+
+
+@pytest.mark.parametrize("n_fft, hop", [(1024, 512), (2048, 256)])
+def test_stft_db_matches_librosa_on_noise(n_fft, hop):
+    y = _noise(16_000)
+    ours = stft_db(y, n_fft=n_fft, hop_length=hop)
+    reference = _librosa_stft_db(y, n_fft, hop)
+    assert ours.shape == reference.shape == (1 + n_fft // 2, 1 + y.size // hop)
+    _assert_in_db_range(ours)
+    assert np.abs(ours - reference).max() < TOL_DB
+
+
+def test_stft_db_matches_librosa_on_a_tone():
+    y = tone(2.0)[:, 0]
+    assert np.abs(stft_db(y) - _librosa_stft_db(y)).max() < TOL_DB
+
+
+def test_too_short_signal_is_refused():
+    y = _noise(16_000)[: required_samples() - 1]
+    for compute in (lambda: log_mel_frames(y, 16_000), lambda: log_mel(y[:1023], 16_000), lambda: stft_db(y[:1023])):
+        with pytest.raises(BadInputError) as caught:
+            compute()
+        assert caught.value.reason is Reason.TOO_SHORT and caught.value.path is None
+
+
+def test_exactly_required_samples_gives_one_vector():
+    params = FeatureParams()
+    features = log_mel_frames(_noise(16_000)[: params.min_samples], 16_000)
+    assert features.shape == (1, params.dims)
+
+
+def test_exactly_required_samples_gives_one_vector_with_odd_n_fft():
+    n = required_samples(frames=5, n_fft=1023, hop_length=512)
+    features = log_mel_frames(_noise(16_000)[:n], 16_000, n_fft=1023)
+    assert features.shape[0] >= 1
+
+
+@pytest.mark.parametrize(
+    "compute",
+    [
+        lambda y: log_mel_frames(np.stack([y, y]), 16_000),
+        lambda y: log_mel(y[:, None], 16_000),
+        lambda y: stft_db(np.stack([y, y])),
+        lambda y: log_mel_frames(y, 16_000, hop_length=0),
+        lambda y: log_mel_frames(y, 16_000, frames=0),
+        lambda y: stft_db(y, n_fft=1),
+    ],
+    ids=["2d-frames", "2d-log-mel", "2d-stft", "hop0", "frames0", "nfft1"],
+)
+def test_invalid_parameters_are_refused(compute):
+    with pytest.raises(BadInputError) as caught:
+        compute(_noise(16_000))
+    assert caught.value.reason is Reason.INVALID_PARAMETER
+
+
+def test_required_samples_and_feature_params():
+    assert required_samples() == 2048
+    assert required_samples(frames=1, n_fft=1024, hop_length=512) == 1024
+    assert required_samples(frames=3, n_fft=4096, hop_length=512) == 4096
+    assert required_samples(frames=11, n_fft=1024, hop_length=256) == 2560
+    assert FeatureParams().min_samples == 2048
+    assert FeatureParams().dims == 320
+    assert FeatureParams(n_mels=128, frames=3, n_fft=2048, hop_length=256).min_samples == 2048
+    assert FeatureParams(n_mels=128, frames=3).dims == 384
+    assert FeatureParams(n_mels=32).as_dict() == dict(n_mels=32, frames=5, n_fft=1024, hop_length=512)
+
+
+def test_mel_filterbank_is_cached_and_read_only():
+    fb = mel_filterbank(16_000, 1024, 64)
+    assert mel_filterbank(16_000, 1024, 64) is fb
+    assert mel_filterbank(16_000, 1024, 128) is not fb
+    assert fb.shape == (513, 64) and fb.dtype == np.float32
+    np.testing.assert_allclose(fb, librosa.filters.mel(sr=16_000, n_fft=1024, n_mels=64).T, rtol=1e-6, atol=1e-9)
+    assert not fb.flags.writeable
+    with pytest.raises(ValueError):
+        fb[0, 0] = 1.0

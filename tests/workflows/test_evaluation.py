@@ -1,0 +1,148 @@
+"""core.workflows.evaluation: the active models' metrics on the test split (abnormal positive), and detector comparison."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from core.detection.metrics import metrics_at, partial_auc, roc_auc
+from core.errors import BadInputError
+from core.workflows.evaluation import compare_detectors, evaluate, suggested_detector
+from core.workflows.scoring import score
+from core.workflows.training import train
+from core.workflows.tuning import set_threshold
+from db.models import Clip, Machine, Score
+from db.queries import active_threshold
+from db.session import session_scope
+
+MACHINES = ["fan/id_00", "fan/id_02"]
+CONTRACT = {
+    "model_id", "detector", "machine", "n_train", "n_test", "auc", "pauc", "threshold",
+    "precision", "recall", "f1", "accuracy", "confusion",
+}  # fmt: skip
+
+
+def _test_set(machine: str, model_id: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """From the database alone: (y_true abnormal, scores) of the machine's scored labelled test clips,
+    and how many labelled test clips it has."""
+    machine_type, machine_id = machine.split("/")
+    with session_scope() as session:
+        where = (
+            Machine.machine_type == machine_type,
+            Machine.machine_id == machine_id,
+            Clip.split == "test",
+            Clip.label.in_(("normal", "abnormal")),
+        )
+        n = session.scalar(select(func.count(Clip.id)).join(Clip.machine).where(*where))
+        rows = session.execute(
+            select(Clip.label, Score.score)
+            .join(Clip.machine)
+            .join(Score, (Score.clip_id == Clip.id) & (Score.model_id == model_id))
+            .where(*where)
+        ).all()
+    return np.array([label == "abnormal" for label, _ in rows]), np.array([s for _, s in rows]), n
+
+
+def _threshold(model_id: int) -> float:
+    with session_scope() as session:
+        return active_threshold(session, model_id).value
+
+
+def test_one_record_per_machine_with_the_whole_contract(plant):
+    trained = {t.scope: t for t in train(detector="mahalanobis").trained}
+    with session_scope() as session:
+        assert session.scalar(select(func.count(Score.id))) == 0
+
+    records = evaluate()  # scores the test clips itself
+
+    assert [r["machine"] for r in records] == MACHINES
+    for r in records:
+        assert r.keys() >= CONTRACT
+        assert r["confusion"].keys() == {"tp", "fp", "tn", "fn"}
+        t = trained[r["machine"]]
+        assert (r["model_id"], r["detector"], r["n_train"]) == (t.model_id, "mahalanobis", t.n_train)
+
+        y, s, n_labelled = _test_set(r["machine"], t.model_id)
+        assert r["n_test"] == n_labelled == y.size  # every labelled test clip was scored
+        assert r["n_test_abnormal"] == int(y.sum()) == 6
+        assert sum(r["confusion"].values()) == r["n_test"]
+
+        value = _threshold(t.model_id)
+        assert r["threshold"] == pytest.approx(value, abs=1e-6)
+        at = metrics_at(y, s, value)
+        assert r["confusion"] == at.confusion.as_dict()
+        for key in ("precision", "recall", "f1", "accuracy"):
+            assert r[key] == pytest.approx(getattr(at, key), abs=1e-6)
+        assert r["auc"] == pytest.approx(roc_auc(y, s), abs=1e-6)
+        assert r["pauc"] == pytest.approx(partial_auc(y, s), abs=1e-6)
+        assert 0.5 < r["auc"] <= 1.0  # the demo faults are detectable
+
+
+def test_evaluation_follows_the_latest_threshold(plant):
+    train(detector="mahalanobis")
+    score()
+    (before,) = evaluate("fan/id_00")
+    y, s, _ = _test_set("fan/id_00", before["model_id"])
+    middle = float(np.median(s))
+    set_threshold("fan/id_00", middle, set_by="ana", reason="test")
+
+    (after,) = evaluate("fan/id_00")
+    assert after["threshold"] == pytest.approx(middle, abs=1e-6)
+    expected = metrics_at(y, s, middle).confusion.as_dict()
+    assert after["confusion"] == expected
+    assert expected["tp"] + expected["fp"] == int(np.sum(s > middle)) < y.size
+    assert (after["auc"], after["n_test"]) == (before["auc"], before["n_test"])
+
+
+def test_only_machines_with_an_active_model_are_evaluated(plant):
+    assert evaluate() == []
+    (t,) = train("fan/id_02", detector="mahalanobis").trained
+    records = evaluate()
+    assert [(r["machine"], r["model_id"]) for r in records] == [("fan/id_02", t.model_id)]
+    assert evaluate("fan/id_00") == []
+    with session_scope() as session:  # evaluating scored only the machine with a model
+        scored_machines = session.scalars(
+            select(Machine.machine_id).join(Clip, Clip.machine_pk == Machine.id).join(Score, Score.clip_id == Clip.id)
+        ).all()
+    assert sorted(scored_machines) == ["id_02"] * 26
+
+
+def test_evaluating_an_empty_database_gives_nothing():
+    assert evaluate() == []
+    assert compare_detectors("fan/id_00") == []
+
+
+@pytest.mark.slow
+def test_compare_detectors_newest_of_each_best_auc_first(plant):
+    train("fan/id_00", detector="mahalanobis")
+    (newest_maha,) = train("fan/id_00", detector="mahalanobis").trained
+    (auto,) = train("fan/id_00", detector="autoencoder", epochs=5).trained
+    assert newest_maha.version == 2
+
+    rows = compare_detectors("fan/id_00")
+
+    assert {r["detector"]: (r["model_id"], r["version"]) for r in rows} == {
+        "mahalanobis": (newest_maha.model_id, 2),
+        "autoencoder": (auto.model_id, 1),
+    }
+    aucs = [r["auc"] for r in rows]
+    assert aucs == sorted(aucs, reverse=True)
+    assert [r["detector"] for r in rows if r["active"]] == ["mahalanobis"]  # retraining moved it to v2
+    for r in rows:
+        y, s, n_labelled = _test_set("fan/id_00", r["model_id"])  # compare scored the test clips itself
+        assert r["n_test"] == n_labelled == y.size
+        assert r["auc"] == pytest.approx(roc_auc(y, s), abs=1e-6)
+        assert r["pauc"] == pytest.approx(partial_auc(y, s), abs=1e-6)
+    assert compare_detectors("fan/id_09") == []
+    assert compare_detectors("fan") == []
+
+
+def test_suggested_detector_is_the_best_compared_one(plant):
+    train("fan/id_00", detector="mahalanobis")
+    train("fan/id_00", detector="autoencoder", epochs=5)
+    rows = compare_detectors("fan/id_00")
+    assert rows[0]["auc"] is not None
+    assert suggested_detector("fan/id_00") == rows[0]["detector"]
+    with pytest.raises(BadInputError, match="no model can be compared"):
+        suggested_detector("fan/id_09")

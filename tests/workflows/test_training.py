@@ -1,0 +1,323 @@
+"""core.workflows.training: one model per machine (or type) on normal training clips only, versions, thresholds, activation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import func, select
+
+from core.detection.base import META_FILE
+from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
+from core.errors import BadInputError, NoModelError, Reason
+from core.workflows.ingest import ingest
+from core.workflows.model_store import artifact_dir, load_detector
+from core.workflows.training import MIN_TRAINING_CLIPS, activate, one_sample_rate, train
+from db.models import Clip, DetectorModel, Machine, Threshold
+from db.queries import machines_matching
+from db.session import session_scope
+from tests.conftest import tone, write_wav
+
+MACHINES = ["fan/id_00", "fan/id_02"]
+N_CLIPS = 2 * (20 + 6)
+
+
+def _models() -> list[DetectorModel]:
+    with session_scope() as session:
+        return list(session.scalars(select(DetectorModel).order_by(DetectorModel.id)))
+
+
+def _active() -> dict[str, int | None]:
+    with session_scope() as session:
+        return {m.key: m.active_model_id for m in machines_matching(session)}
+
+
+def _training_clip_ids(machine: str) -> set[int]:
+    machine_type, machine_id = machine.split("/")
+    with session_scope() as session:
+        return set(
+            session.scalars(
+                select(Clip.id)
+                .join(Clip.machine)
+                .where(Machine.machine_type == machine_type, Machine.machine_id == machine_id)
+                .where(Clip.label == "normal", Clip.split == "train")
+            )
+        )
+
+
+def test_one_model_per_machine_trained_on_normal_training_clips_only(plant, data_dir):
+    """The "splits never leak" test: no test clip and no abnormal clip ever reaches a model."""
+    lines = []
+    report = train(detector="mahalanobis", user="ana", log=lines.append)
+
+    assert report.skipped == []
+    assert [(t.scope, t.detector, t.version) for t in report.trained] == [(m, "mahalanobis", 1) for m in MACHINES]
+    models = _models()
+    assert [(m.scope, m.version) for m in models] == [(m, 1) for m in MACHINES]
+    assert len(lines) == 2 and all(line.startswith("trained mahalanobis v1 for fan/id_0") for line in lines)
+
+    with session_scope() as session:
+        for model, trained in zip(models, report.trained, strict=True):
+            assert model.id == trained.model_id
+            clip_ids = model.provenance["clip_ids"]
+            assert len(clip_ids) == len(set(clip_ids)) == model.provenance["n_train"] == trained.n_train
+            clips = [session.get(Clip, clip_id) for clip_id in clip_ids]
+            assert all(c is not None for c in clips)
+            assert {(c.label, c.split) for c in clips} == {("normal", "train")}
+            assert {c.machine.key for c in clips} == {model.scope}
+            # every normal training clip of the machine is used, and nothing else
+            assert set(clip_ids) == _training_clip_ids(model.scope)
+            assert model.provenance["trained_by"] == "ana"
+            assert model.provenance["unreadable"] == {}
+            assert model.provenance["n_from_verdicts"] == trained.n_from_verdicts == 0
+
+    test_or_abnormal = 0
+    with session_scope() as session:
+        for clip in session.scalars(select(Clip)):
+            if clip.split == "test" or clip.label == "abnormal":
+                test_or_abnormal += 1
+                assert all(clip.id not in m.provenance["clip_ids"] for m in models)
+    assert test_or_abnormal >= 12  # every abnormal clip is a test clip, plus some normal ones
+
+    for model in models:
+        folder = Path(model.artifact_path)
+        assert folder == artifact_dir("mahalanobis", model.scope, 1)
+        assert folder.is_relative_to(data_dir / "models")
+        assert folder.is_dir()
+        meta = json.loads((folder / META_FILE).read_text())
+        assert meta["detector"] == "mahalanobis"
+        assert meta["provenance"]["clip_ids"] == model.provenance["clip_ids"]
+        assert len(meta["decision_scores"]) == model.provenance["n_train"]
+
+
+def test_field_clips_with_a_standing_normal_verdict_are_trained_on(plant, tmp_path):
+    """Snippets that `watch` ingests (label unknown, split none) join the training clips once pilots confirm them
+    normal, so that retraining after drift learns their sound; any other verdict, and a test clip, never."""
+    from core.workflows.triage import record_verdict, undo_last
+
+    folder = tmp_path / "field" / "fan" / "id_00"
+    paths = [
+        str(write_wav(folder / f"snippet_{k}.wav", tone(3.0, freq=900.0 + 40 * k, seed=k)).resolve()) for k in range(6)
+    ]
+    assert ingest([str(tmp_path / "field")]).ingested == len(paths)
+    with session_scope() as session:
+        field = {c.path: c for c in session.scalars(select(Clip).where(Clip.path.in_(paths)))}
+        test_normal = session.scalar(
+            select(Clip.id).join(Clip.machine)
+            .where(Machine.machine_id == "id_00", Clip.split == "test", Clip.label == "normal").limit(1)
+        )  # fmt: skip
+    assert {(c.label, c.split) for c in field.values()} == {("unknown", "none")} and test_normal is not None
+    confirmed, undone, overruled, abnormal, unsure, unjudged = (field[p].id for p in paths)
+    record_verdict(confirmed, "alice", "normal")
+    record_verdict(undone, "bob", "normal")
+    assert undo_last("bob").clip_id == undone
+    record_verdict(overruled, "alice", "normal")
+    record_verdict(overruled, "carol", "abnormal")  # the latest verdict stands
+    record_verdict(abnormal, "carol", "abnormal", anomaly_type="bearing")
+    record_verdict(unsure, "dan", "unsure")
+    record_verdict(test_normal, "alice", "normal")  # the test split stays out of training, whatever the verdict
+    lines: list[str] = []
+
+    (trained,) = train("fan/id_00", detector="mahalanobis", log=lines.append).trained
+
+    (model,) = _models()
+    assert set(model.provenance["clip_ids"]) == _training_clip_ids("fan/id_00") | {confirmed}
+    assert model.provenance["n_from_verdicts"] == trained.n_from_verdicts == 1
+    assert trained.n_train == len(_training_clip_ids("fan/id_00")) + 1 == model.provenance["n_train"]
+    assert "(1 of them field clips pilots confirmed normal)" in lines[0]
+    assert unjudged not in model.provenance["clip_ids"]
+
+
+def test_first_threshold_is_the_gamma_fit_of_the_saved_training_scores(plant):
+    report = train(detector="mahalanobis")
+    with session_scope() as session:
+        for trained in report.trained:
+            (row,) = session.scalars(select(Threshold).where(Threshold.model_id == trained.model_id))
+            assert (row.method, row.set_by) == ("gamma", "system")
+            saved = load_detector(session.get(DetectorModel, trained.model_id).artifact_path).decision_scores_
+            expected = gamma_threshold(saved, DEFAULT_QUANTILE)
+            assert row.value == pytest.approx(expected, rel=1e-9)
+            assert trained.threshold == pytest.approx(expected, rel=1e-9)
+            assert saved.min() < row.value  # a real fit, not a placeholder
+            assert f"{trained.n_train} normal training scores" in row.reason
+
+
+def test_per_type_trains_one_model_for_the_whole_type(plant, data_dir):
+    report = train(detector="mahalanobis", per_type=True)
+    (trained,) = report.trained
+    assert trained.scope == "fan"
+    (model,) = _models()
+    assert model.scope == "fan"
+    expected = _training_clip_ids("fan/id_00") | _training_clip_ids("fan/id_02")
+    assert set(model.provenance["clip_ids"]) == expected
+    assert trained.n_train == len(expected)
+    assert Path(model.artifact_path) == artifact_dir("mahalanobis", "fan", 1)
+    assert _active() == {m: model.id for m in MACHINES}
+
+
+def test_retraining_adds_a_version_and_moves_the_active_model(plant):
+    first = train(detector="mahalanobis")
+    assert _active() == {t.scope: t.model_id for t in first.trained}
+
+    second = train("fan/id_00", detector="mahalanobis")
+    (new,) = second.trained
+    assert (new.scope, new.version) == ("fan/id_00", 2)
+    assert _active() == {"fan/id_00": new.model_id, "fan/id_02": first.trained[1].model_id}
+
+    third = train(detector="mahalanobis")
+    assert [(t.scope, t.version) for t in third.trained] == [("fan/id_00", 3), ("fan/id_02", 2)]
+    assert _active() == {t.scope: t.model_id for t in third.trained}
+
+    models = _models()
+    assert len(models) == 5
+    folders = {m.artifact_path for m in models}
+    assert len(folders) == 5 and all(Path(f).is_dir() for f in folders)
+    assert {Path(m.artifact_path).name for m in models if m.scope == "fan/id_00"} == {"v1", "v2", "v3"}
+    with session_scope() as session:
+        # each version gets its own first threshold
+        per_model = dict(
+            session.execute(select(Threshold.model_id, func.count(Threshold.id)).group_by(Threshold.model_id)).all()
+        )
+    assert per_model == {m.id: 1 for m in models}
+
+
+@pytest.mark.slow
+def test_another_detector_keeps_the_active_model_until_activated(plant):
+    maha = {t.scope: t.model_id for t in train(detector="mahalanobis").trained}
+
+    (auto,) = train("fan/id_00", detector="autoencoder", epochs=5).trained
+    assert auto.detector == "autoencoder"
+    assert _active() == maha  # the user's (here: the first) choice is kept
+    with session_scope() as session:
+        row = session.get(DetectorModel, auto.model_id)
+        assert row.params["detector"]["epochs"] == 5
+        assert Path(row.artifact_path, "model.keras").is_file()
+
+    assert activate("fan/id_00", detector="autoencoder") == auto.model_id
+    assert _active() == {"fan/id_00": auto.model_id, "fan/id_02": maha["fan/id_02"]}
+
+    # a new mahalanobis version does not take over from the chosen autoencoder
+    newer = {t.scope: t.model_id for t in train(detector="mahalanobis").trained}
+    assert _active() == {"fan/id_00": auto.model_id, "fan/id_02": newer["fan/id_02"]}
+
+    # back by id (an older version), then by name (the newest version of that detector)
+    assert activate("fan/id_00", model_id=maha["fan/id_00"]) == maha["fan/id_00"]
+    assert _active()["fan/id_00"] == maha["fan/id_00"]
+    assert activate("fan/id_00", detector="mahalanobis") == newer["fan/id_00"]
+    assert _active()["fan/id_00"] == newer["fan/id_00"]
+
+
+def test_activate_refuses_what_does_not_exist(plant):
+    maha = {t.scope: t.model_id for t in train(detector="mahalanobis").trained}
+    for kwargs in (dict(spec="fan/id_09", detector="mahalanobis"),  # unknown machine
+                   dict(spec="fan", detector="mahalanobis")):  # a type, not a machine
+        with pytest.raises(BadInputError) as info:
+            activate(kwargs.pop("spec"), **kwargs)
+        assert info.value.reason is Reason.INVALID_PARAMETER
+    for kwargs in (dict(spec="fan/id_00", detector="autoencoder"),  # never trained
+                   dict(spec="fan/id_00", model_id=maha["fan/id_02"]),  # another machine's model
+                   dict(spec="fan/id_00", model_id=10_000)):  # fmt: skip
+        with pytest.raises(NoModelError, match="train it first"):
+            activate(kwargs.pop("spec"), **kwargs)
+    assert _active() == maha
+
+
+def test_machine_with_too_few_training_clips_is_skipped_with_a_reason(plant_dir):
+    root = plant_dir / "6dB" / "fan"
+    two_normal = sorted((root / "id_02" / "normal").glob("*.wav"))[:2]
+    paths = [root / "id_00", *two_normal, root / "id_02" / "abnormal"]
+    assert ingest([str(p) for p in paths]).ingested == 26 + 2 + 6
+
+    lines = []
+    report = train(detector="mahalanobis", log=lines.append)
+    assert [t.scope for t in report.trained] == ["fan/id_00"]
+    (skipped,) = report.skipped
+    assert skipped["scope"] == "fan/id_02"
+    n = len(_training_clip_ids("fan/id_02"))
+    assert n < MIN_TRAINING_CLIPS
+    assert skipped["reason"] == f"{n} normal training clips; at least {MIN_TRAINING_CLIPS} are needed"
+    assert f"skipped fan/id_02: {skipped['reason']}" in lines
+    assert [m.scope for m in _models()] == ["fan/id_00"]
+    assert _active()["fan/id_02"] is None
+
+
+def test_unknown_detector_or_machine_raises(plant):
+    with pytest.raises(BadInputError, match="unknown detector 'nope'") as info:
+        train(detector="nope")
+    assert info.value.reason is Reason.INVALID_PARAMETER
+    with pytest.raises(BadInputError, match="no machine matches 'pump/id_00'"):
+        train("pump/id_00", detector="mahalanobis")
+    with pytest.raises(BadInputError, match="no machine matches 'fan/id_09'"):
+        train("fan/id_09", detector="mahalanobis")
+    assert _models() == []
+
+
+def test_training_on_an_empty_database_raises():
+    with pytest.raises(BadInputError, match="no machines"):
+        train(detector="mahalanobis")
+
+
+def test_an_unreadable_training_clip_is_left_out_and_recorded(plant_dir, tmp_path):
+    copy = tmp_path / "plant"
+    shutil.copytree(plant_dir, copy)
+    ingest([str(copy)])
+    with session_scope() as session:
+        broken = session.get(Clip, min(_training_clip_ids("fan/id_00"))).path
+    Path(broken).write_bytes(b"this is not a wav file" * 50)
+
+    report = train(detector="mahalanobis")
+    by_scope = {t.scope: t for t in report.trained}
+    n = len(_training_clip_ids("fan/id_00"))
+    assert by_scope["fan/id_00"].n_train == n - 1
+    model = next(m for m in _models() if m.scope == "fan/id_00")
+    assert list(model.provenance["unreadable"]) == [broken]
+    assert len(model.provenance["clip_ids"]) == n - 1
+
+
+def test_a_machine_with_too_few_readable_clips_does_not_stop_the_others(plant_dir, tmp_path):
+    copy = tmp_path / "plant"
+    shutil.copytree(plant_dir, copy)
+    ingest([str(copy)])
+    with session_scope() as session:
+        ids = sorted(_training_clip_ids("fan/id_00"))
+        for clip_id in ids[: len(ids) - 2]:  # leave 2 readable clips
+            Path(session.get(Clip, clip_id).path).write_bytes(b"junk" * 100)
+
+    report = train(detector="mahalanobis")
+    assert [t.scope for t in report.trained] == ["fan/id_02"]
+    assert [s["scope"] for s in report.skipped] == ["fan/id_00"]
+
+
+def test_training_clips_at_another_sample_rate_are_left_out_and_named(plant_dir, tmp_path):
+    """Features depend on the sample rate: a model learns from one rate, the machine's most common one."""
+    copy = tmp_path / "plant"
+    shutil.copytree(plant_dir, copy)
+    odd = [
+        write_wav(copy / "fan" / "train" / f"normal_id_00_{k:08d}.wav", tone(3.0, sr=8000, seed=k), sr=8000)
+        for k in range(2)
+    ]  # the DCASE layout puts them in fan/id_00's training split
+    ingest([str(copy)])
+    lines: list[str] = []
+
+    report = train("fan/id_00", detector="mahalanobis", log=lines.append)
+
+    (trained,) = report.trained
+    assert trained.n_train == len(_training_clip_ids("fan/id_00")) - 2
+    detail = "recorded at 8000 Hz; the fan/id_00 model works at 16000 Hz (resample the file to 16000 Hz)"
+    assert report.left_out == [{"path": str(p), "reason": "wrong_sample_rate", "detail": detail} for p in odd]
+    assert lines[0] == f"fan/id_00: left out 2 training clip(s) not at 16000 Hz, e.g. {odd[0]} (8000 Hz)"
+    (model,) = _models()
+    assert model.params["sample_rate"] == model.provenance["sample_rate"] == 16000
+    with session_scope() as session:
+        odd_ids = set(session.scalars(select(Clip.id).where(Clip.sample_rate == 8000)))
+    assert len(odd_ids) == 2 and not odd_ids & set(model.provenance["clip_ids"])
+
+
+def test_one_sample_rate_is_the_most_common_and_the_higher_on_a_tie():
+    clips = [SimpleNamespace(sample_rate=rate) for rate in (8000, 16000, 16000, 44100, 44100)]
+    rate, same, others = one_sample_rate(clips)
+    assert (rate, len(same), [c.sample_rate for c in others]) == (44100, 2, [8000, 16000, 16000])
+    assert one_sample_rate([]) == (None, [], [])
