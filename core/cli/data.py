@@ -77,14 +77,12 @@ def register_ingest(commands) -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Clip counts per machine type, id, label and split, as a table or JSON."""
-    from db.queries import clip_counts
-    from db.session import database_url, session_scope
+    from core.workflows.catalogue import clip_counts, database_shown
 
-    with session_scope() as session:
-        counts = clip_counts(session)
+    counts = clip_counts()
     if args.json:
         total = sum(c.n_clips for c in counts)
-        print_json({"database": safe_url(database_url()), "total": total, "counts": [asdict(c) for c in counts]})
+        print_json({"database": database_shown(), "total": total, "counts": [asdict(c) for c in counts]})
         return 0
     if not counts:
         print("no clips yet: run `python -m core demo DIR` then `python -m core ingest DIR`")
@@ -104,10 +102,3 @@ def register_info(commands) -> None:
         description="Print clip counts per machine type, machine id, label and split.",
     )  # fmt: skip
     add_json(info, "print the counts as JSON")
-
-
-def safe_url(url: str) -> str:
-    """The database URL with its password hidden."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

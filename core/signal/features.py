@@ -75,7 +75,6 @@ def _window(n_fft: int) -> np.ndarray:
     return window
 
 
-@lru_cache(maxsize=32)
 def mel_band_centres(sr: int, n_mels: int) -> np.ndarray:
     """Centre frequency (Hz) of each band of the mel filterbank the features use (:func:`mel_filterbank`),
     float64 ``(n_mels,)``, ascending from above 0 Hz to below ``sr / 2``.  Every chart and report that
@@ -83,6 +82,7 @@ def mel_band_centres(sr: int, n_mels: int) -> np.ndarray:
     return librosa.mel_frequencies(n_mels + 2, fmin=0.0, fmax=sr / 2.0)[1:-1]
 
 
+@lru_cache(maxsize=32)
 def mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
     """Slaney mel filterbank, float32, shape ``(1 + n_fft // 2, n_mels)`` (transposed for ``power @ fb``)."""
     fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, dtype=np.float32)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy.engine import make_url
+
 from db.queries import ClipCount, machine_by_key, machines_matching
 from db.queries import clip_counts as _clip_counts
 from db.queries import recent_rejections as _recent_rejections
-from db.session import session_scope
+from db.session import database_url, session_scope
 
 
 def machine_keys(*, require_model: bool = False, url: str | None = None) -> list[str]:
@@ -21,6 +23,11 @@ def clip_choices(machine: str, *, url: str | None = None) -> dict[int, str]:
         if found is None:
             return {}
         return {c.id: f"#{c.id} · {c.label} · {c.split} · {c.path.rsplit('/', 1)[-1]}" for c in found.clips}
+
+
+def database_shown() -> str:
+    """The database's URL as it may be shown: its password hidden."""
+    return make_url(database_url()).render_as_string(hide_password=True)
 
 
 def clip_counts(*, url: str | None = None) -> list[ClipCount]:

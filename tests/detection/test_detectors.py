@@ -20,7 +20,7 @@ from core.detection.base import META_FILE
 from core.detection.base import Detector as BaseDetector
 from core.detection.metrics import roc_auc
 from core.detection.registry import DEFAULT_DETECTOR, Detector, detector_class, detector_names
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, NotFittedError, Reason
 from core.signal.batch import extract_features
 from core.signal.features import FeatureParams, stack_frames
 
@@ -215,11 +215,11 @@ def test_save_then_load_gives_the_same_detector(fitted, held_out, tmp_path):
 def test_unfitted_detector_refuses_to_score(name, train, tmp_path):
     detector = make(name)
     assert not detector.is_fitted
-    with pytest.raises(BadInputError):
+    with pytest.raises(NotFittedError):
         detector.decision_function(train[:2])
-    with pytest.raises(BadInputError):
+    with pytest.raises(NotFittedError):
         detector.explain(train[0])
-    with pytest.raises(BadInputError):
+    with pytest.raises(NotFittedError):
         detector.save(tmp_path / "model")
 
 

@@ -17,7 +17,7 @@ from core.detection.base import META_FILE
 from core.detection.metrics import roc_auc
 from core.detection.registry import SUPERVISED, Detector, Explanation, detector_class, detector_names
 from core.detection.spectrogram_cnn import MODEL_FILE, SpectrogramCNN
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, NotFittedError, Reason
 from core.signal.features import FeatureParams
 from core.signal.spectrogram_image import IMAGE_FEATURES, image_from_features
 
@@ -185,13 +185,13 @@ def test_unfitted_detector_refuses_to_score(train, tmp_path):
     features, _ = train
     detector = SpectrogramCNN(**TINY)
     assert not detector.is_fitted
-    with pytest.raises(BadInputError):
+    with pytest.raises(NotFittedError):
         detector.decision_function(features[:2])
-    with pytest.raises(BadInputError):
+    with pytest.raises(NotFittedError):
         detector.predict_images([image_from_features(features[0])])
-    with pytest.raises(BadInputError):
+    with pytest.raises(NotFittedError):
         detector.explain(features[0])
-    with pytest.raises(BadInputError):
+    with pytest.raises(NotFittedError):
         detector.save(tmp_path / "model")
 
 

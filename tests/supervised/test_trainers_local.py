@@ -22,7 +22,7 @@ from core.detection.base import META_FILE
 from core.detection.metrics import metrics_at, roc_auc
 from core.detection.registry import Detector
 from core.detection.spectrogram_cnn import MODEL_FILE, SpectrogramCNN
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, NoModelError, Reason
 from core.signal.batch import file_features
 from core.signal.spectrogram_image import IMAGE_FEATURES
 from core.supervised.base import DECISION_THRESHOLD, ExportRef, register_model, resolve_export
@@ -277,11 +277,9 @@ def test_a_model_without_local_files_cannot_be_activated(trained, tmp_path):
     external = register_model("rekognition", ExportRef(trained.export_dir, trained.summary, None), save=None,
                               params={}, provenance={})  # fmt: skip
     assert _model(external).artifact_path is None
-    with pytest.raises(BadInputError) as err:
+    with pytest.raises(NoModelError, match="can score here"):
         activate(MACHINE, model_id=external)
-    assert err.value.reason == Reason.INVALID_PARAMETER
-    assert "can score here" in err.value.detail
-    with pytest.raises(BadInputError):
+    with pytest.raises(NoModelError):
         activate(MACHINE, detector="rekognition")
     assert active_model_id(MACHINE) is None
     assert score_with_model(_model(external), [1]).scored == 0  # and it scores nothing here
