@@ -5,11 +5,19 @@ import logging
 import streamlit as st
 
 from core.errors import MachineSoundError
+from dashboard.components.auth import sign_in
 from dashboard.components.first_start import ensure_demo_data
-from dashboard.registry import PAGES
+from dashboard.registry import pages_for
 from dashboard.theme import APP_TITLE
 
 st.set_page_config(page_title=APP_TITLE, page_icon=":material/graphic_eq:", layout="wide")
+try:
+    actor = sign_in()  # with AUTH=local or oidc, nothing of the plant is drawn before this returns someone
+except MachineSoundError as exc:
+    st.error(f"{exc.detail}.")
+    st.stop()
+if actor is None:
+    st.stop()
 try:
     ensure_demo_data()
 except Exception as exc:  # shown to the user with what to do, never as a raw traceback
@@ -17,7 +25,7 @@ except Exception as exc:  # shown to the user with what to do, never as a raw tr
     st.stop()
 
 navigation = st.navigation(
-    [st.Page(page.path, title=page.title, url_path=page.url_path, icon=page.icon) for page in PAGES]
+    [st.Page(page.path, title=page.title, url_path=page.url_path, icon=page.icon) for page in pages_for(actor)]
 )
 try:
     navigation.run()

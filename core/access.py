@@ -75,12 +75,13 @@ class Actor:
 
     name: str
     role: Role
+    operator: bool = False  # the CLI's operator: full rights, and may record work in another person's name
 
     def may(self, action: Action) -> bool:
         return allowed(self.role, action)
 
 
-OPERATOR = Actor("operator", Role.ADMIN)  # the CLI's default, and AUTH=none's one local user
+OPERATOR = Actor("operator", Role.ADMIN, operator=True)  # the CLI's default (``--as NAME`` acts as a user)
 
 
 def allowed(role: Role | str, action: Action | str) -> bool:
@@ -102,3 +103,19 @@ def require(actor: Actor | None, action: Action | str) -> Actor:
     if reason:
         raise PermissionDeniedError(f"{actor.name} may not {Action(action).value}: {reason}")
     return actor
+
+
+def recorded_name(actor: Actor | None, action: Action | str, name: str | None = None) -> str:
+    """Check ``action`` for ``actor`` (:func:`require`) and return the name the record will carry.
+
+    A signed-in user always acts in their own name: ``name``, when given, must be theirs (nobody can
+    judge, undo or set a threshold as someone else).  The CLI's operator records the ``name`` it is
+    given (``annotate --annotator NAME``), or its own.
+    """
+    actor = require(actor, action)
+    given = (name or "").strip()
+    if actor.operator:
+        return given or actor.name
+    if given and given != actor.name:
+        raise PermissionDeniedError(f"{actor.name} may not act as {given!r}: records carry the signed-in user")
+    return actor.name

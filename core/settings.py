@@ -193,6 +193,9 @@ def _tensorflow_notices(env: Mapping[str, str]) -> bool:
 # --- the settings -------------------------------------------------------------------------------------------------
 
 
+TRAINING_COST_PER_HOUR = 1.00  # USD, us-east-1 list price of Custom Labels training; shown before it starts
+
+
 @dataclass(frozen=True)
 class CloudConfig:
     """Where supervised training runs in AWS: bucket, prefix, project, region, profile, cost (``REKOGNITION_*``)."""
@@ -232,6 +235,13 @@ class CloudConfig:
     def hourly_cost(self) -> float:
         """USD per hour while the model runs: units x price per unit hour."""
         return self.inference_units * self.cost_per_unit_hour
+
+    def training_cost_notice(self) -> str:
+        return (
+            f"Training with Rekognition Custom Labels is billed per hour of training (about "
+            f"${TRAINING_COST_PER_HOUR:.2f}/h in us-east-1; check your region), usually a few hours, and a "
+            "started training run cannot be stopped."
+        )
 
     def cost_notice(self) -> str:
         return (

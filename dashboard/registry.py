@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.access import Action, Actor
+
 PAGES_DIR = Path(__file__).with_name("pages")
 
 
@@ -17,6 +19,7 @@ class PageSpec:
     url_path: str
     icon: str
     script: str  # file name under dashboard/pages
+    needs: Action | None = None  # listed only for roles that may do this (the page checks it again)
 
     @property
     def path(self) -> Path:
@@ -31,4 +34,11 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("Supervised training", "supervised", ":material/model_training:", "supervised.py"),
     PageSpec("Compare models", "compare", ":material/compare:", "compare.py"),
     PageSpec("Data", "data", ":material/upload_file:", "data.py"),
+    PageSpec("Audit", "audit", ":material/history:", "audit.py", needs=Action.VIEW_AUDIT),
+    PageSpec("Users", "users", ":material/group:", "users.py", needs=Action.MANAGE_USERS),
 )
+
+
+def pages_for(actor: Actor) -> list[PageSpec]:
+    """The pages ``actor``'s role may open, in menu order."""
+    return [page for page in PAGES if page.needs is None or actor.may(page.needs)]

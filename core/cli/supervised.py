@@ -64,11 +64,17 @@ def _rekognition(args: argparse.Namespace):
 
 def _reko_train(trainer, args: argparse.Namespace) -> int:
     """Upload the export and start training (waiting with ``--wait``); exit 1 if it failed."""
+    from core.supervised.cloud.config import unavailable_reason
     from core.supervised.jobs import job_status
 
+    reason = unavailable_reason(trainer.config)
+    if reason:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"cannot train with Rekognition: {reason}")
+    if not _confirmed(trainer.config.training_cost_notice(), args.yes, "Start training?"):
+        return 1
     update, close = progress_bar("upload")
     try:
-        job_id = trainer.train(args.export, user=args.user, progress=update)
+        job_id = trainer.train(args.export, user=args.user, progress=update, confirm_cost=True)
     finally:
         close()
     status = trainer.wait(job_id, on_poll=lambda s: print(f"  {s.status}", file=sys.stderr)) if args.wait \
@@ -99,7 +105,7 @@ def _reko_evaluate(trainer, args: argparse.Namespace) -> int:
     """Start the model (once its cost is accepted), predict the test images, stop it; exit 1 if refused."""
     from core.supervised.jobs import job_status
 
-    if not _confirmed(trainer.config.cost_notice(), args.yes):
+    if not _confirmed(trainer.config.cost_notice(), args.yes, "Start the model?"):
         return 1
     update, close = progress_bar("test images")
     try:
@@ -110,14 +116,14 @@ def _reko_evaluate(trainer, args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirmed(notice: str, yes: bool) -> bool:
+def _confirmed(notice: str, yes: bool, question: str) -> bool:
     """Whether the user accepts the cost: ``--yes``, or a yes at the prompt (never without a terminal)."""
     if yes:
         return True
     if not sys.stdin.isatty():
         print(f"{notice}\nNot started: add --yes to accept the cost.", file=sys.stderr)
         return False
-    return input(f"{notice}\nStart the model? [y/N] ").strip().lower() in ("y", "yes")
+    return input(f"{notice}\n{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 def register_rekognition(commands) -> None:
@@ -134,7 +140,8 @@ def register_rekognition(commands) -> None:
     reko.add_argument("job", nargs="?", type=int, help="job id (status, evaluate, stop)")
     reko.add_argument("--export", metavar="DIR", help="with train: export folder (default: the newest)")
     reko.add_argument("--wait", action="store_true", help="with train/status: poll until training ends")
-    reko.add_argument("--yes", action="store_true", help="with evaluate: accept the cost of running the model")
+    reko.add_argument("--yes", action="store_true",
+                      help="with train or evaluate: accept the cost of training or of running the model")
     for option in CLOUD_SETTINGS:
         reko.add_argument(f"--{option}", help=f"override REKOGNITION_{option.upper()}")
     add_who(reko, "who trains (recorded)")

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from core.access import Actor
 from core.detection.metrics import metrics_at, roc_auc
 from core.errors import BadInputError, Reason
 from core.vocabulary import FINAL_JOB_STATES, JobState
@@ -85,19 +86,26 @@ class Trainer(ABC):
     def availability(self) -> Availability: ...
 
     @abstractmethod
-    def train(self, export_dir: str | Path | None = None, *, user: str = "system", progress=None) -> int:
-        """Start training on an export (default: the newest); returns the job id."""
+    def train(
+        self, export_dir: str | Path | None = None, *, user: str = "system", progress=None,
+        actor: Actor | None = None, confirm_cost: bool = False,
+    ) -> int:
+        """Start training on an export (default: the newest); returns the job id.  ``actor`` (default: the
+        CLI's operator, who names ``user``) needs the engineer role; a paid backend also needs
+        ``confirm_cost`` (after showing its cost notice)."""
 
     @abstractmethod
     def refresh(self, job_id: int) -> JobStatus:
         """The job's state, after asking the backend for news."""
 
     @abstractmethod
-    def evaluate(self, job_id: int, *, confirm_cost: bool = False, progress=None) -> dict[str, Any]:
+    def evaluate(
+        self, job_id: int, *, confirm_cost: bool = False, progress=None, actor: Actor | None = None
+    ) -> dict[str, Any]:
         """Score the export's test images; returns the evaluation record (see :func:`evaluation_record`)."""
 
     @abstractmethod
-    def stop(self, job_id: int) -> JobStatus:
+    def stop(self, job_id: int, *, actor: Actor | None = None) -> JobStatus:
         """Release whatever the job keeps running."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from core.access import Action, Actor, require
 from core.errors import BadInputError, Reason
 from core.supervised.base import (
     Availability,
@@ -41,12 +42,17 @@ class LocalTrainer(Trainer):
     def availability(self) -> Availability:
         return Availability(True, "trains a small CNN on this machine's CPU")
 
-    def train(self, export_dir: str | Path | None = None, *, user: str = "system", progress=None) -> int:
+    def train(
+        self, export_dir: str | Path | None = None, *, user: str = "system", progress=None,
+        actor: Actor | None = None, confirm_cost: bool = False,
+    ) -> int:
         """Train on the export's train images, evaluate on its test images; returns the job id.
 
         ``progress(epoch, epochs)`` after each epoch.  A failure marks the job ``failed``
         with the reason, then raises.
         """
+        actor = require(actor, Action.TRAIN_SUPERVISED)
+        user = user if actor.operator else actor.name
         from core.detection.spectrogram_cnn import SpectrogramCNN  # loads TensorFlow
 
         export = resolve_export(export_dir, self.url)
@@ -85,13 +91,15 @@ class LocalTrainer(Trainer):
     def refresh(self, job_id: int) -> JobStatus:
         return job_status(job_id, self.url)
 
-    def evaluate(self, job_id: int, *, confirm_cost: bool = False, progress=None) -> dict[str, Any]:
+    def evaluate(
+        self, job_id: int, *, confirm_cost: bool = False, progress=None, actor: Actor | None = None
+    ) -> dict[str, Any]:
         """Local jobs are evaluated when they finish training: the stored evaluation (free)."""
         status = job_status(job_id, self.url)
         if "evaluation" not in status.external:
             raise BadInputError(Reason.INVALID_PARAMETER, f"job {job_id} has no evaluation ({status.status})")
         return status.external["evaluation"]
 
-    def stop(self, job_id: int) -> JobStatus:
+    def stop(self, job_id: int, *, actor: Actor | None = None) -> JobStatus:
         """Nothing keeps running after a local job: its state as it is."""
         return job_status(job_id, self.url)

@@ -22,6 +22,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from core.access import Action, Actor, require
 from core.errors import BadInputError, NoModelError, Reason
 from core.supervised.base import (
     Availability,
@@ -101,12 +102,19 @@ class RekognitionTrainer(Trainer):
             return Availability(False, reason)
         return Availability(True, f"s3://{self.config.bucket}/{self.config.prefix}/, project {self.config.project}")
 
-    def train(self, export_dir: str | Path | None = None, *, user: str = "system", progress=None) -> int:
+    def train(
+        self, export_dir: str | Path | None = None, *, user: str = "system", progress=None,
+        actor: Actor | None = None, confirm_cost: bool = False,
+    ) -> int:
         """Upload the export and start training; returns the job id once Rekognition accepted it.
 
+        Refuses unless ``actor`` (default: the CLI's operator) has the engineer role and ``confirm_cost``
+        is true: training is billed by the hour (see :meth:`CloudConfig.training_cost_notice`).
         ``progress(done, total)`` follows the upload.  A failure marks the job ``failed``
         with AWS's message and raises :class:`CloudError`; the export stays on disk.
         """
+        actor = require(actor, Action.CLOUD_TRAIN)
+        user = user if actor.operator else actor.name
         reason = unavailable_reason(self.config)
         if reason:  # no job is recorded for what could never start
             raise BadInputError(Reason.INVALID_PARAMETER, f"cannot train with Rekognition: {reason}")
@@ -114,6 +122,9 @@ class RekognitionTrainer(Trainer):
         problems = validate_export(export.root, export.summary["options"].get("source_ref_base", ""))
         if problems:
             raise BadInputError(Reason.INVALID_PARAMETER, f"export failed validation: {problems[0]}", export.root)
+        if not confirm_cost:
+            raise BadInputError(Reason.INVALID_PARAMETER,
+                                f"not started: {self.config.training_cost_notice()} Confirm to go on.")  # fmt: skip
         tag = f"export-{export.export_id}" if export.export_id else f"export-{export.root.name}"
         key_base = f"{self.config.prefix}/exports/{tag}/"
         job_id = new_job(self.name, export, self.url, bucket=self.config.bucket, prefix=self.config.prefix,
@@ -208,12 +219,15 @@ class RekognitionTrainer(Trainer):
                 return status
             self.sleep(self.poll_s)
 
-    def evaluate(self, job_id: int, *, confirm_cost: bool = False, progress=None) -> dict[str, Any]:
+    def evaluate(
+        self, job_id: int, *, confirm_cost: bool = False, progress=None, actor: Actor | None = None
+    ) -> dict[str, Any]:
         """Start the model, predict every test image, stop the model (always), store the results.
 
-        Refuses to start anything unless ``confirm_cost`` is true: the model costs
-        money every hour it runs (see :meth:`CloudConfig.cost_notice`).
+        Refuses to start anything unless ``actor`` has the engineer role and ``confirm_cost`` is true:
+        the model costs money every hour it runs (see :meth:`CloudConfig.cost_notice`).
         """
+        require(actor, Action.CLOUD_EVALUATE)
         status = self._job(job_id)
         if status.status not in (JobState.TRAINED, JobState.COMPLETED):
             raise BadInputError(Reason.INVALID_PARAMETER, f"job {job_id} is {status.status}; evaluate a trained model")
@@ -267,13 +281,14 @@ class RekognitionTrainer(Trainer):
             set_job(job_id, self.url, message=f"COULD NOT STOP THE MODEL, it may still cost money: {exc}")
             raise
 
-    def stop(self, job_id: int) -> JobStatus:
+    def stop(self, job_id: int, *, actor: Actor | None = None) -> JobStatus:
         """Stop the job's model if it runs (after an interrupted evaluation, or to be sure nothing bills).
 
         Rekognition's StopProjectVersion stops a running model, not a training run: a job
         still training is refused (training ends by itself, usually within hours).  An
         evaluation cut short goes back to ``trained``, ready to be evaluated again.
         """
+        require(actor, Action.CLOUD_EVALUATE)
         status = self._job(job_id)
         arn = status.external.get("version_arn")
         if arn is None:

@@ -16,12 +16,15 @@ def machine_keys(*, require_model: bool = False, url: str | None = None) -> list
         return [m.key for m in machines_matching(session) if m.active_model_id or not require_model]
 
 
-def clip_choices(machine: str, *, url: str | None = None) -> dict[int, str]:
-    """``{clip_id: "#id · label · split · file name"}`` of a machine's clips (empty for an unknown machine)."""
+def clip_choices(machine: str, *, blind: bool = False, url: str | None = None) -> dict[int, str]:
+    """``{clip_id: "#id · label · split · file name"}`` of a machine's clips (empty for an unknown machine);
+    ``blind`` (blind review) names them ``#id`` only."""
     with session_scope(url) as session:
         found = machine_by_key(session, machine)
         if found is None:
             return {}
+        if blind:
+            return {c.id: f"#{c.id}" for c in found.clips}
         return {c.id: f"#{c.id} · {c.label} · {c.split} · {c.path.rsplit('/', 1)[-1]}" for c in found.clips}
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from core.access import Action, Actor, require
 from core.errors import BadInputError, Reason
 from core.parallel import Progress, map_guarded
 from core.signal.batch import file_features
@@ -117,13 +118,18 @@ def export_dataset(
     url: str | None = None,
     n_jobs: int | None = None,
     progress: Progress | None = None,
+    actor: Actor | None = None,
 ) -> dict[str, Any]:
     """Export the curated, balanced dataset to ``out_dir`` and return its summary (also in ``summary.json``).
+
+    ``actor`` (default: the CLI's operator, who names ``user``) needs the engineer role.
 
     Raises :class:`BadInputError` when no machine has enough curated clips, when
     ``out_dir`` holds files and ``overwrite`` is false, or when the written dataset
     fails validation (the files stay for inspection; the summary lists the problems).
     """
+    actor = require(actor, Action.EXPORT)
+    user = user if actor.operator else actor.name
     out = Path(out_dir)
     _refuse_target(out, overwrite)
     with session_scope(url) as session:

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.access import Action, Actor, require
 from core.datasets.layouts import DiscoveredClip, discover
 from core.datasets.splits import assign_split, split_key
 from core.errors import BadInputError, Reason
@@ -86,8 +87,10 @@ def ingest(
     url: str | None = None,
     n_jobs: int | None = None,
     progress: Progress | None = None,
+    actor: Actor | None = None,
 ) -> IngestReport:
-    """Register every clip under ``paths`` (files or folders).
+    """Register every clip under ``paths`` (files or folders).  ``actor`` (default: the CLI's operator,
+    who ingests what it names) needs the engineer role; see :func:`ingest_folder` for the dashboard.
 
     Files are validated and hashed on ``n_jobs`` processes and registered every
     ``COMMIT_EVERY`` clips as they come, so a killed run keeps what it stored (the next
@@ -95,7 +98,54 @@ def ingest(
     file is recorded with its reason in ``rejected_files`` and in the report, and the
     batch goes on.
     """
+    require(actor, Action.INGEST)
     clips, errors = collect(paths)
+    return _register(clips, errors, url=url, n_jobs=n_jobs, progress=progress)
+
+
+def ingest_roots() -> list[Path]:
+    """The folders the dashboard may ingest from (``INGEST_ROOTS``, default ``DATA_DIR``), resolved."""
+    return [Path(root).resolve() for root in settings().ingest_roots]
+
+
+def ingest_folder(
+    folder: str,
+    *,
+    roots: list[Path] | None = None,
+    url: str | None = None,
+    n_jobs: int | None = None,
+    progress: Progress | None = None,
+    actor: Actor | None = None,
+) -> IngestReport:
+    """Register the clips under ``folder``, which must lie inside one of ``roots`` (default: the
+    ``INGEST_ROOTS`` setting): what the dashboard may ingest from its server.
+
+    The path is resolved (``..`` and links) before the check, and a folder outside the roots is refused
+    with the same words whether or not it exists.  A file inside that is a symbolic link leading
+    outside the roots is refused with its reason; the rest of the folder is ingested.  ``actor`` needs
+    the engineer role.  Raises :class:`BadInputError` for a folder outside the roots or missing.
+    """
+    require(actor, Action.INGEST)
+    allowed = [Path(r).resolve() for r in roots] if roots is not None else ingest_roots()
+    target = Path(folder.strip()).expanduser().resolve()
+    if not any(target.is_relative_to(root) for root in allowed):
+        shown = ", ".join(str(r) for r in allowed)
+        raise BadInputError(Reason.INVALID_PARAMETER, f"the dashboard ingests only from inside {shown} "
+                            "(INGEST_ROOTS); ask an operator to ingest other folders with the CLI", folder)  # fmt: skip
+    if not target.is_dir():
+        raise BadInputError(Reason.NOT_FOUND, "no such folder inside the ingest roots", folder)
+    clips, errors = collect([str(target)])
+    inside = [c for c in clips if any(Path(c.path).resolve().is_relative_to(root) for root in allowed)]
+    errors += [BadInputError(Reason.INVALID_PARAMETER, "a symbolic link to a file outside the ingest roots",
+                             c.path) for c in clips if c not in inside]  # fmt: skip
+    return _register(inside, errors, url=url, n_jobs=n_jobs, progress=progress)
+
+
+def _register(
+    clips: list[DiscoveredClip], errors: list[BadInputError], *, url: str | None, n_jobs: int | None,
+    progress: Progress | None,
+) -> IngestReport:
+    """Validate, hash and store ``clips``, recording ``errors`` and each refused file, in batches."""
     report = IngestReport()
     pending: list[tuple[DiscoveredClip, InspectedFile]] = []
     for index, result in map_guarded(inspect_file, [c.path for c in clips], n_jobs=n_jobs, progress=progress):

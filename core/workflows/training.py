@@ -13,6 +13,7 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.access import Action, Actor, require
 from core.detection.registry import DEFAULT_DETECTOR, SUPERVISED, detector_class
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from core.errors import BadInputError, NoModelError, Reason
@@ -125,8 +126,12 @@ def train(
     user: str = "system",
     log: Report | None = None,
     progress: Callable[[int, int], None] | None = None,
+    actor: Actor | None = None,
 ) -> TrainingReport:
     """Train ``detector`` for each machine matching ``machine`` (``type/id``, ``type`` or all).
+
+    ``actor`` (default: the CLI's operator) needs the engineer role; a signed-in actor is recorded as
+    the trainer (``user`` names it for the operator).
 
     Used: what the label policy lets a detector learn as normal (:func:`clips_to_learn`): the normal
     clips of the training split and the field clips pilots judged normal, so that a model retrained
@@ -136,6 +141,8 @@ def train(
     (quantile 0.9), and becomes the machine's active model when it has none or when it is a newer
     version of the active detector (a user's choice of another detector is kept).
     """
+    actor = require(actor, Action.TRAIN)
+    user = user if actor.operator else actor.name
     _check_unsupervised(detector)
     scopes, machine_pks, from_verdicts = _training_plan(machine, per_type, url)
     run = _Run(detector, _params(detector, epochs), url, user, log or (lambda _line: None), progress, len(scopes))
@@ -253,9 +260,15 @@ def activate_if_current(session: Session, machine_pks: list[int], model: Detecto
             machine.active_model_id = model.id
 
 
-def activate(spec: str, *, detector: str | None = None, model_id: int | None = None, url: str | None = None) -> int:
+def activate(
+    spec: str, *, detector: str | None = None, model_id: int | None = None, actor: Actor | None = None,
+    url: str | None = None,
+) -> int:
     """Make a model active for machine ``spec`` (``type/id``): a given ``model_id``, or the newest
-    version of ``detector`` trained for the machine or its type.  Returns the model id."""
+    version of ``detector`` trained for the machine or its type.  Returns the model id.
+
+    ``actor`` (default: the CLI's operator) needs the manager role."""
+    require(actor, Action.ACTIVATE_MODEL)
     with session_scope(url, write=True) as session:
         machine = machine_by_key(session, spec)
         if machine is None:

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from core.access import Action, Actor, Role, recorded_name
 from core.errors import BadInputError, Reason
+from core.settings import settings
 from core.vocabulary import Label, Verdict
 from core.workflows.labels import ClipLabel, labels_for_clips, labels_for_machines
 from db.models import Annotation, Clip, Machine
@@ -167,9 +169,13 @@ def record_verdict(
     *,
     anomaly_type: str | None = None,
     note: str = "",
+    actor: Actor | None = None,
     url: str | None = None,
 ) -> int:
     """Store a pilot's verdict on a clip at once; returns the annotation id.
+
+    ``actor`` (default: the CLI's operator) must be allowed to judge; a signed-in user judges only in
+    their own name (``annotator`` must be theirs, see :func:`core.access.recorded_name`).
 
     Safe with many annotators writing at once, from any number of processes: every
     verdict is a new row (never an update), and a write refused by a concurrent one is
@@ -178,7 +184,7 @@ def record_verdict(
     ``verdict`` is ``normal``, ``abnormal`` or ``unsure``; an ``anomaly_type`` is kept
     only with ``abnormal`` and is added to the team's list when new.
     """
-    annotator = annotator.strip()
+    annotator = recorded_name(actor, Action.JUDGE, annotator)
     if not annotator:
         raise BadInputError(Reason.INVALID_PARAMETER, "an annotator name is required")
     if verdict not in tuple(Verdict):
@@ -212,10 +218,13 @@ def clip_label(clip_id: int, *, url: str | None = None) -> ClipLabel:
         return labels_for_clips(session, [clip])[clip_id]
 
 
-def undo_last(annotator: str, *, url: str | None = None) -> Annotation | None:
-    """Cancel the annotator's latest verdict by appending an undo row; returns the undone verdict."""
+def undo_last(annotator: str, *, actor: Actor | None = None, url: str | None = None) -> Annotation | None:
+    """Cancel the annotator's latest verdict by appending an undo row; returns the undone verdict.
+
+    A signed-in ``actor`` undoes only their own verdicts (``annotator`` must be theirs)."""
+    annotator = recorded_name(actor, Action.JUDGE, annotator)
     with session_scope(url, write=True) as session:
-        target = last_undoable(session, annotator.strip())
+        target = last_undoable(session, annotator)
         if target is None:
             return None
         session.add(
@@ -229,6 +238,12 @@ def undo_last(annotator: str, *, url: str | None = None) -> Annotation | None:
             )  # fmt: skip
         )
         return target
+
+
+def review_is_blind(actor: Actor) -> bool:
+    """Whether ``actor`` judges blind (``BLIND_REVIEW``, on by default, for the annotator role): without
+    the clip's ground-truth label, its file path or other annotators' verdicts until their own verdict."""
+    return settings().blind_review and actor.role == Role.ANNOTATOR
 
 
 def anomaly_types(*, url: str | None = None) -> list[str]:

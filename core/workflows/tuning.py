@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
+from core.access import Action, Actor, recorded_name
 from core.detection.thresholds import (
     DEFAULT_QUANTILE,
     gamma_threshold,
@@ -156,12 +157,17 @@ def suggest(spec: str, options: SuggestOptions = SuggestOptions(), *, url: str |
 
 
 def set_threshold(
-    spec: str, value: float, *, set_by: str, reason: str, method: str = "manual", url: str | None = None
+    spec: str, value: float, *, set_by: str = "", reason: str, method: str = "manual", actor: Actor | None = None,
+    url: str | None = None,
 ) -> int:
-    """Record ``value`` as the active threshold of machine ``spec``'s active model; returns the row id."""
+    """Record ``value`` as the active threshold of machine ``spec``'s active model; returns the row id.
+
+    ``actor`` (default: the CLI's operator, who names ``set_by``) needs the engineer role; a signed-in
+    user sets thresholds in their own name."""
+    set_by = recorded_name(actor, Action.SET_THRESHOLD, set_by)
     if not np.isfinite(value):
         raise BadInputError(Reason.INVALID_PARAMETER, "the threshold must be a finite number")
-    if not set_by.strip():
+    if not set_by:
         raise BadInputError(Reason.INVALID_PARAMETER, "say who sets the threshold")
     with session_scope(url, write=True) as session:
         machine = one_machine(session, spec)

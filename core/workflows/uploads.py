@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.access import Action, Actor, require
 from core.errors import BadInputError, Reason
 from core.settings import settings
 from core.signal.audio import AUDIO_SUFFIXES
@@ -74,7 +75,9 @@ def _create(folder: Path, name: str, content: bytes) -> Path:
         n += 1
 
 
-def store_uploads(files: list[tuple[str, bytes]], machine: str, *, max_bytes: int | None = None) -> StoredUploads:
+def store_uploads(
+    files: list[tuple[str, bytes]], machine: str, *, max_bytes: int | None = None, actor: Actor | None = None
+) -> StoredUploads:
     """Write ``(file name, content)`` pairs to ``DATA_DIR/uploads/<type>/<id>/``.
 
     Names are made safe (a name such as ``../../x.wav`` lands inside that folder as
@@ -85,6 +88,7 @@ def store_uploads(files: list[tuple[str, bytes]], machine: str, *, max_bytes: in
     or the same file when its content is identical).  The other files of the batch are
     stored whatever happens to one of them.
     """
+    require(actor, Action.INGEST)
     limit = max_upload_bytes() if max_bytes is None else max_bytes
     machine_type, _, machine_id = machine.strip().partition("/")
     root = (data_dir() / "uploads").resolve()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-KEY = "annotator_name"
+KEY = "annotator_name"  # the same key dashboard.components.auth reads for AUTH=none
 
 
 def annotator_name() -> str | None:

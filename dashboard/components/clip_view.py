@@ -32,8 +32,11 @@ def clip_caption(clip_id: int, path: str) -> str:
     return f"clip #{clip_id} · {Path(path).name}"
 
 
-def render_clip(clip_id: int, *, key: str, compact: bool = False) -> ClipDetails | None:
-    """Draw the clip; returns its details (``None`` when it cannot be shown, with the reason on screen)."""
+def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = False) -> ClipDetails | None:
+    """Draw the clip; returns its details (``None`` when it cannot be shown, with the reason on screen).
+
+    ``blind`` (blind review) leaves out what could sway a verdict: the ground-truth label and the file
+    path (MIMII and DCASE paths name the label)."""
     details = clip_details(clip_id)
     if details is None:
         st.warning(f"Clip {clip_id} is no longer in the database.")
@@ -43,11 +46,15 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False) -> ClipDetails
     except BadInputError as exc:
         st.error(f"This clip cannot be read: {exc}. The file may have been moved or damaged.")
         return details
-    facts = f"**{details.machine}** · {details.duration_s:.1f} s · {details.n_channels} ch · label: {details.label}"
+    facts = f"**{details.machine}** · {details.duration_s:.1f} s · {details.n_channels} ch"
+    facts += "" if blind else f" · label: {details.label}"
     if details.score is not None:
         facts += f" · score **{details.score:.3g}** (threshold {details.threshold:.3g})"
     st.markdown(facts)
-    st.caption(clip_caption(details.clip_id, details.path), help=details.path)
+    if blind:
+        st.caption(f"clip #{details.clip_id}")
+    else:
+        st.caption(clip_caption(details.clip_id, details.path), help=details.path)
     window = None
     if details.frame_errors:
         window = most_abnormal_window(details.frame_errors, P.hop_length, sr)

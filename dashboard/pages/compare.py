@@ -7,10 +7,12 @@ import math
 import pandas as pd
 import streamlit as st
 
+from core.access import Action, why_not
 from core.detection.registry import detector_names
 from core.workflows.comparison import compare_models, model_choices
 from core.workflows.training import activate, active_model_id
 from dashboard.components import plots
+from dashboard.components.auth import current_actor
 from dashboard.components.pickers import machine_picker
 
 
@@ -57,12 +59,15 @@ def render() -> None:
     )
     st.dataframe(table)
     active = active_model_id(machine)
+    actor = current_actor()
+    refused = why_not(actor.role, Action.ACTIVATE_MODEL)
     buttons = st.columns(len(result.results))
     for column, r in zip(buttons, result.results, strict=True):
         if r.model_id == active:
             column.caption(f"{r.name} is the active model of {machine}.")
-        elif column.button(f"Make {r.name} active", key=f"activate_{r.model_id}"):
-            activate(machine, model_id=r.model_id)
+        elif column.button(f"Make {r.name} active", key=f"activate_{r.model_id}", disabled=bool(refused),
+                           help=refused):  # fmt: skip
+            activate(machine, model_id=r.model_id, actor=actor)
             st.toast(f"{r.name} now scores {machine}'s clips; new flags follow its threshold.")
             st.rerun()
 

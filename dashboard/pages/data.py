@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
-from core.workflows.ingest import ingest
+from core.access import Action, why_not
+from core.errors import MachineSoundError
+from core.workflows.ingest import ingest, ingest_folder, ingest_roots
 from core.workflows.scoring import score
 from core.workflows.uploads import max_upload_bytes, store_uploads
+from dashboard.components.auth import current_actor
 from dashboard.components.progress import progress_bar
 
 
@@ -37,24 +38,33 @@ def render() -> None:
     st.write("Folders in the MIMII or DCASE layouts keep their machine, label and split; other files are "
              "registered as unlabelled clips of the folder's machine. New clips are scored at once by their "
              "machine's active model.")  # fmt: skip
+    actor = current_actor()
+    refused = why_not(actor.role, Action.INGEST)
+    if refused:
+        st.info(f"Adding recordings is for engineers: {refused}.")
+        return
+    roots = ", ".join(str(r) for r in ingest_roots())
     with st.form("folder_form"):
-        folder = st.text_input("Folder on this server", placeholder="/data/mimii/6_dB_fan")
+        folder = st.text_input("Folder on this server", placeholder="/data/mimii/6_dB_fan",
+                               help=f"inside {roots} (INGEST_ROOTS)")  # fmt: skip
         if st.form_submit_button("Ingest folder") and folder.strip():
-            if not os.path.isdir(folder.strip()):
-                st.error(f"{folder}: no such folder on this server.")
+            try:
+                report = ingest_folder(folder, actor=actor, progress=progress_bar("ingesting"))
+            except MachineSoundError as exc:
+                st.error(exc.detail)
             else:
-                _show(ingest([folder.strip()], progress=progress_bar("ingesting")))
+                _show(report)
     st.subheader("Upload")
     machine = st.text_input("Machine for the uploads (type/id)", value="uploads/id_00")
     limit = max_upload_bytes()  # MAX_UPLOAD_MB; store_uploads applies the same limit
     uploads = st.file_uploader(f"WAV/FLAC files (up to {limit / 1e6:g} MB each)", type=["wav", "flac"],
                                accept_multiple_files=True)  # fmt: skip
     if uploads and st.button("Ingest uploads"):
-        stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=limit)
+        stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=limit, actor=actor)
         for item in stored.refused:
             st.error(f"{item['path']}: {item['detail']} ({item['reason']})")
         if stored.paths:
-            _show(ingest(stored.paths, progress=progress_bar("ingesting")), stored.names)
+            _show(ingest(stored.paths, progress=progress_bar("ingesting"), actor=actor), stored.names)
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

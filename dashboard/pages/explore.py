@@ -6,6 +6,8 @@ import streamlit as st
 
 from core.workflows.catalogue import clip_choices
 from core.workflows.explore import typical_normal_clip
+from core.workflows.triage import review_is_blind
+from dashboard.components.auth import current_actor
 from dashboard.components.clip_view import render_clip, render_history
 from dashboard.components.pickers import machine_picker
 
@@ -15,7 +17,8 @@ def render() -> None:
     machine = machine_picker()
     if machine is None:
         return
-    options = clip_choices(machine)
+    blind = review_is_blind(current_actor())  # an annotator explores without labels, paths or verdicts too
+    options = clip_choices(machine, blind=blind)
     wanted = st.session_state.get("explore_clip")
     ids = list(options)
     clip_id = st.selectbox("Clip", ids, index=ids.index(wanted) if wanted in ids else 0,
@@ -23,8 +26,8 @@ def render() -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("This clip")
-        details = render_clip(clip_id, key="explore", compact=True)
-        if details:
+        details = render_clip(clip_id, key="explore", compact=True, blind=blind)
+        if details and not blind:
             render_history(details)
     with right:
         st.subheader("A typical normal clip")
@@ -32,7 +35,7 @@ def render() -> None:
         if typical is None:
             st.info("No scored normal training clip of this machine to compare with yet.")
         else:
-            render_clip(typical, key="typical", compact=True)
+            render_clip(typical, key="typical", compact=True, blind=blind)
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.access import Action, why_not
 from core.errors import BadInputError
 from core.supervised import get_trainer
 from core.supervised.cloud import CloudError
@@ -21,6 +22,7 @@ from core.workflows.export import (
     newest_export,
     preview,
 )
+from dashboard.components.auth import current_actor
 from dashboard.components.progress import progress_bar
 
 COMPARE_PAGE = "dashboard/pages/compare.py"
@@ -63,9 +65,11 @@ def _curation(options: ExportOptions) -> bool:
 
 
 def _export(options: ExportOptions) -> None:
-    if st.button("Export balanced dataset", type="primary"):
+    actor = current_actor()
+    refused = why_not(actor.role, Action.EXPORT)
+    if st.button("Export balanced dataset", type="primary", disabled=bool(refused), help=refused):
         out = default_export_dir()
-        summary = export_dataset(out, options, user="dashboard", progress=progress_bar("spectrograms"))
+        summary = export_dataset(out, options, user="dashboard", progress=progress_bar("spectrograms"), actor=actor)
         st.session_state["last_export"] = summary["out_dir"]
         st.success(f"Export {summary['export_id']} written to {summary['out_dir']}: "
                    f"{describe_counts(summary['counts'])}. {summary['label_source'].capitalize()}.")  # fmt: skip
@@ -84,15 +88,24 @@ def _train_buttons() -> None:
     no_export = newest is None or newest.unusable is not None
     rekognition = get_trainer("rekognition", config=CloudConfig.from_env())
     availability = rekognition.availability()
+    actor = current_actor()
+    refused = why_not(actor.role, Action.TRAIN_SUPERVISED)
     left, right = st.columns(2)
-    if left.button("Train locally", disabled=no_export, help="A small CNN on this machine's CPU"):
+    if left.button("Train locally", disabled=no_export or bool(refused), help=refused or "A small CNN on this "
+                   "machine's CPU"):  # fmt: skip
         with st.spinner("Training the local CNN…"):
-            job_id = get_trainer("local").train(user="dashboard", progress=progress_bar("epochs"))
+            job_id = get_trainer("local").train(user="dashboard", progress=progress_bar("epochs"), actor=actor)
         st.success(f"Local training finished (job {job_id}).")
     reason = None if availability.ok else f"Unavailable: {availability.reason}."
-    if right.button("Train with Rekognition", disabled=no_export or not availability.ok,
-                    help=reason or availability.reason):  # fmt: skip
-        job_id = rekognition.train(user="dashboard", progress=progress_bar("uploading to S3"))
+    reason = why_not(actor.role, Action.CLOUD_TRAIN) or reason
+    if availability.ok and not no_export:
+        right.warning(rekognition.config.training_cost_notice())
+    accepted = right.checkbox("I accept the cost of training", key="cloud_training_cost",
+                              disabled=no_export or bool(reason))  # fmt: skip
+    if right.button("Train with Rekognition", disabled=no_export or bool(reason) or not accepted,
+                    help=reason or availability.reason or "tick the cost notice first"):  # fmt: skip
+        job_id = rekognition.train(user="dashboard", progress=progress_bar("uploading to S3"), actor=actor,
+                                   confirm_cost=True)  # fmt: skip
         st.success(f"Rekognition training started (job {job_id}); it usually takes about an hour.")
     if reason:
         right.caption(reason)
@@ -138,13 +151,16 @@ def _job_actions(job, rekognition) -> None:
     if job.backend == "rekognition" and job.status == JobState.TRAINED:
         with st.expander(f"Job {job.job_id}: evaluate the Rekognition model"):
             st.warning(rekognition.config.cost_notice())
-            accepted = st.checkbox("I accept this cost", key=f"cost_{job.job_id}")
-            if st.button("Evaluate on the test images", key=f"evaluate_{job.job_id}", disabled=not accepted):
-                rekognition.evaluate(job.job_id, confirm_cost=True, progress=progress_bar("test images"))
+            refused = why_not(current_actor().role, Action.CLOUD_EVALUATE)
+            accepted = st.checkbox("I accept this cost", key=f"cost_{job.job_id}", disabled=bool(refused))
+            if st.button("Evaluate on the test images", key=f"evaluate_{job.job_id}", disabled=not accepted,
+                         help=refused):  # fmt: skip
+                rekognition.evaluate(job.job_id, confirm_cost=True, progress=progress_bar("test images"),
+                                     actor=current_actor())  # fmt: skip
                 st.rerun()
     interrupted = job.backend == "rekognition" and job.status == JobState.EVALUATING  # the model may still be billing
     if interrupted and st.button(f"Stop job {job.job_id}'s model", key=f"stop_{job.job_id}"):
-        rekognition.stop(job.job_id)
+        rekognition.stop(job.job_id, actor=current_actor())
         st.rerun()
     if job.status == JobState.COMPLETED and job.model_id:
         preset = comparison_preset(job.model_id)

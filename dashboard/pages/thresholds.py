@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from core.access import Action, why_not
 from core.detection.metrics import metrics_at, partial_auc, roc_auc, sweep
 from core.errors import MachineSoundError
 from core.workflows.tuning import SuggestOptions, data_version, set_threshold, suggest, tuning_data
 from dashboard.components import plots
-from dashboard.components.annotator import KEY as NAME_KEY
+from dashboard.components.auth import NAME_KEY, current_actor
 from dashboard.components.pickers import machine_picker
 
 
@@ -94,11 +95,15 @@ def render() -> None:
         st.info(f"Precision and recall need labelled normal and abnormal clips ({data.label_source}).")
     _suggestions(machine, use_test)
     st.subheader("Save")
+    actor = current_actor()
     reason = st.text_input("Why this threshold?", key="threshold_reason")
-    who = st.text_input("Set by", value=st.session_state.get(NAME_KEY, ""), key="threshold_by")
-    if st.button("Save threshold", type="primary"):
+    who = actor.name  # the signed-in user; with sign-in off, whoever says so
+    if actor.operator:
+        who = st.text_input("Set by", value=st.session_state.get(NAME_KEY, ""), key="threshold_by")
+    refused = why_not(actor.role, Action.SET_THRESHOLD)
+    if st.button("Save threshold", type="primary", disabled=bool(refused), help=refused):
         try:
-            set_threshold(machine, value, set_by=who, reason=reason or "set on the threshold page")
+            set_threshold(machine, value, set_by=who, reason=reason or "set on the threshold page", actor=actor)
         except MachineSoundError as exc:
             st.error(exc.detail)
         else:

@@ -10,11 +10,13 @@ from core.workflows.triage import (
     anomaly_types,
     clip_label,
     record_verdict,
+    review_is_blind,
     review_list,
     triage_queue,
     undo_last,
 )
 from dashboard.components.annotator import annotator_name
+from dashboard.components.auth import current_actor
 from dashboard.components.clip_view import render_clip, render_history
 from dashboard.components.pickers import machine_picker
 
@@ -32,7 +34,8 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
         kind = None
     note = st.session_state.get(f"note_{clip_id}", "")
     try:
-        record_verdict(clip_id, name, verdict, anomaly_type=kind if verdict == "abnormal" else None, note=note)
+        record_verdict(clip_id, name, verdict, anomaly_type=kind if verdict == "abnormal" else None, note=note,
+                       actor=current_actor())  # fmt: skip
     except MachineSoundError as exc:  # callbacks run outside the page's error guard
         st.session_state["verdict_error"] = exc.detail
         return
@@ -64,11 +67,18 @@ def _verdict_form(clip_id: int, name: str) -> None:
                       on_click=_record, args=(clip_id, name, verdict))  # fmt: skip
 
 
+def _annotator() -> str | None:
+    """Who judges: the signed-in user; with sign-in off, a name given once per session."""
+    actor = current_actor()
+    return annotator_name() if actor.operator else actor.name
+
+
 def render() -> None:
     st.title("Triage queue")
-    name = annotator_name()
+    name = _annotator()
     if name is None:
         return
+    blind = review_is_blind(current_actor())
     machine = machine_picker(require_model=True)
     if machine is None:
         return
@@ -85,10 +95,10 @@ def render() -> None:
         if st.session_state.pop("toast", False):
             st.toast(f"Saved {st.session_state['last_verdict']}", icon=":material/check_circle:")
     if top[1].button("↶ Undo my last verdict", use_container_width=True):
-        undone = undo_last(name)
+        undone = undo_last(name, actor=current_actor())
         st.session_state["last_verdict"] = f"undo of #{undone.clip_id}" if undone else "nothing to undo"
         st.rerun()
-    disagreements = review_list(machine)
+    disagreements = [] if blind else review_list(machine)  # blind review: nobody else's verdicts before one's own
     if disagreements:
         with st.expander(f"Review list: {len(disagreements)} clip(s) where annotators disagree"):
             for item in disagreements:
@@ -98,9 +108,11 @@ def render() -> None:
         st.success("Nothing left to review for this machine. New flags appear here as clips are scored.")
         return
     item = queue[0]
-    details = render_clip(item.clip_id, key="triage")
+    details = render_clip(item.clip_id, key="triage", blind=blind)
     _verdict_form(item.clip_id, name)
-    if details:
+    if blind:
+        st.caption("Blind review: the clip's label, file and other verdicts show after your verdict.")
+    elif details:
         with st.expander("Verdict history of this clip"):
             render_history(details)
 

@@ -12,7 +12,8 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from sqlalchemy import select
 
-from core.errors import BadInputError, NoModelError
+from core.access import Actor, Role
+from core.errors import BadInputError, NoModelError, PermissionDeniedError
 from core.supervised import get_trainer
 from core.supervised.base import claim_job, set_job
 from core.supervised.cloud import CloudError
@@ -100,7 +101,7 @@ def expect_training(stub: Stubber, summary: dict, project_arn: str = PROJECT_ARN
 def start_training(trainer: RekognitionTrainer, stub: Stubber, summary: dict) -> int:
     stub.add_response("create_project", {"ProjectArn": PROJECT_ARN}, {"ProjectName": PROJECT})
     expect_training(stub, summary)
-    job_id = trainer.train()
+    job_id = trainer.train(confirm_cost=True)
     stub.assert_no_pending_responses()
     return job_id
 
@@ -140,7 +141,8 @@ def test_train_uploads_creates_the_project_and_starts_a_version(trainer, stub, e
     stub.add_response("create_project", {"ProjectArn": PROJECT_ARN}, {"ProjectName": PROJECT})
     expect_training(stub, export)
     progress = []
-    job_id = trainer.train(user="pilot", progress=lambda done, total: progress.append((done, total)))
+    job_id = trainer.train(user="pilot", progress=lambda done, total: progress.append((done, total)),
+                           confirm_cost=True)
     stub.assert_no_pending_responses()
 
     base = key_base(export)
@@ -169,7 +171,7 @@ def test_an_existing_project_is_found_and_reused(trainer, stub, export):
         {"ProjectNames": [PROJECT]},
     )  # fmt: skip
     expect_training(stub, export, project_arn=PROJECT_ARN)
-    job_id = trainer.train()
+    job_id = trainer.train(confirm_cost=True)
     stub.assert_no_pending_responses()
     assert job_status(job_id).external["project_arn"] == PROJECT_ARN
 
@@ -177,7 +179,7 @@ def test_an_existing_project_is_found_and_reused(trainer, stub, export):
 def test_access_denied_fails_the_job_and_keeps_the_export(trainer, stub, export):
     client_error(stub, "create_project", "AccessDeniedException", "not authorized to CreateProject", 403)
     with pytest.raises(CloudError) as caught:
-        trainer.train()
+        trainer.train(confirm_cost=True)
     stub.assert_no_pending_responses()
     assert "create_project failed: AccessDeniedException: not authorized to CreateProject" in str(caught.value)
     assert "IAM" in str(caught.value)
@@ -196,10 +198,26 @@ def test_a_failed_upload_fails_the_job_before_any_rekognition_call(s3, rekogniti
     trainer = RekognitionTrainer(CloudConfig(bucket="no-such-bucket", region=REGION), rekognition=rekognition[0],
                                  s3=s3, sleep=lambda s: None)  # fmt: skip
     with pytest.raises(CloudError, match="NoSuchBucket"):
-        trainer.train()
+        trainer.train(confirm_cost=True)
     rekognition[1].assert_no_pending_responses()
     [job] = recent_jobs(backend="rekognition")
     assert job.status == "failed" and "no-such-bucket" in job.message
+
+
+def test_cloud_training_needs_its_cost_confirmed_and_the_engineer_role(s3, rekognition, trainer, export):
+    with pytest.raises(BadInputError, match="billed per hour of training") as refused:
+        trainer.train()  # the notice names the price; nothing is recorded, uploaded or called
+    assert "Confirm to go on" in refused.value.detail
+    for role in (Role.ANNOTATOR,):
+        with pytest.raises(PermissionDeniedError, match="cloud train needs the engineer role"):
+            trainer.train(confirm_cost=True, actor=Actor("ana", role))
+    with pytest.raises(PermissionDeniedError, match="cloud evaluate needs the engineer role"):
+        trainer.evaluate(1, confirm_cost=True, actor=Actor("ana", Role.ANNOTATOR))
+    with pytest.raises(PermissionDeniedError):
+        trainer.stop(1, actor=Actor("ana", Role.ANNOTATOR))
+    rekognition[1].assert_no_pending_responses()
+    assert recent_jobs() == []
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
 
 
 def test_no_bucket_or_an_invalid_export_is_refused_before_anything_starts(s3, rekognition, trainer, export):
@@ -469,5 +487,5 @@ def test_stop_a_trained_model_keeps_the_job_trained(trainer, stub, export):
 def test_without_credentials_nothing_is_recorded_or_sent(no_aws, export):
     trainer = RekognitionTrainer(CloudConfig(bucket=BUCKET, region=REGION), sleep=lambda s: None)
     with pytest.raises(BadInputError, match="cannot train with Rekognition: no AWS credentials found"):
-        trainer.train()
+        trainer.train(confirm_cost=True)
     assert recent_jobs(backend="rekognition") == []
