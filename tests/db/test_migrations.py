@@ -400,7 +400,9 @@ def test_0006_adds_users_failed_sign_ins_and_the_audit_log_to_a_0005_database(en
         with pytest.raises(IntegrityError), engine.begin() as conn:
             _user(conn, name, role, email)
     with engine.connect() as conn:
-        assert conn.execute(text('SELECT "user", action, target FROM audit_events')).all() == [("ana", "add user", "bo")]
+        assert conn.execute(text('SELECT "user", action, target FROM audit_events')).all() == [
+            ("ana", "add user", "bo")
+        ]
 
 
 def test_0006_downgrades_to_0005(engine):
