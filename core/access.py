@@ -13,19 +13,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from core.errors import PermissionDeniedError
+from core.vocabulary import Role  # the roles are product words (the database checks them too); re-exported here
 
-
-class Role(StrEnum):
-    """A user's role; each role may do everything the roles before it may."""
-
-    ANNOTATOR = "annotator"  # judges clips
-    ENGINEER = "engineer"  # also thresholds, training, exports, ingest, detector choice
-    MANAGER = "manager"  # also activates models, sees every report
-    ADMIN = "admin"  # also users and cloud settings
-
-    @property
-    def rank(self) -> int:
-        return list(Role).index(self)
+__all__ = ["Role", "Action", "PERMISSIONS", "Actor", "OPERATOR", "allowed", "why_not", "require"]
 
 
 class Action(StrEnum):

@@ -8,6 +8,7 @@
 * :class:`StateError` and its kinds :class:`NoModelError`, :class:`NotFittedError`: the request is
   fine but the product is not ready for it yet (train a model first).
 * :class:`PermissionDeniedError`: the signed-in user's role does not allow the action.
+* :class:`SignInError`: a sign-in was refused (one message for a wrong name, password or disabled account).
 * :class:`CloudError`: a cloud call failed (AWS's code and message).
 """
 
@@ -56,6 +57,11 @@ class NotFittedError(StateError):
 
 class PermissionDeniedError(MachineSoundError):
     """The acting user's role does not allow this action (see :mod:`core.access`)."""
+
+
+class SignInError(MachineSoundError):
+    """A sign-in was refused: wrong username or password (one message whichever it was), too many failed
+    attempts for the name, or an OpenID Connect account with no role here (see :mod:`core.workflows.users`)."""
 
 
 class CloudError(MachineSoundError):

@@ -29,6 +29,7 @@ import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
 
@@ -53,6 +54,18 @@ VARIABLES: tuple[Variable, ...] = (
                                 "(also true/false, yes/no, on/off)"),
     Variable("MAX_UPLOAD_MB", "200", "larger uploads are refused, by core.workflows.uploads, which the Data page uses "
                                      "(a positive number of megabytes, e.g. 0.5)"),
+    Variable("INGEST_ROOTS", "$DATA_DIR",
+             "the folders the dashboard may ingest from (and below them), separated by the path separator "
+             "(: on Linux); each made absolute"),
+    Variable("AUTH", "none",
+             "how people sign in to the dashboard: none (one local admin; the server listens on loopback only), "
+             "local (accounts and passwords in the database: python -m core users add) or oidc (OpenID Connect)"),
+    Variable("AUTH_ROLE_CLAIM", "roles",
+             "with AUTH=oidc, the ID-token claim that names a user's roles (a string or a list; the highest of "
+             "annotator, engineer, manager, admin counts); without it, the role an admin gave the e-mail"),
+    Variable("BLIND_REVIEW", "1",
+             "1 hides other annotators' verdicts on a clip from an annotator until they give their own, 0 shows them "
+             "(also true/false, yes/no, on/off)"),
     Variable("NOTIFY_WEBHOOK_URL", "none", "an http(s) URL that watch POSTs new flags to as JSON (also --webhook)"),
     Variable("NOTIFY_SNS_TOPIC_ARN", "none", "the ARN of an AWS SNS topic watch publishes new flags to "
                                              "(also --sns-topic)"),
@@ -85,6 +98,15 @@ SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]
 _AWS_REGION = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")  # us-east-1, eu-central-2, us-gov-west-1, cn-north-1
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+DEFAULT_ROLE_CLAIM = "roles"
+
+
+class AuthMode(StrEnum):
+    """How people sign in to the dashboard (``AUTH``)."""
+
+    NONE = "none"  # one local user, an admin; the server listens on loopback only
+    LOCAL = "local"  # accounts and argon2 password hashes in the database
+    OIDC = "oidc"  # OpenID Connect (Streamlit's st.login); roles from a claim or the users table
 
 
 def valid_webhook_url(url: str) -> bool:
@@ -190,6 +212,23 @@ def _tensorflow_notices(env: Mapping[str, str]) -> bool:
     return raw != "3"
 
 
+def _auth_mode(env: Mapping[str, str]) -> AuthMode:
+    raw = _raw(env, "AUTH")
+    if raw is None:
+        return AuthMode.NONE
+    if raw.lower() not in tuple(AuthMode):
+        raise _bad(f"AUTH must be one of {', '.join(AuthMode)}, got {raw!r}")
+    return AuthMode(raw.lower())
+
+
+def _folders(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
+    """The folders ``name`` lists (separated by ``os.pathsep``), each resolved; empty entries skipped."""
+    raw = _raw(env, name)
+    if raw is None:
+        return ()
+    return tuple(Path(part.strip()).resolve() for part in raw.split(os.pathsep) if part.strip())
+
+
 # --- the settings -------------------------------------------------------------------------------------------------
 
 
@@ -265,6 +304,14 @@ class Settings:
     cloud: CloudConfig = CloudConfig()  # REKOGNITION_*
     aws_region: str | None = None  # AWS_REGION
     tensorflow_notices: bool = False  # TF_CPP_MIN_LOG_LEVEL set to 0, 1 or 2
+    auth: AuthMode = AuthMode.NONE  # AUTH
+    auth_role_claim: str = DEFAULT_ROLE_CLAIM  # AUTH_ROLE_CLAIM
+    blind_review: bool = True  # BLIND_REVIEW
+    ingest_roots: tuple[Path, ...] = ()  # INGEST_ROOTS, resolved; empty (unset) means (data_dir,)
+
+    def __post_init__(self) -> None:
+        if not self.ingest_roots:  # the default follows DATA_DIR
+            object.__setattr__(self, "ingest_roots", (self.data_dir,))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -280,6 +327,10 @@ class Settings:
             cloud=CloudConfig.from_env(env),
             aws_region=_region(env, "AWS_REGION"),
             tensorflow_notices=_tensorflow_notices(env),
+            auth=_auth_mode(env),
+            auth_role_claim=_raw(env, "AUTH_ROLE_CLAIM") or DEFAULT_ROLE_CLAIM,
+            blind_review=_flag(env, "BLIND_REVIEW", True),
+            ingest_roots=_folders(env, "INGEST_ROOTS"),
         )
 
     @property

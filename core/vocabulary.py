@@ -1,4 +1,5 @@
-"""The product's words as types: labels, splits, verdicts, where a label came from, job and drift states.
+"""The product's words as types: labels, splits, verdicts, where a label came from, job and drift states,
+users' roles.
 
 Each is a :class:`~enum.StrEnum` (as :class:`core.errors.Reason` is): its members compare equal
 to, and are stored as, their stable string values, so the database, JSON output and the CLI keep
@@ -92,3 +93,16 @@ class DriftState(StrEnum):
     WATCH = "watch"
     RETRAIN = "retrain suggested"
     NOT_ENOUGH_DATA = "not enough data"
+
+
+class Role(StrEnum):
+    """A user's role; each role may do everything the roles before it may."""
+
+    ANNOTATOR = "annotator"  # judges clips
+    ENGINEER = "engineer"  # also thresholds, training, exports, ingest, detector choice
+    MANAGER = "manager"  # also activates models, sees every report
+    ADMIN = "admin"  # also users and cloud settings
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)

@@ -1,5 +1,6 @@
 """Typed SQLAlchemy 2.0 models: machines, clips, detector models, scores, thresholds,
-annotations, exports, training jobs, rejected files and the notifications outbox.
+annotations, exports, training jobs, rejected files, the notifications outbox, users,
+failed sign-ins and the audit log.
 
 Schema changes go through Alembic (``db/migrations``); never ``create_all``.
 Annotations and thresholds are append-only histories: the latest row is current.
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -25,12 +27,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.vocabulary import JobState, Label, Split, SplitSource, Verdict
+from core.vocabulary import JobState, Label, Role, Split, SplitSource, Verdict
 from db.base import Base
 
 LABELS = tuple(label.value for label in Label)
 SPLITS = tuple(split.value for split in Split)
 VERDICTS = tuple(verdict.value for verdict in Verdict)
+ROLES = tuple(role.value for role in Role)
 
 
 def utcnow() -> datetime:
@@ -247,3 +250,45 @@ class Notification(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class User(Base):
+    """A person who may sign in: a local account (an argon2 ``password_hash``) or, with no hash, an
+    OpenID Connect user known by ``email``.  Never deleted: disabling keeps what they did attributable."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_one_of("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True, index=True)  # lower case
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(Text)  # None: signs in with OpenID Connect only
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class FailedSignIn(Base):
+    """One wrong password (or unknown name) given for ``name``: what sign-in rate limiting counts."""
+
+    __tablename__ = "failed_sign_ins"
+    __table_args__ = (Index(None, "name", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who (``user``, with the ``role`` they had) did what (``action``) to what (``target``), when.
+    Append-only."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+    user: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -5,22 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.vocabulary import CLASSES, JobState, Label, Split
 from db.models import (
     Annotation,
     AnomalyType,
+    AuditEvent,
     Clip,
     DetectorModel,
     Export,
+    FailedSignIn,
     Machine,
     Notification,
     RejectedFile,
     Score,
     Threshold,
     TrainingJob,
+    User,
     utcnow,
 )
 
@@ -489,3 +492,42 @@ def update_notification(session: Session, notification_id: int, **changes) -> No
         .values(**changes)
         .execution_options(synchronize_session=False)
     )
+
+
+# --- users, sign-in attempts and the audit log (core.workflows.users, core.workflows.audit) --------------------------
+
+
+def user_by_name(session: Session, name: str) -> User | None:
+    return session.scalar(select(User).where(User.name == name))
+
+
+def user_by_email(session: Session, email: str) -> User | None:
+    """The user with this e-mail (stored in lower case: pass it lower-cased)."""
+    return session.scalar(select(User).where(User.email == email))
+
+
+def users_by_name(session: Session) -> list[User]:
+    """Every user, sorted by name."""
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
+def failed_sign_ins_since(session: Session, name: str, since: datetime) -> list[datetime]:
+    """When sign-in failed for ``name`` after ``since``, the newest first."""
+    rows = select(FailedSignIn.at).where(FailedSignIn.name == name, FailedSignIn.at > since)
+    return list(session.scalars(rows.order_by(FailedSignIn.at.desc())))
+
+
+def add_failed_sign_in(session: Session, name: str, now: datetime, forget_before: datetime) -> None:
+    """Record a failed sign-in for ``name`` at ``now``, and forget every failure (of any name) before
+    ``forget_before``: rate limiting never looks that far back."""
+    session.execute(delete(FailedSignIn).where(FailedSignIn.at < forget_before))
+    session.add(FailedSignIn(name=name, at=now))
+
+
+def clear_failed_sign_ins(session: Session, name: str) -> None:
+    session.execute(delete(FailedSignIn).where(FailedSignIn.name == name))
+
+
+def audit_events_newest_first(session: Session, limit: int) -> list[AuditEvent]:
+    """The latest ``limit`` audit events, the newest first (ties: the latest written first)."""
+    return list(session.scalars(select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)))

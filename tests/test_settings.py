@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from core.settings import (
     DEFAULT_PROJECT,
     NAMES,
     VARIABLES,
+    AuthMode,
     CloudConfig,
     Settings,
     settings,
@@ -45,6 +47,10 @@ FULL_ENV = {
     "REKOGNITION_COST_PER_UNIT_HOUR": "4.5",
     "AWS_REGION": "us-east-1",
     "TF_CPP_MIN_LOG_LEVEL": "0",
+    "INGEST_ROOTS": os.pathsep.join(["/srv/plant/incoming", " /mnt/recorder/ ", ""]),
+    "AUTH": "oidc",
+    "AUTH_ROLE_CLAIM": "groups",
+    "BLIND_REVIEW": "no",
 }
 
 
@@ -70,6 +76,8 @@ def test_defaults_when_nothing_is_set(tmp_path, monkeypatch):
     assert (current.cloud.prefix, current.cloud.project) == (DEFAULT_PREFIX, DEFAULT_PROJECT)
     assert current.cloud.cost_per_unit_hour == DEFAULT_COST_PER_UNIT_HOUR
     assert current.tensorflow_notices is False
+    assert (current.auth, current.auth_role_claim, current.blind_review) == (AuthMode.NONE, "roles", True)
+    assert current.ingest_roots == (current.data_dir,)  # the default follows DATA_DIR
 
 
 def test_empty_or_blank_values_count_as_unset(tmp_path, monkeypatch):
@@ -91,6 +99,21 @@ def test_every_variable_is_parsed():
                                         profile="ops", inference_units=3, cost_per_unit_hour=4.5)  # fmt: skip
     assert current.aws_region == "us-east-1"
     assert current.tensorflow_notices is True
+    assert (current.auth, current.auth_role_claim, current.blind_review) == (AuthMode.OIDC, "groups", False)
+    assert current.ingest_roots == (Path("/srv/plant/incoming"), Path("/mnt/recorder"))
+
+
+@pytest.mark.parametrize("value", ["none", "local", "oidc", " LOCAL "])
+def test_auth_modes(value):
+    assert Settings.from_env({"AUTH": value}).auth == AuthMode(value.strip().lower())
+
+
+def test_ingest_roots_are_made_absolute_and_default_to_data_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    roots = Settings.from_env({"INGEST_ROOTS": os.pathsep.join(["incoming", "../elsewhere"])}).ingest_roots
+    assert roots == ((tmp_path / "incoming").resolve(), (tmp_path.parent / "elsewhere").resolve())
+    assert Settings.from_env({"DATA_DIR": "plant"}).ingest_roots == ((tmp_path / "plant").resolve(),)
+    assert Settings.from_env({"INGEST_ROOTS": os.pathsep}).ingest_roots == ((tmp_path / "data").resolve(),)
 
 
 def test_secrets_are_not_in_the_repr():
@@ -134,6 +157,9 @@ BAD_VALUES = [
     ("REKOGNITION_COST_PER_UNIT_HOUR", "-1"),
     ("AWS_REGION", "us east 1"),
     ("TF_CPP_MIN_LOG_LEVEL", "quiet"),
+    ("AUTH", "ldap"),
+    ("AUTH", "yes"),
+    ("BLIND_REVIEW", "sometimes"),
 ]
 SECRET_VARIABLES = {"DATABASE_URL", "NOTIFY_WEBHOOK_URL"}
 
@@ -151,7 +177,8 @@ def test_a_bad_value_is_refused_naming_the_variable(name, value):
 
 
 def test_every_variable_with_a_rule_has_a_bad_value_tested():
-    free_text = {"DATA_DIR", "REKOGNITION_BUCKET", "REKOGNITION_PREFIX", "REKOGNITION_PROJECT", "REKOGNITION_PROFILE"}
+    free_text = {"DATA_DIR", "REKOGNITION_BUCKET", "REKOGNITION_PREFIX", "REKOGNITION_PROJECT", "REKOGNITION_PROFILE",
+                 "INGEST_ROOTS", "AUTH_ROLE_CLAIM"}  # fmt: skip
     assert {name for name, _ in BAD_VALUES} == set(NAMES) - free_text
 
 

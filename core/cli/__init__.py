@@ -3,8 +3,11 @@
 Each command is a thin wrapper over the same ``core`` functions the dashboard calls;
 its handler and its options sit together in one module of this package (``data``,
 ``models``, ``thresholds``, ``export``, ``supervised``, ``annotate``, ``watch``,
-``drift``), shared options in ``options`` and shared output in ``output``.
+``drift``, ``users``, ``audit``), shared options in ``options`` and shared output in ``output``.
 Progress bars go to stderr; ``--json`` output goes to stdout alone.
+
+A command acts as :data:`core.access.OPERATOR` (an admin), or as the active user that the global
+``--as NAME`` names (:func:`core.cli.options.acting_user`).
 """
 
 from __future__ import annotations
@@ -12,21 +15,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import annotate, data, drift, export, models, supervised, thresholds, watch
+from core.cli import annotate, audit, data, drift, export, models, supervised, thresholds, users, watch
 from core.cli.annotate import cmd_annotate
+from core.cli.audit import cmd_audit
 from core.cli.data import cmd_demo, cmd_info, cmd_ingest
 from core.cli.drift import cmd_drift
 from core.cli.export import cmd_export
 from core.cli.models import cmd_activate, cmd_detectors, cmd_evaluate, cmd_score, cmd_train
+from core.cli.options import add_acting_user
 from core.cli.supervised import cmd_rekognition, cmd_train_supervised
 from core.cli.thresholds import cmd_threshold
+from core.cli.users import cmd_users
 from core.cli.watch import cmd_watch
 from core.errors import CloudError, MachineSoundError
 
 __all__ = [
     "build_parser", "main", "cmd_demo", "cmd_ingest", "cmd_info", "cmd_detectors", "cmd_train", "cmd_score",
     "cmd_threshold", "cmd_evaluate", "cmd_activate", "cmd_export", "cmd_train_supervised", "cmd_rekognition",
-    "cmd_annotate", "cmd_watch", "cmd_drift",
+    "cmd_annotate", "cmd_watch", "cmd_drift", "cmd_users", "cmd_audit",
 ]  # fmt: skip
 
 # In the order `python -m core --help` lists the commands.
@@ -40,6 +46,7 @@ REGISTRARS = (
     annotate.register_annotate,
     watch.register_watch,
     drift.register_drift,
+    users.register_users, audit.register_audit,
 )  # fmt: skip
 
 
@@ -50,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Machine-sound anomaly triage: headless commands. "
         "The database is DATABASE_URL, or SQLite under DATA_DIR (default ./data).",
     )
+    add_acting_user(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in REGISTRARS:
         register(commands)
@@ -59,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a product error prints one ``error:`` line on stderr, no traceback.
 
-    Exit 3 for a failed cloud call, 2 for every other :class:`MachineSoundError` (bad input, or a
-    state the user can fix such as no trained model yet).
+    Exit 3 for a failed cloud call, 2 for every other :class:`MachineSoundError`: bad input, a state
+    the user can fix such as no trained model yet, a role that does not allow the command
+    (:class:`~core.errors.PermissionDeniedError`) or a refused sign-in (:class:`~core.errors.SignInError`).
     """
     args = build_parser().parse_args(argv)
     try:

@@ -2,13 +2,16 @@
 
 Every helper adds one option to a command's parser; the caller gives the help text
 (it says what the option means for that command), the helper keeps the flag, type and
-default the same everywhere.
+default the same everywhere.  The global ``--as NAME`` (given before the command) says whom
+a command acts as; :func:`acting_user` turns it into the :class:`~core.access.Actor` to pass on.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+
+from core.access import OPERATOR, Actor
 
 EVERY_MACHINE = "TYPE/ID or TYPE (default: every machine)"
 ALL_CORES = "worker processes (default: all cores)"
@@ -41,3 +44,25 @@ def add_jobs(parser: argparse.ArgumentParser, default: int | None = None, help: 
 def add_who(parser: argparse.ArgumentParser, help: str, flag: str = "--user") -> None:
     """``--user`` (or ``flag``): who does it, recorded with the result (default ``cli``)."""
     parser.add_argument(flag, default="cli", help=help)
+
+
+def add_acting_user(parser: argparse.ArgumentParser) -> None:
+    """``--as NAME`` on the main parser (before the command): act as that active user."""
+    parser.add_argument(
+        "--as", dest="as_user", metavar="NAME",
+        help="act as this active user, with their role (default: the operator, an admin); "
+        "given before the command, e.g. python -m core --as ana audit",
+    )  # fmt: skip
+
+
+def acting_user(args: argparse.Namespace) -> Actor:
+    """The actor a command acts as: :data:`core.access.OPERATOR`, or the active user ``--as`` names.
+
+    Raises :class:`core.errors.BadInputError` ("no active user NAME") when no active user has that name.
+    """
+    name = getattr(args, "as_user", None)
+    if name is None:
+        return OPERATOR
+    from core.workflows.users import actor_for  # the database only when --as is given
+
+    return actor_for(name)

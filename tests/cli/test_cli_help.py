@@ -11,12 +11,12 @@ import pytest
 
 import core.cli.models
 from core.cli import build_parser, main
-from core.errors import BadInputError, CloudError, NoModelError, Reason
+from core.errors import BadInputError, CloudError, NoModelError, PermissionDeniedError, Reason, SignInError
 
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = {
     "demo", "ingest", "info", "detectors", "train", "score", "threshold", "evaluate", "activate", "export",
-    "train-supervised", "rekognition", "annotate", "watch", "drift",
+    "train-supervised", "rekognition", "annotate", "watch", "drift", "users", "audit",
 }  # fmt: skip
 
 
@@ -68,6 +68,8 @@ def test_building_the_parser_loads_no_heavy_library():
         (BadInputError(Reason.INVALID_PARAMETER, "no such thing"), 2),
         (NoModelError("fan/id_00 has no trained model yet"), 2),
         (CloudError("s3 put failed: Denied"), 3),
+        (PermissionDeniedError("ana may not manage users: manage users needs the admin role (you are manager)"), 2),
+        (SignInError("wrong username or password"), 2),
     ],
 )
 def test_errors_exit_with_one_error_line(monkeypatch, capsys, error, code):
@@ -78,3 +80,24 @@ def test_errors_exit_with_one_error_line(monkeypatch, capsys, error, code):
     assert main(["detectors"]) == code
     captured = capsys.readouterr()
     assert captured.err == f"error: {error}\n" and captured.out == ""
+
+
+def test_every_users_action_renders_its_help(capsys):
+    for action in ("add", "set-role", "disable", "list"):
+        with pytest.raises(SystemExit) as exit_:
+            build_parser().parse_args(["users", action, "--help"])
+        assert exit_.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: python -m core users {action}")
+
+
+def test_as_is_a_global_option_given_before_the_command():
+    args = build_parser().parse_args(["--as", "ana", "audit", "--limit", "5"])
+    assert (args.as_user, args.command, args.limit) == ("ana", "audit", 5)
+    assert build_parser().parse_args(["users", "list"]).as_user is None
+
+
+def test_a_password_is_never_an_argument():
+    (users,) = [p for name, p in _subparsers().items() if name == "users"]
+    (actions,) = [a for a in users._actions if isinstance(a, argparse._SubParsersAction)]
+    flags = {flag for parser in actions.choices.values() for a in parser._actions for flag in a.option_strings}
+    assert not {flag for flag in flags if "pass" in flag} - {"--no-password"}

@@ -28,7 +28,7 @@ from db.base import Base
 from db.models import Clip
 from db.session import MIGRATIONS_DIR, alembic_config, make_engine, migrate
 
-EARLIER = ("0001", "0002", "0003", "0004")
+EARLIER = ("0001", "0002", "0003", "0004", "0005")
 WHEN = "2026-01-05 10:00:00.000000"
 SNRS = (-6, 0, 6)
 
@@ -117,10 +117,14 @@ def _clip_facts() -> list[dict]:
 
 def _split_then(clip: dict, revision: str) -> tuple[str, str]:
     """The split (and its source) the app stored for ``clip`` at ``revision``: the layout's up to 0001,
-    from 0002 on the content-hash rule of revision 0002's time."""
+    from 0002 the content-hash rule of revision 0002's time, from 0005 the recording-keyed rule of today."""
     if revision == "0001" or clip["layout_split"] != "none":
         return clip["layout_split"], "layout"
-    split = assign_split(clip["content_hash"], clip["label"], "none")
+    key = clip["content_hash"]
+    if revision >= "0005":
+        machine = "/".join(clip["machine"])
+        key = split_key(clip["content_hash"], clip["layout"], machine, clip["label"], PurePath(clip["path"]).name)
+    split = assign_split(key, clip["label"], "none")
     return split, "layout" if split == "none" else "assigned"
 
 
@@ -361,6 +365,57 @@ def test_the_app_reads_an_upgraded_database(engine):
         assert {clip.split_source for clip in clips} == {"layout", "assigned"}
 
 
+def _user(conn, name: str, role: str = "engineer", email: str | None = None) -> None:
+    _sql(
+        conn,
+        "INSERT INTO users (name, email, role, password_hash, active, created_at) "
+        "VALUES (:name, :email, :role, NULL, :active, :when)",
+        name=name, email=email, role=role, active=True,
+    )  # fmt: skip
+
+
+def test_0006_adds_users_failed_sign_ins_and_the_audit_log_to_a_0005_database(engine):
+    """From 0005 with data: the three tables, empty, with their keys: one name, one e-mail (several
+    without), the four roles only; the audit log's ``user`` column quoted where it is a reserved word."""
+    _upgrade_to(engine, "0005")
+    with engine.begin() as conn:
+        _fill(conn, "0005")
+    migrate(engine)
+    assert _revision(engine) == "0006"
+    with engine.connect() as conn:
+        assert {"users", "failed_sign_ins", "audit_events"} <= set(_table_names(conn))
+        assert [conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
+                for t in ("users", "failed_sign_ins", "audit_events")] == [0, 0, 0]  # fmt: skip
+    with engine.begin() as conn:
+        _user(conn, "ana", "admin", "ana@example.com")
+        _user(conn, "bo")
+        _user(conn, "cy", "annotator")  # no e-mail twice: allowed
+        _sql(conn, "INSERT INTO failed_sign_ins (name, at) VALUES ('ana', :when)")
+        _sql(
+            conn,
+            'INSERT INTO audit_events (at, "user", role, action, target, detail) '
+            "VALUES (:when, 'ana', 'admin', 'add user', 'bo', 'role engineer')",
+        )
+    for name, role, email in [("ana", "engineer", None), ("di", "boss", None), ("di", "manager", "ana@example.com")]:
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            _user(conn, name, role, email)
+    with engine.connect() as conn:
+        assert conn.execute(text('SELECT "user", action, target FROM audit_events')).all() == [
+            ("ana", "add user", "bo")
+        ]
+
+
+def test_0006_downgrades_to_0005(engine):
+    _upgrade_to(engine, "0006")
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+    with engine.connect() as conn:
+        assert not {"users", "failed_sign_ins", "audit_events"} & set(_table_names(conn))
+    assert _revision(engine) == "0005"
+
+
 def test_foreign_keys_are_enforced_after_migrating(engine):
     _upgrade_to(engine, "0004")
     migrate(engine)
@@ -421,5 +476,5 @@ def test_migration_functions_are_short(path):
 
 def test_migrations_are_one_chain_ending_at_head():
     script = ScriptDirectory.from_config(alembic_config())
-    assert [r.revision for r in reversed(list(script.walk_revisions()))] == [*EARLIER, "0005"]
+    assert [r.revision for r in reversed(list(script.walk_revisions()))] == [*EARLIER, "0006"]
     assert len(VERSION_FILES) == len(EARLIER) + 1
