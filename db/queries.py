@@ -498,6 +498,7 @@ def update_notification(session: Session, notification_id: int, **changes) -> No
 
 
 def user_by_name(session: Session, name: str) -> User | None:
+    """The user named exactly ``name``, or None."""
     return session.scalar(select(User).where(User.name == name))
 
 
@@ -525,6 +526,7 @@ def add_failed_sign_in(session: Session, name: str, now: datetime, forget_before
 
 
 def clear_failed_sign_ins(session: Session, name: str) -> None:
+    """Forget every failed sign-in of ``name`` (after a successful one)."""
     session.execute(delete(FailedSignIn).where(FailedSignIn.name == name))
 
 

@@ -114,6 +114,7 @@ def _public(user: User) -> dict:
 
 
 def _existing(session: Session, name: str) -> User:
+    """The user named ``name``; BadInputError (``not_found``) naming the field when there is none."""
     user = user_by_name(session, name)
     if user is None:
         raise BadInputError(Reason.NOT_FOUND, f"name: no user named {name!r}")
@@ -225,6 +226,7 @@ def _password_matches(user: User | None, password: str) -> bool:
 
 
 def _verify(password_hash: str, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash`` (False for a mismatch or a hash argon2 cannot read)."""
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
