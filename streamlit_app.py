@@ -16,7 +16,8 @@ try:
 except MachineSoundError as exc:
     st.error(f"{exc.detail}.")
     st.stop()
-if actor is None:
+if actor is None:  # signed out: no page menu either (not even the previous user's)
+    st.navigation([st.Page(lambda: None, title="Sign in", url_path="sign-in")], position="hidden")
     st.stop()
 try:
     ensure_demo_data()
@@ -30,7 +31,7 @@ navigation = st.navigation(
 try:
     navigation.run()
 except MachineSoundError as exc:
-    st.error(f"{exc.detail}.")
+    st.error(f"{exc.detail}. Nothing was changed; check what is named here and try again.")
 except Exception as exc:  # never a raw traceback in front of a pilot: say what failed and what to do
     logging.getLogger(__name__).exception("page failed")
     st.error(

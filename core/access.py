@@ -9,7 +9,7 @@ loopback only).  Pure: imports nothing of the database or the UI.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from core.errors import PermissionDeniedError
@@ -95,17 +95,24 @@ def require(actor: Actor | None, action: Action | str) -> Actor:
     return actor
 
 
+def on_behalf_of(actor: Actor | None, name: str) -> Actor:
+    """The actor a record and its audit event name: the operator acting for ``name`` is shown as ``name``
+    (with the operator's role); anyone else as themselves."""
+    actor = actor or OPERATOR
+    return replace(actor, name=name) if actor.operator and name else actor
+
+
 def recorded_name(actor: Actor | None, action: Action | str, name: str | None = None) -> str:
     """Check ``action`` for ``actor`` (:func:`require`) and return the name the record will carry.
 
     A signed-in user always acts in their own name: ``name``, when given, must be theirs (nobody can
     judge, undo or set a threshold as someone else).  The CLI's operator records the ``name`` it is
-    given (``annotate --annotator NAME``), or its own.
+    given (``annotate --annotator NAME``), stripped and possibly empty: the caller says what is missing.
     """
     actor = require(actor, action)
     given = (name or "").strip()
     if actor.operator:
-        return given or actor.name
+        return given
     if given and given != actor.name:
         raise PermissionDeniedError(f"{actor.name} may not act as {given!r}: records carry the signed-in user")
     return actor.name

@@ -163,7 +163,7 @@ def open_page():
     return _open
 
 
-PAGE_FAILED = ("This page hit an unexpected problem", "Check the input named here and try again")
+PAGE_FAILED = ("This page hit an unexpected problem", "check what is named here and try again")
 """What streamlit_app.py's guard shows instead of a traceback when a page raises."""
 
 

@@ -17,7 +17,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PURE_PACKAGES = ("core/signal", "core/detection", "core/datasets")
 TOP_LEVEL_PURE = ("core/errors.py", "core/vocabulary.py", "core/settings.py", "core/clock.py", "core/parallel.py")
-KERAS_MODULES = {"core/detection/autoencoder.py", "core/detection/spectrogram_cnn.py", "core/detection/keras_backend.py"}
+KERAS_MODULES = {
+    "core/detection/autoencoder.py",
+    "core/detection/spectrogram_cnn.py",
+    "core/detection/keras_backend.py",
+}
 FORBIDDEN_IN_PURE = ("db", "sqlalchemy", "streamlit", "alembic", "dashboard", "core.workflows", "core.supervised",
                      "core.cli")  # fmt: skip
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.options import add_command, add_json
+from core.cli.options import acting_user, add_command, add_json
 from core.cli.output import print_json
 from core.errors import BadInputError, Reason
 
@@ -18,7 +18,8 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         raise BadInputError(Reason.INVALID_PARAMETER, "--type names the fault of an abnormal clip: use it with "
                             "--verdict abnormal")  # fmt: skip
     clip_id = resolve_clip(args.clip)
-    annotation = record_verdict(clip_id, args.annotator, args.verdict, anomaly_type=args.type, note=args.note)
+    annotation = record_verdict(clip_id, args.annotator, args.verdict, anomaly_type=args.type, note=args.note,
+                                actor=acting_user(args))
     others = other_verdicts(clip_id, args.annotator)
     if args.json:
         print_json({"annotation_id": annotation, "clip_id": clip_id, "verdict": args.verdict,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from core.cli.options import add_command, add_jobs, add_json
+from core.cli.options import acting_user, add_command, add_jobs, add_json
 from core.cli.output import print_json, progress_bar
 
 
@@ -50,7 +50,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     update, close = progress_bar("ingest")
     try:
-        report = ingest(args.paths, n_jobs=args.jobs, progress=update)
+        report = ingest(args.paths, n_jobs=args.jobs, progress=update, actor=acting_user(args))
     finally:
         close()
     if args.json:

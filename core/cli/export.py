@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli.options import add_command, add_jobs, add_json, add_machine, add_who
+from core.cli.options import acting_user, add_command, add_jobs, add_json, add_machine, add_who
 from core.cli.output import print_json, progress_bar
 
 
@@ -18,7 +18,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     update, close = progress_bar("spectrograms")
     try:
         summary = export_dataset(args.out_dir, options, overwrite=args.overwrite, user=args.user,
-                                 n_jobs=args.jobs, progress=update)  # fmt: skip
+                                 actor=acting_user(args), n_jobs=args.jobs, progress=update)  # fmt: skip
     finally:
         close()
     if args.json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.options import add_command, add_jobs, add_json, add_machine, add_who
+from core.cli.options import acting_user, add_command, add_jobs, add_json, add_machine, add_who
 from core.cli.output import log, print_epoch, print_json, progress_bar
 from core.errors import BadInputError, Reason
 
@@ -34,6 +34,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     report = train(
         args.machine, args.detector, per_type=args.per_type, epochs=args.epochs, user=args.user,
+        actor=acting_user(args),
         log=log, progress=print_epoch if sys.stderr.isatty() else None,
     )  # fmt: skip
     if args.json:
@@ -160,7 +161,7 @@ def cmd_activate(args: argparse.Namespace) -> int:
         from core.workflows.evaluation import suggested_detector
 
         detector = suggested_detector(args.machine)
-    model_id = activate(args.machine, detector=detector, model_id=args.model_id)
+    model_id = activate(args.machine, detector=detector, model_id=args.model_id, actor=acting_user(args))
     print(f"{args.machine}: model {model_id} is now active")
     return 0
 

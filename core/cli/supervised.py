@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.options import add_command, add_json, add_who
+from core.cli.options import acting_user, add_command, add_json, add_who
 from core.cli.output import print_epoch, print_job, print_json, progress_bar
 from core.errors import BadInputError, Reason
 from core.vocabulary import JobState
@@ -18,7 +18,8 @@ def cmd_train_supervised(args: argparse.Namespace) -> int:
     from core.supervised.jobs import job_status
     from core.supervised.local import LocalTrainer
 
-    job_id = LocalTrainer(epochs=args.epochs).train(args.export, user=args.user, progress=print_epoch)
+    job_id = LocalTrainer(epochs=args.epochs).train(args.export, user=args.user, progress=print_epoch,
+                                                    actor=acting_user(args))
     print_job(job_status(job_id), args.json)
     return 0
 
@@ -49,7 +50,7 @@ def cmd_rekognition(args: argparse.Namespace) -> int:
         raise BadInputError(Reason.INVALID_PARAMETER, f"rekognition {args.action} needs a JOB id")
     if args.action == "evaluate":
         return _reko_evaluate(trainer, args)
-    print_job(trainer.stop(args.job), args.json)
+    print_job(trainer.stop(args.job, actor=acting_user(args)), args.json)
     return 0
 
 
@@ -74,7 +75,7 @@ def _reko_train(trainer, args: argparse.Namespace) -> int:
         return 1
     update, close = progress_bar("upload")
     try:
-        job_id = trainer.train(args.export, user=args.user, progress=update, confirm_cost=True)
+        job_id = trainer.train(args.export, user=args.user, progress=update, confirm_cost=True, actor=acting_user(args))
     finally:
         close()
     status = trainer.wait(job_id, on_poll=lambda s: print(f"  {s.status}", file=sys.stderr)) if args.wait \
@@ -109,7 +110,7 @@ def _reko_evaluate(trainer, args: argparse.Namespace) -> int:
         return 1
     update, close = progress_bar("test images")
     try:
-        trainer.evaluate(args.job, confirm_cost=True, progress=update)
+        trainer.evaluate(args.job, confirm_cost=True, progress=update, actor=acting_user(args))
     finally:
         close()
     print_job(job_status(args.job), args.json)

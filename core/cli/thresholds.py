@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli.options import add_command, add_json, add_machine, add_who
+from core.cli.options import acting_user, add_command, add_json, add_machine, add_who
 from core.cli.output import print_json
 from core.detection.thresholds import METHODS as THRESHOLD_METHODS
 
@@ -43,7 +43,7 @@ def _set(args: argparse.Namespace) -> int:
         suggestion = suggest(args.machine, _options(args))
         value, method = suggestion.value, suggestion.method
         reason = f"{args.reason + '; ' if args.reason else ''}{suggestion.reason}"
-    row = set_threshold(args.machine, value, set_by=args.by, reason=reason, method=method)
+    row = set_threshold(args.machine, value, set_by=args.by, reason=reason, method=method, actor=acting_user(args))
     print(f"{args.machine}: threshold {value:.6g} set by {args.by} ({reason}) [record {row}]")
     return 0
 

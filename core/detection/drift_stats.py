@@ -24,7 +24,12 @@ MIN_PER_BIN = 10  # values per bin the smaller sample should have on average (PS
 PSI_EPSILON = 1e-4  # share given to an empty bin, so that its log stays finite
 WORST_BANDS = 3
 
-STABLE, WATCH, RETRAIN, NOT_ENOUGH_DATA = DriftState.STABLE, DriftState.WATCH, DriftState.RETRAIN, DriftState.NOT_ENOUGH_DATA
+STABLE, WATCH, RETRAIN, NOT_ENOUGH_DATA = (
+    DriftState.STABLE,
+    DriftState.WATCH,
+    DriftState.RETRAIN,
+    DriftState.NOT_ENOUGH_DATA,
+)
 STATES = tuple(DriftState)
 
 

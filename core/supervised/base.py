@@ -22,10 +22,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.access import Actor
+from core.access import Action, Actor
 from core.detection.metrics import metrics_at, roc_auc
 from core.errors import BadInputError, Reason
 from core.vocabulary import FINAL_JOB_STATES, JobState
+from core.workflows.audit import record_event
 from core.workflows.export import read_summary
 from core.workflows.model_store import staged_artifact
 from db.models import DetectorModel, utcnow
@@ -149,9 +150,19 @@ def export_scope(summary: dict[str, Any]) -> str:
     return types.pop() if len(types) == 1 else ALL_MACHINES_SCOPE
 
 
-def new_job(backend: str, export: ExportRef, url: str | None = None, **external) -> int:
+def new_job(backend: str, export: ExportRef, url: str | None = None, *, actor: Actor | None = None,
+            action: Action = Action.TRAIN_SUPERVISED, **external) -> int:
+    """Record a new training job on ``export`` (and its audit event, in the same transaction); its id."""
     with session_scope(url, write=True) as session:
-        return add_training_job(session, backend, export.export_id, {"export_dir": str(export.root), **external}).id
+        job = add_training_job(session, backend, export.export_id, {"export_dir": str(export.root), **external})
+        record_event(session, actor, action, f"job {job.id}", f"{backend} on {export.root}")
+        return job.id
+
+
+def audit_job(job_id: int, actor: Actor | None, action: Action | str, detail: str, url: str | None = None) -> None:
+    """Record one action on a training job in the audit log."""
+    with session_scope(url, write=True) as session:
+        record_event(session, actor, action, f"job {job_id}", detail)
 
 
 def claim_job(job_id: int, expected: str, new: str, url: str | None = None) -> bool:

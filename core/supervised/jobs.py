@@ -15,7 +15,11 @@ LOCAL_STALE_S = 600.0  # a local job records progress every epoch; this long wit
 
 def _status(job: TrainingJob) -> JobStatus:
     status, message = job.status, job.message
-    if job.backend == "local" and status in (JobState.PENDING, JobState.TRAINING) and seconds_since(job.updated_at) > LOCAL_STALE_S:
+    if (
+        job.backend == "local"
+        and status in (JobState.PENDING, JobState.TRAINING)
+        and seconds_since(job.updated_at) > LOCAL_STALE_S
+    ):
         status = JobState.INTERRUPTED  # killed (SIGKILL, power cut): nothing could record it, so say it here
         message = f"no progress for {seconds_since(job.updated_at) / 60:.0f} min: its process stopped; train again"
     return JobStatus(

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from core.access import Action, Actor, require
+from core.access import Action, Actor, on_behalf_of, require
 from core.errors import BadInputError, Reason
 from core.supervised.base import (
     Availability,
@@ -56,7 +56,7 @@ class LocalTrainer(Trainer):
         from core.detection.spectrogram_cnn import SpectrogramCNN  # loads TensorFlow
 
         export = resolve_export(export_dir, self.url)
-        job_id = new_job(self.name, export, self.url, trained_by=user)
+        job_id = new_job(self.name, export, self.url, actor=on_behalf_of(actor, user), trained_by=user)
         try:
             params = {} if self.epochs is None else {"epochs": self.epochs, "min_steps": 0}  # as asked
             model = SpectrogramCNN(**params)

@@ -22,12 +22,13 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.access import Action, Actor, require
+from core.access import Action, Actor, on_behalf_of, require
 from core.errors import BadInputError, NoModelError, Reason
 from core.supervised.base import (
     Availability,
     JobStatus,
     Trainer,
+    audit_job,
     claim_job,
     new_job,
     record_evaluation,
@@ -47,8 +48,11 @@ DETECTOR = "rekognition"
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_extra="machine-sound-triage")
 AWS_ERRORS = (ClientError, BotoCoreError)
 # Rekognition's version states -> our job states
-TRAINING_STATES = {"TRAINING_IN_PROGRESS": JobState.TRAINING, "TRAINING_COMPLETED": JobState.TRAINED,
-                   "TRAINING_FAILED": JobState.FAILED}
+TRAINING_STATES = {
+    "TRAINING_IN_PROGRESS": JobState.TRAINING,
+    "TRAINING_COMPLETED": JobState.TRAINED,
+    "TRAINING_FAILED": JobState.FAILED,
+}
 
 
 def _error_code(exc: Exception) -> str | None:
@@ -103,8 +107,13 @@ class RekognitionTrainer(Trainer):
         return Availability(True, f"s3://{self.config.bucket}/{self.config.prefix}/, project {self.config.project}")
 
     def train(
-        self, export_dir: str | Path | None = None, *, user: str = "system", progress=None,
-        actor: Actor | None = None, confirm_cost: bool = False,
+        self,
+        export_dir: str | Path | None = None,
+        *,
+        user: str = "system",
+        progress=None,
+        actor: Actor | None = None,
+        confirm_cost: bool = False,
     ) -> int:
         """Upload the export and start training; returns the job id once Rekognition accepted it.
 
@@ -128,7 +137,8 @@ class RekognitionTrainer(Trainer):
         tag = f"export-{export.export_id}" if export.export_id else f"export-{export.root.name}"
         key_base = f"{self.config.prefix}/exports/{tag}/"
         job_id = new_job(self.name, export, self.url, bucket=self.config.bucket, prefix=self.config.prefix,
-                         region=self.config.region, project=self.config.project, trained_by=user)  # fmt: skip
+                         region=self.config.region, project=self.config.project, trained_by=user,
+                         actor=on_behalf_of(actor, user), action=Action.CLOUD_TRAIN)  # fmt: skip
         try:
             set_job(job_id, self.url, status=JobState.UPLOADING)
             files = [r["file"] for r in export.summary["images"]]
@@ -191,7 +201,9 @@ class RekognitionTrainer(Trainer):
         if state == JobState.FAILED:
             changes |= {"status": JobState.FAILED, "message": version.get("StatusMessage", "training failed")}
         elif state == JobState.TRAINED:
-            if not claim_job(job_id, JobState.TRAINING, JobState.REGISTERING, self.url):  # another refresh got there first
+            if not claim_job(
+                job_id, JobState.TRAINING, JobState.REGISTERING, self.url
+            ):  # another refresh got there first
                 return job_status(job_id, self.url)
             f1 = version.get("EvaluationResult", {}).get("F1Score")
             try:
@@ -215,7 +227,9 @@ class RekognitionTrainer(Trainer):
             status = self.refresh(job_id)
             if on_poll:
                 on_poll(status)
-            if status.status != JobState.TRAINING or (timeout_s is not None and time.monotonic() - started >= timeout_s):
+            if status.status != JobState.TRAINING or (
+                timeout_s is not None and time.monotonic() - started >= timeout_s
+            ):
                 return status
             self.sleep(self.poll_s)
 
@@ -235,6 +249,8 @@ class RekognitionTrainer(Trainer):
             raise BadInputError(Reason.INVALID_PARAMETER, f"not started: {self.config.cost_notice()} Confirm to go on.")
         export = resolve_export(status.external["export_dir"], self.url)
         arn = status.external["version_arn"]
+        audit_job(job_id, actor, Action.CLOUD_EVALUATE, f"model started on {self.config.inference_units} inference "
+                  "unit(s) after the cost was confirmed", self.url)  # fmt: skip
         set_job(job_id, self.url, status=JobState.EVALUATING, message="starting the model")
         try:
             self._call("start_project_version", ProjectVersionArn=arn, MinInferenceUnits=self.config.inference_units)
@@ -300,6 +316,9 @@ class RekognitionTrainer(Trainer):
                 "stop applies to a trained model that runs",
             )
         self._stop_model(job_id, arn)
+        audit_job(job_id, actor, "stop cloud model", f"{arn}", self.url)
         if status.status == JobState.EVALUATING:
-            set_job(job_id, self.url, status=JobState.TRAINED, message="evaluation stopped by request; the model is stopped")
+            set_job(
+                job_id, self.url, status=JobState.TRAINED, message="evaluation stopped by request; the model is stopped"
+            )
         return job_status(job_id, self.url)

@@ -34,7 +34,12 @@ def record_event(session: Session, actor: Actor | None, action: Action | str, ta
         raise BadInputError(Reason.INVALID_PARAMETER,
                             f"action must be 1 to {MAX_ACTION_LENGTH} characters, got {action!r}")  # fmt: skip
     session.add(AuditEvent(at=utcnow(), user=actor.name, role=str(actor.role), action=action,
-                           target=str(target), detail=str(detail)))  # fmt: skip
+                           target=_text(target), detail=_text(detail)))  # fmt: skip
+
+
+def _text(value: object) -> str:
+    """``value`` as storable text: a file name that is not valid UTF-8 keeps its bytes as ``\\xNN`` escapes."""
+    return str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def audit_events(limit: int = 100, *, actor: Actor | None = None, url: str | None = None) -> list[dict]:

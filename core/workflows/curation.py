@@ -97,7 +97,9 @@ def _prefer(prefer: str) -> Prefer:
         raise BadInputError(Reason.INVALID_PARAMETER, f"prefer must be one of {PREFER}, got {prefer!r}") from None
 
 
-def curated_clips(session: Session, machine: str | None = None, prefer: Prefer | str = Prefer.VERDICTS) -> list[CuratedClip]:
+def curated_clips(
+    session: Session, machine: str | None = None, prefer: Prefer | str = Prefer.VERDICTS
+) -> list[CuratedClip]:
     """Every clip of the matching machines that has a label under the label policy (with ``prefer``
     deciding between verdicts and ground truth), ordered by machine then path.
 

@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.access import Action, Actor, require
+from core.access import Action, Actor, on_behalf_of, require
 from core.errors import BadInputError, Reason
 from core.parallel import Progress, map_guarded
 from core.signal.batch import file_features
 from core.signal.spectrogram_image import IMAGE_FEATURES, image_from_features
 from core.vocabulary import Label, LabelSource, Split
+from core.workflows.audit import record_event
 from core.workflows.curation import (
     CLASSES,
     CuratedClip,
@@ -145,13 +146,7 @@ def export_dataset(
     for subset in SUBSETS:
         for label in CLASSES:
             (out / subset / label).mkdir(parents=True, exist_ok=True)
-    work = [(clip.path, str(out / _relative(subset, clip))) for subset, clip in planned]
-    written, unreadable = {}, []
-    for index, result in map_guarded(_write, work, n_jobs=n_jobs, progress=progress):
-        if isinstance(result, BadInputError):
-            unreadable.append({"path": work[index][0], "reason": result.reason.value, "detail": result.detail})
-        else:
-            written[index] = result
+    written, unreadable = _write_images(out, planned, n_jobs, progress)
     images = [_image_record(subset, clip) for i, (subset, clip) in enumerate(planned) if i in written]
     _write_manifests(out, [item for i, item in enumerate(planned) if i in written], options.source_ref_base)
     summary = _summary(out, options, curated, counts, images, unreadable)
@@ -164,11 +159,27 @@ def export_dataset(
         session.flush()
         summary["export_id"] = row.id
         row.summary = dict(summary)
+        record_event(session, on_behalf_of(actor, user), Action.EXPORT, str(out.resolve()),
+                     f"export {row.id}: {describe_counts(summary['counts'])}")  # fmt: skip
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
     if summary["problems"]:
         shown = "; ".join(summary["problems"][:5])
         raise BadInputError(Reason.INVALID_PARAMETER, f"export failed validation: {shown}", out)
     return summary
+
+
+def _write_images(
+    out: Path, planned: list[tuple[str, CuratedClip]], n_jobs: int | None, progress: Progress | None
+) -> tuple[dict[int, tuple[int, int]], list[dict]]:
+    """Write each planned clip's PNG: ``({index in planned: (height, width)}, [unreadable clips])``."""
+    work = [(clip.path, str(out / _relative(subset, clip))) for subset, clip in planned]
+    written, unreadable = {}, []
+    for index, result in map_guarded(_write, work, n_jobs=n_jobs, progress=progress):
+        if isinstance(result, BadInputError):
+            unreadable.append({"path": work[index][0], "reason": result.reason.value, "detail": result.detail})
+        else:
+            written[index] = result
+    return written, unreadable
 
 
 def _write_manifests(out: Path, written: list[tuple[str, CuratedClip]], source_ref_base: str) -> None:

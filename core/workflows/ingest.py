@@ -13,6 +13,7 @@ from core.errors import BadInputError, Reason
 from core.parallel import Progress, map_guarded
 from core.settings import settings
 from core.signal.audio import load_clip
+from core.workflows.audit import record_event
 from db.models import Clip
 from db.queries import get_or_create_machine, known_hashes, record_rejection
 from db.session import session_scope, write_transaction
@@ -98,9 +99,11 @@ def ingest(
     file is recorded with its reason in ``rejected_files`` and in the report, and the
     batch goes on.
     """
-    require(actor, Action.INGEST)
+    actor = require(actor, Action.INGEST)
     clips, errors = collect(paths)
-    return _register(clips, errors, url=url, n_jobs=n_jobs, progress=progress)
+    report = _register(clips, errors, url=url, n_jobs=n_jobs, progress=progress)
+    _audit(actor, ", ".join(str(p) for p in paths), report, url)
+    return report
 
 
 def ingest_roots() -> list[Path]:
@@ -125,7 +128,7 @@ def ingest_folder(
     outside the roots is refused with its reason; the rest of the folder is ingested.  ``actor`` needs
     the engineer role.  Raises :class:`BadInputError` for a folder outside the roots or missing.
     """
-    require(actor, Action.INGEST)
+    actor = require(actor, Action.INGEST)
     allowed = [Path(r).resolve() for r in roots] if roots is not None else ingest_roots()
     target = Path(folder.strip()).expanduser().resolve()
     if not any(target.is_relative_to(root) for root in allowed):
@@ -138,7 +141,15 @@ def ingest_folder(
     inside = [c for c in clips if any(Path(c.path).resolve().is_relative_to(root) for root in allowed)]
     errors += [BadInputError(Reason.INVALID_PARAMETER, "a symbolic link to a file outside the ingest roots",
                              c.path) for c in clips if c not in inside]  # fmt: skip
-    return _register(inside, errors, url=url, n_jobs=n_jobs, progress=progress)
+    report = _register(inside, errors, url=url, n_jobs=n_jobs, progress=progress)
+    _audit(actor, str(target), report, url)
+    return report
+
+
+def _audit(actor: Actor, target: str, report: IngestReport, url: str | None) -> None:
+    with session_scope(url, write=True) as session:
+        record_event(session, actor, Action.INGEST, target, f"ingested {report.ingested}, already known "
+                     f"{report.already_known}, refused {len(report.rejected)}")  # fmt: skip
 
 
 def _register(

@@ -13,13 +13,14 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.access import Action, Actor, require
+from core.access import Action, Actor, on_behalf_of, require
 from core.detection.registry import DEFAULT_DETECTOR, SUPERVISED, detector_class
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from core.errors import BadInputError, NoModelError, Reason
 from core.signal.batch import extract_features
 from core.signal.features import FeatureParams
 from core.vocabulary import LabelSource
+from core.workflows.audit import record_event
 from core.workflows.labels import labels_for_machines, may_train
 from core.workflows.model_store import staged_artifact
 from core.workflows.scoring import wrong_sample_rate
@@ -105,6 +106,7 @@ class _Run:
     log: Report
     progress: Callable[[int, int], None] | None
     n_scopes: int
+    actor: Actor
 
     def scope_progress(self, index: int) -> Callable[[int, int], None]:
         """Progress of scope ``index`` on one bar across all scopes."""
@@ -145,7 +147,8 @@ def train(
     user = user if actor.operator else actor.name
     _check_unsupervised(detector)
     scopes, machine_pks, from_verdicts = _training_plan(machine, per_type, url)
-    run = _Run(detector, _params(detector, epochs), url, user, log or (lambda _line: None), progress, len(scopes))
+    run = _Run(detector, _params(detector, epochs), url, user, log or (lambda _line: None), progress, len(scopes),
+               on_behalf_of(actor, user))  # fmt: skip
     report = TrainingReport()
     for index, (scope, all_clips) in enumerate(scopes.items()):
         rate, clips, others = one_sample_rate(all_clips)
@@ -157,7 +160,9 @@ def train(
             if len(clips) < MIN_TRAINING_CLIPS:
                 raise BadInputError(Reason.INVALID_PARAMETER, f"{len(clips)} normal training clips; at least "
                                     f"{MIN_TRAINING_CLIPS} are needed")  # fmt: skip
-            trained = _train_scope(run, scope, clips, machine_pks[scope], rate, from_verdicts, run.scope_progress(index))
+            trained = _train_scope(
+                run, scope, clips, machine_pks[scope], rate, from_verdicts, run.scope_progress(index)
+            )
         except BadInputError as exc:  # one machine's unusable data never stops the others
             report.skipped.append({"scope": scope, "reason": exc.detail})
             run.log(f"skipped {scope}: {exc.detail}")
@@ -187,7 +192,9 @@ def _training_plan(
     with session_scope(url) as session:
         machines = machines_matching(session, machine)
         if not machines:
-            raise BadInputError(Reason.INVALID_PARAMETER, f"no machine matches {machine!r}" if machine else "no machines")
+            raise BadInputError(
+                Reason.INVALID_PARAMETER, f"no machine matches {machine!r}" if machine else "no machines"
+            )
         machine_pks = {scope: [m.id for m in group] for scope, group in training_scopes(machines, per_type).items()}
         scopes, from_verdicts = {}, set()
         for scope, pks in machine_pks.items():
@@ -196,9 +203,30 @@ def _training_plan(
     return scopes, machine_pks, from_verdicts
 
 
+def _provenance(
+    seconds: float, user: str, usable: list[Clip], failures: dict, from_verdicts: set[int], sample_rate: int | None
+) -> dict:
+    """What a model records of its training: when, by whom, on which clips, and which were unreadable."""
+    return {
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "training_seconds": round(seconds, 3),
+        "trained_by": user,
+        "clip_ids": [clip.id for clip in usable],
+        "unreadable": {path: str(error) for path, error in failures.items()},
+        "n_train": len(usable),
+        "n_from_verdicts": sum(clip.id in from_verdicts for clip in usable),  # field clips pilots confirmed normal
+        "sample_rate": sample_rate,
+    }
+
+
 def _train_scope(
-    run: _Run, scope: str, clips: list[Clip], machine_pks: list[int], sample_rate: int | None,
-    from_verdicts: set[int], progress: Callable[[int, int], None],
+    run: _Run,
+    scope: str,
+    clips: list[Clip],
+    machine_pks: list[int],
+    sample_rate: int | None,
+    from_verdicts: set[int],
+    progress: Callable[[int, int], None],
 ) -> TrainedModel:
     """Fit ``run.detector`` on ``clips`` and register it as the next version for ``scope``."""
     detector, params, url, user = run.detector, run.params, run.url, run.user
@@ -218,16 +246,7 @@ def _train_scope(
     )
     seconds = time.perf_counter() - started
     threshold = gamma_threshold(model.decision_scores_, DEFAULT_QUANTILE)
-    provenance = {
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "training_seconds": round(seconds, 3),
-        "trained_by": user,
-        "clip_ids": [clip.id for clip in usable],
-        "unreadable": {path: str(error) for path, error in batch.failures.items()},
-        "n_train": len(usable),
-        "n_from_verdicts": sum(clip.id in from_verdicts for clip in usable),  # field clips pilots confirmed normal
-        "sample_rate": sample_rate,
-    }
+    provenance = _provenance(seconds, user, usable, batch.failures, from_verdicts, sample_rate)
     # The files are complete before the row exists: written to a staging folder first (outside the write
     # lock), renamed into place in the transaction that registers them.  A run killed at any point leaves no
     # row without its complete folder (a folder without a row, killed before the commit, is replaced next time).
@@ -247,6 +266,8 @@ def _train_scope(
             reason=f"gamma fit to {len(usable)} normal training scores, quantile {DEFAULT_QUANTILE}",
         )  # fmt: skip
         activate_if_current(session, machine_pks, row)
+        record_event(session, run.actor, Action.TRAIN, scope, f"{detector} v{version} on {len(usable)} clips "
+                     f"(model {row.id}, threshold {threshold:.6g})")  # fmt: skip
         return TrainedModel(
             row.id, detector, scope, version, len(usable), seconds, threshold, provenance["n_from_verdicts"]
         )
@@ -261,14 +282,18 @@ def activate_if_current(session: Session, machine_pks: list[int], model: Detecto
 
 
 def activate(
-    spec: str, *, detector: str | None = None, model_id: int | None = None, actor: Actor | None = None,
+    spec: str,
+    *,
+    detector: str | None = None,
+    model_id: int | None = None,
+    actor: Actor | None = None,
     url: str | None = None,
 ) -> int:
     """Make a model active for machine ``spec`` (``type/id``): a given ``model_id``, or the newest
     version of ``detector`` trained for the machine or its type.  Returns the model id.
 
     ``actor`` (default: the CLI's operator) needs the manager role."""
-    require(actor, Action.ACTIVATE_MODEL)
+    actor = require(actor, Action.ACTIVATE_MODEL)
     with session_scope(url, write=True) as session:
         machine = machine_by_key(session, spec)
         if machine is None:
@@ -281,7 +306,10 @@ def activate(
             wanted = f"model {model_id}" if model_id is not None else f"a {detector} model"
             raise NoModelError(f"{spec} has no {wanted} that can score here: train it first")
         machine.active_model_id = candidates[0].id
-        return candidates[0].id
+        chosen = candidates[0]
+        record_event(session, actor, Action.ACTIVATE_MODEL, spec,
+                     f"model {chosen.id}: {chosen.detector} v{chosen.version} ({chosen.scope})")  # fmt: skip
+        return chosen.id
 
 
 def active_model_id(spec: str, *, url: str | None = None) -> int | None:

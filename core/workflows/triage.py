@@ -14,10 +14,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from core.access import Action, Actor, Role, recorded_name
+from core.access import Action, Actor, Role, on_behalf_of, recorded_name
 from core.errors import BadInputError, Reason
 from core.settings import settings
 from core.vocabulary import Label, Verdict
+from core.workflows.audit import record_event
 from core.workflows.labels import ClipLabel, labels_for_clips, labels_for_machines
 from db.models import Annotation, Clip, Machine
 from db.queries import (
@@ -197,7 +198,10 @@ def record_verdict(
             raise BadInputError(Reason.NOT_FOUND, f"no clip with id {clip_id}")
         if kind:
             add_anomaly_type(session, kind, annotator)
-        return add_annotation(session, clip_id, annotator, verdict, kind, note.strip()).id
+        row = add_annotation(session, clip_id, annotator, verdict, kind, note.strip())
+        record_event(session, on_behalf_of(actor, annotator), Action.JUDGE, f"clip {clip_id}",
+                     verdict + (f" ({kind})" if kind else ""))  # fmt: skip
+        return row.id
 
     return write_transaction(store, url)
 
@@ -237,6 +241,8 @@ def undo_last(annotator: str, *, actor: Actor | None = None, url: str | None = N
                 undoes_id=target.id,
             )  # fmt: skip
         )
+        record_event(session, on_behalf_of(actor, annotator), "undo", f"clip {target.clip_id}",
+                     f"undid {target.verdict} (annotation {target.id})")  # fmt: skip
         return target
 
 

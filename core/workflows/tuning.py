@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
-from core.access import Action, Actor, recorded_name
+from core.access import Action, Actor, on_behalf_of, recorded_name
 from core.detection.thresholds import (
     DEFAULT_QUANTILE,
     gamma_threshold,
@@ -24,6 +24,7 @@ from core.detection.thresholds import (
 )
 from core.errors import BadInputError, NoModelError, Reason
 from core.vocabulary import Label, Split
+from core.workflows.audit import record_event
 from core.workflows.labels import RULE, describe, labels_for_machines
 from core.workflows.model_store import load_detector
 from core.workflows.scoring import score_with_model
@@ -171,7 +172,10 @@ def set_threshold(
         raise BadInputError(Reason.INVALID_PARAMETER, "say who sets the threshold")
     with session_scope(url, write=True) as session:
         machine = one_machine(session, spec)
-        return add_threshold(session, machine.active_model.id, value, method=method, set_by=set_by, reason=reason).id
+        row = add_threshold(session, machine.active_model.id, value, method=method, set_by=set_by, reason=reason)
+        record_event(session, on_behalf_of(actor, set_by), Action.SET_THRESHOLD, spec,
+                     f"{value:.6g} by {method} on model {machine.active_model.id}: {reason}")  # fmt: skip
+        return row.id
 
 
 @dataclass(frozen=True)

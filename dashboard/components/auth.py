@@ -10,11 +10,11 @@ drawn before :func:`sign_in` returns an actor.
 from __future__ import annotations
 
 import streamlit as st
-from core.workflows.users import actor_for_claims, authenticate, list_users
 
 from core.access import Actor, Role
 from core.errors import SignInError
 from core.settings import settings
+from core.workflows.users import actor_for_claims, authenticate, list_users
 
 KEY = "signed_in_actor"
 NAME_KEY = "annotator_name"  # AUTH=none: the name verdicts are recorded under, given once per session
@@ -37,9 +37,9 @@ def sign_in() -> Actor | None:
 
 
 def _local_user() -> Actor:
-    st.sidebar.warning("Sign-in is off (`AUTH=none`): everyone who reaches this server acts with every right, so "
-                       "it listens on 127.0.0.1 only. To serve a team, set `AUTH=local` or `AUTH=oidc` (see the "
-                       "README).", icon=":material/lock_open:")  # fmt: skip
+    st.sidebar.caption(":material/lock_open: **Sign-in is off** (`AUTH=none`): everyone who reaches this server "
+                       "acts with every right, so it listens on 127.0.0.1 only. To serve a team, set `AUTH=local` "
+                       "or `AUTH=oidc` (see the README).")  # fmt: skip
     name = st.session_state.get(NAME_KEY, "").strip() or LOCAL_USER
     return Actor(name, Role.ADMIN, operator=True)
 

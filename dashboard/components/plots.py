@@ -28,10 +28,8 @@ def waveform(signal: np.ndarray, sr: int, title: str = "Waveform") -> go.Figure:
 def spectrogram(db: np.ndarray, sr: int, hop_length: int, *, mel: bool, title: str) -> go.Figure:
     """A dB spectrogram ``(n_bins, n_columns)`` with time (s) and frequency (Hz) axes."""
     times = librosa.frames_to_time(np.arange(db.shape[1]), sr=sr, hop_length=hop_length)
-    if mel:
-        freqs = mel_band_centres(sr, db.shape[0])
-    else:
-        freqs = librosa.fft_frequencies(sr=sr, n_fft=2 * (db.shape[0] - 1))
+    n_bins = db.shape[0]
+    freqs = mel_band_centres(sr, n_bins) if mel else librosa.fft_frequencies(sr=sr, n_fft=2 * (n_bins - 1))
     hover = "%{x:.2f} s, %{y:.0f} Hz: %{z:.1f} dB"
     fig = go.Figure(go.Heatmap(z=db, x=times, y=freqs, colorscale="Magma", zmin=-80, zmax=0,
                                colorbar=dict(title="dB"), hovertemplate=hover))  # fmt: skip

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from core.workflows.audit import audit_events
 
 from core.access import Action
+from core.workflows.audit import audit_events
 from dashboard.components.auth import current_actor
 
 

@@ -46,6 +46,24 @@ def _suggestions(machine: str, use_test: bool) -> None:
             st.rerun()
 
 
+def _save(machine: str, value: float) -> None:
+    """The reason, who sets it (with sign-in off), and the Save button (disabled for roles that may not)."""
+    st.subheader("Save")
+    actor = current_actor()
+    reason = st.text_input("Why this threshold?", key="threshold_reason")
+    who = actor.name  # the signed-in user; with sign-in off, whoever says so
+    if actor.operator:
+        who = st.text_input("Set by", value=st.session_state.get(NAME_KEY, ""), key="threshold_by")
+    refused = why_not(actor.role, Action.SET_THRESHOLD)
+    if st.button("Save threshold", type="primary", disabled=bool(refused), help=refused):
+        try:
+            set_threshold(machine, value, set_by=who, reason=reason or "set on the threshold page", actor=actor)
+        except MachineSoundError as exc:
+            st.error(exc.detail)
+        else:
+            st.success(f"Threshold {value:.4g} saved for {machine}.")
+
+
 def render() -> None:
     st.title("Threshold tuning")
     machine = machine_picker(require_model=True)
@@ -94,20 +112,7 @@ def render() -> None:
     else:
         st.info(f"Precision and recall need labelled normal and abnormal clips ({data.label_source}).")
     _suggestions(machine, use_test)
-    st.subheader("Save")
-    actor = current_actor()
-    reason = st.text_input("Why this threshold?", key="threshold_reason")
-    who = actor.name  # the signed-in user; with sign-in off, whoever says so
-    if actor.operator:
-        who = st.text_input("Set by", value=st.session_state.get(NAME_KEY, ""), key="threshold_by")
-    refused = why_not(actor.role, Action.SET_THRESHOLD)
-    if st.button("Save threshold", type="primary", disabled=bool(refused), help=refused):
-        try:
-            set_threshold(machine, value, set_by=who, reason=reason or "set on the threshold page", actor=actor)
-        except MachineSoundError as exc:
-            st.error(exc.detail)
-        else:
-            st.success(f"Threshold {value:.4g} saved for {machine}.")
+    _save(machine, value)
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from core.workflows.users import add_user, disable_user, list_users, set_role
 
 from core.access import Action, Role
 from core.errors import MachineSoundError
+from core.workflows.users import add_user, disable_user, list_users, set_role
 from dashboard.components.auth import current_actor
 
 

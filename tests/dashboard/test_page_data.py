@@ -26,8 +26,8 @@ def test_the_page_renders(open_page, request, seed):
     assert not app.success and not app.error
 
 
-def test_ingesting_a_folder_reports_clips_and_each_refused_file(open_page, tmp_path):
-    folder = tmp_path / "drop"
+def test_ingesting_a_folder_reports_clips_and_each_refused_file(open_page, data_dir):
+    folder = data_dir / "drop"  # inside INGEST_ROOTS (default: DATA_DIR)
     for k in range(2):
         write_wav(folder / f"pump_{k}.wav", tone(1.0, seed=k))
     (folder / "junk.wav").write_bytes(b"this is not audio")
@@ -46,13 +46,40 @@ def test_ingesting_a_folder_reports_clips_and_each_refused_file(open_page, tmp_p
         assert count_clips(session) == 2
 
 
-def test_a_missing_folder_is_an_error(open_page, tmp_path):
-    missing = tmp_path / "nowhere"
+def test_a_missing_folder_is_an_error(open_page, data_dir):
+    missing = data_dir / "nowhere"
     app = _ingest_folder(open_page("data"), str(missing))
-    assert [e.value for e in app.error] == [f"{missing}: no such folder on this server."]
+    assert [e.value for e in app.error] == ["no such folder inside the ingest roots"]
     assert not app.success
     with session_scope() as session:
         assert count_clips(session) == 0
+
+
+def test_folders_outside_the_ingest_roots_are_refused_alike_whether_they_exist_or_not(open_page, tmp_path):
+    outside = tmp_path / "outside"
+    write_wav(outside / "a.wav", tone(1.0))
+    app = open_page("data")
+    said = []
+    for folder in (outside, tmp_path / "no-such-folder", "/root", "/etc/../root"):
+        _ingest_folder(app, str(folder))
+        said.append([e.value for e in app.error])
+    assert all(s == said[0] for s in said) and "INGEST_ROOTS" in said[0][0]  # nothing tells which exist
+    with session_scope() as session:
+        assert count_clips(session) == 0
+
+
+def test_a_link_inside_a_root_that_leads_out_is_refused_and_the_rest_ingested(open_page, data_dir, tmp_path):
+    secret = write_wav(tmp_path / "secret" / "private.wav", tone(1.0, seed=7))
+    folder = data_dir / "drop"
+    write_wav(folder / "fine.wav", tone(1.0, seed=1))
+    (folder / "linked.wav").symlink_to(secret)
+    (folder / "sub").symlink_to(secret.parent, target_is_directory=True)  # folder links are not followed at all
+    app = _ingest_folder(open_page("data"), str(folder))
+    assert [s.value for s in app.success] == ["Ingested 1 clip(s); 0 already known."]
+    (refused,) = [e.value for e in app.error]
+    assert "linked.wav" in refused and "outside the ingest roots" in refused
+    with session_scope() as session:
+        assert count_clips(session) == 1
 
 
 def test_uploads_keep_the_good_files_and_name_each_refused_one(open_page, data_dir, tmp_path, monkeypatch):

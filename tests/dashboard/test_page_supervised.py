@@ -160,6 +160,8 @@ def test_rekognition_needs_credentials_then_checks_again(seeded, no_aws, open_pa
     app.run()  # the answer is cached per process: still unavailable until asked to look again
     assert _button(app, REKOGNITION).disabled
     _click(app, "Check AWS again")
+    assert _button(app, REKOGNITION).disabled  # available now, but the training cost is not accepted yet
+    app.checkbox(key="cloud_training_cost").check().run()
     button = _button(app, REKOGNITION)
     assert not button.disabled and button.help.startswith("s3://my-bucket/machine-sound/")
     assert "Check AWS again" not in {b.label for b in app.button}
@@ -173,6 +175,9 @@ def test_rekognition_with_bucket_and_credentials_is_enabled_once_exported(seeded
     assert _button(app, REKOGNITION).disabled  # available, but nothing exported yet
     assert not any(text.startswith("Unavailable") for text in _captions(app))
     _click(app, EXPORT)
+    assert _button(app, REKOGNITION).disabled  # money needs a yes
+    assert any("billed per hour of training" in w.value for w in app.warning)
+    app.checkbox(key="cloud_training_cost").check().run()
     assert not _button(app, REKOGNITION).disabled
 
 

@@ -406,7 +406,7 @@ def test_the_newest_export_is_resolved(_trained_template, cnn_plant, tmp_path):
     assert resolve_export(tmp_path / "first").export_id == first["export_id"]
 
 
-# --- supervised detectors stay out of core.workflows.training ----------------------------------------------------------------
+# --- supervised detectors stay out of core.workflows.training ---------------------------------------------------------
 
 
 def test_train_refuses_the_supervised_detector_and_points_to_train_supervised():

@@ -20,6 +20,7 @@ from core.supervised.cloud import CloudError
 from core.supervised.cloud.config import CloudConfig, forget_credentials_check
 from core.supervised.jobs import job_status, recent_jobs
 from core.supervised.rekognition import RekognitionTrainer
+from core.workflows.audit import audit_events
 from core.workflows.export import export_dataset
 from db.models import DetectorModel, Score, Threshold
 from db.session import dispose_engines, session_scope
@@ -159,6 +160,8 @@ def test_train_uploads_creates_the_project_and_starts_a_version(trainer, stub, e
         s3.head_object(Bucket=BUCKET, Key=base + record["file"])
     train_manifest = s3.get_object(Bucket=BUCKET, Key=f"{base}train.manifest")["Body"].read().decode()
     assert f'"source-ref": "s3://{BUCKET}/{base}train/' in train_manifest
+    (event,) = [e for e in audit_events(10) if e["action"] == "cloud train"]  # the paid action is on record
+    assert (event["user"], event["target"]) == ("pilot", f"job {job_id}")
 
 
 def test_an_existing_project_is_found_and_reused(trainer, stub, export):
@@ -382,6 +385,8 @@ def test_evaluate_starts_scores_every_test_image_and_stops_the_model(trainer, st
     with session_scope() as session:
         scores = dict(session.execute(select(Score.clip_id, Score.score).where(Score.model_id == model_id)).all())
     assert scores == pytest.approx(expected)
+    (event,) = [e for e in audit_events(10) if e["action"] == "cloud evaluate"]
+    assert event["target"] == f"job {job_id}" and "cost was confirmed" in event["detail"]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""core.workflows.curation: curated labels (verdict vs ground truth), curated clips from the database, per-machine balancing
+"""core.workflows.curation: curated labels (verdict vs ground truth), curated clips from the database, per-machine
+balancing
 and a seeded train/test split that never separates near-duplicates (MIMII's SNR versions of one file)."""
 
 from __future__ import annotations

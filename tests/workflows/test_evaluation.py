@@ -1,4 +1,5 @@
-"""core.workflows.evaluation: the active models' metrics on the test split (abnormal positive), and detector comparison."""
+"""core.workflows.evaluation: the active models' metrics on the test split (abnormal positive), and detector
+comparison."""
 
 from __future__ import annotations
 

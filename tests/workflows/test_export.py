@@ -1,4 +1,5 @@
-"""core.workflows.export: the curated, balanced spectrogram dataset written from a real ingested plant -- images, Ground Truth
+"""core.workflows.export: the curated, balanced spectrogram dataset written from a real ingested plant -- images,
+Ground Truth
 manifests, summary and the Export row; seeded and reproducible; label source preference; refusals and bad clips."""
 
 from __future__ import annotations

@@ -11,7 +11,12 @@ from db.queries import add_annotation, get_or_create_machine
 from db.session import session_scope
 
 N, A, U = "normal", "abnormal", "unsure"
-LABELLED, DISPUTED, UNSURE, UNLABELLED = LabelState.LABELLED, LabelState.DISPUTED, LabelState.UNSURE, LabelState.UNLABELLED
+LABELLED, DISPUTED, UNSURE, UNLABELLED = (
+    LabelState.LABELLED,
+    LabelState.DISPUTED,
+    LabelState.UNSURE,
+    LabelState.UNLABELLED,
+)
 TRUTH, VERDICT = LabelSource.GROUND_TRUTH, LabelSource.VERDICT
 
 # (ground truth, standing verdicts, prefer) -> (state, label, source): every combination of the three truths,

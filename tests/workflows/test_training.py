@@ -1,4 +1,5 @@
-"""core.workflows.training: one model per machine (or type) on normal training clips only, versions, thresholds, activation."""
+"""core.workflows.training: one model per machine (or type) on normal training clips only, versions, thresholds,
+activation."""
 
 from __future__ import annotations
 
@@ -212,8 +213,10 @@ def test_another_detector_keeps_the_active_model_until_activated(plant):
 
 def test_activate_refuses_what_does_not_exist(plant):
     maha = {t.scope: t.model_id for t in train(detector="mahalanobis").trained}
-    for kwargs in (dict(spec="fan/id_09", detector="mahalanobis"),  # unknown machine
-                   dict(spec="fan", detector="mahalanobis")):  # a type, not a machine
+    for kwargs in (
+        dict(spec="fan/id_09", detector="mahalanobis"),  # unknown machine
+        dict(spec="fan", detector="mahalanobis"),
+    ):  # a type, not a machine
         with pytest.raises(BadInputError) as info:
             activate(kwargs.pop("spec"), **kwargs)
         assert info.value.reason is Reason.INVALID_PARAMETER
