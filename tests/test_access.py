@@ -13,8 +13,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core.access import OPERATOR, Action, Actor, Role, allowed, recorded_name, require, why_not
-from core.errors import MachineSoundError, PermissionDeniedError
+from core.access import (
+    OPERATOR,
+    Action,
+    Actor,
+    Role,
+    allowed,
+    checked_name,
+    recorded_name,
+    require,
+    why_not,
+    worker_name,
+)
+from core.errors import BadInputError, MachineSoundError, PermissionDeniedError, Reason
 from db.models import Annotation, AuditEvent, Clip, Export, Threshold
 from db.session import session_scope
 from tests.conftest import SEEDED_MACHINES, tone, write_wav
@@ -64,6 +75,21 @@ def test_the_operator_has_every_right_and_may_name_who_it_acts_for():
     assert recorded_name(Actor("ana", A), Action.JUDGE) == "ana"
     with pytest.raises(PermissionDeniedError, match="may not act as 'bob'"):
         recorded_name(Actor("ana", AD), Action.JUDGE, "bob")  # not even an admin signs for someone else
+
+
+def test_a_name_longer_than_records_keep_is_refused_naming_the_field():
+    """People's names go into 128-character columns (verdicts, thresholds, exports, the audit log)."""
+    assert checked_name(" " + "a" * 128 + " ") == "a" * 128
+    assert worker_name(OPERATOR, "b" * 128) == "b" * 128
+    assert worker_name(Actor("ana", A), "c" * 500) == "ana"  # a signed-in user's own name, whatever was passed
+    calls = [lambda: recorded_name(None, Action.JUDGE, "a" * 129, field="annotator"),
+             lambda: worker_name(OPERATOR, "a" * 129), lambda: checked_name("a" * 129, "your name")]  # fmt: skip
+    for call, field in zip(calls, ("annotator", "user", "your name"), strict=True):
+        with pytest.raises(BadInputError) as info:
+            call()
+        assert (info.value.reason, info.value.detail) == (
+            Reason.INVALID_PARAMETER, f"{field} '{'a' * 23}…' is 129 characters; at most 128"
+        )  # fmt: skip
 
 
 # --- the guarded functions of core, on a real database --------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.access import Action, Actor, on_behalf_of, require
+from core.access import Action, Actor, on_behalf_of, require, worker_name
 from core.errors import BadInputError, Reason
 from core.parallel import Progress, map_guarded
 from core.signal.batch import file_features
@@ -130,7 +130,7 @@ def export_dataset(
     fails validation (the files stay for inspection; the summary lists the problems).
     """
     actor = require(actor, Action.EXPORT)
-    user = user if actor.operator else actor.name
+    user = worker_name(actor, user)
     out = Path(out_dir)
     _refuse_target(out, overwrite)
     with session_scope(url) as session:

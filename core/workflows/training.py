@@ -13,7 +13,7 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.access import Action, Actor, on_behalf_of, require
+from core.access import Action, Actor, on_behalf_of, require, worker_name
 from core.detection.registry import DEFAULT_DETECTOR, SUPERVISED, detector_class
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from core.errors import BadInputError, NoModelError, Reason
@@ -144,7 +144,7 @@ def train(
     version of the active detector (a user's choice of another detector is kept).
     """
     actor = require(actor, Action.TRAIN)
-    user = user if actor.operator else actor.name
+    user = worker_name(actor, user)
     _check_unsupervised(detector)
     scopes, machine_pks, from_verdicts = _training_plan(machine, per_type, url)
     run = _Run(detector, _params(detector, epochs), url, user, log or (lambda _line: None), progress, len(scopes),

@@ -15,9 +15,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from core.access import Action, Actor, Role, on_behalf_of, recorded_name
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, Reason, check_text
 from core.settings import settings
-from core.vocabulary import Label, Verdict
+from core.vocabulary import ANOMALY_TYPE_LENGTH, Label, Verdict
 from core.workflows.audit import record_event
 from core.workflows.labels import ClipLabel, labels_for_clips, labels_for_machines
 from db.models import Annotation, Clip, Machine
@@ -183,22 +183,27 @@ def record_verdict(
     retried from the start, so each call stores exactly one row.
 
     ``verdict`` is ``normal``, ``abnormal`` or ``unsure``; an ``anomaly_type`` is kept
-    only with ``abnormal`` and is added to the team's list when new.
+    only with ``abnormal`` and is added to the team's list when new.  Raises
+    :class:`BadInputError`, writing nothing, for a missing or over-long annotator name (at most 128
+    characters), an unknown verdict, an anomaly type over 64 characters, or text no database can store.
     """
-    annotator = recorded_name(actor, Action.JUDGE, annotator)
+    annotator = recorded_name(actor, Action.JUDGE, annotator, field="annotator")
     if not annotator:
         raise BadInputError(Reason.INVALID_PARAMETER, "an annotator name is required")
     if verdict not in tuple(Verdict):
         raise BadInputError(Reason.INVALID_PARAMETER,
                             f"verdict must be one of {', '.join(Verdict)}, got {verdict!r}")  # fmt: skip
     kind = (anomaly_type or "").strip() or None if verdict == Verdict.ABNORMAL else None
+    if kind:
+        check_text("anomaly type", kind, ANOMALY_TYPE_LENGTH)
+    note = check_text("note", note.strip())
 
     def store(session) -> int:
         if session.get(Clip, clip_id) is None:
             raise BadInputError(Reason.NOT_FOUND, f"no clip with id {clip_id}")
         if kind:
             add_anomaly_type(session, kind, annotator)
-        row = add_annotation(session, clip_id, annotator, verdict, kind, note.strip())
+        row = add_annotation(session, clip_id, annotator, verdict, kind, note)
         record_event(session, on_behalf_of(actor, annotator), Action.JUDGE, f"clip {clip_id}",
                      verdict + (f" ({kind})" if kind else ""))  # fmt: skip
         return row.id
@@ -226,7 +231,7 @@ def undo_last(annotator: str, *, actor: Actor | None = None, url: str | None = N
     """Cancel the annotator's latest verdict by appending an undo row; returns the undone verdict.
 
     A signed-in ``actor`` undoes only their own verdicts (``annotator`` must be theirs)."""
-    annotator = recorded_name(actor, Action.JUDGE, annotator)
+    annotator = recorded_name(actor, Action.JUDGE, annotator, field="annotator")
     with session_scope(url, write=True) as session:
         target = last_undoable(session, annotator)
         if target is None:

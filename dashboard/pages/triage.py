@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from core.errors import MachineSoundError
@@ -38,6 +40,11 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
                        actor=current_actor())  # fmt: skip
     except MachineSoundError as exc:  # callbacks run outside the page's error guard
         st.session_state["verdict_error"] = exc.detail
+        return
+    except Exception as exc:  # a bug or a database failure: one line, never a traceback or the SQL behind it
+        logging.getLogger(__name__).exception("recording a verdict failed")
+        st.session_state["verdict_error"] = (f"unexpected {type(exc).__name__}; try again, and if it persists, "
+                                             "report it with the server log")  # fmt: skip
         return
     st.session_state["last_verdict"] = f"#{clip_id}: {verdict}" + (
         f" ({kind})" if verdict == "abnormal" and kind else ""

@@ -404,6 +404,12 @@ def test_a_failed_overwrite_keeps_the_earlier_export(plant, tmp_path):
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
 
 
+def test_an_author_name_longer_than_records_keep_is_refused_before_any_work(tmp_path):
+    with pytest.raises(BadInputError, match=f"user '{'u' * 23}…' is 200 characters; at most 128"):
+        export_dataset(tmp_path / "never", user="u" * 200, n_jobs=1)
+    assert not (tmp_path / "never").exists()
+
+
 def test_nothing_to_export_creates_no_folder(tmp_path):
     with pytest.raises(BadInputError):
         export_dataset(tmp_path / "never", n_jobs=1)

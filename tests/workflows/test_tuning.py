@@ -178,6 +178,9 @@ def test_set_threshold_refuses_bad_input_and_records_nothing(trained):
         dict(value=math.nan, set_by="ana"),
         dict(value=math.inf, set_by="ana"),
         dict(value=-math.inf, set_by="ana"),
+        dict(value=1.0, set_by="a" * 129),  # longer than a person's name may be
+        dict(value=1.0, set_by="ana", method="by ear"),  # not a method the product knows
+        dict(value=1.0, set_by="ana", method="m" * 40),
     ]
     for kwargs in refused:
         with pytest.raises(BadInputError) as info:
