@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.access import Action, Actor, require
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, Reason, check_text
 from core.settings import settings
 from core.signal.audio import AUDIO_SUFFIXES
+from core.vocabulary import MACHINE_ID_LENGTH, MACHINE_TYPE_LENGTH
 from db.session import data_dir
 
 MAX_NAME_BYTES = 200  # a stored file name's length in UTF-8 (file systems allow 255)
@@ -86,13 +87,16 @@ def store_uploads(
     empty one as ``empty``, a name without a ``.wav``/``.flac`` suffix as ``not_audio``.
     An existing file of the same name is never overwritten (a numbered name is used,
     or the same file when its content is identical).  The other files of the batch are
-    stored whatever happens to one of them.
+    stored whatever happens to one of them.  A machine type or id longer than the database keeps (64
+    characters) raises :class:`BadInputError` before anything is written.
     """
     require(actor, Action.INGEST)
     limit = max_upload_bytes() if max_bytes is None else max_bytes
     machine_type, _, machine_id = machine.strip().partition("/")
+    machine_type = check_text("machine type", safe_name(machine_type, "uploads"), MACHINE_TYPE_LENGTH)
+    machine_id = check_text("machine id", safe_name(machine_id, "id_00"), MACHINE_ID_LENGTH)
     root = (data_dir() / "uploads").resolve()
-    target = root / safe_name(machine_type, "uploads") / safe_name(machine_id, "id_00")
+    target = root / machine_type / machine_id
     root.mkdir(parents=True, exist_ok=True)
     for folder in (target.parent, target):
         if folder.is_symlink():  # planted inside DATA_DIR/uploads: following it could lead anywhere
