@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 
 from core.errors import BadInputError, Reason
 from core.vocabulary import CLASSES, Prefer
+from core.workflows.catalogue import machines_named
 from core.workflows.labels import decide, labels_for_machines
-from db.queries import clips_newest_first, machines_matching
+from db.queries import clips_newest_first
 
 PREFER = tuple(p.value for p in Prefer)
 MIN_PER_CLASS = 2  # per machine, after balancing: one image for train and one for test
@@ -107,7 +108,7 @@ def curated_clips(
     settles them; :func:`disputed_clips` names them.
     """
     out = []
-    for m in machines_matching(session, machine):
+    for m in machines_named(session, machine):
         clips = clips_newest_first(session, m.id)
         labels = labels_for_machines(session, clips, [m.id], _prefer(prefer))
         for clip in clips:
@@ -123,7 +124,7 @@ def curated_clips(
 def disputed_clips(session: Session, machine: str | None = None) -> list[int]:
     """Ids of the matching machines' disputed clips (see :mod:`core.workflows.labels`)."""
     out = []
-    for m in machines_matching(session, machine):
+    for m in machines_named(session, machine):
         clips = clips_newest_first(session, m.id)
         out += [clip_id for clip_id, found in labels_for_machines(session, clips, [m.id]).items() if found.disputed]
     return sorted(out)

@@ -21,6 +21,7 @@ from core.signal.batch import extract_features
 from core.signal.features import FeatureParams
 from core.vocabulary import LabelSource
 from core.workflows.audit import record_event
+from core.workflows.catalogue import machine_named, machines_named
 from core.workflows.labels import labels_for_machines, may_train
 from core.workflows.model_store import staged_artifact
 from core.workflows.scoring import wrong_sample_rate
@@ -29,7 +30,6 @@ from db.queries import (
     add_threshold,
     clips_outside_test,
     machine_by_key,
-    machines_matching,
     models_for,
     next_model_version,
 )
@@ -190,11 +190,9 @@ def _training_plan(
 ) -> tuple[dict[str, list[Clip]], dict[str, list[int]], set[int]]:
     """``(clips per scope, machine pks per scope, ids of clips labelled by verdicts)`` for :func:`train`."""
     with session_scope(url) as session:
-        machines = machines_matching(session, machine)
+        machines = machines_named(session, machine)
         if not machines:
-            raise BadInputError(
-                Reason.INVALID_PARAMETER, f"no machine matches {machine!r}" if machine else "no machines"
-            )
+            raise BadInputError(Reason.INVALID_PARAMETER, "no machines yet: ingest clips first")
         machine_pks = {scope: [m.id for m in group] for scope, group in training_scopes(machines, per_type).items()}
         scopes, from_verdicts = {}, set()
         for scope, pks in machine_pks.items():
@@ -295,9 +293,7 @@ def activate(
     ``actor`` (default: the CLI's operator) needs the manager role."""
     actor = require(actor, Action.ACTIVATE_MODEL)
     with session_scope(url, write=True) as session:
-        machine = machine_by_key(session, spec)
-        if machine is None:
-            raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {spec!r} (give it as type/id)")
+        machine = machine_named(session, spec)
         candidates = [
             m for m in models_for(session, machine) if (model_id is None or m.id == model_id)
             and (detector is None or m.detector == detector) and m.artifact_path

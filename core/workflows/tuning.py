@@ -26,6 +26,7 @@ from core.detection.thresholds import (
 from core.errors import BadInputError, NoModelError, Reason, check_text, shown
 from core.vocabulary import Label, Split
 from core.workflows.audit import record_event
+from core.workflows.catalogue import machine_named
 from core.workflows.labels import RULE, describe, labels_for_machines
 from core.workflows.model_store import load_detector
 from core.workflows.scoring import score_with_model
@@ -66,9 +67,7 @@ class SuggestOptions:
 
 def one_machine(session: Session, spec: str) -> Machine:
     """The machine ``type/id`` with an active model, or a clear error."""
-    machine = machine_by_key(session, spec)
-    if machine is None:
-        raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {spec!r} (give it as type/id)")
+    machine = machine_named(session, spec)
     if machine.active_model is None:
         raise NoModelError(f"{spec} has no trained model yet: run `train` first")
     return machine

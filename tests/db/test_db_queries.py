@@ -51,6 +51,13 @@ def test_machines_matching_by_key_type_or_all(world):
         assert machines_matching(session, "valve") == []
 
 
+@pytest.mark.parametrize("spec", ["%", "_", "%/%", "f%", "fan/%", "fan/id_0_", "f_n/id_00", "___/id_00"])
+def test_machine_names_are_compared_exactly_never_as_like_patterns(world, spec):
+    with session_scope(world) as session:
+        assert machines_matching(session, spec) == []
+        assert machine_by_key(session, spec) is None
+
+
 def test_machine_by_key_names_exactly_one_machine(world):
     with session_scope(world) as session:
         assert machine_by_key(session, "fan/id_02").key == "fan/id_02"

@@ -348,10 +348,11 @@ def test_nothing_to_export_with_only_normal_clips(tmp_path):
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
-def test_machine_filter_matching_nothing(plant, tmp_path):
+def test_machine_filter_matching_no_machine_names_the_known_ones(plant, tmp_path):
     with pytest.raises(BadInputError) as info:
         _export(tmp_path / "out", ExportOptions(machine="pump"))
-    assert "nothing to export" in info.value.detail
+    assert info.value.detail == "no such machine 'pump' (known: fan/id_00, fan/id_02)"
+    assert not (tmp_path / "out").exists()
 
 
 # --- reading an export back ----------------------------------------------------------------------------------
@@ -399,8 +400,8 @@ def test_a_failed_overwrite_keeps_the_earlier_export(plant, tmp_path):
     out = tmp_path / "out"
     export_dataset(out, n_jobs=1)
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
-    with pytest.raises(BadInputError, match="nothing to export"):
-        export_dataset(out, ExportOptions(machine="pump"), overwrite=True, n_jobs=1)  # no such machine's clips
+    with pytest.raises(BadInputError, match="no such machine 'pump'"):
+        export_dataset(out, ExportOptions(machine="pump"), overwrite=True, n_jobs=1)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
 
 

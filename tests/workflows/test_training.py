@@ -251,9 +251,9 @@ def test_unknown_detector_or_machine_raises(plant):
     with pytest.raises(BadInputError, match="unknown detector 'nope'") as info:
         train(detector="nope")
     assert info.value.reason is Reason.INVALID_PARAMETER
-    with pytest.raises(BadInputError, match="no machine matches 'pump/id_00'"):
+    with pytest.raises(BadInputError, match="no such machine 'pump/id_00' \\(known: fan/id_00, fan/id_02\\)"):
         train("pump/id_00", detector="mahalanobis")
-    with pytest.raises(BadInputError, match="no machine matches 'fan/id_09'"):
+    with pytest.raises(BadInputError, match="no such machine 'fan/id_09'"):
         train("fan/id_09", detector="mahalanobis")
     assert _models() == []
 

@@ -186,9 +186,9 @@ def test_set_threshold_refuses_bad_input_and_records_nothing(trained):
         with pytest.raises(BadInputError) as info:
             set_threshold("fan/id_00", reason="r", **kwargs)
         assert info.value.reason is Reason.INVALID_PARAMETER
-    with pytest.raises(BadInputError, match="no machine 'fan/id_09'"):
+    with pytest.raises(BadInputError, match="no such machine 'fan/id_09'"):
         set_threshold("fan/id_09", 1.0, set_by="ana", reason="r")
-    with pytest.raises(BadInputError, match="no machine 'fan'"):
+    with pytest.raises(BadInputError, match="'fan' is a machine type; give one machine as TYPE/ID"):
         set_threshold("fan", 1.0, set_by="ana", reason="r")
     assert _n_thresholds() == before
 
@@ -296,7 +296,7 @@ def test_tuning_data_scores_missing_clips_first(trained):
 
 def test_tuning_data_needs_a_machine_with_a_model(trained):
     for spec in ("fan/id_09", "fan"):
-        with pytest.raises(BadInputError, match="no machine") as info:
+        with pytest.raises(BadInputError, match="no such machine|is a machine type") as info:
             tuning_data(spec)
         assert info.value.reason is Reason.INVALID_PARAMETER
     with session_scope(write=True) as session:
