@@ -67,7 +67,12 @@ def collect(paths: list[str]) -> tuple[list[DiscoveredClip], list[BadInputError]
     errors: list[BadInputError] = []
     for raw in paths:
         path = Path(raw)
-        if not path.exists():
+        try:
+            exists = path.exists()
+        except OSError as exc:  # a name too long for the file system, a loop of links...
+            errors.append(BadInputError(Reason.INVALID_PARAMETER, f"cannot be opened: {exc.strerror}", raw))
+            continue
+        if not exists:
             errors.append(BadInputError(Reason.NOT_FOUND, "no such file or folder", raw))
             continue
         for clip in discover(path):
