@@ -7,10 +7,12 @@ import streamlit as st
 from core.errors import MachineSoundError, environment_problem
 from dashboard.components.auth import sign_in
 from dashboard.components.first_start import ensure_demo_data
+from dashboard.components.limits import apply_upload_limit
 from dashboard.registry import pages_for
 from dashboard.theme import APP_TITLE
 
 st.set_page_config(page_title=APP_TITLE, page_icon=":material/graphic_eq:", layout="wide")
+apply_upload_limit()  # Streamlit's server refuses uploads over MAX_UPLOAD_MB before holding them
 try:
     actor = sign_in()  # with AUTH=local or oidc, nothing of the plant is drawn before this returns someone
 except MachineSoundError as exc:

@@ -50,6 +50,9 @@ VARIABLES: tuple[Variable, ...] = (
              "any SQLAlchemy URL (dialect://...), e.g. postgresql+psycopg://user@host/db"),
     Variable("MAX_CLIP_SECONDS", "600",
              "longer clips are refused (too_long) at ingest, before being read (a positive number of seconds)"),
+    Variable("MAX_SAMPLE_RATE", "96000",
+             "clips sampled faster are refused (sample_rate_out_of_range) from their header, before decoding; "
+             "with MAX_CLIP_SECONDS it bounds the memory one clip can claim (a whole number of Hz)"),
     Variable("DEMO_PLANT", "1", "1 seeds an empty database with the demo plant on first start, 0 leaves it empty "
                                 "(also true/false, yes/no, on/off)"),
     Variable("MAX_UPLOAD_MB", "200", "larger uploads are refused, by core.workflows.uploads, which the Data page uses "
@@ -89,6 +92,7 @@ NAMES: tuple[str, ...] = tuple(v.name for v in VARIABLES)
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_MAX_CLIP_SECONDS = 600.0
+DEFAULT_MAX_SAMPLE_RATE = 96_000
 DEFAULT_MAX_UPLOAD_MB = 200.0
 DEFAULT_PREFIX = "machine-sound"
 DEFAULT_PROJECT = "machine-sound-anomalies"
@@ -299,6 +303,7 @@ class Settings:
     demo_plant: bool = True  # DEMO_PLANT
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB  # MAX_UPLOAD_MB
     max_clip_seconds: float = DEFAULT_MAX_CLIP_SECONDS  # MAX_CLIP_SECONDS
+    max_sample_rate: int = DEFAULT_MAX_SAMPLE_RATE  # MAX_SAMPLE_RATE
     notify_webhook_url: str | None = field(default=None, repr=False)  # NOTIFY_WEBHOOK_URL (a secret)
     notify_sns_topic_arn: str | None = None  # NOTIFY_SNS_TOPIC_ARN
     cloud: CloudConfig = CloudConfig()  # REKOGNITION_*
@@ -322,6 +327,7 @@ class Settings:
             demo_plant=_flag(env, "DEMO_PLANT", True),
             max_upload_mb=_number(env, "MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB, unit="megabytes"),
             max_clip_seconds=_number(env, "MAX_CLIP_SECONDS", DEFAULT_MAX_CLIP_SECONDS, unit="seconds"),
+            max_sample_rate=_whole_number(env, "MAX_SAMPLE_RATE", DEFAULT_MAX_SAMPLE_RATE, unit="Hz"),
             notify_webhook_url=_webhook_url(env),
             notify_sns_topic_arn=_sns_topic_arn(env),
             cloud=CloudConfig.from_env(env),

@@ -183,4 +183,3 @@ def test_environment_problems_are_named_without_sql():
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/models/x.keras")
     assert environment_problem(full) == "No space left on device: /data/models/x.keras"
     assert environment_problem(KeyError("a bug")) is None  # bugs stay bugs
-

@@ -34,6 +34,7 @@ FULL_ENV = {
     "DATA_DIR": "/srv/plant",
     "DATABASE_URL": "postgresql+psycopg://triage:pw@db.example.com/triage",
     "MAX_CLIP_SECONDS": "30.5",
+    "MAX_SAMPLE_RATE": "48000",
     "DEMO_PLANT": "off",
     "MAX_UPLOAD_MB": "0.5",
     "NOTIFY_WEBHOOK_URL": SECRET_HOOK,
@@ -92,7 +93,7 @@ def test_every_variable_is_parsed():
     assert current.database_url == FULL_ENV["DATABASE_URL"]
     assert current.demo_plant is False
     assert current.max_upload_mb == 0.5 and current.max_upload_bytes == 500_000
-    assert current.max_clip_seconds == 30.5
+    assert current.max_clip_seconds == 30.5 and current.max_sample_rate == 48_000
     assert current.notify_webhook_url == SECRET_HOOK
     assert current.notify_sns_topic_arn == TOPIC_ARN
     assert current.cloud == CloudConfig(bucket="my-bucket", prefix="plant/sounds", project="fans", region="eu-west-1",
@@ -138,6 +139,8 @@ def test_tensorflow_notices_follow_tensorflows_own_variable(value, shown):
 BAD_VALUES = [
     ("DATABASE_URL", "/var/lib/anomaly.db"),
     ("MAX_CLIP_SECONDS", "long"),
+    ("MAX_SAMPLE_RATE", "fast"),
+    ("MAX_SAMPLE_RATE", "0"),
     ("MAX_CLIP_SECONDS", "0"),
     ("MAX_CLIP_SECONDS", "-5"),
     ("MAX_CLIP_SECONDS", "inf"),
