@@ -40,7 +40,8 @@ def _peak_rss_mb(code: str) -> tuple[float, dict]:
     """Run ``code`` in a fresh interpreter; ``(its peak RSS in MB, the JSON it printed last)``."""
     wrapper = (
         code
-        + "\nimport resource, json\nprint(json.dumps({'peak_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, **RESULT}))"
+        + "\nimport resource, json\n"
+        + "print(json.dumps({'peak_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, **RESULT}))"
     )
     run = subprocess.run([sys.executable, "-c", wrapper], cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, timeout=300, check=True)  # fmt: skip
@@ -88,8 +89,10 @@ def test_drawing_a_long_clip_costs_a_bounded_amount_of_memory(tmp_path):
         from dashboard.components import plots
         clip = load_clip({path!r})
         views = clip_views(clip.signal, clip.sr)
-        figures = [plots.waveform(views.envelope), plots.spectrogram(views.stft_db, clip.sr, views.hop_length,
-                   mel=False, title="t"), plots.spectrogram(views.mel_db, clip.sr, views.hop_length, mel=True, title="m")]
+        hop = views.hop_length
+        figures = [plots.waveform(views.envelope),
+                   plots.spectrogram(views.stft_db, clip.sr, hop, mel=False, title="t"),
+                   plots.spectrogram(views.mel_db, clip.sr, hop, mel=True, title="m")]
         RESULT = {{"json_bytes": sum(len(f.to_json()) for f in figures), "signal_mb": clip.signal.nbytes / 2**20}}
     """)
     base_peak, base = _peak_rss_mb(code.format(path=str(short)))

@@ -97,8 +97,8 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
         left, right = st.columns(2)
         stft = plots.spectrogram(views.stft_db, sr, views.hop_length, mel=False, title="STFT (dB)")
         left.plotly_chart(stft, key=f"{key}_stft")
-        right.plotly_chart(plots.spectrogram(views.mel_db, sr, views.hop_length, mel=True, title="Mel spectrogram (dB)"),
-                           key=f"{key}_mel")  # fmt: skip
+        mel = plots.spectrogram(views.mel_db, sr, views.hop_length, mel=True, title="Mel spectrogram (dB)")
+        right.plotly_chart(mel, key=f"{key}_mel")
     return details
 
 
