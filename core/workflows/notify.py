@@ -34,8 +34,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import BadInputError, Reason
-from core.settings import SNS_TOPIC_ARN, settings
-from core.settings import valid_webhook_url as _valid_webhook_url
+from core.settings import SNS_TOPIC_ARN, settings, webhook_url_problem
 from db.models import utcnow
 from db.queries import add_notification, claim_notification, due_notification_ids, update_notification
 from db.session import session_scope, write_transaction
@@ -142,18 +141,22 @@ def sns_sender(client=None) -> Callable[[str, dict[str, Any]], None]:
 
 
 def channels_from(
-    webhook_url: str | None = None, sns_topic_arn: str | None = None, *, sns_client=None
-) -> list[Channel]:
-    """The configured channels: the arguments, else the ``NOTIFY_WEBHOOK_URL`` / ``NOTIFY_SNS_TOPIC_ARN`` settings."""
+    webhook_url: str | None = None, sns_topic_arn: str | None = None, *, sns_client=None,
+    webhook_option: str = "the webhook URL",
+) -> list[Channel]:  # fmt: skip
+    """The configured channels: the arguments, else the ``NOTIFY_WEBHOOK_URL`` / ``NOTIFY_SNS_TOPIC_ARN`` settings.
+    A bad ``webhook_url`` (not http(s), or with a user name or password) is refused naming ``webhook_option``
+    (the CLI's ``--webhook``), showing its scheme and host only."""
     if not (webhook_url and sns_topic_arn):  # the settings are read (and checked) only when needed
         current = settings()
         webhook_url = webhook_url or current.notify_webhook_url
         sns_topic_arn = sns_topic_arn or current.notify_sns_topic_arn
     out = []
     if webhook_url:
-        if not _valid_webhook_url(webhook_url):
+        problem = webhook_url_problem(webhook_url)
+        if problem:
             raise BadInputError(Reason.INVALID_PARAMETER,
-                                f"webhook must be an http(s) URL, got {redact_url(webhook_url)!r}")  # fmt: skip
+                                f"{webhook_option} {problem}, got {redact_url(webhook_url)!r}")  # fmt: skip
         out.append(Channel("webhook", webhook_url, post_webhook))
     if sns_topic_arn:
         if not SNS_TOPIC_ARN.match(sns_topic_arn):

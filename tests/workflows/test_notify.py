@@ -169,6 +169,15 @@ def test_bad_webhook_url_is_refused(url):
     assert caught.value.reason == "invalid_parameter"
 
 
+@pytest.mark.parametrize("url", ["https://bot:Zs3cr3t@hooks.example.com/x", "http://Zs3cr3t@127.0.0.1:8080/x"])
+def test_a_webhook_url_with_credentials_is_refused_naming_the_option(url):
+    with pytest.raises(BadInputError, match="^--webhook must not carry a user name or password") as caught:
+        channels_from(webhook_url=url, webhook_option="--webhook")
+    assert caught.value.reason == "invalid_parameter" and "Zs3cr3t" not in str(caught.value)
+    with pytest.raises(BadInputError, match="^the webhook URL must not carry a user name or password"):
+        channels_from(webhook_url=url)
+
+
 def test_bad_webhook_url_from_environment_is_refused(monkeypatch):
     monkeypatch.setenv("NOTIFY_WEBHOOK_URL", "not a url")
     with pytest.raises(BadInputError, match="invalid_parameter"):

@@ -715,6 +715,13 @@ def test_cli_refuses_bad_settings(drop_dir, args, message):
     assert "error:" in result.stderr and message in result.stderr
 
 
+def test_cli_refuses_a_webhook_url_with_credentials(drop_dir):
+    result = run_watch(str(drop_dir), "--once", "--webhook", "https://bot:Zs3cr3t@hooks.example.com/services/T0001")
+    assert result.returncode == 2
+    assert "error: --webhook must not carry a user name or password" in result.stderr
+    assert "Zs3cr3t" not in result.stderr and "T0001" not in result.stderr and "bot" not in result.stderr
+
+
 def test_cli_refuses_a_missing_folder(tmp_path):
     result = run_watch(str(tmp_path / "nowhere"), "--once")
     assert result.returncode == 2 and "not_found" in result.stderr
