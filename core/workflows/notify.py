@@ -98,19 +98,33 @@ def _without_url(text: str, url: str) -> str:
 
 
 def post_webhook(url: str, payload: dict[str, Any]) -> None:
-    """POST ``payload`` as JSON; any answer but 2xx, or no answer within the timeout, is a DeliveryError
-    (whose message never holds the URL)."""
+    """POST ``payload`` as JSON; any answer but 2xx (a redirect included: never followed), or no answer within
+    the timeout, is a DeliveryError (whose message never holds the URL's credentials, path or query)."""
     try:
         _post(url, payload)
     except DeliveryError as exc:
         raise DeliveryError(_without_url(str(exc), url)) from None
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect (301, 302, 303, 307, 308) is a failed attempt, never followed: a webhook answering with one
+    could send the flag, and the process's requests, anywhere (an internal address included)."""
+
+    def http_error_302(self, req, fp, code, msg, headers):  # noqa: D102 (urllib's hook)
+        fp.close()
+        location = headers.get("Location") or headers.get("URI")
+        where = redact_url(urllib.parse.urljoin(req.full_url, location)) if location else "nowhere"
+        raise DeliveryError(f"webhook answered HTTP {code}, redirected to {where}: not followed")
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
 def _post(url: str, payload: dict[str, Any]) -> None:
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})  # fmt: skip
+    opener = urllib.request.build_opener(_RefuseRedirects)  # per send: proxy variables as they are now
     try:
-        with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_S) as response:  # noqa: S310 (configured URL)
+        with opener.open(request, timeout=SEND_TIMEOUT_S) as response:  # noqa: S310 (configured URL)
             if not 200 <= response.status < 300:
                 raise DeliveryError(f"webhook answered HTTP {response.status}")
     except urllib.error.HTTPError as exc:

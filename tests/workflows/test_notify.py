@@ -30,7 +30,8 @@ TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:machine-flags"
 
 class Receiver:
     """What a local webhook server got, and how it answers: ``statuses`` are used in turn (200 after them),
-    ``hold`` (when set up) keeps each request open until released, ``garbage`` answers with no HTTP at all."""
+    ``hold`` (when set up) keeps each request open until released, ``garbage`` answers with no HTTP at all,
+    ``location`` goes with every answer as its ``Location`` header.  ``hits``: every request's method and path."""
 
     def __init__(self) -> None:
         self.url = ""
@@ -38,6 +39,8 @@ class Receiver:
         self.received: list[dict] = []
         self.headers: list[dict] = []
         self.garbage = False
+        self.location: str | None = None
+        self.hits: list[tuple[str, str]] = []
         self.hold: threading.Event | None = None
         self.started = threading.Event()  # a request arrived
         self.finished = threading.Event()  # a held request was answered
@@ -49,9 +52,17 @@ def webhook_server() -> Iterator[Receiver]:
     receiver = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (what a followed 302/303 would send)
+            with receiver.lock:
+                receiver.hits.append(("GET", self.path))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             body = self.rfile.read(int(self.headers["Content-Length"]))
             with receiver.lock:
+                receiver.hits.append(("POST", self.path))
                 receiver.received.append(json.loads(body))
                 receiver.headers.append(dict(self.headers))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
@@ -63,6 +74,8 @@ def webhook_server() -> Iterator[Receiver]:
                 self.wfile.flush()
                 return
             self.send_response(status)
+            if receiver.location:
+                self.send_header("Location", receiver.location)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
@@ -319,6 +332,35 @@ def test_webhook_that_always_fails_gives_up_after_max_attempts(hook, monkeypatch
     assert row.last_error == "webhook answered HTTP 500"
     assert row.sent_at is None
     assert len(hook.received) == notify.MAX_ATTEMPTS  # never tried again once given up
+
+
+def test_a_redirect_is_a_failed_attempt_never_followed(hook, monkeypatch):
+    """A webhook answering 3xx (here towards another local server, as a redirect to an internal address would)
+    is a failed try with its reason, retried with backoff like any other, and its target is never reached."""
+    with webhook_server() as internal:
+        hook.location = internal.url + "?token=Zs3cr3t"
+        hook.statuses = [302, 301, 303, 307, 308]
+        channels = channels_from(webhook_url=hook.url)
+        enqueue(make_flags(1), channels)
+        assert deliver_due(channels) == {"sent": 0, "retrying": 1, "failed": 0}
+        (row,) = rows()
+        assert row.next_attempt_at.replace(tzinfo=None) > utcnow().replace(tzinfo=None)  # backing off
+        shown = notify.redact_url(internal.url)
+        assert row.last_error == f"webhook answered HTTP 302, redirected to {shown}: not followed"
+        assert (row.status, row.attempts) == ("pending", 1) and "Zs3cr3t" not in row.last_error
+
+        monkeypatch.setattr(notify, "BACKOFF_BASE_S", 0.0)
+        for attempt, code in enumerate([301, 303, 307, 308], start=2):
+            make_due()
+            assert deliver_due(channels) == {"sent": 0, "retrying": 1, "failed": 0}
+            (row,) = rows()
+            assert (row.status, row.attempts) == ("pending", attempt)
+            assert row.last_error == f"webhook answered HTTP {code}, redirected to {shown}: not followed"
+        assert internal.hits == []  # never followed, by any method
+        hook.location = None
+        make_due()
+        assert deliver_due(channels) == {"sent": 1, "retrying": 0, "failed": 0}  # the webhook itself, answering 200
+        assert internal.hits == [] and len(hook.received) == 6
 
 
 def test_unreachable_webhook_is_retried_later(monkeypatch):
