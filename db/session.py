@@ -22,7 +22,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
 
@@ -85,15 +85,11 @@ def private_sqlite_file(path: Path) -> None:
     folder = path.parent
     if not folder.is_dir():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        with suppress(FileExistsError):  # made meanwhile by another process: left as it is
             folder.mkdir(mode=0o700)
             os.chmod(folder, 0o700)  # whatever the umask
-        except FileExistsError:  # made meanwhile by another process
-            pass
-    try:
+    with suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
     for file in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
         try:
             mode = stat.S_IMODE(os.stat(file).st_mode)
