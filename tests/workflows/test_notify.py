@@ -3,6 +3,7 @@ AWS SNS (moto), with retries and backoff, in a background thread."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -412,13 +413,49 @@ def test_rows_of_channels_not_configured_here_do_not_starve_the_others(monkeypat
     assert [r.status for r in rows()] == ["pending"] * 4 + ["sent"]
 
 
-def test_rows_are_sent_to_the_target_stored_with_them(hook):
-    """What was enqueued is what is delivered: the row keeps its target."""
+def test_a_webhook_row_stores_scheme_host_and_a_fingerprint_never_the_url(hook):
+    """The row names its webhook by scheme, host and the first 16 hex digits of the URL's SHA-256; the process
+    started with that URL sends it there."""
     channels = channels_from(webhook_url=hook.url)
     enqueue(make_flags(1), channels)
-    assert rows()[0].target == hook.url
-    deliver_due(channels)
-    assert len(hook.received) == 1
+    origin = hook.url.removesuffix("/hooks/flags")
+    assert rows()[0].target == f"{origin} sha256:{hashlib.sha256(hook.url.encode()).hexdigest()[:16]}"
+    assert deliver_due(channels)["sent"] == 1
+    assert len(hook.received) == 1 and hook.hits == [("POST", "/hooks/flags")]
+
+
+def test_a_row_for_a_url_this_process_was_not_started_with_stays_pending_and_says_why(hook, monkeypatch):
+    """A process started with another webhook URL (another token on the same host, say) neither sends the row
+    nor loses it, nor lets it hold up its own rows; a process started with the row's URL sends it."""
+    other = Channel("webhook", hook.url.replace("/hooks/flags", "/hooks/other"), notify.post_webhook)
+    flags = make_flags(6)
+    enqueue(flags[:5], [other])
+    mine = channels_from(webhook_url=hook.url)
+    enqueue(flags[5:], mine)
+    assert deliver_due(mine, limit=3) == {"sent": 1, "retrying": 0, "failed": 0}  # not held up by the 5 before
+    assert deliver_due(mine, limit=3) == {"sent": 0, "retrying": 0, "failed": 0}
+    assert [b["clip_id"] for b in hook.received] == [flags[5][0]]
+    origin = hook.url.removesuffix("/hooks/flags")
+    waiting = rows()[:5]
+    assert {(r.status, r.attempts) for r in waiting} == {("pending", 0)}
+    assert {r.last_error for r in waiting} == {f"webhook {origin}: this process was not started with that URL"}
+    assert "/hooks" not in waiting[0].last_error
+
+    assert deliver_due([], limit=10) == {"sent": 0, "retrying": 0, "failed": 0}
+    sns, _ = recording_channel("sns", TOPIC_ARN)  # a process without a webhook leaves webhook rows alone
+    assert deliver_due([sns]) == {"sent": 0, "retrying": 0, "failed": 0}
+    assert deliver_due([other]) == {"sent": 5, "retrying": 0, "failed": 0}  # the process with their URL
+    assert [(r.status, r.last_error) for r in rows()] == [("sent", "")] * 6
+    assert sorted(hits for hits in hook.hits) == [("POST", "/hooks/flags")] + [("POST", "/hooks/other")] * 5
+
+
+def test_webhook_reference_is_scheme_host_and_fingerprint():
+    fingerprint = hashlib.sha256(SECRET_HOOK.encode()).hexdigest()[:16]
+    assert notify.webhook_reference(SECRET_HOOK) == f"https://hooks.slack.com sha256:{fingerprint}"
+    assert notify.webhook_reference("http://[::1]:9000/x") == (
+        f"http://[::1]:9000 sha256:{hashlib.sha256(b'http://[::1]:9000/x').hexdigest()[:16]}")  # fmt: skip
+    assert notify.unknown_webhook_error(notify.webhook_reference(SECRET_HOOK)) == (
+        "webhook https://hooks.slack.com: this process was not started with that URL")  # fmt: skip
 
 
 # --- delivery by SNS (moto) -----------------------------------------------------------------------------------
