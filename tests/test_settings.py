@@ -188,8 +188,15 @@ def test_the_message_of_a_bad_upload_limit():
         Settings.from_env({"MAX_UPLOAD_MB": "abc"})
 
 
-@pytest.mark.parametrize("url", ["https://bot:Zs3cr3t@hooks.example.com/x", "http://Zs3cr3t@127.0.0.1:8080/x",
-                                 "https://:Zs3cr3t@hooks.example.com/x", "https://@hooks.example.com/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://bot:Zs3cr3t@hooks.example.com/x",
+        "http://Zs3cr3t@127.0.0.1:8080/x",
+        "https://:Zs3cr3t@hooks.example.com/x",
+        "https://@hooks.example.com/x",
+    ],
+)
 def test_a_webhook_url_with_a_user_name_or_password_is_refused(url):
     with pytest.raises(BadInputError, match="^NOTIFY_WEBHOOK_URL must not carry a user name or password") as caught:
         Settings.from_env({"NOTIFY_WEBHOOK_URL": url})
