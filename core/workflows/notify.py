@@ -161,7 +161,7 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
     """A redirect (301, 302, 303, 307, 308) is a failed attempt, never followed: a webhook answering with one
     could send the flag, and the process's requests, anywhere (an internal address included)."""
 
-    def http_error_302(self, req, fp, code, msg, headers):  # noqa: D102 (urllib's hook)
+    def http_error_302(self, req, fp, code, msg, headers):  # urllib's hook, for each redirect code
         fp.close()
         location = headers.get("Location") or headers.get("URI")
         where = redact_url(urllib.parse.urljoin(req.full_url, location)) if location else "nowhere"
