@@ -174,6 +174,29 @@ def _read_channel(path: Path, info: ClipInfo, channel: int) -> np.ndarray:
     return signal if filled == info.n_frames else signal[:filled]
 
 
+def _check_header(
+    p: Path, info: ClipInfo, channel: int, max_duration_s: float | None, max_sample_rate: int, min_samples: int
+) -> None:
+    """Refuse, from the header alone, what :func:`load_clip` must not read (see its Raises)."""
+    if not 0 <= channel < info.n_channels:
+        raise BadInputError(
+            Reason.CHANNEL_OUT_OF_RANGE,
+            f"channel {channel} requested, the file has {info.n_channels} channel(s) (0..{info.n_channels - 1})",
+            p,
+        )
+    if not MIN_SAMPLE_RATE <= info.sr <= max_sample_rate:
+        raise BadInputError(Reason.SAMPLE_RATE_OUT_OF_RANGE, f"sampled at {info.sr} Hz; clips must be "
+                            f"{MIN_SAMPLE_RATE}-{max_sample_rate} Hz (MAX_SAMPLE_RATE)", p)  # fmt: skip
+    if max_duration_s is not None and info.duration_s > max_duration_s:
+        raise BadInputError(Reason.TOO_LONG, f"{info.duration_s:.1f} s long; the limit is {max_duration_s:g} s", p)
+    if info.n_frames < min_samples:
+        raise BadInputError(
+            Reason.TOO_SHORT,
+            f"{info.n_frames} samples ({info.duration_s:.3f} s); at least {min_samples} are needed",
+            p,
+        )
+
+
 def load_clip(
     path: str | os.PathLike,
     channel: int = 0,
@@ -215,23 +238,7 @@ def load_clip(
     """
     p = Path(path)
     info = clip_info(p)
-    if not 0 <= channel < info.n_channels:
-        raise BadInputError(
-            Reason.CHANNEL_OUT_OF_RANGE,
-            f"channel {channel} requested, the file has {info.n_channels} channel(s) (0..{info.n_channels - 1})",
-            p,
-        )
-    if not MIN_SAMPLE_RATE <= info.sr <= max_sample_rate:
-        raise BadInputError(Reason.SAMPLE_RATE_OUT_OF_RANGE, f"sampled at {info.sr} Hz; clips must be "
-                            f"{MIN_SAMPLE_RATE}-{max_sample_rate} Hz (MAX_SAMPLE_RATE)", p)  # fmt: skip
-    if max_duration_s is not None and info.duration_s > max_duration_s:
-        raise BadInputError(Reason.TOO_LONG, f"{info.duration_s:.1f} s long; the limit is {max_duration_s:g} s", p)
-    if info.n_frames < min_samples:
-        raise BadInputError(
-            Reason.TOO_SHORT,
-            f"{info.n_frames} samples ({info.duration_s:.3f} s); at least {min_samples} are needed",
-            p,
-        )
+    _check_header(p, info, channel, max_duration_s, max_sample_rate, min_samples)
     signal = _read_channel(p, info, channel)
     low, high = float(signal.min()), float(signal.max())  # NaN and inf propagate; no temporary arrays
     if not (np.isfinite(low) and np.isfinite(high)):
