@@ -6,7 +6,7 @@ import logging
 
 import streamlit as st
 
-from core.errors import MachineSoundError
+from core.errors import MachineSoundError, environment_problem
 from core.workflows.triage import (
     QUEUE_ORDERS,
     anomaly_types,
@@ -43,8 +43,8 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
         return
     except Exception as exc:  # a bug or a database failure: one line, never a traceback or the SQL behind it
         logging.getLogger(__name__).exception("recording a verdict failed")
-        st.session_state["verdict_error"] = (f"unexpected {type(exc).__name__}; try again, and if it persists, "
-                                             "report it with the server log")  # fmt: skip
+        problem = environment_problem(exc) or f"unexpected {type(exc).__name__}"
+        st.session_state["verdict_error"] = f"{problem}; try again, and if it persists, report it with the server log"
         return
     st.session_state["last_verdict"] = f"#{clip_id}: {verdict}" + (
         f" ({kind})" if verdict == "abnormal" and kind else ""

@@ -225,3 +225,24 @@ def test_an_anomaly_type_too_long_to_store_shows_the_error_and_saves_nothing(que
     app.text_input(key=f"newtype_{clip.clip_id}").input("k" * 64)
     _click(app, "Confirm abnormal")
     assert [(r.clip_id, r.anomaly_type) for r in _annotations()] == [(clip.clip_id, "k" * 64)]
+
+
+def test_a_database_failure_while_saving_shows_one_line_without_the_sql(seeded, open_page, monkeypatch):
+    from sqlalchemy.exc import DataError
+
+    import core.workflows.triage
+
+    def refuse(*_args, **_kwargs):
+        raise DataError("INSERT INTO annotations (annotator) VALUES (%(annotator)s)", {"annotator": "x"},
+                        Exception("value too long for type character varying(128)"))  # fmt: skip
+
+    monkeypatch.setattr(core.workflows.triage, "record_verdict", refuse)
+    app = _open_queue(open_page, "alice")
+    _click(app, "Reject (normal)")
+    assert [e.value for e in app.error] == [
+        "The verdict was not saved: the database could not be used: value too long for type character varying(128); "
+        "try again, and if it persists, report it with the server log"
+    ]
+    text = _page_text(app)
+    assert "INSERT" not in text and "sqlalchemy" not in text
+    assert _annotations() == []
