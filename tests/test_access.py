@@ -22,6 +22,7 @@ from tests.conftest import SEEDED_MACHINES, tone, write_wav
 A, E, M, AD = Role.ANNOTATOR, Role.ENGINEER, Role.MANAGER, Role.ADMIN
 EXPECTED = {  # action -> the roles that may do it
     Action.JUDGE: {A, E, M, AD},
+    Action.ADJUDICATE: {E, M, AD},
     Action.INGEST: {E, M, AD},
     Action.SET_THRESHOLD: {E, M, AD},
     Action.TRAIN: {E, M, AD},

@@ -28,7 +28,7 @@ from db.base import Base
 from db.models import Clip
 from db.session import MIGRATIONS_DIR, alembic_config, make_engine, migrate
 
-EARLIER = ("0001", "0002", "0003", "0004", "0005")
+EARLIER = ("0001", "0002", "0003", "0004", "0005", "0006")
 WHEN = "2026-01-05 10:00:00.000000"
 SNRS = (-6, 0, 6)
 
@@ -381,7 +381,7 @@ def test_0006_adds_users_failed_sign_ins_and_the_audit_log_to_a_0005_database(en
     with engine.begin() as conn:
         _fill(conn, "0005")
     migrate(engine)
-    assert _revision(engine) == "0006"
+    assert _revision(engine) == _head()
     with engine.connect() as conn:
         assert {"users", "failed_sign_ins", "audit_events"} <= set(_table_names(conn))
         assert [conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
@@ -414,6 +414,45 @@ def test_0006_downgrades_to_0005(engine):
     with engine.connect() as conn:
         assert not {"users", "failed_sign_ins", "audit_events"} & set(_table_names(conn))
     assert _revision(engine) == "0005"
+
+
+def test_0010_adds_adjudications_and_the_verdicts_role_to_a_0006_database(engine):
+    """From 0006 with data: old verdicts keep every value and have no known role; adjudications are a new,
+    empty table that takes normal or abnormal (never unsure) by a known role, and goes with its clip."""
+    _upgrade_to(engine, "0006")
+    with engine.begin() as conn:
+        _fill(conn, "0006")
+    migrate(engine)
+    with engine.connect() as conn:
+        assert {row.role for row in conn.execute(text("SELECT role FROM annotations"))} == {None}
+        assert conn.execute(text("SELECT COUNT(*) FROM adjudications")).scalar_one() == 0
+        clip = conn.execute(text("SELECT MIN(id) FROM clips")).scalar_one()
+    adjudication = ("INSERT INTO adjudications (clip_id, adjudicator, role, verdict, anomaly_type, reason, created_at) "
+                    "VALUES (:clip, 'eve', :role, :verdict, NULL, 'heard it twice', :when)")  # fmt: skip
+    with engine.begin() as conn:
+        _sql(conn, adjudication, clip=clip, role="engineer", verdict="normal")
+    for role, verdict, clip_id in [("engineer", "unsure", clip), ("boss", "normal", clip), ("admin", "normal", 99999)]:
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            _sql(conn, adjudication, clip=clip_id, role=role, verdict=verdict)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM scores"))
+        conn.execute(text("DELETE FROM notifications"))
+        conn.execute(text("DELETE FROM annotations WHERE undoes_id IS NOT NULL"))
+        conn.execute(text("DELETE FROM annotations"))
+        conn.execute(text("DELETE FROM clips WHERE id = :clip"), {"clip": clip})
+        assert conn.execute(text("SELECT COUNT(*) FROM adjudications")).scalar_one() == 0  # cascaded
+
+
+def test_0010_downgrades_to_0006(engine):
+    _upgrade_to(engine, "0010")
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0006")
+    with engine.connect() as conn:
+        assert "adjudications" not in _table_names(conn)
+        assert "role" not in {c["name"] for c in inspect(conn).get_columns("annotations")}
+    assert _revision(engine) == "0006"
 
 
 def test_foreign_keys_are_enforced_after_migrating(engine):
@@ -476,5 +515,5 @@ def test_migration_functions_are_short(path):
 
 def test_migrations_are_one_chain_ending_at_head():
     script = ScriptDirectory.from_config(alembic_config())
-    assert [r.revision for r in reversed(list(script.walk_revisions()))] == [*EARLIER, "0006"]
+    assert [r.revision for r in reversed(list(script.walk_revisions()))] == [*EARLIER, "0010"]
     assert len(VERSION_FILES) == len(EARLIER) + 1
