@@ -281,11 +281,17 @@ def adjudications_of_clips(session: Session, clip_ids: list[int]) -> list[Adjudi
 def adjudications_of_machines(session: Session, machine_pks: list[int]) -> list[Adjudication]:
     """Every adjudication of these machines' clips, by id."""
     clip_ids = select(Clip.id).where(Clip.machine_pk.in_(machine_pks))
-    return list(session.scalars(select(Adjudication).where(Adjudication.clip_id.in_(clip_ids)).order_by(Adjudication.id)))
+    query = select(Adjudication).where(Adjudication.clip_id.in_(clip_ids)).order_by(Adjudication.id)
+    return list(session.scalars(query))
 
 
 def add_adjudication(
-    session: Session, clip_id: int, adjudicator: str, role: str, verdict: str, reason: str,
+    session: Session,
+    clip_id: int,
+    adjudicator: str,
+    role: str,
+    verdict: str,
+    reason: str,
     anomaly_type: str | None = None,
 ) -> Adjudication:
     """Append an adjudication (never updated: the latest of a clip stands)."""

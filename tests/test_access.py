@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from core.access import OPERATOR, Action, Actor, Role, allowed, recorded_name, require, why_not
 from core.errors import MachineSoundError, PermissionDeniedError
-from db.models import Annotation, AuditEvent, Clip, Export, Threshold
+from db.models import Adjudication, Annotation, AuditEvent, Clip, Export, Threshold
 from db.session import session_scope
 from tests.conftest import SEEDED_MACHINES, tone, write_wav
 
@@ -85,6 +85,12 @@ def _undo(actor):
     from core.workflows.triage import undo_last
 
     undo_last(actor.name, actor=actor)
+
+
+def _adjudicate(actor):
+    from core.workflows.review import adjudicate
+
+    adjudicate(_first_clip(), "abnormal", "heard a clear bearing whine", anomaly_type="bearing", actor=actor)
 
 
 def _threshold(actor):
@@ -166,6 +172,7 @@ def actor_dir(actor) -> Path:
 
 GUARDED = {
     Action.JUDGE: (_judge, Annotation),
+    Action.ADJUDICATE: (_adjudicate, Adjudication),
     Action.SET_THRESHOLD: (_threshold, Threshold),
     Action.TRAIN: (_train, None),
     Action.ACTIVATE_MODEL: (_activate, None),

@@ -22,8 +22,8 @@ from core.settings import (
     VARIABLES,
     AuthMode,
     CloudConfig,
-    TrainFrom,
     Settings,
+    TrainFrom,
     settings,
 )
 

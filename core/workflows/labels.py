@@ -33,12 +33,18 @@ review list and the review queue), so a clip has the same label on every page.  
    is trusted (a training-split clip whose layout already says normal needs nothing more); ``any`` takes
    any standing ``normal``.  Never a test clip, a disputed one, or one labelled abnormal.
 
+8. **Judged enough.** A flagged clip leaves the triage queue once it has one annotator's standing verdict,
+   or two different annotators' for the ``OVERLAP_FRACTION`` share of clips chosen by a hash of the clip id
+   (:func:`needs_two_annotators`), or an adjudication; nobody is served a clip they judged
+   (:func:`awaits_verdict`).
+
 :func:`decide` is the pure rule; :func:`labels_for_clips` and :func:`labels_for_machines` apply it to
 what the database holds.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -269,6 +275,22 @@ def why_not_learned(clip: ClipLabel, train_from: TrainFrom | str = TrainFrom.TRU
     if TrainFrom(train_from) is TrainFrom.ANY or clip.trusted:
         return None
     return NotLearned.SECOND_OPINION
+
+
+def needs_two_annotators(clip_id: int, overlap_fraction: float) -> bool:
+    """Whether the clip is in the overlap sample (``OVERLAP_FRACTION``): chosen by a hash of its id, so every
+    session, process and page agrees, about ``overlap_fraction`` of each machine's clips."""
+    digest = hashlib.sha256(f"overlap/{clip_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < overlap_fraction
+
+
+def awaits_verdict(clip: ClipLabel, overlap_fraction: float, annotator: str | None = None) -> bool:
+    """Whether a flagged clip still waits in the triage queue (for ``annotator``, when named): it is not settled,
+    ``annotator`` has no standing verdict on it (nobody is served a clip twice), and it has fewer annotators'
+    standing verdicts than it needs: two in the overlap sample (:func:`needs_two_annotators`), else one."""
+    if clip.settled or (annotator is not None and annotator in clip.verdicts):
+        return False
+    return len(clip.verdicts) < (2 if needs_two_annotators(clip.clip_id, overlap_fraction) else 1)
 
 
 def may_train(clip: ClipLabel, train_from: TrainFrom | str = TrainFrom.TRUSTED) -> bool:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from datetime import UTC, datetime
+
+import pytest
 
 from core.access import Role
 from core.settings import TrainFrom
@@ -263,7 +263,10 @@ def test_the_latest_adjudication_stands_and_settles_a_dispute(clips):
     assert (settled.state, settled.label, settled.source, settled.quality) == (SETTLED, "normal", RULED, "adjudicated")
     assert settled.settled and not settled.disputed and settled.trusted and may_train(settled)
     assert (settled.ruling.adjudicator, settled.ruling.role, settled.ruling.reason) == (
-        "max", Role.MANAGER, "the rattle is the neighbouring press")
+        "max",
+        Role.MANAGER,
+        "the rattle is the neighbouring press",
+    )
     assert settled.labelled_at == settled.ruling.at
     assert labels[4].verdicts["bob"].role is Role.ENGINEER and labels[4].trusted  # an engineer's word alone
     assert labels[3].verdicts["bob"].role is None and not labels[3].trusted
@@ -276,8 +279,10 @@ def test_describe_names_the_sources_and_what_is_left_out():
     labels = [_clip_label("normal", "test", []), _clip_label("unknown", "none", [N, N]),
               _clip_label("unknown", "none", [N, A]), _clip_label("unknown", "none", [U]),
               _clip_label("unknown", "none", [A], ruling=N)]  # fmt: skip
-    assert describe(labels) == ("3 labelled clips: ground truth for 1, pilot verdicts for 1 (0 single-annotator, "
-                                "1 double-confirmed), adjudications for 1 (1 disputed, 1 unsure left out)")
+    assert describe(labels) == (
+        "3 labelled clips: ground truth for 1, pilot verdicts for 1 (0 single-annotator, "
+        "1 double-confirmed), adjudications for 1 (1 disputed, 1 unsure left out)"
+    )
 
 
 def test_ruling_dates_are_kept():
