@@ -16,7 +16,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import annotate, audit, data, drift, export, models, review, supervised, thresholds, users, watch
+from core.cli import (
+    agreement,
+    annotate,
+    audit,
+    data,
+    drift,
+    export,
+    models,
+    review,
+    supervised,
+    thresholds,
+    users,
+    watch,
+)
+from core.cli.agreement import cmd_agreement
 from core.cli.annotate import cmd_annotate
 from core.cli.audit import cmd_audit
 from core.cli.data import cmd_demo, cmd_info, cmd_ingest
@@ -34,7 +48,8 @@ from core.errors import CloudError, MachineSoundError, environment_problem
 __all__ = [
     "build_parser", "main", "cmd_demo", "cmd_ingest", "cmd_info", "cmd_detectors", "cmd_train", "cmd_score",
     "cmd_threshold", "cmd_evaluate", "cmd_activate", "cmd_export", "cmd_train_supervised", "cmd_rekognition",
-    "cmd_annotate", "cmd_disputes", "cmd_adjudicate", "cmd_watch", "cmd_drift", "cmd_users", "cmd_audit",
+    "cmd_annotate", "cmd_disputes", "cmd_adjudicate", "cmd_agreement", "cmd_watch", "cmd_drift", "cmd_users",
+    "cmd_audit",
 ]  # fmt: skip
 
 # In the order `python -m core --help` lists the commands.
@@ -46,7 +61,7 @@ REGISTRARS = (
     export.register_export,
     supervised.register_train_supervised, supervised.register_rekognition,
     annotate.register_annotate,
-    review.register_disputes, review.register_adjudicate,
+    review.register_disputes, review.register_adjudicate, agreement.register_agreement,
     watch.register_watch,
     drift.register_drift,
     users.register_users, audit.register_audit,

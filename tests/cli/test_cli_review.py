@@ -74,3 +74,18 @@ def test_adjudicate_refuses_a_type_without_abnormal_and_an_unknown_clip(team, ca
     assert code == 2 and "--type names the fault" in err
     code, _, err = _run(capsys, "adjudicate", "99999", "--verdict", "normal", "--reason", "x")
     assert code == 2 and "no clip with id 99999" in err
+
+
+def test_agreement_json_for_managers_only(team, capsys):
+    disputed, _, _ = team
+    add_user("max", "manager", "a long enough password")
+    code, out, _ = _run(capsys, "--as", "max", "agreement", "--machine", FAN, "--json")
+    assert code == 0
+    (fan,) = json.loads(out)["machines"]
+    assert {"machine", "n_double", "agreement", "kappa", "alpha", "pairs"} <= set(fan)
+    assert (fan["machine"], fan["n_double"], fan["agreement"]) == (FAN, 1, 0.0)  # ana and bob on the disputed clip
+    assert fan["pairs"] == [{"annotators": ["ana", "bob"], "n_clips": 1, "agreement": 0.0, "kappa": None}]
+    code, out, _ = _run(capsys, "agreement")
+    assert code == 0 and out.startswith(f"{FAN}: 1 clip(s) judged twice or more (1 pairs): agreement 0.00, kappa n/a")
+    code, out, err = _run(capsys, "--as", "eve", "agreement")
+    assert code == 2 and "view audit needs the manager role" in err
