@@ -22,6 +22,7 @@ class Action(StrEnum):
     """Something a user does that the product records or guards."""
 
     JUDGE = "judge"  # record a verdict, undo one's own
+    ADJUDICATE = "adjudicate"  # see every verdict of a disputed or unsure clip and record the final one
     INGEST = "ingest"  # register clips: a folder, uploads
     SET_THRESHOLD = "set threshold"
     TRAIN = "train"  # train an unsupervised detector, choose a detector for a machine
@@ -38,6 +39,7 @@ class Action(StrEnum):
 # The one permission table: the least role each action needs.
 PERMISSIONS: dict[Action, Role] = {
     Action.JUDGE: Role.ANNOTATOR,
+    Action.ADJUDICATE: Role.ENGINEER,
     Action.INGEST: Role.ENGINEER,
     Action.SET_THRESHOLD: Role.ENGINEER,
     Action.TRAIN: Role.ENGINEER,

@@ -1,5 +1,6 @@
-"""The product's words as types: labels, splits, verdicts, where a label came from, job and drift states,
-users' roles; and how long each kind of stored text may be (the one table of text lengths).
+"""The product's words as types: labels, splits, verdicts, where a label came from and how many people stand
+behind it, job and drift states, users' roles; and how long each kind of stored text may be (the one table of
+text lengths).
 
 Each is a :class:`~enum.StrEnum` (as :class:`core.errors.Reason` is): its members compare equal
 to, and are stored as, their stable string values, so the database, JSON output and the CLI keep
@@ -50,6 +51,7 @@ class LabelSource(StrEnum):
 
     GROUND_TRUTH = "ground truth"
     VERDICT = "verdict"
+    ADJUDICATION = "adjudication"  # an engineer's (or higher) final verdict on a disputed or doubtful clip
 
 
 class LabelState(StrEnum):
@@ -59,6 +61,16 @@ class LabelState(StrEnum):
     DISPUTED = "disputed"  # annotators say normal and abnormal: no label until settled
     UNSURE = "unsure"  # only "unsure" verdicts and no ground truth
     UNLABELLED = "unlabelled"  # no ground truth and nobody has judged it
+    SETTLED = "settled"  # an adjudication gives the label, above every individual verdict
+
+
+class LabelQuality(StrEnum):
+    """How many people stand behind a label (:mod:`core.workflows.labels`)."""
+
+    GROUND_TRUTH = "ground truth"  # the dataset layout says so; no verdict decides it
+    SINGLE = "single"  # one annotator's verdict
+    DOUBLE = "double"  # two or more annotators' standing verdicts say the same
+    ADJUDICATED = "adjudicated"  # an adjudication settled it
 
 
 class Prefer(StrEnum):

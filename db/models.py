@@ -1,5 +1,5 @@
 """Typed SQLAlchemy 2.0 models: machines, clips, detector models, scores, thresholds,
-annotations, exports, training jobs, rejected files, the notifications outbox, users,
+annotations, adjudications, exports, training jobs, rejected files, the notifications outbox, users,
 failed sign-ins and the audit log.
 
 Schema changes go through Alembic (``db/migrations``); never ``create_all``.
@@ -58,6 +58,7 @@ from db.base import Base
 LABELS = tuple(label.value for label in Label)
 SPLITS = tuple(split.value for split in Split)
 VERDICTS = tuple(verdict.value for verdict in Verdict)
+LABEL_VERDICTS = (Verdict.NORMAL.value, Verdict.ABNORMAL.value)  # what an adjudication may say
 ROLES = tuple(role.value for role in Role)
 
 
@@ -192,6 +193,30 @@ class Annotation(Base):
     anomaly_type: Mapped[str | None] = mapped_column(String(ANOMALY_TYPE_LENGTH))
     note: Mapped[str] = mapped_column(Text, default="")
     undoes_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # the annotator's role when they judged (None: not known, e.g. a name the CLI's operator recorded for
+    # someone without an account, or a verdict older than this column)
+    role: Mapped[str | None] = mapped_column(String(WORD_LENGTH))
+
+
+class Adjudication(Base):
+    """An adjudicator's final verdict on a clip (engineer or higher), with the reason.  Append-only: the
+    latest row of a clip stands, and the label policy puts it above every individual verdict."""
+
+    __tablename__ = "adjudications"
+    __table_args__ = (
+        CheckConstraint(_one_of("verdict", LABEL_VERDICTS), name="verdict"),
+        CheckConstraint(_one_of("role", ROLES), name="role"),
+        Index(None, "clip_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"))
+    adjudicator: Mapped[str] = mapped_column(String(PERSON_NAME_LENGTH))
+    role: Mapped[str] = mapped_column(String(WORD_LENGTH))  # the adjudicator's role when they ruled
+    verdict: Mapped[str] = mapped_column(String(WORD_LENGTH))  # normal or abnormal: never unsure
+    anomaly_type: Mapped[str | None] = mapped_column(String(ANOMALY_TYPE_LENGTH))
+    reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 

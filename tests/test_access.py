@@ -26,13 +26,14 @@ from core.access import (
     worker_name,
 )
 from core.errors import BadInputError, MachineSoundError, PermissionDeniedError, Reason
-from db.models import Annotation, AuditEvent, Clip, Export, Threshold
+from db.models import Adjudication, Annotation, AuditEvent, Clip, Export, Threshold
 from db.session import session_scope
 from tests.conftest import SEEDED_MACHINES, tone, write_wav
 
 A, E, M, AD = Role.ANNOTATOR, Role.ENGINEER, Role.MANAGER, Role.ADMIN
 EXPECTED = {  # action -> the roles that may do it
     Action.JUDGE: {A, E, M, AD},
+    Action.ADJUDICATE: {E, M, AD},
     Action.INGEST: {E, M, AD},
     Action.SET_THRESHOLD: {E, M, AD},
     Action.TRAIN: {E, M, AD},
@@ -110,6 +111,12 @@ def _undo(actor):
     from core.workflows.triage import undo_last
 
     undo_last(actor.name, actor=actor)
+
+
+def _adjudicate(actor):
+    from core.workflows.review import adjudicate
+
+    adjudicate(_first_clip(), "abnormal", "heard a clear bearing whine", anomaly_type="bearing", actor=actor)
 
 
 def _threshold(actor):
@@ -191,6 +198,7 @@ def actor_dir(actor) -> Path:
 
 GUARDED = {
     Action.JUDGE: (_judge, Annotation),
+    Action.ADJUDICATE: (_adjudicate, Adjudication),
     Action.SET_THRESHOLD: (_threshold, Threshold),
     Action.TRAIN: (_train, None),
     Action.ACTIVATE_MODEL: (_activate, None),

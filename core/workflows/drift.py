@@ -168,7 +168,7 @@ def _clip_sets(session, machine: Machine, model: DetectorModel, recent: int, max
     # known faults (labelled abnormal) and clips still in dispute measure the detector, not drift
     chosen = [c for c in same_rate if c.id not in skip and labels[c.id].label != Label.ABNORMAL
               and not labels[c.id].disputed][:recent]  # fmt: skip
-    learnable = {c.id for c in clips_to_learn(session, [machine.id])[0]}
+    learnable = {c.id for c in clips_to_learn(session, [machine.id]).clips}
     retrainable = frozenset(c.id for c in chosen if c.id in learnable)
     return _ClipSets(
         _spread(reference, max_reference), _spread(held_out, max_reference), chosen, rate,

@@ -87,6 +87,11 @@ def test_threshold_requires_a_model(any_db_url):
 # --- text lengths: one table (core.vocabulary), the same on every backend --------------------------------------------
 
 BOUNDED = {  # every bounded text column, and the length from core.vocabulary it must have
+    ("annotations", "role"): voc.WORD_LENGTH,  # a Role value (or none known)
+    ("adjudications", "adjudicator"): voc.PERSON_NAME_LENGTH,  # checked by core.access like every name
+    ("adjudications", "role"): voc.WORD_LENGTH,
+    ("adjudications", "verdict"): voc.WORD_LENGTH,
+    ("adjudications", "anomaly_type"): voc.ANOMALY_TYPE_LENGTH,  # checked by review.adjudicate
     ("machines", "machine_type"): voc.MACHINE_TYPE_LENGTH,  # folder names: checked at ingest and upload
     ("machines", "machine_id"): voc.MACHINE_ID_LENGTH,
     ("clips", "content_hash"): voc.CONTENT_HASH_LENGTH,

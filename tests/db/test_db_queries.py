@@ -75,7 +75,7 @@ def test_scores_are_stored_once_and_unscored_clips_shrink(world):
     with session_scope(world) as session:
         assert clip_scores(session, model_id, [1, 2, 3]) == {1: 0.5, 2: 1.5}
         assert [c.id for c in unscored_clips(session, model_id, [fan0.id])] == [5]
-        assert counts_for_machine(session, machines_matching(session, "fan/id_00")[0]) == (0, 0, 0)  # none active
+        assert counts_for_machine(session, machines_matching(session, "fan/id_00")[0]) == (0, 0, 0, 0)  # none active
 
 
 def test_standing_verdicts_follow_undo_rows(world):

@@ -19,6 +19,13 @@ from tests.conftest import tone, write_wav
 MACHINES = ("fan/id_00", "fan/id_02")
 
 
+@pytest.fixture(autouse=True)
+def one_verdict_is_enough(monkeypatch):
+    """Most tests here read the queue as one verdict per clip (``OVERLAP_FRACTION=0``); the overlap's own tests
+    (tests/workflows/test_review.py) set it."""
+    monkeypatch.setenv("OVERLAP_FRACTION", "0")
+
+
 def _machine(session, key: str) -> Machine:
     machine_type, machine_id = key.split("/")
     return session.scalar(select(Machine).where(Machine.machine_type == machine_type, Machine.machine_id == machine_id))

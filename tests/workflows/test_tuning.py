@@ -223,7 +223,8 @@ def test_tuning_data_uses_ground_truth_outside_the_training_split(trained):
         (value, label == "abnormal") for _, label, _, value in outside
     )
     assert data.label_source.startswith(
-        f"{len(outside)} labelled clips: ground truth for {len(outside)}, pilot verdicts for 0;"
+        f"{len(outside)} labelled clips: ground truth for {len(outside)}, pilot verdicts for 0 (0 single-annotator, "
+        "0 double-confirmed), adjudications for 0;"
     )
     with session_scope() as session:
         assert data.threshold == active_threshold(session, model_id).value
@@ -265,7 +266,8 @@ def test_tuning_data_labels_unknown_clips_by_pilot_verdict(trained):
     assert sorted(zip(data.scores.tolist(), data.is_abnormal.tolist(), strict=True)) == sorted(truth + pilot)
     assert score_of[train_clip] not in data.scores and score_of[train_clip] not in data.unlabelled_scores
     assert data.label_source.startswith(
-        f"{len(truth) + 3} labelled clips: ground truth for {len(truth)}, pilot verdicts for 3 (1 unsure left out);"
+        f"{len(truth) + 3} labelled clips: ground truth for {len(truth)}, pilot verdicts for 3 (3 single-annotator, "
+        "0 double-confirmed), adjudications for 0 (1 unsure left out);"
     )
     assert sorted(data.unlabelled_scores.tolist()) == sorted(score_of[c] for c in (unsure, undone, silent))
 
