@@ -7,6 +7,7 @@ import streamlit as st
 from core.errors import MachineSoundError
 from dashboard.components.auth import sign_in
 from dashboard.components.first_start import ensure_demo_data
+from dashboard.components.text import md_literal
 from dashboard.registry import pages_for
 from dashboard.theme import APP_TITLE
 
@@ -14,7 +15,7 @@ st.set_page_config(page_title=APP_TITLE, page_icon=":material/graphic_eq:", layo
 try:
     actor = sign_in()  # with AUTH=local or oidc, nothing of the plant is drawn before this returns someone
 except MachineSoundError as exc:
-    st.error(f"{exc.detail}.")
+    st.error(f"{md_literal(exc.detail)}.")
     st.stop()
 if actor is None:  # signed out: no page menu either (not even the previous user's)
     st.navigation([st.Page(lambda: None, title="Sign in", url_path="sign-in")], position="hidden")
@@ -22,7 +23,8 @@ if actor is None:  # signed out: no page menu either (not even the previous user
 try:
     ensure_demo_data()
 except Exception as exc:  # shown to the user with what to do, never as a raw traceback
-    st.error(f"Could not prepare the database: {exc}. Check DATA_DIR / DATABASE_URL and that the disk is writable.")
+    st.error(f"Could not prepare the database: {md_literal(exc)}. Check DATA_DIR / DATABASE_URL and that the disk "
+             "is writable.")  # fmt: skip
     st.stop()
 
 navigation = st.navigation(
@@ -31,10 +33,10 @@ navigation = st.navigation(
 try:
     navigation.run()
 except MachineSoundError as exc:
-    st.error(f"{exc.detail}. Nothing was changed; check what is named here and try again.")
+    st.error(f"{md_literal(exc.detail)}. Nothing was changed; check what is named here and try again.")
 except Exception as exc:  # never a raw traceback in front of a pilot: say what failed and what to do
     logging.getLogger(__name__).exception("page failed")
     st.error(
-        f"This page hit an unexpected problem ({type(exc).__name__}: {exc}). Your verdicts are saved; reload the "
-        "page, and if it persists, report it with the server log."
+        f"This page hit an unexpected problem ({type(exc).__name__}: {md_literal(exc)}). Your verdicts are saved; "
+        "reload the page, and if it persists, report it with the server log."
     )

@@ -19,6 +19,7 @@ from dashboard.components.annotator import annotator_name
 from dashboard.components.auth import current_actor
 from dashboard.components.clip_view import render_clip, render_history
 from dashboard.components.pickers import machine_picker
+from dashboard.components.text import md_literal
 
 NEW_TYPE = "+ new type…"
 NO_TYPE = "— not specified —"
@@ -37,16 +38,16 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
         record_verdict(clip_id, name, verdict, anomaly_type=kind if verdict == "abnormal" else None, note=note,
                        actor=current_actor())  # fmt: skip
     except MachineSoundError as exc:  # callbacks run outside the page's error guard
-        st.session_state["verdict_error"] = exc.detail
+        st.session_state["verdict_error"] = md_literal(exc.detail)
         return
-    st.session_state["last_verdict"] = f"#{clip_id}: {verdict}" + (
-        f" ({kind})" if verdict == "abnormal" and kind else ""
+    st.session_state["last_verdict"] = f"#{clip_id}: {verdict}" + (  # Markdown: the type as typed
+        f" ({md_literal(kind)})" if verdict == "abnormal" and kind else ""
     )
     st.session_state["toast"] = True
     found = clip_label(clip_id)
     others = {who: v.verdict for who, v in found.verdicts.items() if who != name.strip()}
     if others:  # someone judged it meanwhile: both verdicts are kept, nobody's is overwritten
-        said = ", ".join(f"{who} said {v}" for who, v in others.items())
+        said = ", ".join(f"{md_literal(who)} said {v}" for who, v in others.items())
         st.session_state["verdict_notice"] = f"#{clip_id} was also judged by others ({said}); every verdict is kept" + (
             ", and the clip is on the review list of disagreements." if found.disputed else "."
         )
@@ -85,7 +86,7 @@ def render() -> None:
     order_label = st.sidebar.radio("Order", list(QUEUE_ORDERS), key="queue_order")
     queue = triage_queue(machine, QUEUE_ORDERS[order_label])
     top = st.columns([3, 1])
-    top[0].markdown(f"**{len(queue)}** flagged clip(s) of **{machine}** await a verdict.")
+    top[0].markdown(f"**{len(queue)}** flagged clip(s) of **{md_literal(machine)}** await a verdict.")
     if "verdict_notice" in st.session_state:
         st.info(st.session_state.pop("verdict_notice"))
     if "verdict_error" in st.session_state:
@@ -102,8 +103,8 @@ def render() -> None:
     if disagreements:
         with st.expander(f"Review list: {len(disagreements)} clip(s) where annotators disagree"):
             for item in disagreements:
-                verdicts = ", ".join(f"{who}: {v}" for who, v in item["verdicts"].items())
-                st.markdown(f"- #{item['clip_id']} `{item['path'].rsplit('/', 1)[-1]}` — {verdicts}")
+                verdicts = ", ".join(f"{md_literal(who)}: {v}" for who, v in item["verdicts"].items())
+                st.markdown(f"- #{item['clip_id']} {md_literal(item['path'].rsplit('/', 1)[-1])} — {verdicts}")
     if not queue:
         st.success("Nothing left to review for this machine. New flags appear here as clips are scored.")
         return
