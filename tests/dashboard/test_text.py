@@ -3,7 +3,8 @@
 A real CommonMark parser (markdown-it-py, with GitHub's tables and strikethrough) renders the escaped
 text; what it shows must be the text as typed, character for character: no heading, list, emphasis, link, image,
 table, HTML, entity or code.  Streamlit adds LaTeX (``$``), directives (``:green-badge[...]``) and rewrites of
-the parsed text (shortcodes such as ``:material_check:`` and ``:streamlit:``, typographic arrows): the escaped
+the parsed text (shortcodes such as ``:material_check:`` and ``:streamlit:``, typographic arrows, links from bare
+web and e-mail addresses): the escaped
 text must leave none of them a way in.  ``tests/dashboard/test_browser_text.py`` shows it in a real Streamlit.
 """
 
@@ -84,6 +85,8 @@ def test_nothing_is_left_for_streamlits_own_markdown_extensions(text):
     assert ":material/" not in escaped
     assert not re.search(r":[\w+-]+:", unescaped), unescaped
     assert not re.search(r"(^|\s)(<->|->|<-|--|>=|<=|~=)(\s|$)", unescaped), unescaped
+    # and links bare addresses in it (mdast-util-gfm-autolink-literal's patterns)
+    assert not re.search(r"(?i)https?://|www(?=\.)|@[-\w]", unescaped), unescaped
 
 
 def test_line_breaks_are_spaces_on_one_line_and_hard_breaks_on_many():
