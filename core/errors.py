@@ -29,6 +29,7 @@ class Reason(StrEnum):
     CHANNEL_OUT_OF_RANGE = "channel_out_of_range"
     TOO_SHORT = "too_short"
     TOO_LONG = "too_long"
+    SAMPLE_RATE_OUT_OF_RANGE = "sample_rate_out_of_range"  # below MIN_SAMPLE_RATE or above MAX_SAMPLE_RATE
     WRONG_SAMPLE_RATE = "wrong_sample_rate"  # not the sample rate the machine's model works at
     NOT_FOUND = "not_found"
     INVALID_PARAMETER = "invalid_parameter"
@@ -94,3 +95,21 @@ class BadInputError(MachineSoundError, ValueError):
     def with_path(self, path: str | PathLike) -> BadInputError:
         """The same error, naming ``path`` (used when pure code raised it)."""
         return BadInputError(self.reason, self.detail, path)
+
+
+def environment_problem(exc: BaseException) -> str | None:
+    """One line for a failure of the machine around the product rather than of its code, or None.
+
+    The database refusing (read-only, corrupt, unreachable: SQLAlchemy's errors carry ``orig``, the
+    driver's own error, and ``statement``, the SQL, which is never shown) and the file system refusing
+    (a full disk, a name too long, no permission: ``OSError``).  Anything else is a bug.
+    """
+    orig = getattr(exc, "orig", None)
+    if orig is not None and hasattr(exc, "statement"):
+        return f"the database could not be used: {str(orig).splitlines()[0] if str(orig) else type(orig).__name__}"
+    if type(exc).__module__.startswith("sqlalchemy"):
+        return f"the database could not be used: {type(exc).__name__}"
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or type(exc).__name__}{where}"
+    return None

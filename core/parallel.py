@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -48,10 +49,42 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
         pool = _pools.get(jobs)
         if pool is None:
             pool = ProcessPoolExecutor(
-                max_workers=jobs, mp_context=get_context("forkserver"), initializer=_one_thread_per_worker
-            )
+                max_workers=jobs, mp_context=get_context("forkserver"), initializer=_start_worker,
+                initargs=(os.getpid(),),
+            )  # fmt: skip
             _pools[jobs] = pool
         return pool
+
+
+PARENT_CHECK_S = 1.0  # how often a worker looks whether the process that started it is still alive
+
+
+def _start_worker(parent_pid: int) -> None:
+    """Set a new worker up: one BLAS thread, and an end when its parent ends.
+
+    A parent killed with SIGKILL (a closed tab's server, ``kill -9``) cannot stop its pool; its workers
+    then exit by themselves within ``PARENT_CHECK_S`` instead of lingering as orphans.
+    """
+    _one_thread_per_worker()
+    watch = threading.Thread(target=_exit_with, args=(parent_pid, os.getppid()), daemon=True, name="parent-watch")
+    watch.start()
+
+
+def _exit_with(parent_pid: int, server_pid: int) -> None:
+    """Exit once the parent is gone, or the fork server that spawned this worker is (it ends with the parent)."""
+    while _alive(parent_pid) and os.getppid() == server_pid:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - alive, but another user's (pid reused): treat as gone
+        return False
+    return True
 
 
 def _one_thread_per_worker() -> None:

@@ -50,6 +50,9 @@ VARIABLES: tuple[Variable, ...] = (
              "any SQLAlchemy URL (dialect://...), e.g. postgresql+psycopg://user@host/db"),
     Variable("MAX_CLIP_SECONDS", "600",
              "longer clips are refused (too_long) at ingest, before being read (a positive number of seconds)"),
+    Variable("MAX_SAMPLE_RATE", "96000",
+             "clips sampled faster are refused (sample_rate_out_of_range) from their header, before decoding; "
+             "with MAX_CLIP_SECONDS it bounds the memory one clip can claim (a whole number of Hz)"),
     Variable("DEMO_PLANT", "1", "1 seeds an empty database with the demo plant on first start, 0 leaves it empty "
                                 "(also true/false, yes/no, on/off)"),
     Variable("MAX_UPLOAD_MB", "200", "larger uploads are refused, by core.workflows.uploads, which the Data page uses "
@@ -66,7 +69,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("BLIND_REVIEW", "1",
              "1 hides other annotators' verdicts on a clip from an annotator until they give their own, 0 shows them "
              "(also true/false, yes/no, on/off)"),
-    Variable("NOTIFY_WEBHOOK_URL", "none", "an http(s) URL that watch POSTs new flags to as JSON (also --webhook)"),
+    Variable("NOTIFY_WEBHOOK_URL", "none", "an http(s) URL that watch POSTs new flags to as JSON (also --webhook); "
+                                           "no user name or password in it"),
     Variable("NOTIFY_SNS_TOPIC_ARN", "none", "the ARN of an AWS SNS topic watch publishes new flags to "
                                              "(also --sns-topic)"),
     Variable("REKOGNITION_BUCKET", "none",
@@ -89,6 +93,7 @@ NAMES: tuple[str, ...] = tuple(v.name for v in VARIABLES)
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_MAX_CLIP_SECONDS = 600.0
+DEFAULT_MAX_SAMPLE_RATE = 96_000
 DEFAULT_MAX_UPLOAD_MB = 200.0
 DEFAULT_PREFIX = "machine-sound"
 DEFAULT_PROJECT = "machine-sound-anomalies"
@@ -109,14 +114,25 @@ class AuthMode(StrEnum):
     OIDC = "oidc"  # OpenID Connect (Streamlit's st.login); roles from a claim or the users table
 
 
-def valid_webhook_url(url: str) -> bool:
-    """An http(s) URL with a host (and a numeric port, when one is given), without blanks."""
+WEBHOOK_FORM = "must be an http(s) URL with a host, e.g. https://hooks.example.com/..."
+WEBHOOK_CREDENTIALS = "must not carry a user name or password"
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a webhook URL (to follow the setting's or option's name: "must ..."),
+    or ``None`` when it is fine: an http(s) URL with a host (and a numeric port, when one is given),
+    without blanks, and without a user name or password (``user:pw@``: credentials belong in no URL
+    that is logged, shown or passed around)."""
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
     except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
+        return WEBHOOK_FORM
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        return WEBHOOK_FORM
+    if "@" in parts.netloc:
+        return WEBHOOK_CREDENTIALS
+    return None
 
 
 # --- parsing one value --------------------------------------------------------------------------------------------
@@ -189,9 +205,9 @@ def _database_url(env: Mapping[str, str]) -> str | None:
 
 def _webhook_url(env: Mapping[str, str]) -> str | None:
     raw = _raw(env, "NOTIFY_WEBHOOK_URL")
-    if raw is not None and not valid_webhook_url(raw):  # a webhook URL carries its token: never quoted
-        raise _bad("NOTIFY_WEBHOOK_URL must be an http(s) URL with a host, e.g. https://hooks.example.com/... "
-                   "(the value is not shown: a webhook URL may hold a token)")  # fmt: skip
+    problem = None if raw is None else webhook_url_problem(raw)
+    if problem:  # a webhook URL carries its token: never quoted
+        raise _bad(f"NOTIFY_WEBHOOK_URL {problem} (the value is not shown: a webhook URL may hold a token)")
     return raw
 
 
@@ -299,6 +315,7 @@ class Settings:
     demo_plant: bool = True  # DEMO_PLANT
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB  # MAX_UPLOAD_MB
     max_clip_seconds: float = DEFAULT_MAX_CLIP_SECONDS  # MAX_CLIP_SECONDS
+    max_sample_rate: int = DEFAULT_MAX_SAMPLE_RATE  # MAX_SAMPLE_RATE
     notify_webhook_url: str | None = field(default=None, repr=False)  # NOTIFY_WEBHOOK_URL (a secret)
     notify_sns_topic_arn: str | None = None  # NOTIFY_SNS_TOPIC_ARN
     cloud: CloudConfig = CloudConfig()  # REKOGNITION_*
@@ -322,6 +339,7 @@ class Settings:
             demo_plant=_flag(env, "DEMO_PLANT", True),
             max_upload_mb=_number(env, "MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB, unit="megabytes"),
             max_clip_seconds=_number(env, "MAX_CLIP_SECONDS", DEFAULT_MAX_CLIP_SECONDS, unit="seconds"),
+            max_sample_rate=_whole_number(env, "MAX_SAMPLE_RATE", DEFAULT_MAX_SAMPLE_RATE, unit="Hz"),
             notify_webhook_url=_webhook_url(env),
             notify_sns_topic_arn=_sns_topic_arn(env),
             cloud=CloudConfig.from_env(env),

@@ -228,7 +228,9 @@ class Notification(Base):
     """An outbox row: tell ``channel`` (``webhook`` or ``sns``) at ``target`` that a clip was flagged.
 
     Unique per clip, model and channel, so a restarted watcher never notifies twice;
-    ``attempts`` and ``next_attempt_at`` drive the sender's retries with backoff.
+    ``attempts`` and ``next_attempt_at`` drive the sender's retries with backoff.  A webhook's
+    ``target`` is never its URL (a secret) but its scheme and host and the URL's fingerprint
+    (``core.workflows.notify.webhook_reference``); an SNS topic's is its ARN.
     """
 
     __tablename__ = "notifications"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.vocabulary import CLASSES, JobState, Label, Split
@@ -447,19 +447,44 @@ def add_notification(session: Session, clip_id: int, model_id: int, channel: str
     return True
 
 
-def due_notification_ids(session: Session, channels: list[str], now: datetime, limit: int) -> list[int]:
-    """Ids of the pending outbox rows of these channels that are due at ``now``, oldest first."""
+def due_notification_ids(
+    session: Session, channels: list[str], now: datetime, limit: int, only_targets: dict[str, list[str]] | None = None
+) -> list[int]:
+    """Ids of the pending outbox rows of these channels that are due at ``now``, oldest first; of a channel in
+    ``only_targets``, only the rows whose target it lists."""
+    restricted = only_targets or {}
+    wanted = or_(
+        Notification.channel.in_([c for c in channels if c not in restricted]),
+        *[and_(Notification.channel == c, Notification.target.in_(restricted[c])) for c in channels if c in restricted],
+    )
     return list(
         session.scalars(
             select(Notification.id)
-            .where(
-                Notification.status == "pending",
-                Notification.next_attempt_at <= now,
-                Notification.channel.in_(channels),
-            )
+            .where(Notification.status == "pending", Notification.next_attempt_at <= now, wanted)
             .order_by(Notification.id)
             .limit(limit)
         )
+    )
+
+
+def pending_targets(session: Session, channel: str, exclude: list[str]) -> list[tuple[str, str]]:
+    """The distinct ``(target, last_error)`` of the pending outbox rows of ``channel`` whose target is none of
+    ``exclude``."""
+    query = (
+        select(Notification.target, Notification.last_error)
+        .where(Notification.status == "pending", Notification.channel == channel, Notification.target.not_in(exclude))
+        .distinct()
+    )
+    return [(target, error) for target, error in session.execute(query)]
+
+
+def note_pending_error(session: Session, channel: str, target: str, error: str) -> None:
+    """Set the ``last_error`` of the pending outbox rows of ``channel`` to ``target`` (their next attempt kept)."""
+    session.execute(
+        update(Notification)
+        .where(Notification.status == "pending", Notification.channel == channel, Notification.target == target)
+        .values(last_error=error)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -1,5 +1,9 @@
 """Engines and sessions: SQLite under ``DATA_DIR`` by default, any SQLAlchemy URL via ``DATABASE_URL``.
 
+A SQLite database file (and its ``-wal``/``-shm`` files) is readable and writable by its owner
+only (``0600``), and the folder it is created in ``0700``: it holds who judged what, and the
+accounts' password hashes.
+
 The schema is brought to the latest Alembic revision the first time an engine is
 opened in a process, so a fresh machine and an old database both just work.
 
@@ -11,11 +15,14 @@ of failing when a read lock cannot be upgraded.
 
 from __future__ import annotations
 
+import logging
+import os
 import random
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,6 +41,7 @@ DB_FILENAME = "anomaly.db"
 
 WRITE_ATTEMPTS = 8
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -67,13 +75,41 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Make the SQLite file ``path`` readable and writable by its owner only, before SQLite opens it.
+
+    A missing folder is created ``0700`` (its missing parents as the umask says); a missing file is created
+    empty (a valid, empty database) with mode ``0600``, which SQLite then gives its ``-wal``, ``-shm`` and
+    ``-journal`` files too.  An existing file and its siblings lose any group and other permissions; one that
+    this user may not change (not its owner) is left as it is, with a warning."""
+    folder = path.parent
+    if not folder.is_dir():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with suppress(FileExistsError):  # made meanwhile by another process: left as it is
+            folder.mkdir(mode=0o700)
+            os.chmod(folder, 0o700)  # whatever the umask
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+        try:
+            mode = stat.S_IMODE(os.stat(file).st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            try:
+                os.chmod(file, mode & 0o700)
+            except PermissionError:
+                log.warning("cannot make %s private to its owner (mode %o): not its owner", file, mode)
+
+
 def make_engine(url: str) -> Engine:
-    """A new engine for ``url``; SQLite files get their folder created and the pragmas above."""
+    """A new engine for ``url``; SQLite files get their folder and themselves created private to their owner
+    (:func:`private_sqlite_file`) and the pragmas above."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        private_sqlite_file(Path(parsed.database))
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
     _configure_sqlite(engine)
     return engine
@@ -84,7 +120,8 @@ def alembic_config(engine: Engine | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if engine is not None:
-        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+        # configparser reads "%" as interpolation: a URL-encoded password or path (%40, %3A) must be doubled
+        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     return config
 
 

@@ -34,6 +34,7 @@ FULL_ENV = {
     "DATA_DIR": "/srv/plant",
     "DATABASE_URL": "postgresql+psycopg://triage:pw@db.example.com/triage",
     "MAX_CLIP_SECONDS": "30.5",
+    "MAX_SAMPLE_RATE": "48000",
     "DEMO_PLANT": "off",
     "MAX_UPLOAD_MB": "0.5",
     "NOTIFY_WEBHOOK_URL": SECRET_HOOK,
@@ -92,7 +93,7 @@ def test_every_variable_is_parsed():
     assert current.database_url == FULL_ENV["DATABASE_URL"]
     assert current.demo_plant is False
     assert current.max_upload_mb == 0.5 and current.max_upload_bytes == 500_000
-    assert current.max_clip_seconds == 30.5
+    assert current.max_clip_seconds == 30.5 and current.max_sample_rate == 48_000
     assert current.notify_webhook_url == SECRET_HOOK
     assert current.notify_sns_topic_arn == TOPIC_ARN
     assert current.cloud == CloudConfig(bucket="my-bucket", prefix="plant/sounds", project="fans", region="eu-west-1",
@@ -138,6 +139,8 @@ def test_tensorflow_notices_follow_tensorflows_own_variable(value, shown):
 BAD_VALUES = [
     ("DATABASE_URL", "/var/lib/anomaly.db"),
     ("MAX_CLIP_SECONDS", "long"),
+    ("MAX_SAMPLE_RATE", "fast"),
+    ("MAX_SAMPLE_RATE", "0"),
     ("MAX_CLIP_SECONDS", "0"),
     ("MAX_CLIP_SECONDS", "-5"),
     ("MAX_CLIP_SECONDS", "inf"),
@@ -148,6 +151,7 @@ BAD_VALUES = [
     ("MAX_UPLOAD_MB", "nan"),
     ("NOTIFY_WEBHOOK_URL", "hooks.slack.com/services/T0001/B0002/Zs3cr3tT0k3n"),
     ("NOTIFY_WEBHOOK_URL", "ftp://example.com/hook"),
+    ("NOTIFY_WEBHOOK_URL", "https://bot:Zs3cr3t@hooks.example.com/services/T0001"),
     ("NOTIFY_SNS_TOPIC_ARN", "machine-flags"),
     ("REKOGNITION_REGION", "Europe West"),
     ("REKOGNITION_INFERENCE_UNITS", "two"),
@@ -185,6 +189,21 @@ def test_every_variable_with_a_rule_has_a_bad_value_tested():
 def test_the_message_of_a_bad_upload_limit():
     with pytest.raises(BadInputError, match=r"MAX_UPLOAD_MB must be a positive number of megabytes, got 'abc'"):
         Settings.from_env({"MAX_UPLOAD_MB": "abc"})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://bot:Zs3cr3t@hooks.example.com/x",
+        "http://Zs3cr3t@127.0.0.1:8080/x",
+        "https://:Zs3cr3t@hooks.example.com/x",
+        "https://@hooks.example.com/x",
+    ],
+)
+def test_a_webhook_url_with_a_user_name_or_password_is_refused(url):
+    with pytest.raises(BadInputError, match="^NOTIFY_WEBHOOK_URL must not carry a user name or password") as caught:
+        Settings.from_env({"NOTIFY_WEBHOOK_URL": url})
+    assert "Zs3cr3t" not in str(caught.value)
 
 
 def test_settings_follows_the_environment_of_the_moment(data_dir, monkeypatch):

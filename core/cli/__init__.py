@@ -27,7 +27,7 @@ from core.cli.supervised import cmd_rekognition, cmd_train_supervised
 from core.cli.thresholds import cmd_threshold
 from core.cli.users import cmd_users
 from core.cli.watch import cmd_watch
-from core.errors import CloudError, MachineSoundError
+from core.errors import CloudError, MachineSoundError, environment_problem
 
 __all__ = [
     "build_parser", "main", "cmd_demo", "cmd_ingest", "cmd_info", "cmd_detectors", "cmd_train", "cmd_score",
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     Exit 3 for a failed cloud call, 2 for every other :class:`MachineSoundError`: bad input, a state
     the user can fix such as no trained model yet, a role that does not allow the command
     (:class:`~core.errors.PermissionDeniedError`) or a refused sign-in (:class:`~core.errors.SignInError`).
+    Exit 1 with one line when the database or the file system refused (read-only, corrupt, full disk).
     """
     args = build_parser().parse_args(argv)
     try:
@@ -78,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc, 3)
     except MachineSoundError as exc:
         return _fail(exc, 2)
+    except Exception as exc:  # the database or the disk refused: one line, never a traceback with SQL
+        problem = environment_problem(exc)
+        if problem is None:
+            raise  # a bug: its traceback is what a report needs
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
 
 
 def _fail(exc: Exception, code: int) -> int:

@@ -17,7 +17,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from core.workflows.notify import channels_from
     from core.workflows.watch import Watcher
 
-    channels = channels_from(args.webhook, args.sns_topic)
+    channels = channels_from(args.webhook, args.sns_topic, webhook_option="--webhook")
     watcher = Watcher(args.folder, settle_s=args.settle, channels=channels, n_jobs=args.jobs)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -58,7 +58,9 @@ def register_watch(commands) -> None:
     watch.add_argument("--interval", type=float, default=5.0, help="seconds between passes (default 5)")
     watch.add_argument("--settle", type=float, default=2.0,
                        help="seconds a file must stay unwritten before it is read (default 2)")  # fmt: skip
-    watch.add_argument("--webhook", metavar="URL", help="POST a JSON message per new flag to this URL")
+    watch.add_argument("--webhook", metavar="URL",
+                       help="POST a JSON message per new flag to this http(s) URL (no user name or password in it; "
+                       "redirects are not followed)")  # fmt: skip
     watch.add_argument("--sns-topic", metavar="ARN", help="publish a message per new flag to this SNS topic")
     add_jobs(watch, default=1, help="worker processes per pass (default 1)")
     watch.add_argument("--once", action="store_true", help="one pass, then exit (for cron and tests)")

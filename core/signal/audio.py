@@ -23,6 +23,8 @@ from core.signal.features import FeatureParams
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 DEFAULT_MAX_DURATION_S = 600.0  # load_clip's limit unless told; ingest passes the MAX_CLIP_SECONDS setting
+DEFAULT_MAX_SAMPLE_RATE = 96_000  # Hz; callers pass the MAX_SAMPLE_RATE setting
+MIN_SAMPLE_RATE = 1_000  # Hz; below this no machine sound is left to hear
 READ_BLOCK_BYTES = 16 << 20  # a multichannel file is read this much at a time (one channel is kept)
 SILENCE_PEAK = 1e-6  # a clip whose absolute peak is below this is treated as all-silent
 
@@ -172,11 +174,35 @@ def _read_channel(path: Path, info: ClipInfo, channel: int) -> np.ndarray:
     return signal if filled == info.n_frames else signal[:filled]
 
 
+def _check_header(
+    p: Path, info: ClipInfo, channel: int, max_duration_s: float | None, max_sample_rate: int, min_samples: int
+) -> None:
+    """Refuse, from the header alone, what :func:`load_clip` must not read (see its Raises)."""
+    if not 0 <= channel < info.n_channels:
+        raise BadInputError(
+            Reason.CHANNEL_OUT_OF_RANGE,
+            f"channel {channel} requested, the file has {info.n_channels} channel(s) (0..{info.n_channels - 1})",
+            p,
+        )
+    if not MIN_SAMPLE_RATE <= info.sr <= max_sample_rate:
+        raise BadInputError(Reason.SAMPLE_RATE_OUT_OF_RANGE, f"sampled at {info.sr} Hz; clips must be "
+                            f"{MIN_SAMPLE_RATE}-{max_sample_rate} Hz (MAX_SAMPLE_RATE)", p)  # fmt: skip
+    if max_duration_s is not None and info.duration_s > max_duration_s:
+        raise BadInputError(Reason.TOO_LONG, f"{info.duration_s:.1f} s long; the limit is {max_duration_s:g} s", p)
+    if info.n_frames < min_samples:
+        raise BadInputError(
+            Reason.TOO_SHORT,
+            f"{info.n_frames} samples ({info.duration_s:.3f} s); at least {min_samples} are needed",
+            p,
+        )
+
+
 def load_clip(
     path: str | os.PathLike,
     channel: int = 0,
     *,
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+    max_sample_rate: int = DEFAULT_MAX_SAMPLE_RATE,
     min_samples: int = FeatureParams().min_samples,
 ) -> Clip:
     """Read one channel of an audio file and check it is usable.
@@ -189,6 +215,12 @@ def load_clip(
         Refuse files longer than this many seconds (checked from the header,
         before reading); ``None`` for no limit.  Default :data:`DEFAULT_MAX_DURATION_S`
         (600 s); callers outside this pure package pass the ``MAX_CLIP_SECONDS`` setting.
+    max_sample_rate : int
+        Refuse files sampled faster than this (Hz, default 96 kHz) or slower than ``MIN_SAMPLE_RATE``,
+        from the header, before reading.  With ``max_duration_s`` it bounds the decoded size: at most
+        ``max_duration_s * max_sample_rate`` float32 samples are held, whatever the file's compression
+        (a few hundred KB of FLAC can claim minutes at hundreds of kHz); channels are read a block at a
+        time and only the wanted one is kept.
     min_samples : int
         Refuse signals shorter than this (default: one feature vector with the
         default :class:`~core.signal.features.FeatureParams`, 2048 samples).
@@ -201,25 +233,12 @@ def load_clip(
     ------
     BadInputError
         naming the file, with reason ``not_found``, ``not_audio``, ``corrupt``,
-        ``empty``, ``channel_out_of_range``, ``too_long``, ``too_short``,
+        ``empty``, ``channel_out_of_range``, ``sample_rate_out_of_range``, ``too_long``, ``too_short``,
         ``non_finite`` or ``silent``.
     """
     p = Path(path)
     info = clip_info(p)
-    if not 0 <= channel < info.n_channels:
-        raise BadInputError(
-            Reason.CHANNEL_OUT_OF_RANGE,
-            f"channel {channel} requested, the file has {info.n_channels} channel(s) (0..{info.n_channels - 1})",
-            p,
-        )
-    if max_duration_s is not None and info.duration_s > max_duration_s:
-        raise BadInputError(Reason.TOO_LONG, f"{info.duration_s:.1f} s long; the limit is {max_duration_s:g} s", p)
-    if info.n_frames < min_samples:
-        raise BadInputError(
-            Reason.TOO_SHORT,
-            f"{info.n_frames} samples ({info.duration_s:.3f} s); at least {min_samples} are needed",
-            p,
-        )
+    _check_header(p, info, channel, max_duration_s, max_sample_rate, min_samples)
     signal = _read_channel(p, info, channel)
     low, high = float(signal.min()), float(signal.max())  # NaN and inf propagate; no temporary arrays
     if not (np.isfinite(low) and np.isfinite(high)):

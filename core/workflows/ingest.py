@@ -48,7 +48,8 @@ class IngestReport:
 def inspect_file(path: str) -> InspectedFile:
     """Validate ``path`` as a clip (every check of :func:`core.signal.audio.load_clip`, clips longer than the
     ``MAX_CLIP_SECONDS`` setting refused) and hash it."""
-    clip = load_clip(path, max_duration_s=settings().max_clip_seconds)
+    limits = settings()
+    clip = load_clip(path, max_duration_s=limits.max_clip_seconds, max_sample_rate=limits.max_sample_rate)
     with open(path, "rb") as fh:
         digest = hashlib.file_digest(fh, "sha256").hexdigest()
     return InspectedFile(digest, clip.sr, clip.n_channels, clip.duration_s, Path(path).stat().st_size)
@@ -67,7 +68,12 @@ def collect(paths: list[str]) -> tuple[list[DiscoveredClip], list[BadInputError]
     errors: list[BadInputError] = []
     for raw in paths:
         path = Path(raw)
-        if not path.exists():
+        try:
+            exists = path.exists()
+        except OSError as exc:  # a name too long for the file system, a loop of links...
+            errors.append(BadInputError(Reason.INVALID_PARAMETER, f"cannot be opened: {exc.strerror}", raw))
+            continue
+        if not exists:
             errors.append(BadInputError(Reason.NOT_FOUND, "no such file or folder", raw))
             continue
         for clip in discover(path):

@@ -65,7 +65,12 @@ def _create(folder: Path, name: str, content: bytes) -> Path:
     while True:
         try:
             with path.open("xb") as fh:  # O_EXCL: never follows a link, never overwrites
-                fh.write(content)
+                try:
+                    fh.write(content)
+                except BaseException:  # a full disk half-way: no partial file is left behind
+                    fh.close()
+                    path.unlink(missing_ok=True)
+                    raise
             return path
         except FileExistsError:
             same_size = not path.is_symlink() and path.is_file() and path.stat().st_size == len(content)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from cachetools import LRUCache
 
 from core.errors import BadInputError
 from core.settings import settings
 from core.signal.audio import load_clip
-from core.signal.display import most_abnormal_window
-from core.signal.features import FeatureParams, log_mel, stft_db
+from core.signal.display import PLAYER_SECONDS, ClipViews, clip_views, most_abnormal_window
+from core.signal.features import FeatureParams
 from core.workflows.explore import ClipDetails, clip_details
 from dashboard.components import plots
 from dashboard.components.text import md_literal
@@ -19,13 +22,24 @@ from dashboard.components.text import md_literal
 P = FeatureParams()
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _audio_views(path: str) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
-    """Signal, sample rate, STFT dB and log-mel dB of a clip (cached per path)."""
-    clip = load_clip(path, max_duration_s=settings().max_clip_seconds)
-    stft = stft_db(clip.signal, n_fft=P.n_fft, hop_length=P.hop_length)
-    mel = log_mel(clip.signal, clip.sr, n_mels=P.n_mels, n_fft=P.n_fft, hop_length=P.hop_length)
-    return clip.signal, clip.sr, stft, mel
+VIEW_CACHE_BYTES = 256 << 20  # the views of recent clips kept for every session of this server, by size
+_views: LRUCache = LRUCache(maxsize=VIEW_CACHE_BYTES, getsizeof=lambda views: views.nbytes)
+_views_lock = threading.Lock()
+
+
+def _audio_views(path: str) -> ClipViews:
+    """The bounded views of a clip (:func:`core.signal.display.clip_views`), cached by path and change time
+    in at most ``VIEW_CACHE_BYTES`` (a long clip cannot fill the server's memory, however many are opened)."""
+    key = (path, os.stat(path).st_mtime_ns) if os.path.exists(path) else (path, None)
+    with _views_lock:
+        found = _views.get(key)
+    if found is None:
+        limits = settings()
+        clip = load_clip(path, max_duration_s=limits.max_clip_seconds, max_sample_rate=limits.max_sample_rate)
+        found = clip_views(clip.signal, clip.sr, n_fft=P.n_fft, hop_length=P.hop_length, n_mels=P.n_mels)
+        with _views_lock:
+            _views[key] = found  # a views object larger than the whole cache is simply not kept
+    return found
 
 
 def clip_caption(clip_id: int, path: str) -> str:
@@ -43,7 +57,8 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
         st.warning(f"Clip {clip_id} is no longer in the database.")
         return None
     try:
-        signal, sr, stft, mel = _audio_views(details.path)
+        views = _audio_views(details.path)
+        sr = views.sr
     except BadInputError as exc:
         st.error(f"This clip cannot be read: {md_literal(exc)}. The file may have been moved or damaged.")
         return details
@@ -62,25 +77,29 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
     player, button = st.columns([4, 1])
     span = st.session_state.get(f"{key}_span", {}).get(clip_id)
     if span:
-        player.audio(signal, sample_rate=sr, start_time=span[0], end_time=span[1], autoplay=True)
+        player.audio(views.player, sample_rate=sr, start_time=span[0], end_time=span[1], autoplay=True)
     else:
-        player.audio(signal, sample_rate=sr)
+        player.audio(views.player, sample_rate=sr)
+    if views.duration_s > PLAYER_SECONDS:
+        player.caption(f"The player holds the first {PLAYER_SECONDS:g} s of this {views.duration_s:.0f} s clip.")
     if window and button.button("▶ worst second", key=f"{key}_loudest_{clip_id}",
                                 help=f"plays {window[0]:.1f}-{window[1]:.1f} s"):  # fmt: skip
         st.session_state[f"{key}_span"] = {clip_id: (int(window[0]), int(np.ceil(window[1])))}
         st.rerun()
-    st.plotly_chart(plots.waveform(signal, sr), key=f"{key}_wave")
+    st.plotly_chart(plots.waveform(views.envelope), key=f"{key}_wave")
     if details.frame_errors:
         left, right = st.columns(2)
         left.plotly_chart(plots.errors_over_time(details.frame_errors, P.hop_length, sr, window), key=f"{key}_err")
         right.plotly_chart(plots.errors_per_band(details.band_errors, sr), key=f"{key}_band")
     if compact:
-        st.plotly_chart(plots.spectrogram(mel, sr, P.hop_length, mel=True, title="Mel spectrogram"), key=f"{key}_mel")
+        mel = plots.spectrogram(views.mel_db, sr, views.hop_length, mel=True, title="Mel spectrogram")
+        st.plotly_chart(mel, key=f"{key}_mel")
     else:
         left, right = st.columns(2)
-        left.plotly_chart(plots.spectrogram(stft, sr, P.hop_length, mel=False, title="STFT (dB)"), key=f"{key}_stft")
-        right.plotly_chart(plots.spectrogram(mel, sr, P.hop_length, mel=True, title="Mel spectrogram (dB)"),
-                           key=f"{key}_mel")  # fmt: skip
+        stft = plots.spectrogram(views.stft_db, sr, views.hop_length, mel=False, title="STFT (dB)")
+        left.plotly_chart(stft, key=f"{key}_stft")
+        mel = plots.spectrogram(views.mel_db, sr, views.hop_length, mel=True, title="Mel spectrogram (dB)")
+        right.plotly_chart(mel, key=f"{key}_mel")
     return details
 
 

@@ -7,16 +7,15 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.detection.metrics import Confusion, Sweep
-from core.signal.display import envelope
 from core.signal.features import mel_band_centres
 from dashboard.theme import LABEL_COLOURS
 
 MARGINS = dict(l=10, r=10, t=40, b=10)
 
 
-def waveform(signal: np.ndarray, sr: int, title: str = "Waveform") -> go.Figure:
-    """The waveform as a min/max envelope (2,000 points whatever the length)."""
-    times, low, high = envelope(signal, sr)
+def waveform(envelope: tuple[np.ndarray, np.ndarray, np.ndarray], title: str = "Waveform") -> go.Figure:
+    """The waveform as its min/max ``envelope`` ``(times_s, low, high)`` (:func:`core.signal.display.envelope`)."""
+    times, low, high = envelope
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=times, y=high, mode="lines", line=dict(width=0.5, color="#457b9d"), showlegend=False))
     fig.add_trace(go.Scatter(x=times, y=low, mode="lines", fill="tonexty", line=dict(width=0.5, color="#457b9d"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -87,3 +90,45 @@ def test_many_threads_write_and_read_one_database(any_db_url):
         assert sorted(pool.map(work, range(8))) == list(range(8))
     with session_scope(any_db_url) as session:
         assert session.scalar(select(func.count(Machine.id))) == 80
+
+
+# --- the SQLite file is its owner's only ---------------------------------------------------------------------
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_a_new_sqlite_database_and_its_folder_are_private_to_their_owner(data_dir):
+    """Whatever the umask: the folder the product creates is 0700, the file and its WAL siblings 0600."""
+    old_umask = os.umask(0o002)  # as permissive as a shared workstation's
+    try:
+        assert not data_dir.exists()
+        with session_scope() as session:  # a write: SQLite makes the -wal and -shm files
+            session.add(Machine(machine_type="fan", machine_id="id_00"))
+        database = data_dir / "anomaly.db"
+        assert _mode(data_dir) == 0o700
+        assert _mode(database) == 0o600
+        siblings = [data_dir / f"anomaly.db{suffix}" for suffix in ("-wal", "-shm")]
+        assert all(path.exists() for path in siblings)
+        assert [_mode(path) for path in siblings] == [0o600, 0o600]
+    finally:
+        os.umask(old_umask)
+
+
+def test_an_existing_readable_sqlite_database_is_tightened(tmp_path):
+    """A database file (and a WAL left beside it) readable by others, from an earlier version: 0600 once opened;
+    a folder that was there already is left as it is."""
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o755)
+    os.chmod(folder, 0o755)
+    database = folder / "anomaly.db"
+    sqlite3.connect(database).close()
+    (folder / "anomaly.db-wal").write_bytes(b"")
+    for path in (database, folder / "anomaly.db-wal"):
+        os.chmod(path, 0o644)
+    engine = get_engine(f"sqlite:///{database}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM machines").scalar() == 0
+    assert [_mode(database), _mode(folder / "anomaly.db-wal")] == [0o600, 0o600]
+    assert _mode(folder) == 0o755

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.util
 import sqlite3
 from pathlib import Path, PurePath
 
@@ -24,11 +25,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.datasets.splits import assign_split, split_key
+from core.workflows.notify import Channel, deliver_due, webhook_reference
 from db.base import Base
 from db.models import Clip
 from db.session import MIGRATIONS_DIR, alembic_config, make_engine, migrate
 
-EARLIER = ("0001", "0002", "0003", "0004", "0005")
+EARLIER = ("0001", "0002", "0003", "0004", "0005", "0006")
 WHEN = "2026-01-05 10:00:00.000000"
 SNRS = (-6, 0, 6)
 
@@ -321,6 +323,9 @@ def test_a_database_with_data_upgrades_to_head(engine, revision):
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []  # the upgraded schema is the models' schema
         _assert_splits_of_a_fresh_ingest(conn)
+        if revision >= "0004":  # the pending webhook row: its URL replaced by scheme, host and fingerprint
+            targets = conn.execute(text("SELECT target FROM notifications")).scalars().all()
+            assert targets == [webhook_reference("https://hooks.example/x")]
 
 
 def _assert_rows_and_keys_kept(conn, revision: str, before: dict[str, list[tuple]]) -> None:
@@ -381,7 +386,7 @@ def test_0006_adds_users_failed_sign_ins_and_the_audit_log_to_a_0005_database(en
     with engine.begin() as conn:
         _fill(conn, "0005")
     migrate(engine)
-    assert _revision(engine) == "0006"
+    assert _revision(engine) == _head()
     with engine.connect() as conn:
         assert {"users", "failed_sign_ins", "audit_events"} <= set(_table_names(conn))
         assert [conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
@@ -445,6 +450,61 @@ def test_sqlite_upgrade_fails_loudly_on_a_broken_foreign_key_and_commits_nothing
         engine.dispose()
 
 
+SECRET_HOOK = "https://hooks.example.com/services/T0001/B0002/Zs3cr3tT0k3n?key=hush"
+
+
+def test_0007_replaces_webhook_urls_by_scheme_host_and_fingerprint(engine):
+    """From 0006 with a pending webhook row holding its URL (and an error quoting its path): the URL is gone from
+    the row, the SNS row is as it was, and a process started with that URL still sends the row."""
+    _upgrade_to(engine, "0006")
+    with engine.begin() as conn:
+        _fill(conn, "0006")
+        conn.execute(text("DELETE FROM notifications"))
+        clip, model = conn.execute(text("SELECT clip_id, model_id FROM scores")).first()
+        for channel, target, error in [
+            ("webhook", SECRET_HOOK, "POST /services/T0001/B0002/Zs3cr3tT0k3n?key=hush: timed out"),
+            ("sns", "arn:aws:sns:eu-west-1:123456789012:flags", ""),
+        ]:
+            _sql(
+                conn,
+                "INSERT INTO notifications (clip_id, model_id, channel, target, payload, status, attempts, last_error, "
+                "next_attempt_at, created_at) VALUES (:clip, :model, :channel, :target, '{\"clip_id\": 1}', 'pending', "
+                "2, :error, :when, :when)",
+                clip=clip, model=model, channel=channel, target=target, error=error,
+            )  # fmt: skip
+    migrate(engine)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT channel, target, last_error, status, attempts FROM notifications "
+                                   "ORDER BY channel DESC")).all()  # fmt: skip
+    fingerprint = hashlib.sha256(SECRET_HOOK.encode()).hexdigest()[:16]
+    assert stored == [
+        ("webhook", f"https://hooks.example.com sha256:{fingerprint}", "POST …?…: timed out", "pending", 2),
+        ("sns", "arn:aws:sns:eu-west-1:123456789012:flags", "", "pending", 2),
+    ]
+    sent = []
+    webhook = Channel("webhook", SECRET_HOOK, lambda where, payload: sent.append(where))
+    assert deliver_due([webhook], url=engine.url.render_as_string(hide_password=False))["sent"] == 1
+    assert sent == [SECRET_HOOK]
+
+
+def _migration_0007():
+    (path,) = (MIGRATIONS_DIR / "versions").glob("0007_*.py")
+    spec = importlib.util.spec_from_file_location("migration_0007", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "url", [SECRET_HOOK, "http://127.0.0.1:8080/x", "http://[::1]:9000/hook", "https://example.com", "HTTPS://Ex.com/a",
+            "http://user:pw@example.com/x", "http://example.com:port/Zs3cr3t", "example.com/services/Zs3cr3t",
+            "http://127.0.0.1:9/services/Zs3cr3t T0k3n?key=hush"],
+)  # fmt: skip
+def test_0007_rewrites_a_url_as_the_live_code_names_it(url):
+    """The migration's frozen copy agrees with the live code, so a rewritten row is found by a process with its URL."""
+    assert _migration_0007()._reference(url) == webhook_reference(url)
+
+
 # --- Migrations stand alone -------------------------------------------------------------------------------------
 
 
@@ -476,5 +536,5 @@ def test_migration_functions_are_short(path):
 
 def test_migrations_are_one_chain_ending_at_head():
     script = ScriptDirectory.from_config(alembic_config())
-    assert [r.revision for r in reversed(list(script.walk_revisions()))] == [*EARLIER, "0006"]
+    assert [r.revision for r in reversed(list(script.walk_revisions()))] == [*EARLIER, "0007"]
     assert len(VERSION_FILES) == len(EARLIER) + 1

@@ -3,6 +3,7 @@ AWS SNS (moto), with retries and backoff, in a background thread."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -30,7 +31,8 @@ TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:machine-flags"
 
 class Receiver:
     """What a local webhook server got, and how it answers: ``statuses`` are used in turn (200 after them),
-    ``hold`` (when set up) keeps each request open until released, ``garbage`` answers with no HTTP at all."""
+    ``hold`` (when set up) keeps each request open until released, ``garbage`` answers with no HTTP at all,
+    ``location`` goes with every answer as its ``Location`` header.  ``hits``: every request's method and path."""
 
     def __init__(self) -> None:
         self.url = ""
@@ -38,6 +40,8 @@ class Receiver:
         self.received: list[dict] = []
         self.headers: list[dict] = []
         self.garbage = False
+        self.location: str | None = None
+        self.hits: list[tuple[str, str]] = []
         self.hold: threading.Event | None = None
         self.started = threading.Event()  # a request arrived
         self.finished = threading.Event()  # a held request was answered
@@ -49,9 +53,17 @@ def webhook_server() -> Iterator[Receiver]:
     receiver = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (what a followed 302/303 would send)
+            with receiver.lock:
+                receiver.hits.append(("GET", self.path))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             body = self.rfile.read(int(self.headers["Content-Length"]))
             with receiver.lock:
+                receiver.hits.append(("POST", self.path))
                 receiver.received.append(json.loads(body))
                 receiver.headers.append(dict(self.headers))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
@@ -63,6 +75,8 @@ def webhook_server() -> Iterator[Receiver]:
                 self.wfile.flush()
                 return
             self.send_response(status)
+            if receiver.location:
+                self.send_header("Location", receiver.location)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
@@ -167,6 +181,15 @@ def test_bad_webhook_url_is_refused(url):
     with pytest.raises(BadInputError) as caught:
         channels_from(webhook_url=url)
     assert caught.value.reason == "invalid_parameter"
+
+
+@pytest.mark.parametrize("url", ["https://bot:Zs3cr3t@hooks.example.com/x", "http://Zs3cr3t@127.0.0.1:8080/x"])
+def test_a_webhook_url_with_credentials_is_refused_naming_the_option(url):
+    with pytest.raises(BadInputError, match="^--webhook must not carry a user name or password") as caught:
+        channels_from(webhook_url=url, webhook_option="--webhook")
+    assert caught.value.reason == "invalid_parameter" and "Zs3cr3t" not in str(caught.value)
+    with pytest.raises(BadInputError, match="^the webhook URL must not carry a user name or password"):
+        channels_from(webhook_url=url)
 
 
 def test_bad_webhook_url_from_environment_is_refused(monkeypatch):
@@ -312,6 +335,35 @@ def test_webhook_that_always_fails_gives_up_after_max_attempts(hook, monkeypatch
     assert len(hook.received) == notify.MAX_ATTEMPTS  # never tried again once given up
 
 
+def test_a_redirect_is_a_failed_attempt_never_followed(hook, monkeypatch):
+    """A webhook answering 3xx (here towards another local server, as a redirect to an internal address would)
+    is a failed try with its reason, retried with backoff like any other, and its target is never reached."""
+    with webhook_server() as internal:
+        hook.location = internal.url + "?token=Zs3cr3t"
+        hook.statuses = [302, 301, 303, 307, 308]
+        channels = channels_from(webhook_url=hook.url)
+        enqueue(make_flags(1), channels)
+        assert deliver_due(channels) == {"sent": 0, "retrying": 1, "failed": 0}
+        (row,) = rows()
+        assert row.next_attempt_at.replace(tzinfo=None) > utcnow().replace(tzinfo=None)  # backing off
+        shown = notify.redact_url(internal.url)
+        assert row.last_error == f"webhook answered HTTP 302, redirected to {shown}: not followed"
+        assert (row.status, row.attempts) == ("pending", 1) and "Zs3cr3t" not in row.last_error
+
+        monkeypatch.setattr(notify, "BACKOFF_BASE_S", 0.0)
+        for attempt, code in enumerate([301, 303, 307, 308], start=2):
+            make_due()
+            assert deliver_due(channels) == {"sent": 0, "retrying": 1, "failed": 0}
+            (row,) = rows()
+            assert (row.status, row.attempts) == ("pending", attempt)
+            assert row.last_error == f"webhook answered HTTP {code}, redirected to {shown}: not followed"
+        assert internal.hits == []  # never followed, by any method
+        hook.location = None
+        make_due()
+        assert deliver_due(channels) == {"sent": 1, "retrying": 0, "failed": 0}  # the webhook itself, answering 200
+        assert internal.hits == [] and len(hook.received) == 6
+
+
 def test_unreachable_webhook_is_retried_later(monkeypatch):
     with webhook_server() as gone:
         url = gone.url  # a port nobody listens on once the server is closed
@@ -361,13 +413,49 @@ def test_rows_of_channels_not_configured_here_do_not_starve_the_others(monkeypat
     assert [r.status for r in rows()] == ["pending"] * 4 + ["sent"]
 
 
-def test_rows_are_sent_to_the_target_stored_with_them(hook):
-    """What was enqueued is what is delivered: the row keeps its target."""
+def test_a_webhook_row_stores_scheme_host_and_a_fingerprint_never_the_url(hook):
+    """The row names its webhook by scheme, host and the first 16 hex digits of the URL's SHA-256; the process
+    started with that URL sends it there."""
     channels = channels_from(webhook_url=hook.url)
     enqueue(make_flags(1), channels)
-    assert rows()[0].target == hook.url
-    deliver_due(channels)
-    assert len(hook.received) == 1
+    origin = hook.url.removesuffix("/hooks/flags")
+    assert rows()[0].target == f"{origin} sha256:{hashlib.sha256(hook.url.encode()).hexdigest()[:16]}"
+    assert deliver_due(channels)["sent"] == 1
+    assert len(hook.received) == 1 and hook.hits == [("POST", "/hooks/flags")]
+
+
+def test_a_row_for_a_url_this_process_was_not_started_with_stays_pending_and_says_why(hook, monkeypatch):
+    """A process started with another webhook URL (another token on the same host, say) neither sends the row
+    nor loses it, nor lets it hold up its own rows; a process started with the row's URL sends it."""
+    other = Channel("webhook", hook.url.replace("/hooks/flags", "/hooks/other"), notify.post_webhook)
+    flags = make_flags(6)
+    enqueue(flags[:5], [other])
+    mine = channels_from(webhook_url=hook.url)
+    enqueue(flags[5:], mine)
+    assert deliver_due(mine, limit=3) == {"sent": 1, "retrying": 0, "failed": 0}  # not held up by the 5 before
+    assert deliver_due(mine, limit=3) == {"sent": 0, "retrying": 0, "failed": 0}
+    assert [b["clip_id"] for b in hook.received] == [flags[5][0]]
+    origin = hook.url.removesuffix("/hooks/flags")
+    waiting = rows()[:5]
+    assert {(r.status, r.attempts) for r in waiting} == {("pending", 0)}
+    assert {r.last_error for r in waiting} == {f"webhook {origin}: this process was not started with that URL"}
+    assert "/hooks" not in waiting[0].last_error
+
+    assert deliver_due([], limit=10) == {"sent": 0, "retrying": 0, "failed": 0}
+    sns, _ = recording_channel("sns", TOPIC_ARN)  # a process without a webhook leaves webhook rows alone
+    assert deliver_due([sns]) == {"sent": 0, "retrying": 0, "failed": 0}
+    assert deliver_due([other]) == {"sent": 5, "retrying": 0, "failed": 0}  # the process with their URL
+    assert [(r.status, r.last_error) for r in rows()] == [("sent", "")] * 6
+    assert sorted(hits for hits in hook.hits) == [("POST", "/hooks/flags")] + [("POST", "/hooks/other")] * 5
+
+
+def test_webhook_reference_is_scheme_host_and_fingerprint():
+    fingerprint = hashlib.sha256(SECRET_HOOK.encode()).hexdigest()[:16]
+    assert notify.webhook_reference(SECRET_HOOK) == f"https://hooks.slack.com sha256:{fingerprint}"
+    assert notify.webhook_reference("http://[::1]:9000/x") == (
+        f"http://[::1]:9000 sha256:{hashlib.sha256(b'http://[::1]:9000/x').hexdigest()[:16]}")  # fmt: skip
+    assert notify.unknown_webhook_error(notify.webhook_reference(SECRET_HOOK)) == (
+        "webhook https://hooks.slack.com: this process was not started with that URL")  # fmt: skip
 
 
 # --- delivery by SNS (moto) -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ and the CLI as a subprocess."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 import core.workflows.notify as notify
@@ -643,6 +644,38 @@ def test_a_slow_webhook_never_blocks_a_pass(trained, drop_dir, monkeypatch):
     assert all(b["machine"] == MACHINE and b["score"] > b["threshold"] for b in bodies)
 
 
+def test_an_announced_flag_leaves_no_trace_of_the_webhook_url_in_the_database(trained, drop_dir, data_dir, caplog,
+                                                                              monkeypatch):  # fmt: skip
+    """The webhook URL's path and query (Slack's, Teams' token) are stored nowhere: not in any column of any table
+    (the outbox keeps scheme, host and a fingerprint), not in the database's files, not in the log."""
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    first = drop(drop_dir, trained.abnormal[0], "a0.wav", seed=1)
+    with slow_webhook() as (url, bodies, _, release, _):
+        release.set()  # answers at once
+        origin = url.rsplit("/", 1)[0]
+        secret = f"{origin}/services/T0001/B0002/Zs3cr3tT0k3n?key=hush"
+        with caplog.at_level(logging.DEBUG):
+            Watcher(drop_dir, settle_s=0, channels=channels_from(webhook_url=secret)).run(interval_s=0.1, max_polls=1)
+    assert [b["clip_id"] for b in bodies] == clip_ids([first]) and _statuses() == ["sent"]  # announced
+    with session_scope() as session:
+        (row,) = session.scalars(select(Notification)).all()
+        assert row.target == f"{origin} sha256:{hashlib.sha256(secret.encode()).hexdigest()[:16]}"
+        engine = session.get_bind()
+        dump = [
+            str(value)
+            for table in inspect(engine).get_table_names()
+            for record in session.execute(text(f"SELECT * FROM {table}"))
+            for value in record
+        ]
+    dispose_engines()
+    for fragment in ("/services", "T0001", "Zs3cr3t", "hush"):
+        assert not [value for value in dump if fragment in value], fragment
+        assert fragment not in caplog.text
+        for file in data_dir.glob("anomaly.db*"):  # the file, its WAL: not even a free page holds it
+            assert fragment.encode() not in file.read_bytes(), file.name
+
+
 def _statuses() -> list[str]:
     with session_scope() as session:
         return list(session.scalars(select(Notification.status)))
@@ -715,6 +748,13 @@ def test_cli_refuses_bad_settings(drop_dir, args, message):
     assert "error:" in result.stderr and message in result.stderr
 
 
+def test_cli_refuses_a_webhook_url_with_credentials(drop_dir):
+    result = run_watch(str(drop_dir), "--once", "--webhook", "https://bot:Zs3cr3t@hooks.example.com/services/T0001")
+    assert result.returncode == 2
+    assert "error: --webhook must not carry a user name or password" in result.stderr
+    assert "Zs3cr3t" not in result.stderr and "T0001" not in result.stderr and "bot" not in result.stderr
+
+
 def test_cli_refuses_a_missing_folder(tmp_path):
     result = run_watch(str(tmp_path / "nowhere"), "--once")
     assert result.returncode == 2 and "not_found" in result.stderr
@@ -774,4 +814,5 @@ def test_cli_never_prints_the_webhook_url(trained, drop_dir):
     assert "Zs3cr3t" not in output and "hush" not in output and "T0001" not in output  # ...without the URL
     with session_scope() as session:
         (row,) = session.scalars(select(Notification)).all()
-    assert row.target == secret and "Zs3cr3t" not in row.last_error  # kept to send to, never shown
+    assert row.target == f"http://127.0.0.1:{port} sha256:{hashlib.sha256(secret.encode()).hexdigest()[:16]}"
+    assert "Zs3cr3t" not in row.last_error and "hush" not in row.last_error  # never stored, never shown
