@@ -8,6 +8,7 @@ from core.errors import MachineSoundError, environment_problem
 from dashboard.components.auth import sign_in
 from dashboard.components.first_start import ensure_demo_data
 from dashboard.components.limits import apply_upload_limit
+from dashboard.components.text import md_literal
 from dashboard.registry import pages_for
 from dashboard.theme import APP_TITLE
 
@@ -16,12 +17,12 @@ apply_upload_limit()  # Streamlit's server refuses uploads over MAX_UPLOAD_MB be
 try:
     actor = sign_in()  # with AUTH=local or oidc, nothing of the plant is drawn before this returns someone
 except MachineSoundError as exc:
-    st.error(f"{exc.detail}.")
+    st.error(f"{md_literal(exc.detail)}.")
     st.stop()
 except Exception as exc:  # the database refused before anyone signed in: say so without SQL
     logging.getLogger(__name__).exception("sign-in failed")
-    st.error(f"Sign-in is unavailable ({environment_problem(exc) or type(exc).__name__}). Check DATA_DIR / "
-             "DATABASE_URL and the server log.")  # fmt: skip
+    problem = md_literal(environment_problem(exc) or type(exc).__name__)  # may name a file
+    st.error(f"Sign-in is unavailable ({problem}). Check DATA_DIR / DATABASE_URL and the server log.")
     st.stop()
 if actor is None:  # signed out: no page menu either (not even the previous user's)
     st.navigation([st.Page(lambda: None, title="Sign in", url_path="sign-in")], position="hidden")
@@ -30,7 +31,7 @@ try:
     ensure_demo_data()
 except Exception as exc:  # shown to the user with what to do, never as a raw traceback
     logging.getLogger(__name__).exception("first start failed")
-    problem = environment_problem(exc) or type(exc).__name__
+    problem = md_literal(environment_problem(exc) or type(exc).__name__)
     st.error(f"Could not prepare the database ({problem}). Check DATA_DIR / DATABASE_URL and that the disk is "
              "writable.")  # fmt: skip
     st.stop()
@@ -41,10 +42,10 @@ navigation = st.navigation(
 try:
     navigation.run()
 except MachineSoundError as exc:
-    st.error(f"{exc.detail}. Nothing was changed; check what is named here and try again.")
+    st.error(f"{md_literal(exc.detail)}. Nothing was changed; check what is named here and try again.")
 except Exception as exc:  # never a raw traceback in front of a pilot: say what failed and what to do
     logging.getLogger(__name__).exception("page failed")
-    problem = environment_problem(exc) or type(exc).__name__  # the log has the details; the page never shows SQL
+    problem = md_literal(environment_problem(exc) or type(exc).__name__)  # the log has the details, never SQL
     st.error(
         f"This page hit an unexpected problem ({problem}). Your verdicts are saved; reload the page, and if it "
         "persists, report it with the server log."

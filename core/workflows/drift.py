@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.clock import as_utc
+from core.commands import core_command
 from core.detection.drift_stats import (  # noqa: F401  (re-exported: the report's vocabulary)
     KS_ALPHA,
     MAJOR_PSI,
@@ -109,9 +110,9 @@ class DriftReport:
 
     @property
     def retrain_command(self) -> str:
-        """The command that retrains this machine's active detector."""
-        detector = f" --detector {self.detector}" if self.detector else ""
-        return f"python -m core train --machine {self.machine}{detector}"
+        """The command that retrains this machine's active detector, its arguments quoted for the shell."""
+        detector = ("--detector", self.detector) if self.detector else ()
+        return core_command("train", "--machine", self.machine, *detector)
 
     def as_json(self) -> dict:
         """Every field as JSON-ready values (floats to 4 significant digits), ``worst_bands`` as
@@ -270,7 +271,7 @@ def _report_inputs(
         report = DriftReport(machine=found.key)
         model = found.active_model
         if model is None:
-            report.reasons.append(f"no active model: train one with `python -m core train --machine {found.key}`")
+            report.reasons.append(f"no active model: train one with `{core_command('train', '--machine', found.key)}`")
             return report, None, None, found.id
         report.detector, report.model_version = model.detector, model.version
         return report, model, _clip_sets(session, found, model, recent, max_reference), found.id
@@ -287,7 +288,7 @@ def _compare_score_sets(
     unscored = sum(v is None for v in held_out + recent)
     if unscored and not score_missing and model.artifact_path is not None:
         report.reasons.append(f"{unscored} clips not scored yet were left out of the score comparison "
-                              f"(`python -m core score --machine {report.machine}` scores them)")  # fmt: skip
+                              f"(`{core_command('score', '--machine', report.machine)}` scores them)")  # fmt: skip
     if model.artifact_path is None:
         report.reasons.append(f"scores not compared: the active model ({model.detector}) cannot score clips here")
     elif held_scores.size < MIN_CLIPS or recent_scores.size < MIN_CLIPS:

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.access import checked_name
 from core.errors import MachineSoundError
+from dashboard.components.text import md_literal
 
 KEY = "annotator_name"  # the same key dashboard.components.auth reads for AUTH=none
 
@@ -14,7 +15,7 @@ def annotator_name() -> str | None:
     """The name given in this browser session, or ``None`` (after showing the form to give it)."""
     name = st.session_state.get(KEY, "").strip()
     if name:
-        st.sidebar.caption(f"Annotating as **{name}**")
+        st.sidebar.caption(f"Annotating as **{md_literal(name)}**")
         return name
     with st.form("annotator_form"):
         st.write("Verdicts record who made them. Please give your name once for this session.")

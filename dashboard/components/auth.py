@@ -15,6 +15,7 @@ from core.access import Actor, Role
 from core.errors import SignInError
 from core.settings import settings
 from core.workflows.users import actor_for_claims, authenticate, list_users
+from dashboard.components.text import md_literal
 
 KEY = "signed_in_actor"
 NAME_KEY = "annotator_name"  # AUTH=none: the name verdicts are recorded under, given once per session
@@ -60,7 +61,7 @@ def _password_user() -> Actor | None:
         try:
             actor = authenticate(name, password)
         except SignInError as exc:
-            st.error(exc.detail)
+            st.error(md_literal(exc.detail))
             return None
         st.session_state[KEY] = actor
         st.rerun()
@@ -77,7 +78,7 @@ def _oidc_user() -> Actor | None:
         return actor_for_claims(st.user.to_dict(), settings().auth_role_claim)
     except SignInError as exc:
         st.title("Sign in")
-        st.error(exc.detail)
+        st.error(md_literal(exc.detail))
         st.button("Sign out", on_click=st.logout)
         return None
 
@@ -85,7 +86,7 @@ def _oidc_user() -> Actor | None:
 def _sidebar(actor: Actor, mode: str) -> None:
     if mode == "none":
         return
-    st.sidebar.caption(f"Signed in as **{actor.name}** ({actor.role.value})")
+    st.sidebar.caption(f"Signed in as **{md_literal(actor.name)}** ({actor.role.value})")
     if st.sidebar.button("Sign out", key="sign_out"):
         st.session_state.pop(KEY, None)
         if mode == "oidc":

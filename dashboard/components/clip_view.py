@@ -17,6 +17,7 @@ from core.signal.display import PLAYER_SECONDS, ClipViews, clip_views, most_abno
 from core.signal.features import FeatureParams
 from core.workflows.explore import ClipDetails, clip_details
 from dashboard.components import plots
+from dashboard.components.text import md_literal
 
 P = FeatureParams()
 
@@ -42,8 +43,8 @@ def _audio_views(path: str) -> ClipViews:
 
 
 def clip_caption(clip_id: int, path: str) -> str:
-    """How a clip is named on screen: its id and file name (the full path is in the tooltip)."""
-    return f"clip #{clip_id} · {Path(path).name}"
+    """How a clip is named on screen (Markdown): its id and file name (the full path is in the tooltip)."""
+    return f"clip #{clip_id} · {md_literal(Path(path).name)}"
 
 
 def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = False) -> ClipDetails | None:
@@ -59,9 +60,9 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
         views = _audio_views(details.path)
         sr = views.sr
     except BadInputError as exc:
-        st.error(f"This clip cannot be read: {exc}. The file may have been moved or damaged.")
+        st.error(f"This clip cannot be read: {md_literal(exc)}. The file may have been moved or damaged.")
         return details
-    facts = f"**{details.machine}** · {details.duration_s:.1f} s · {details.n_channels} ch"
+    facts = f"**{md_literal(details.machine)}** · {details.duration_s:.1f} s · {details.n_channels} ch"
     facts += "" if blind else f" · label: {details.label}"
     if details.score is not None:
         facts += f" · score **{details.score:.3g}** (threshold {details.threshold:.3g})"
@@ -69,7 +70,7 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
     if blind:
         st.caption(f"clip #{details.clip_id}")
     else:
-        st.caption(clip_caption(details.clip_id, details.path), help=details.path)
+        st.caption(clip_caption(details.clip_id, details.path), help=md_literal(details.path))
     window = None
     if details.frame_errors:
         window = most_abnormal_window(details.frame_errors, P.hop_length, sr)
@@ -103,11 +104,12 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
 
 
 def render_history(details: ClipDetails) -> None:
+    """Every verdict on the clip, oldest first; names, types and notes shown as typed (never as Markdown)."""
     if not details.history:
         st.caption("No verdict yet.")
         return
     for v in details.history:
-        kind = f" ({v.anomaly_type})" if v.anomaly_type else ""
+        kind = f" ({md_literal(v.anomaly_type)})" if v.anomaly_type else ""
         action = f"undid {v.verdict}" if v.is_undo else f"**{v.verdict}**{kind}"
-        note = f" — {v.note}" if v.note and not v.is_undo else ""
-        st.markdown(f"- {v.created_at:%Y-%m-%d %H:%M} · {v.annotator}: {action}{note}")
+        note = f" — {md_literal(v.note, multiline=True)}" if v.note and not v.is_undo else ""
+        st.markdown(f"- {v.created_at:%Y-%m-%d %H:%M} · {md_literal(v.annotator)}: {action}{note}")

@@ -8,12 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from core.access import Action, why_not
+from core.commands import core_command
 from core.detection.registry import detector_names
 from core.workflows.comparison import compare_models, model_choices
 from core.workflows.training import activate, active_model_id
 from dashboard.components import plots
 from dashboard.components.auth import current_actor
 from dashboard.components.pickers import machine_picker
+from dashboard.components.text import md_literal
 
 
 def render() -> None:
@@ -25,8 +27,10 @@ def render() -> None:
     if len(choices) < 2:
         trained = {label.split()[0] for label in choices.values()}
         other = next((name for name in detector_names() if name not in trained), None)
-        how = f"`python -m core train --machine {machine} --detector {other}`" if other else "a retrained version"
-        st.info(f"{machine} has only one model so far. Train another to compare: {how}.")
+        how = f"for example with {other}:" if other else "a retrained version."
+        st.info(f"{md_literal(machine)} has only one model so far. Train another to compare, {how}")
+        if other:
+            st.code(core_command("train", "--machine", machine, "--detector", other), language="bash")
         return
     ids = list(choices)
     preselected = st.session_state.get("compare_models", ids[:2])
@@ -36,9 +40,10 @@ def render() -> None:
     b = right.selectbox("Model B", ids, index=ids.index(preselected[1]) if preselected[1] in ids else 1,
                         format_func=choices.get)  # fmt: skip
     result = compare_models(machine, [a, b])
-    st.caption(f"Test set: {result.test_set} ({result.n_test} clips scored by both). Abnormal is the positive class.")
+    st.caption(f"Test set: {md_literal(result.test_set)} ({result.n_test} clips scored by both). Abnormal is the "
+               "positive class.")  # fmt: skip
     for warning in result.warnings:
-        st.warning(warning)
+        st.warning(md_literal(warning))
     cols = st.columns(2)
     for column, r in zip(cols, result.results, strict=True):
         column.plotly_chart(plots.confusion(r.at_threshold.confusion, f"{r.name} at {r.at_threshold.threshold:.4g}"),
@@ -64,11 +69,11 @@ def render() -> None:
     buttons = st.columns(len(result.results))
     for column, r in zip(buttons, result.results, strict=True):
         if r.model_id == active:
-            column.caption(f"{r.name} is the active model of {machine}.")
-        elif column.button(f"Make {r.name} active", key=f"activate_{r.model_id}", disabled=bool(refused),
+            column.caption(f"{md_literal(r.name)} is the active model of {md_literal(machine)}.")
+        elif column.button(f"Make {md_literal(r.name)} active", key=f"activate_{r.model_id}", disabled=bool(refused),
                            help=refused):  # fmt: skip
             activate(machine, model_id=r.model_id, actor=actor)
-            st.toast(f"{r.name} now scores {machine}'s clips; new flags follow its threshold.")
+            st.toast(f"{md_literal(r.name)} now scores {md_literal(machine)}'s clips; new flags follow its threshold.")
             st.rerun()
 
 

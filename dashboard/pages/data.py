@@ -11,26 +11,29 @@ from core.workflows.scoring import score
 from core.workflows.uploads import max_upload_bytes, store_uploads
 from dashboard.components.auth import current_actor
 from dashboard.components.progress import progress_bar
+from dashboard.components.text import md_literal
 
 
 def _show(report, uploaded_as: dict[str, str] | None = None) -> None:
     """The ingest report, then the new clips scored by their machines' active models.  A refused upload
     is named as it was uploaded, then where it was saved (``uploaded_as``: stored path -> upload name)."""
 
-    def named(path: str) -> str:
-        return f"{uploaded_as[path]} (saved as {path})" if uploaded_as and path in uploaded_as else path
+    def named(path: str) -> str:  # Markdown: file names shown as typed
+        shown = f"{uploaded_as[path]} (saved as {path})" if uploaded_as and path in uploaded_as else path
+        return md_literal(shown)
 
     st.success(f"Ingested {report.ingested} clip(s); {report.already_known} already known.")
     for item in report.rejected:
-        st.error(f"{named(item['path'])}: {item['detail']} ({item['reason']})")
+        st.error(f"{named(item['path'])}: {md_literal(item['detail'])} ({item['reason']})")
     if report.ingested:
         scored = score(progress=progress_bar("scoring"))
         if scored.scored:
             st.info(f"Scored {scored.scored} clip(s); flagged ones are now in the triage queue.")
         for item in scored.failed:
-            st.warning(f"{named(item['path'])}: not scored: {item['detail']} ({item['reason']})")
+            st.warning(f"{named(item['path'])}: not scored: {md_literal(item['detail'])} ({item['reason']})")
         if scored.machines_without_model:
-            st.caption(f"No model yet for {', '.join(scored.machines_without_model)}: train one to score them.")
+            machines = md_literal(", ".join(scored.machines_without_model))
+            st.caption(f"No model yet for {machines}: train one to score them.")
 
 
 def render() -> None:
@@ -46,12 +49,12 @@ def render() -> None:
     roots = ", ".join(str(r) for r in ingest_roots())
     with st.form("folder_form"):
         folder = st.text_input("Folder on this server", placeholder="/data/mimii/6_dB_fan",
-                               help=f"inside {roots} (INGEST_ROOTS)")  # fmt: skip
+                               help=f"inside {md_literal(roots)} (INGEST\\_ROOTS)")  # fmt: skip
         if st.form_submit_button("Ingest folder") and folder.strip():
             try:
                 report = ingest_folder(folder, actor=actor, progress=progress_bar("ingesting"))
             except MachineSoundError as exc:
-                st.error(exc.detail)
+                st.error(md_literal(exc.detail))
             else:
                 _show(report)
     st.subheader("Upload")
@@ -62,7 +65,7 @@ def render() -> None:
     if uploads and st.button("Ingest uploads"):
         stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=limit, actor=actor)
         for item in stored.refused:
-            st.error(f"{item['path']}: {item['detail']} ({item['reason']})")
+            st.error(f"{md_literal(item['path'])}: {md_literal(item['detail'])} ({item['reason']})")
         if stored.paths:
             _show(ingest(stored.paths, progress=progress_bar("ingesting"), actor=actor), stored.names)
 

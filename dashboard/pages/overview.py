@@ -20,6 +20,7 @@ from core.workflows.drift import (
     drift_report,
 )
 from core.workflows.triage import machine_summaries
+from dashboard.components.text import md_literal, plot_literal
 from dashboard.theme import LABEL_COLOURS, LABEL_ORDER
 
 DRIFT_TTL_S = 300  # a drift report is recomputed after 5 minutes, or at once for a new active model
@@ -46,19 +47,19 @@ def _drift_section(machines: list[str]) -> None:
         try:
             reports.append(_drift(*drift_cache_key(machine)))
         except MachineSoundError as exc:
-            st.error(f"Drift of {machine} could not be computed: {exc.detail}")
+            st.error(f"Drift of {md_literal(machine)} could not be computed: {md_literal(exc.detail)}")
         except Exception as exc:  # one machine's failure is shown, never the whole page's
             logging.getLogger(__name__).exception("drift of %s failed", machine)
-            st.error(f"Drift of {machine} could not be computed ({type(exc).__name__}: {exc}).")
+            st.error(f"Drift of {md_literal(machine)} could not be computed "
+                     f"({type(exc).__name__}: {md_literal(exc)}).")  # fmt: skip
     retrain = [r for r in reports if r.state == RETRAIN]
     if retrain:
-        commands = "\n".join(r.retrain_command for r in retrain)
         st.warning(
-            f"Retrain suggested for {', '.join(r.machine for r in retrain)}: recent clips no longer look like the "
-            f"clips the model learned from. The command below will {RETRAIN_ADVICE}: confirm recent clips that "
-            f"sound normal on the **Triage** page first, so that the new model learns their sound."
-            f"\n```\n{commands}\n```"
+            f"Retrain suggested for {md_literal(', '.join(r.machine for r in retrain))}: recent clips no longer look "
+            f"like the clips the model learned from. The command below will {RETRAIN_ADVICE}: confirm recent clips "
+            f"that sound normal on the **Triage** page first, so that the new model learns their sound."
         )
+        st.code("\n".join(r.retrain_command for r in retrain), language="bash")  # shown as is, quoted for the shell
     if not reports:
         return
     table = pd.DataFrame(
@@ -115,7 +116,7 @@ def render() -> None:
             "last_verdict_at": st.column_config.DatetimeColumn("last verdict", format="YYYY-MM-DD HH:mm"),
         },
     )
-    counts["machine"] = counts["machine_type"] + "/" + counts["machine_id"]
+    counts["machine"] = (counts["machine_type"] + "/" + counts["machine_id"]).map(plot_literal)  # folder names
     chart = px.bar(
         counts, x="machine", y="n_clips", color="label", color_discrete_map=LABEL_COLOURS,
         category_orders={"label": LABEL_ORDER}, labels={"n_clips": "clips"}, title="Clips per machine and label",

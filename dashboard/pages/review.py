@@ -14,6 +14,7 @@ from core.workflows.triage import anomaly_types
 from dashboard.components.auth import current_actor
 from dashboard.components.clip_view import render_clip
 from dashboard.components.pickers import machine_picker
+from dashboard.components.text import md_literal
 
 SHOW = {"Open: disputed and unsure": (False, False), "Open, with clips awaiting a second opinion": (False, True),
         "Everything, settled included": (True, True)}  # fmt: skip
@@ -36,9 +37,9 @@ def _history(clip_id: int) -> None:
         return
     with st.expander(f"Adjudications of this clip ({len(past)}; the last one stands)", expanded=True):
         for h in past:
-            kind = f" ({h['anomaly_type']})" if h["anomaly_type"] else ""
-            st.markdown(f"- {h['at']:%Y-%m-%d %H:%M} · {h['adjudicator']} ({h['role']}): **{h['verdict']}**{kind} "
-                        f"— {h['reason']}")  # fmt: skip
+            kind = f" ({md_literal(h['anomaly_type'])})" if h["anomaly_type"] else ""
+            st.markdown(f"- {h['at']:%Y-%m-%d %H:%M} · {md_literal(h['adjudicator'])} ({h['role']}): "
+                        f"**{h['verdict']}**{kind} — {md_literal(h['reason'])}")  # fmt: skip
 
 
 def _ruling_form(clip_id: int) -> None:
@@ -52,7 +53,7 @@ def _ruling_form(clip_id: int) -> None:
     try:
         adjudicate(clip_id, verdict, reason, anomaly_type=None if kind == NO_TYPE else kind, actor=current_actor())
     except MachineSoundError as exc:
-        st.error(f"Not recorded: {exc.detail}")
+        st.error(f"Not recorded: {md_literal(exc.detail)}")
         return
     st.session_state["ruling_saved"] = f"#{clip_id} settled as {verdict}"
     st.rerun()
@@ -73,7 +74,7 @@ def render() -> None:
     if "ruling_saved" in st.session_state:
         st.success(f"Saved: {st.session_state.pop('ruling_saved')}.")
     n_open = sum(item.state in OPEN_STATES for item in items)
-    st.markdown(f"**{n_open}** clip(s) of **{machine}** await a final verdict.")
+    st.markdown(f"**{n_open}** clip(s) of **{md_literal(machine)}** await a final verdict.")
     if not items:
         st.success("Nothing to review for this machine.")
         return

@@ -24,6 +24,7 @@ from core.workflows.export import (
 )
 from dashboard.components.auth import current_actor
 from dashboard.components.progress import progress_bar
+from dashboard.components.text import md_literal
 
 COMPARE_PAGE = "dashboard/pages/compare.py"
 
@@ -75,13 +76,13 @@ def _export(options: ExportOptions) -> None:
         out = default_export_dir()
         summary = export_dataset(out, options, user="dashboard", progress=progress_bar("spectrograms"), actor=actor)
         st.session_state["last_export"] = summary["out_dir"]
-        st.success(f"Export {summary['export_id']} written to {summary['out_dir']}: "
+        st.success(f"Export {summary['export_id']} written to {md_literal(summary['out_dir'])}: "
                    f"{describe_counts(summary['counts'])}. {summary['label_source'].capitalize()}.")  # fmt: skip
         st.caption("Label quality per class: " + "; ".join(
             f"{label}: {q['ground_truth']} ground truth, {q['single']} single-annotator, {q['double']} "
             f"double-confirmed, {q['adjudicated']} adjudicated" for label, q in summary["label_quality"].items()))
         for item in summary["unreadable"]:
-            st.warning(f"Skipped {item['path']}: {item['detail']}")
+            st.warning(f"Skipped {md_literal(item['path'])}: {md_literal(item['detail'])}")
 
 
 def _train_buttons() -> None:
@@ -89,9 +90,9 @@ def _train_buttons() -> None:
     if newest is None:
         st.caption("Export a dataset first: training uses the newest export.")
     else:
-        st.caption(f"Newest export: {newest.out_dir} ({describe_counts(newest.counts)}).")
+        st.caption(f"Newest export: {md_literal(newest.out_dir)} ({describe_counts(newest.counts)}).")
         if newest.unusable:
-            st.warning(f"The newest export cannot be trained on: {newest.unusable}.")
+            st.warning(f"The newest export cannot be trained on: {md_literal(newest.unusable)}.")
     no_export = newest is None or newest.unusable is not None
     rekognition = get_trainer("rekognition", config=CloudConfig.from_env())
     availability = rekognition.availability()
@@ -103,14 +104,14 @@ def _train_buttons() -> None:
         with st.spinner("Training the local CNN…"):
             job_id = get_trainer("local").train(user="dashboard", progress=progress_bar("epochs"), actor=actor)
         st.success(f"Local training finished (job {job_id}).")
-    reason = None if availability.ok else f"Unavailable: {availability.reason}."
+    reason = None if availability.ok else f"Unavailable: {md_literal(availability.reason)}."  # may quote AWS
     reason = why_not(actor.role, Action.CLOUD_TRAIN) or reason
     if availability.ok and not no_export:
-        right.warning(rekognition.config.training_cost_notice())
+        right.warning(md_literal(rekognition.config.training_cost_notice()))  # its $ signs are no LaTeX
     accepted = right.checkbox("I accept the cost of training", key="cloud_training_cost",
                               disabled=no_export or bool(reason))  # fmt: skip
     if right.button("Train with Rekognition", disabled=no_export or bool(reason) or not accepted,
-                    help=reason or availability.reason or "tick the cost notice first"):  # fmt: skip
+                    help=reason or md_literal(availability.reason) or "tick the cost notice first"):  # fmt: skip
         job_id = rekognition.train(user="dashboard", progress=progress_bar("uploading to S3"), actor=actor,
                                    confirm_cost=True)  # fmt: skip
         st.success(f"Rekognition training started (job {job_id}); it usually takes about an hour.")
@@ -150,14 +151,14 @@ def _refreshed(job, rekognition):
     try:
         return rekognition.refresh(job.job_id)
     except (BadInputError, CloudError) as exc:
-        st.warning(f"Job {job.job_id}: could not ask Rekognition for news: {exc}")
+        st.warning(f"Job {job.job_id}: could not ask Rekognition for news: {md_literal(exc)}")
         return job
 
 
 def _job_actions(job, rekognition) -> None:
     if job.backend == "rekognition" and job.status == JobState.TRAINED:
         with st.expander(f"Job {job.job_id}: evaluate the Rekognition model"):
-            st.warning(rekognition.config.cost_notice())
+            st.warning(md_literal(rekognition.config.cost_notice()))
             refused = why_not(current_actor().role, Action.CLOUD_EVALUATE)
             accepted = st.checkbox("I accept this cost", key=f"cost_{job.job_id}", disabled=bool(refused))
             if st.button("Evaluate on the test images", key=f"evaluate_{job.job_id}", disabled=not accepted,
@@ -171,7 +172,7 @@ def _job_actions(job, rekognition) -> None:
         st.rerun()
     if job.status == JobState.COMPLETED and job.model_id:
         preset = comparison_preset(job.model_id)
-        if preset and st.button(f"Compare job {job.job_id}'s model with {preset[0]}'s active model",
+        if preset and st.button(f"Compare job {job.job_id}'s model with {md_literal(preset[0])}'s active model",
                                 key=f"compare_{job.job_id}"):  # fmt: skip
             st.session_state["selected_machine"], st.session_state["compare_models"] = preset
             st.switch_page(COMPARE_PAGE)

@@ -12,6 +12,7 @@ from core.workflows.tuning import SuggestOptions, data_version, set_threshold, s
 from dashboard.components import plots
 from dashboard.components.auth import NAME_KEY, current_actor
 from dashboard.components.pickers import machine_picker
+from dashboard.components.text import md_literal
 
 
 @st.cache_data(show_spinner="Scoring and gathering labels…", max_entries=32)
@@ -38,7 +39,7 @@ def _suggestions(machine: str, use_test: bool) -> None:
             try:
                 suggestion = suggest(machine, options)
             except MachineSoundError as exc:
-                st.warning(exc.detail)
+                st.warning(md_literal(exc.detail))
                 return
             # the slider already exists in this run: hand the value over to the next run, which sets it first
             st.session_state["threshold_suggested"] = float(suggestion.value)
@@ -59,9 +60,9 @@ def _save(machine: str, value: float) -> None:
         try:
             set_threshold(machine, value, set_by=who, reason=reason or "set on the threshold page", actor=actor)
         except MachineSoundError as exc:
-            st.error(exc.detail)
+            st.error(md_literal(exc.detail))
         else:
-            st.success(f"Threshold {value:.4g} saved for {machine}.")
+            st.success(f"Threshold {value:.4g} saved for {md_literal(machine)}.")
 
 
 def render() -> None:

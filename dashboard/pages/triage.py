@@ -24,6 +24,7 @@ from dashboard.components.annotator import annotator_name
 from dashboard.components.auth import current_actor
 from dashboard.components.clip_view import render_clip, render_history
 from dashboard.components.pickers import machine_picker
+from dashboard.components.text import md_literal
 
 NEW_TYPE = "+ new type…"
 NO_TYPE = "— not specified —"
@@ -44,21 +45,21 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
         record_verdict(clip_id, name, verdict, anomaly_type=kind if verdict == "abnormal" else None, note=note,
                        actor=current_actor())  # fmt: skip
     except MachineSoundError as exc:  # callbacks run outside the page's error guard
-        st.session_state["verdict_error"] = exc.detail
+        st.session_state["verdict_error"] = md_literal(exc.detail)
         return
     except Exception as exc:  # a bug or a database failure: one line, never a traceback or the SQL behind it
         logging.getLogger(__name__).exception("recording a verdict failed")
         problem = environment_problem(exc) or f"unexpected {type(exc).__name__}"
         st.session_state["verdict_error"] = f"{problem}; try again, and if it persists, report it with the server log"
         return
-    st.session_state["last_verdict"] = f"#{clip_id}: {verdict}" + (
-        f" ({kind})" if verdict == "abnormal" and kind else ""
+    st.session_state["last_verdict"] = f"#{clip_id}: {verdict}" + (  # Markdown: the type as typed
+        f" ({md_literal(kind)})" if verdict == "abnormal" and kind else ""
     )
     st.session_state["toast"] = True
     found = clip_label(clip_id)
     others = {who: v.verdict for who, v in found.verdicts.items() if who != name.strip()}
     if others:  # someone judged it meanwhile: both verdicts are kept, nobody's is overwritten
-        said = ", ".join(f"{who} said {v}" for who, v in others.items())
+        said = ", ".join(f"{md_literal(who)} said {v}" for who, v in others.items())
         st.session_state["verdict_notice"] = f"#{clip_id} was also judged by others ({said}); every verdict is kept" + (
             ", and the clip is on the review list of disagreements." if found.disputed else "."
         )
@@ -102,8 +103,8 @@ def _review_list(machine: str, blind: bool) -> None:
     if disagreements:
         with st.expander(f"Review list: {len(disagreements)} clip(s) where annotators disagree"):
             for item in disagreements:
-                verdicts = ", ".join(f"{who}: {v}" for who, v in item["verdicts"].items())
-                st.markdown(f"- #{item['clip_id']} `{item['path'].rsplit('/', 1)[-1]}` — {verdicts}")
+                verdicts = ", ".join(f"{md_literal(who)}: {v}" for who, v in item["verdicts"].items())
+                st.markdown(f"- #{item['clip_id']} {md_literal(item['path'].rsplit('/', 1)[-1])} — {verdicts}")
             st.caption("Engineers settle them on the Review page.")
 
 
@@ -131,7 +132,7 @@ def _queue(machine: str, name: str, blind: bool) -> None:
     skipped = st.session_state.get(SKIPPED, [])
     queue.sort(key=lambda item: skipped.index(item.clip_id) + 1 if item.clip_id in skipped else 0)  # stable
     top = st.columns([3, 1])
-    top[0].markdown(f"**{len(queue)}** flagged clip(s) of **{machine}** await a verdict.")
+    top[0].markdown(f"**{len(queue)}** flagged clip(s) of **{md_literal(machine)}** await a verdict.")
     _notices(top[0])
     if top[1].button("↶ Undo my last verdict", use_container_width=True):
         undone = undo_last(name, actor=current_actor())
@@ -153,9 +154,9 @@ def _own_unsure(machine: str, name: str, blind: bool) -> None:
     mine = own_verdicts(machine, name)
     _notices(st)
     if not mine:
-        st.success(f"No unsure verdict of yours stands on {machine}.")
+        st.success(f"No unsure verdict of yours stands on {md_literal(machine)}.")
         return
-    st.markdown(f"**{len(mine)}** clip(s) of **{machine}** you judged unsure. A new verdict replaces yours.")
+    st.markdown(f"**{len(mine)}** clip(s) of **{md_literal(machine)}** you judged unsure. A new verdict replaces yours.")
     labels = {item.clip_id: f"#{item.clip_id} · {item.at:%Y-%m-%d %H:%M}" + (f" — {item.note}" if item.note else "")
               for item in mine}  # fmt: skip
     clip_id = st.selectbox("Clip", list(labels), format_func=labels.get, key="unsure_clip")

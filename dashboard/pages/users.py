@@ -9,6 +9,7 @@ from core.access import Action, Role
 from core.errors import MachineSoundError
 from core.workflows.users import add_user, disable_user, list_users, set_role
 from dashboard.components.auth import current_actor
+from dashboard.components.text import md_literal
 
 
 def _add(actor) -> None:
@@ -23,9 +24,9 @@ def _add(actor) -> None:
             try:
                 add_user(name, role, password or None, email=email or None, actor=actor)
             except MachineSoundError as exc:
-                st.error(exc.detail)
+                st.error(md_literal(exc.detail))
             else:
-                st.success(f"Added {name.strip()} as {role}.")
+                st.success(f"Added {md_literal(name.strip())} as {role}.")
 
 
 def _change(actor, names: list[str]) -> None:
@@ -41,7 +42,7 @@ def _change(actor, names: list[str]) -> None:
             disable_user(name, actor=actor)
             st.rerun()
     except MachineSoundError as exc:
-        st.error(exc.detail)
+        st.error(md_literal(exc.detail))
 
 
 def render() -> None:

@@ -7,6 +7,7 @@ import json
 
 from core.workflows.comparison import compare_models, model_choices
 from core.workflows.training import active_model_id, train
+from dashboard.components.text import md_literal
 from tests.conftest import SEEDED_MACHINES, infos, no_exception
 
 MACHINE = SEEDED_MACHINES[0]
@@ -21,7 +22,9 @@ def test_empty_database_says_no_model_yet(open_page):
 def test_one_model_asks_for_another(seeded, open_page):
     app = open_page("compare")
     # the seeded plant's models are Mahalanobis: the hint names the command for the other detector
-    assert any(f"{MACHINE} has only one model" in text and "--detector autoencoder" in text for text in infos(app))
+    assert any(text.startswith(f"{md_literal(MACHINE)} has only one model") for text in infos(app))
+    [command] = [c.value for c in app.code]
+    assert command == f"python -m core train --machine {MACHINE} --detector autoencoder"
     assert not app.get("plotly_chart") and not app.dataframe
 
 
@@ -36,8 +39,8 @@ def test_two_models_side_by_side_on_the_named_test_set(seeded, open_page):
     assert not infos(app)
     assert [s.value for s in app.selectbox if s.label.startswith("Model ")] == ids[:2]
     caption = next(c.value for c in app.caption if c.value.startswith("Test set:"))
-    assert caption.startswith(f"Test set: test split of {MACHINE}: ")
-    assert f"{expected.test_set} ({expected.n_test} clips scored by both)" in caption
+    assert caption.startswith(f"Test set: {md_literal(f'test split of {MACHINE}: ')}")
+    assert f"{md_literal(expected.test_set)} ({expected.n_test} clips scored by both)" in caption
     charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
     assert [chart["layout"]["title"]["text"] for chart in charts] == [
         f"{r.name} at {r.at_threshold.threshold:.4g}" for r in expected.results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dashboard.components.text import md_literal
 from db.queries import count_clips, recent_rejections
 from db.session import session_scope
 from tests.conftest import no_exception, tone, write_wav
@@ -35,7 +36,7 @@ def test_ingesting_a_folder_reports_clips_and_each_refused_file(open_page, data_
 
     assert [s.value for s in app.success] == ["Ingested 2 clip(s); 0 already known."]
     (refused,) = [e.value for e in app.error]
-    assert refused.startswith(f"{folder / 'junk.wav'}: ") and refused.endswith("(not_audio)")
+    assert refused.startswith(f"{md_literal(folder / 'junk.wav')}: ") and refused.endswith("(not_audio)")
     with session_scope() as session:
         assert count_clips(session) == 2
         assert [(r.path, r.reason) for r in recent_rejections(session)] == [(str(folder / "junk.wav"), "not_audio")]
@@ -63,7 +64,7 @@ def test_folders_outside_the_ingest_roots_are_refused_alike_whether_they_exist_o
     for folder in (outside, tmp_path / "no-such-folder", "/root", "/etc/../root"):
         _ingest_folder(app, str(folder))
         said.append([e.value for e in app.error])
-    assert all(s == said[0] for s in said) and "INGEST_ROOTS" in said[0][0]  # nothing tells which exist
+    assert all(s == said[0] for s in said) and md_literal("INGEST_ROOTS") in said[0][0]  # nothing tells which exist
     with session_scope() as session:
         assert count_clips(session) == 0
 
@@ -77,7 +78,7 @@ def test_a_link_inside_a_root_that_leads_out_is_refused_and_the_rest_ingested(op
     app = _ingest_folder(open_page("data"), str(folder))
     assert [s.value for s in app.success] == ["Ingested 1 clip(s); 0 already known."]
     (refused,) = [e.value for e in app.error]
-    assert "linked.wav" in refused and "outside the ingest roots" in refused
+    assert md_literal("linked.wav") in refused and "outside the ingest roots" in refused
     with session_scope() as session:
         assert count_clips(session) == 1
 
@@ -101,8 +102,9 @@ def test_uploads_keep_the_good_files_and_name_each_refused_one(open_page, data_d
     assert [s.value for s in app.success] == ["Ingested 2 clip(s); 0 already known."]
     folder = data_dir / "uploads" / "uploads" / "id_00"
     assert [e.value for e in app.error] == [
-        "long.wav: 0.1 MB is over the 0.05 MB limit (too_large)",
-        f"junk.wav (saved as {folder / 'junk.wav'}): cannot be read as audio (Format not recognised.) (not_audio)",
+        f"{md_literal('long.wav')}: {md_literal('0.1 MB is over the 0.05 MB limit')} (too_large)",
+        f"{md_literal('junk.wav (saved as ' + str(folder / 'junk.wav') + ')')}: "
+        f"{md_literal('cannot be read as audio (Format not recognised.)')} (not_audio)",
     ]
     assert sorted(p.name for p in folder.iterdir()) == ["evil.wav", "junk.wav", "pump_1.wav"]
     assert not (tmp_path.parent / "evil.wav").exists() and not (tmp_path / "evil.wav").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.workflows.drift import NOT_ENOUGH_DATA, RETRAIN, RETRAIN_ADVICE
 from core.workflows.triage import machine_summaries, record_verdict, triage_queue
+from dashboard.components.text import md_literal
 from tests.conftest import SEEDED_MACHINES, infos, no_exception, tone, write_wav
 
 
@@ -85,9 +86,10 @@ def test_drift_suggests_retraining_with_the_command(plant, open_page, tmp_path):
     assert drift.loc["fan/id_02", "state"] == NOT_ENOUGH_DATA
     assert "log-mel levels of recent clips shifted" in drift.loc["fan/id_00", "reasons"]
     [warning] = [w.value for w in app.warning]
-    assert "Retrain suggested for fan/id_00:" in warning
+    assert f"Retrain suggested for {md_literal('fan/id_00')}:" in warning
     assert f"The command below will {RETRAIN_ADVICE}" in warning
-    assert "python -m core train --machine fan/id_00 --detector mahalanobis" in warning
+    [command] = [c.value for c in app.code]  # shown as is, not as Markdown
+    assert command == "python -m core train --machine fan/id_00 --detector mahalanobis"
 
 
 def test_the_drift_section_scores_nothing(plant, open_page, tmp_path):
@@ -129,6 +131,6 @@ def test_a_machine_whose_drift_fails_shows_its_error_not_a_page_crash(plant, ope
         model = machine_by_key(session, "fan/id_00").active_model
         model.provenance = {**model.provenance, "clip_ids": 7}  # a corrupt model row: drift cannot find its clips
     app = open_page("overview")
-    assert any(e.value.startswith("Drift of fan/id_00 could not be computed") for e in app.error)
+    assert any(e.value.startswith(f"Drift of {md_literal('fan/id_00')} could not be computed") for e in app.error)
     assert list(_drift_table(app).index) == ["fan/id_02"]
     assert app.metric  # the rest of the page is there

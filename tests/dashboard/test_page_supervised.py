@@ -12,6 +12,7 @@ from sqlalchemy import select
 from core.supervised.base import new_job, register_model, resolve_export, set_job
 from core.workflows.export import default_export_dir, export_dataset, read_summary
 from core.workflows.training import active_model_id
+from dashboard.components.text import md_literal
 from db.models import DetectorModel, Export, TrainingJob
 from db.session import session_scope
 from tests.conftest import SEEDED_MACHINES, infos, no_exception
@@ -106,10 +107,10 @@ def test_curated_clips_per_machine_and_the_balanced_export(seeded, no_aws, open_
     split = (f"train {sum(train.values())} ({train['normal']} normal, {train['abnormal']} abnormal), "
              f"test {sum(test.values())} ({test['normal']} normal, {test['abnormal']} abnormal)")  # fmt: skip
     (success,) = [s.value for s in app.success]
-    assert success.startswith(f"Export {row.id} written to {folder.resolve()}: {split}. An adjudication stands above "
+    assert success.startswith(f"Export {row.id} written to {md_literal(folder.resolve())}: {split}. An adjudication stands above "
                               "every individual verdict")  # fmt: skip
     assert any("Label quality per class: normal: 8 ground truth, 0 single-annotator" in text for text in _captions(app))
-    assert f"Newest export: {folder.resolve()} ({split})." in _captions(app)
+    assert f"Newest export: {md_literal(folder.resolve())} ({split})." in _captions(app)
     assert not _button(app, LOCAL).disabled
 
 
@@ -132,7 +133,7 @@ def test_local_training_completes_and_opens_the_comparison(seeded, no_aws, few_e
     ]  # fmt: skip
 
     active = active_model_id(MACHINE)
-    compare = f"Compare job {job.id}'s model with {MACHINE}'s active model"
+    compare = f"Compare job {job.id}'s model with {md_literal(MACHINE)}'s active model"
     _click(app, compare)
     assert [t.value for t in app.title] == ["Compare models"]
     assert app.sidebar.selectbox(key="machine_picker").value == MACHINE
@@ -143,7 +144,7 @@ def test_local_training_completes_and_opens_the_comparison(seeded, no_aws, few_e
 def test_rekognition_needs_a_bucket(seeded, no_aws, open_page):
     _export()
     app = open_page("supervised")
-    reason = "Unavailable: no S3 bucket configured (set REKOGNITION_BUCKET)."
+    reason = f"Unavailable: {md_literal('no S3 bucket configured (set REKOGNITION_BUCKET)')}."
     button = _button(app, REKOGNITION)
     assert button.disabled and button.help == reason
     assert reason in _captions(app)
@@ -165,7 +166,7 @@ def test_rekognition_needs_credentials_then_checks_again(seeded, no_aws, open_pa
     assert _button(app, REKOGNITION).disabled  # available now, but the training cost is not accepted yet
     app.checkbox(key="cloud_training_cost").check().run()
     button = _button(app, REKOGNITION)
-    assert not button.disabled and button.help.startswith("s3://my-bucket/machine-sound/")
+    assert not button.disabled and button.help.startswith(md_literal("s3://my-bucket/machine-sound/"))
     assert "Check AWS again" not in {b.label for b in app.button}
     assert not any(text.startswith("Unavailable") for text in _captions(app))
 
@@ -203,7 +204,8 @@ def test_a_trained_rekognition_model_is_evaluated_only_once_the_cost_is_accepted
     assert jobs.loc[job_id, ["backend", "status", "model"]].tolist() == ["rekognition", "trained", model_id]
     (expander,) = [e for e in app.expander if e.label == f"Job {job_id}: evaluate the Rekognition model"]
     (notice,) = [w.value for w in expander.warning]
-    assert "2 inference unit(s)" in notice and "$2.50 per inference-unit hour ($5.00/h" in notice
+    assert md_literal("2 inference unit(s)") in notice
+    assert md_literal("$2.50 per inference-unit hour ($5.00/h") in notice  # dollars, never LaTeX
     evaluate = app.button(key=f"evaluate_{job_id}")
     assert evaluate.label == "Evaluate on the test images" and evaluate.disabled
     assert f"Stop job {job_id}" not in {b.label for b in app.button}  # nothing is running
@@ -222,6 +224,6 @@ def test_an_export_whose_folder_is_gone_cannot_be_trained_on(seeded, no_aws, ope
     shutil.rmtree(summary["out_dir"])
     app = open_page("supervised")
     assert [w.value for w in app.warning] == [
-        "The newest export cannot be trained on: its folder is gone; export again."
+        f"The newest export cannot be trained on: {md_literal('its folder is gone; export again')}."
     ]
     assert next(b for b in app.button if b.label == "Train locally").disabled

@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from core.detection.metrics import metrics_at
 from core.workflows.triage import record_verdict
 from core.workflows.tuning import SuggestOptions, suggest, tuning_data
+from dashboard.components.text import md_literal
 from db.models import Clip, Machine, Threshold
 from db.queries import active_threshold
 from db.session import session_scope
@@ -89,7 +90,7 @@ def test_save_appends_a_threshold_row_with_who_and_why(seeded, open_page):
     app.text_input(key="threshold_by").input("carol")
     _click(app, "Save threshold")
 
-    assert any(f"Threshold {value:.4g} saved for {MACHINE}" in s.value for s in app.success)
+    assert any(f"Threshold {value:.4g} saved for {md_literal(MACHINE)}" in s.value for s in app.success)
     with session_scope() as session:
         assert session.scalar(select(func.count(Threshold.id))) == before + 1
         current = active_threshold(session, model_id)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from core.workflows.triage import triage_queue
 from dashboard.components.clip_view import clip_caption
+from dashboard.components.text import md_literal
 from db.models import Annotation
 from db.queries import anomaly_type_names
 from db.session import session_scope
@@ -77,7 +78,7 @@ def test_the_queue_needs_an_annotator_name(seeded, open_page):
     assert _labels(app) == {"Start annotating"}
     _sign_in(app, " alice ")
     assert _labels(app) >= VERDICT_BUTTONS
-    assert _queue_line(app).startswith(f"**{len(triage_queue(MACHINE))}** flagged clip(s) of **{MACHINE}**")
+    assert _queue_line(app).startswith(f"**{len(triage_queue(MACHINE))}** flagged clip(s) of **{md_literal(MACHINE)}**")
     assert "Annotating as **alice**" in [c.value for c in app.sidebar.caption]
 
 
@@ -150,7 +151,7 @@ def test_a_disagreeing_second_annotator_puts_the_clip_on_the_review_list(seeded,
         (review,) = [e for e in app.expander if e.label.startswith("Review list")]
         assert review.label == "Review list: 1 clip(s) where annotators disagree"
         assert [m.value for m in review.markdown] == [
-            f"- #{clip.clip_id} `{clip.path.rsplit('/', 1)[-1]}` — alice: abnormal, bob: normal"
+            f"- #{clip.clip_id} {md_literal(clip.path.rsplit('/', 1)[-1])} — alice: abnormal, bob: normal"
         ]
 
 

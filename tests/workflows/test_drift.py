@@ -370,6 +370,21 @@ def test_a_machine_without_a_model_is_not_enough_data(_template):
     assert any("no active model" in r and "python -m core train --machine fan/id_00" in r for r in report.reasons)
 
 
+def test_a_hostile_machine_name_is_quoted_in_the_suggested_command(tmp_path):
+    """A folder named to run a command: the "train one with ..." command pasted into bash runs nothing else."""
+    from tests.conftest import tone, write_wav
+    from tests.test_commands import HOSTILE, MARKER, run_pasted
+
+    for k, name in enumerate(HOSTILE[:4]):
+        write_wav(tmp_path / "field" / name / "id_00" / "a.wav", tone(1.0, seed=k))
+        assert _ingest(tmp_path / "field" / name) == 1
+        machine = f"{name}/id_00"
+        (reason,) = [r for r in drift_report(machine).reasons if r.startswith("no active model")]
+        command = reason.removeprefix("no active model: train one with `").removesuffix("`")
+        assert run_pasted(command, tmp_path) == ["-m", "core", "train", "--machine", machine]
+        assert not (tmp_path / MARKER).exists()
+
+
 def test_unreadable_clips_are_skipped_and_counted(trained, tmp_path):
     copies = _copy_clips(trained["shifted"], tmp_path / "new", 14)
     assert _ingest(tmp_path / "new") == 14
