@@ -156,7 +156,8 @@ def _own_unsure(machine: str, name: str, blind: bool) -> None:
     if not mine:
         st.success(f"No unsure verdict of yours stands on {md_literal(machine)}.")
         return
-    st.markdown(f"**{len(mine)}** clip(s) of **{md_literal(machine)}** you judged unsure. A new verdict replaces yours.")
+    st.markdown(f"**{len(mine)}** clip(s) of **{md_literal(machine)}** you judged unsure. "
+                "A new verdict replaces yours.")  # fmt: skip
     labels = {item.clip_id: f"#{item.clip_id} · {item.at:%Y-%m-%d %H:%M}" + (f" — {item.note}" if item.note else "")
               for item in mine}  # fmt: skip
     clip_id = st.selectbox("Clip", list(labels), format_func=labels.get, key="unsure_clip")
