@@ -167,14 +167,19 @@ def _raw(env: Mapping[str, str], name: str) -> str | None:
     return value.strip() or None
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, unit: str, allow_zero: bool = False) -> float:
+def _float(env: Mapping[str, str], name: str) -> tuple[str | None, float]:
+    """``(the raw value, as a float)``: ``(None, nan)`` when unset, ``(raw, nan)`` when it is no number."""
     raw = _raw(env, name)
+    try:
+        return raw, math.nan if raw is None else float(raw)
+    except ValueError:
+        return raw, math.nan
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, unit: str, allow_zero: bool = False) -> float:
+    raw, value = _float(env, name)
     if raw is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
     if not (math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
         kind = "a non-negative" if allow_zero else "a positive"
         raise _bad(f"{name} must be {kind} number of {unit}, got {raw!r}")
@@ -255,13 +260,9 @@ def _auth_mode(env: Mapping[str, str]) -> AuthMode:
 
 
 def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = _raw(env, name)
+    raw, value = _float(env, name)
     if raw is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
     if not 0.0 <= value <= 1.0:  # NaN fails too
         raise _bad(f"{name} must be a number from 0 to 1, got {raw!r}")
     return value

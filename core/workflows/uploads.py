@@ -58,7 +58,7 @@ def _refuse(result: StoredUploads, name: str, reason: str, detail: str) -> None:
     result.refused.append({"path": name or "(no name)", "reason": reason, "detail": detail})
 
 
-def _create(folder: Path, name: str, content: bytes) -> Path:
+def _create(folder: Path, name: str, content: bytes | memoryview) -> Path:
     """Write ``content`` to a new file ``folder/name`` (numbered ``name_1``... when taken) and return it;
     an existing regular file with the same content is reused instead of copied again."""
     stem, suffix = Path(name).stem, Path(name).suffix
@@ -82,9 +82,13 @@ def _create(folder: Path, name: str, content: bytes) -> Path:
 
 
 def store_uploads(
-    files: list[tuple[str, bytes]], machine: str, *, max_bytes: int | None = None, actor: Actor | None = None
+    files: list[tuple[str, bytes | memoryview]], machine: str, *, max_bytes: int | None = None,
+    actor: Actor | None = None,
 ) -> StoredUploads:
     """Write ``(file name, content)`` pairs to ``DATA_DIR/uploads/<type>/<id>/``.
+
+    ``content`` may be a ``memoryview`` of what the server already holds (an upload's ``getbuffer()``), so
+    storing a batch copies nothing into memory: it grows the server by nothing beyond the uploads themselves.
 
     Names are made safe (a name such as ``../../x.wav`` lands inside that folder as
     ``x.wav``).  Refused, each with its reason and the name it was uploaded under: a
