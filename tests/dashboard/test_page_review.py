@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from core.access import Actor, Role
 from core.workflows.review import adjudicate
 from core.workflows.triage import record_verdict, triage_queue
+from dashboard.components.text import md_literal
 from dashboard.registry import pages_for
 from db.models import Adjudication
 from db.session import session_scope
@@ -64,7 +65,7 @@ def disputed(seeded, monkeypatch) -> int:
 def test_review_shows_every_verdict_and_records_the_final_one(disputed, monkeypatch):
     app = _as(Actor("eve", Role.ENGINEER), "review", monkeypatch)
     assert [t.value for t in app.title] == ["Review queue"]
-    assert any(f"**1** clip(s) of **{MACHINE}** await a final verdict" in m.value for m in app.markdown)
+    assert any(f"**1** clip(s) of **{md_literal(MACHINE)}** await a final verdict" in m.value for m in app.markdown)
     table = app.dataframe[0].value
     assert table[["annotator", "role", "verdict", "anomaly type", "note"]].values.tolist() == [
         ["ana", "annotator", "abnormal", "bearing", "grinding"],
@@ -79,7 +80,7 @@ def test_review_shows_every_verdict_and_records_the_final_one(disputed, monkeypa
         disputed, "eve", "engineer", "normal", "the conveyor, checked on site")  # fmt: skip
     assert any("await a final verdict" in m.value and m.value.startswith("**0**") for m in app.markdown)
     app.sidebar.radio(key="review_show").set_value("Everything, settled included").run()
-    assert any("the conveyor, checked on site" in m.value for e in app.expander for m in e.markdown)
+    assert any(md_literal("the conveyor, checked on site") in m.value for e in app.expander for m in e.markdown)
 
 
 def test_review_refuses_an_empty_reason(disputed, monkeypatch):
@@ -126,7 +127,7 @@ def test_skip_brings_the_clip_back_at_the_end_and_own_unsure_verdicts_come_back(
     _click(app, "Unsure")
     app.sidebar.radio(key="triage_show").set_value("My unsure verdicts").run()
     no_exception(app)
-    assert any(f"**1** clip(s) of **{MACHINE}** you judged unsure" in m.value for m in app.markdown)
+    assert any(f"**1** clip(s) of **{md_literal(MACHINE)}** you judged unsure" in m.value for m in app.markdown)
     assert any(c.value.startswith(f"clip #{queue[1].clip_id}") for c in app.caption)
     _click(app, "Reject (normal)")  # decided: it leaves the list
-    assert any(f"No unsure verdict of yours stands on {MACHINE}" in s.value for s in app.success)
+    assert any(f"No unsure verdict of yours stands on {md_literal(MACHINE)}" in s.value for s in app.success)
