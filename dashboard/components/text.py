@@ -4,8 +4,8 @@ Streamlit reads GitHub-flavoured Markdown, and more, in ``st.markdown``, ``st.ca
 ``error``/``success``, ``st.toast``, and in every label, button, expander, metric, progress text and tooltip
 (``help=``): ``# heading``, ``![image](url)`` (which the browser fetches), links, ``$LaTeX$``, colour and badge
 directives (``:green-badge[...]``, ``:red[...]``), icon and emoji shortcodes (``:material_check:``,
-``:streamlit:``, ``:smile:``), typographic arrows (`` -> `` becomes an arrow) and links made of bare web
-addresses.  A note, an annotator or user name, an anomaly type, a file, folder or machine name, a
+``:streamlit:``, ``:smile:``), typographic arrows (`` -> `` becomes an arrow) and links made of bare web and
+e-mail addresses.  A note, an annotator or user name, an anomaly type, a file, folder or machine name, a
 threshold reason, an export path, a job message or an error detail that quotes any of them goes through
 :func:`md_literal` before it is put in such a string; suggested commands go in ``st.code``, which reads nothing.
 Plotly text (axis and hover labels) reads a few HTML tags and entities instead: :func:`plot_literal`.
@@ -21,13 +21,11 @@ import string
 WORD_JOINER = "\u2060"  # invisible and zero-width: breaks a pattern without showing anything
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")  # CommonMark escapes every one of them
 # Streamlit rewrites the text left after parsing (escapes included): ``:name:`` shortcodes (icons, the logo,
-# emoji), these arrows between spaces, and bare web addresses (http://, www.) into links.  A word joiner after
-# the opening colon, the arrow's first character, ``http:`` or ``www`` keeps them as typed.  E-mail addresses
-# are left whole (Streamlit makes them mailto: links, which fetch nothing): people are known by them (OIDC), and
-# an invisible character inside one would break copying it.
+# emoji), these arrows between spaces, and bare addresses (http://, www., name@host) into links.  A word joiner
+# after the opening colon, the arrow's first character, ``http:``, ``www`` or ``@`` keeps them as typed.
 _SHORTCODE = re.compile(r":(?=[\w+-]+:)")
 _ARROW = re.compile(r"(?:(?<=\s)|^)(<->|->|<-|--|>=|<=|~=)(?=\s|$)")
-_AUTOLINK = re.compile(r"(?:(?<=https:)|(?<=http:))(?=//)|(?<=www)(?=\.)", re.IGNORECASE)
+_AUTOLINK = re.compile(r"(?:(?<=https:)|(?<=http:))(?=//)|(?<=www)(?=\.)|(?<=@)(?=[-\w])", re.IGNORECASE)
 _LINE_END = re.compile(r"\r\n|[\r\n\v\f\x85\u2028\u2029]")
 _TRAILING_LINE_ENDS = re.compile(r"[\r\n\v\f\x85\u2028\u2029]+$")
 _LEADING_BLANKS = re.compile(r"^[ \t]+")  # four of them would start a code block, which shows escapes as typed
@@ -37,8 +35,8 @@ def md_literal(value: object, *, multiline: bool = False) -> str:
     """``value`` (made a string) as Markdown that Streamlit shows exactly as typed.
 
     Every ASCII punctuation character is backslash-escaped (so no heading, list, emphasis, link, image,
-    table, HTML, entity, LaTeX or directive can start), shortcodes, arrows and bare web addresses are
-    broken by an invisible word joiner, and leading blanks become character references.  Line breaks
+    table, HTML, entity, LaTeX or directive can start), shortcodes, arrows and bare web or e-mail addresses
+    are broken by an invisible word joiner, and leading blanks become character references.  Line breaks
     become spaces, or with ``multiline`` Markdown hard line breaks (``value`` keeps its lines in one paragraph)."""
     text = str(value)
     if multiline:  # a break after the last line would show as a backslash

@@ -4,7 +4,7 @@ A real CommonMark parser (markdown-it-py, with GitHub's tables and strikethrough
 text; what it shows must be the text as typed, character for character: no heading, list, emphasis, link, image,
 table, HTML, entity or code.  Streamlit adds LaTeX (``$``), directives (``:green-badge[...]``) and rewrites of
 the parsed text (shortcodes such as ``:material_check:`` and ``:streamlit:``, typographic arrows, links from bare
-web addresses): the escaped
+web and e-mail addresses): the escaped
 text must leave none of them a way in.  ``tests/dashboard/test_browser_text.py`` shows it in a real Streamlit.
 """
 
@@ -85,8 +85,8 @@ def test_nothing_is_left_for_streamlits_own_markdown_extensions(text):
     assert ":material/" not in escaped
     assert not re.search(r":[\w+-]+:", unescaped), unescaped
     assert not re.search(r"(^|\s)(<->|->|<-|--|>=|<=|~=)(\s|$)", unescaped), unescaped
-    # and links bare web addresses in it (mdast-util-gfm-autolink-literal's patterns)
-    assert not re.search(r"(?i)https?://|www(?=\.)", unescaped), unescaped
+    # and links bare addresses in it (mdast-util-gfm-autolink-literal's patterns)
+    assert not re.search(r"(?i)https?://|www(?=\.)|@[-\w]", unescaped), unescaped
 
 
 def test_line_breaks_are_spaces_on_one_line_and_hard_breaks_on_many():
@@ -94,11 +94,6 @@ def test_line_breaks_are_spaces_on_one_line_and_hard_breaks_on_many():
     assert md_literal("a\nb\r\nc", multiline=True) == "a\\\nb\\\nc"
     assert md_literal("a\n\n", multiline=True) == "a"  # no stray backslash after the last line
     assert "\n" not in md_literal("x\u2028y\x85z\x0bw\x0cv")
-
-
-def test_e_mail_addresses_stay_whole():
-    """Streamlit links them (mailto:, fetching nothing); no invisible character inside, so they copy as typed."""
-    assert md_literal("pilot.oidc@example.com") == "pilot\\.oidc\\@example\\.com"
 
 
 def test_plain_words_are_left_alone():
