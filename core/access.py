@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from core.errors import PermissionDeniedError
-from core.vocabulary import Role  # the roles are product words (the database checks them too); re-exported here
+from core.errors import PermissionDeniedError, check_text
+from core.vocabulary import PERSON_NAME_LENGTH, Role  # roles: product words (the database checks them); re-exported
 
 __all__ = ["Role", "Action", "PERMISSIONS", "Actor", "OPERATOR", "allowed", "why_not", "require"]
 
@@ -22,6 +22,7 @@ class Action(StrEnum):
     """Something a user does that the product records or guards."""
 
     JUDGE = "judge"  # record a verdict, undo one's own
+    ADJUDICATE = "adjudicate"  # see every verdict of a disputed or unsure clip and record the final one
     INGEST = "ingest"  # register clips: a folder, uploads
     SET_THRESHOLD = "set threshold"
     TRAIN = "train"  # train an unsupervised detector, choose a detector for a machine
@@ -38,6 +39,7 @@ class Action(StrEnum):
 # The one permission table: the least role each action needs.
 PERMISSIONS: dict[Action, Role] = {
     Action.JUDGE: Role.ANNOTATOR,
+    Action.ADJUDICATE: Role.ENGINEER,
     Action.INGEST: Role.ENGINEER,
     Action.SET_THRESHOLD: Role.ENGINEER,
     Action.TRAIN: Role.ENGINEER,
@@ -102,15 +104,30 @@ def on_behalf_of(actor: Actor | None, name: str) -> Actor:
     return replace(actor, name=name) if actor.operator and name else actor
 
 
-def recorded_name(actor: Actor | None, action: Action | str, name: str | None = None) -> str:
+def checked_name(name: str | None, field: str = "name") -> str:
+    """``name`` stripped (None: empty) when a record can carry it, at most
+    :data:`core.vocabulary.PERSON_NAME_LENGTH` characters; else :class:`~core.errors.BadInputError` naming
+    ``field`` and the limit."""
+    return check_text(field, (name or "").strip(), PERSON_NAME_LENGTH)
+
+
+def worker_name(actor: Actor, name: str) -> str:
+    """Who a record of ``actor``'s work names (a model's trainer, an export's author): the ``name`` the CLI's
+    operator gives (stripped; checked with :func:`checked_name` as field ``user``), else the actor's own."""
+    return checked_name(name, "user") if actor.operator else actor.name
+
+
+def recorded_name(actor: Actor | None, action: Action | str, name: str | None = None, *, field: str = "name") -> str:
     """Check ``action`` for ``actor`` (:func:`require`) and return the name the record will carry.
 
     A signed-in user always acts in their own name: ``name``, when given, must be theirs (nobody can
     judge, undo or set a threshold as someone else).  The CLI's operator records the ``name`` it is
     given (``annotate --annotator NAME``), stripped and possibly empty: the caller says what is missing.
+    A name longer than a person's name may be (:data:`core.vocabulary.PERSON_NAME_LENGTH`) raises
+    :class:`~core.errors.BadInputError` naming ``field`` (e.g. ``annotator``) and the limit.
     """
     actor = require(actor, action)
-    given = (name or "").strip()
+    given = checked_name(name, field)
     if actor.operator:
         return given
     if given and given != actor.name:

@@ -10,6 +10,9 @@
 * :class:`PermissionDeniedError`: the signed-in user's role does not allow the action.
 * :class:`SignInError`: a sign-in was refused (one message for a wrong name, password or disabled account).
 * :class:`CloudError`: a cloud call failed (AWS's code and message).
+
+:func:`check_text` refuses text that a database cannot store: longer than the column it goes to (the
+lengths of :mod:`core.vocabulary`), or holding a NUL character, with a :class:`BadInputError` naming the field.
 """
 
 from __future__ import annotations
@@ -95,6 +98,25 @@ class BadInputError(MachineSoundError, ValueError):
     def with_path(self, path: str | PathLike) -> BadInputError:
         """The same error, naming ``path`` (used when pure code raised it)."""
         return BadInputError(self.reason, self.detail, path)
+
+
+def shown(text: str, width: int = 24) -> str:
+    """``text`` quoted for an error message, cut to about ``width`` characters (``'xxxx…'``)."""
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
+
+
+def check_text(field: str, value: str, limit: int | None = None, path: str | PathLike | None = None) -> str:
+    """``value`` when every database can store it: at most ``limit`` characters (the length of the column it
+    goes to, :mod:`core.vocabulary`; None: unbounded text) and no NUL character (PostgreSQL refuses one, SQLite
+    keeps it).  Else :class:`BadInputError` (``invalid_parameter``) naming ``field`` and the limit, e.g.
+    ``machine id 'xxxx…' is 80 characters; at most 64``, and ``path`` when given."""
+    if limit is not None and len(value) > limit:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"{field} {shown(value)} is {len(value)} characters; "
+                            f"at most {limit}", path)  # fmt: skip
+    if "\x00" in value:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"{field} {shown(value)} holds a NUL character (\\x00), "
+                            "which cannot be stored", path)  # fmt: skip
+    return value
 
 
 def environment_problem(exc: BaseException) -> str | None:

@@ -69,6 +69,13 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("BLIND_REVIEW", "1",
              "1 hides other annotators' verdicts on a clip from an annotator until they give their own, 0 shows them "
              "(also true/false, yes/no, on/off)"),
+    Variable("OVERLAP_FRACTION", "0.1",
+             "per machine, the share of flagged clips (chosen by a hash of the clip id, the same in every session) "
+             "that two different annotators must judge before it leaves the triage queue (a number from 0 to 1)"),
+    Variable("TRAIN_FROM_VERDICTS", "trusted",
+             "which pilot verdicts make a field clip training data for the unsupervised detectors: trusted (two "
+             "annotators agree, an adjudication, or one verdict by an engineer or higher) or any (any standing "
+             "normal verdict)"),
     Variable("NOTIFY_WEBHOOK_URL", "none", "an http(s) URL that watch POSTs new flags to as JSON (also --webhook); "
                                            "no user name or password in it"),
     Variable("NOTIFY_SNS_TOPIC_ARN", "none", "the ARN of an AWS SNS topic watch publishes new flags to "
@@ -114,6 +121,16 @@ class AuthMode(StrEnum):
     OIDC = "oidc"  # OpenID Connect (Streamlit's st.login); roles from a claim or the users table
 
 
+class TrainFrom(StrEnum):
+    """Which pilot verdicts may make a field clip training data (``TRAIN_FROM_VERDICTS``)."""
+
+    TRUSTED = "trusted"  # two annotators agree, an adjudication, or one verdict by an engineer or higher
+    ANY = "any"  # any standing verdict of normal (the rule before adjudication existed)
+
+
+DEFAULT_OVERLAP_FRACTION = 0.1
+
+
 WEBHOOK_FORM = "must be an http(s) URL with a host, e.g. https://hooks.example.com/..."
 WEBHOOK_CREDENTIALS = "must not carry a user name or password"
 
@@ -150,14 +167,19 @@ def _raw(env: Mapping[str, str], name: str) -> str | None:
     return value.strip() or None
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, unit: str, allow_zero: bool = False) -> float:
+def _float(env: Mapping[str, str], name: str) -> tuple[str | None, float]:
+    """``(the raw value, as a float)``: ``(None, nan)`` when unset, ``(raw, nan)`` when it is no number."""
     raw = _raw(env, name)
+    try:
+        return raw, math.nan if raw is None else float(raw)
+    except ValueError:
+        return raw, math.nan
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, unit: str, allow_zero: bool = False) -> float:
+    raw, value = _float(env, name)
     if raw is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
     if not (math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
         kind = "a non-negative" if allow_zero else "a positive"
         raise _bad(f"{name} must be {kind} number of {unit}, got {raw!r}")
@@ -235,6 +257,24 @@ def _auth_mode(env: Mapping[str, str]) -> AuthMode:
     if raw.lower() not in tuple(AuthMode):
         raise _bad(f"AUTH must be one of {', '.join(AuthMode)}, got {raw!r}")
     return AuthMode(raw.lower())
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    raw, value = _float(env, name)
+    if raw is None:
+        return default
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise _bad(f"{name} must be a number from 0 to 1, got {raw!r}")
+    return value
+
+
+def _train_from(env: Mapping[str, str]) -> TrainFrom:
+    raw = _raw(env, "TRAIN_FROM_VERDICTS")
+    if raw is None:
+        return TrainFrom.TRUSTED
+    if raw.lower() not in tuple(TrainFrom):
+        raise _bad(f"TRAIN_FROM_VERDICTS must be one of {', '.join(TrainFrom)}, got {raw!r}")
+    return TrainFrom(raw.lower())
 
 
 def _folders(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
@@ -324,6 +364,8 @@ class Settings:
     auth: AuthMode = AuthMode.NONE  # AUTH
     auth_role_claim: str = DEFAULT_ROLE_CLAIM  # AUTH_ROLE_CLAIM
     blind_review: bool = True  # BLIND_REVIEW
+    overlap_fraction: float = DEFAULT_OVERLAP_FRACTION  # OVERLAP_FRACTION
+    train_from_verdicts: TrainFrom = TrainFrom.TRUSTED  # TRAIN_FROM_VERDICTS
     ingest_roots: tuple[Path, ...] = ()  # INGEST_ROOTS, resolved; empty (unset) means (data_dir,)
 
     def __post_init__(self) -> None:
@@ -348,6 +390,8 @@ class Settings:
             auth=_auth_mode(env),
             auth_role_claim=_raw(env, "AUTH_ROLE_CLAIM") or DEFAULT_ROLE_CLAIM,
             blind_review=_flag(env, "BLIND_REVIEW", True),
+            overlap_fraction=_fraction(env, "OVERLAP_FRACTION", DEFAULT_OVERLAP_FRACTION),
+            train_from_verdicts=_train_from(env),
             ingest_roots=_folders(env, "INGEST_ROOTS"),
         )
 

@@ -29,11 +29,13 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("Overview", "overview", ":material/dashboard:", "overview.py"),
     PageSpec("Triage", "triage", ":material/fact_check:", "triage.py"),
+    PageSpec("Review", "review", ":material/gavel:", "review.py", needs=Action.ADJUDICATE),
     PageSpec("Explore", "explore", ":material/graphic_eq:", "explore.py"),
     PageSpec("Thresholds", "thresholds", ":material/tune:", "thresholds.py"),
     PageSpec("Supervised training", "supervised", ":material/model_training:", "supervised.py"),
     PageSpec("Compare models", "compare", ":material/compare:", "compare.py"),
     PageSpec("Data", "data", ":material/upload_file:", "data.py"),
+    PageSpec("Agreement", "agreement", ":material/handshake:", "agreement.py", needs=Action.VIEW_AUDIT),
     PageSpec("Audit", "audit", ":material/history:", "audit.py", needs=Action.VIEW_AUDIT),
     PageSpec("Users", "users", ":material/group:", "users.py", needs=Action.MANAGE_USERS),
 )

@@ -1,9 +1,12 @@
 """Typed SQLAlchemy 2.0 models: machines, clips, detector models, scores, thresholds,
-annotations, exports, training jobs, rejected files, the notifications outbox, users,
+annotations, adjudications, exports, training jobs, rejected files, the notifications outbox, users,
 failed sign-ins and the audit log.
 
 Schema changes go through Alembic (``db/migrations``); never ``create_all``.
 Annotations and thresholds are append-only histories: the latest row is current.
+Every bounded text column takes its length from :mod:`core.vocabulary`, the one table of text lengths
+that ``core`` also checks inputs against before they get here (PostgreSQL enforces lengths, SQLite does
+not); text without a natural bound is ``Text``.
 """
 
 from __future__ import annotations
@@ -27,12 +30,35 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.vocabulary import JobState, Label, Role, Split, SplitSource, Verdict
+from core.vocabulary import (
+    ANOMALY_TYPE_LENGTH,
+    AUDIT_ACTION_LENGTH,
+    BACKEND_NAME_LENGTH,
+    CONTENT_HASH_LENGTH,
+    DETECTOR_NAME_LENGTH,
+    EMAIL_LENGTH,
+    MACHINE_ID_LENGTH,
+    MACHINE_TYPE_LENGTH,
+    MODEL_SCOPE_LENGTH,
+    PERSON_NAME_LENGTH,
+    REASON_LENGTH,
+    SHORT_WORD_LENGTH,
+    STATE_LENGTH,
+    THRESHOLD_METHOD_LENGTH,
+    WORD_LENGTH,
+    JobState,
+    Label,
+    Role,
+    Split,
+    SplitSource,
+    Verdict,
+)
 from db.base import Base
 
 LABELS = tuple(label.value for label in Label)
 SPLITS = tuple(split.value for split in Split)
 VERDICTS = tuple(verdict.value for verdict in Verdict)
+LABEL_VERDICTS = (Verdict.NORMAL.value, Verdict.ABNORMAL.value)  # what an adjudication may say
 ROLES = tuple(role.value for role in Role)
 
 
@@ -54,8 +80,8 @@ class Machine(Base):
     __table_args__ = (UniqueConstraint("machine_type", "machine_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    machine_type: Mapped[str] = mapped_column(String(64))
-    machine_id: Mapped[str] = mapped_column(String(64))
+    machine_type: Mapped[str] = mapped_column(String(MACHINE_TYPE_LENGTH))
+    machine_id: Mapped[str] = mapped_column(String(MACHINE_ID_LENGTH))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     active_model_id: Mapped[int | None] = mapped_column(ForeignKey("detector_models.id", ondelete="SET NULL"))
 
@@ -83,14 +109,16 @@ class Clip(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     path: Mapped[str] = mapped_column(Text)
-    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(CONTENT_HASH_LENGTH), unique=True)
     machine_pk: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="RESTRICT"))
-    label: Mapped[str] = mapped_column(String(16), default=Label.UNKNOWN.value)
-    split: Mapped[str] = mapped_column(String(8), default=Split.NONE.value)
-    split_source: Mapped[str] = mapped_column(String(8), default=SplitSource.LAYOUT.value, server_default="layout")
-    layout: Mapped[str] = mapped_column(String(16), default="plain")
+    label: Mapped[str] = mapped_column(String(WORD_LENGTH), default=Label.UNKNOWN.value)
+    split: Mapped[str] = mapped_column(String(SHORT_WORD_LENGTH), default=Split.NONE.value)
+    split_source: Mapped[str] = mapped_column(
+        String(SHORT_WORD_LENGTH), default=SplitSource.LAYOUT.value, server_default="layout"
+    )
+    layout: Mapped[str] = mapped_column(String(WORD_LENGTH), default="plain")
     snr_db: Mapped[float | None] = mapped_column(Float)
-    domain: Mapped[str | None] = mapped_column(String(16))
+    domain: Mapped[str | None] = mapped_column(String(WORD_LENGTH))
     sample_rate: Mapped[int] = mapped_column(Integer)
     n_channels: Mapped[int] = mapped_column(Integer)
     duration_s: Mapped[float] = mapped_column(Float)
@@ -107,13 +135,13 @@ class DetectorModel(Base):
     __table_args__ = (UniqueConstraint("detector", "scope", "version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    detector: Mapped[str] = mapped_column(String(64))
-    scope: Mapped[str] = mapped_column(String(140))
+    detector: Mapped[str] = mapped_column(String(DETECTOR_NAME_LENGTH))
+    scope: Mapped[str] = mapped_column(String(MODEL_SCOPE_LENGTH))
     version: Mapped[int] = mapped_column(Integer, default=1)
     artifact_path: Mapped[str | None] = mapped_column(Text)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="ready")
+    status: Mapped[str] = mapped_column(String(WORD_LENGTH), default="ready")
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
@@ -143,8 +171,8 @@ class Threshold(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("detector_models.id", ondelete="CASCADE"), index=True)
     value: Mapped[float] = mapped_column(Float)
-    method: Mapped[str] = mapped_column(String(32), default="manual")
-    set_by: Mapped[str] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(THRESHOLD_METHOD_LENGTH), default="manual")
+    set_by: Mapped[str] = mapped_column(String(PERSON_NAME_LENGTH))
     reason: Mapped[str] = mapped_column(Text, default="")
     set_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
@@ -160,11 +188,35 @@ class Annotation(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"))
-    annotator: Mapped[str] = mapped_column(String(128))
-    verdict: Mapped[str] = mapped_column(String(16))
-    anomaly_type: Mapped[str | None] = mapped_column(String(64))
+    annotator: Mapped[str] = mapped_column(String(PERSON_NAME_LENGTH))
+    verdict: Mapped[str] = mapped_column(String(WORD_LENGTH))
+    anomaly_type: Mapped[str | None] = mapped_column(String(ANOMALY_TYPE_LENGTH))
     note: Mapped[str] = mapped_column(Text, default="")
     undoes_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # the annotator's role when they judged (None: not known, e.g. a name the CLI's operator recorded for
+    # someone without an account, or a verdict older than this column)
+    role: Mapped[str | None] = mapped_column(String(WORD_LENGTH))
+
+
+class Adjudication(Base):
+    """An adjudicator's final verdict on a clip (engineer or higher), with the reason.  Append-only: the
+    latest row of a clip stands, and the label policy puts it above every individual verdict."""
+
+    __tablename__ = "adjudications"
+    __table_args__ = (
+        CheckConstraint(_one_of("verdict", LABEL_VERDICTS), name="verdict"),
+        CheckConstraint(_one_of("role", ROLES), name="role"),
+        Index(None, "clip_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"))
+    adjudicator: Mapped[str] = mapped_column(String(PERSON_NAME_LENGTH))
+    role: Mapped[str] = mapped_column(String(WORD_LENGTH))  # the adjudicator's role when they ruled
+    verdict: Mapped[str] = mapped_column(String(WORD_LENGTH))  # normal or abnormal: never unsure
+    anomaly_type: Mapped[str | None] = mapped_column(String(ANOMALY_TYPE_LENGTH))
+    reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
@@ -174,8 +226,8 @@ class AnomalyType(Base):
     __tablename__ = "anomaly_types"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    created_by: Mapped[str] = mapped_column(String(128), default="system")
+    name: Mapped[str] = mapped_column(String(ANOMALY_TYPE_LENGTH), unique=True)
+    created_by: Mapped[str] = mapped_column(String(PERSON_NAME_LENGTH), default="system")
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
@@ -188,7 +240,7 @@ class Export(Base):
     out_dir: Mapped[str] = mapped_column(Text)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_by: Mapped[str] = mapped_column(String(PERSON_NAME_LENGTH), default="")
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
@@ -198,8 +250,8 @@ class TrainingJob(Base):
     __tablename__ = "training_jobs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    backend: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(32), default=JobState.PENDING.value)
+    backend: Mapped[str] = mapped_column(String(BACKEND_NAME_LENGTH))
+    status: Mapped[str] = mapped_column(String(STATE_LENGTH), default=JobState.PENDING.value)
     message: Mapped[str] = mapped_column(Text, default="")
     export_id: Mapped[int | None] = mapped_column(ForeignKey("exports.id", ondelete="SET NULL"))
     model_id: Mapped[int | None] = mapped_column(ForeignKey("detector_models.id", ondelete="SET NULL"))
@@ -216,7 +268,7 @@ class RejectedFile(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     path: Mapped[str] = mapped_column(Text)
-    reason: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(REASON_LENGTH))
     detail: Mapped[str] = mapped_column(Text, default="")
     seen_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
@@ -243,10 +295,10 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"))
     model_id: Mapped[int] = mapped_column(ForeignKey("detector_models.id", ondelete="CASCADE"))
-    channel: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(WORD_LENGTH))
     target: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(WORD_LENGTH), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     next_attempt_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
@@ -262,9 +314,9 @@ class User(Base):
     __table_args__ = (CheckConstraint(_one_of("role", ROLES), name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    email: Mapped[str | None] = mapped_column(String(320), unique=True, index=True)  # lower case
-    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(PERSON_NAME_LENGTH), unique=True)
+    email: Mapped[str | None] = mapped_column(String(EMAIL_LENGTH), unique=True, index=True)  # lower case
+    role: Mapped[str] = mapped_column(String(WORD_LENGTH))
     password_hash: Mapped[str | None] = mapped_column(Text)  # None: signs in with OpenID Connect only
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
@@ -277,7 +329,7 @@ class FailedSignIn(Base):
     __table_args__ = (Index(None, "name", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(PERSON_NAME_LENGTH))
     at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
@@ -289,8 +341,8 @@ class AuditEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
-    user: Mapped[str] = mapped_column(String(128))
-    role: Mapped[str] = mapped_column(String(16))
-    action: Mapped[str] = mapped_column(String(32))
+    user: Mapped[str] = mapped_column(String(PERSON_NAME_LENGTH))
+    role: Mapped[str] = mapped_column(String(WORD_LENGTH))
+    action: Mapped[str] = mapped_column(String(AUDIT_ACTION_LENGTH))
     target: Mapped[str] = mapped_column(Text, default="")
     detail: Mapped[str] = mapped_column(Text, default="")

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.vocabulary import CLASSES, JobState, Label, Split
 from db.models import (
+    Adjudication,
     Annotation,
     AnomalyType,
     AuditEvent,
@@ -253,9 +254,49 @@ def annotations_of_machines(session: Session, machine_pks: list[int]) -> list[An
 
 
 def add_annotation(
-    session: Session, clip_id: int, annotator: str, verdict: str, anomaly_type: str | None = None, note: str = ""
+    session: Session,
+    clip_id: int,
+    annotator: str,
+    verdict: str,
+    anomaly_type: str | None = None,
+    note: str = "",
+    role: str | None = None,
 ) -> Annotation:
-    row = Annotation(clip_id=clip_id, annotator=annotator, verdict=verdict, anomaly_type=anomaly_type, note=note)
+    """Append a verdict (``role``: the annotator's role when judging, None when not known)."""
+    row = Annotation(clip_id=clip_id, annotator=annotator, verdict=verdict, anomaly_type=anomaly_type, note=note,
+                     role=role)  # fmt: skip
+    session.add(row)
+    session.flush()
+    return row
+
+
+def adjudications_of_clips(session: Session, clip_ids: list[int]) -> list[Adjudication]:
+    """Every adjudication of these clips, by id (the latest of a clip stands)."""
+    if not clip_ids:
+        return []
+    query = select(Adjudication).where(Adjudication.clip_id.in_(clip_ids)).order_by(Adjudication.id)
+    return list(session.scalars(query))
+
+
+def adjudications_of_machines(session: Session, machine_pks: list[int]) -> list[Adjudication]:
+    """Every adjudication of these machines' clips, by id."""
+    clip_ids = select(Clip.id).where(Clip.machine_pk.in_(machine_pks))
+    query = select(Adjudication).where(Adjudication.clip_id.in_(clip_ids)).order_by(Adjudication.id)
+    return list(session.scalars(query))
+
+
+def add_adjudication(
+    session: Session,
+    clip_id: int,
+    adjudicator: str,
+    role: str,
+    verdict: str,
+    reason: str,
+    anomaly_type: str | None = None,
+) -> Adjudication:
+    """Append an adjudication (never updated: the latest of a clip stands)."""
+    row = Adjudication(clip_id=clip_id, adjudicator=adjudicator, role=role, verdict=verdict, reason=reason,
+                       anomaly_type=anomaly_type)  # fmt: skip
     session.add(row)
     session.flush()
     return row
@@ -308,14 +349,16 @@ def clips_per_day(session: Session, machine_pk: int, days: int = 7) -> float:
     return (n or 0) / days
 
 
-def counts_for_machine(session: Session, machine: Machine) -> tuple[int, int, int]:
-    """``(scores of its active model, annotations of its clips, thresholds of its active model)``."""
+def counts_for_machine(session: Session, machine: Machine) -> tuple[int, int, int, int]:
+    """``(scores of its active model, annotations of its clips, thresholds of its active model, adjudications
+    of its clips)``."""
     clip_ids = select(Clip.id).where(Clip.machine_pk == machine.id)
     model_id = machine.active_model_id
     return (
         session.scalar(select(func.count(Score.id)).where(Score.model_id == model_id)) or 0,
         session.scalar(select(func.count(Annotation.id)).where(Annotation.clip_id.in_(clip_ids))) or 0,
         session.scalar(select(func.count(Threshold.id)).where(Threshold.model_id == model_id)) or 0,
+        session.scalar(select(func.count(Adjudication.id)).where(Adjudication.clip_id.in_(clip_ids))) or 0,
     )
 
 

@@ -13,15 +13,27 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core.access import OPERATOR, Action, Actor, Role, allowed, recorded_name, require, why_not
-from core.errors import MachineSoundError, PermissionDeniedError
-from db.models import Annotation, AuditEvent, Clip, Export, Threshold
+from core.access import (
+    OPERATOR,
+    Action,
+    Actor,
+    Role,
+    allowed,
+    checked_name,
+    recorded_name,
+    require,
+    why_not,
+    worker_name,
+)
+from core.errors import BadInputError, MachineSoundError, PermissionDeniedError, Reason
+from db.models import Adjudication, Annotation, AuditEvent, Clip, Export, Threshold
 from db.session import session_scope
 from tests.conftest import SEEDED_MACHINES, tone, write_wav
 
 A, E, M, AD = Role.ANNOTATOR, Role.ENGINEER, Role.MANAGER, Role.ADMIN
 EXPECTED = {  # action -> the roles that may do it
     Action.JUDGE: {A, E, M, AD},
+    Action.ADJUDICATE: {E, M, AD},
     Action.INGEST: {E, M, AD},
     Action.SET_THRESHOLD: {E, M, AD},
     Action.TRAIN: {E, M, AD},
@@ -66,6 +78,21 @@ def test_the_operator_has_every_right_and_may_name_who_it_acts_for():
         recorded_name(Actor("ana", AD), Action.JUDGE, "bob")  # not even an admin signs for someone else
 
 
+def test_a_name_longer_than_records_keep_is_refused_naming_the_field():
+    """People's names go into 128-character columns (verdicts, thresholds, exports, the audit log)."""
+    assert checked_name(" " + "a" * 128 + " ") == "a" * 128
+    assert worker_name(OPERATOR, "b" * 128) == "b" * 128
+    assert worker_name(Actor("ana", A), "c" * 500) == "ana"  # a signed-in user's own name, whatever was passed
+    calls = [lambda: recorded_name(None, Action.JUDGE, "a" * 129, field="annotator"),
+             lambda: worker_name(OPERATOR, "a" * 129), lambda: checked_name("a" * 129, "your name")]  # fmt: skip
+    for call, field in zip(calls, ("annotator", "user", "your name"), strict=True):
+        with pytest.raises(BadInputError) as info:
+            call()
+        assert (info.value.reason, info.value.detail) == (
+            Reason.INVALID_PARAMETER, f"{field} '{'a' * 23}…' is 129 characters; at most 128"
+        )  # fmt: skip
+
+
 # --- the guarded functions of core, on a real database --------------------------------------------------------
 
 
@@ -84,6 +111,12 @@ def _undo(actor):
     from core.workflows.triage import undo_last
 
     undo_last(actor.name, actor=actor)
+
+
+def _adjudicate(actor):
+    from core.workflows.review import adjudicate
+
+    adjudicate(_first_clip(), "abnormal", "heard a clear bearing whine", anomaly_type="bearing", actor=actor)
 
 
 def _threshold(actor):
@@ -165,6 +198,7 @@ def actor_dir(actor) -> Path:
 
 GUARDED = {
     Action.JUDGE: (_judge, Annotation),
+    Action.ADJUDICATE: (_adjudicate, Adjudication),
     Action.SET_THRESHOLD: (_threshold, Threshold),
     Action.TRAIN: (_train, None),
     Action.ACTIVATE_MODEL: (_activate, None),

@@ -23,6 +23,7 @@ from core.settings import (
     AuthMode,
     CloudConfig,
     Settings,
+    TrainFrom,
     settings,
 )
 
@@ -52,6 +53,8 @@ FULL_ENV = {
     "AUTH": "oidc",
     "AUTH_ROLE_CLAIM": "groups",
     "BLIND_REVIEW": "no",
+    "OVERLAP_FRACTION": "0.25",
+    "TRAIN_FROM_VERDICTS": "Any",
 }
 
 
@@ -79,6 +82,7 @@ def test_defaults_when_nothing_is_set(tmp_path, monkeypatch):
     assert current.tensorflow_notices is False
     assert (current.auth, current.auth_role_claim, current.blind_review) == (AuthMode.NONE, "roles", True)
     assert current.ingest_roots == (current.data_dir,)  # the default follows DATA_DIR
+    assert (current.overlap_fraction, current.train_from_verdicts) == (0.1, TrainFrom.TRUSTED)
 
 
 def test_empty_or_blank_values_count_as_unset(tmp_path, monkeypatch):
@@ -102,6 +106,12 @@ def test_every_variable_is_parsed():
     assert current.tensorflow_notices is True
     assert (current.auth, current.auth_role_claim, current.blind_review) == (AuthMode.OIDC, "groups", False)
     assert current.ingest_roots == (Path("/srv/plant/incoming"), Path("/mnt/recorder"))
+    assert (current.overlap_fraction, current.train_from_verdicts) == (0.25, TrainFrom.ANY)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0.0), ("1", 1.0), (" 0.5 ", 0.5), ("1e-1", 0.1)])
+def test_overlap_fraction_takes_any_number_from_0_to_1(value, expected):
+    assert Settings.from_env({"OVERLAP_FRACTION": value}).overlap_fraction == expected
 
 
 @pytest.mark.parametrize("value", ["none", "local", "oidc", " LOCAL "])
@@ -164,6 +174,11 @@ BAD_VALUES = [
     ("AUTH", "ldap"),
     ("AUTH", "yes"),
     ("BLIND_REVIEW", "sometimes"),
+    ("OVERLAP_FRACTION", "1.5"),
+    ("OVERLAP_FRACTION", "-0.1"),
+    ("OVERLAP_FRACTION", "nan"),
+    ("OVERLAP_FRACTION", "a tenth"),
+    ("TRAIN_FROM_VERDICTS", "all"),
 ]
 SECRET_VARIABLES = {"DATABASE_URL", "NOTIFY_WEBHOOK_URL"}
 

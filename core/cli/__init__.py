@@ -2,8 +2,9 @@
 
 Each command is a thin wrapper over the same ``core`` functions the dashboard calls;
 its handler and its options sit together in one module of this package (``data``,
-``models``, ``thresholds``, ``export``, ``supervised``, ``annotate``, ``watch``,
-``drift``, ``users``, ``audit``), shared options in ``options`` and shared output in ``output``.
+``models``, ``thresholds``, ``export``, ``supervised``, ``annotate``, ``review``,
+``agreement``, ``watch``, ``drift``, ``users``, ``audit``), shared options in ``options``
+and shared output in ``output``.
 Progress bars go to stderr; ``--json`` output goes to stdout alone.
 
 A command acts as :data:`core.access.OPERATOR` (an admin), or as the active user that the global
@@ -15,7 +16,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import annotate, audit, data, drift, export, models, supervised, thresholds, users, watch
+from core.cli import (
+    agreement,
+    annotate,
+    audit,
+    data,
+    drift,
+    export,
+    models,
+    review,
+    supervised,
+    thresholds,
+    users,
+    watch,
+)
+from core.cli.agreement import cmd_agreement
 from core.cli.annotate import cmd_annotate
 from core.cli.audit import cmd_audit
 from core.cli.data import cmd_demo, cmd_info, cmd_ingest
@@ -23,6 +38,7 @@ from core.cli.drift import cmd_drift
 from core.cli.export import cmd_export
 from core.cli.models import cmd_activate, cmd_detectors, cmd_evaluate, cmd_score, cmd_train
 from core.cli.options import add_acting_user
+from core.cli.review import cmd_adjudicate, cmd_disputes
 from core.cli.supervised import cmd_rekognition, cmd_train_supervised
 from core.cli.thresholds import cmd_threshold
 from core.cli.users import cmd_users
@@ -32,7 +48,8 @@ from core.errors import CloudError, MachineSoundError, environment_problem
 __all__ = [
     "build_parser", "main", "cmd_demo", "cmd_ingest", "cmd_info", "cmd_detectors", "cmd_train", "cmd_score",
     "cmd_threshold", "cmd_evaluate", "cmd_activate", "cmd_export", "cmd_train_supervised", "cmd_rekognition",
-    "cmd_annotate", "cmd_watch", "cmd_drift", "cmd_users", "cmd_audit",
+    "cmd_annotate", "cmd_disputes", "cmd_adjudicate", "cmd_agreement", "cmd_watch", "cmd_drift", "cmd_users",
+    "cmd_audit",
 ]  # fmt: skip
 
 # In the order `python -m core --help` lists the commands.
@@ -44,6 +61,7 @@ REGISTRARS = (
     export.register_export,
     supervised.register_train_supervised, supervised.register_rekognition,
     annotate.register_annotate,
+    review.register_disputes, review.register_adjudicate, agreement.register_agreement,
     watch.register_watch,
     drift.register_drift,
     users.register_users, audit.register_audit,

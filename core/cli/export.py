@@ -14,7 +14,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     base = args.s3_uri.rstrip("/") + "/" if args.s3_uri else ""
     options = ExportOptions(prefer=args.prefer, seed=args.seed, test_fraction=args.test_fraction, cap=args.cap,
-                            machine=args.machine, source_ref_base=base)  # fmt: skip
+                            machine=args.machine, source_ref_base=base, trusted_only=args.trusted_only)  # fmt: skip
     update, close = progress_bar("spectrograms")
     try:
         summary = export_dataset(args.out_dir, options, overwrite=args.overwrite, user=args.user,
@@ -34,8 +34,12 @@ def _print_summary(summary: dict) -> None:
 
     print(f"export {summary['export_id']} in {summary['out_dir']}: {describe_counts(summary['counts'])}")
     print(f"labels: {summary['label_source']}; {summary['conflicts']} conflict(s); sources {summary['sources']}")
+    for label, quality in summary["label_quality"].items():
+        print(f"  {label}: {quality['ground_truth']} ground truth, {quality['single']} single-annotator, "
+              f"{quality['double']} double-confirmed, {quality['adjudicated']} adjudicated ({quality['trusted']} "
+              "trusted)")  # fmt: skip
     if summary["disputed"]:
-        print(f"left out {len(summary['disputed'])} clip(s) whose annotators disagree (see the Triage review list)")
+        print(f"left out {len(summary['disputed'])} clip(s) whose annotators disagree (the review queue: disputes)")
     for m in summary["machines"]:
         print(f"  {m['machine']:<16} available {m['available']}  kept {m['kept']}  {m['advice']}")
     for item in summary["unreadable"]:
@@ -60,6 +64,9 @@ def register_export(commands) -> None:
     add_machine(export)
     export.add_argument("--s3-uri", help="write source-refs under this s3://bucket/prefix (default: relative paths)")
     export.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
+    export.add_argument("--trusted-only", action="store_true",
+                        help="only trusted labels: ground truth, double-confirmed, adjudicated, or one verdict by an "
+                        "engineer or higher (single annotators' labels are left out)")  # fmt: skip
     add_jobs(export)
     add_who(export, "who exports (recorded)")
     add_json(export, "print the summary as JSON")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from core.access import Action, Actor, on_behalf_of, require
+from core.access import Action, Actor, on_behalf_of, require, worker_name
 from core.errors import BadInputError, Reason
 from core.supervised.base import (
     Availability,
@@ -52,7 +52,7 @@ class LocalTrainer(Trainer):
         with the reason, then raises.
         """
         actor = require(actor, Action.TRAIN_SUPERVISED)
-        user = user if actor.operator else actor.name
+        user = worker_name(actor, user)
         from core.detection.spectrogram_cnn import SpectrogramCNN  # loads TensorFlow
 
         export = resolve_export(export_dir, self.url)

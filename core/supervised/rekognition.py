@@ -22,7 +22,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.access import Action, Actor, on_behalf_of, require
+from core.access import Action, Actor, on_behalf_of, require, worker_name
 from core.errors import BadInputError, NoModelError, Reason
 from core.supervised.base import (
     Availability,
@@ -123,7 +123,7 @@ class RekognitionTrainer(Trainer):
         with AWS's message and raises :class:`CloudError`; the export stays on disk.
         """
         actor = require(actor, Action.CLOUD_TRAIN)
-        user = user if actor.operator else actor.name
+        user = worker_name(actor, user)
         reason = unavailable_reason(self.config)
         if reason:  # no job is recorded for what could never start
             raise BadInputError(Reason.INVALID_PARAMETER, f"cannot train with Rekognition: {reason}")

@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session
 
 from core.access import OPERATOR, Action, Actor, require
 from core.clock import as_utc
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, Reason, check_text
+from core.vocabulary import AUDIT_ACTION_LENGTH, PERSON_NAME_LENGTH
 from db.models import AuditEvent, utcnow
 from db.queries import audit_events_newest_first
 from db.session import session_scope
 
-MAX_ACTION_LENGTH = 32  # the column's width
+MAX_ACTION_LENGTH = AUDIT_ACTION_LENGTH  # the column's width
 MAX_EVENTS = 10_000  # the most events one call returns
 EVENT_KEYS = ("at", "user", "role", "action", "target", "detail")
 
@@ -26,9 +27,11 @@ def record_event(session: Session, actor: Actor | None, action: Action | str, ta
 
     ``actor`` None is :data:`core.access.OPERATOR`; ``action`` an :class:`~core.access.Action` or a short
     phrase such as ``"undo"`` or ``"sign in"``; ``target`` what was acted on (shown with ``str``).  Returns
-    nothing; raises :class:`BadInputError` when ``action`` is empty or longer than 32 characters.
+    nothing; raises :class:`BadInputError` when ``action`` is empty or longer than 32 characters, or the
+    actor's name longer than a person's name may be (128 characters).
     """
     actor = actor or OPERATOR
+    check_text("user", actor.name, PERSON_NAME_LENGTH)
     action = str(action.value if isinstance(action, Action) else action).strip()
     if not 0 < len(action) <= MAX_ACTION_LENGTH:
         raise BadInputError(Reason.INVALID_PARAMETER,

@@ -1,13 +1,55 @@
-"""What the database holds, for pages and commands that list it: machines, clip counts, refused files."""
+"""What the database holds, for pages and commands that list it: machines, clip counts, refused files.
+
+:func:`machines_named` and :func:`machine_named` turn what a user typed (``--machine``) into machines, and
+are the one place that refuses a name that matches none: ``no such machine 'X' (known: fan/id_00, ...)``.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
+from core.errors import BadInputError, Reason, shown
+from db.models import Machine
 from db.queries import ClipCount, machine_by_key, machines_matching
 from db.queries import clip_counts as _clip_counts
 from db.queries import recent_rejections as _recent_rejections
 from db.session import database_url, session_scope
+
+KNOWN_SHOWN = 10  # machines an error names before "and N more"
+
+
+def _known(session: Session) -> str:
+    """The machines there are, for an error message: ``known: fan/id_00, ...`` (the first few)."""
+    keys = [m.key for m in machines_matching(session)]
+    if not keys:
+        return "no machines yet: ingest clips first"
+    more = f" and {len(keys) - KNOWN_SHOWN} more" if len(keys) > KNOWN_SHOWN else ""
+    return f"known: {', '.join(keys[:KNOWN_SHOWN])}{more}"
+
+
+def machines_named(session: Session, spec: str | None) -> list[Machine]:
+    """The machines ``spec`` names, sorted by key: one machine (``type/id``), every machine of a ``type``,
+    or every machine when ``spec`` is None or empty.  Names are compared exactly (``%`` and ``_`` are
+    plain characters).  Raises :class:`BadInputError` ``no such machine 'X' (known: ...)`` when a given
+    ``spec`` names none."""
+    found = machines_matching(session, spec)
+    if spec and not found:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"no such machine {shown(spec, 60)} ({_known(session)})")
+    return found
+
+
+def machine_named(session: Session, spec: str) -> Machine:
+    """The one machine ``spec`` (``type/id``) names.  Raises :class:`BadInputError` ``no such machine 'X'
+    (known: ...)`` when none has that name, and says so when ``spec`` names a whole type instead."""
+    found = machine_by_key(session, spec)
+    if found is not None:
+        return found
+    if spec and "/" not in spec.rstrip("/") and machines_matching(session, spec):
+        problem = f"{shown(spec, 60)} is a machine type; give one machine as TYPE/ID"
+    else:
+        problem = f"no such machine {shown(spec, 60)}"
+    raise BadInputError(Reason.INVALID_PARAMETER, f"{problem} ({_known(session)})")
 
 
 def machine_keys(*, require_model: bool = False, url: str | None = None) -> list[str]:

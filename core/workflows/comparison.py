@@ -10,6 +10,7 @@ from core.detection.metrics import ThresholdMetrics, metrics_at, partial_auc, ro
 from core.detection.registry import SUPERVISED
 from core.errors import BadInputError, Reason
 from core.vocabulary import Label, Split
+from core.workflows.catalogue import machine_named
 from core.workflows.labels import labels_for_machines
 from core.workflows.scoring import score_with_model
 from db.models import DetectorModel
@@ -80,9 +81,7 @@ def compare_models(machine: str, model_ids: list[int], *, url: str | None = None
     A supervised model's export may put test-split clips in its training set; they are
     left out, so no model is graded on clips it learned from."""
     with session_scope(url) as session:
-        found = machine_by_key(session, machine)
-        if found is None:
-            raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {machine!r}")
+        found = machine_named(session, machine)
         pks = [found.id]
         usable = {m.id: m for m in models_for(session, found)}
         if any(model_id not in usable for model_id in model_ids):

@@ -1,9 +1,11 @@
 """Which clips a supervised dataset is made of: curated labels, balanced per machine, split by group.
 
-A clip's curated label is its label under the label policy (:mod:`core.workflows.labels`): the
-pilot team's verdict or the ground truth the dataset layout gives; ``prefer`` chooses which wins
-when both exist, and every clip records which one did.  "Unsure" verdicts are no label and
-disputed clips have none until settled.  Each machine is then balanced by undersampling its
+A clip's curated label is its label under the label policy (:mod:`core.workflows.labels`): an
+adjudication, the pilot team's verdict or the ground truth the dataset layout gives; ``prefer`` chooses
+which wins when the team and the layout both give one, and every clip records which one did and how many
+people stand behind it (its label quality: ground truth, single, double, adjudicated), and whether the
+label is trusted; ``trusted_only`` keeps the trusted ones.  "Unsure" verdicts are no label and disputed
+clips have none until adjudicated.  Each machine is then balanced by undersampling its
 larger class (optionally capped), and split into train and test by *group*: versions of
 one recording (MIMII ships each at -6, 0 and 6 dB under the same file name) share a
 group, so near-duplicates never straddle the split.  The same seed gives the same result.
@@ -21,9 +23,10 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from core.errors import BadInputError, Reason
-from core.vocabulary import CLASSES, Prefer
+from core.vocabulary import CLASSES, LabelQuality, Prefer
+from core.workflows.catalogue import machines_named
 from core.workflows.labels import decide, labels_for_machines
-from db.queries import clips_newest_first, machines_matching
+from db.queries import clips_newest_first
 
 PREFER = tuple(p.value for p in Prefer)
 MIN_PER_CLASS = 2  # per machine, after balancing: one image for train and one for test
@@ -32,7 +35,9 @@ RECOMMENDED_PER_CLASS = 20  # per machine: below this a supervised model learns 
 
 @dataclass(frozen=True)
 class CuratedClip:
-    """A clip with its curated label; ``source`` is ``"verdict"`` or ``"ground truth"``."""
+    """A clip with its curated label; ``source`` is ``"verdict"``, ``"adjudication"`` or ``"ground truth"``,
+    ``quality`` one of :class:`~core.vocabulary.LabelQuality` (``"single"``, ``"double"``, ``"adjudicated"``,
+    ``"ground truth"``)."""
 
     clip_id: int
     path: str
@@ -40,7 +45,9 @@ class CuratedClip:
     label: str
     source: str
     labelled_at: datetime
-    conflict: bool  # the verdict and the ground truth disagree
+    conflict: bool  # the team's label and the ground truth disagree
+    quality: str = LabelQuality.GROUND_TRUTH.value
+    trusted: bool = True
 
     @property
     def group(self) -> str:
@@ -98,32 +105,33 @@ def _prefer(prefer: str) -> Prefer:
 
 
 def curated_clips(
-    session: Session, machine: str | None = None, prefer: Prefer | str = Prefer.VERDICTS
+    session: Session, machine: str | None = None, prefer: Prefer | str = Prefer.VERDICTS, trusted_only: bool = False
 ) -> list[CuratedClip]:
     """Every clip of the matching machines that has a label under the label policy (with ``prefer``
-    deciding between verdicts and ground truth), ordered by machine then path.
+    deciding between the team's label and ground truth), trusted labels only with ``trusted_only``, ordered by
+    machine then path.
 
-    Disputed clips (annotators say normal and abnormal: the review list) have no label until the team
+    Disputed clips (annotators say normal and abnormal: the review queue) have no label until an adjudication
     settles them; :func:`disputed_clips` names them.
     """
     out = []
-    for m in machines_matching(session, machine):
+    for m in machines_named(session, machine):
         clips = clips_newest_first(session, m.id)
         labels = labels_for_machines(session, clips, [m.id], _prefer(prefer))
         for clip in clips:
             found = labels[clip.id]
-            if found.label is None:
+            if found.label is None or (trusted_only and not found.trusted):
                 continue
             when = found.labelled_at or clip.ingested_at
             out.append(CuratedClip(clip.id, clip.path, m.key, found.label.value, found.source.value, when,
-                                   found.conflict))  # fmt: skip
+                                   found.conflict, found.quality.value, found.trusted))  # fmt: skip
     return sorted(out, key=lambda c: (c.machine, c.path, c.clip_id))
 
 
 def disputed_clips(session: Session, machine: str | None = None) -> list[int]:
     """Ids of the matching machines' disputed clips (see :mod:`core.workflows.labels`)."""
     out = []
-    for m in machines_matching(session, machine):
+    for m in machines_named(session, machine):
         clips = clips_newest_first(session, m.id)
         out += [clip_id for clip_id, found in labels_for_machines(session, clips, [m.id]).items() if found.disputed]
     return sorted(out)

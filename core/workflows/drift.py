@@ -66,6 +66,7 @@ from core.errors import BadInputError, Reason
 from core.signal.batch import extract_features
 from core.signal.features import FeatureParams, mel_band_centres
 from core.vocabulary import Label
+from core.workflows.catalogue import machine_named, machines_named
 from core.workflows.labels import labels_for_machines
 from core.workflows.scoring import score_with_model
 from core.workflows.training import clips_to_learn
@@ -74,7 +75,6 @@ from db.queries import (
     clip_scores,
     clips_newest_first,
     machine_by_key,
-    machines_matching,
     training_clips,
 )
 from db.session import session_scope
@@ -169,7 +169,7 @@ def _clip_sets(session, machine: Machine, model: DetectorModel, recent: int, max
     # known faults (labelled abnormal) and clips still in dispute measure the detector, not drift
     chosen = [c for c in same_rate if c.id not in skip and labels[c.id].label != Label.ABNORMAL
               and not labels[c.id].disputed][:recent]  # fmt: skip
-    learnable = {c.id for c in clips_to_learn(session, [machine.id])[0]}
+    learnable = {c.id for c in clips_to_learn(session, [machine.id]).clips}
     retrainable = frozenset(c.id for c in chosen if c.id in learnable)
     return _ClipSets(
         _spread(reference, max_reference), _spread(held_out, max_reference), chosen, rate,
@@ -267,9 +267,7 @@ def _report_inputs(
 ) -> tuple[DriftReport, DetectorModel | None, _ClipSets | None, int]:
     """``(report, active model, clip sets, machine pk)``; the model is None (and the report says so) without one."""
     with session_scope(url) as session:
-        found = machine_by_key(session, machine)
-        if found is None:
-            raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {machine!r} (give it as type/id)")
+        found = machine_named(session, machine)
         report = DriftReport(machine=found.key)
         model = found.active_model
         if model is None:
@@ -371,9 +369,7 @@ def drift_reports(
     """A :func:`drift_report` for every machine matching ``machine_spec`` (``type/id``, ``type`` or all),
     by machine key.  Raises ``BadInputError`` when a given spec matches no machine."""
     with session_scope(url) as session:
-        keys = [m.key for m in machines_matching(session, machine_spec)]
-    if machine_spec and not keys:
-        raise BadInputError(Reason.INVALID_PARAMETER, f"no machine matches {machine_spec!r}")
+        keys = [m.key for m in machines_named(session, machine_spec)]
     return [drift_report(k, recent=recent, url=url, max_reference=max_reference, n_jobs=n_jobs) for k in keys]
 
 

@@ -9,9 +9,10 @@ import numpy as np
 from core.detection.metrics import metrics_at, partial_auc, roc_auc
 from core.errors import BadInputError, Reason
 from core.vocabulary import Label
+from core.workflows.catalogue import machine_named, machines_named
 from core.workflows.scoring import score, score_with_model
 from db.models import Clip, DetectorModel, Machine
-from db.queries import active_threshold, clip_scores, machine_by_key, machines_matching, models_for, test_clips
+from db.queries import active_threshold, clip_scores, models_for, test_clips
 from db.session import session_scope
 
 
@@ -44,12 +45,12 @@ def evaluate(machine: str | None = None, *, url: str | None = None) -> list[dict
     Keys: ``model_id, detector, machine, n_train, n_test, auc, pauc, threshold,
     precision, recall, f1, accuracy, confusion {tp, fp, tn, fn}``.  AUC and pAUC are
     ``None`` when the test split lacks one of the classes.  Test clips not yet scored
-    are scored first.
+    are scored first.  Raises :class:`BadInputError` when a given ``machine`` names none.
     """
     score(machine, url=url)
     records = []
     with session_scope(url) as session:
-        for m in machines_matching(session, machine):
+        for m in machines_named(session, machine):
             model = m.active_model
             if model is None:
                 continue
@@ -84,11 +85,10 @@ def compare_detectors(machine: str, *, url: str | None = None) -> list[dict]:
     """The newest model of each detector trained for ``machine`` (``type/id``), and the active model
     if it is older, scored on the test split, best AUC first:
     ``[{"model_id", "detector", "version", "auc", "pauc", "n_test", "active"}]``.
-    The first is the suggested default for the machine."""
+    The first is the suggested default for the machine.  Raises :class:`BadInputError` when ``machine``
+    names no machine."""
     with session_scope(url) as session:
-        m = machine_by_key(session, machine)
-        if m is None:
-            return []
+        m = machine_named(session, machine)
         newest: dict[str, DetectorModel] = {}
         for model in models_for(session, m):
             newest.setdefault(model.detector, model)

@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.access import Action, Actor, on_behalf_of, require
+from core.access import Action, Actor, on_behalf_of, require, worker_name
 from core.errors import BadInputError, Reason
 from core.parallel import Progress, map_guarded
 from core.signal.batch import file_features
 from core.signal.spectrogram_image import IMAGE_FEATURES, image_from_features
-from core.vocabulary import Label, LabelSource, Split
+from core.vocabulary import Label, LabelQuality, LabelSource, Split
 from core.workflows.audit import record_event
 from core.workflows.curation import (
     CLASSES,
@@ -59,12 +59,13 @@ class ExportOptions:
     cap: int | None = None
     machine: str | None = None
     source_ref_base: str = ""  # prefix of every source-ref, e.g. "s3://bucket/prefix/"; "" = relative
+    trusted_only: bool = False  # only trusted labels (ground truth, double-confirmed, adjudicated, an engineer's)
 
 
 def preview(options: ExportOptions = ExportOptions(), *, url: str | None = None) -> list[MachineCounts]:
     """Per machine, the curated clips per class and what an export with ``options`` would keep."""
     with session_scope(url) as session:
-        curated = curated_clips(session, options.machine, options.prefer)
+        curated = curated_clips(session, options.machine, options.prefer, options.trusted_only)
     return balance(curated, seed=options.seed, cap=options.cap)[1]
 
 
@@ -130,11 +131,11 @@ def export_dataset(
     fails validation (the files stay for inspection; the summary lists the problems).
     """
     actor = require(actor, Action.EXPORT)
-    user = user if actor.operator else actor.name
+    user = worker_name(actor, user)
     out = Path(out_dir)
     _refuse_target(out, overwrite)
     with session_scope(url) as session:
-        curated = curated_clips(session, options.machine, options.prefer)
+        curated = curated_clips(session, options.machine, options.prefer, options.trusted_only)
         disputed = disputed_clips(session, options.machine)
     kept, counts = balance(curated, seed=options.seed, cap=options.cap)
     if not kept:
@@ -187,7 +188,7 @@ def _write_manifests(out: Path, written: list[tuple[str, CuratedClip]], source_r
     for subset in SUBSETS:
         lines = [
             manifest_line(source_ref_base + _relative(subset, clip), clip.label,
-                          human_annotated=clip.source == LabelSource.VERDICT, created=clip.labelled_at)
+                          human_annotated=clip.source != LabelSource.GROUND_TRUTH, created=clip.labelled_at)
             for s, clip in written if s == subset
         ]  # fmt: skip
         (out / f"{subset}.manifest").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
@@ -219,18 +220,41 @@ def _relative(subset: str, clip: CuratedClip) -> str:
 
 def _image_record(subset: str, clip: CuratedClip) -> dict[str, Any]:
     return {"file": _relative(subset, clip), "subset": subset, "clip_id": clip.clip_id, "path": clip.path,
-            "machine": clip.machine, "label": clip.label, "source": clip.source}  # fmt: skip
+            "machine": clip.machine, "label": clip.label, "source": clip.source, "quality": clip.quality,
+            "trusted": clip.trusted}  # fmt: skip
+
+
+def label_quality(records: list[dict]) -> dict[str, dict[str, int]]:
+    """Per class, how many labels are ground truth, single-annotator, double-confirmed and adjudicated, and how
+    many of them are trusted (``records``: image records or :class:`CuratedClip` fields as dicts)."""
+    out = {}
+    for label in CLASSES:
+        mine = [r for r in records if r["label"] == label]
+        counts = Counter(r["quality"] for r in mine)
+        out[label] = {q.value.replace(" ", "_"): counts.get(q.value, 0) for q in LabelQuality}
+        out[label]["trusted"] = sum(bool(r["trusted"]) for r in mine)
+    return out
+
+
+def _label_rule(options: ExportOptions) -> str:
+    """The label policy as this export applied it, in words (``summary.json``'s ``label_source``)."""
+    winner = "the team's word wins" if options.prefer == "verdicts" else "the dataset's ground truth wins"
+    kept = ("only trusted labels (ground truth, double-confirmed, adjudicated, or one verdict by an engineer or "
+            "higher)" if options.trusted_only else "every label, single-annotator verdicts included")  # fmt: skip
+    return (f"an adjudication stands above every individual verdict (the pilots' verdicts); {winner} where the team "
+            f"and the ground truth both give a label; disputed and unsure clips have none; {kept}")  # fmt: skip
 
 
 def _summary(out, options, curated, counts, images, unreadable) -> dict[str, Any]:
     per_subset = {s: Counter(i["label"] for i in images if i["subset"] == s) for s in SUBSETS}
-    winner = "the pilots' verdicts win" if options.prefer == "verdicts" else "the dataset's ground truth wins"
     return {
         "out_dir": str(out.resolve()),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "options": {"prefer": options.prefer, "seed": options.seed, "test_fraction": options.test_fraction,
-                    "cap": options.cap, "machine": options.machine, "source_ref_base": options.source_ref_base},
-        "label_source": f"{winner} where a clip has both a verdict and a ground-truth label",
+                    "cap": options.cap, "machine": options.machine, "source_ref_base": options.source_ref_base,
+                    "trusted_only": options.trusted_only},
+        "label_source": _label_rule(options),
+        "label_quality": label_quality(images),  # of the exported images, per class
         "curated": len(curated),
         "sources": dict(Counter(c.source for c in curated)),
         "conflicts": sum(c.conflict for c in curated),

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+
+from sqlalchemy.exc import DataError
 
 from core.access import Action, Actor, require
 from core.datasets.layouts import DiscoveredClip, discover
 from core.datasets.splits import assign_split, split_key
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, Reason, check_text
 from core.parallel import Progress, map_guarded
 from core.settings import settings
 from core.signal.audio import load_clip
+from core.vocabulary import MACHINE_ID_LENGTH, MACHINE_TYPE_LENGTH
 from core.workflows.audit import record_event
 from db.models import Clip
 from db.queries import get_or_create_machine, known_hashes, record_rejection
 from db.session import session_scope, write_transaction
 
 COMMIT_EVERY = 200  # clips per write transaction
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,9 +67,20 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def check_storable(clip: DiscoveredClip) -> DiscoveredClip:
+    """``clip`` if what its location says can be stored; else BadInputError (``invalid_parameter``) naming
+    the file: a file name that is not valid UTF-8 (it could be neither stored nor opened again by name), or
+    a machine type or id (folder names) longer than the database keeps (:mod:`core.vocabulary`)."""
+    if printable(clip.path) != clip.path:
+        raise BadInputError(Reason.INVALID_PARAMETER, "the file name is not valid UTF-8; rename the file", clip.path)
+    check_text("machine type", clip.machine_type, MACHINE_TYPE_LENGTH, clip.path)
+    check_text("machine id", clip.machine_id, MACHINE_ID_LENGTH, clip.path)
+    return clip
+
+
 def collect(paths: list[str]) -> tuple[list[DiscoveredClip], list[BadInputError]]:
     """Expand files and folders into described clips; a path that does not exist is an error, and so is a
-    file name that is not valid UTF-8 (it could be neither stored nor opened again by name)."""
+    clip :func:`check_storable` refuses (each refused alone: the others are kept)."""
     found: list[DiscoveredClip] = []
     errors: list[BadInputError] = []
     for raw in paths:
@@ -77,14 +94,10 @@ def collect(paths: list[str]) -> tuple[list[DiscoveredClip], list[BadInputError]
             errors.append(BadInputError(Reason.NOT_FOUND, "no such file or folder", raw))
             continue
         for clip in discover(path):
-            if printable(clip.path) == clip.path:
-                found.append(clip)
-            else:
-                errors.append(
-                    BadInputError(
-                        Reason.INVALID_PARAMETER, "the file name is not valid UTF-8; rename the file", clip.path
-                    )
-                )
+            try:
+                found.append(check_storable(clip))
+            except BadInputError as exc:
+                errors.append(exc)
     return found, errors
 
 
@@ -171,55 +184,74 @@ def _register(
             continue
         pending.append((clips[index], result))
         if len(pending) == COMMIT_EVERY:  # committed as the work goes: a killed run keeps what it stored
-            _store(pending, report, url)
+            _store(pending, report, url, errors)
             pending = []
     if pending:
-        _store(pending, report, url)
+        _store(pending, report, url, errors)
     if errors:
         _store_rejections(errors, report, url)
     return report
 
 
-def _store(batch: list[tuple[DiscoveredClip, InspectedFile]], report: IngestReport, url: str | None) -> None:
+def _store(
+    batch: list[tuple[DiscoveredClip, InspectedFile]], report: IngestReport, url: str | None,
+    errors: list[BadInputError],
+) -> None:  # fmt: skip
     """Register a batch in one transaction (retried whole if a concurrent ingest raced it); the same content
-    twice in a batch is registered under the first path in sorted order."""
+    twice in a batch is registered under the first path in sorted order.
+
+    Every value is checked before it gets here (:func:`check_storable`), so a value the database still
+    refuses (``DataError``) is a bug; even then one clip never costs the batch: each is stored alone, and
+    the one refused is added to ``errors`` (``unexpected_error``, with the database's first line, no SQL)."""
     batch = sorted(batch, key=lambda item: item[0].path)
-
-    def store(session) -> tuple[int, int]:
-        seen = known_hashes(session, [facts.content_hash for _, facts in batch])
-        added = 0
-        for where, facts in batch:
-            if facts.content_hash in seen:
-                continue
-            seen.add(facts.content_hash)
-            machine = get_or_create_machine(session, where.machine_type, where.machine_id)
-            key = split_key(facts.content_hash, where.layout, f"{where.machine_type}/{where.machine_id}", where.label,
-                            Path(where.path).name)  # fmt: skip
-            split = assign_split(key, where.label, where.split)
-            source = "layout" if split == where.split else "assigned"
-            session.add(
-                Clip(
-                    path=str(Path(where.path).resolve()),
-                    content_hash=facts.content_hash,
-                    machine=machine,
-                    label=where.label,
-                    split=split,
-                    split_source=source,
-                    layout=where.layout,
-                    snr_db=where.snr_db,
-                    domain=where.domain,
-                    sample_rate=facts.sample_rate,
-                    n_channels=facts.n_channels,
-                    duration_s=facts.duration_s,
-                    n_bytes=facts.n_bytes,
-                )
-            )
-            added += 1
-        return added, len(batch) - added
-
-    added, known = write_transaction(store, url)
+    try:
+        added, known = write_transaction(partial(_register_batch, batch), url)
+    except DataError as exc:
+        if len(batch) > 1:
+            for item in batch:
+                _store([item], report, url, errors)
+            return
+        log.exception("the database refused %s", batch[0][0].path)
+        said = (str(exc.orig or exc).splitlines() or [""])[0]
+        errors.append(BadInputError(Reason.UNEXPECTED, f"the database refused it (a bug, not a fault of the file): "
+                                    f"{type(exc.orig or exc).__name__}: {said}", batch[0][0].path))  # fmt: skip
+        return
     report.ingested += added
     report.already_known += known
+
+
+def _register_batch(batch: list[tuple[DiscoveredClip, InspectedFile]], session) -> tuple[int, int]:
+    """Add the clips of ``batch`` (sorted by path) not registered yet; ``(added, already known)``."""
+    seen = known_hashes(session, [facts.content_hash for _, facts in batch])
+    added = 0
+    for where, facts in batch:
+        if facts.content_hash in seen:
+            continue
+        seen.add(facts.content_hash)
+        machine = get_or_create_machine(session, where.machine_type, where.machine_id)
+        key = split_key(facts.content_hash, where.layout, f"{where.machine_type}/{where.machine_id}", where.label,
+                        Path(where.path).name)  # fmt: skip
+        split = assign_split(key, where.label, where.split)
+        source = "layout" if split == where.split else "assigned"
+        session.add(
+            Clip(
+                path=str(Path(where.path).resolve()),
+                content_hash=facts.content_hash,
+                machine=machine,
+                label=where.label,
+                split=split,
+                split_source=source,
+                layout=where.layout,
+                snr_db=where.snr_db,
+                domain=where.domain,
+                sample_rate=facts.sample_rate,
+                n_channels=facts.n_channels,
+                duration_s=facts.duration_s,
+                n_bytes=facts.n_bytes,
+            )
+        )
+        added += 1
+    return added, len(batch) - added
 
 
 def _store_rejections(errors: list[BadInputError], report: IngestReport, url: str | None) -> None:

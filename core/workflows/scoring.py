@@ -9,9 +9,10 @@ from functools import partial
 from core.errors import Reason
 from core.parallel import Progress
 from core.signal.batch import extract_features
+from core.workflows.catalogue import machines_named
 from core.workflows.model_store import load_detector
 from db.models import Clip, DetectorModel
-from db.queries import add_scores, machines_matching, unscored_clips
+from db.queries import add_scores, unscored_clips
 from db.session import session_scope, write_transaction
 
 SCORE_CHUNK = 256  # clips whose features are held in memory at once (~100 MB at 10 s)
@@ -105,11 +106,12 @@ def score(
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
 ) -> ScoreReport:
-    """Score every clip of the matching machines not yet scored by their active model."""
+    """Score every clip of the matching machines (``machine``: ``type/id``, ``type`` or None for all) not yet
+    scored by their active model.  Raises :class:`BadInputError` when a given ``machine`` names none."""
     report = ScoreReport()
     with session_scope(url) as session:
         work: dict[int, tuple[DetectorModel, list[int]]] = {}
-        for m in machines_matching(session, machine):
+        for m in machines_named(session, machine):
             if m.active_model is None:
                 report.machines_without_model.append(m.key)
                 continue

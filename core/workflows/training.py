@@ -1,5 +1,8 @@
-"""Training detectors on the normal clips of the training split plus the field clips pilots confirmed
-normal, one model per machine (or per machine type), stored as a new model version with its provenance."""
+"""Training detectors on the normal clips of the training split plus the field clips the team labelled
+normal (under ``TRAIN_FROM_VERDICTS=trusted``, the default, only trusted labels: two annotators agree, an
+adjudication, or one verdict by an engineer or higher), one model per machine (or per machine type), stored
+as a new model version with its provenance: what it took, what it left out and why.  The field clips left
+out for want of a second opinion are offered to the review queue."""
 
 from __future__ import annotations
 
@@ -13,15 +16,17 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.access import Action, Actor, on_behalf_of, require
+from core.access import Action, Actor, on_behalf_of, require, worker_name
 from core.detection.registry import DEFAULT_DETECTOR, SUPERVISED, detector_class
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from core.errors import BadInputError, NoModelError, Reason
+from core.settings import TrainFrom, settings
 from core.signal.batch import extract_features
 from core.signal.features import FeatureParams
 from core.vocabulary import LabelSource
 from core.workflows.audit import record_event
-from core.workflows.labels import labels_for_machines, may_train
+from core.workflows.catalogue import machine_named, machines_named
+from core.workflows.labels import NotLearned, labels_for_machines, why_not_learned
 from core.workflows.model_store import staged_artifact
 from core.workflows.scoring import wrong_sample_rate
 from db.models import Clip, DetectorModel, Machine
@@ -29,7 +34,6 @@ from db.queries import (
     add_threshold,
     clips_outside_test,
     machine_by_key,
-    machines_matching,
     models_for,
     next_model_version,
 )
@@ -48,7 +52,31 @@ class TrainedModel:
     n_train: int
     seconds: float
     threshold: float
-    n_from_verdicts: int = 0  # of n_train: field clips whose standing pilot verdict is normal
+    n_from_verdicts: int = 0  # of n_train: clips the team labelled normal (verdicts or an adjudication)
+    left_out: dict[str, int] = field(default_factory=dict)  # {NotLearned reason: clips} of the judged candidates
+    awaiting_second_opinion: int = 0  # field clips one annotator called normal: offered to the review queue
+
+
+@dataclass(frozen=True)
+class LearningPlan:
+    """What one detector learns normal from, under the label policy (:func:`clips_to_learn`).
+
+    Attributes
+    ----------
+    clips : list of Clip
+        The clips it learns from, by id.
+    from_verdicts : dict of int to str
+        Of those, the ones the team's word labels: ``{clip_id: label quality}`` (single, double, adjudicated).
+    left_out : dict of str to list of int
+        The candidates (outside the test split) left out, by :class:`~core.workflows.labels.NotLearned` reason,
+        except the unjudged clips outside the training split (every field clip nobody judged).
+    train_from : TrainFrom
+    """
+
+    clips: list[Clip]
+    from_verdicts: dict[int, str]
+    left_out: dict[str, list[int]]
+    train_from: TrainFrom
 
 
 @dataclass
@@ -72,14 +100,24 @@ def one_sample_rate(clips: list) -> tuple[int | None, list, list]:
     return rate, [c for c in clips if c.sample_rate == rate], [c for c in clips if c.sample_rate != rate]
 
 
-def clips_to_learn(session: Session, machine_pks: list[int]) -> tuple[list[Clip], set[int]]:
-    """What a detector of these machines learns normal from, by id, under the label policy's training
-    rule (:func:`core.workflows.labels.may_train`): the normal clips of the training split that no verdict
-    contradicts, plus the field clips pilots judged normal; and the ids of those labelled by verdicts."""
+def clips_to_learn(session: Session, machine_pks: list[int], train_from: TrainFrom | None = None) -> LearningPlan:
+    """What a detector of these machines learns normal from, under the label policy's training rule
+    (:func:`core.workflows.labels.why_not_learned`, ``train_from`` defaulting to ``TRAIN_FROM_VERDICTS``): the
+    normal clips of the training split that no verdict contradicts, plus the field clips the team labelled
+    normal (trusted labels only, by default); and what it leaves out, and why."""
+    train_from = TrainFrom(train_from or settings().train_from_verdicts)
     candidates = clips_outside_test(session, machine_pks)
     labels = labels_for_machines(session, candidates, machine_pks)
-    clips = [clip for clip in candidates if may_train(labels[clip.id])]
-    return clips, {clip.id for clip in clips if labels[clip.id].source is LabelSource.VERDICT}
+    clips, left_out = [], {}
+    for clip in candidates:
+        why = why_not_learned(labels[clip.id], train_from)
+        if why is None:
+            clips.append(clip)
+        elif why is not NotLearned.NOT_JUDGED or clip.split != "none":
+            left_out.setdefault(why.value, []).append(clip.id)
+    from_verdicts = {c.id: labels[c.id].quality.value for c in clips
+                     if labels[c.id].source is not LabelSource.GROUND_TRUTH}  # fmt: skip
+    return LearningPlan(clips, from_verdicts, left_out, train_from)
 
 
 def training_scopes(machines: list[Machine], per_type: bool) -> dict[str, list[Machine]]:
@@ -136,22 +174,26 @@ def train(
     the trainer (``user`` names it for the operator).
 
     Used: what the label policy lets a detector learn as normal (:func:`clips_to_learn`): the normal
-    clips of the training split and the field clips pilots judged normal, so that a model retrained
-    after drift learns the new sound the pilots confirmed.  Never a clip of the test split, a disputed,
-    abnormal or unjudged one.  Each model is saved under ``DATA_DIR/models``, registered as a new
-    version with its provenance, gets a first threshold from a gamma fit to its training scores
-    (quantile 0.9), and becomes the machine's active model when it has none or when it is a newer
-    version of the active detector (a user's choice of another detector is kept).
+    clips of the training split and the field clips the team labelled normal (by default only trusted
+    labels: ``TRAIN_FROM_VERDICTS``), so that a model retrained after drift learns the new sound the pilots
+    confirmed.  Never a clip of the test split, a disputed, abnormal or unjudged one.  What it left out, and
+    why, is logged and kept in the provenance; the field clips awaiting a second opinion are offered to the
+    review queue (:func:`core.workflows.review.review_queue` with ``second_opinions``).  Each model is saved
+    under ``DATA_DIR/models``, registered as a new version with its provenance, gets a first threshold from
+    a gamma fit to its training scores (quantile 0.9), and becomes the machine's active model when it has
+    none or when it is a newer version of the active detector (a user's choice of another detector is kept).
     """
     actor = require(actor, Action.TRAIN)
-    user = user if actor.operator else actor.name
+    user = worker_name(actor, user)
     _check_unsupervised(detector)
-    scopes, machine_pks, from_verdicts = _training_plan(machine, per_type, url)
-    run = _Run(detector, _params(detector, epochs), url, user, log or (lambda _line: None), progress, len(scopes),
+    plans, machine_pks = _training_plan(machine, per_type, url)
+    run = _Run(detector, _params(detector, epochs), url, user, log or (lambda _line: None), progress, len(plans),
                on_behalf_of(actor, user))  # fmt: skip
     report = TrainingReport()
-    for index, (scope, all_clips) in enumerate(scopes.items()):
-        rate, clips, others = one_sample_rate(all_clips)
+    for index, (scope, plan) in enumerate(plans.items()):
+        if plan.left_out:
+            run.log(f"{scope}: {describe_left_out(plan)}")
+        rate, clips, others = one_sample_rate(plan.clips)
         if others:
             report.left_out += [wrong_sample_rate(clip, rate, f"the {scope} model") for clip in others]
             run.log(f"{scope}: left out {len(others)} training clip(s) not at {rate} Hz, e.g. "
@@ -160,15 +202,13 @@ def train(
             if len(clips) < MIN_TRAINING_CLIPS:
                 raise BadInputError(Reason.INVALID_PARAMETER, f"{len(clips)} normal training clips; at least "
                                     f"{MIN_TRAINING_CLIPS} are needed")  # fmt: skip
-            trained = _train_scope(
-                run, scope, clips, machine_pks[scope], rate, from_verdicts, run.scope_progress(index)
-            )
+            trained = _train_scope(run, scope, clips, machine_pks[scope], rate, plan, run.scope_progress(index))
         except BadInputError as exc:  # one machine's unusable data never stops the others
             report.skipped.append({"scope": scope, "reason": exc.detail})
             run.log(f"skipped {scope}: {exc.detail}")
             continue
         report.trained.append(trained)
-        confirmed = f" ({trained.n_from_verdicts} of them field clips pilots confirmed normal)" \
+        confirmed = f" ({trained.n_from_verdicts} of them labelled normal by the team)" \
             if trained.n_from_verdicts else ""  # fmt: skip
         run.log(f"trained {detector} v{trained.version} for {scope} on {trained.n_train} clips{confirmed} "
                 f"in {trained.seconds:.1f} s; threshold {trained.threshold:.4g}")  # fmt: skip
@@ -187,26 +227,35 @@ def _check_unsupervised(detector: str) -> None:
 
 def _training_plan(
     machine: str | None, per_type: bool, url: str | None
-) -> tuple[dict[str, list[Clip]], dict[str, list[int]], set[int]]:
-    """``(clips per scope, machine pks per scope, ids of clips labelled by verdicts)`` for :func:`train`."""
+) -> tuple[dict[str, LearningPlan], dict[str, list[int]]]:
+    """``(learning plan per scope, machine pks per scope)`` for :func:`train`."""
     with session_scope(url) as session:
-        machines = machines_matching(session, machine)
+        machines = machines_named(session, machine)
         if not machines:
-            raise BadInputError(
-                Reason.INVALID_PARAMETER, f"no machine matches {machine!r}" if machine else "no machines"
-            )
+            raise BadInputError(Reason.INVALID_PARAMETER, "no machines yet: ingest clips first")
         machine_pks = {scope: [m.id for m in group] for scope, group in training_scopes(machines, per_type).items()}
-        scopes, from_verdicts = {}, set()
-        for scope, pks in machine_pks.items():
-            scopes[scope], confirmed = clips_to_learn(session, pks)
-            from_verdicts |= confirmed
-    return scopes, machine_pks, from_verdicts
+        plans = {scope: clips_to_learn(session, pks) for scope, pks in machine_pks.items()}
+    return plans, machine_pks
+
+
+def describe_left_out(plan: LearningPlan) -> str:
+    """What a learning plan leaves out, and why, in words (for the training log)."""
+    parts = [f"{len(ids)} {why}" for why, ids in sorted(plan.left_out.items(), key=lambda item: -len(item[1]))]
+    text = f"left out {sum(len(ids) for ids in plan.left_out.values())} judged clip(s): {', '.join(parts)}"
+    waiting = len(plan.left_out.get(NotLearned.SECOND_OPINION, []))
+    if waiting:
+        text += (f". {waiting} field clip(s) are one annotator's \"normal\", not trusted under TRAIN_FROM_VERDICTS="
+                 f"{plan.train_from}: a second annotator's verdict or an adjudication lets them teach; they are "
+                 "offered in the review queue (python -m core disputes --second-opinions)")  # fmt: skip
+    return text
 
 
 def _provenance(
-    seconds: float, user: str, usable: list[Clip], failures: dict, from_verdicts: set[int], sample_rate: int | None
+    seconds: float, user: str, usable: list[Clip], failures: dict, plan: LearningPlan, sample_rate: int | None
 ) -> dict:
-    """What a model records of its training: when, by whom, on which clips, and which were unreadable."""
+    """What a model records of its training: when, by whom, on which clips (and from whose word), which were
+    unreadable, and which judged clips it left out and why."""
+    taken = [plan.from_verdicts[clip.id] for clip in usable if clip.id in plan.from_verdicts]
     return {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "training_seconds": round(seconds, 3),
@@ -214,7 +263,11 @@ def _provenance(
         "clip_ids": [clip.id for clip in usable],
         "unreadable": {path: str(error) for path, error in failures.items()},
         "n_train": len(usable),
-        "n_from_verdicts": sum(clip.id in from_verdicts for clip in usable),  # field clips pilots confirmed normal
+        "n_from_verdicts": len(taken),  # clips the team labelled normal (verdicts or an adjudication)
+        "from_verdicts": dict(Counter(taken)),  # {label quality: clips}: single, double, adjudicated
+        "train_from_verdicts": plan.train_from.value,
+        "left_out": {why: len(ids) for why, ids in plan.left_out.items()},  # {NotLearned reason: clips}
+        "awaiting_second_opinion": plan.left_out.get(NotLearned.SECOND_OPINION, []),  # offered to the review queue
         "sample_rate": sample_rate,
     }
 
@@ -225,7 +278,7 @@ def _train_scope(
     clips: list[Clip],
     machine_pks: list[int],
     sample_rate: int | None,
-    from_verdicts: set[int],
+    plan: LearningPlan,
     progress: Callable[[int, int], None],
 ) -> TrainedModel:
     """Fit ``run.detector`` on ``clips`` and register it as the next version for ``scope``."""
@@ -246,7 +299,7 @@ def _train_scope(
     )
     seconds = time.perf_counter() - started
     threshold = gamma_threshold(model.decision_scores_, DEFAULT_QUANTILE)
-    provenance = _provenance(seconds, user, usable, batch.failures, from_verdicts, sample_rate)
+    provenance = _provenance(seconds, user, usable, batch.failures, plan, sample_rate)
     # The files are complete before the row exists: written to a staging folder first (outside the write
     # lock), renamed into place in the transaction that registers them.  A run killed at any point leaves no
     # row without its complete folder (a folder without a row, killed before the commit, is replaced next time).
@@ -269,8 +322,9 @@ def _train_scope(
         record_event(session, run.actor, Action.TRAIN, scope, f"{detector} v{version} on {len(usable)} clips "
                      f"(model {row.id}, threshold {threshold:.6g})")  # fmt: skip
         return TrainedModel(
-            row.id, detector, scope, version, len(usable), seconds, threshold, provenance["n_from_verdicts"]
-        )
+            row.id, detector, scope, version, len(usable), seconds, threshold, provenance["n_from_verdicts"],
+            provenance["left_out"], len(provenance["awaiting_second_opinion"]),
+        )  # fmt: skip
 
 
 def activate_if_current(session: Session, machine_pks: list[int], model: DetectorModel) -> None:
@@ -295,9 +349,7 @@ def activate(
     ``actor`` (default: the CLI's operator) needs the manager role."""
     actor = require(actor, Action.ACTIVATE_MODEL)
     with session_scope(url, write=True) as session:
-        machine = machine_by_key(session, spec)
-        if machine is None:
-            raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {spec!r} (give it as type/id)")
+        machine = machine_named(session, spec)
         candidates = [
             m for m in models_for(session, machine) if (model_id is None or m.id == model_id)
             and (detector is None or m.detector == detector) and m.artifact_path

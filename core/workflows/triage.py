@@ -2,7 +2,11 @@
 
 Verdicts are append-only: an undo is a new row pointing at the verdict it cancels,
 so nothing a pilot said is ever lost.  A clip is *flagged* when its active model's
-score is above the active threshold; it leaves the queue once it has a verdict.
+score is above the active threshold; it leaves the queue once it has a verdict, or two
+different annotators' verdicts for the ``OVERLAP_FRACTION`` share of clips (the label
+policy's :func:`~core.workflows.labels.awaits_verdict`), and is never served to a person
+twice.  Each verdict records its annotator's role, which decides whether one verdict alone
+is trusted (:attr:`~core.workflows.labels.ClipLabel.trusted`).
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from core.access import Action, Actor, Role, on_behalf_of, recorded_name
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, Reason, check_text
 from core.settings import settings
-from core.vocabulary import Label, Verdict
+from core.vocabulary import ANOMALY_TYPE_LENGTH, Label, Verdict
 from core.workflows.audit import record_event
-from core.workflows.labels import ClipLabel, labels_for_clips, labels_for_machines
+from core.workflows.labels import ClipLabel, awaits_verdict, labels_for_clips, labels_for_machines
 from db.models import Annotation, Clip, Machine
 from db.queries import (
     active_threshold,
@@ -33,6 +37,7 @@ from db.queries import (
     machine_by_key,
     machines_matching,
     scored_clips,
+    user_by_name,
 )
 from db.session import session_scope, write_transaction
 
@@ -54,7 +59,9 @@ class MachineSummary:
     rejected: int
     unsure: int
     unreviewed: int
-    disputed: int  # annotators say normal and abnormal: neither confirmed nor rejected until settled
+    disputed: int  # annotators say normal and abnormal: neither confirmed nor rejected until adjudicated
+    second_opinion: int  # flagged clips in the overlap sample with one annotator's verdict, awaiting another
+    settled: int  # clips an adjudication labels
     detector: str | None
     version: int | None
     threshold: float | None
@@ -91,8 +98,10 @@ def machine_summaries(url: str | None = None) -> list[MachineSummary]:
             flagged, threshold = _flagged(session, machine)
             clips = list(session.scalars(select(Clip).where(Clip.machine_pk == machine.id)))
             clip_ids = [c.id for c in clips]
-            labels = [found for found in labels_for_machines(session, clips, [machine.id]).values() if found.judged]
+            every = labels_for_machines(session, clips, [machine.id])
+            labels = [found for found in every.values() if found.judged]
             flagged_ids = {clip.id for clip, _ in flagged}
+            overlap = settings().overlap_fraction
             model = machine.active_model
             out.append(
                 MachineSummary(
@@ -104,6 +113,8 @@ def machine_summaries(url: str | None = None) -> list[MachineSummary]:
                     unsure=sum(found.pilot_unsure for found in labels),
                     unreviewed=len(flagged_ids - {found.clip_id for found in labels}),
                     disputed=sum(found.disputed for found in labels),
+                    second_opinion=sum(every[i].judged and awaits_verdict(every[i], overlap) for i in flagged_ids),
+                    settled=sum(found.settled for found in every.values()),
                     detector=model.detector if model else None,
                     version=model.version if model else None,
                     threshold=threshold,
@@ -118,9 +129,15 @@ def machine_summaries(url: str | None = None) -> list[MachineSummary]:
     return out
 
 
-def triage_queue(machine: str, order: str = "score", *, url: str | None = None) -> list[QueueItem]:
-    """Flagged clips of ``machine`` (``type/id``) without a verdict, in ``order``:
-    ``score`` (highest first), ``margin`` (closest to the threshold first) or ``newest``."""
+def triage_queue(
+    machine: str, order: str = "score", *, annotator: str | None = None, url: str | None = None
+) -> list[QueueItem]:
+    """Flagged clips of ``machine`` (``type/id``) that still await a verdict, in ``order``: ``score`` (highest
+    first), ``margin`` (closest to the threshold first) or ``newest``.
+
+    A clip waits until it has one annotator's standing verdict, or two different annotators' when it is in
+    the ``OVERLAP_FRACTION`` sample, or an adjudication (:func:`core.workflows.labels.awaits_verdict`); with
+    ``annotator`` named, the clips that person judged are left out, so nobody is served a clip twice."""
     if order not in QUEUE_ORDERS.values():
         raise BadInputError(
             Reason.INVALID_PARAMETER, f"unknown queue order {order!r}; use one of {list(QUEUE_ORDERS.values())}"
@@ -131,10 +148,11 @@ def triage_queue(machine: str, order: str = "score", *, url: str | None = None) 
             return []
         flagged, threshold = _flagged(session, found)
         labels = labels_for_machines(session, [clip for clip, _ in flagged], [found.id])
+        who, overlap = (annotator or "").strip() or None, settings().overlap_fraction
         items = [
             QueueItem(clip.id, clip.path, value, threshold, clip.label, clip.ingested_at)
             for clip, value in flagged
-            if not labels[clip.id].judged
+            if awaits_verdict(labels[clip.id], overlap, who)
         ]
     keys = {
         "score": lambda item: -item.score,
@@ -183,27 +201,41 @@ def record_verdict(
     retried from the start, so each call stores exactly one row.
 
     ``verdict`` is ``normal``, ``abnormal`` or ``unsure``; an ``anomaly_type`` is kept
-    only with ``abnormal`` and is added to the team's list when new.
+    only with ``abnormal`` and is added to the team's list when new.  Raises
+    :class:`BadInputError`, writing nothing, for a missing or over-long annotator name (at most 128
+    characters), an unknown verdict, an anomaly type over 64 characters, or text no database can store.
     """
-    annotator = recorded_name(actor, Action.JUDGE, annotator)
+    annotator = recorded_name(actor, Action.JUDGE, annotator, field="annotator")
     if not annotator:
         raise BadInputError(Reason.INVALID_PARAMETER, "an annotator name is required")
     if verdict not in tuple(Verdict):
         raise BadInputError(Reason.INVALID_PARAMETER,
                             f"verdict must be one of {', '.join(Verdict)}, got {verdict!r}")  # fmt: skip
     kind = (anomaly_type or "").strip() or None if verdict == Verdict.ABNORMAL else None
+    if kind:
+        check_text("anomaly type", kind, ANOMALY_TYPE_LENGTH)
+    note = check_text("note", note.strip())
 
     def store(session) -> int:
         if session.get(Clip, clip_id) is None:
             raise BadInputError(Reason.NOT_FOUND, f"no clip with id {clip_id}")
         if kind:
             add_anomaly_type(session, kind, annotator)
-        row = add_annotation(session, clip_id, annotator, verdict, kind, note.strip())
+        row = add_annotation(session, clip_id, annotator, verdict, kind, note, _role(session, actor, annotator))
         record_event(session, on_behalf_of(actor, annotator), Action.JUDGE, f"clip {clip_id}",
                      verdict + (f" ({kind})" if kind else ""))  # fmt: skip
         return row.id
 
     return write_transaction(store, url)
+
+
+def _role(session, actor: Actor | None, annotator: str) -> str | None:
+    """The role a verdict records: the signed-in user's; for the CLI's operator (or ``AUTH=none``) recording
+    a name, that person's role if they have an active account, else None (not known: counts as an annotator's)."""
+    if actor is not None and not actor.operator:
+        return actor.role.value
+    user = user_by_name(session, annotator)
+    return user.role if user is not None and user.active else None
 
 
 def other_verdicts(clip_id: int, annotator: str, *, url: str | None = None) -> dict[str, str]:
@@ -226,7 +258,7 @@ def undo_last(annotator: str, *, actor: Actor | None = None, url: str | None = N
     """Cancel the annotator's latest verdict by appending an undo row; returns the undone verdict.
 
     A signed-in ``actor`` undoes only their own verdicts (``annotator`` must be theirs)."""
-    annotator = recorded_name(actor, Action.JUDGE, annotator)
+    annotator = recorded_name(actor, Action.JUDGE, annotator, field="annotator")
     with session_scope(url, write=True) as session:
         target = last_undoable(session, annotator)
         if target is None:
@@ -239,6 +271,7 @@ def undo_last(annotator: str, *, actor: Actor | None = None, url: str | None = N
                 anomaly_type=target.anomaly_type,
                 note="undo",
                 undoes_id=target.id,
+                role=target.role,
             )  # fmt: skip
         )
         record_event(session, on_behalf_of(actor, annotator), "undo", f"clip {target.clip_id}",
@@ -256,6 +289,35 @@ def anomaly_types(*, url: str | None = None) -> list[str]:
     """The team's anomaly types, by name."""
     with session_scope(url) as session:
         return anomaly_type_names(session)
+
+
+@dataclass(frozen=True)
+class OwnVerdict:
+    """A clip one annotator judged, and their standing verdict on it."""
+
+    clip_id: int
+    path: str
+    verdict: str
+    note: str
+    at: datetime
+
+
+def own_verdicts(
+    machine: str, annotator: str, verdict: str = Verdict.UNSURE, *, url: str | None = None
+) -> list[OwnVerdict]:
+    """The clips of ``machine`` on which ``annotator``'s standing verdict is ``verdict`` (default ``unsure``:
+    the clips they want to come back to), the latest judged first.  A new verdict replaces theirs."""
+    who = annotator.strip()
+    with session_scope(url) as session:
+        found = machine_by_key(session, machine)
+        if found is None or not who:
+            return []
+        clips = clips_newest_first(session, found.id)
+        labels = labels_for_machines(session, clips, [found.id])
+        mine = {c.id: labels[c.id].verdicts[who] for c in clips if who in labels[c.id].verdicts}
+        out = [OwnVerdict(c.id, c.path, mine[c.id].verdict.value, mine[c.id].note, mine[c.id].at)
+               for c in clips if c.id in mine and mine[c.id].verdict == verdict]  # fmt: skip
+    return sorted(out, key=lambda item: (item.at, item.clip_id), reverse=True)
 
 
 def review_list(machine: str | None = None, *, url: str | None = None) -> list[dict]:

@@ -16,15 +16,17 @@ from sqlalchemy.orm import Session
 from core.access import Action, Actor, on_behalf_of, recorded_name
 from core.detection.thresholds import (
     DEFAULT_QUANTILE,
+    METHODS,
     gamma_threshold,
     max_f1_threshold,
     min_cost_threshold,
     target_precision_threshold,
     target_recall_threshold,
 )
-from core.errors import BadInputError, NoModelError, Reason
+from core.errors import BadInputError, NoModelError, Reason, check_text, shown
 from core.vocabulary import Label, Split
 from core.workflows.audit import record_event
+from core.workflows.catalogue import machine_named
 from core.workflows.labels import RULE, describe, labels_for_machines
 from core.workflows.model_store import load_detector
 from core.workflows.scoring import score_with_model
@@ -38,6 +40,8 @@ from db.queries import (
     scored_clips,
 )
 from db.session import session_scope
+
+RECORDED_METHODS = ("manual", *METHODS)  # how a threshold set here was chosen: by hand, or a suggestion's method
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,7 @@ class SuggestOptions:
 
 def one_machine(session: Session, spec: str) -> Machine:
     """The machine ``type/id`` with an active model, or a clear error."""
-    machine = machine_by_key(session, spec)
-    if machine is None:
-        raise BadInputError(Reason.INVALID_PARAMETER, f"no machine {spec!r} (give it as type/id)")
+    machine = machine_named(session, spec)
     if machine.active_model is None:
         raise NoModelError(f"{spec} has no trained model yet: run `train` first")
     return machine
@@ -164,12 +166,16 @@ def set_threshold(
     """Record ``value`` as the active threshold of machine ``spec``'s active model; returns the row id.
 
     ``actor`` (default: the CLI's operator, who names ``set_by``) needs the engineer role; a signed-in
-    user sets thresholds in their own name."""
-    set_by = recorded_name(actor, Action.SET_THRESHOLD, set_by)
+    user sets thresholds in their own name.  ``method`` is ``manual`` or one of the suggestions' methods."""
+    set_by = recorded_name(actor, Action.SET_THRESHOLD, set_by, field="set by")
+    if method not in RECORDED_METHODS:
+        known = ", ".join(RECORDED_METHODS)
+        raise BadInputError(Reason.INVALID_PARAMETER, f"method must be one of {known}, got {shown(str(method))}")
     if not np.isfinite(value):
         raise BadInputError(Reason.INVALID_PARAMETER, "the threshold must be a finite number")
     if not set_by:
         raise BadInputError(Reason.INVALID_PARAMETER, "say who sets the threshold")
+    check_text("reason", reason)
     with session_scope(url, write=True) as session:
         machine = one_machine(session, spec)
         row = add_threshold(session, machine.active_model.id, value, method=method, set_by=set_by, reason=reason)

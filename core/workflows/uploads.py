@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.access import Action, Actor, require
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, Reason, check_text
 from core.settings import settings
 from core.signal.audio import AUDIO_SUFFIXES
+from core.vocabulary import MACHINE_ID_LENGTH, MACHINE_TYPE_LENGTH
 from db.session import data_dir
 
 MAX_NAME_BYTES = 200  # a stored file name's length in UTF-8 (file systems allow 255)
@@ -57,7 +58,7 @@ def _refuse(result: StoredUploads, name: str, reason: str, detail: str) -> None:
     result.refused.append({"path": name or "(no name)", "reason": reason, "detail": detail})
 
 
-def _create(folder: Path, name: str, content: bytes) -> Path:
+def _create(folder: Path, name: str, content: bytes | memoryview) -> Path:
     """Write ``content`` to a new file ``folder/name`` (numbered ``name_1``... when taken) and return it;
     an existing regular file with the same content is reused instead of copied again."""
     stem, suffix = Path(name).stem, Path(name).suffix
@@ -81,9 +82,13 @@ def _create(folder: Path, name: str, content: bytes) -> Path:
 
 
 def store_uploads(
-    files: list[tuple[str, bytes]], machine: str, *, max_bytes: int | None = None, actor: Actor | None = None
+    files: list[tuple[str, bytes | memoryview]], machine: str, *, max_bytes: int | None = None,
+    actor: Actor | None = None,
 ) -> StoredUploads:
     """Write ``(file name, content)`` pairs to ``DATA_DIR/uploads/<type>/<id>/``.
+
+    ``content`` may be a ``memoryview`` of what the server already holds (an upload's ``getbuffer()``), so
+    storing a batch copies nothing into memory: it grows the server by nothing beyond the uploads themselves.
 
     Names are made safe (a name such as ``../../x.wav`` lands inside that folder as
     ``x.wav``).  Refused, each with its reason and the name it was uploaded under: a
@@ -91,13 +96,16 @@ def store_uploads(
     empty one as ``empty``, a name without a ``.wav``/``.flac`` suffix as ``not_audio``.
     An existing file of the same name is never overwritten (a numbered name is used,
     or the same file when its content is identical).  The other files of the batch are
-    stored whatever happens to one of them.
+    stored whatever happens to one of them.  A machine type or id longer than the database keeps (64
+    characters) raises :class:`BadInputError` before anything is written.
     """
     require(actor, Action.INGEST)
     limit = max_upload_bytes() if max_bytes is None else max_bytes
     machine_type, _, machine_id = machine.strip().partition("/")
+    machine_type = check_text("machine type", safe_name(machine_type, "uploads"), MACHINE_TYPE_LENGTH)
+    machine_id = check_text("machine id", safe_name(machine_id, "id_00"), MACHINE_ID_LENGTH)
     root = (data_dir() / "uploads").resolve()
-    target = root / safe_name(machine_type, "uploads") / safe_name(machine_id, "id_00")
+    target = root / machine_type / machine_id
     root.mkdir(parents=True, exist_ok=True)
     for folder in (target.parent, target):
         if folder.is_symlink():  # planted inside DATA_DIR/uploads: following it could lead anywhere

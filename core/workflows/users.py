@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from core.access import Action, Actor, Role, require
 from core.clock import as_utc
 from core.errors import BadInputError, Reason, SignInError
+from core.vocabulary import EMAIL_LENGTH, PERSON_NAME_LENGTH
 from core.workflows.audit import record_event
 from db.models import User, utcnow
 from db.queries import (
@@ -47,14 +48,14 @@ MAX_FAILED_SIGN_INS = 5  # failures for one name within the window before the na
 FAILED_SIGN_IN_WINDOW = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024  # hashing is deliberately slow: an enormous password is refused, not hashed
-MAX_NAME_LENGTH = 128
-MAX_EMAIL_LENGTH = 320
+MAX_NAME_LENGTH = PERSON_NAME_LENGTH  # the users.name column's length
+MAX_EMAIL_LENGTH = EMAIL_LENGTH
 
 WRONG_CREDENTIALS = "wrong username or password"
 NO_ROLE = "your account has no role here: ask an admin to add you"
 DISABLED = "your account is disabled here: ask an admin"
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")  # no blanks, no control characters
 _hasher = PasswordHasher()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.access import checked_name
+from core.errors import MachineSoundError
 from dashboard.components.text import md_literal
 
 KEY = "annotator_name"  # the same key dashboard.components.auth reads for AUTH=none
@@ -19,6 +21,10 @@ def annotator_name() -> str | None:
         st.write("Verdicts record who made them. Please give your name once for this session.")
         given = st.text_input("Your name", key="annotator_input")
         if st.form_submit_button("Start annotating") and given.strip():
-            st.session_state[KEY] = given.strip()
+            try:
+                st.session_state[KEY] = checked_name(given, "your name")
+            except MachineSoundError as exc:  # too long to be recorded with a verdict
+                st.error(exc.detail)
+                return None
             st.rerun()
     return None

@@ -32,12 +32,16 @@ COMPARE_PAGE = "dashboard/pages/compare.py"
 def _options() -> ExportOptions:
     left, middle, right = st.columns(3)
     prefer = left.radio("When a verdict and the ground truth disagree", ["verdicts", "ground-truth"],
-                        format_func={"verdicts": "the pilots' verdict wins",
+                        format_func={"verdicts": "the team's word wins (adjudication, else verdicts)",
                                      "ground-truth": "the dataset's label wins"}.get)  # fmt: skip
     test_fraction = middle.slider("Test share", 0.1, 0.5, 0.25, 0.05, help="Share of each class held out for testing")
     cap = right.number_input("Cap per class and machine (0 = none)", min_value=0, value=0, step=10)
     seed = right.number_input("Seed", min_value=0, value=0, step=1)
-    return ExportOptions(prefer=prefer, seed=int(seed), test_fraction=float(test_fraction), cap=int(cap) or None)
+    trusted = left.checkbox("Trusted labels only", key="trusted_only",
+                            help="Leave out labels a single annotator gives alone: keep ground truth, double-"
+                            "confirmed and adjudicated labels, and verdicts by engineers or higher")  # fmt: skip
+    return ExportOptions(prefer=prefer, seed=int(seed), test_fraction=float(test_fraction), cap=int(cap) or None,
+                         trusted_only=trusted)  # fmt: skip
 
 
 def _curation(options: ExportOptions) -> bool:
@@ -74,6 +78,9 @@ def _export(options: ExportOptions) -> None:
         st.session_state["last_export"] = summary["out_dir"]
         st.success(f"Export {summary['export_id']} written to {md_literal(summary['out_dir'])}: "
                    f"{describe_counts(summary['counts'])}. {summary['label_source'].capitalize()}.")  # fmt: skip
+        st.caption("Label quality per class: " + "; ".join(
+            f"{label}: {q['ground_truth']} ground truth, {q['single']} single-annotator, {q['double']} "
+            f"double-confirmed, {q['adjudicated']} adjudicated" for label, q in summary["label_quality"].items()))
         for item in summary["unreadable"]:
             st.warning(f"Skipped {md_literal(item['path'])}: {md_literal(item['detail'])}")
 

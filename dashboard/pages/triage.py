@@ -1,14 +1,19 @@
-"""Triage: the flagged clips nobody has judged yet, one at a time, with one-click verdicts."""
+"""Triage: the flagged clips awaiting this pilot's verdict, one at a time, with one-click verdicts; a clip
+skipped for now comes back at the end of the queue, and the pilot's own unsure verdicts can be listed and
+judged again."""
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
-from core.errors import MachineSoundError
+from core.errors import MachineSoundError, environment_problem
 from core.workflows.triage import (
     QUEUE_ORDERS,
     anomaly_types,
     clip_label,
+    own_verdicts,
     record_verdict,
     review_is_blind,
     review_list,
@@ -23,6 +28,8 @@ from dashboard.components.text import md_literal
 
 NEW_TYPE = "+ new type…"
 NO_TYPE = "— not specified —"
+SHOW = ("Flagged clips awaiting my verdict", "My unsure verdicts")
+SKIPPED = "skipped_clips"  # this session's clips set aside for now: they come back at the end of the queue
 
 
 def _record(clip_id: int, name: str, verdict: str) -> None:
@@ -39,6 +46,11 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
                        actor=current_actor())  # fmt: skip
     except MachineSoundError as exc:  # callbacks run outside the page's error guard
         st.session_state["verdict_error"] = md_literal(exc.detail)
+        return
+    except Exception as exc:  # a bug or a database failure: one line, never a traceback or the SQL behind it
+        logging.getLogger(__name__).exception("recording a verdict failed")
+        problem = environment_problem(exc) or f"unexpected {type(exc).__name__}"
+        st.session_state["verdict_error"] = f"{problem}; try again, and if it persists, report it with the server log"
         return
     st.session_state["last_verdict"] = f"#{clip_id}: {verdict}" + (  # Markdown: the type as typed
         f" ({md_literal(kind)})" if verdict == "abnormal" and kind else ""
@@ -74,6 +86,84 @@ def _annotator() -> str | None:
     return annotator_name() if actor.operator else actor.name
 
 
+def _notices(top) -> None:
+    """What the last click did: a notice, an error, the last verdict saved."""
+    if "verdict_notice" in st.session_state:
+        st.info(st.session_state.pop("verdict_notice"))
+    if "verdict_error" in st.session_state:
+        st.error(f"The verdict was not saved: {st.session_state.pop('verdict_error')}")
+    if "last_verdict" in st.session_state:
+        top.caption(f"Last saved: {st.session_state['last_verdict']}.")
+        if st.session_state.pop("toast", False):
+            st.toast(f"Saved {st.session_state['last_verdict']}", icon=":material/check_circle:")
+
+
+def _review_list(machine: str, blind: bool) -> None:
+    disagreements = [] if blind else review_list(machine)  # blind review: nobody else's verdicts before one's own
+    if disagreements:
+        with st.expander(f"Review list: {len(disagreements)} clip(s) where annotators disagree"):
+            for item in disagreements:
+                verdicts = ", ".join(f"{md_literal(who)}: {v}" for who, v in item["verdicts"].items())
+                st.markdown(f"- #{item['clip_id']} {md_literal(item['path'].rsplit('/', 1)[-1])} — {verdicts}")
+            st.caption("Engineers settle them on the Review page.")
+
+
+def _skip(clip_id: int) -> None:
+    st.session_state.setdefault(SKIPPED, []).append(clip_id)
+
+
+def _judge(clip_id: int, name: str, blind: bool, *, skippable: bool) -> None:
+    """The clip, the verdict form and (in the queue) a button to skip it for now."""
+    details = render_clip(clip_id, key="triage", blind=blind)
+    _verdict_form(clip_id, name)
+    if skippable:
+        st.button("Skip for now", key=f"skip_{clip_id}", on_click=_skip, args=(clip_id,),
+                  help="Set this clip aside: it comes back at the end of your queue")  # fmt: skip
+    if blind:
+        st.caption("Blind review: the clip's label, file and other verdicts show after your verdict.")
+    elif details:
+        with st.expander("Verdict history of this clip"):
+            render_history(details)
+
+
+def _queue(machine: str, name: str, blind: bool) -> None:
+    order_label = st.sidebar.radio("Order", list(QUEUE_ORDERS), key="queue_order")
+    queue = triage_queue(machine, QUEUE_ORDERS[order_label], annotator=name)
+    skipped = st.session_state.get(SKIPPED, [])
+    queue.sort(key=lambda item: skipped.index(item.clip_id) + 1 if item.clip_id in skipped else 0)  # stable
+    top = st.columns([3, 1])
+    top[0].markdown(f"**{len(queue)}** flagged clip(s) of **{md_literal(machine)}** await a verdict.")
+    _notices(top[0])
+    if top[1].button("↶ Undo my last verdict", use_container_width=True):
+        undone = undo_last(name, actor=current_actor())
+        st.session_state["last_verdict"] = f"undo of #{undone.clip_id}" if undone else "nothing to undo"
+        st.rerun()
+    _review_list(machine, blind)
+    if not queue:
+        st.success("Nothing left to review for this machine. New flags appear here as clips are scored.")
+        return
+    waiting = sum(item.clip_id in skipped for item in queue)
+    if waiting:
+        st.caption(f"{waiting} clip(s) you skipped come back at the end of the queue.")
+    _judge(queue[0].clip_id, name, blind, skippable=len(queue) > 1)
+
+
+def _own_unsure(machine: str, name: str, blind: bool) -> None:
+    """The pilot's own unsure verdicts on this machine, to hear again and decide (everyone's are in the review
+    queue for engineers)."""
+    mine = own_verdicts(machine, name)
+    _notices(st)
+    if not mine:
+        st.success(f"No unsure verdict of yours stands on {md_literal(machine)}.")
+        return
+    st.markdown(f"**{len(mine)}** clip(s) of **{md_literal(machine)}** you judged unsure. "
+                "A new verdict replaces yours.")  # fmt: skip
+    labels = {item.clip_id: f"#{item.clip_id} · {item.at:%Y-%m-%d %H:%M}" + (f" — {item.note}" if item.note else "")
+              for item in mine}  # fmt: skip
+    clip_id = st.selectbox("Clip", list(labels), format_func=labels.get, key="unsure_clip")
+    _judge(clip_id, name, blind, skippable=False)
+
+
 def render() -> None:
     st.title("Triage queue")
     name = _annotator()
@@ -83,39 +173,11 @@ def render() -> None:
     machine = machine_picker(require_model=True)
     if machine is None:
         return
-    order_label = st.sidebar.radio("Order", list(QUEUE_ORDERS), key="queue_order")
-    queue = triage_queue(machine, QUEUE_ORDERS[order_label])
-    top = st.columns([3, 1])
-    top[0].markdown(f"**{len(queue)}** flagged clip(s) of **{md_literal(machine)}** await a verdict.")
-    if "verdict_notice" in st.session_state:
-        st.info(st.session_state.pop("verdict_notice"))
-    if "verdict_error" in st.session_state:
-        st.error(f"The verdict was not saved: {st.session_state.pop('verdict_error')}")
-    if "last_verdict" in st.session_state:
-        top[0].caption(f"Last saved: {st.session_state['last_verdict']}.")
-        if st.session_state.pop("toast", False):
-            st.toast(f"Saved {st.session_state['last_verdict']}", icon=":material/check_circle:")
-    if top[1].button("↶ Undo my last verdict", use_container_width=True):
-        undone = undo_last(name, actor=current_actor())
-        st.session_state["last_verdict"] = f"undo of #{undone.clip_id}" if undone else "nothing to undo"
-        st.rerun()
-    disagreements = [] if blind else review_list(machine)  # blind review: nobody else's verdicts before one's own
-    if disagreements:
-        with st.expander(f"Review list: {len(disagreements)} clip(s) where annotators disagree"):
-            for item in disagreements:
-                verdicts = ", ".join(f"{md_literal(who)}: {v}" for who, v in item["verdicts"].items())
-                st.markdown(f"- #{item['clip_id']} {md_literal(item['path'].rsplit('/', 1)[-1])} — {verdicts}")
-    if not queue:
-        st.success("Nothing left to review for this machine. New flags appear here as clips are scored.")
-        return
-    item = queue[0]
-    details = render_clip(item.clip_id, key="triage", blind=blind)
-    _verdict_form(item.clip_id, name)
-    if blind:
-        st.caption("Blind review: the clip's label, file and other verdicts show after your verdict.")
-    elif details:
-        with st.expander("Verdict history of this clip"):
-            render_history(details)
+    show = st.sidebar.radio("Show", SHOW, key="triage_show")
+    if show == SHOW[1]:
+        _own_unsure(machine, name, blind)
+    else:
+        _queue(machine, name, blind)
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

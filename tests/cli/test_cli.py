@@ -132,7 +132,44 @@ def test_train_with_an_unknown_detector_exits_2():
 def test_activate_an_unknown_machine_exits_2():
     result = run_cli("activate", "--machine", "fan/id_00", "--detector", "mahalanobis", check=False)
     assert result.returncode == 2
-    assert "no machine 'fan/id_00'" in result.stderr
+    assert "no such machine 'fan/id_00' (no machines yet: ingest clips first)" in result.stderr
+
+
+@pytest.fixture
+def two_machines(tmp_path) -> None:
+    """fan/id_00 and pump/id_01, one clip each, in this test's database (what the CLI opens)."""
+    from core.workflows.ingest import ingest
+
+    for k, key in enumerate(("fan/id_00", "pump/id_01")):
+        write_wav(tmp_path / "in" / key / "a.wav", tone(0.5, freq=300 + 100 * k))
+    assert ingest([str(tmp_path / "in")], n_jobs=1).ingested == 2
+
+
+@pytest.mark.parametrize(
+    ("spec", "command"),
+    [("NONSENSE", ["score"]), ("%", ["evaluate"]), ("fan/id_0_", ["train", "--detector", "mahalanobis"]),
+     ("_", ["drift"]), ("fan/%", ["export", "{tmp}/out"]), ("NONSENSE", ["threshold", "suggest"]),
+     ("%/%", ["threshold", "set", "1.0", "--by", "ana"]), ("pump/id_0%", ["activate", "--detector", "mahalanobis"]),
+     ("fan/nope", ["evaluate", "--compare"])],
+)  # fmt: skip
+def test_every_machine_option_refuses_a_machine_that_does_not_exist(two_machines, tmp_path, spec, command):
+    """Whatever the command, one line naming the machine and the known ones, exit 2; ``%`` and ``_`` are plain
+    characters (never SQL LIKE wildcards)."""
+    args = [arg.format(tmp=tmp_path) for arg in command]
+    result = run_cli(*args, "--machine", spec, check=False)
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.splitlines()[-1] == (
+        f"error: no such machine '{spec}' (known: fan/id_00, pump/id_01) [invalid_parameter]"
+    )
+    assert result.stdout == ""
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_command_for_one_machine_says_a_type_is_not_one(two_machines):
+    result = run_cli("threshold", "suggest", "--machine", "fan", check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == ("error: 'fan' is a machine type; give one machine as TYPE/ID "
+                                              "(known: fan/id_00, pump/id_01) [invalid_parameter]")  # fmt: skip
 
 
 @pytest.mark.slow

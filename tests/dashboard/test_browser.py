@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,24 +116,41 @@ def dashboard(tmp_path_factory) -> Iterator[Dashboard]:
             server.wait(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def browser(dashboard):
+@contextmanager
+def launched_chromium() -> Iterator:
+    """The system Chromium, headless, through Playwright; closed on exit."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@contextmanager
+def fresh_page(browser) -> Iterator:
+    """A page in a fresh browser context (no cookies, so a fresh Streamlit session); closed on exit."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(PAGE_LOAD_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def browser(dashboard):
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
 def page(browser):
     """A fresh browser context (so a fresh Streamlit session) per test."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(PAGE_LOAD_MS)
-    page = context.new_page()
-    yield page
-    context.close()
+    with fresh_page(browser) as page:
+        yield page
 
 
 def _wait_for_app_idle(page) -> None:

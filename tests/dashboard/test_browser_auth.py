@@ -32,9 +32,6 @@ from pathlib import Path
 import pytest
 
 from tests.dashboard.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    PAGE_LOAD_MS,
     ROOT,
     SCREENSHOTS,
     SERVER_START_S,
@@ -45,6 +42,8 @@ from tests.dashboard.test_browser import (
     _healthy,
     _require_chromium,
     _wait_for_app_idle,
+    fresh_page,
+    launched_chromium,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -114,6 +113,12 @@ def _first_in_queue(url: str) -> tuple[int, str]:
     return queue[0].clip_id, Path(queue[0].path).name
 
 
+def _as_shown(name: str) -> str:
+    """A name as the page shows it: supplied text keeps an invisible word joiner after "@", so that Streamlit
+    never turns an e-mail address into a link (dashboard.components.text.md_literal)."""
+    return name.replace("@", "@\u2060")
+
+
 @contextmanager
 def _streamlit(data_dir: Path, env: dict[str, str], *extra_args: str, port: int | None = None,
                host: str = "127.0.0.1") -> Iterator[tuple]:  # fmt: skip
@@ -170,22 +175,15 @@ def local_app(seeded_template, tmp_path_factory) -> Iterator[App]:
 
 @pytest.fixture(scope="module")
 def browser(seeded_template):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
 def page(browser):
-    """A fresh browser context (no cookies, a fresh Streamlit session) per test."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(PAGE_LOAD_MS)
-    page = context.new_page()
-    yield page
-    context.close()
+    """A fresh browser context (so a fresh Streamlit session) per test."""
+    with fresh_page(browser) as page:
+        yield page
 
 
 # --- driving the app -----------------------------------------------------------------------------------------------
@@ -231,7 +229,7 @@ def _sign_in(page, app: App, name: str, password: str) -> None:
 
 
 def _signed_in_as(page, name: str) -> None:
-    page.get_by_test_id("stSidebar").get_by_text(f"Signed in as {name}").wait_for(state="visible")
+    page.get_by_test_id("stSidebar").get_by_text(f"Signed in as {_as_shown(name)}").wait_for(state="visible")
     _settle(page)
 
 
@@ -475,7 +473,8 @@ def test_oidc_user_judges_in_the_name_their_provider_gives(page, oidc_app):
     page.get_by_role("button", name="Authorize", exact=True).click()
     page.wait_for_url(f"{oidc_app.url}/**")
     _signed_in_as(page, OIDC_EMAIL)
-    assert page.get_by_test_id("stSidebar").get_by_text(f"Signed in as {OIDC_EMAIL} (annotator)").is_visible()
+    signed_in = page.get_by_test_id("stSidebar").get_by_text(f"Signed in as {_as_shown(OIDC_EMAIL)} (annotator)")
+    assert signed_in.is_visible()
     _assert_no_exception(page, oidc_app, "the app after the OpenID Connect sign-in")
 
     _open_triage(page, oidc_app)

@@ -23,9 +23,6 @@ import pytest
 
 from dashboard.components.text import WORD_JOINER
 from tests.dashboard.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    PAGE_LOAD_MS,
     ROOT,
     SCREENSHOTS,
     Dashboard,
@@ -33,6 +30,8 @@ from tests.dashboard.test_browser import (
     _full_page_screenshot,
     _open,
     _require_chromium,
+    fresh_page,
+    launched_chromium,
 )
 from tests.dashboard.test_browser_auth import _server_env, _streamlit
 
@@ -113,21 +112,15 @@ record_verdict(clip_id, {json.dumps(ANNOTATOR)}, "abnormal", anomaly_type={json.
 
 @pytest.fixture(scope="module")
 def browser(hostile_app):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(PAGE_LOAD_MS)
-    page = context.new_page()
-    yield page
-    context.close()
+    """A fresh browser context (so a fresh Streamlit session) per test."""
+    with fresh_page(browser) as page:
+        yield page
 
 
 def _assert_nothing_rendered_from_supplied_text(page, base: str) -> None:

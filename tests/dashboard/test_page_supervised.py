@@ -107,7 +107,9 @@ def test_curated_clips_per_machine_and_the_balanced_export(seeded, no_aws, open_
     split = (f"train {sum(train.values())} ({train['normal']} normal, {train['abnormal']} abnormal), "
              f"test {sum(test.values())} ({test['normal']} normal, {test['abnormal']} abnormal)")  # fmt: skip
     (success,) = [s.value for s in app.success]
-    assert success.startswith(f"Export {row.id} written to {md_literal(folder.resolve())}: {split}. The pilots' ")
+    written = f"Export {row.id} written to {md_literal(folder.resolve())}: {split}. "
+    assert success.startswith(written + "An adjudication stands above every individual verdict")
+    assert any("Label quality per class: normal: 8 ground truth, 0 single-annotator" in text for text in _captions(app))
     assert f"Newest export: {md_literal(folder.resolve())} ({split})." in _captions(app)
     assert not _button(app, LOCAL).disabled
 

@@ -3,6 +3,7 @@ stored with who and what, an undo that appends, and the review list of disagreem
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from core.workflows.triage import triage_queue
@@ -159,3 +160,90 @@ def test_confirm_without_choosing_a_type_stores_no_type(seeded, open_page):
     _click(app, "Confirm abnormal")
     (row,) = _annotations()
     assert (row.verdict, row.anomaly_type) == ("abnormal", None)  # never a type nobody chose
+
+
+# --- names longer than the database keeps, on every backend ----------------------------------------------------------
+
+
+@pytest.fixture
+def queue_on(any_db_url, tmp_path, monkeypatch) -> str:
+    """The app's database (``DATABASE_URL``) on each backend: one machine, a Mahalanobis model, every clip flagged."""
+    from core.datasets.demo import write_plant
+    from core.workflows.ingest import ingest
+    from core.workflows.scoring import score
+    from core.workflows.training import train
+    from core.workflows.tuning import set_threshold
+
+    monkeypatch.setenv("DATABASE_URL", any_db_url)
+    write_plant(tmp_path / "plant", machines=1, normal=8, abnormal=2, duration_s=1.0, seed=0, n_jobs=1)
+    ingest([str(tmp_path / "plant")], n_jobs=1)
+    train(MACHINE, "mahalanobis")
+    score(n_jobs=1)
+    set_threshold(MACHINE, -1e9, set_by="test", reason="flag every clip")
+    assert triage_queue(MACHINE)
+    return any_db_url
+
+
+def _page_text(app) -> str:
+    """Everything the page shows (each element's full content), for what must never be on it."""
+
+    def walk(node):
+        yield str(getattr(node, "proto", ""))
+        for child in getattr(node, "children", {}).values():
+            yield from walk(child)
+
+    return "\n".join(walk(app._tree))
+
+
+def _no_sql_shown(app) -> None:
+    text = _page_text(app)
+    assert "Triage queue" in text and "characters; at most" in text  # the walk sees the page, error included
+    assert not [word for word in ("sqlalchemy", "INSERT", "psycopg", "Traceback") if word in text]
+
+
+def test_a_name_too_long_to_record_is_refused_at_the_name_form(queue_on, open_page):
+    app = _sign_in(open_page("triage"), "a" * 200)
+    assert [e.value for e in app.error] == [f"your name '{'a' * 23}…' is 200 characters; at most 128"]
+    assert not VERDICT_BUTTONS & _labels(app)  # still asked for a name
+    _no_sql_shown(app)
+    _sign_in(app, "a" * 128)
+    assert _labels(app) >= VERDICT_BUTTONS
+
+
+def test_an_anomaly_type_too_long_to_store_shows_the_error_and_saves_nothing(queue_on, open_page):
+    clip = triage_queue(MACHINE)[0]
+    app = _open_queue(open_page, "alice")
+    app.selectbox(key=f"type_{clip.clip_id}").select("+ new type…").run()
+    app.text_input(key=f"newtype_{clip.clip_id}").input("k" * 70)
+    _click(app, "Confirm abnormal")
+
+    assert [e.value for e in app.error] == [
+        f"The verdict was not saved: anomaly type '{'k' * 23}…' is 70 characters; at most 64"
+    ]
+    _no_sql_shown(app)
+    assert _annotations() == [] and "k" * 70 not in _anomaly_types()
+    assert _shown_clip(app) == clip_caption(clip.clip_id, clip.path)  # still on screen, to judge again
+    app.text_input(key=f"newtype_{clip.clip_id}").input("k" * 64)
+    _click(app, "Confirm abnormal")
+    assert [(r.clip_id, r.anomaly_type) for r in _annotations()] == [(clip.clip_id, "k" * 64)]
+
+
+def test_a_database_failure_while_saving_shows_one_line_without_the_sql(seeded, open_page, monkeypatch):
+    from sqlalchemy.exc import DataError
+
+    import core.workflows.triage
+
+    def refuse(*_args, **_kwargs):
+        raise DataError("INSERT INTO annotations (annotator) VALUES (%(annotator)s)", {"annotator": "x"},
+                        Exception("value too long for type character varying(128)"))  # fmt: skip
+
+    monkeypatch.setattr(core.workflows.triage, "record_verdict", refuse)
+    app = _open_queue(open_page, "alice")
+    _click(app, "Reject (normal)")
+    assert [e.value for e in app.error] == [
+        "The verdict was not saved: the database could not be used: value too long for type character varying(128); "
+        "try again, and if it persists, report it with the server log"
+    ]
+    text = _page_text(app)
+    assert "INSERT" not in text and "sqlalchemy" not in text
+    assert _annotations() == []

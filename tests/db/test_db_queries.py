@@ -51,6 +51,13 @@ def test_machines_matching_by_key_type_or_all(world):
         assert machines_matching(session, "valve") == []
 
 
+@pytest.mark.parametrize("spec", ["%", "_", "%/%", "f%", "fan/%", "fan/id_0_", "f_n/id_00", "___/id_00"])
+def test_machine_names_are_compared_exactly_never_as_like_patterns(world, spec):
+    with session_scope(world) as session:
+        assert machines_matching(session, spec) == []
+        assert machine_by_key(session, spec) is None
+
+
 def test_machine_by_key_names_exactly_one_machine(world):
     with session_scope(world) as session:
         assert machine_by_key(session, "fan/id_02").key == "fan/id_02"
@@ -68,7 +75,7 @@ def test_scores_are_stored_once_and_unscored_clips_shrink(world):
     with session_scope(world) as session:
         assert clip_scores(session, model_id, [1, 2, 3]) == {1: 0.5, 2: 1.5}
         assert [c.id for c in unscored_clips(session, model_id, [fan0.id])] == [5]
-        assert counts_for_machine(session, machines_matching(session, "fan/id_00")[0]) == (0, 0, 0)  # none active
+        assert counts_for_machine(session, machines_matching(session, "fan/id_00")[0]) == (0, 0, 0, 0)  # none active
 
 
 def test_standing_verdicts_follow_undo_rows(world):

@@ -30,7 +30,7 @@ from db.base import Base
 from db.models import Clip
 from db.session import MIGRATIONS_DIR, alembic_config, make_engine, migrate
 
-EARLIER = ("0001", "0002", "0003", "0004", "0005", "0006")
+EARLIER = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 WHEN = "2026-01-05 10:00:00.000000"
 SNRS = (-6, 0, 6)
 
@@ -232,9 +232,10 @@ def _fill_history(conn, revision: str, clip_ids: list[int], model: int) -> None:
         _sql(
             conn,
             "INSERT INTO notifications (clip_id, model_id, channel, target, payload, status, attempts, last_error, "
-            "next_attempt_at, created_at) VALUES (:clip, :model, 'webhook', 'https://hooks.example/x', "
+            "next_attempt_at, created_at) VALUES (:clip, :model, 'webhook', :target, "
             "'{\"score\": 9.0}', 'pending', 1, 'timeout', :when, :when)",
-            clip=clip_ids[1], model=model,
+            clip=clip_ids[1], model=model,  # from 0007 on the outbox holds scheme, host and fingerprint only
+            target="https://hooks.example/x" if revision < "0007" else webhook_reference("https://hooks.example/x"),
         )  # fmt: skip
 
 
@@ -421,6 +422,45 @@ def test_0006_downgrades_to_0005(engine):
     assert _revision(engine) == "0005"
 
 
+def test_0008_adds_adjudications_and_the_verdicts_role_to_a_0006_database(engine):
+    """From 0006 with data: old verdicts keep every value and have no known role; adjudications are a new,
+    empty table that takes normal or abnormal (never unsure) by a known role, and goes with its clip."""
+    _upgrade_to(engine, "0006")
+    with engine.begin() as conn:
+        _fill(conn, "0006")
+    migrate(engine)
+    with engine.connect() as conn:
+        assert {row.role for row in conn.execute(text("SELECT role FROM annotations"))} == {None}
+        assert conn.execute(text("SELECT COUNT(*) FROM adjudications")).scalar_one() == 0
+        clip = conn.execute(text("SELECT MIN(id) FROM clips")).scalar_one()
+    adjudication = ("INSERT INTO adjudications (clip_id, adjudicator, role, verdict, anomaly_type, reason, created_at) "
+                    "VALUES (:clip, 'eve', :role, :verdict, NULL, 'heard it twice', :when)")  # fmt: skip
+    with engine.begin() as conn:
+        _sql(conn, adjudication, clip=clip, role="engineer", verdict="normal")
+    for role, verdict, clip_id in [("engineer", "unsure", clip), ("boss", "normal", clip), ("admin", "normal", 99999)]:
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            _sql(conn, adjudication, clip=clip_id, role=role, verdict=verdict)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM scores"))
+        conn.execute(text("DELETE FROM notifications"))
+        conn.execute(text("DELETE FROM annotations WHERE undoes_id IS NOT NULL"))
+        conn.execute(text("DELETE FROM annotations"))
+        conn.execute(text("DELETE FROM clips WHERE id = :clip"), {"clip": clip})
+        assert conn.execute(text("SELECT COUNT(*) FROM adjudications")).scalar_one() == 0  # cascaded
+
+
+def test_0008_downgrades_to_0006(engine):
+    _upgrade_to(engine, "0008")
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0006")
+    with engine.connect() as conn:
+        assert "adjudications" not in _table_names(conn)
+        assert "role" not in {c["name"] for c in inspect(conn).get_columns("annotations")}
+    assert _revision(engine) == "0006"
+
+
 def test_foreign_keys_are_enforced_after_migrating(engine):
     _upgrade_to(engine, "0004")
     migrate(engine)
@@ -536,5 +576,5 @@ def test_migration_functions_are_short(path):
 
 def test_migrations_are_one_chain_ending_at_head():
     script = ScriptDirectory.from_config(alembic_config())
-    assert [r.revision for r in reversed(list(script.walk_revisions()))] == [*EARLIER, "0007"]
+    assert [r.revision for r in reversed(list(script.walk_revisions()))] == [*EARLIER, "0008"]
     assert len(VERSION_FILES) == len(EARLIER) + 1

@@ -76,6 +76,13 @@ def test_an_action_is_a_short_phrase(db_url, action):
     assert _count(db_url) == 0
 
 
+def test_a_user_name_longer_than_the_log_keeps_is_refused_on_every_backend(any_db_url):
+    with pytest.raises(BadInputError, match=f"user '{'a' * 23}…' is 129 characters; at most 128"):
+        _record(any_db_url, Actor("a" * 129, Role.ADMIN), Action.INGEST, "/data")
+    _record(any_db_url, Actor("a" * 128, Role.ADMIN), Action.INGEST, "/data")
+    assert _count(any_db_url) == 1
+
+
 @pytest.mark.parametrize("role", list(Role))
 def test_only_managers_and_admins_view_the_audit_log(any_db_url, role):
     _record(any_db_url, ANA, "undo", "clip 1")

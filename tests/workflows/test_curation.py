@@ -231,10 +231,10 @@ def test_curated_clips_machine_filter(small_db):
     with session_scope() as session:
         one = curated_clips(session, "fan/id_02")
         fans = curated_clips(session, "fan")
-        none = curated_clips(session, "pump")
+        with pytest.raises(BadInputError, match=r"no such machine 'pump' \(known: fan/id_00, fan/id_02, line7/id_00\)"):
+            curated_clips(session, "pump")
     assert {c.machine for c in one} == {"fan/id_02"} and len(one) == 4
     assert {c.machine for c in fans} == {"fan/id_00", "fan/id_02"} and len(fans) == 9
-    assert none == []
 
 
 def test_curated_clips_empty_database():

@@ -284,6 +284,10 @@ def test_retraining_after_drift_learns_the_field_clips_pilots_confirmed_normal(t
     for clip in newest[:5]:
         record_verdict(clip.id, "alice", "normal")
     record_verdict(newest[5].id, "bob", "unsure")
+    report = drift_report(MACHINE, recent=N_SHIFTED)  # one annotator's word alone is not trusted (the default)
+    assert report.reasons[-1] == f"{RETRAIN_ADVICE}: 0 of the {N_SHIFTED} recent clips so far"
+    for clip in newest[:5]:
+        record_verdict(clip.id, "carol", "normal")  # a second annotator confirms five
     report = drift_report(MACHINE, recent=N_SHIFTED)
     assert report.reasons[-1] == f"{RETRAIN_ADVICE}: 5 of the {N_SHIFTED} recent clips so far"
 

@@ -109,9 +109,11 @@ def test_only_machines_with_an_active_model_are_evaluated(plant):
     assert sorted(scored_machines) == ["id_02"] * 26
 
 
-def test_evaluating_an_empty_database_gives_nothing():
+def test_evaluating_an_empty_database_gives_nothing_and_names_no_machine():
     assert evaluate() == []
-    assert compare_detectors("fan/id_00") == []
+    for call in (lambda: evaluate("fan/id_00"), lambda: compare_detectors("fan/id_00")):
+        with pytest.raises(BadInputError, match=r"no such machine 'fan/id_00' \(no machines yet: ingest clips first\)"):
+            call()
 
 
 @pytest.mark.slow
@@ -135,8 +137,11 @@ def test_compare_detectors_newest_of_each_best_auc_first(plant):
         assert r["n_test"] == n_labelled == y.size
         assert r["auc"] == pytest.approx(roc_auc(y, s), abs=1e-6)
         assert r["pauc"] == pytest.approx(partial_auc(y, s), abs=1e-6)
-    assert compare_detectors("fan/id_09") == []
-    assert compare_detectors("fan") == []
+    assert compare_detectors("fan/id_02") == []  # a machine without models
+    with pytest.raises(BadInputError, match="no such machine 'fan/id_09'"):
+        compare_detectors("fan/id_09")
+    with pytest.raises(BadInputError, match="'fan' is a machine type"):
+        compare_detectors("fan")
 
 
 def test_suggested_detector_is_the_best_compared_one(plant):
@@ -146,4 +151,6 @@ def test_suggested_detector_is_the_best_compared_one(plant):
     assert rows[0]["auc"] is not None
     assert suggested_detector("fan/id_00") == rows[0]["detector"]
     with pytest.raises(BadInputError, match="no model can be compared"):
+        suggested_detector("fan/id_02")  # no model trained for it
+    with pytest.raises(BadInputError, match="no such machine 'fan/id_09'"):
         suggested_detector("fan/id_09")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,8 @@ def test_export_writes_a_valid_balanced_dataset(plant, tmp_path):
     on_disk = Counter(tuple(f.split("/")[:2]) for f in files)
     assert {s: {label: on_disk[(s, label)] for label in LABELS} for s in SUBSETS} == summary["counts"]
     assert summary["curated"] == 52 and summary["sources"] == {"ground truth": 52}
+    none = {"single": 0, "double": 0, "adjudicated": 0}
+    assert summary["label_quality"] == {label: {"ground_truth": 12, **none, "trusted": 12} for label in LABELS}
     assert summary["conflicts"] == 0 and summary["unreadable"] == []
     assert [(m["machine"], m["available"], m["kept"], m["sufficient"]) for m in summary["machines"]] == [
         ("fan/id_00", {"normal": 20, "abnormal": 6}, {"normal": 6, "abnormal": 6}, True),
@@ -144,6 +147,7 @@ def test_export_writes_a_valid_balanced_dataset(plant, tmp_path):
                 "cap": None,
                 "machine": None,
                 "source_ref_base": "",
+                "trusted_only": False,
             }
         )
         assert row.summary["counts"] == summary["counts"]
@@ -248,6 +252,48 @@ def test_prefer_verdicts_or_ground_truth_when_a_pilot_contradicts_it(plant, tmp_
 # --- the target folder ---------------------------------------------------------------------------------------
 
 
+def test_summary_counts_label_quality_per_class_and_trusted_only_keeps_trusted_labels(plant, tmp_path):
+    """Per class: single-annotator, double-confirmed and adjudicated labels; ``trusted_only`` drops the labels one
+    annotator alone gives (here against the layout: the clips go, they do not fall back to ground truth)."""
+    from core.access import Actor, Role
+    from core.workflows.review import adjudicate
+
+    single = _clip_id("fan/id_00", "normal", 0)  # ana alone: abnormal
+    double = _clip_id("fan/id_00", "normal", 1)  # ana and bo: abnormal
+    settled = _clip_id("fan/id_00", "normal", 2)  # disputed, then adjudicated abnormal
+    ana, bo = Actor("ana", Role.ANNOTATOR), Actor("bo", Role.ANNOTATOR)
+    record_verdict(single, "ana", "abnormal", actor=ana)
+    for clip_id in (double, settled):
+        record_verdict(clip_id, "ana", "abnormal", actor=ana)
+    record_verdict(double, "bo", "abnormal", actor=bo)
+    record_verdict(settled, "bo", "normal", actor=bo)
+    adjudicate(settled, "abnormal", "rubbing at 1 s", anomaly_type="rubbing", actor=Actor("eve", Role.ENGINEER))
+    options = ExportOptions(machine="fan/id_00", cap=9)
+
+    every = _export(tmp_path / "all", options)
+    trusted = _export(tmp_path / "trusted", replace(options, trusted_only=True))
+
+    by_clip = {r["clip_id"]: r for r in every["images"]}
+    assert {c: (by_clip[c]["label"], by_clip[c]["source"], by_clip[c]["quality"], by_clip[c]["trusted"])
+            for c in (single, double, settled)} == {
+        single: ("abnormal", "verdict", "single", False), double: ("abnormal", "verdict", "double", True),
+        settled: ("abnormal", "adjudication", "adjudicated", True)}  # fmt: skip (9 abnormal: all kept)
+    assert every["label_quality"]["abnormal"] == {"ground_truth": 6, "single": 1, "double": 1, "adjudicated": 1,
+                                                  "trusted": 8}  # fmt: skip
+    assert every["label_quality"]["normal"]["single"] == 0
+    assert trusted["label_quality"]["abnormal"] == {"ground_truth": 6, "single": 0, "double": 1, "adjudicated": 1,
+                                                    "trusted": 8}  # fmt: skip
+    assert single not in {r["clip_id"] for r in trusted["images"]}
+    assert all(r["trusted"] for r in trusted["images"])
+    assert trusted["options"]["trusted_only"] is True and "only trusted labels" in trusted["label_source"]
+    assert "single-annotator verdicts included" in every["label_source"]
+    assert "adjudication stands above" in every["label_source"]
+    line = next(json.loads(text) for subset in SUBSETS
+                for text in (tmp_path / "all" / f"{subset}.manifest").read_text(encoding="utf-8").splitlines()
+                if json.loads(text)["source-ref"] == by_clip[settled]["file"])  # fmt: skip
+    assert line["machine-sound-metadata"]["human-annotated"] == "yes"
+
+
 def test_non_empty_folder_refused_unless_overwrite(plant, tmp_path):
     out = tmp_path / "out"
     first = _export(out)
@@ -348,10 +394,11 @@ def test_nothing_to_export_with_only_normal_clips(tmp_path):
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
-def test_machine_filter_matching_nothing(plant, tmp_path):
+def test_machine_filter_matching_no_machine_names_the_known_ones(plant, tmp_path):
     with pytest.raises(BadInputError) as info:
         _export(tmp_path / "out", ExportOptions(machine="pump"))
-    assert "nothing to export" in info.value.detail
+    assert info.value.detail == "no such machine 'pump' (known: fan/id_00, fan/id_02)"
+    assert not (tmp_path / "out").exists()
 
 
 # --- reading an export back ----------------------------------------------------------------------------------
@@ -399,9 +446,15 @@ def test_a_failed_overwrite_keeps_the_earlier_export(plant, tmp_path):
     out = tmp_path / "out"
     export_dataset(out, n_jobs=1)
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
-    with pytest.raises(BadInputError, match="nothing to export"):
-        export_dataset(out, ExportOptions(machine="pump"), overwrite=True, n_jobs=1)  # no such machine's clips
+    with pytest.raises(BadInputError, match="no such machine 'pump'"):
+        export_dataset(out, ExportOptions(machine="pump"), overwrite=True, n_jobs=1)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_an_author_name_longer_than_records_keep_is_refused_before_any_work(tmp_path):
+    with pytest.raises(BadInputError, match=f"user '{'u' * 23}…' is 200 characters; at most 128"):
+        export_dataset(tmp_path / "never", user="u" * 200, n_jobs=1)
+    assert not (tmp_path / "never").exists()
 
 
 def test_nothing_to_export_creates_no_folder(tmp_path):

@@ -94,11 +94,13 @@ def test_one_model_per_machine_trained_on_normal_training_clips_only(plant, data
         assert len(meta["decision_scores"]) == model.provenance["n_train"]
 
 
-def test_field_clips_with_a_standing_normal_verdict_are_trained_on(plant, tmp_path):
+def test_field_clips_with_a_standing_normal_verdict_are_trained_on(plant, tmp_path, monkeypatch):
     """Snippets that `watch` ingests (label unknown, split none) join the training clips once pilots confirm them
-    normal, so that retraining after drift learns their sound; any other verdict, and a test clip, never."""
+    normal, so that retraining after drift learns their sound; any other verdict, and a test clip, never.
+    (``TRAIN_FROM_VERDICTS=any``: one annotator's word is enough; the trusted default is tested below.)"""
     from core.workflows.triage import record_verdict, undo_last
 
+    monkeypatch.setenv("TRAIN_FROM_VERDICTS", "any")
     folder = tmp_path / "field" / "fan" / "id_00"
     paths = [
         str(write_wav(folder / f"snippet_{k}.wav", tone(3.0, freq=900.0 + 40 * k, seed=k)).resolve()) for k in range(6)
@@ -128,8 +130,82 @@ def test_field_clips_with_a_standing_normal_verdict_are_trained_on(plant, tmp_pa
     assert set(model.provenance["clip_ids"]) == _training_clip_ids("fan/id_00") | {confirmed}
     assert model.provenance["n_from_verdicts"] == trained.n_from_verdicts == 1
     assert trained.n_train == len(_training_clip_ids("fan/id_00")) + 1 == model.provenance["n_train"]
-    assert "(1 of them field clips pilots confirmed normal)" in lines[0]
+    assert "(1 of them labelled normal by the team)" in lines[-1]
     assert unjudged not in model.provenance["clip_ids"]
+    assert model.provenance["train_from_verdicts"] == "any" and model.provenance["from_verdicts"] == {"single": 1}
+    assert model.provenance["left_out"] == {"disputed": 1, "abnormal": 1, "unsure": 1}
+    assert lines[0] == "fan/id_00: left out 3 judged clip(s): 1 disputed, 1 abnormal, 1 unsure"
+
+
+def _field_clips(folder: Path, n: int) -> list[int]:
+    """``n`` field snippets of fan/id_00 (label unknown, split none), ingested; their ids."""
+    paths = [write_wav(folder / "fan" / "id_00" / f"f{k:02d}.wav", tone(1.0, freq=500.0 + 25 * k, seed=100 + k))
+             for k in range(n)]  # fmt: skip
+    assert ingest([str(folder)]).ingested == n
+    with session_scope() as session:
+        return list(session.scalars(select(Clip.id).where(Clip.path.in_([str(p.resolve()) for p in paths]))
+                                    .order_by(Clip.id)))  # fmt: skip
+
+
+def test_poisoning_one_annotators_normal_teaches_nothing_until_a_second_confirms(plant, tmp_path):
+    """One annotator marks 20 abnormal field clips "normal": the default retraining (TRAIN_FROM_VERDICTS=trusted)
+    learns none of them and says why, offering them to the review queue; once a second annotator confirms some,
+    exactly those are learned."""
+    from core.access import Actor, Role
+    from core.workflows.review import SECOND_OPINION, review_queue
+    from core.workflows.triage import record_verdict
+
+    mallory, bob = Actor("mallory", Role.ANNOTATOR), Actor("bob", Role.ANNOTATOR)
+    poisoned = _field_clips(tmp_path / "field", 20)
+    for clip_id in poisoned:
+        record_verdict(clip_id, "mallory", "normal", actor=mallory)
+    lines: list[str] = []
+
+    (first,) = train("fan/id_00", detector="mahalanobis", log=lines.append).trained
+
+    (model,) = _models()
+    assert not set(poisoned) & set(model.provenance["clip_ids"])
+    assert set(model.provenance["clip_ids"]) == _training_clip_ids("fan/id_00")
+    assert model.provenance["left_out"] == {"awaiting a second opinion": 20}
+    assert model.provenance["awaiting_second_opinion"] == poisoned and first.awaiting_second_opinion == 20
+    assert (model.provenance["train_from_verdicts"], first.n_from_verdicts) == ("trusted", 0)
+    assert lines[0].startswith("fan/id_00: left out 20 judged clip(s): 20 awaiting a second opinion. 20 field "
+                               "clip(s) are one annotator's \"normal\", not trusted under "
+                               "TRAIN_FROM_VERDICTS=trusted")  # fmt: skip
+    offered = review_queue("fan/id_00", second_opinions=True)
+    assert [(i.clip_id, i.state) for i in offered] == [(c, SECOND_OPINION) for c in poisoned]
+    assert review_queue("fan/id_00") == []  # not without asking: nobody disputed them
+
+    confirmed = poisoned[:5]
+    for clip_id in confirmed:
+        record_verdict(clip_id, "bob", "normal", actor=bob)
+    record_verdict(poisoned[5], "bob", "abnormal", anomaly_type="bearing", actor=bob)  # bob hears the fault
+
+    (second,) = train("fan/id_00", detector="mahalanobis").trained
+
+    learned = set(_models()[-1].provenance["clip_ids"])
+    assert learned & set(poisoned) == set(confirmed)
+    assert learned == _training_clip_ids("fan/id_00") | set(confirmed)
+    provenance = _models()[-1].provenance
+    assert provenance["from_verdicts"] == {"double": 5} and second.n_from_verdicts == 5
+    assert provenance["left_out"] == {"awaiting a second opinion": 14, "disputed": 1}
+    states = {i.clip_id: i.state for i in review_queue("fan/id_00", second_opinions=True)}
+    assert states == {poisoned[5]: "disputed", **{c: SECOND_OPINION for c in poisoned[6:]}}
+
+
+def test_one_engineers_normal_is_trusted_and_any_takes_every_normal(plant, tmp_path, monkeypatch):
+    from core.access import Actor, Role
+    from core.workflows.triage import record_verdict
+
+    first, second, third = _field_clips(tmp_path / "field", 3)
+    record_verdict(first, "eve", "normal", actor=Actor("eve", Role.ENGINEER))
+    record_verdict(second, "ana", "normal", actor=Actor("ana", Role.ANNOTATOR))
+    train("fan/id_00", detector="mahalanobis")
+    assert set(_models()[-1].provenance["clip_ids"]) - _training_clip_ids("fan/id_00") == {first}
+    monkeypatch.setenv("TRAIN_FROM_VERDICTS", "any")
+    train("fan/id_00", detector="mahalanobis")
+    assert set(_models()[-1].provenance["clip_ids"]) - _training_clip_ids("fan/id_00") == {first, second}
+    assert third not in _models()[-1].provenance["clip_ids"]
 
 
 def test_first_threshold_is_the_gamma_fit_of_the_saved_training_scores(plant):
@@ -251,9 +327,9 @@ def test_unknown_detector_or_machine_raises(plant):
     with pytest.raises(BadInputError, match="unknown detector 'nope'") as info:
         train(detector="nope")
     assert info.value.reason is Reason.INVALID_PARAMETER
-    with pytest.raises(BadInputError, match="no machine matches 'pump/id_00'"):
+    with pytest.raises(BadInputError, match="no such machine 'pump/id_00' \\(known: fan/id_00, fan/id_02\\)"):
         train("pump/id_00", detector="mahalanobis")
-    with pytest.raises(BadInputError, match="no machine matches 'fan/id_09'"):
+    with pytest.raises(BadInputError, match="no such machine 'fan/id_09'"):
         train("fan/id_09", detector="mahalanobis")
     assert _models() == []
 

@@ -3,6 +3,7 @@ and the clips on which pilots disagree."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,12 +11,19 @@ from sqlalchemy import delete, func, select, update
 
 from core.errors import BadInputError, Reason
 from core.workflows.triage import QUEUE_ORDERS, machine_summaries, record_verdict, review_list, triage_queue, undo_last
-from db.models import Annotation, AnomalyType, Clip, Machine, Score, Threshold
+from db.models import Annotation, AnomalyType, AuditEvent, Clip, Machine, Score, Threshold
 from db.queries import add_threshold, anomaly_type_names
 from db.session import session_scope
 from tests.conftest import tone, write_wav
 
 MACHINES = ("fan/id_00", "fan/id_02")
+
+
+@pytest.fixture(autouse=True)
+def one_verdict_is_enough(monkeypatch):
+    """Most tests here read the queue as one verdict per clip (``OVERLAP_FRACTION=0``); the overlap's own tests
+    (tests/workflows/test_review.py) set it."""
+    monkeypatch.setenv("OVERLAP_FRACTION", "0")
 
 
 def _machine(session, key: str) -> Machine:
@@ -225,6 +233,45 @@ def test_record_verdict_refuses_bad_input_and_writes_nothing(seeded):
     assert info.value.reason is Reason.NOT_FOUND
     assert _annotations() == []
     assert "brand new" not in _type_names()
+
+
+@pytest.mark.parametrize(
+    ("annotator", "kind", "message"),
+    [("a" * 200, None, f"annotator '{'a' * 23}…' is 200 characters; at most 128"),
+     ("ana", "k" * 70, f"anomaly type '{'k' * 23}…' is 70 characters; at most 64")],
+)  # fmt: skip
+def test_record_verdict_refuses_names_longer_than_the_database_keeps_on_every_backend(
+    any_db_url, tmp_path, annotator, kind, message
+):
+    """PostgreSQL enforces the columns' lengths and SQLite does not: both refuse alike, before writing anything."""
+    (clip_id,) = _registered_clips(any_db_url, tmp_path / "clips", n=1)
+    with pytest.raises(BadInputError) as info:
+        record_verdict(clip_id, annotator, "abnormal", anomaly_type=kind, url=any_db_url)
+    assert (info.value.reason, info.value.detail) == (Reason.INVALID_PARAMETER, message)
+    if kind is None:
+        with pytest.raises(BadInputError, match=re.escape(message)):
+            undo_last(annotator, url=any_db_url)
+    with session_scope(any_db_url) as session:
+        assert session.scalar(select(func.count(Annotation.id))) == 0
+        assert session.scalar(select(func.count(AuditEvent.id))) == 1  # the ingest's, and no verdict's
+        assert "k" * 70 not in anomaly_type_names(session)
+    at_limits = record_verdict(clip_id, "a" * 128, "abnormal", anomaly_type="k" * 64, url=any_db_url)
+    with session_scope(any_db_url) as session:
+        row = session.get(Annotation, at_limits)
+        assert (row.annotator, row.anomaly_type) == ("a" * 128, "k" * 64)
+        assert "k" * 64 in anomaly_type_names(session)
+
+
+def test_record_verdict_refuses_a_nul_character_that_postgresql_cannot_store(any_db_url, tmp_path):
+    (clip_id,) = _registered_clips(any_db_url, tmp_path / "clips", n=1)
+    refused = [dict(annotator="an\x00a"), dict(anomaly_type="rub\x00"), dict(note="rattle\x00")]
+    for given in refused:
+        kwargs = {"annotator": "ana", "anomaly_type": None, "note": ""} | given
+        with pytest.raises(BadInputError, match="holds a NUL character") as info:
+            record_verdict(clip_id, kwargs.pop("annotator"), "abnormal", url=any_db_url, **kwargs)
+        assert info.value.reason is Reason.INVALID_PARAMETER
+    with session_scope(any_db_url) as session:
+        assert session.scalar(select(func.count(Annotation.id))) == 0
 
 
 def _type_names() -> list[str]:

@@ -178,14 +178,17 @@ def test_set_threshold_refuses_bad_input_and_records_nothing(trained):
         dict(value=math.nan, set_by="ana"),
         dict(value=math.inf, set_by="ana"),
         dict(value=-math.inf, set_by="ana"),
+        dict(value=1.0, set_by="a" * 129),  # longer than a person's name may be
+        dict(value=1.0, set_by="ana", method="by ear"),  # not a method the product knows
+        dict(value=1.0, set_by="ana", method="m" * 40),
     ]
     for kwargs in refused:
         with pytest.raises(BadInputError) as info:
             set_threshold("fan/id_00", reason="r", **kwargs)
         assert info.value.reason is Reason.INVALID_PARAMETER
-    with pytest.raises(BadInputError, match="no machine 'fan/id_09'"):
+    with pytest.raises(BadInputError, match="no such machine 'fan/id_09'"):
         set_threshold("fan/id_09", 1.0, set_by="ana", reason="r")
-    with pytest.raises(BadInputError, match="no machine 'fan'"):
+    with pytest.raises(BadInputError, match="'fan' is a machine type; give one machine as TYPE/ID"):
         set_threshold("fan", 1.0, set_by="ana", reason="r")
     assert _n_thresholds() == before
 
@@ -220,7 +223,8 @@ def test_tuning_data_uses_ground_truth_outside_the_training_split(trained):
         (value, label == "abnormal") for _, label, _, value in outside
     )
     assert data.label_source.startswith(
-        f"{len(outside)} labelled clips: ground truth for {len(outside)}, pilot verdicts for 0;"
+        f"{len(outside)} labelled clips: ground truth for {len(outside)}, pilot verdicts for 0 (0 single-annotator, "
+        "0 double-confirmed), adjudications for 0;"
     )
     with session_scope() as session:
         assert data.threshold == active_threshold(session, model_id).value
@@ -262,7 +266,8 @@ def test_tuning_data_labels_unknown_clips_by_pilot_verdict(trained):
     assert sorted(zip(data.scores.tolist(), data.is_abnormal.tolist(), strict=True)) == sorted(truth + pilot)
     assert score_of[train_clip] not in data.scores and score_of[train_clip] not in data.unlabelled_scores
     assert data.label_source.startswith(
-        f"{len(truth) + 3} labelled clips: ground truth for {len(truth)}, pilot verdicts for 3 (1 unsure left out);"
+        f"{len(truth) + 3} labelled clips: ground truth for {len(truth)}, pilot verdicts for 3 (3 single-annotator, "
+        "0 double-confirmed), adjudications for 0 (1 unsure left out);"
     )
     assert sorted(data.unlabelled_scores.tolist()) == sorted(score_of[c] for c in (unsure, undone, silent))
 
@@ -293,7 +298,7 @@ def test_tuning_data_scores_missing_clips_first(trained):
 
 def test_tuning_data_needs_a_machine_with_a_model(trained):
     for spec in ("fan/id_09", "fan"):
-        with pytest.raises(BadInputError, match="no machine") as info:
+        with pytest.raises(BadInputError, match="no such machine|is a machine type") as info:
             tuning_data(spec)
         assert info.value.reason is Reason.INVALID_PARAMETER
     with session_scope(write=True) as session:

@@ -38,6 +38,21 @@ def test_oversized_upload_is_refused_with_its_reason(data_dir):
     ]
 
 
+@pytest.mark.parametrize(
+    ("machine", "message"),
+    [("t" * 70 + "/id_00", f"machine type '{'t' * 23}…' is 70 characters; at most 64"),
+     ("fan/" + "i" * 65, f"machine id '{'i' * 23}…' is 65 characters; at most 64")],
+)  # fmt: skip
+def test_a_machine_name_longer_than_the_database_keeps_is_refused_before_anything_is_written(
+    data_dir, tmp_path, machine, message
+):
+    wav = write_wav(tmp_path / "x.wav", tone(0.5)).read_bytes()
+    with pytest.raises(BadInputError) as info:
+        store_uploads([("a.wav", wav)], machine)
+    assert (info.value.reason, info.value.detail) == (Reason.INVALID_PARAMETER, message)
+    assert not list((data_dir / "uploads").rglob("*.wav"))
+
+
 def test_safe_name():
     assert safe_name("../..", "x") == "x"
     assert safe_name(".hidden.wav", "x") == "hidden.wav"

@@ -346,6 +346,49 @@ def test_a_file_broken_for_good_is_refused_after_grace_and_not_retried(
     assert (report.ingested, report.rejected, report.scored) == (1, [], 1)
 
 
+@pytest.fixture
+def trained_on(any_db_url, tmp_path) -> tuple[str, list[Path]]:
+    """``(url, normal plant clips)``: a small plant (fan/id_00) ingested, a Mahalanobis model trained and every clip
+    scored, in a fresh database on each backend."""
+    from core.datasets.demo import write_plant
+    from core.workflows.ingest import ingest
+    from core.workflows.scoring import score
+    from core.workflows.training import train
+
+    plan = write_plant(tmp_path / "plant", machines=1, normal=8, abnormal=2, duration_s=1.0, seed=0, n_jobs=1)
+    assert ingest([str(tmp_path / "plant")], url=any_db_url, n_jobs=1).ingested == 10
+    assert train(MACHINE, "mahalanobis", url=any_db_url).trained
+    score(url=any_db_url, n_jobs=1)
+    return any_db_url, [Path(c.path) for c in plan if not c.anomaly]
+
+
+def test_a_machine_name_too_long_to_store_is_refused_once_and_the_clip_beside_it_ingested(trained_on, drop_dir):
+    """On PostgreSQL too, which enforces the column's length: one pass stores and scores the good clip, records the
+    refusal once; later passes and a restarted watcher leave the refused file alone."""
+    url, normal = trained_on
+    good = drop(drop_dir, normal[0], "good.wav", seed=1)
+    bad = drop_dir / ("t" * 70) / "id_00" / "bad.wav"  # the type is the folder's name: 70 characters
+    bad.parent.mkdir(parents=True)
+    sf.write(bad, new_recording(normal[1], 2), 16_000, subtype="PCM_16")
+    watcher = Watcher(drop_dir, url=url, settle_s=0)
+
+    report = watcher.poll()
+
+    assert (report.ingested, report.scored) == (1, 1)
+    (refused,) = report.rejected
+    assert (refused["path"], refused["reason"]) == (str(bad.resolve()), "invalid_parameter")
+    assert refused["detail"] == f"machine type '{'t' * 23}…' is 70 characters; at most 64"
+    with session_scope(url) as session:
+        (clip,) = session.scalars(select(Clip).where(Clip.path == str(good.resolve()))).all()
+        assert clip.machine.key == MACHINE
+        assert session.scalar(select(func.count()).select_from(Score).where(Score.clip_id == clip.id)) == 1
+        assert [row.path for row in session.scalars(select(RejectedFile))] == [str(bad.resolve())]
+    assert watcher.poll() == PollReport()
+    assert Watcher(drop_dir, url=url, settle_s=0).poll() == PollReport()
+    with session_scope(url) as session:
+        assert session.scalar(select(func.count()).select_from(RejectedFile)) == 1
+
+
 @contextmanager
 def time_zone(name: str) -> Iterator[None]:
     old = os.environ.get("TZ")

@@ -1,0 +1,132 @@
+"""The Review and Agreement pages, and the Triage page's second opinions, skips and own unsure verdicts,
+through AppTest."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from core.access import Actor, Role
+from core.workflows.review import adjudicate
+from core.workflows.triage import record_verdict, triage_queue
+from dashboard.registry import pages_for
+from db.models import Adjudication
+from db.session import session_scope
+from tests.conftest import APP_SCRIPT, SEEDED_MACHINES, no_exception
+
+MACHINE = SEEDED_MACHINES[0]
+ANA, BOB = Actor("ana", Role.ANNOTATOR), Actor("bob", Role.ANNOTATOR)
+
+
+def _click(app, label: str):
+    next(b for b in app.button if b.label == label).click().run()
+    no_exception(app)
+    return app
+
+
+def _submit(app):
+    next(b for b in app.button if b.label == "Record the final verdict").click().run()
+    no_exception(app)
+
+
+def _as(actor: Actor, page: str, monkeypatch):
+    """The app signed in as ``actor`` (``AUTH=local``, the session already holding them), on ``page``."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    monkeypatch.setenv("AUTH", "local")
+    app = AppTest.from_file(APP_SCRIPT, default_timeout=60)
+    app.session_state["signed_in_actor"] = actor
+    app.run()
+    no_exception(app)
+    app.switch_page(f"dashboard/pages/{page}.py").run()
+    no_exception(app)
+    return app
+
+
+def test_the_menu_offers_review_to_engineers_and_agreement_to_managers():
+    titles = {role: [p.title for p in pages_for(Actor("x", role))] for role in Role}
+    assert "Review" not in titles[Role.ANNOTATOR] and "Agreement" not in titles[Role.ANNOTATOR]
+    assert "Review" in titles[Role.ENGINEER] and "Agreement" not in titles[Role.ENGINEER]
+    assert {"Review", "Agreement"} <= set(titles[Role.MANAGER]) and {"Review", "Agreement"} <= set(titles[Role.ADMIN])
+
+
+@pytest.fixture
+def disputed(seeded, monkeypatch) -> int:
+    monkeypatch.setenv("OVERLAP_FRACTION", "0")
+    clip_id = triage_queue(MACHINE)[0].clip_id
+    record_verdict(clip_id, "ana", "abnormal", anomaly_type="bearing", note="grinding", actor=ANA)
+    record_verdict(clip_id, "bob", "normal", note="the conveyor", actor=BOB)
+    return clip_id
+
+
+def test_review_shows_every_verdict_and_records_the_final_one(disputed, monkeypatch):
+    app = _as(Actor("eve", Role.ENGINEER), "review", monkeypatch)
+    assert [t.value for t in app.title] == ["Review queue"]
+    assert any(f"**1** clip(s) of **{MACHINE}** await a final verdict" in m.value for m in app.markdown)
+    table = app.dataframe[0].value
+    assert table[["annotator", "role", "verdict", "anomaly type", "note"]].values.tolist() == [
+        ["ana", "annotator", "abnormal", "bearing", "grinding"],
+        ["bob", "annotator", "normal", "", "the conveyor"],
+    ]
+    app.radio(key=f"ruling_{disputed}").set_value("normal")
+    app.text_area(key=f"ruling_reason_{disputed}").input("the conveyor, checked on site")
+    _submit(app)
+    with session_scope() as session:
+        row = session.scalars(select(Adjudication)).one()
+    assert (row.clip_id, row.adjudicator, row.role, row.verdict, row.reason) == (
+        disputed, "eve", "engineer", "normal", "the conveyor, checked on site")  # fmt: skip
+    assert any("await a final verdict" in m.value and m.value.startswith("**0**") for m in app.markdown)
+    app.sidebar.radio(key="review_show").set_value("Everything, settled included").run()
+    assert any("the conveyor, checked on site" in m.value for e in app.expander for m in e.markdown)
+
+
+def test_review_refuses_an_empty_reason(disputed, monkeypatch):
+    app = _as(Actor("eve", Role.ENGINEER), "review", monkeypatch)
+    _submit(app)
+    assert any("give the reason" in e.value for e in app.error)
+    with session_scope() as session:
+        assert session.scalars(select(Adjudication)).all() == []
+
+
+def test_agreement_page_for_managers(disputed, monkeypatch):
+    adjudicate(disputed, "normal", "the conveyor", actor=Actor("eve", Role.ENGINEER))
+    app = _as(Actor("max", Role.MANAGER), "agreement", monkeypatch)
+    assert [t.value for t in app.title] == ["Annotator agreement"]
+    assert [s.value for s in app.subheader] == list(SEEDED_MACHINES)
+    first = [(m.label, m.value) for m in app.metric][:4]  # the first machine's; the other has no double clips
+    assert first == [("Clips judged twice or more", "1"), ("Raw agreement", "0.00"), ("Cohen's kappa", "n/a"),
+                     ("Krippendorff's alpha", "n/a")]  # fmt: skip
+    people = app.dataframe[1].value
+    assert people.set_index("annotator")["overruled"].to_dict() == {"ana": 1, "bob": 0}
+
+
+def test_a_second_annotator_judges_blind_and_nobody_gets_a_clip_twice(seeded, monkeypatch):
+    monkeypatch.setenv("OVERLAP_FRACTION", "1")
+    first = triage_queue(MACHINE)[0]
+    record_verdict(first.clip_id, "ana", "abnormal", note="secret opinion", actor=ANA)
+    ana = _as(ANA, "triage", monkeypatch)
+    assert not any(c.value.startswith(f"clip #{first.clip_id}") for c in ana.caption)  # never served again
+    bob = _as(BOB, "triage", monkeypatch)
+    assert any(c.value == f"clip #{first.clip_id}" for c in bob.caption)  # still waits for a second annotator
+    shown = " ".join([m.value for m in bob.markdown] + [c.value for c in bob.caption] + [i.value for i in bob.info])
+    assert "secret opinion" not in shown and "ana" not in shown  # blind: nobody else's verdict first
+
+
+def test_skip_brings_the_clip_back_at_the_end_and_own_unsure_verdicts_come_back(seeded, open_page, monkeypatch):
+    monkeypatch.setenv("OVERLAP_FRACTION", "0")
+    queue = triage_queue(MACHINE)
+    app = open_page("triage")
+    app.text_input(key="annotator_input").input("carol")
+    app.form_submit_button[0].click().run()
+    _click(app, "Skip for now")
+    assert any(c.value.startswith(f"clip #{queue[1].clip_id}") for c in app.caption)
+    assert "1 clip(s) you skipped come back at the end of the queue." in [c.value for c in app.caption]
+    _click(app, "Unsure")
+    app.sidebar.radio(key="triage_show").set_value("My unsure verdicts").run()
+    no_exception(app)
+    assert any(f"**1** clip(s) of **{MACHINE}** you judged unsure" in m.value for m in app.markdown)
+    assert any(c.value.startswith(f"clip #{queue[1].clip_id}") for c in app.caption)
+    _click(app, "Reject (normal)")  # decided: it leaves the list
+    assert any(f"No unsure verdict of yours stands on {MACHINE}" in s.value for s in app.success)
