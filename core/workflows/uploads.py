@@ -87,8 +87,9 @@ def store_uploads(
 ) -> StoredUploads:
     """Write ``(file name, content)`` pairs to ``DATA_DIR/uploads/<type>/<id>/``.
 
-    ``content`` may be a ``memoryview`` of what the server already holds (an upload's ``getbuffer()``), so
-    storing a batch copies nothing into memory: it grows the server by nothing beyond the uploads themselves.
+    ``content`` is what the server already holds: pass an upload's ``getvalue()`` (the bytes Streamlit keeps,
+    shared, not copied; ``getbuffer()`` would copy the whole file), so storing a batch grows the server by
+    nothing beyond the uploads themselves.
 
     Names are made safe (a name such as ``../../x.wav`` lands inside that folder as
     ``x.wav``).  Refused, each with its reason and the name it was uploaded under: a

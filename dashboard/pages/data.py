@@ -63,7 +63,7 @@ def render() -> None:
     uploads = st.file_uploader(f"WAV/FLAC files (up to {limit / 1e6:g} MB each)", type=["wav", "flac"],
                                accept_multiple_files=True)  # fmt: skip
     if uploads and st.button("Ingest uploads"):
-        stored = store_uploads([(u.name, u.getbuffer()) for u in uploads], machine, max_bytes=limit, actor=actor)
+        stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=limit, actor=actor)
         for item in stored.refused:
             st.error(f"{md_literal(item['path'])}: {md_literal(item['detail'])} ({item['reason']})")
         if stored.paths:
