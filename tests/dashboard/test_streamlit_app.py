@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +50,25 @@ def test_first_start_generates_and_ingests_the_demo_plant(monkeypatch, data_dir)
         assert count_clips(session) == 300  # 4 machines x (60 normal + 15 abnormal)
     assert (data_dir / "demo_plant").is_dir()
     assert int(next(m.value for m in app.metric if m.label == "Clips")) == 300
+
+
+def test_a_worker_re_importing_the_app_script_runs_nothing(tmp_path):
+    """Worker processes started from a page re-import the main script as ``__mp_main__`` (multiprocessing's
+    spawn/forkserver preparation); the app must then do nothing, or a first start started from the app waits
+    on its own lock in every worker (seen: the first start hung with a cold worker pool)."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
+        "DATA_DIR": str(tmp_path / "data"),
+        "DEMO_PLANT": "1",
+    }
+    code = (
+        "import runpy, sys\n"
+        "import dashboard.components.auth as auth\n"
+        "def ran(*args, **kwargs): sys.exit('the app ran in the worker')\n"
+        "auth.sign_in = ran\n"
+        f"runpy.run_path({APP!r}, run_name='__mp_main__')\n"
+        "print('imported')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(APP).parent, env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "imported", done.stderr[-2000:]
+    assert not (tmp_path / "data").exists()  # no database opened, no first start, no lock file
