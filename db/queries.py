@@ -9,6 +9,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.vocabulary import CLASSES, JobState, Label, Split
+from db.frames import join_details, split_details
 from db.models import (
     Adjudication,
     Annotation,
@@ -201,11 +202,15 @@ def add_scores(
     known = set(
         session.scalars(select(Score.clip_id).where(Score.model_id == model_id, Score.clip_id.in_(list(scores))))
     )
-    session.add_all(
-        Score(clip_id=clip_id, model_id=model_id, score=float(value), details=(details or {}).get(clip_id))
-        for clip_id, value in scores.items()
-        if clip_id not in known
-    )
+    rows = []
+    for clip_id, value in scores.items():
+        if clip_id not in known:
+            frames, rest = split_details((details or {}).get(clip_id))
+            row = Score(clip_id=clip_id, model_id=model_id, score=float(value), frames=frames)
+            if rest is not None:  # otherwise SQL NULL, not JSON null
+                row.details = rest
+            rows.append(row)
+    session.add_all(rows)
 
 
 def clip_scores(session: Session, model_id: int, clip_ids: list[int]) -> dict[int, float]:
@@ -339,7 +344,12 @@ def scored_clips(session: Session, model_id: int, machine_pks: list[int]) -> lis
 
 
 def score_details(session: Session, model_id: int, clip_id: int) -> dict | None:
-    return session.scalar(select(Score.details).where(Score.model_id == model_id, Score.clip_id == clip_id))
+    """A score's details: ``frame_errors`` and ``band_errors`` (unpacked from their float16 bytes) and
+    whatever else was stored; None when the clip has no score or no details."""
+    row = session.execute(
+        select(Score.frames, Score.details).where(Score.model_id == model_id, Score.clip_id == clip_id)
+    ).first()
+    return None if row is None else join_details(row.frames, row.details)
 
 
 def clips_per_day(session: Session, machine_pk: int, days: int = 7) -> float:
