@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, and_, case, delete, exists, func, literal, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from core.vocabulary import CLASSES, JobState, Label, Split
 from db.frames import join_details, split_details
@@ -219,6 +219,116 @@ def clip_scores(session: Session, model_id: int, clip_ids: list[int]) -> dict[in
         select(Score.clip_id, Score.score).where(Score.model_id == model_id, Score.clip_id.in_(clip_ids))
     )
     return {clip_id: value for clip_id, value in rows}
+
+
+# --- the triage queue, in SQL ------------------------------------------------------------------------
+
+
+OVERLAP_HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash: (id * this) mod 2**32 spreads ids evenly
+OVERLAP_HASH_RANGE = 2**32
+
+
+def overlap_hash(clip_id):
+    """``(clip_id * OVERLAP_HASH_MULTIPLIER) mod 2**32``: of an int in Python, of a column in SQL (the same value
+    on SQLite and PostgreSQL: 64-bit integers).  A clip is in the overlap sample when it is below
+    :func:`overlap_cut`."""
+    if isinstance(clip_id, int):
+        return (clip_id * OVERLAP_HASH_MULTIPLIER) % OVERLAP_HASH_RANGE
+    return (clip_id * literal(OVERLAP_HASH_MULTIPLIER, BigInteger)) % literal(OVERLAP_HASH_RANGE, BigInteger)
+
+
+def overlap_cut(overlap_fraction: float) -> int:
+    """The hash below which a clip needs two annotators: ``overlap_fraction`` of the hash range."""
+    return int(min(max(overlap_fraction, 0.0), 1.0) * OVERLAP_HASH_RANGE)
+
+
+def _standing_count(clip_id_column, annotator: str | None = None):
+    """SQL: how many annotators (``annotator`` alone, if named) have a standing verdict on the clip: a row that
+    is neither an undo row nor undone."""
+    row, undo = aliased(Annotation), aliased(Annotation)
+    query = select(func.count(func.distinct(row.annotator))).where(
+        row.clip_id == clip_id_column, row.undoes_id.is_(None), ~exists().where(undo.undoes_id == row.id)
+    )
+    return (query.where(row.annotator == annotator) if annotator is not None else query).scalar_subquery()
+
+
+QUEUE_SORTS = {
+    "score": (Score.score.desc(), Clip.id),
+    "margin": (Score.score, Clip.id),  # above the threshold: the lowest score is the closest
+    "newest": (Clip.ingested_at.desc(), Clip.id.desc()),
+}
+
+
+def awaiting_verdict(
+    model_id: int, machine_pk: int, threshold: float, overlap_fraction: float, annotator: str | None = None
+):
+    """SQL for the machine's clips its model scores above ``threshold`` that still await a verdict (the label
+    policy's rule 8, :func:`core.workflows.labels.awaits_verdict`): no adjudication, fewer annotators with a
+    standing verdict than the clip needs (two in the overlap sample, else one), none of them ``annotator``.
+    Selects ``clip_id, path, score, label, ingested_at``; served by ``scores (model_id, score)`` and
+    ``clips (machine_pk, ingested_at, id)``."""
+    needed = case((overlap_hash(Clip.id) < overlap_cut(overlap_fraction), 2), else_=1)
+    query = (
+        select(Clip.id.label("clip_id"), Clip.path, Score.score, Clip.label, Clip.ingested_at)
+        .join(Score, Score.clip_id == Clip.id)
+        .where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Score.score > threshold,
+               ~exists().where(Adjudication.clip_id == Clip.id), _standing_count(Clip.id) < needed)
+    )  # fmt: skip
+    if annotator is not None:
+        query = query.where(_standing_count(Clip.id, annotator) == 0)
+    return query
+
+
+def queue_page(session: Session, query, order: str, limit: int | None) -> list:
+    """The rows of :func:`awaiting_verdict`'s ``query`` in ``order`` (``score``, ``margin``, ``newest``), at most
+    ``limit`` (None: all), ordered and limited by the database."""
+    query = query.order_by(*QUEUE_SORTS[order])
+    return list(session.execute(query if limit is None else query.limit(limit)))
+
+
+def queue_count(session: Session, query) -> int:
+    """How many rows :func:`awaiting_verdict`'s ``query`` has, counted by the database."""
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+
+def _judged(clip_id_column):
+    """SQL: someone judged the clip (an annotation row, undo rows included) or adjudicated it."""
+    annotated = exists().where(Annotation.clip_id == clip_id_column)
+    return or_(annotated, exists().where(Adjudication.clip_id == clip_id_column))
+
+
+def judged_clips(session: Session, machine_pk: int) -> list[Clip]:
+    """The machine's clips someone judged or adjudicated (as many as the team's verdicts, never every clip), by id."""
+    return list(session.scalars(select(Clip).where(Clip.machine_pk == machine_pk, _judged(Clip.id)).order_by(Clip.id)))
+
+
+def count_flagged(session: Session, model_id: int, machine_pk: int, threshold: float) -> int:
+    """How many of the machine's clips the model scores above ``threshold``, counted by the database."""
+    query = select(func.count()).select_from(Score).join(Clip, Clip.id == Score.clip_id)
+    query = query.where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Score.score > threshold)
+    return session.scalar(query) or 0
+
+
+def flagged_judged_ids(session: Session, model_id: int, machine_pk: int, threshold: float) -> set[int]:
+    """Ids of the machine's clips the model scores above ``threshold`` that someone judged or adjudicated."""
+    query = (
+        select(Clip.id)
+        .join(Score, Score.clip_id == Clip.id)
+        .where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Score.score > threshold, _judged(Clip.id))
+    )
+    return set(session.scalars(query))
+
+
+def machine_clip_facts(session: Session, machine_pk: int) -> tuple[int, datetime | None, datetime | None]:
+    """``(clips, last ingested at, last verdict at)`` of a machine, from aggregate queries."""
+    n, last_ingested = session.execute(
+        select(func.count(Clip.id), func.max(Clip.ingested_at)).where(Clip.machine_pk == machine_pk)
+    ).one()
+    last_verdict = session.scalar(
+        select(func.max(Annotation.created_at)).join(Clip, Clip.id == Annotation.clip_id)
+        .where(Clip.machine_pk == machine_pk)
+    )  # fmt: skip
+    return n or 0, last_ingested, last_verdict
 
 
 # --- verdicts --------------------------------------------------------------------------------------
