@@ -297,11 +297,6 @@ def _judged(clip_id_column):
     return or_(annotated, exists().where(Adjudication.clip_id == clip_id_column))
 
 
-def judged_clips(session: Session, machine_pk: int) -> list[Clip]:
-    """The machine's clips someone judged or adjudicated (as many as the team's verdicts, never every clip), by id."""
-    return list(session.scalars(select(Clip).where(Clip.machine_pk == machine_pk, _judged(Clip.id)).order_by(Clip.id)))
-
-
 def count_flagged(session: Session, model_id: int, machine_pk: int, threshold: float) -> int:
     """How many of the machine's clips the model scores above ``threshold``, counted by the database."""
     query = select(func.count()).select_from(Score).join(Clip, Clip.id == Score.clip_id)
@@ -309,14 +304,41 @@ def count_flagged(session: Session, model_id: int, machine_pk: int, threshold: f
     return session.scalar(query) or 0
 
 
-def flagged_judged_ids(session: Session, model_id: int, machine_pk: int, threshold: float) -> set[int]:
-    """Ids of the machine's clips the model scores above ``threshold`` that someone judged or adjudicated."""
-    query = (
-        select(Clip.id)
-        .join(Score, Score.clip_id == Clip.id)
-        .where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Score.score > threshold, _judged(Clip.id))
+def judged_tallies(session: Session, machine_pk: int, model_id: int | None, threshold: float | None) -> list[tuple]:
+    """Per clip of the machine that someone judged or adjudicated: ``(clip_id, abnormal, normal, unsure,
+    annotators, adjudicated, flagged)``: how many annotators' standing verdicts (their latest row that is
+    neither an undo row nor undone) say each verdict, how many annotators stand, whether an adjudication
+    exists, and whether the model scores it above ``threshold``.  One grouped query: what the Overview's
+    counts are made of (:func:`core.workflows.triage.machine_summaries`)."""
+    row, undo = aliased(Annotation), aliased(Annotation)
+    latest = (
+        select(func.max(row.id).label("id"))
+        .join(Clip, Clip.id == row.clip_id)
+        .where(Clip.machine_pk == machine_pk, row.undoes_id.is_(None), ~exists().where(undo.undoes_id == row.id))
+        .group_by(row.clip_id, row.annotator)
+        .subquery()
     )
-    return set(session.scalars(query))
+    said = (
+        select(Annotation.clip_id, *[func.sum(case((Annotation.verdict == v, 1), else_=0)).label(v)
+                                     for v in ("abnormal", "normal", "unsure")], func.count().label("annotators"))
+        .join(latest, latest.c.id == Annotation.id)
+        .group_by(Annotation.clip_id)
+        .subquery()
+    )  # fmt: skip
+    flagged = (
+        exists().where(Score.clip_id == Clip.id, Score.model_id == model_id, Score.score > threshold)
+        if threshold is not None
+        else literal(False)
+    )
+    ruled = exists().where(Adjudication.clip_id == Clip.id)
+    zero = literal(0)
+    query = (
+        select(Clip.id, func.coalesce(said.c.abnormal, zero), func.coalesce(said.c.normal, zero),
+               func.coalesce(said.c.unsure, zero), func.coalesce(said.c.annotators, zero), ruled, flagged)
+        .outerjoin(said, said.c.clip_id == Clip.id)
+        .where(Clip.machine_pk == machine_pk, or_(said.c.clip_id.is_not(None), ruled))
+    )  # fmt: skip
+    return [tuple(r) for r in session.execute(query)]
 
 
 def machine_clip_facts(session: Session, machine_pk: int) -> tuple[int, datetime | None, datetime | None]:

@@ -19,9 +19,9 @@ from pathlib import Path
 from core.access import Action, Actor, Role, on_behalf_of, recorded_name
 from core.errors import BadInputError, Reason, check_text
 from core.settings import settings
-from core.vocabulary import ANOMALY_TYPE_LENGTH, Label, Verdict
+from core.vocabulary import ANOMALY_TYPE_LENGTH, Verdict
 from core.workflows.audit import record_event
-from core.workflows.labels import ClipLabel, awaits_verdict, labels_for_clips, labels_for_machines
+from core.workflows.labels import ClipLabel, labels_for_clips, labels_for_machines, needs_two_annotators
 from db.models import Annotation, Clip, Machine
 from db.queries import (
     active_threshold,
@@ -33,8 +33,7 @@ from db.queries import (
     clip_by_path,
     clips_newest_first,
     count_flagged,
-    flagged_judged_ids,
-    judged_clips,
+    judged_tallies,
     last_undoable,
     machine_by_key,
     machine_clip_facts,
@@ -94,29 +93,24 @@ def _threshold(session, machine: Machine) -> float | None:
 
 
 def _summary(session, machine: Machine, overlap: float) -> MachineSummary:
-    """One machine's counts from aggregate queries; the label policy runs only over the clips someone judged."""
+    """One machine's counts from aggregate queries: the clips, the flagged ones, and per judged clip the tally
+    of its standing verdicts (:func:`db.queries.judged_tallies`) read under the label policy (rules 1-3, 8)."""
     model, threshold = machine.active_model, _threshold(session, machine)
     n_clips, last_ingested_at, last_verdict_at = machine_clip_facts(session, machine.id)
-    every = labels_for_machines(session, judged_clips(session, machine.id), [machine.id])
-    labels = [found for found in every.values() if found.judged]
-    flagged = judged = 0
-    second_opinion = 0
-    if threshold is not None:
-        flagged = count_flagged(session, model.id, machine.id, threshold)
-        flagged_judged = [every[i] for i in flagged_judged_ids(session, model.id, machine.id, threshold)]
-        judged = sum(found.judged for found in flagged_judged)
-        second_opinion = sum(found.judged and awaits_verdict(found, overlap) for found in flagged_judged)
+    tallies = judged_tallies(session, machine.id, model.id if model else None, threshold)
+    judged = [t for t in tallies if t[4] > 0]  # (clip_id, abnormal, normal, unsure, annotators, ruled, flagged)
+    flagged = count_flagged(session, model.id, machine.id, threshold) if threshold is not None else 0
     return MachineSummary(
         machine=machine.key,
         clips=n_clips,
         flagged=flagged,
-        confirmed=sum(found.pilot_label == Label.ABNORMAL for found in labels),
-        rejected=sum(found.pilot_label == Label.NORMAL for found in labels),
-        unsure=sum(found.pilot_unsure for found in labels),
-        unreviewed=flagged - judged,
-        disputed=sum(found.disputed for found in labels),
-        second_opinion=second_opinion,
-        settled=sum(found.settled for found in every.values()),
+        confirmed=sum(abnormal > 0 and normal == 0 for _, abnormal, normal, *_ in judged),
+        rejected=sum(normal > 0 and abnormal == 0 for _, abnormal, normal, *_ in judged),
+        unsure=sum(abnormal == normal == 0 for _, abnormal, normal, *_ in judged),
+        unreviewed=flagged - sum(bool(t[6]) for t in judged),
+        disputed=sum(t[1] > 0 and t[2] > 0 and not t[5] for t in judged),
+        second_opinion=sum(bool(t[6]) and not t[5] and t[4] < 1 + needs_two_annotators(t[0], overlap) for t in judged),
+        settled=sum(bool(t[5]) for t in tallies),
         detector=model.detector if model else None,
         version=model.version if model else None,
         threshold=threshold,
