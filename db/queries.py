@@ -615,6 +615,64 @@ def clips_newest_first(session: Session, machine_pk: int) -> list[Clip]:
     )
 
 
+IN_CHUNK = 5000  # ids per IN (...) list: under every backend's limit on bound parameters
+
+
+def clips_by_id(session: Session, clip_ids: list[int]) -> list[Clip]:
+    """These clips (any number of ids: asked in chunks), by id."""
+    out: list[Clip] = []
+    for start in range(0, len(clip_ids), IN_CHUNK):
+        out += session.scalars(select(Clip).where(Clip.id.in_(clip_ids[start : start + IN_CHUNK])))
+    return sorted(out, key=lambda c: c.id)
+
+
+def clip_rates(session: Session, machine_pk: int, clip_ids: list[int] | None = None) -> dict[int, int]:
+    """``{clip_id: sample rate}`` of the machine's clips among ``clip_ids`` (None: its normal training-split
+    clips), read as two columns, never whole rows."""
+    query = select(Clip.id, Clip.sample_rate).where(Clip.machine_pk == machine_pk)
+    if clip_ids is None:
+        return dict(session.execute(query.where(Clip.label == Label.NORMAL, Clip.split == Split.TRAIN)).all())
+    out: dict[int, int] = {}
+    for start in range(0, len(clip_ids), IN_CHUNK):
+        out.update(session.execute(query.where(Clip.id.in_(clip_ids[start : start + IN_CHUNK]))).all())
+    return out
+
+
+def drift_candidates(session: Session, machine_pk: int, rate: int | None, until: datetime) -> list[tuple[int, str]]:
+    """``(clip_id, layout label)`` of the machine's clips at ``rate`` ingested until ``until`` that the layout
+    calls normal or someone judged: the clips that may be normal held-out clips (two columns, by id)."""
+    query = select(Clip.id, Clip.label).where(Clip.machine_pk == machine_pk, Clip.ingested_at <= until,
+                                              or_(Clip.label == Label.NORMAL, _judged(Clip.id)))  # fmt: skip
+    if rate is not None:
+        query = query.where(Clip.sample_rate == rate)
+    return [(i, label) for i, label in session.execute(query.order_by(Clip.id))]
+
+
+def judged_ids(session: Session, machine_pk: int) -> set[int]:
+    """Ids of the machine's clips someone judged or adjudicated."""
+    return set(session.scalars(select(Clip.id).where(Clip.machine_pk == machine_pk, _judged(Clip.id))))
+
+
+def other_rate_ids(session: Session, machine_pk: int, rate: int) -> set[int]:
+    """Ids of the machine's clips recorded at another sample rate than ``rate`` (few: a misconfigured recorder)."""
+    return set(session.scalars(select(Clip.id).where(Clip.machine_pk == machine_pk, Clip.sample_rate != rate)))
+
+
+def newest_clips_page(
+    session: Session, machine_pk: int, rate: int | None, before: tuple[datetime, int] | None, limit: int
+) -> list[Clip]:
+    """Up to ``limit`` of the machine's clips at ``rate``, the newest ingested first (ties: the highest id first),
+    after the clip ``before`` (its ``(ingested_at, id)``) in that order; served by ``clips (machine_pk,
+    ingested_at, id)``."""
+    query = select(Clip).where(Clip.machine_pk == machine_pk)
+    if rate is not None:
+        query = query.where(Clip.sample_rate == rate)
+    if before is not None:
+        at, clip_id = before
+        query = query.where(or_(Clip.ingested_at < at, and_(Clip.ingested_at == at, Clip.id < clip_id)))
+    return list(session.scalars(query.order_by(Clip.ingested_at.desc(), Clip.id.desc()).limit(limit)))
+
+
 # --- the notification outbox (core.workflows.notify) ----------------------------------------------------------------
 
 
