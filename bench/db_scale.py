@@ -23,7 +23,6 @@ It prints each time in ms and the database's bytes per clip (SQLite: the file; P
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import tempfile
 import time
@@ -64,25 +63,47 @@ def _rows_scores(clips: list[dict], model_of: dict[int, int], rng) -> list[dict]
 
 
 def _rows_verdicts(flagged: list[int], rng, overlap: float) -> tuple[list[dict], list[dict]]:
-    """Verdicts on 80% of the flagged clips (two annotators on the overlap sample), every 50th undone, every
-    40th disputed and every other disputed one adjudicated."""
+    """Verdicts on 80% of the flagged clips (two annotators on most of the overlap sample), every 6th undone, every
+    7th unsure, every 4th in the overlap sample disputed, every 25th adjudicated."""
     from db.queries import overlap_cut, overlap_hash
 
     notes, rulings, at = [], [], START + timedelta(days=400)
     for k, clip_id in enumerate(flagged):
         if rng.random() > 0.8:
             continue
-        who = ["ana", "bob"] if overlap_hash(clip_id) < overlap_cut(overlap) else ["ana"]
+        who = ["ana", "bob"] if overlap_hash(clip_id) < overlap_cut(overlap) and k % 5 != 4 else ["ana"]
         for name in who:
-            verdict = "normal" if (k % 40 == 0 and name == "bob") else ("abnormal" if k % 3 else "normal")
-            notes.append({"id": len(notes) + 1, "clip_id": clip_id, "annotator": name, "verdict": verdict,
-                          "anomaly_type": None, "note": "", "undoes_id": None, "created_at": at, "role": None})
-        if k % 50 == 0:
+            verdict = "normal" if (k % 4 == 0 and name == "bob") else ("abnormal" if k % 3 else "normal")
+            verdict = "unsure" if k % 7 == 0 and name == "ana" else verdict
+            notes.append(
+                {
+                    "id": len(notes) + 1,
+                    "clip_id": clip_id,
+                    "annotator": name,
+                    "verdict": verdict,
+                    "anomaly_type": None,
+                    "note": "",
+                    "undoes_id": None,
+                    "created_at": at,
+                    "role": None,
+                }
+            )
+        if k % 6 == 5:
             last = notes[-1]
             notes.append({**last, "id": len(notes) + 1, "note": "undo", "undoes_id": last["id"]})
-        if k % 80 == 0 and len(who) == 2:
-            rulings.append({"id": len(rulings) + 1, "clip_id": clip_id, "adjudicator": "eve", "role": "engineer",
-                            "verdict": "abnormal", "anomaly_type": None, "reason": "heard it", "created_at": at})
+        if k % 25 == 0:
+            rulings.append(
+                {
+                    "id": len(rulings) + 1,
+                    "clip_id": clip_id,
+                    "adjudicator": "eve",
+                    "role": "engineer",
+                    "verdict": "abnormal",
+                    "anomaly_type": None,
+                    "reason": "heard it",
+                    "created_at": at,
+                }
+            )
     return notes, rulings
 
 
@@ -219,8 +240,9 @@ def main() -> None:
         seeded = seed(url, args.clips, args.machines)
         seeding = time.perf_counter() - start
         backend = "PostgreSQL" if args.postgres else "SQLite"
-        print(f"{backend}: seeded {args.clips} scored clips over {args.machines} machines "
-              f"({seeded['verdicts']} verdicts, {seeded['adjudications']} adjudications) in {seeding:.1f} s")  # fmt: skip
+        judged = f"{seeded['verdicts']} verdicts, {seeded['adjudications']} adjudications"
+        what = f"{args.clips} scored clips over {args.machines} machines ({judged})"
+        print(f"{backend}: seeded {what} in {seeding:.1f} s")
         size = database_bytes(url)
         print(f"database: {size / 1e6:.1f} MB, {size / args.clips:.0f} bytes per clip")
         for name, ms in measure(url, seeded, args.repeats).items():
