@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, and_, case, delete, exists, func, literal, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from core.vocabulary import CLASSES, JobState, Label, Split
+from db.frames import join_details, split_details
 from db.models import (
     Adjudication,
     Annotation,
@@ -201,11 +202,15 @@ def add_scores(
     known = set(
         session.scalars(select(Score.clip_id).where(Score.model_id == model_id, Score.clip_id.in_(list(scores))))
     )
-    session.add_all(
-        Score(clip_id=clip_id, model_id=model_id, score=float(value), details=(details or {}).get(clip_id))
-        for clip_id, value in scores.items()
-        if clip_id not in known
-    )
+    rows = []
+    for clip_id, value in scores.items():
+        if clip_id not in known:
+            frames, rest = split_details((details or {}).get(clip_id))
+            row = Score(clip_id=clip_id, model_id=model_id, score=float(value), frames=frames)
+            if rest is not None:  # otherwise SQL NULL, not JSON null
+                row.details = rest
+            rows.append(row)
+    session.add_all(rows)
 
 
 def clip_scores(session: Session, model_id: int, clip_ids: list[int]) -> dict[int, float]:
@@ -214,6 +219,138 @@ def clip_scores(session: Session, model_id: int, clip_ids: list[int]) -> dict[in
         select(Score.clip_id, Score.score).where(Score.model_id == model_id, Score.clip_id.in_(clip_ids))
     )
     return {clip_id: value for clip_id, value in rows}
+
+
+# --- the triage queue, in SQL ------------------------------------------------------------------------
+
+
+OVERLAP_HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash: (id * this) mod 2**32 spreads ids evenly
+OVERLAP_HASH_RANGE = 2**32
+
+
+def overlap_hash(clip_id):
+    """``(clip_id * OVERLAP_HASH_MULTIPLIER) mod 2**32``: of an int in Python, of a column in SQL (the same value
+    on SQLite and PostgreSQL: 64-bit integers).  A clip is in the overlap sample when it is below
+    :func:`overlap_cut`."""
+    if isinstance(clip_id, int):
+        return (clip_id * OVERLAP_HASH_MULTIPLIER) % OVERLAP_HASH_RANGE
+    return (clip_id * literal(OVERLAP_HASH_MULTIPLIER, BigInteger)) % literal(OVERLAP_HASH_RANGE, BigInteger)
+
+
+def overlap_cut(overlap_fraction: float) -> int:
+    """The hash below which a clip needs two annotators: ``overlap_fraction`` of the hash range."""
+    return int(min(max(overlap_fraction, 0.0), 1.0) * OVERLAP_HASH_RANGE)
+
+
+def _standing_count(clip_id_column, annotator: str | None = None):
+    """SQL: how many annotators (``annotator`` alone, if named) have a standing verdict on the clip: a row that
+    is neither an undo row nor undone."""
+    row, undo = aliased(Annotation), aliased(Annotation)
+    query = select(func.count(func.distinct(row.annotator))).where(
+        row.clip_id == clip_id_column, row.undoes_id.is_(None), ~exists().where(undo.undoes_id == row.id)
+    )
+    return (query.where(row.annotator == annotator) if annotator is not None else query).scalar_subquery()
+
+
+QUEUE_SORTS = {
+    "score": (Score.score.desc(), Clip.id),
+    "margin": (Score.score, Clip.id),  # above the threshold: the lowest score is the closest
+    "newest": (Clip.ingested_at.desc(), Clip.id.desc()),
+}
+
+
+def awaiting_verdict(
+    model_id: int, machine_pk: int, threshold: float, overlap_fraction: float, annotator: str | None = None
+):
+    """SQL for the machine's clips its model scores above ``threshold`` that still await a verdict (the label
+    policy's rule 8, :func:`core.workflows.labels.awaits_verdict`): no adjudication, fewer annotators with a
+    standing verdict than the clip needs (two in the overlap sample, else one), none of them ``annotator``.
+    Selects ``clip_id, path, score, label, ingested_at``; served by ``scores (model_id, score)`` and
+    ``clips (machine_pk, ingested_at, id)``."""
+    needed = case((overlap_hash(Clip.id) < overlap_cut(overlap_fraction), 2), else_=1)
+    query = (
+        select(Clip.id.label("clip_id"), Clip.path, Score.score, Clip.label, Clip.ingested_at)
+        .join(Score, Score.clip_id == Clip.id)
+        .where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Score.score > threshold,
+               ~exists().where(Adjudication.clip_id == Clip.id), _standing_count(Clip.id) < needed)
+    )  # fmt: skip
+    if annotator is not None:
+        query = query.where(_standing_count(Clip.id, annotator) == 0)
+    return query
+
+
+def queue_page(session: Session, query, order: str, limit: int | None) -> list:
+    """The rows of :func:`awaiting_verdict`'s ``query`` in ``order`` (``score``, ``margin``, ``newest``), at most
+    ``limit`` (None: all), ordered and limited by the database."""
+    query = query.order_by(*QUEUE_SORTS[order])
+    return list(session.execute(query if limit is None else query.limit(limit)))
+
+
+def queue_count(session: Session, query) -> int:
+    """How many rows :func:`awaiting_verdict`'s ``query`` has, counted by the database."""
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+
+def _judged(clip_id_column):
+    """SQL: someone judged the clip (an annotation row, undo rows included) or adjudicated it."""
+    annotated = exists().where(Annotation.clip_id == clip_id_column)
+    return or_(annotated, exists().where(Adjudication.clip_id == clip_id_column))
+
+
+def count_flagged(session: Session, model_id: int, machine_pk: int, threshold: float) -> int:
+    """How many of the machine's clips the model scores above ``threshold``, counted by the database."""
+    query = select(func.count()).select_from(Score).join(Clip, Clip.id == Score.clip_id)
+    query = query.where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Score.score > threshold)
+    return session.scalar(query) or 0
+
+
+def judged_tallies(session: Session, machine_pk: int, model_id: int | None, threshold: float | None) -> list[tuple]:
+    """Per clip of the machine that someone judged or adjudicated: ``(clip_id, abnormal, normal, unsure,
+    annotators, adjudicated, flagged)``: how many annotators' standing verdicts (their latest row that is
+    neither an undo row nor undone) say each verdict, how many annotators stand, whether an adjudication
+    exists, and whether the model scores it above ``threshold``.  One grouped query: what the Overview's
+    counts are made of (:func:`core.workflows.triage.machine_summaries`)."""
+    row, undo = aliased(Annotation), aliased(Annotation)
+    latest = (
+        select(func.max(row.id).label("id"))
+        .join(Clip, Clip.id == row.clip_id)
+        .where(Clip.machine_pk == machine_pk, row.undoes_id.is_(None), ~exists().where(undo.undoes_id == row.id))
+        .group_by(row.clip_id, row.annotator)
+        .subquery()
+    )
+    said = (
+        select(Annotation.clip_id, *[func.sum(case((Annotation.verdict == v, 1), else_=0)).label(v)
+                                     for v in ("abnormal", "normal", "unsure")], func.count().label("annotators"))
+        .join(latest, latest.c.id == Annotation.id)
+        .group_by(Annotation.clip_id)
+        .subquery()
+    )  # fmt: skip
+    flagged = (
+        exists().where(Score.clip_id == Clip.id, Score.model_id == model_id, Score.score > threshold)
+        if threshold is not None
+        else literal(False)
+    )
+    ruled = exists().where(Adjudication.clip_id == Clip.id)
+    zero = literal(0)
+    query = (
+        select(Clip.id, func.coalesce(said.c.abnormal, zero), func.coalesce(said.c.normal, zero),
+               func.coalesce(said.c.unsure, zero), func.coalesce(said.c.annotators, zero), ruled, flagged)
+        .outerjoin(said, said.c.clip_id == Clip.id)
+        .where(Clip.machine_pk == machine_pk, or_(said.c.clip_id.is_not(None), ruled))
+    )  # fmt: skip
+    return [tuple(r) for r in session.execute(query)]
+
+
+def machine_clip_facts(session: Session, machine_pk: int) -> tuple[int, datetime | None, datetime | None]:
+    """``(clips, last ingested at, last verdict at)`` of a machine, from aggregate queries."""
+    n, last_ingested = session.execute(
+        select(func.count(Clip.id), func.max(Clip.ingested_at)).where(Clip.machine_pk == machine_pk)
+    ).one()
+    last_verdict = session.scalar(
+        select(func.max(Annotation.created_at)).join(Clip, Clip.id == Annotation.clip_id)
+        .where(Clip.machine_pk == machine_pk)
+    )  # fmt: skip
+    return n or 0, last_ingested, last_verdict
 
 
 # --- verdicts --------------------------------------------------------------------------------------
@@ -339,7 +476,12 @@ def scored_clips(session: Session, model_id: int, machine_pks: list[int]) -> lis
 
 
 def score_details(session: Session, model_id: int, clip_id: int) -> dict | None:
-    return session.scalar(select(Score.details).where(Score.model_id == model_id, Score.clip_id == clip_id))
+    """A score's details: ``frame_errors`` and ``band_errors`` (unpacked from their float16 bytes) and
+    whatever else was stored; None when the clip has no score or no details."""
+    row = session.execute(
+        select(Score.frames, Score.details).where(Score.model_id == model_id, Score.clip_id == clip_id)
+    ).first()
+    return None if row is None else join_details(row.frames, row.details)
 
 
 def clips_per_day(session: Session, machine_pk: int, days: int = 7) -> float:
@@ -471,6 +613,64 @@ def clips_newest_first(session: Session, machine_pk: int) -> list[Clip]:
             select(Clip).where(Clip.machine_pk == machine_pk).order_by(Clip.ingested_at.desc(), Clip.id.desc())
         )
     )
+
+
+IN_CHUNK = 5000  # ids per IN (...) list: under every backend's limit on bound parameters
+
+
+def clips_by_id(session: Session, clip_ids: list[int]) -> list[Clip]:
+    """These clips (any number of ids: asked in chunks), by id."""
+    out: list[Clip] = []
+    for start in range(0, len(clip_ids), IN_CHUNK):
+        out += session.scalars(select(Clip).where(Clip.id.in_(clip_ids[start : start + IN_CHUNK])))
+    return sorted(out, key=lambda c: c.id)
+
+
+def clip_rates(session: Session, machine_pk: int, clip_ids: list[int] | None = None) -> dict[int, int]:
+    """``{clip_id: sample rate}`` of the machine's clips among ``clip_ids`` (None: its normal training-split
+    clips), read as two columns, never whole rows."""
+    query = select(Clip.id, Clip.sample_rate).where(Clip.machine_pk == machine_pk)
+    if clip_ids is None:
+        return dict(session.execute(query.where(Clip.label == Label.NORMAL, Clip.split == Split.TRAIN)).all())
+    out: dict[int, int] = {}
+    for start in range(0, len(clip_ids), IN_CHUNK):
+        out.update(session.execute(query.where(Clip.id.in_(clip_ids[start : start + IN_CHUNK]))).all())
+    return out
+
+
+def drift_candidates(session: Session, machine_pk: int, rate: int | None, until: datetime) -> list[tuple[int, str]]:
+    """``(clip_id, layout label)`` of the machine's clips at ``rate`` ingested until ``until`` that the layout
+    calls normal or someone judged: the clips that may be normal held-out clips (two columns, by id)."""
+    query = select(Clip.id, Clip.label).where(Clip.machine_pk == machine_pk, Clip.ingested_at <= until,
+                                              or_(Clip.label == Label.NORMAL, _judged(Clip.id)))  # fmt: skip
+    if rate is not None:
+        query = query.where(Clip.sample_rate == rate)
+    return [(i, label) for i, label in session.execute(query.order_by(Clip.id))]
+
+
+def judged_ids(session: Session, machine_pk: int) -> set[int]:
+    """Ids of the machine's clips someone judged or adjudicated."""
+    return set(session.scalars(select(Clip.id).where(Clip.machine_pk == machine_pk, _judged(Clip.id))))
+
+
+def other_rate_ids(session: Session, machine_pk: int, rate: int) -> set[int]:
+    """Ids of the machine's clips recorded at another sample rate than ``rate`` (few: a misconfigured recorder)."""
+    return set(session.scalars(select(Clip.id).where(Clip.machine_pk == machine_pk, Clip.sample_rate != rate)))
+
+
+def newest_clips_page(
+    session: Session, machine_pk: int, rate: int | None, before: tuple[datetime, int] | None, limit: int
+) -> list[Clip]:
+    """Up to ``limit`` of the machine's clips at ``rate``, the newest ingested first (ties: the highest id first),
+    after the clip ``before`` (its ``(ingested_at, id)``) in that order; served by ``clips (machine_pk,
+    ingested_at, id)``."""
+    query = select(Clip).where(Clip.machine_pk == machine_pk)
+    if rate is not None:
+        query = query.where(Clip.sample_rate == rate)
+    if before is not None:
+        at, clip_id = before
+        query = query.where(or_(Clip.ingested_at < at, and_(Clip.ingested_at == at, Clip.id < clip_id)))
+    return list(session.scalars(query.order_by(Clip.ingested_at.desc(), Clip.id.desc()).limit(limit)))
 
 
 # --- the notification outbox (core.workflows.notify) ----------------------------------------------------------------

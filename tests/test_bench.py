@@ -69,3 +69,9 @@ def test_verdicts_benchmark_smoke():
     out = _run("bench/verdicts.py", "--verdicts", "5", "--writers", "2")
     assert "SQLite" in out and "all 15 stored once" in out, out
     assert ("PostgreSQL" in out and "skipped" not in out) == bool(os.environ.get("TEST_POSTGRES_URL")), out
+
+
+def test_db_scale_benchmark_smoke():
+    out = _run("bench/db_scale.py", "--clips", "2000", "--machines", "2", "--repeats", "1")
+    assert "seeded 2000 scored clips" in out and "bytes per clip" in out, out
+    assert len(re.findall(r"[\d.]+ ms", out)) == 8, out

@@ -63,19 +63,23 @@ from core.detection.drift_stats import (  # noqa: F401  (re-exported: the report
     stable_reason,
 )
 from core.errors import BadInputError, Reason
+from core.settings import settings
 from core.signal.batch import extract_features
 from core.signal.features import FeatureParams, mel_band_centres
-from core.vocabulary import Label
+from core.vocabulary import Label, Split
 from core.workflows.catalogue import machine_named, machines_named
-from core.workflows.labels import labels_for_machines
+from core.workflows.labels import labels_for_clips, why_not_learned
 from core.workflows.scoring import score_with_model
-from core.workflows.training import clips_to_learn
 from db.models import Clip, DetectorModel, Machine
 from db.queries import (
+    clip_rates,
     clip_scores,
-    clips_newest_first,
+    clips_by_id,
+    drift_candidates,
+    judged_ids,
     machine_by_key,
-    training_clips,
+    newest_clips_page,
+    other_rate_ids,
 )
 from db.session import session_scope
 
@@ -132,12 +136,12 @@ def _sig(value: float) -> float:
     return float(f"{value:.4g}")
 
 
-def _spread(clips: list[Clip], limit: int) -> list[Clip]:
-    """At most ``limit`` of ``clips`` (by id), evenly spaced: deterministic, covering the whole period."""
-    clips = sorted(clips, key=lambda c: c.id)
-    if len(clips) <= limit:
-        return clips
-    return [clips[i] for i in np.linspace(0, len(clips) - 1, limit).round().astype(int)]
+def _spread(clip_ids: list[int], limit: int) -> list[int]:
+    """At most ``limit`` of ``clip_ids``, evenly spaced by id: deterministic, covering the whole period."""
+    clip_ids = sorted(clip_ids)
+    if len(clip_ids) <= limit:
+        return clip_ids
+    return [clip_ids[i] for i in np.linspace(0, len(clip_ids) - 1, limit).round().astype(int)]
 
 
 @dataclass(frozen=True)
@@ -150,30 +154,63 @@ class _ClipSets:
     retrainable: frozenset[int]  # ids of recent clips a retraining would use (see core.workflows.training)
 
 
-def _clip_sets(session, machine: Machine, model: DetectorModel, recent: int, max_reference: int) -> _ClipSets:
-    clips = clips_newest_first(session, machine.id)
-    trained = set(model.provenance.get("clip_ids") or []) & {c.id for c in clips}
-    if not trained:  # a model without provenance (e.g. trained elsewhere): the machine's training split
-        trained = {c.id for c in training_clips(session, [machine.id])}
-    reference = [c for c in clips if c.id in trained]
+RECENT_PAGE = 4  # recent clips are read newest first in pages of this many times ``recent``
+
+
+def _reference_ids(session, machine: Machine, model: DetectorModel) -> tuple[dict[int, int], int | None]:
+    """``({clip_id: sample rate} of the clips the model trained on, the model's rate)``: its provenance's clips
+    of this machine, else the machine's normal training-split clips (a model trained elsewhere)."""
+    trained = clip_rates(session, machine.id, sorted(set(model.provenance.get("clip_ids") or [])))
+    if not trained:
+        trained = clip_rates(session, machine.id)
     rate = (model.params or {}).get("sample_rate") or (
-        Counter(c.sample_rate for c in reference).most_common(1)[0][0] if reference else None
+        Counter(trained.values()).most_common(1)[0][0] if trained else None
     )
-    reference = [c for c in reference if rate is None or c.sample_rate == rate]
-    others = [c for c in clips if c.id not in trained]
-    same_rate = [c for c in others if rate is None or c.sample_rate == rate]
-    cutoff = as_utc(model.created_at)
-    labels = labels_for_machines(session, same_rate, [machine.id])
-    held_out = [c for c in same_rate if labels[c.id].label == Label.NORMAL and as_utc(c.ingested_at) <= cutoff]
-    skip = {c.id for c in held_out}
-    # known faults (labelled abnormal) and clips still in dispute measure the detector, not drift
-    chosen = [c for c in same_rate if c.id not in skip and labels[c.id].label != Label.ABNORMAL
-              and not labels[c.id].disputed][:recent]  # fmt: skip
-    learnable = {c.id for c in clips_to_learn(session, [machine.id]).clips}
-    retrainable = frozenset(c.id for c in chosen if c.id in learnable)
+    return trained, rate
+
+
+def _held_out_ids(session, machine: Machine, model: DetectorModel, rate, trained) -> set[int]:
+    """Ids of the normal clips (under the label policy) at ``rate``, ingested no later than the model was
+    created, that it did not train on.  Only clips someone judged go through the policy: the others are what
+    their layout says."""
+    judged = judged_ids(session, machine.id)
+    candidates = [(i, label) for i, label in drift_candidates(session, machine.id, rate, as_utc(model.created_at))
+                  if i not in trained]  # fmt: skip
+    labels = labels_for_clips(session, clips_by_id(session, [i for i, _ in candidates if i in judged]))
+    return {i for i, label in candidates
+            if (labels[i].label == Label.NORMAL if i in judged else label == Label.NORMAL)}  # fmt: skip
+
+
+def _recent(session, machine: Machine, rate, skip: set[int], recent: int) -> list[Clip]:
+    """The newest ``recent`` clips at ``rate`` outside ``skip``, leaving out those labelled abnormal or disputed
+    (known faults and open disputes measure the detector, not drift): read newest first, a page at a time."""
+    chosen: list[Clip] = []
+    before = None
+    while len(chosen) < recent:
+        page = newest_clips_page(session, machine.id, rate, before, RECENT_PAGE * recent)
+        if not page:
+            break
+        before = (page[-1].ingested_at, page[-1].id)
+        page = [c for c in page if c.id not in skip]
+        labels = labels_for_clips(session, page)
+        chosen += [c for c in page if labels[c.id].label != Label.ABNORMAL and not labels[c.id].disputed]
+    return chosen[:recent]
+
+
+def _clip_sets(session, machine: Machine, model: DetectorModel, recent: int, max_reference: int) -> _ClipSets:
+    """The reference, held-out and recent clips, read from the database by what they are (never every clip of
+    the machine): the reference and held-out samples as ids first, then only the chosen rows."""
+    trained, rate = _reference_ids(session, machine, model)
+    reference = [i for i, r in trained.items() if rate is None or r == rate]
+    held_out = _held_out_ids(session, machine, model, rate, trained)
+    chosen = _recent(session, machine, rate, set(trained) | held_out, recent)
+    learn = settings().train_from_verdicts
+    retrainable = frozenset(c.id for c, found in zip(chosen, labels_for_clips(session, chosen).values(), strict=True)
+                            if c.split != Split.TEST and why_not_learned(found, learn) is None)  # fmt: skip
+    n_other_rate = len(other_rate_ids(session, machine.id, rate) - set(trained)) if rate is not None else 0
     return _ClipSets(
-        _spread(reference, max_reference), _spread(held_out, max_reference), chosen, rate,
-        len(others) - len(same_rate), retrainable,
+        clips_by_id(session, _spread(reference, max_reference)), clips_by_id(session, _spread(sorted(held_out),
+        max_reference)), chosen, rate, n_other_rate, retrainable,
     )  # fmt: skip
 
 
@@ -278,7 +315,10 @@ def _report_inputs(
 
 
 def _compare_score_sets(
-    report: DriftReport, model: DetectorModel, held_out: list[float | None], recent: list[float | None],
+    report: DriftReport,
+    model: DetectorModel,
+    held_out: list[float | None],
+    recent: list[float | None],
     score_missing: bool,
 ) -> None:
     """The score comparison, or the reason it was not made (scores are None for clips not scored)."""

@@ -44,7 +44,6 @@ what the database holds.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -56,7 +55,14 @@ from core.access import PERMISSIONS, Action, Role
 from core.settings import TrainFrom
 from core.vocabulary import CLASSES, Label, LabelQuality, LabelSource, LabelState, Prefer, Split, Verdict
 from db.models import Adjudication, Annotation, Clip
-from db.queries import adjudications_of_clips, adjudications_of_machines, annotations_of_clips, annotations_of_machines
+from db.queries import (
+    adjudications_of_clips,
+    adjudications_of_machines,
+    annotations_of_clips,
+    annotations_of_machines,
+    overlap_cut,
+    overlap_hash,
+)
 
 DEFAULT_PREFER = Prefer.VERDICTS
 TRUSTED_ROLE = PERMISSIONS[Action.ADJUDICATE]  # one verdict by this role or higher is trusted alone
@@ -279,9 +285,10 @@ def why_not_learned(clip: ClipLabel, train_from: TrainFrom | str = TrainFrom.TRU
 
 def needs_two_annotators(clip_id: int, overlap_fraction: float) -> bool:
     """Whether the clip is in the overlap sample (``OVERLAP_FRACTION``): chosen by a hash of its id, so every
-    session, process and page agrees, about ``overlap_fraction`` of each machine's clips."""
-    digest = hashlib.sha256(f"overlap/{clip_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < overlap_fraction
+    session, process and page agrees, about ``overlap_fraction`` of each machine's clips.  The hash
+    (:func:`db.queries.overlap_hash`, multiplicative) is one the database computes too, so the triage queue
+    is chosen, ordered and limited in SQL."""
+    return overlap_hash(int(clip_id)) < overlap_cut(overlap_fraction)
 
 
 def awaits_verdict(clip: ClipLabel, overlap_fraction: float, annotator: str | None = None) -> bool:

@@ -16,27 +16,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from core.access import Action, Actor, Role, on_behalf_of, recorded_name
 from core.errors import BadInputError, Reason, check_text
 from core.settings import settings
-from core.vocabulary import ANOMALY_TYPE_LENGTH, Label, Verdict
+from core.vocabulary import ANOMALY_TYPE_LENGTH, Verdict
 from core.workflows.audit import record_event
-from core.workflows.labels import ClipLabel, awaits_verdict, labels_for_clips, labels_for_machines
+from core.workflows.labels import ClipLabel, labels_for_clips, labels_for_machines, needs_two_annotators
 from db.models import Annotation, Clip, Machine
 from db.queries import (
     active_threshold,
     add_annotation,
     add_anomaly_type,
     anomaly_type_names,
+    awaiting_verdict,
     clip_by_hash,
     clip_by_path,
     clips_newest_first,
+    count_flagged,
+    judged_tallies,
     last_undoable,
     machine_by_key,
+    machine_clip_facts,
     machines_matching,
-    scored_clips,
+    queue_count,
+    queue_page,
     user_by_name,
 )
 from db.session import session_scope, write_transaction
@@ -79,87 +82,100 @@ class QueueItem:
     ingested_at: datetime
 
 
-def _flagged(session, machine: Machine) -> tuple[list[tuple[Clip, float]], float | None]:
+QUEUE_LIMIT = 200  # clips a queue call returns by default: the page judges the first, the rest wait
+
+
+def _threshold(session, machine: Machine) -> float | None:
+    """The active threshold of the machine's active model, or None without one."""
     model = machine.active_model
-    if model is None:
-        return [], None
-    threshold = active_threshold(session, model.id)
-    if threshold is None:
-        return [], None
-    rows = scored_clips(session, model.id, [machine.id])
-    return [(clip, value) for clip, value in rows if value > threshold.value], threshold.value
+    found = active_threshold(session, model.id) if model is not None else None
+    return found.value if found is not None else None
+
+
+def _summary(session, machine: Machine, overlap: float) -> MachineSummary:
+    """One machine's counts from aggregate queries: the clips, the flagged ones, and per judged clip the tally
+    of its standing verdicts (:func:`db.queries.judged_tallies`) read under the label policy (rules 1-3, 8)."""
+    model, threshold = machine.active_model, _threshold(session, machine)
+    n_clips, last_ingested_at, last_verdict_at = machine_clip_facts(session, machine.id)
+    tallies = judged_tallies(session, machine.id, model.id if model else None, threshold)
+    judged = [t for t in tallies if t[4] > 0]  # (clip_id, abnormal, normal, unsure, annotators, ruled, flagged)
+    flagged = count_flagged(session, model.id, machine.id, threshold) if threshold is not None else 0
+    return MachineSummary(
+        machine=machine.key,
+        clips=n_clips,
+        flagged=flagged,
+        confirmed=sum(abnormal > 0 and normal == 0 for _, abnormal, normal, *_ in judged),
+        rejected=sum(normal > 0 and abnormal == 0 for _, abnormal, normal, *_ in judged),
+        unsure=sum(abnormal == normal == 0 for _, abnormal, normal, *_ in judged),
+        unreviewed=flagged - sum(bool(t[6]) for t in judged),
+        disputed=sum(t[1] > 0 and t[2] > 0 and not t[5] for t in judged),
+        second_opinion=sum(bool(t[6]) and not t[5] and t[4] < 1 + needs_two_annotators(t[0], overlap) for t in judged),
+        settled=sum(bool(t[5]) for t in tallies),
+        detector=model.detector if model else None,
+        version=model.version if model else None,
+        threshold=threshold,
+        last_ingested_at=last_ingested_at,
+        last_verdict_at=last_verdict_at,
+    )
 
 
 def machine_summaries(url: str | None = None) -> list[MachineSummary]:
-    """One summary per machine, sorted by machine key."""
-    out = []
+    """One summary per machine, sorted by machine key: counts from aggregate queries, and the label policy
+    applied only to the clips someone judged, so its time follows the team's verdicts, not the clips."""
     with session_scope(url) as session:
-        for machine in machines_matching(session):
-            flagged, threshold = _flagged(session, machine)
-            clips = list(session.scalars(select(Clip).where(Clip.machine_pk == machine.id)))
-            clip_ids = [c.id for c in clips]
-            every = labels_for_machines(session, clips, [machine.id])
-            labels = [found for found in every.values() if found.judged]
-            flagged_ids = {clip.id for clip, _ in flagged}
-            overlap = settings().overlap_fraction
-            model = machine.active_model
-            out.append(
-                MachineSummary(
-                    machine=machine.key,
-                    clips=len(clip_ids),
-                    flagged=len(flagged_ids),
-                    confirmed=sum(found.pilot_label == Label.ABNORMAL for found in labels),
-                    rejected=sum(found.pilot_label == Label.NORMAL for found in labels),
-                    unsure=sum(found.pilot_unsure for found in labels),
-                    unreviewed=len(flagged_ids - {found.clip_id for found in labels}),
-                    disputed=sum(found.disputed for found in labels),
-                    second_opinion=sum(every[i].judged and awaits_verdict(every[i], overlap) for i in flagged_ids),
-                    settled=sum(found.settled for found in every.values()),
-                    detector=model.detector if model else None,
-                    version=model.version if model else None,
-                    threshold=threshold,
-                    last_ingested_at=session.scalar(
-                        select(func.max(Clip.ingested_at)).where(Clip.machine_pk == machine.id)
-                    ),
-                    last_verdict_at=session.scalar(
-                        select(func.max(Annotation.created_at)).where(Annotation.clip_id.in_(clip_ids))
-                    ),
-                )
-            )
-    return out
+        overlap = settings().overlap_fraction
+        return [_summary(session, machine, overlap) for machine in machines_matching(session)]
 
 
-def triage_queue(
-    machine: str, order: str = "score", *, annotator: str | None = None, url: str | None = None
-) -> list[QueueItem]:
-    """Flagged clips of ``machine`` (``type/id``) that still await a verdict, in ``order``: ``score`` (highest
-    first), ``margin`` (closest to the threshold first) or ``newest``.
-
-    A clip waits until it has one annotator's standing verdict, or two different annotators' when it is in
-    the ``OVERLAP_FRACTION`` sample, or an adjudication (:func:`core.workflows.labels.awaits_verdict`); with
-    ``annotator`` named, the clips that person judged are left out, so nobody is served a clip twice."""
+def _check_order(order: str) -> None:
     if order not in QUEUE_ORDERS.values():
         raise BadInputError(
             Reason.INVALID_PARAMETER, f"unknown queue order {order!r}; use one of {list(QUEUE_ORDERS.values())}"
         )
+
+
+def _awaiting(session, machine: str, annotator: str | None):
+    """``(query of the clips awaiting a verdict, threshold)``, or ``(None, None)`` without a machine, model or
+    threshold."""
+    found = machine_by_key(session, machine)
+    threshold = _threshold(session, found) if found is not None else None
+    if threshold is None:
+        return None, None
+    who = (annotator or "").strip() or None
+    return awaiting_verdict(found.active_model_id, found.id, threshold, settings().overlap_fraction, who), threshold
+
+
+def triage_queue(
+    machine: str,
+    order: str = "score",
+    *,
+    annotator: str | None = None,
+    limit: int | None = QUEUE_LIMIT,
+    url: str | None = None,
+) -> list[QueueItem]:
+    """Flagged clips of ``machine`` (``type/id``) that still await a verdict, in ``order``: ``score`` (highest
+    first), ``margin`` (closest to the threshold first) or ``newest``; the first ``limit`` of them (None: all),
+    chosen, ordered and limited by the database (:func:`db.queries.awaiting_verdict`), so a machine with a
+    million scored clips is served as quickly as one with a hundred.  :func:`queue_size` counts them all.
+
+    A clip waits until it has one annotator's standing verdict, or two different annotators' when it is in
+    the ``OVERLAP_FRACTION`` sample, or an adjudication (:func:`core.workflows.labels.awaits_verdict`); with
+    ``annotator`` named, the clips that person judged are left out, so nobody is served a clip twice."""
+    _check_order(order)
     with session_scope(url) as session:
-        found = machine_by_key(session, machine)
-        if found is None:
+        query, threshold = _awaiting(session, machine, annotator)
+        if query is None:
             return []
-        flagged, threshold = _flagged(session, found)
-        labels = labels_for_machines(session, [clip for clip, _ in flagged], [found.id])
-        who, overlap = (annotator or "").strip() or None, settings().overlap_fraction
-        items = [
-            QueueItem(clip.id, clip.path, value, threshold, clip.label, clip.ingested_at)
-            for clip, value in flagged
-            if awaits_verdict(labels[clip.id], overlap, who)
-        ]
-    keys = {
-        "score": lambda item: -item.score,
-        "margin": lambda item: item.score - item.threshold,
-        "newest": lambda item: (-item.ingested_at.timestamp(), -item.clip_id),
-    }
-    return sorted(items, key=keys[order])
+        rows = queue_page(session, query, order, limit)
+    return [QueueItem(r.clip_id, r.path, r.score, threshold, r.label, r.ingested_at) for r in rows]
+
+
+def queue_size(machine: str, *, annotator: str | None = None, url: str | None = None) -> int:
+    """How many flagged clips of ``machine`` await a verdict (from ``annotator``, when named): the length
+    :func:`triage_queue` would have without a limit, counted by the database."""
+    with session_scope(url) as session:
+        query, _ = _awaiting(session, machine, annotator)
+        return 0 if query is None else queue_count(session, query)
 
 
 def resolve_clip(spec: str, *, url: str | None = None) -> int:

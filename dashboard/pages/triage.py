@@ -10,10 +10,12 @@ import streamlit as st
 
 from core.errors import MachineSoundError, environment_problem
 from core.workflows.triage import (
+    QUEUE_LIMIT,
     QUEUE_ORDERS,
     anomaly_types,
     clip_label,
     own_verdicts,
+    queue_size,
     record_verdict,
     review_is_blind,
     review_list,
@@ -132,7 +134,8 @@ def _queue(machine: str, name: str, blind: bool) -> None:
     skipped = st.session_state.get(SKIPPED, [])
     queue.sort(key=lambda item: skipped.index(item.clip_id) + 1 if item.clip_id in skipped else 0)  # stable
     top = st.columns([3, 1])
-    top[0].markdown(f"**{len(queue)}** flagged clip(s) of **{md_literal(machine)}** await a verdict.")
+    waiting_all = queue_size(machine, annotator=name) if len(queue) >= QUEUE_LIMIT else len(queue)
+    top[0].markdown(f"**{waiting_all}** flagged clip(s) of **{md_literal(machine)}** await a verdict.")
     _notices(top[0])
     if top[1].button("↶ Undo my last verdict", use_container_width=True):
         undone = undo_last(name, actor=current_actor())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import json
 import sqlite3
 from pathlib import Path, PurePath
 
@@ -27,10 +28,11 @@ from sqlalchemy.orm import Session
 from core.datasets.splits import assign_split, split_key
 from core.workflows.notify import Channel, deliver_due, webhook_reference
 from db.base import Base
-from db.models import Clip
+from db.models import Clip, Score
+from db.queries import score_details
 from db.session import MIGRATIONS_DIR, alembic_config, make_engine, migrate
 
-EARLIER = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+EARLIER = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 WHEN = "2026-01-05 10:00:00.000000"
 SNRS = (-6, 0, 6)
 
@@ -461,6 +463,39 @@ def test_0008_downgrades_to_0006(engine):
     assert _revision(engine) == "0006"
 
 
+def test_0009_moves_per_frame_errors_into_float16_bytes_and_back(engine):
+    """From 0008 with data: each score's JSON errors become ``frames`` (float16 bytes) the live code reads,
+    other JSON keys stay; the indexes serving the queue exist; a downgrade puts the errors back as JSON."""
+    _upgrade_to(engine, "0008")
+    with engine.begin() as conn:
+        _fill(conn, "0008")
+        extra = conn.execute(text("SELECT MIN(id) FROM scores")).scalar_one()
+        old = '{"frame_errors": [1.5, 70000.0], "band_errors": [0.25], "note": "x"}'
+        conn.execute(text("UPDATE scores SET details = :d WHERE id = :id"), {"d": old, "id": extra})
+    migrate(engine)
+    with Session(engine) as session:
+        rows = {row.id: row for row in session.scalars(select(Score))}
+        assert rows and all(row.frames is not None for row in rows.values())
+        assert score_details(session, rows[extra].model_id, rows[extra].clip_id) == {
+            "frame_errors": [1.5, 65504.0], "band_errors": [0.25], "note": "x"}  # fmt: skip
+        other = next(row for row in rows.values() if row.id != extra)
+        assert other.details is None
+        near = [pytest.approx(0.1, rel=1e-3), pytest.approx(0.4, rel=1e-3)]  # float16 keeps ~3 digits
+        assert score_details(session, other.model_id, other.clip_id) == {"frame_errors": [], "band_errors": near}
+    with engine.connect() as conn:
+        indexes = {i["name"] for table in ("scores", "clips", "annotations") for i in inspect(conn).get_indexes(table)}
+        assert {"ix_scores_model_id_score", "ix_clips_machine_pk_ingested_at_id", "ix_annotations_undoes_id"} <= indexes
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0008")
+    with engine.connect() as conn:
+        assert "frames" not in {c["name"] for c in inspect(conn).get_columns("scores")}
+        found = conn.execute(text("SELECT details FROM scores WHERE id = :id"), {"id": extra}).scalar_one()
+        found = json.loads(found) if isinstance(found, str) else found
+        assert found == {"frame_errors": [1.5, 65504.0], "band_errors": [0.25], "note": "x"}
+
+
 def test_foreign_keys_are_enforced_after_migrating(engine):
     _upgrade_to(engine, "0004")
     migrate(engine)
@@ -576,5 +611,5 @@ def test_migration_functions_are_short(path):
 
 def test_migrations_are_one_chain_ending_at_head():
     script = ScriptDirectory.from_config(alembic_config())
-    assert [r.revision for r in reversed(list(script.walk_revisions()))] == [*EARLIER, "0008"]
+    assert [r.revision for r in reversed(list(script.walk_revisions()))] == [*EARLIER, "0009"]
     assert len(VERSION_FILES) == len(EARLIER) + 1

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from core.signal.features import FeatureParams
 from core.workflows.explore import ClipDetails, clip_details, typical_normal_clip
 from core.workflows.triage import record_verdict, undo_last
+from db.frames import unpack_errors
 from db.models import Clip, Machine, Score, Threshold
 from db.queries import add_threshold
 from db.session import session_scope
@@ -27,7 +28,7 @@ def _rows(key: str) -> tuple[int, float, list[tuple[int, str, str, float, dict]]
             select(Threshold.value).where(Threshold.model_id == model_id).order_by(Threshold.id.desc())
         )
         rows = session.execute(
-            select(Clip.id, Clip.label, Clip.split, Score.score, Score.details)
+            select(Clip.id, Clip.label, Clip.split, Score.score, Score.frames)
             .join(Score, (Score.clip_id == Clip.id) & (Score.model_id == model_id))
             .where(Clip.machine_pk == machine.id)
             .order_by(Clip.id)
@@ -53,8 +54,9 @@ def test_clip_details_facts_score_and_errors(seeded):
         n_columns = 1 + round(d.duration_s * d.sample_rate) // params.hop_length
         assert len(d.frame_errors) == n_columns - params.frames + 1
         assert len(d.band_errors) == params.n_mels
-        assert d.frame_errors == pytest.approx(details["frame_errors"])
-        assert d.band_errors == pytest.approx(details["band_errors"])
+        stored = unpack_errors(details)  # the float16 bytes the score row keeps
+        assert d.frame_errors == pytest.approx(stored["frame_errors"])
+        assert d.band_errors == pytest.approx(stored["band_errors"])
         assert np.all(np.isfinite(d.frame_errors)) and min(d.frame_errors) >= 0
         assert d.history == []
     flags = {clip_details(c).flagged for c, *_ in rows}
