@@ -32,6 +32,7 @@ class Reason(StrEnum):
     CHANNEL_OUT_OF_RANGE = "channel_out_of_range"
     TOO_SHORT = "too_short"
     TOO_LONG = "too_long"
+    TOO_LARGE = "too_large"  # more bytes than MAX_UPLOAD_MB (an upload, an S3 object), refused before reading it
     SAMPLE_RATE_OUT_OF_RANGE = "sample_rate_out_of_range"  # below MIN_SAMPLE_RATE or above MAX_SAMPLE_RATE
     WRONG_SAMPLE_RATE = "wrong_sample_rate"  # not the sample rate the machine's model works at
     NOT_FOUND = "not_found"

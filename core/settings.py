@@ -92,6 +92,14 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("AWS_REGION", "none",
              "AWS region used when REKOGNITION_REGION is unset, as the other AWS SDKs do (botocore reads only "
              "AWS_DEFAULT_REGION and ~/.aws/config)"),
+    Variable("AWS_ENDPOINT_URL", "none",
+             "an http(s) URL that S3 and SQS calls go to instead of AWS's (a local moto or MinIO server), as the AWS "
+             "SDKs do; no user name or password in it"),
+    Variable("S3_CACHE_DIR", "$DATA_DIR/s3-cache",
+             "where clips stored in S3 (s3:// URIs) are kept once read, so scoring, views and exports do not fetch "
+             "them again (a folder, created readable by its owner only)"),
+    Variable("S3_CACHE_MB", "1024",
+             "the most that folder holds (a positive number of megabytes); the least recently read clips go first"),
     Variable("TF_CPP_MIN_LOG_LEVEL", "3",
              "TensorFlow's own variable (0 to 3); 0, 1 or 2 also shows the native start-up notices of TensorFlow "
              "that are hidden otherwise"),
@@ -102,6 +110,7 @@ DEFAULT_DATA_DIR = "data"
 DEFAULT_MAX_CLIP_SECONDS = 600.0
 DEFAULT_MAX_SAMPLE_RATE = 96_000
 DEFAULT_MAX_UPLOAD_MB = 200.0
+DEFAULT_S3_CACHE_MB = 1024.0
 DEFAULT_PREFIX = "machine-sound"
 DEFAULT_PROJECT = "machine-sound-anomalies"
 DEFAULT_COST_PER_UNIT_HOUR = 4.00  # USD, us-east-1 list price of Custom Labels inference; check your region
@@ -241,6 +250,15 @@ def _sns_topic_arn(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _endpoint_url(env: Mapping[str, str]) -> str | None:
+    raw = _raw(env, "AWS_ENDPOINT_URL")
+    problem = None if raw is None else webhook_url_problem(raw)
+    if problem:  # a URL with credentials in it is never quoted
+        form = "must be an http(s) URL with a host, e.g. http://127.0.0.1:5000"
+        raise _bad(f"AWS_ENDPOINT_URL {form if problem == WEBHOOK_FORM else problem} (the value is not shown)")
+    return raw
+
+
 def _tensorflow_notices(env: Mapping[str, str]) -> bool:
     raw = _raw(env, "TF_CPP_MIN_LOG_LEVEL")
     if raw is None:
@@ -275,6 +293,11 @@ def _train_from(env: Mapping[str, str]) -> TrainFrom:
     if raw.lower() not in tuple(TrainFrom):
         raise _bad(f"TRAIN_FROM_VERDICTS must be one of {', '.join(TrainFrom)}, got {raw!r}")
     return TrainFrom(raw.lower())
+
+
+def _folder(env: Mapping[str, str], name: str) -> Path | None:
+    raw = _raw(env, name)
+    return None if raw is None else Path(raw).resolve()
 
 
 def _folders(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
@@ -360,6 +383,9 @@ class Settings:
     notify_sns_topic_arn: str | None = None  # NOTIFY_SNS_TOPIC_ARN
     cloud: CloudConfig = CloudConfig()  # REKOGNITION_*
     aws_region: str | None = None  # AWS_REGION
+    aws_endpoint_url: str | None = None  # AWS_ENDPOINT_URL
+    s3_cache_dir: Path | None = None  # S3_CACHE_DIR, resolved; None (unset) means data_dir / "s3-cache"
+    s3_cache_mb: float = DEFAULT_S3_CACHE_MB  # S3_CACHE_MB
     tensorflow_notices: bool = False  # TF_CPP_MIN_LOG_LEVEL set to 0, 1 or 2
     auth: AuthMode = AuthMode.NONE  # AUTH
     auth_role_claim: str = DEFAULT_ROLE_CLAIM  # AUTH_ROLE_CLAIM
@@ -371,6 +397,8 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.ingest_roots:  # the default follows DATA_DIR
             object.__setattr__(self, "ingest_roots", (self.data_dir,))
+        if self.s3_cache_dir is None:
+            object.__setattr__(self, "s3_cache_dir", self.data_dir / "s3-cache")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -386,6 +414,9 @@ class Settings:
             notify_sns_topic_arn=_sns_topic_arn(env),
             cloud=CloudConfig.from_env(env),
             aws_region=_region(env, "AWS_REGION"),
+            aws_endpoint_url=_endpoint_url(env),
+            s3_cache_dir=_folder(env, "S3_CACHE_DIR"),
+            s3_cache_mb=_number(env, "S3_CACHE_MB", DEFAULT_S3_CACHE_MB, unit="megabytes"),
             tensorflow_notices=_tensorflow_notices(env),
             auth=_auth_mode(env),
             auth_role_claim=_raw(env, "AUTH_ROLE_CLAIM") or DEFAULT_ROLE_CLAIM,
@@ -399,6 +430,11 @@ class Settings:
     def max_upload_bytes(self) -> int:
         """The upload size limit in bytes (``MAX_UPLOAD_MB`` x 10^6)."""
         return int(self.max_upload_mb * 1e6)
+
+    @property
+    def s3_cache_bytes(self) -> int:
+        """The S3 cache's size limit in bytes (``S3_CACHE_MB`` x 10^6)."""
+        return int(self.s3_cache_mb * 1e6)
 
 
 def settings() -> Settings:

@@ -48,6 +48,9 @@ FULL_ENV = {
     "REKOGNITION_INFERENCE_UNITS": "3",
     "REKOGNITION_COST_PER_UNIT_HOUR": "4.5",
     "AWS_REGION": "us-east-1",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+    "S3_CACHE_DIR": "/srv/plant/s3",
+    "S3_CACHE_MB": "0.25",
     "TF_CPP_MIN_LOG_LEVEL": "0",
     "INGEST_ROOTS": os.pathsep.join(["/srv/plant/incoming", " /mnt/recorder/ ", ""]),
     "AUTH": "oidc",
@@ -83,6 +86,8 @@ def test_defaults_when_nothing_is_set(tmp_path, monkeypatch):
     assert (current.auth, current.auth_role_claim, current.blind_review) == (AuthMode.NONE, "roles", True)
     assert current.ingest_roots == (current.data_dir,)  # the default follows DATA_DIR
     assert (current.overlap_fraction, current.train_from_verdicts) == (0.1, TrainFrom.TRUSTED)
+    assert current.aws_endpoint_url is None
+    assert (current.s3_cache_dir, current.s3_cache_bytes) == (current.data_dir / "s3-cache", 1_024_000_000)
 
 
 def test_empty_or_blank_values_count_as_unset(tmp_path, monkeypatch):
@@ -107,6 +112,22 @@ def test_every_variable_is_parsed():
     assert (current.auth, current.auth_role_claim, current.blind_review) == (AuthMode.OIDC, "groups", False)
     assert current.ingest_roots == (Path("/srv/plant/incoming"), Path("/mnt/recorder"))
     assert (current.overlap_fraction, current.train_from_verdicts) == (0.25, TrainFrom.ANY)
+    assert current.aws_endpoint_url == "http://127.0.0.1:5000"
+    assert (current.s3_cache_dir, current.s3_cache_mb, current.s3_cache_bytes) == (Path("/srv/plant/s3"), 0.25, 250_000)
+
+
+@pytest.mark.parametrize("value", ["ftp://127.0.0.1", "localhost:5000", "http://key:secret@127.0.0.1:5000"])
+def test_an_endpoint_url_must_be_http_without_credentials_and_is_never_quoted(value):
+    with pytest.raises(BadInputError) as caught:
+        Settings.from_env({"AWS_ENDPOINT_URL": value})
+    assert "AWS_ENDPOINT_URL" in caught.value.detail and value not in caught.value.detail
+    assert "secret" not in caught.value.detail
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "lots"])
+def test_the_s3_cache_size_must_be_positive(value):
+    with pytest.raises(BadInputError, match="S3_CACHE_MB"):
+        Settings.from_env({"S3_CACHE_MB": value})
 
 
 @pytest.mark.parametrize(("value", "expected"), [("0", 0.0), ("1", 1.0), (" 0.5 ", 0.5), ("1e-1", 0.1)])
@@ -179,8 +200,11 @@ BAD_VALUES = [
     ("OVERLAP_FRACTION", "nan"),
     ("OVERLAP_FRACTION", "a tenth"),
     ("TRAIN_FROM_VERDICTS", "all"),
+    ("AWS_ENDPOINT_URL", "s3.local:9000"),
+    ("S3_CACHE_MB", "0"),
+    ("S3_CACHE_MB", "a gigabyte"),
 ]
-SECRET_VARIABLES = {"DATABASE_URL", "NOTIFY_WEBHOOK_URL"}
+SECRET_VARIABLES = {"DATABASE_URL", "NOTIFY_WEBHOOK_URL", "AWS_ENDPOINT_URL"}
 
 
 @pytest.mark.parametrize(("name", "value"), BAD_VALUES)
@@ -197,7 +221,7 @@ def test_a_bad_value_is_refused_naming_the_variable(name, value):
 
 def test_every_variable_with_a_rule_has_a_bad_value_tested():
     free_text = {"DATA_DIR", "REKOGNITION_BUCKET", "REKOGNITION_PREFIX", "REKOGNITION_PROJECT", "REKOGNITION_PROFILE",
-                 "INGEST_ROOTS", "AUTH_ROLE_CLAIM"}  # fmt: skip
+                 "INGEST_ROOTS", "AUTH_ROLE_CLAIM", "S3_CACHE_DIR"}  # fmt: skip
     assert {name for name, _ in BAD_VALUES} == set(NAMES) - free_text
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import struct
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -77,20 +79,20 @@ class _DataChunk:
     available: int  # bytes the file actually holds after the offset
 
 
-def _wav_data_chunk(path: Path) -> _DataChunk | None:
-    """Locate the sample data of a little-endian RIFF/WAVE file by walking its chunks; ``None`` otherwise."""
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        offset = 12
-        while offset + 8 <= size:
-            fh.seek(offset)
-            chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
-            if chunk_id == b"data":
-                return _DataChunk(offset + 8, chunk_size, size - offset - 8)
-            offset += 8 + chunk_size + (chunk_size & 1)
+def _wav_data_chunk(fh: BinaryIO, size: int) -> _DataChunk | None:
+    """Locate the sample data of a little-endian RIFF/WAVE file of ``size`` bytes open as ``fh`` by walking its
+    chunks; ``None`` otherwise."""
+    fh.seek(0)
+    head = fh.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    offset = 12
+    while offset + 8 <= size:
+        fh.seek(offset)
+        chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
+        if chunk_id == b"data":
+            return _DataChunk(offset + 8, chunk_size, size - offset - 8)
+        offset += 8 + chunk_size + (chunk_size & 1)
     return None
 
 
@@ -101,28 +103,38 @@ def _truncation(chunk: _DataChunk | None) -> str | None:
     return f"truncated: header declares {chunk.declared} data bytes, file holds {chunk.available}"
 
 
-def clip_info(path: str | os.PathLike) -> ClipInfo:
-    """Read only the header of an audio file.
+def clip_info(path: str | os.PathLike, *, fileobj: BinaryIO | None = None) -> ClipInfo:
+    """Read only the header of an audio file: ``path``, or ``fileobj`` (a seekable binary file holding the
+    clip ``path`` names, e.g. an object fetched from storage; read from its start) when given.
 
     Raises
     ------
     BadInputError
-        ``not_found``, ``empty`` (zero bytes or zero frames), ``not_audio`` or ``corrupt``.
+        naming ``path``: ``not_found``, ``empty`` (zero bytes or zero frames), ``not_audio`` or ``corrupt``.
     """
-    p = Path(path)
-    if not p.is_file():
+    p = Path(path) if fileobj is None else str(path)  # a URI stays as written (Path would fold its //)
+    if fileobj is None and not p.is_file():
         raise BadInputError(Reason.NOT_FOUND, "no such file", p)
-    if p.stat().st_size == 0:
+    size = p.stat().st_size if fileobj is None else fileobj.seek(0, os.SEEK_END)
+    if size == 0:
         raise BadInputError(Reason.EMPTY, "the file is empty (0 bytes)", p)
     try:
-        info = sf.info(str(p))
+        if fileobj is not None:
+            fileobj.seek(0)
+        info = sf.info(str(p) if fileobj is None else fileobj)
     except sf.LibsndfileError as exc:
         message = str(exc.error_string)
         reason = Reason.NOT_AUDIO if "not recognised" in message.lower() else Reason.CORRUPT
         raise BadInputError(reason, f"cannot be read as audio ({message})", p) from None
     except (RuntimeError, OSError) as exc:
         raise BadInputError(Reason.CORRUPT, f"cannot be read as audio ({exc})", p) from None
-    chunk = _wav_data_chunk(p) if info.format == "WAV" else None
+    chunk = None
+    if info.format == "WAV":
+        if fileobj is None:
+            with p.open("rb") as fh:
+                chunk = _wav_data_chunk(fh, size)
+        else:
+            chunk = _wav_data_chunk(fileobj, size)
     truncated = _truncation(chunk)
     if truncated:
         raise BadInputError(Reason.CORRUPT, truncated, p)
@@ -138,24 +150,29 @@ def clip_info(path: str | os.PathLike) -> ClipInfo:
     )
 
 
-def _read_channel(path: Path, info: ClipInfo, channel: int) -> np.ndarray:
+def _read_channel(path: Path, info: ClipInfo, channel: int, fileobj: BinaryIO | None = None) -> np.ndarray:
     """One channel as float32 in [-1, 1], holding only that channel in memory (a 300 MB 8-channel file
     costs one channel's worth, not the whole file).
 
     16-bit PCM WAV (the MIMII and DCASE format) is read straight from its data chunk
     and only the wanted channel is converted; everything else goes through libsndfile.
-    Multichannel files are read ``READ_BLOCK_BYTES`` at a time.
+    Multichannel files are read ``READ_BLOCK_BYTES`` at a time.  ``fileobj``, when given, is read instead of
+    ``path`` (see :func:`clip_info`).
     """
     signal = np.empty(info.n_frames, dtype=np.float32)
     filled = 0
     try:
         if info.subtype == "PCM_16" and info.data_offset is not None:
             block = info.n_frames if info.n_channels == 1 else max(1, READ_BLOCK_BYTES // (2 * info.n_channels))
-            with path.open("rb") as fh:
+            with path.open("rb") if fileobj is None else nullcontext(fileobj) as fh:
                 fh.seek(info.data_offset)
                 while filled < info.n_frames:
                     count = min(block, info.n_frames - filled)
-                    data = np.fromfile(fh, dtype="<i2", count=count * info.n_channels)
+                    if fileobj is None:
+                        data = np.fromfile(fh, dtype="<i2", count=count * info.n_channels)
+                    else:  # any binary file: whole 16-bit samples only
+                        raw = fh.read(count * info.n_channels * 2)
+                        data = np.frombuffer(raw[: len(raw) - len(raw) % 2], dtype="<i2")
                     n = data.size // info.n_channels
                     column = data[: n * info.n_channels].reshape(n, info.n_channels)[:, channel]
                     np.multiply(column, np.float32(1.0 / 32768.0), out=signal[filled : filled + n], casting="unsafe")
@@ -163,7 +180,9 @@ def _read_channel(path: Path, info: ClipInfo, channel: int) -> np.ndarray:
                     if n < count:
                         break
         else:
-            with sf.SoundFile(str(path)) as audio:
+            if fileobj is not None:
+                fileobj.seek(0)
+            with sf.SoundFile(str(path) if fileobj is None else fileobj) as audio:
                 block = max(1, READ_BLOCK_BYTES // (4 * info.n_channels))
                 for data in audio.blocks(block, dtype="float32", always_2d=True):
                     n = min(len(data), info.n_frames - filled)
@@ -204,12 +223,13 @@ def load_clip(
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     max_sample_rate: int = DEFAULT_MAX_SAMPLE_RATE,
     min_samples: int = FeatureParams().min_samples,
+    fileobj: BinaryIO | None = None,
 ) -> Clip:
     """Read one channel of an audio file and check it is usable.
 
     Parameters
     ----------
-    path : path to a WAV or FLAC file
+    path : path to a WAV or FLAC file, or the name of the clip ``fileobj`` holds (errors name it)
     channel : int, which microphone (0-based) of a multichannel file
     max_duration_s : float or None
         Refuse files longer than this many seconds (checked from the header,
@@ -224,6 +244,9 @@ def load_clip(
     min_samples : int
         Refuse signals shorter than this (default: one feature vector with the
         default :class:`~core.signal.features.FeatureParams`, 2048 samples).
+    fileobj : seekable binary file or None
+        The clip's bytes, already open (e.g. an object fetched from storage); read instead of ``path``,
+        with the same checks, and left open.
 
     Returns
     -------
@@ -236,10 +259,10 @@ def load_clip(
         ``empty``, ``channel_out_of_range``, ``sample_rate_out_of_range``, ``too_long``, ``too_short``,
         ``non_finite`` or ``silent``.
     """
-    p = Path(path)
-    info = clip_info(p)
+    p = Path(path) if fileobj is None else str(path)
+    info = clip_info(p, fileobj=fileobj)
     _check_header(p, info, channel, max_duration_s, max_sample_rate, min_samples)
-    signal = _read_channel(p, info, channel)
+    signal = _read_channel(p, info, channel, fileobj)
     low, high = float(signal.min()), float(signal.max())  # NaN and inf propagate; no temporary arrays
     if not (np.isfinite(low) and np.isfinite(high)):
         raise BadInputError(Reason.NON_FINITE, "contains NaN or infinite samples", p)

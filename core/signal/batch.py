@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import BinaryIO
 
 import numpy as np
 
@@ -21,9 +23,22 @@ class FeatureBatch:
     failures: dict[str, BadInputError] = field(default_factory=dict)
 
 
-def file_features(path: str, params: FeatureParams = FeatureParams(), channel: int = 0) -> np.ndarray:
-    """Read ``channel`` of ``path`` and return its log-mel frame features ``(n_vectors, params.dims)``."""
-    clip = load_clip(path, channel, min_samples=params.min_samples)
+Opener = Callable[[str], BinaryIO | None]
+"""Called with a clip's stored path: an open binary file of its bytes (closed after use), or ``None`` to read the
+path from disk.  It must be picklable (a module-level function) to run in worker processes."""
+
+
+def file_features(
+    path: str, params: FeatureParams = FeatureParams(), channel: int = 0, opener: Opener | None = None
+) -> np.ndarray:
+    """Read ``channel`` of ``path`` (through ``opener`` when given: clips stored elsewhere than on disk, e.g.
+    ``s3://`` URIs) and return its log-mel frame features ``(n_vectors, params.dims)`` float32."""
+    fileobj = opener(path) if opener is not None else None
+    try:
+        clip = load_clip(path, channel, min_samples=params.min_samples, fileobj=fileobj)
+    finally:
+        if fileobj is not None:
+            fileobj.close()
     try:
         return features_for(clip.signal, clip.sr, params)
     except BadInputError as exc:
@@ -37,10 +52,12 @@ def extract_features(
     channel: int = 0,
     n_jobs: int | None = None,
     progress: Progress | None = None,
+    opener: Opener | None = None,
 ) -> FeatureBatch:
-    """Features for every file in ``paths``; a bad file is recorded in ``failures`` and the rest go on."""
+    """Features for every file in ``paths`` (read through ``opener`` when given, see :func:`file_features`);
+    a bad file is recorded in ``failures`` and the rest go on."""
     batch = FeatureBatch()
-    work = partial(file_features, params=params, channel=channel)
+    work = partial(file_features, params=params, channel=channel, opener=opener)
     for index, result in map_guarded(work, paths, n_jobs=n_jobs, progress=progress):
         if isinstance(result, BadInputError):
             batch.failures[paths[index]] = result

@@ -68,6 +68,7 @@ from core.signal.batch import extract_features
 from core.signal.features import FeatureParams, mel_band_centres
 from core.vocabulary import Label, Split
 from core.workflows.catalogue import machine_named, machines_named
+from core.workflows.clip_store import open_clip
 from core.workflows.labels import labels_for_clips, why_not_learned
 from core.workflows.scoring import score_with_model
 from db.models import Clip, DetectorModel, Machine
@@ -278,7 +279,8 @@ def drift_report(
         return _not_enough(report, len(sets.reference), len(sets.recent))
 
     reference_levels = _reference_levels(model.id, sets.reference, n_jobs)
-    batch = extract_features(list(dict.fromkeys(c.path for c in sets.recent)), LEVEL_PARAMS, n_jobs=n_jobs)
+    batch = extract_features(list(dict.fromkeys(c.path for c in sets.recent)), LEVEL_PARAMS, n_jobs=n_jobs,
+                             opener=open_clip)  # fmt: skip
     reference = [c for c in sets.reference if c.id in reference_levels]
     recent_clips = [c for c in sets.recent if c.path in batch.features]
     scores, score_failures = _scores(model, machine_pk, sets.held_out + recent_clips, url, n_jobs, score_missing)
@@ -376,7 +378,8 @@ def _reference_levels(model_id: int, clips: list[Clip], n_jobs: int | None) -> d
             _REFERENCE_CACHE.popitem(last=False)
         missing = [c for c in clips if c.id not in cached]
     if missing:
-        batch = extract_features(list(dict.fromkeys(c.path for c in missing)), LEVEL_PARAMS, n_jobs=n_jobs)
+        batch = extract_features(list(dict.fromkeys(c.path for c in missing)), LEVEL_PARAMS, n_jobs=n_jobs,
+                                 opener=open_clip)  # fmt: skip
         read = {c.id: clip_levels(batch.features[c.path]) for c in missing if c.path in batch.features}
         with _REFERENCE_LOCK:
             cached.update(read)

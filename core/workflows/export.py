@@ -30,6 +30,7 @@ from core.signal.batch import file_features
 from core.signal.spectrogram_image import IMAGE_FEATURES, image_from_features
 from core.vocabulary import Label, LabelQuality, LabelSource, Split
 from core.workflows.audit import record_event
+from core.workflows.clip_store import open_clip
 from core.workflows.curation import (
     CLASSES,
     CuratedClip,
@@ -102,7 +103,7 @@ def default_export_dir() -> Path:
 
 def write_image(audio_path: str, target: str) -> tuple[int, int]:
     """Write the spectrogram PNG of ``audio_path`` to ``target``; returns its ``(height, width)`` in px."""
-    image = image_from_features(file_features(audio_path, IMAGE_FEATURES))
+    image = image_from_features(file_features(audio_path, IMAGE_FEATURES, opener=open_clip))
     Image.fromarray(image, mode="L").save(target, format="PNG", optimize=True)
     return image.shape
 

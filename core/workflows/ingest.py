@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from pathlib import Path
 from sqlalchemy.exc import DataError
 
 from core.access import Action, Actor, require
-from core.datasets.layouts import DiscoveredClip, discover
+from core.datasets.layouts import DiscoveredClip, describe, discover
 from core.datasets.splits import assign_split, split_key
 from core.errors import BadInputError, Reason, check_text
 from core.parallel import Progress, map_guarded
@@ -19,6 +20,7 @@ from core.settings import settings
 from core.signal.audio import load_clip
 from core.vocabulary import MACHINE_ID_LENGTH, MACHINE_TYPE_LENGTH
 from core.workflows.audit import record_event
+from core.workflows.clip_store import is_uri, layout_path, list_objects, open_clip
 from db.models import Clip
 from db.queries import get_or_create_machine, known_hashes, record_rejection
 from db.session import session_scope, write_transaction
@@ -53,8 +55,17 @@ class IngestReport:
 
 def inspect_file(path: str) -> InspectedFile:
     """Validate ``path`` as a clip (every check of :func:`core.signal.audio.load_clip`, clips longer than the
-    ``MAX_CLIP_SECONDS`` setting refused) and hash it."""
+    ``MAX_CLIP_SECONDS`` setting refused) and hash it.  An ``s3://`` URI is read through
+    :func:`core.workflows.clip_store.open_clip` (an object over ``MAX_UPLOAD_MB`` refused from its size)."""
     limits = settings()
+    fileobj = open_clip(path)
+    if fileobj is not None:
+        with fileobj:
+            clip = load_clip(path, max_duration_s=limits.max_clip_seconds, max_sample_rate=limits.max_sample_rate,
+                             fileobj=fileobj)  # fmt: skip
+            fileobj.seek(0)
+            digest = hashlib.file_digest(fileobj, "sha256").hexdigest()
+            return InspectedFile(digest, clip.sr, clip.n_channels, clip.duration_s, fileobj.seek(0, 2))
     clip = load_clip(path, max_duration_s=limits.max_clip_seconds, max_sample_rate=limits.max_sample_rate)
     with open(path, "rb") as fh:
         digest = hashlib.file_digest(fh, "sha256").hexdigest()
@@ -79,26 +90,42 @@ def check_storable(clip: DiscoveredClip) -> DiscoveredClip:
 
 
 def collect(paths: list[str]) -> tuple[list[DiscoveredClip], list[BadInputError]]:
-    """Expand files and folders into described clips; a path that does not exist is an error, and so is a
-    clip :func:`check_storable` refuses (each refused alone: the others are kept)."""
+    """Expand files, folders and ``s3://`` URIs (an object, or every audio object under a prefix) into described
+    clips; a path that does not exist is an error, and so is a clip :func:`check_storable` refuses (each
+    refused alone: the others are kept)."""
     found: list[DiscoveredClip] = []
     errors: list[BadInputError] = []
     for raw in paths:
-        path = Path(raw)
         try:
-            exists = path.exists()
-        except OSError as exc:  # a name too long for the file system, a loop of links...
-            errors.append(BadInputError(Reason.INVALID_PARAMETER, f"cannot be opened: {exc.strerror}", raw))
+            clips = _expand(raw)
+        except BadInputError as exc:
+            errors.append(exc)
             continue
-        if not exists:
-            errors.append(BadInputError(Reason.NOT_FOUND, "no such file or folder", raw))
-            continue
-        for clip in discover(path):
+        for clip in clips:
             try:
                 found.append(check_storable(clip))
             except BadInputError as exc:
                 errors.append(exc)
     return found, errors
+
+
+def _expand(raw: str) -> list[DiscoveredClip]:
+    """The clips ``raw`` names, described; BadInputError when it names nothing that exists."""
+    if is_uri(raw):
+        return [_described(obj.uri) for obj in list_objects(raw)]
+    path = Path(raw)
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long for the file system, a loop of links...
+        raise BadInputError(Reason.INVALID_PARAMETER, f"cannot be opened: {exc.strerror}", raw) from None
+    if not exists:
+        raise BadInputError(Reason.NOT_FOUND, "no such file or folder", raw)
+    return discover(path)
+
+
+def _described(uri: str) -> DiscoveredClip:
+    """What an object's key says about the clip (any known layout, the bucket as the top folder), by URI."""
+    return dataclasses.replace(describe(layout_path(uri)), path=uri)
 
 
 def ingest(
@@ -172,7 +199,11 @@ def _audit(actor: Actor, target: str, report: IngestReport, url: str | None) -> 
 
 
 def _register(
-    clips: list[DiscoveredClip], errors: list[BadInputError], *, url: str | None, n_jobs: int | None,
+    clips: list[DiscoveredClip],
+    errors: list[BadInputError],
+    *,
+    url: str | None,
+    n_jobs: int | None,
     progress: Progress | None,
 ) -> IngestReport:
     """Validate, hash and store ``clips``, recording ``errors`` and each refused file, in batches."""
@@ -235,7 +266,7 @@ def _register_batch(batch: list[tuple[DiscoveredClip, InspectedFile]], session) 
         source = "layout" if split == where.split else "assigned"
         session.add(
             Clip(
-                path=str(Path(where.path).resolve()),
+                path=where.path if is_uri(where.path) else str(Path(where.path).resolve()),
                 content_hash=facts.content_hash,
                 machine=machine,
                 label=where.label,

@@ -10,6 +10,7 @@ from core.errors import Reason
 from core.parallel import Progress
 from core.signal.batch import extract_features
 from core.workflows.catalogue import machines_named
+from core.workflows.clip_store import open_clip
 from core.workflows.model_store import load_detector
 from db.models import Clip, DetectorModel
 from db.queries import add_scores, unscored_clips
@@ -83,7 +84,7 @@ def score_with_model(
                 progress(offset + finished, len(clips))
 
         batch = extract_features([c.path for c in chunk], detector.feature_params, n_jobs=n_jobs,
-                                 progress=chunk_progress)  # fmt: skip
+                                 progress=chunk_progress, opener=open_clip)  # fmt: skip
         readable = [c for c in chunk if c.path in batch.features]
         if readable:
             values, explanations = detector.score_and_explain([batch.features[c.path] for c in readable])

@@ -26,6 +26,7 @@ from core.signal.features import FeatureParams
 from core.vocabulary import LabelSource
 from core.workflows.audit import record_event
 from core.workflows.catalogue import machine_named, machines_named
+from core.workflows.clip_store import open_clip
 from core.workflows.labels import NotLearned, labels_for_machines, why_not_learned
 from core.workflows.model_store import staged_artifact
 from core.workflows.scoring import wrong_sample_rate
@@ -284,7 +285,7 @@ def _train_scope(
     """Fit ``run.detector`` on ``clips`` and register it as the next version for ``scope``."""
     detector, params, url, user = run.detector, run.params, run.url, run.user
     feature_params = FeatureParams()
-    batch = extract_features([clip.path for clip in clips], feature_params)
+    batch = extract_features([clip.path for clip in clips], feature_params, opener=open_clip)
     usable = [clip for clip in clips if clip.path in batch.features]
     if len(usable) < MIN_TRAINING_CLIPS:
         first = min(batch.failures.items())

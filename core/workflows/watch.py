@@ -97,6 +97,7 @@ class Watcher:
         self.channels = channels or []
         self.n_jobs, self.clock = n_jobs, clock
         self.since = datetime.fromtimestamp(clock(), UTC) - timedelta(seconds=lookback_s)
+        self._flag_scope = str(self.folder)  # flags are looked for among the clips stored under this
         self._observed: dict[str, tuple[Signature, float]] = {}  # path -> (signature, first seen with it)
         self._done: dict[str, Signature] = self._already_handled()
         self._needs_scoring = True  # the first pass scores what a killed predecessor ingested but never scored
@@ -169,7 +170,7 @@ class Watcher:
             for machine in machines_matching(session):
                 key = (machine.id, machine.active_model_id)
                 after = self._flag_marks.get(key, 0)
-                for clip, value, threshold in flagged_since(session, machine, self.since, str(self.folder), after):
+                for clip, value, threshold in flagged_since(session, machine, self.since, self._flag_scope, after):
                     payload = flag_payload(clip, machine.key, machine.active_model, value, threshold)
                     flags.append((clip.id, machine.active_model_id, payload))
                     marks[key] = clip.id  # by clip id: the last is the highest

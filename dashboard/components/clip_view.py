@@ -11,10 +11,9 @@ import streamlit as st
 from cachetools import LRUCache
 
 from core.errors import BadInputError
-from core.settings import settings
-from core.signal.audio import load_clip
 from core.signal.display import PLAYER_SECONDS, ClipViews, clip_views, most_abnormal_window
 from core.signal.features import FeatureParams
+from core.workflows.clip_store import is_uri, read_clip
 from core.workflows.explore import ClipDetails, clip_details
 from dashboard.components import plots
 from dashboard.components.text import md_literal
@@ -30,12 +29,12 @@ _views_lock = threading.Lock()
 def _audio_views(path: str) -> ClipViews:
     """The bounded views of a clip (:func:`core.signal.display.clip_views`), cached by path and change time
     in at most ``VIEW_CACHE_BYTES`` (a long clip cannot fill the server's memory, however many are opened)."""
-    key = (path, os.stat(path).st_mtime_ns) if os.path.exists(path) else (path, None)
+    local = not is_uri(path) and os.path.exists(path)  # an s3:// clip by its URI alone
+    key = (path, os.stat(path).st_mtime_ns) if local else (path, None)
     with _views_lock:
         found = _views.get(key)
     if found is None:
-        limits = settings()
-        clip = load_clip(path, max_duration_s=limits.max_clip_seconds, max_sample_rate=limits.max_sample_rate)
+        clip = read_clip(path)  # a local file or an s3:// object, with the MAX_CLIP_SECONDS/MAX_SAMPLE_RATE limits
         found = clip_views(clip.signal, clip.sr, n_fft=P.n_fft, hop_length=P.hop_length, n_mels=P.n_mels)
         with _views_lock:
             _views[key] = found  # a views object larger than the whole cache is simply not kept

@@ -267,3 +267,44 @@ def test_a_300_mb_eight_channel_file_costs_one_channel_of_memory(tmp_path, float
     reason, grown_mb = out.stdout.split()
     assert reason == "silent"  # read to the end: the hole holds zeros
     assert int(grown_mb) < 150  # one channel as float32 is 38-75 MB; reading the whole file costs 300-400 MB
+
+
+# --- a clip already open (bytes fetched from storage) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "subtype", "channels"), [("a.wav", "PCM_16", 8), ("b.wav", "PCM_16", 1),
+                                                           ("c.flac", "PCM_24", 2), ("d.wav", "FLOAT", 1)])  # fmt: skip
+def test_an_open_file_reads_as_its_path_does(tmp_path, name, subtype, channels):
+    import io
+
+    path = write_wav(tmp_path / name, tone(0.5, channels=channels), subtype=subtype)
+    from_disk = load_clip(path, channel=channels - 1)
+    held = io.BytesIO(path.read_bytes())
+    from_memory = load_clip("s3://bucket/fan/id_00/" + name, channel=channels - 1, fileobj=held)
+    np.testing.assert_array_equal(from_memory.signal, from_disk.signal)
+    assert (from_memory.sr, from_memory.n_channels) == (from_disk.sr, from_disk.n_channels)
+    assert from_memory.path == "s3://bucket/fan/id_00/" + name and not held.closed
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", Reason.EMPTY), (b"just some text, not audio at all" * 10, Reason.NOT_AUDIO)],
+)
+def test_an_open_file_is_refused_naming_the_uri_as_written(content, reason):
+    import io
+
+    with pytest.raises(BadInputError) as caught:
+        load_clip("s3://bucket/fan/id_00/x.wav", fileobj=io.BytesIO(content))
+    assert caught.value.reason is reason and caught.value.path == "s3://bucket/fan/id_00/x.wav"
+
+
+def test_an_open_truncated_wav_is_corrupt_and_its_header_limits_apply(tmp_path):
+    import io
+
+    data = write_wav(tmp_path / "t.wav", tone(1.0)).read_bytes()
+    with pytest.raises(BadInputError) as caught:
+        load_clip("s3://b/t.wav", fileobj=io.BytesIO(data[: len(data) // 2]))
+    assert caught.value.reason is Reason.CORRUPT
+    with pytest.raises(BadInputError) as caught:
+        load_clip("s3://b/t.wav", fileobj=io.BytesIO(data), max_duration_s=0.5)
+    assert caught.value.reason is Reason.TOO_LONG
