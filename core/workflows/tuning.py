@@ -44,6 +44,14 @@ from db.queries import (
 from db.session import session_scope
 
 RECORDED_METHODS = ("manual", *METHODS)  # how a threshold set here was chosen: by hand, or a suggestion's method
+LABELLED_METHODS = tuple(m for m in METHODS if m != "gamma")  # the suggestions fitted on labelled clips
+WITH_TEST_SPLIT = "outside the training split"  # how a labelled set (and a suggestion's reason) names its clips
+WITHOUT_TEST_SPLIT = "outside the training and test splits"
+
+
+def fitted_with_test_split(reason: str) -> bool:
+    """Whether a labelled suggestion whose reason is ``reason`` fitted on the test split's clips too."""
+    return WITH_TEST_SPLIT in reason
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,7 @@ def labelled_set(session: Session, machine: Machine, use_test: bool) -> Labelled
             if c.split not in excluded and c.id not in trained_on]  # fmt: skip
     labels = labels_for_machines(session, [c for c, _ in rows], [machine.id])
     labelled = [(labels[c.id].label, s) for c, s in rows if labels[c.id].label is not None]
-    splits = "outside the training split" if use_test else "outside the training and test splits"
+    splits = WITH_TEST_SPLIT if use_test else WITHOUT_TEST_SPLIT
     description = (f"{describe(labels.values())}; scored clips {splits} that the model did not train on; "
                    f"rule: {RULE}")  # fmt: skip
     return LabelledSet(
