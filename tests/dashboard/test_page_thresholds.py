@@ -14,7 +14,7 @@ from core.detection.metrics import metrics_at
 from core.workflows.triage import record_verdict
 from core.workflows.tuning import SuggestOptions, set_threshold, suggest, tuning_data
 from dashboard.components.text import md_literal
-from db.models import Clip, Machine, Threshold
+from db.models import Clip, Machine, Score, Threshold
 from db.queries import active_threshold, threshold_history
 from db.session import session_scope
 from tests.conftest import SEEDED_MACHINES, infos, no_exception
@@ -286,3 +286,36 @@ def test_max_f1_maximises_the_f1_the_page_shows_on_the_clips_it_shows(seeded, op
     assert float(_metrics(app)["F1"]) == pytest.approx(best_f1, abs=0.005)  # shown with two decimals
     assert _confusion(app) == _expected(chosen)  # the matrix counts the same clips the suggestion fitted on
     assert app.text_input(key="threshold_reason").value.endswith(data.label_source)
+
+
+def test_scores_spanning_orders_of_magnitude_get_log_axes_and_quantile_stops(seeded, open_page):
+    data = tuning_data(MACHINE, use_test=True)
+    scores = np.concatenate([data.scores, data.unlabelled_scores])
+    with session_scope(write=True) as session:  # a Mahalanobis range: make the lowest score 1/1000 of the highest
+        session.execute(update(Score).where(Score.model_id == data.model_id, Score.score == scores.min())
+                        .values(score=float(scores.max()) / 1000))  # fmt: skip
+    app = open_page("thresholds")
+    assert app.radio(key="threshold_scale").value == "score quantiles"
+    charts = {
+        json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec) for c in app.get("plotly_chart")
+    }
+    assert charts["Clip scores"]["layout"]["yaxis"]["type"] == "log"
+    assert charts["Precision, recall, F1 against the threshold"]["layout"]["xaxis"]["type"] == "log"
+    histogram = next(chart for title, chart in charts.items() if title.startswith("Scores ("))
+    assert histogram["layout"]["xaxis"]["title"]["text"] == "score (log scale)"
+    assert any("Score axes are on a log scale" in c.value for c in app.caption)
+
+
+def test_scores_within_one_order_of_magnitude_keep_linear_axes_and_even_steps(seeded, open_page):
+    data = tuning_data(MACHINE, use_test=True)
+    with session_scope(write=True) as session:  # an autoencoder's range: squeeze the scores into [10, 20]
+        session.execute(
+            update(Score).where(Score.model_id == data.model_id).values(score=10 + func.abs(Score.score) % 10)
+        )
+    app = open_page("thresholds")
+    assert app.radio(key="threshold_scale").value == "even steps"
+    charts = {
+        json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec) for c in app.get("plotly_chart")
+    }
+    assert charts["Clip scores"]["layout"]["yaxis"].get("type", "linear") == "linear"
+    assert not any("Score axes are on a log scale" in c.value for c in app.caption)
