@@ -176,7 +176,8 @@ def _train_section(selected: str | None) -> None:
 
 def render() -> None:
     st.title("Compare models")
-    machine = machine_picker(require_model=True)
+    machine = machine_picker(require_model=True, no_model_hint="No machine has a trained model yet: train one "
+                             "with **Train detector** below.")  # fmt: skip
     if machine is not None:
         _comparison(machine)
     _train_section(machine)

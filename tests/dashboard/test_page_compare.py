@@ -27,7 +27,10 @@ MACHINE = SEEDED_MACHINES[0]
 def test_empty_database_says_no_model_yet(open_page):
     app = open_page("compare")
     assert [t.value for t in app.title] == ["Compare models"]
-    assert any("No machine has a trained model yet" in text for text in infos(app))
+    assert any("No machine has a trained model yet: train one with **Train detector** below" in text
+               for text in infos(app))  # fmt: skip
+    assert any("No machine yet: add clips on the Data page first" in text for text in infos(app))
+    assert not app.button  # nothing to train
 
 
 def test_one_model_asks_for_another(seeded, open_page):
