@@ -184,6 +184,8 @@ def _tuned_on_graded(threshold: Threshold | None, n_field: int, n_graded: int) -
 def _disagreements(session, common: list[int], labels: dict[int, str], values: list[np.ndarray],
                    thresholds: list[Threshold | None]) -> list[Disagreement]:  # fmt: skip
     """The graded clips the models do not all flag or all pass, highest first score first."""
+    if not values:
+        return []
     limits = [t.value if t else float("inf") for t in thresholds]
     flagged = np.array([v > limit for v, limit in zip(values, limits, strict=True)]).reshape(len(values), -1)
     split = np.flatnonzero(flagged.any(axis=0) & ~flagged.all(axis=0))
@@ -193,7 +195,7 @@ def _disagreements(session, common: list[int], labels: dict[int, str], values: l
         scores = tuple(float(v[index]) for v in values)
         found.append(Disagreement(clip.id, PurePath(clip.path).name, labels[clip.id], scores,
                                   tuple(bool(f) for f in flagged[:, index])))  # fmt: skip
-    return sorted(found, key=lambda d: -d.scores[0]) if len(values) else found
+    return sorted(found, key=lambda d: -d.scores[0])
 
 
 def _saw_anomalies(session, model: DetectorModel) -> bool:
