@@ -97,8 +97,7 @@ def score_histogram(
     x = np.log10(scores) if log else np.asarray(scores, dtype=np.float64)
     fig = go.Figure()
     for name, mask in (("normal", ~is_abnormal), ("abnormal", is_abnormal)):
-        fig.add_trace(go.Histogram(x=x[mask], name=name, marker_color=LABEL_COLOURS[name], opacity=0.6, nbinsx=40,
-                                   customdata=scores[mask]))  # fmt: skip
+        fig.add_trace(go.Histogram(x=x[mask], name=name, marker_color=LABEL_COLOURS[name], opacity=0.6, nbinsx=40))
     at = float(np.log10(threshold)) if log and threshold > 0 else threshold
     fig.add_vline(x=at, line_dash="dash", annotation_text="threshold", annotation_position="top right")
     tallest = max(np.histogram(x[mask], bins=40)[0].max(initial=0) for mask in (~is_abnormal, is_abnormal))
