@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import PurePath
 
 import numpy as np
 
@@ -13,7 +14,8 @@ from core.vocabulary import Label, Split
 from core.workflows.catalogue import machine_named
 from core.workflows.labels import labels_for_machines
 from core.workflows.scoring import score_with_model
-from db.models import DetectorModel
+from core.workflows.tuning import LABELLED_METHODS, fitted_with_test_split
+from db.models import Clip, DetectorModel, Threshold
 from db.queries import (
     active_threshold,
     any_labelled_abnormal,
@@ -40,6 +42,30 @@ class ModelResult:
 
 
 @dataclass(frozen=True)
+class Disagreement:
+    """A graded clip one model flags and the other passes, at their own active thresholds.
+
+    Attributes
+    ----------
+    clip_id : int
+    file : str
+        The clip's file name (no folders).
+    label : str
+        ``normal`` or ``abnormal``, by the label policy.
+    scores : tuple of float
+        Each model's score, in the order of :attr:`Comparison.results` (each detector's own units).
+    flagged : tuple of bool
+        Whether each model flags the clip (score above its threshold).
+    """
+
+    clip_id: int
+    file: str
+    label: str
+    scores: tuple[float, ...]
+    flagged: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
 class Comparison:
     machine: str
     test_set: str
@@ -47,6 +73,8 @@ class Comparison:
     results: list[ModelResult]
     n_abnormal: int = 0
     n_normal: int = 0
+    disagreements: list[Disagreement] = field(default_factory=list)
+    tuned_on_graded: dict[str, str] = field(default_factory=dict)  # {model name: how its threshold was tuned}
 
     @property
     def warnings(self) -> list[str]:
@@ -62,6 +90,10 @@ class Comparison:
         saw = [r.name for r in self.results if r.saw_anomalies]
         if saw and len(saw) < len(self.results):
             notes.append(f"{', '.join(saw)} was trained on labelled anomalies the other model never saw.")
+        for name, how in self.tuned_on_graded.items():
+            notes.append(f"{name}'s threshold was tuned on the clips it is graded on here ({how}): its precision, "
+                         "recall, F1 and accuracy flatter it (AUC and pAUC do not depend on the threshold). Compare "
+                         "at gamma thresholds, or label more clips, for a fair grade.")  # fmt: skip
         return notes
 
 
@@ -71,7 +103,15 @@ def model_choices(machine: str, *, url: str | None = None) -> list[tuple[int, st
         found = machine_by_key(session, machine)
         if found is None:
             return []
-        return [(m.id, f"{m.detector} v{m.version} ({m.scope})") for m in models_for(session, found)]
+        return [(m.id, model_name(m)) for m in models_for(session, found)]
+
+
+def scope_legend(machine: str) -> str:
+    """What the brackets after a model's name (``detector vN (scope)``) say about ``machine``'s models."""
+    machine_type = machine.split("/", 1)[0]
+    return (f"In brackets, what a model learned from: ({machine}) this machine's clips alone; ({machine_type}) the "
+            f"clips of every {machine_type} together; (*) a supervised model trained on an export of several "
+            "machine types' clips, graded here on this machine's.")  # fmt: skip
 
 
 def compare_models(machine: str, model_ids: list[int], *, url: str | None = None) -> Comparison:
@@ -90,33 +130,72 @@ def compare_models(machine: str, model_ids: list[int], *, url: str | None = None
     for model in models:
         score_with_model(model, pks, url=url)
     with session_scope(url) as session:
-        seen = {clip_id for m in models for clip_id in m.provenance.get("clip_ids", [])}
-        labels, from_pilots = graded_labels(session, pks)
-        scores = [clip_scores(session, m.id, list(labels)) for m in models]
-        common = sorted(i for i in labels if i not in seen and all(i in s for s in scores))
-        left_out = sum(i in seen for i in labels)
-        y = np.array([labels[i] == Label.ABNORMAL for i in common], dtype=bool)
-        results = []
-        for model, by_clip in zip(models, scores, strict=True):
-            values = np.array([by_clip[i] for i in common])
-            current = active_threshold(session, model.id)
-            results.append(
-                ModelResult(
-                    model.id,
-                    f"{model.detector} v{model.version} ({model.scope})",
-                    metrics_at(y, values, current.value if current else float("inf")),
-                    roc_auc(y, values),
-                    partial_auc(y, values),
-                    _saw_anomalies(session, model),
-                )  # fmt: skip
-            )
+        return _graded(session, machine, pks, models)
+
+
+def model_name(model: DetectorModel) -> str:
+    """``detector vN (scope)``: how pages and reports name a model."""
+    return f"{model.detector} v{model.version} ({model.scope})"
+
+
+def _graded(session, machine: str, pks: list[int], models: list[DetectorModel]) -> Comparison:
+    """The :class:`Comparison` of ``models`` (each has scored the machine's clips) on the graded clips."""
+    seen = {clip_id for m in models for clip_id in m.provenance.get("clip_ids", [])}
+    labels, from_pilots = graded_labels(session, pks)
+    scores = [clip_scores(session, m.id, list(labels)) for m in models]
+    common = sorted(i for i in labels if i not in seen and all(i in s for s in scores))
+    left_out = sum(i in seen for i in labels)
+    y = np.array([labels[i] == Label.ABNORMAL for i in common], dtype=bool)
+    values = [np.array([by_clip[i] for i in common], dtype=np.float64) for by_clip in scores]
+    thresholds = [active_threshold(session, m.id) for m in models]
+    results = [
+        ModelResult(model.id, model_name(model), metrics_at(y, v, t.value if t else float("inf")), roc_auc(y, v),
+                    partial_auc(y, v), _saw_anomalies(session, model))
+        for model, v, t in zip(models, values, thresholds, strict=True)
+    ]  # fmt: skip
     n_field = sum(i in from_pilots for i in common)
     test_set = f"test split of {machine}: {int(y.sum())} abnormal and {int((~y).sum())} normal clips"
     if n_field:
         test_set += f", {n_field} of them field clips labelled by the pilots' verdicts"
     if left_out:
         test_set += f" ({left_out} test clips a model trained on are left out)"
-    return Comparison(machine, test_set, len(common), results, int(y.sum()), int((~y).sum()))
+    tuned = {r.name: how for r, t in zip(results, thresholds, strict=True)
+             if (how := _tuned_on_graded(t, n_field, len(common)))}  # fmt: skip
+    disagreements = _disagreements(session, common, labels, values, thresholds)
+    return Comparison(machine, test_set, len(common), results, int(y.sum()), int((~y).sum()), disagreements, tuned)
+
+
+def _tuned_on_graded(threshold: Threshold | None, n_field: int, n_graded: int) -> str | None:
+    """How a threshold was fitted on labelled clips that the comparison also grades, or None.
+
+    A labelled suggestion (max F1, a target, min cost) fits on the machine's labelled clips the model did not
+    train on: the field clips the pilots labelled always, the test split too when it was included
+    (:func:`core.workflows.tuning.fitted_with_test_split`).  Thresholds set by hand or by the gamma fit are
+    not fitted on labels."""
+    if threshold is None or threshold.method not in LABELLED_METHODS:
+        return None
+    overlap = n_graded if fitted_with_test_split(threshold.reason) else n_field
+    if not overlap:
+        return None
+    return (f"{threshold.method} on labelled clips including {overlap} of the {n_graded} graded here, set by "
+            f"{threshold.set_by} on {threshold.set_at:%Y-%m-%d}")  # fmt: skip
+
+
+def _disagreements(session, common: list[int], labels: dict[int, str], values: list[np.ndarray],
+                   thresholds: list[Threshold | None]) -> list[Disagreement]:  # fmt: skip
+    """The graded clips the models do not all flag or all pass, highest first score first."""
+    if not values:
+        return []
+    limits = [t.value if t else float("inf") for t in thresholds]
+    flagged = np.array([v > limit for v, limit in zip(values, limits, strict=True)]).reshape(len(values), -1)
+    split = np.flatnonzero(flagged.any(axis=0) & ~flagged.all(axis=0))
+    found = []
+    for index in split:
+        clip = session.get(Clip, common[index])
+        scores = tuple(float(v[index]) for v in values)
+        found.append(Disagreement(clip.id, PurePath(clip.path).name, labels[clip.id], scores,
+                                  tuple(bool(f) for f in flagged[:, index])))  # fmt: skip
+    return sorted(found, key=lambda d: -d.scores[0])
 
 
 def _saw_anomalies(session, model: DetectorModel) -> bool:

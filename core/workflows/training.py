@@ -29,7 +29,7 @@ from core.workflows.catalogue import machine_named, machines_named
 from core.workflows.clip_store import open_clip
 from core.workflows.labels import NotLearned, labels_for_machines, why_not_learned
 from core.workflows.model_store import staged_artifact
-from core.workflows.scoring import wrong_sample_rate
+from core.workflows.scoring import ScoreReport, score_with_model, wrong_sample_rate
 from db.models import Clip, DetectorModel, Machine
 from db.queries import (
     add_threshold,
@@ -214,6 +214,57 @@ def train(
         run.log(f"trained {detector} v{trained.version} for {scope} on {trained.n_train} clips{confirmed} "
                 f"in {trained.seconds:.1f} s; threshold {trained.threshold:.4g}")  # fmt: skip
     return report
+
+
+@dataclass(frozen=True)
+class MachineTraining:
+    """What :func:`train_and_score` did for one machine.
+
+    Attributes
+    ----------
+    report : TrainingReport
+        The training (its ``trained`` is empty when the machine was skipped, with the reason in ``skipped``).
+    scored : ScoreReport
+        The new model scoring the machine's clips.
+    queue_scored : ScoreReport
+        The machine's active model scoring what it had not scored yet (the triage queue), when it is another model.
+    active_model_id : int or None
+        The machine's active model afterwards.
+    """
+
+    report: TrainingReport
+    scored: ScoreReport
+    queue_scored: ScoreReport
+    active_model_id: int | None
+
+
+def train_and_score(
+    machine: str,
+    detector: str = DEFAULT_DETECTOR,
+    *,
+    actor: Actor | None = None,
+    user: str = "",
+    url: str | None = None,
+    log: Report | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    scoring_progress: Callable[[int, int], None] | None = None,
+) -> MachineTraining:
+    """Train ``detector`` for the one machine ``machine`` (``type/id``) as :func:`train` does, then score its clips
+    with the new model, and with its active model when that is another one, so a comparison and the triage queue
+    have every score at once (a new machine's uploaded clips included).  ``actor`` needs the engineer role."""
+    actor = require(actor, Action.TRAIN)
+    with session_scope(url) as session:
+        machine_named(session, machine)  # one machine: a bare type or an unknown name is refused here
+    report = train(machine, detector, actor=actor, user=user or actor.name, url=url, log=log, progress=progress)
+    with session_scope(url) as session:
+        found = machine_named(session, machine)
+        new = session.get(DetectorModel, report.trained[0].model_id) if report.trained else None
+        active, pks = found.active_model, [found.id]
+    scored = score_with_model(new, pks, url=url, progress=scoring_progress) if new else ScoreReport()
+    queue = ScoreReport()
+    if active is not None and (new is None or active.id != new.id):
+        queue = score_with_model(active, pks, url=url, progress=scoring_progress)
+    return MachineTraining(report, scored, queue, active.id if active else None)
 
 
 def _check_unsupervised(detector: str) -> None:

@@ -9,6 +9,7 @@ Labelled suggestions, and the page's precision and recall, use one set of clips
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -38,10 +39,19 @@ from db.queries import (
     counts_for_machine,
     machine_by_key,
     scored_clips,
+    threshold_history,
 )
 from db.session import session_scope
 
 RECORDED_METHODS = ("manual", *METHODS)  # how a threshold set here was chosen: by hand, or a suggestion's method
+LABELLED_METHODS = tuple(m for m in METHODS if m != "gamma")  # the suggestions fitted on labelled clips
+WITH_TEST_SPLIT = "outside the training split"  # how a labelled set (and a suggestion's reason) names its clips
+WITHOUT_TEST_SPLIT = "outside the training and test splits"
+
+
+def fitted_with_test_split(reason: str) -> bool:
+    """Whether a labelled suggestion whose reason is ``reason`` fitted on the test split's clips too."""
+    return WITH_TEST_SPLIT in reason
 
 
 @dataclass(frozen=True)
@@ -113,7 +123,7 @@ def labelled_set(session: Session, machine: Machine, use_test: bool) -> Labelled
             if c.split not in excluded and c.id not in trained_on]  # fmt: skip
     labels = labels_for_machines(session, [c for c, _ in rows], [machine.id])
     labelled = [(labels[c.id].label, s) for c, s in rows if labels[c.id].label is not None]
-    splits = "outside the training split" if use_test else "outside the training and test splits"
+    splits = WITH_TEST_SPLIT if use_test else WITHOUT_TEST_SPLIT
     description = (f"{describe(labels.values())}; scored clips {splits} that the model did not train on; "
                    f"rule: {RULE}")  # fmt: skip
     return LabelledSet(
@@ -142,13 +152,12 @@ def suggest(spec: str, options: SuggestOptions = SuggestOptions(), *, url: str |
         found = labelled_set(session, machine, options.use_test)
     y, s, source = found.is_abnormal, found.scores, found.description
     if not y.any() or y.all():
-        missing = "abnormal" if not y.any() else "normal"
-        hint = "" if options.use_test else "; judge flagged clips on the Triage page, or include the test split"
-        raise BadInputError(Reason.INVALID_PARAMETER, f"{spec}: no labelled {missing} clip to fit on ({source}){hint}")
+        raise BadInputError(Reason.INVALID_PARAMETER, missing_labels_message(spec, y, options.use_test, source))
     if options.method == "max_f1":
         value, how = max_f1_threshold(y, s), "maximum F1"
     elif options.method == "target_recall":
-        value, how = target_recall_threshold(y, s, options.target), f"recall >= {options.target:g}"
+        value = target_recall_threshold(y, s, options.target)
+        how = _recall_reached(y, s, value, options.target)
     elif options.method == "target_precision":
         value, how = target_precision_threshold(y, s, options.target), f"precision >= {options.target:g}"
     elif options.method == "min_cost":
@@ -159,8 +168,37 @@ def suggest(spec: str, options: SuggestOptions = SuggestOptions(), *, url: str |
     return Suggestion(spec, model.id, options.method, value, f"{how} on {source}")
 
 
+def missing_labels_message(spec: str, is_abnormal: np.ndarray, use_test: bool, source: str) -> str:
+    """Why a labelled suggestion cannot run, and what to do, in the words of the page and the CLI (both show it)."""
+    missing = "abnormal" if not is_abnormal.any() else "normal"
+    todo = ("judge flagged clips on the Triage page (Confirm abnormal, or Reject (normal) for those that are "
+            "fine)")  # fmt: skip
+    if not use_test:
+        todo += (", or include the test split's labelled clips (the \"Include the test split\" box on the "
+                 "Thresholds page, --use-test on the command line)")  # fmt: skip
+    return (f"{spec}: no labelled {missing} clip to fit on ({source}). A suggestion from labels needs both "
+            f"normal and abnormal clips: {todo}. The gamma quantile needs no labels.")  # fmt: skip
+
+
+def _recall_reached(y: np.ndarray, s: np.ndarray, value: float, target: float) -> str:
+    """How a target-recall threshold did: the recall it reaches, and why it is above the target when it is."""
+    n_abnormal = int(y.sum())
+    caught = int((s[y] > value).sum())
+    reached = caught / n_abnormal
+    text = f"recall >= {target:g}: {caught} of {n_abnormal} labelled anomalies flagged (recall {reached:.3g}"
+    if reached > target + 1e-12:
+        text += f", the lowest of at least {target:g} that these labelled clips allow"
+    return text + ")"
+
+
 def set_threshold(
-    spec: str, value: float, *, set_by: str = "", reason: str, method: str = "manual", actor: Actor | None = None,
+    spec: str,
+    value: float,
+    *,
+    set_by: str = "",
+    reason: str,
+    method: str = "manual",
+    actor: Actor | None = None,
     url: str | None = None,
 ) -> int:
     """Record ``value`` as the active threshold of machine ``spec``'s active model; returns the row id.
@@ -214,6 +252,37 @@ def tuning_data(spec: str, *, use_test: bool = False, url: str | None = None) ->
         spec, model.id, model.detector, found.scores, found.is_abnormal, found.description,
         current.value if current else float("nan"), rate, found.unlabelled_scores, use_test,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ThresholdRecord:
+    """One saved threshold of a model, as the page's history lists it.
+
+    Attributes
+    ----------
+    set_at : datetime
+        When (UTC).
+    set_by : str
+    value : float
+        In the detector's score units.
+    method : str
+        ``manual`` or a suggestion's method.
+    reason : str
+    """
+
+    set_at: datetime
+    set_by: str
+    value: float
+    method: str
+    reason: str
+
+
+def saved_thresholds(spec: str, *, url: str | None = None) -> list[ThresholdRecord]:
+    """Every threshold saved for machine ``spec``'s active model, newest first (the first is the active one)."""
+    with session_scope(url) as session:
+        machine = one_machine(session, spec)
+        return [ThresholdRecord(t.set_at, t.set_by, t.value, t.method, t.reason)
+                for t in threshold_history(session, machine.active_model.id)]  # fmt: skip
 
 
 def data_version(spec: str, *, url: str | None = None) -> tuple:

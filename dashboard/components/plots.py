@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 
 from core.detection.metrics import Confusion, Sweep
 from core.signal.features import mel_band_centres
+from dashboard.components.text import plot_literal
 from dashboard.theme import LABEL_COLOURS
 
 MARGINS = dict(l=10, r=10, t=40, b=10)
@@ -71,15 +72,41 @@ def confusion(c: Confusion, title: str) -> go.Figure:
     return fig
 
 
-def score_histogram(scores: np.ndarray, is_abnormal: np.ndarray, threshold: float, label_source: str) -> go.Figure:
+LOG_SPAN = 100.0  # scores whose highest is at least this many times the lowest (all positive) get log axes
+
+
+def spans_orders(scores: np.ndarray) -> bool:
+    """Whether ``scores`` (any shape, the detector's units) are all positive and span orders of magnitude
+    (max / min >= :data:`LOG_SPAN`): score axes are then drawn on a log scale."""
+    s = np.asarray(scores, dtype=np.float64)
+    return bool(s.size and s.min() > 0 and s.max() >= LOG_SPAN * s.min())
+
+
+def _log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Tick positions (log10) and labels (1, 2, 5 x 10^k) covering ``[low, high]`` (both positive)."""
+    values = [m * 10.0**k for k in range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+              for m in (1, 2, 5) if low / 2 <= m * 10.0**k <= high * 2]  # fmt: skip
+    return [float(np.log10(v)) for v in values], [f"{v:g}" for v in values]
+
+
+def score_histogram(
+    scores: np.ndarray, is_abnormal: np.ndarray, threshold: float, label_source: str, *, log: bool = False
+) -> go.Figure:
+    """Scores ``(n,)`` of the normal and the abnormal clips; with ``log``, binned evenly in log10(score) and
+    labelled in scores, so the normal clips stay visible beside anomalies scoring orders of magnitude higher."""
+    x = np.log10(scores) if log else np.asarray(scores, dtype=np.float64)
     fig = go.Figure()
     for name, mask in (("normal", ~is_abnormal), ("abnormal", is_abnormal)):
-        fig.add_trace(go.Histogram(x=scores[mask], name=name, marker_color=LABEL_COLOURS[name], opacity=0.6, nbinsx=40))
-    fig.add_vline(x=threshold, line_dash="dash", annotation_text="threshold", annotation_position="top right")
-    tallest = max(np.histogram(scores[mask], bins=40)[0].max(initial=0) for mask in (~is_abnormal, is_abnormal))
-    fig.update_layout(barmode="overlay", title=f"Scores ({label_source})", height=300, margin=MARGINS,
-                      xaxis_title="score", yaxis_title="clips")  # fmt: skip
+        fig.add_trace(go.Histogram(x=x[mask], name=name, marker_color=LABEL_COLOURS[name], opacity=0.6, nbinsx=40))
+    at = float(np.log10(threshold)) if log and threshold > 0 else threshold
+    fig.add_vline(x=at, line_dash="dash", annotation_text="threshold", annotation_position="top right")
+    tallest = max(np.histogram(x[mask], bins=40)[0].max(initial=0) for mask in (~is_abnormal, is_abnormal))
+    fig.update_layout(barmode="overlay", title=plot_literal(f"Scores ({label_source})"), height=300, margin=MARGINS,
+                      xaxis_title="score (log scale)" if log else "score", yaxis_title="clips")  # fmt: skip
     fig.update_yaxes(dtick=max(1, int(np.ceil(tallest / 5))))  # whole clips, about 5 ticks
+    if log and scores.size:
+        positions, labels = _log_ticks(float(np.min(scores)), float(np.max(scores)))
+        fig.update_xaxes(tickvals=positions, ticktext=labels)
     return fig
 
 
@@ -90,15 +117,18 @@ def precision_recall(sw: Sweep, marker: tuple[float, float]) -> go.Figure:
                  y_title="precision", marker=marker)  # fmt: skip
 
 
-def score_scatter(scores: np.ndarray, is_abnormal: np.ndarray, threshold: float) -> go.Figure:
+def score_scatter(scores: np.ndarray, is_abnormal: np.ndarray, threshold: float, *, log: bool = False) -> go.Figure:
+    """Each labelled clip's score ``(n,)`` in id order, the threshold as a line (score axis on a log scale with
+    ``log``)."""
     fig = go.Figure()
     index = np.arange(len(scores))
     for name, mask in (("normal", ~is_abnormal), ("abnormal", is_abnormal)):
         fig.add_trace(go.Scattergl(x=index[mask], y=scores[mask], mode="markers", name=name,
                                    marker=dict(color=LABEL_COLOURS[name], size=5)))  # fmt: skip
-    fig.add_hline(y=threshold, line_dash="dash", annotation_text="threshold", annotation_position="top left")
+    fig.add_trace(go.Scatter(x=[0, max(len(scores) - 1, 1)], y=[threshold, threshold], mode="lines",
+                             name="threshold", line=dict(dash="dash", color="#444")))  # fmt: skip
     fig.update_layout(title="Clip scores", height=300, margin=MARGINS, xaxis_title="clip (labelled, in id order)",
-                      yaxis_title="score")  # fmt: skip
+                      yaxis_title="score", yaxis_type="log" if log else "linear")  # fmt: skip
     return fig
 
 
@@ -112,15 +142,18 @@ def curve(x, y, *, title: str, x_title: str, y_title: str, marker: tuple[float, 
     return fig
 
 
-def against_threshold(sw: Sweep, threshold: float) -> go.Figure:
-    """Precision, recall and F1 as the threshold moves, the current one marked."""
+def against_threshold(sw: Sweep, threshold: float, *, log: bool = False) -> go.Figure:
+    """Precision, recall and F1 as the threshold moves, the current one marked (threshold axis on a log scale
+    with ``log``, for positive scores)."""
     fig = go.Figure()
     precision = np.where(sw.tp + sw.fp > 0, sw.precision, np.nan)  # undefined where nothing is flagged
     for name, values, colour in (("precision", precision, "#1d3557"), ("recall", sw.recall, "#e63946"),
                                  ("F1", sw.f1, "#2a9d8f")):  # fmt: skip
         fig.add_trace(go.Scatter(x=sw.thresholds, y=values, mode="lines", name=name, line=dict(color=colour),
                                  line_shape="hv"))  # fmt: skip
-    fig.add_vline(x=threshold, line_dash="dash")
+    fig.add_trace(go.Scatter(x=[threshold, threshold], y=[0, 1.02], mode="lines", name="current threshold",
+                             line=dict(dash="dash", color="#444")))  # fmt: skip
     fig.update_layout(title="Precision, recall, F1 against the threshold", height=300, margin=MARGINS,
                       xaxis_title="threshold", yaxis_range=[0, 1.02])  # fmt: skip
+    fig.update_xaxes(type="log" if log else "linear")
     return fig

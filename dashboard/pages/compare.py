@@ -1,37 +1,36 @@
-"""Compare models: two models of a machine, side by side on the same test clips."""
+"""Compare models: two models of a machine side by side on the same test clips, the clips where they disagree,
+and training a detector for a machine from here.  Each section is one small function, so more can sit beside them."""
 
 from __future__ import annotations
 
 import math
+from urllib.parse import urlencode
 
 import pandas as pd
 import streamlit as st
 
 from core.access import Action, why_not
-from core.commands import core_command
 from core.detection.registry import detector_names
-from core.workflows.comparison import compare_models, model_choices
-from core.workflows.training import activate, active_model_id
+from core.errors import MachineSoundError
+from core.workflows.catalogue import machine_keys
+from core.workflows.comparison import Comparison, compare_models, model_choices, scope_legend
+from core.workflows.training import MachineTraining, activate, active_model_id, train_and_score
 from dashboard.components import plots
 from dashboard.components.auth import current_actor
 from dashboard.components.pickers import machine_picker
+from dashboard.components.progress import progress_bar
 from dashboard.components.text import md_literal
 
+TRAIN_NOTE_KEY = "compare_train_note"  # what the last training did, shown after the rerun
 
-def render() -> None:
-    st.title("Compare models")
-    machine = machine_picker(require_model=True)
-    if machine is None:
-        return
-    choices = dict(model_choices(machine))
-    if len(choices) < 2:
-        trained = {label.split()[0] for label in choices.values()}
-        other = next((name for name in detector_names() if name not in trained), None)
-        how = f"for example with {other}:" if other else "a retrained version."
-        st.info(f"{md_literal(machine)} has only one model so far. Train another to compare, {how}")
-        if other:
-            st.code(core_command("train", "--machine", machine, "--detector", other), language="bash")
-        return
+
+def clip_link(machine: str, clip_id: int, page: str = "explore") -> str:
+    """The relative URL of ``page`` opened on one clip (``?machine=TYPE/ID&clip=ID``, read by Explore and Triage)."""
+    return f"{page}?{urlencode({'machine': machine, 'clip': clip_id}, safe='/')}"
+
+
+def _pick_models(choices: dict[int, str]) -> tuple[int, int]:
+    """Model A and Model B (preselected by the Supervised training page's button, else the two newest)."""
     ids = list(choices)
     preselected = st.session_state.get("compare_models", ids[:2])
     left, right = st.columns(2)
@@ -39,15 +38,19 @@ def render() -> None:
                        format_func=choices.get)  # fmt: skip
     b = right.selectbox("Model B", ids, index=ids.index(preselected[1]) if preselected[1] in ids else 1,
                         format_func=choices.get)  # fmt: skip
-    result = compare_models(machine, [a, b])
+    return a, b
+
+
+def _side_by_side(result: Comparison) -> None:
+    """The test set, the warnings, each model's confusion matrix and the metrics table."""
     st.caption(f"Test set: {md_literal(result.test_set)} ({result.n_test} clips scored by both). Abnormal is the "
                "positive class.")  # fmt: skip
     for warning in result.warnings:
         st.warning(md_literal(warning))
-    cols = st.columns(2)
-    for column, r in zip(cols, result.results, strict=True):
+    cols = st.columns(len(result.results))
+    for index, (column, r) in enumerate(zip(cols, result.results, strict=True)):
         column.plotly_chart(plots.confusion(r.at_threshold.confusion, f"{r.name} at {r.at_threshold.threshold:.4g}"),
-                            key=f"cm_{r.model_id}")  # fmt: skip
+                            key=f"cm_{index}")  # fmt: skip
     fmt = lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else round(v, 3)  # noqa: E731
     table = pd.DataFrame(
         {
@@ -62,7 +65,26 @@ def render() -> None:
             for r in result.results
         }
     )
-    st.dataframe(table)
+    st.dataframe(table, key="compare_metrics")
+
+
+def _disagreements(machine: str, result: Comparison) -> None:
+    """The graded clips one model flags and the other passes, each a link to the clip on the Explore page."""
+    st.subheader("Where they disagree")
+    if not result.disagreements:
+        st.caption("The two models flag and pass the same graded clips at their thresholds.")
+        return
+    a, b = (r.name for r in result.results)
+    rows = [{"clip": d.clip_id, "file": d.file, "label": d.label, f"{a} score": d.scores[0],
+             f"{a} flags": d.flagged[0], f"{b} score": d.scores[1], f"{b} flags": d.flagged[1],
+             "open": clip_link(machine, d.clip_id)} for d in result.disagreements]  # fmt: skip
+    st.caption(f"{len(rows)} of the {result.n_test} graded clips, highest score of the first model first; each "
+               "at the model's own threshold. Click **Open** to hear and see a clip on the Explore page.")  # fmt: skip
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="compare_disagreements",
+                 column_config={"open": st.column_config.LinkColumn("open", display_text="Open")})  # fmt: skip
+
+
+def _activate_buttons(machine: str, result: Comparison) -> None:
     active = active_model_id(machine)
     actor = current_actor()
     refused = why_not(actor.role, Action.ACTIVATE_MODEL)
@@ -75,6 +97,90 @@ def render() -> None:
             activate(machine, model_id=r.model_id, actor=actor)
             st.toast(f"{md_literal(r.name)} now scores {md_literal(machine)}'s clips; new flags follow its threshold.")
             st.rerun()
+
+
+def _comparison(machine: str) -> None:
+    """Model A against Model B on the machine's graded clips."""
+    choices = dict(model_choices(machine))
+    if len(choices) < 2:
+        trained = {label.split()[0] for label in choices.values()}
+        other = next((name for name in detector_names() if name not in trained), None)
+        how = f"for example {other}" if other else "a retrained version"
+        st.info(f"{md_literal(machine)} has only one model so far. Train another to compare ({how}) with "
+                "**Train detector** below.")  # fmt: skip
+        return
+    a, b = _pick_models(choices)
+    st.caption(md_literal(scope_legend(machine)))
+    if a == b:
+        st.info("Model A and Model B are the same model: pick two different models to compare them.")
+        return
+    result = compare_models(machine, [a, b])
+    _side_by_side(result)
+    _disagreements(machine, result)
+    _activate_buttons(machine, result)
+
+
+def _trained_note(machine: str, done: MachineTraining) -> str:
+    """What a training from this page did, in words (shown after the rerun)."""
+    t = done.report.trained[0]
+    scored = done.scored.scored + done.queue_scored.scored
+    note = (f"Trained {t.detector} v{t.version} for {t.scope} on {t.n_train} clips in {t.seconds:.1f} s, first "
+            f"threshold {t.threshold:.4g} (gamma fit); {scored} clips scored.")  # fmt: skip
+    if done.active_model_id == t.model_id:
+        note += f" It is now the active model of {machine}: its flags fill the triage queue."
+    else:
+        note += " The active model stays until you make this one active."
+    return md_literal(note)
+
+
+def _train(machine: str, detector: str) -> None:
+    """Train and score with a progress bar each; a note (or the reason it could not) afterwards."""
+    training = progress_bar(f"Training {md_literal(detector)} for {md_literal(machine)}")
+    scoring = progress_bar("Scoring the machine's clips")
+    try:
+        done = train_and_score(machine, detector, actor=current_actor(), progress=training,
+                               scoring_progress=scoring)  # fmt: skip
+    except MachineSoundError as exc:
+        st.error(md_literal(exc.detail))
+        return
+    if not done.report.trained:
+        reasons = "; ".join(skipped["reason"] for skipped in done.report.skipped)
+        st.error(md_literal(f"{machine} was not trained: {reasons}"))
+        return
+    st.session_state[TRAIN_NOTE_KEY] = _trained_note(machine, done)
+    st.rerun()
+
+
+def _train_section(selected: str | None) -> None:
+    """**Train detector**: an unsupervised detector for any machine (a new one included), then every clip scored."""
+    st.subheader("Train detector")
+    note = st.session_state.pop(TRAIN_NOTE_KEY, None)
+    if note:
+        st.success(note)
+    machines = machine_keys()
+    if not machines:
+        st.info("No machine yet: add clips on the Data page first.")
+        return
+    refused = why_not(current_actor().role, Action.TRAIN)
+    left, right = st.columns(2)
+    machine = left.selectbox("Machine to train", machines, key="train_machine",
+                             index=machines.index(selected) if selected in machines else 0)  # fmt: skip
+    detector = right.selectbox("Detector", detector_names(), key="train_detector")
+    st.caption("Learns the machine's normal sound from its normal training clips and the field clips the team "
+               "labelled normal, then scores every clip of the machine, so the comparison and the triage queue "
+               "fill. A new version of the active detector becomes active; another detector waits for **Make … "
+               "active**.")  # fmt: skip
+    if st.button("Train detector", type="primary", disabled=bool(refused), help=refused, key="train_button"):
+        _train(machine, detector)
+
+
+def render() -> None:
+    st.title("Compare models")
+    machine = machine_picker(require_model=True, no_model_hint="No machine has a trained model yet: train one "
+                             "with **Train detector** below.")  # fmt: skip
+    if machine is not None:
+        _comparison(machine)
+    _train_section(machine)
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

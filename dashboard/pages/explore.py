@@ -12,8 +12,22 @@ from dashboard.components.clip_view import render_clip, render_history
 from dashboard.components.pickers import machine_picker
 
 
+def _open_linked_clip() -> None:
+    """A link ``explore?machine=TYPE/ID&clip=ID`` (the Compare page's) opens that machine and clip, once per link."""
+    wanted = (st.query_params.get("machine"), st.query_params.get("clip"))
+    if wanted == (None, None) or st.session_state.get("explore_link") == wanted:
+        return
+    st.session_state["explore_link"] = wanted
+    if wanted[0]:
+        st.session_state["selected_machine"] = wanted[0]
+        st.session_state.pop("machine_picker", None)  # the sidebar's choice follows the link
+    if wanted[1] and wanted[1].isdigit():
+        st.session_state["explore_clip"] = int(wanted[1])
+
+
 def render() -> None:
     st.title("Explore a clip")
+    _open_linked_clip()
     machine = machine_picker()
     if machine is None:
         return

@@ -60,6 +60,8 @@ def _drift_section(machines: list[str]) -> None:
             f"that sound normal on the **Triage** page first, so that the new model learns their sound."
         )
         st.code("\n".join(r.retrain_command for r in retrain), language="bash")  # shown as is, quoted for the shell
+        st.page_link("dashboard/pages/compare.py", label="Or train it here: **Train detector** on Compare models",
+                     icon=":material/model_training:")  # fmt: skip
     if not reports:
         return
     table = pd.DataFrame(

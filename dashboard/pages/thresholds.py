@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from core.access import Action, why_not
 from core.detection.metrics import metrics_at, partial_auc, roc_auc, sweep
 from core.errors import MachineSoundError
-from core.workflows.tuning import SuggestOptions, data_version, set_threshold, suggest, tuning_data
+from core.workflows.tuning import (
+    SuggestOptions,
+    data_version,
+    saved_thresholds,
+    set_threshold,
+    suggest,
+    tuning_data,
+)
 from dashboard.components import plots
 from dashboard.components.auth import NAME_KEY, current_actor
 from dashboard.components.pickers import machine_picker
@@ -22,29 +30,110 @@ def _data(machine: str, use_test: bool, version: tuple):
     return tuning_data(machine, use_test=use_test)
 
 
-def _suggestions(machine: str, use_test: bool) -> None:
+SUGGESTED_KEY = "threshold_suggested"  # a suggestion's value, handed to the next run (which sets the controls first)
+NOTE_KEY = "threshold_suggestion_note"  # what the last suggestion did, shown after the rerun
+FROM_SUGGESTION_KEY = "threshold_from_suggestion"  # (method, value) of the last suggestion: saved with its method
+VALUE_KEY = "threshold_value"  # the threshold both controls show
+SCALES = ("score quantiles", "log scale", "even steps")
+SLIDER_STOPS = 401
+
+
+def _slider_stops(scores: np.ndarray, scale: str) -> list[float]:
+    """The slider's stops (scores, ascending, distinct): at quantiles of every scored clip's score, evenly on a
+    log scale (positive scores only), or evenly over the range."""
+    low, high = float(scores.min()), float(scores.max())
+    if scale == "score quantiles":
+        stops = np.quantile(scores, np.linspace(0.0, 1.0, SLIDER_STOPS))
+    elif scale == "log scale" and low > 0:
+        stops = np.geomspace(low, high, SLIDER_STOPS)
+    else:
+        stops = np.linspace(low, high, SLIDER_STOPS)
+    by_label: dict[str, float] = {}  # the slider tells stops apart by their label: one stop per label
+    for stop in np.unique(np.concatenate([[low], stops]))[:-1]:
+        by_label.setdefault(_label(stop), float(stop))
+    by_label[_label(high)] = high  # the highest score exactly: at the top nothing is flagged
+    return sorted(by_label.values())
+
+
+def _label(value: float) -> str:
+    return f"{value:.5g}"
+
+
+def _nearest(stops: list[float], value: float) -> float:
+    return min(stops, key=lambda stop: abs(stop - value))
+
+
+def _from_slider() -> None:
+    st.session_state[VALUE_KEY] = float(st.session_state["threshold_slider"])
+
+
+def _from_number() -> None:
+    st.session_state[VALUE_KEY] = float(st.session_state["threshold_number"])
+
+
+def _threshold_controls(data, scores: np.ndarray) -> float:
+    """A slider (stops at score quantiles, on a log scale or even) and, beside it, the exact value; both move the
+    one threshold, in the detector's score units.  Returns it."""
+    suggested = st.session_state.pop(SUGGESTED_KEY, None)
+    if suggested is not None:
+        st.session_state[VALUE_KEY] = suggested
+    if st.session_state.get("threshold_for") != (data.machine, data.model_id):  # another machine or model
+        st.session_state["threshold_for"] = (data.machine, data.model_id)
+        st.session_state.pop(VALUE_KEY, None)
+    if VALUE_KEY not in st.session_state:
+        st.session_state[VALUE_KEY] = float(data.threshold if np.isfinite(data.threshold) else scores.max())
+    value = st.session_state[VALUE_KEY]
+    wide = plots.spans_orders(scores)
+    scale = st.radio("Slider steps", SCALES, index=0 if wide else 2, horizontal=True, key="threshold_scale",
+                     help="Where the slider stops: at quantiles of the clips' scores (as many stops between any "
+                     "two percentiles), evenly on a log scale, or evenly over the score range. The number "
+                     "beside it takes any value.")  # fmt: skip
+    stops = _slider_stops(scores, scale)
+    st.session_state["threshold_slider"] = _nearest(stops, value)
+    st.session_state["threshold_number"] = value
+    spread = float(scores.max() - scores.min())
+    step = float(10 ** np.floor(np.log10(spread / 100))) if spread > 0 else 0.01
+    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    left.select_slider("Threshold", stops, key="threshold_slider", on_change=_from_slider,
+                       format_func=_label,
+                       help=f"{data.detector} scores; clips above the threshold are flagged")  # fmt: skip
+    right.number_input("Threshold value", key="threshold_number", step=step, format="%.6g", on_change=_from_number,
+                       help="Type any threshold (the slider shows the nearest stop)")  # fmt: skip
+    return value
+
+
+def _suggestions(machine: str, use_test: bool, current: float) -> None:
     st.subheader("Suggestions")
-    st.caption("Suggestions fit on the same labelled clips as the metrics above.")
+    st.caption("Suggestions fit on the same labelled clips as the metrics above (ground truth and the pilots' "
+               "verdicts, under the label policy); the gamma quantile needs no labels.")  # fmt: skip
+    note = st.session_state.pop(NOTE_KEY, None)
+    if note:
+        st.success(note)
     cols = st.columns(4, vertical_alignment="bottom")
     target = cols[2].number_input("Target recall", 0.05, 1.0, 0.9, 0.05)
     cost_miss = cols[3].number_input("Miss cost (x false alarm)", 0.1, 1000.0, 10.0)
     methods = {
-        cols[0].button("Gamma quantile 0.9"): SuggestOptions("gamma"),
-        cols[1].button("Max F1"): SuggestOptions("max_f1", use_test=use_test),
-        cols[2].button("Target recall"): SuggestOptions("target_recall", target=target, use_test=use_test),
-        cols[3].button("Min cost"): SuggestOptions("min_cost", cost_miss=cost_miss, use_test=use_test),
+        "Gamma quantile 0.9": SuggestOptions("gamma"),
+        "Max F1": SuggestOptions("max_f1", use_test=use_test),
+        "Target recall": SuggestOptions("target_recall", target=target, use_test=use_test),
+        "Min cost": SuggestOptions("min_cost", cost_miss=cost_miss, use_test=use_test),
     }
-    for pressed, options in methods.items():
-        if pressed:
-            try:
-                suggestion = suggest(machine, options)
-            except MachineSoundError as exc:
-                st.warning(md_literal(exc.detail))
-                return
-            # the slider already exists in this run: hand the value over to the next run, which sets it first
-            st.session_state["threshold_suggested"] = float(suggestion.value)
-            st.session_state["threshold_reason"] = suggestion.reason
-            st.rerun()
+    pressed = [label for column, label in zip(cols, methods, strict=True) if column.button(label)]
+    for label in pressed:
+        try:
+            suggestion = suggest(machine, methods[label])
+        except MachineSoundError as exc:
+            st.warning(md_literal(exc.detail))
+            return
+        # the controls already exist in this run: hand the value over to the next run, which sets them first
+        st.session_state[SUGGESTED_KEY] = float(suggestion.value)
+        st.session_state["threshold_reason"] = suggestion.reason
+        st.session_state[FROM_SUGGESTION_KEY] = (suggestion.method, float(suggestion.value))
+        same = "unchanged: the threshold was already there" if np.isclose(suggestion.value, current) else (
+            f"was {current:.6g}")  # fmt: skip
+        st.session_state[NOTE_KEY] = (f"{label}: threshold {suggestion.value:.6g} ({same}). "
+                                      f"{md_literal(suggestion.reason)}")  # fmt: skip
+        st.rerun()
 
 
 def _save(machine: str, value: float) -> None:
@@ -58,11 +147,67 @@ def _save(machine: str, value: float) -> None:
     refused = why_not(actor.role, Action.SET_THRESHOLD)
     if st.button("Save threshold", type="primary", disabled=bool(refused), help=refused):
         try:
-            set_threshold(machine, value, set_by=who, reason=reason or "set on the threshold page", actor=actor)
+            method, suggested = st.session_state.get(FROM_SUGGESTION_KEY, ("manual", None))
+            method = method if suggested == value else "manual"  # moved after the suggestion: set by hand
+            set_threshold(machine, value, set_by=who, reason=reason or "set on the threshold page", method=method,
+                          actor=actor)  # fmt: skip
         except MachineSoundError as exc:
             st.error(md_literal(exc.detail))
         else:
             st.success(f"Threshold {value:.4g} saved for {md_literal(machine)}.")
+
+
+def _metrics_and_charts(data, value: float, flagged_share: float, log: bool) -> None:
+    """The metrics at ``value`` and the charts, on the labelled set (score axes on a log scale when ``log``)."""
+    cols = st.columns(5)
+    cols[4].metric("Expected flags per day", f"{flagged_share * data.clips_per_day:.1f}",
+                   help="Share of clips above the threshold x clips ingested per day (last 7 days)")  # fmt: skip
+    if not (data.is_abnormal.size and data.is_abnormal.any() and not data.is_abnormal.all()):
+        st.info(f"Precision and recall need labelled normal and abnormal clips ({data.label_source}). "
+                "Judge flagged clips on the Triage page, or include the test split.")  # fmt: skip
+        return
+    at = metrics_at(data.is_abnormal, data.scores, value)
+    cols[0].metric("Precision", f"{at.precision:.2f}")
+    cols[1].metric("Recall", f"{at.recall:.2f}")
+    cols[2].metric("F1", f"{at.f1:.2f}")
+    cols[3].metric("AUC / pAUC", f"{roc_auc(data.is_abnormal, data.scores):.2f} / "
+                                 f"{partial_auc(data.is_abnormal, data.scores):.2f}")  # fmt: skip
+    st.caption(f"Labels: {data.label_source}. Abnormal is the positive class."
+               + (" Score axes are on a log scale: the scores span orders of magnitude." if log else ""))  # fmt: skip
+    sw = sweep(data.is_abnormal, data.scores)
+    left, right = st.columns(2)
+    left.plotly_chart(plots.confusion(at.confusion, f"Confusion matrix at {value:.4g}"), key="cm")
+    right.plotly_chart(plots.score_histogram(data.scores, data.is_abnormal, value, data.label_source, log=log),
+                       key="hist")  # fmt: skip
+    left, middle, right = st.columns(3)
+    left.plotly_chart(plots.against_threshold(sw, value, log=log), key="prf")
+    middle.plotly_chart(plots.precision_recall(sw, marker=(at.recall, at.precision)), key="pr")
+    fpr = sw.fp / max(int((~data.is_abnormal).sum()), 1)
+    right.plotly_chart(plots.curve(fpr, sw.recall, title="ROC", x_title="false positive rate",
+                                   y_title="true positive rate"), key="roc")  # fmt: skip
+    st.plotly_chart(plots.score_scatter(data.scores, data.is_abnormal, value, log=log), key="scatter")
+
+
+def _history(machine: str) -> None:
+    """Every threshold saved for the machine's active model, newest first."""
+    st.subheader("Saved thresholds")
+    records = saved_thresholds(machine)
+    table = pd.DataFrame(
+        [
+            {
+                "when (UTC)": r.set_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "who": r.set_by,
+                "value": r.value,
+                "method": r.method,
+                "reason": r.reason,
+            }
+            for r in records
+        ],  # fmt: skip
+        columns=["when (UTC)", "who", "value", "method", "reason"],
+    )
+    st.caption("Newest first; the first is the active threshold.")
+    st.dataframe(table, hide_index=True, key="threshold_history",
+                 column_config={"value": st.column_config.NumberColumn(format="%.6g")})  # fmt: skip
 
 
 def render() -> None:
@@ -79,41 +224,13 @@ def render() -> None:
     all_scores = np.concatenate([data.scores, data.unlabelled_scores])
     if all_scores.size == 0:
         st.info(f"No scored clip to tune on yet for this machine ({data.label_source}).")
+        _history(machine)
         return
-    low, high = float(all_scores.min()), float(all_scores.max())
-    start = st.session_state.pop("threshold_suggested", None)
-    if start is None:
-        start = st.session_state.get("threshold_slider", data.threshold if np.isfinite(data.threshold) else high)
-    st.session_state["threshold_slider"] = float(np.clip(start, low, high))
-    value = st.slider("Threshold", low, high, key="threshold_slider", format="%.4g",
-                      help=f"{data.detector} scores; clips above the threshold are flagged")  # fmt: skip
-    flagged_share = float(np.mean(all_scores > value))
-    cols = st.columns(5)
-    cols[4].metric("Expected flags per day", f"{flagged_share * data.clips_per_day:.1f}",
-                   help="Share of clips above the threshold x clips ingested per day (last 7 days)")  # fmt: skip
-    if data.is_abnormal.size and data.is_abnormal.any() and not data.is_abnormal.all():
-        at = metrics_at(data.is_abnormal, data.scores, value)
-        cols[0].metric("Precision", f"{at.precision:.2f}")
-        cols[1].metric("Recall", f"{at.recall:.2f}")
-        cols[2].metric("F1", f"{at.f1:.2f}")
-        cols[3].metric("AUC / pAUC", f"{roc_auc(data.is_abnormal, data.scores):.2f} / "
-                                     f"{partial_auc(data.is_abnormal, data.scores):.2f}")  # fmt: skip
-        st.caption(f"Labels: {data.label_source}. Abnormal is the positive class.")
-        sw = sweep(data.is_abnormal, data.scores)
-        left, right = st.columns(2)
-        left.plotly_chart(plots.confusion(at.confusion, f"Confusion matrix at {value:.4g}"), key="cm")
-        right.plotly_chart(plots.score_histogram(data.scores, data.is_abnormal, value, data.label_source), key="hist")
-        left, middle, right = st.columns(3)
-        left.plotly_chart(plots.against_threshold(sw, value), key="prf")
-        middle.plotly_chart(plots.precision_recall(sw, marker=(at.recall, at.precision)), key="pr")
-        fpr = sw.fp / max(int((~data.is_abnormal).sum()), 1)
-        right.plotly_chart(plots.curve(fpr, sw.recall, title="ROC", x_title="false positive rate",
-                                       y_title="true positive rate"), key="roc")  # fmt: skip
-        st.plotly_chart(plots.score_scatter(data.scores, data.is_abnormal, value), key="scatter")
-    else:
-        st.info(f"Precision and recall need labelled normal and abnormal clips ({data.label_source}).")
-    _suggestions(machine, use_test)
+    value = _threshold_controls(data, all_scores)
+    _metrics_and_charts(data, value, float(np.mean(all_scores > value)), plots.spans_orders(all_scores))
+    _suggestions(machine, use_test, value)
     _save(machine, value)
+    _history(machine)
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

@@ -206,6 +206,8 @@ def test_demo_train_score_evaluate_threshold_activate_workflow(tmp_path):
 
     refused = run_cli("threshold", "suggest", "--machine", "fan/id_00", "--method", "max_f1", check=False)
     assert refused.returncode == 2 and "no labelled abnormal clip" in refused.stderr
+    assert "judge flagged clips on the Triage page" in refused.stderr  # the page's words, the same message
+    assert "--use-test on the command line" in refused.stderr
 
     set_out = run_cli("threshold", "set", "1.5", "--machine", "fan/id_00", "--by", "ana", "--reason", "r").stdout
     assert "fan/id_00: threshold 1.5 set by ana (r)" in set_out

@@ -5,10 +5,21 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+from sqlalchemy import select
+
+from core.access import Actor, Role
+from core.detection.registry import detector_names
+from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import compare_models, model_choices
+from core.workflows.ingest import ingest
+from core.workflows.scoring import score
 from core.workflows.training import active_model_id, train
+from core.workflows.tuning import SuggestOptions, set_threshold, suggest
 from dashboard.components.text import md_literal
-from tests.conftest import SEEDED_MACHINES, infos, no_exception
+from db.models import Clip, DetectorModel, Machine, Score
+from db.session import session_scope
+from tests.conftest import SEEDED_MACHINES, infos, no_exception, tone, write_wav
 
 MACHINE = SEEDED_MACHINES[0]
 
@@ -16,16 +27,20 @@ MACHINE = SEEDED_MACHINES[0]
 def test_empty_database_says_no_model_yet(open_page):
     app = open_page("compare")
     assert [t.value for t in app.title] == ["Compare models"]
-    assert any("No machine has a trained model yet" in text for text in infos(app))
+    assert any("No machine has a trained model yet: train one with **Train detector** below" in text
+               for text in infos(app))  # fmt: skip
+    assert any("No machine yet: add clips on the Data page first" in text for text in infos(app))
+    assert not app.button  # nothing to train
 
 
 def test_one_model_asks_for_another(seeded, open_page):
     app = open_page("compare")
-    # the seeded plant's models are Mahalanobis: the hint names the command for the other detector
-    assert any(text.startswith(f"{md_literal(MACHINE)} has only one model") for text in infos(app))
-    [command] = [c.value for c in app.code]
-    assert command == f"python -m core train --machine {MACHINE} --detector autoencoder"
+    # the seeded plant's models are Mahalanobis: the hint names the other detector and the control to train it
+    (info,) = [text for text in infos(app) if text.startswith(f"{md_literal(MACHINE)} has only one model")]
+    assert "for example autoencoder" in info and "**Train detector** below" in info
     assert not app.get("plotly_chart") and not app.dataframe
+    assert app.selectbox(key="train_machine").value == MACHINE
+    assert app.selectbox(key="train_detector").options == detector_names()
 
 
 def test_two_models_side_by_side_on_the_named_test_set(seeded, open_page):
@@ -64,3 +79,138 @@ def test_make_a_compared_model_active(seeded, open_page):
     no_exception(app)
     assert active_model_id(MACHINE) != trained.model_id
     assert any("is the active model" in c.value for c in app.caption)
+
+
+def _two_versions() -> tuple[int, int]:
+    """``(v2, v1)`` of MACHINE's mahalanobis models; v2 (active) gets a threshold by hand at the median score of
+    its abnormal test clips, so it passes anomalies v1 (its gamma threshold) flags: the two disagree."""
+    (trained,) = train(MACHINE, "mahalanobis", user="test").trained
+    v2, v1 = [model_id for model_id, _ in model_choices(MACHINE)]
+    assert score(MACHINE).scored > 0  # v2, now active, scores the machine's clips
+    with session_scope() as session:
+        scores = session.scalars(
+            select(Score.score).join(Clip, Clip.id == Score.clip_id)
+            .where(Score.model_id == v2, Clip.split == "test", Clip.label == "abnormal")
+        ).all()  # fmt: skip
+    set_threshold(MACHINE, float(np.median(scores)), set_by="dora", reason="by ear")
+    return trained.model_id, v1
+
+
+def test_the_same_model_twice_does_not_crash(seeded, open_page):
+    _two_versions()
+    app = open_page("compare")
+    model_b = next(s for s in app.selectbox if s.label == "Model B")
+    model_b.set_value(app.selectbox[[s.label for s in app.selectbox].index("Model A")].value).run()
+    no_exception(app)
+    assert any("Model A and Model B are the same model" in text for text in infos(app))
+    assert not app.get("plotly_chart")
+
+
+def test_the_clips_the_models_disagree_on_are_listed_with_a_link_to_each(seeded, open_page):
+    v2, v1 = _two_versions()
+    expected = compare_models(MACHINE, [v2, v1])
+    app = open_page("compare")
+    (table,) = [d.value for d in app.dataframe if "open" in d.value.columns]
+    assert len(table) == len(expected.disagreements) > 0
+    names = [r.name for r in expected.results]
+    limits = [r.at_threshold.threshold for r in expected.results]
+    with session_scope() as session:
+        for _, row in table.iterrows():
+            scores = [session.scalar(select(Score.score).where(Score.model_id == m, Score.clip_id == row["clip"]))
+                      for m in (v2, v1)]  # fmt: skip
+            flags = [score > limit for score, limit in zip(scores, limits, strict=True)]
+            assert flags[0] != flags[1]  # one flags, the other passes
+            assert [row[f"{names[0]} flags"], row[f"{names[1]} flags"]] == flags
+            assert row[f"{names[0]} score"] == scores[0]
+            assert row["open"] == f"explore?machine={MACHINE}&clip={row['clip']}"
+            clip = session.get(Clip, int(row["clip"]))
+            assert row["file"] == clip.path.rsplit("/", 1)[-1]
+    # every graded clip not listed is flagged, or passed, by both
+    assert len(table) == sum(
+        (a > limits[0]) != (b > limits[1]) for a, b in zip(*_graded_scores(expected, (v2, v1)), strict=True)
+    )
+
+
+def _graded_scores(comparison, model_ids) -> list[list[float]]:
+    """Each model's scores of the graded clips (the clips of the test split both scored and neither trained on)."""
+    with session_scope() as session:
+        trained_on = {i for m in model_ids for i in session.get(DetectorModel, m).provenance["clip_ids"]}
+        pk = session.scalar(select(Machine.id).where(Machine.machine_type + "/" + Machine.machine_id == MACHINE))
+        ids = [i for i in session.scalars(select(Clip.id).where(Clip.machine_pk == pk, Clip.split == "test"))
+               if i not in trained_on]  # fmt: skip
+        assert len(ids) == comparison.n_test
+        return [[session.scalar(select(Score.score).where(Score.model_id == m, Score.clip_id == i)) for i in ids]
+                for m in model_ids]  # fmt: skip
+
+
+def test_a_link_opens_the_clip_on_explore(seeded):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP_SCRIPT
+
+    with session_scope() as session:
+        pk = session.scalar(select(Machine.id).where(Machine.machine_type + "/" + Machine.machine_id == "fan/id_02"))
+        clip_id = session.scalars(select(Clip.id).where(Clip.machine_pk == pk).order_by(Clip.id.desc())).first()
+    app = AppTest.from_file(APP_SCRIPT, default_timeout=60).run()
+    app.query_params["machine"] = "fan/id_02"
+    app.query_params["clip"] = str(clip_id)
+    app.switch_page("dashboard/pages/explore.py").run()
+    no_exception(app)
+    assert app.sidebar.selectbox[0].value == "fan/id_02"
+    clip_box = next(s for s in app.selectbox if s.label == "Clip")
+    assert clip_box.value == clip_id
+
+
+def test_a_threshold_tuned_on_the_graded_clips_is_warned_about(seeded, open_page):
+    v2, _ = _two_versions()
+    fitted = suggest(MACHINE, SuggestOptions("max_f1", use_test=True))  # fitted on the test split
+    set_threshold(MACHINE, fitted.value, set_by="erin", reason=fitted.reason, method="max_f1")
+    app = open_page("compare")
+    name = next(name for model_id, name in model_choices(MACHINE) if model_id == v2)
+    (warning,) = [w.value for w in app.warning if "was tuned on the clips it is graded on" in w.value]
+    graded = compare_models(MACHINE, [v2, model_choices(MACHINE)[1][0]]).n_test  # the test split: all of them
+    said = f"{name}'s threshold was tuned on the clips it is graded on here (max_f1 on labelled clips including "
+    assert warning.startswith(md_literal(said + f"{graded} of the {graded} graded here"))
+    assert "set by erin" in warning
+    assert len([w for w in app.warning if "tuned" in w.value]) == 1  # v1's gamma threshold was fitted on no label
+    scopes = next(c.value for c in app.caption if "In brackets" in c.value)
+    assert md_literal("(*) a supervised model") in scopes and md_literal(f"({MACHINE}) this machine") in scopes
+
+
+def _new_machine(root, n_normal: int = 8, n_abnormal: int = 2) -> None:
+    """Clips of a machine nobody trained for, as a MIMII folder: ``pump/id_09/{normal,abnormal}``."""
+    for k in range(n_normal):
+        write_wav(root / "pump" / "id_09" / "normal" / f"n{k}.wav", tone(1.0, freq=300.0, seed=k))
+    for k in range(n_abnormal):
+        write_wav(root / "pump" / "id_09" / "abnormal" / f"a{k}.wav", tone(1.0, freq=1900.0, amplitude=0.9, seed=k))
+
+
+def test_an_engineer_trains_a_new_machines_detector_from_the_page_and_its_clips_are_scored(seeded, open_page, tmp_path):
+    _new_machine(tmp_path / "upload")
+    assert ingest([str(tmp_path / "upload")]).ingested == 10
+    assert "pump/id_09" not in machine_keys(require_model=True)  # uploaded, never scored
+    app = open_page("compare")
+    app.selectbox(key="train_machine").set_value("pump/id_09")
+    app.selectbox(key="train_detector").set_value("mahalanobis")
+    app.button(key="train_button").click().run()
+    no_exception(app)
+    assert not app.error
+    (note,) = [s.value for s in app.success]
+    assert note.startswith(md_literal("Trained mahalanobis v1 for pump/id_09 on "))
+    assert md_literal("It is now the active model of pump/id_09") in note
+    assert "pump/id_09" in machine_keys(require_model=True)
+    with session_scope() as session:
+        pk = session.scalar(select(Machine.id).where(Machine.machine_type == "pump", Machine.machine_id == "id_09"))
+        machine = session.get(Machine, pk)
+        clips = session.scalars(select(Clip.id).where(Clip.machine_pk == pk)).all()
+        scored = session.scalars(select(Score.clip_id).where(Score.model_id == machine.active_model_id)).all()
+        assert sorted(scored) == sorted(clips) and len(clips) == 10  # every clip scored: the queue can fill
+        assert machine.active_model.provenance["trained_by"] == "local user"
+
+
+def test_an_annotator_may_not_train_from_the_page(seeded, monkeypatch):
+    from tests.dashboard.test_page_review import _as
+
+    app = _as(Actor("ana", Role.ANNOTATOR), "compare", monkeypatch)
+    button = app.button(key="train_button")
+    assert button.disabled and "train needs the engineer role" in button.help

@@ -90,6 +90,8 @@ def test_drift_suggests_retraining_with_the_command(plant, open_page, tmp_path):
     assert f"The command below will {RETRAIN_ADVICE}" in warning
     [command] = [c.value for c in app.code]  # shown as is, not as Markdown
     assert command == "python -m core train --machine fan/id_00 --detector mahalanobis"
+    [link] = [e.proto for e in app.get("page_link")]  # or from the dashboard, with progress
+    assert link.page.endswith("compare") and "Train detector" in link.label
 
 
 def test_the_drift_section_scores_nothing(plant, open_page, tmp_path):

@@ -12,10 +12,10 @@ from sqlalchemy import func, select, update
 
 from core.detection.metrics import metrics_at
 from core.workflows.triage import record_verdict
-from core.workflows.tuning import SuggestOptions, suggest, tuning_data
+from core.workflows.tuning import SuggestOptions, set_threshold, suggest, tuning_data
 from dashboard.components.text import md_literal
-from db.models import Clip, Machine, Threshold
-from db.queries import active_threshold
+from db.models import Clip, Machine, Score, Threshold
+from db.queries import active_threshold, threshold_history
 from db.session import session_scope
 from tests.conftest import SEEDED_MACHINES, infos, no_exception
 
@@ -51,6 +51,19 @@ def _model_id() -> int:
     return tuning_data(MACHINE).model_id
 
 
+def _slider(app):
+    return app.select_slider(key="threshold_slider")
+
+
+def _number(app):
+    return app.number_input(key="threshold_number")
+
+
+def _top_score(use_test: bool = True) -> float:
+    data = tuning_data(MACHINE, use_test=use_test)
+    return float(np.concatenate([data.scores, data.unlabelled_scores]).max())
+
+
 def test_empty_database_says_no_model_yet(open_page):
     app = open_page("thresholds")
     assert [t.value for t in app.title] == ["Threshold tuning"]
@@ -60,21 +73,59 @@ def test_empty_database_says_no_model_yet(open_page):
 
 def test_moving_the_slider_changes_the_confusion_matrix_and_metrics(seeded, open_page):
     app = open_page("thresholds")
-    slider = app.slider(key="threshold_slider")
     with session_scope() as session:
-        assert slider.value == pytest.approx(active_threshold(session, _model_id()).value)
+        active = active_threshold(session, _model_id()).value
+    assert _number(app).value == pytest.approx(active)  # the exact value beside the slider
     start = _confusion(app)
-    assert start == _expected(slider.value) and start[0] > 0
+    assert start == _expected(active) and start[0] > 0
     assert _metrics(app)["Recall"] == f"{start[0] / (start[0] + start[1]):.2f}"
 
-    top = slider.max  # nothing scores above the highest score: nothing flagged
-    app.slider(key="threshold_slider").set_value(top).run()
+    top = _top_score()  # the slider's last stop: nothing scores above the highest score, nothing flagged
+    assert _slider(app).options[-1] == f"{top:.5g}"
+    _slider(app).set_value(top).run()
     no_exception(app)
     moved = _confusion(app)
     assert moved == _expected(top) and moved != start
     assert moved[0] == moved[2] == 0
     assert _metrics(app)["Recall"] == "0.00"
     assert _metrics(app)["Expected flags per day"] == "0.0"
+    assert _number(app).value == pytest.approx(top)  # the number follows the slider
+
+
+def test_the_number_input_moves_the_threshold_to_any_value(seeded, open_page):
+    app = open_page("thresholds")
+    data = tuning_data(MACHINE, use_test=True)
+    abnormal = np.sort(data.scores[data.is_abnormal])
+    value = float((abnormal[0] + abnormal[1]) / 2)  # between two anomalies: exactly one more passes
+    _number(app).set_value(value).run()
+    no_exception(app)
+    assert _number(app).value == value
+    assert _confusion(app) == _expected(value)
+    assert _expected(value)[1] == int((abnormal <= value).sum()) >= 1
+    stops = [float(option) for option in _slider(app).options]
+    nearest = min(stops, key=lambda stop: abs(stop - value))  # the stops as labelled (5 significant digits)
+    assert f"{_slider(app).value:.5g}" == f"{nearest:.5g}"  # the slider shows the nearest stop
+    assert _metrics(app)["Recall"] == f"{metrics_at(data.is_abnormal, data.scores, value).recall:.2f}"
+
+
+@pytest.mark.parametrize("scale", ["score quantiles", "log scale", "even steps"])
+def test_each_slider_scale_spans_the_scores_and_keeps_the_threshold(seeded, open_page, scale):
+    app = open_page("thresholds")
+    value = _number(app).value
+    app.radio(key="threshold_scale").set_value(scale).run()
+    no_exception(app)
+    data = tuning_data(MACHINE, use_test=True)
+    scores = np.sort(np.concatenate([data.scores, data.unlabelled_scores]))
+    stops = [float(option) for option in _slider(app).options]
+    assert stops == sorted(stops) and len(set(stops)) == len(stops) > 50
+    assert stops[0] == pytest.approx(scores[0], rel=1e-4) and stops[-1] == pytest.approx(scores[-1], rel=1e-4)
+    assert _number(app).value == value  # changing the steps moves nothing
+    if scale == "score quantiles":  # as many stops between any two deciles
+        per_decile = np.histogram(stops, bins=np.quantile(scores, np.linspace(0, 1, 11)))[0]
+        assert per_decile.min() >= 0.5 * per_decile.max()
+    if scale == "log scale":  # evenly spread in log(score)
+        gaps = np.diff(np.log(stops[1:-1]))
+        assert gaps.max() < 2 * np.median(gaps)
 
 
 def test_save_appends_a_threshold_row_with_who_and_why(seeded, open_page):
@@ -83,9 +134,8 @@ def test_save_appends_a_threshold_row_with_who_and_why(seeded, open_page):
         before = session.scalar(select(func.count(Threshold.id)))
         old = active_threshold(session, model_id).value
     app = open_page("thresholds")
-    slider = app.slider(key="threshold_slider")
-    value = float(np.mean([slider.value, slider.max]))
-    slider.set_value(value).run()
+    value = float(np.mean([_number(app).value, _top_score()]))
+    _number(app).set_value(value).run()
     app.text_input(key="threshold_reason").input("fewer false alarms on night shift")
     app.text_input(key="threshold_by").input("carol")
     _click(app, "Save threshold")
@@ -95,9 +145,36 @@ def test_save_appends_a_threshold_row_with_who_and_why(seeded, open_page):
         assert session.scalar(select(func.count(Threshold.id))) == before + 1
         current = active_threshold(session, model_id)
         assert (current.value, current.set_by, current.reason, current.method) == (
-            pytest.approx(value), "carol", "fewer false alarms on night shift", "manual",
+            value, "carol", "fewer false alarms on night shift", "manual",
         )  # fmt: skip
         assert session.scalar(select(func.count()).where(Threshold.value == old)) >= 1  # history kept
+
+
+def _history(app):
+    (table,) = [d for d in app.dataframe if list(d.value.columns)[:2] == ["when (UTC)", "who"]]
+    return table.value
+
+
+def test_the_history_lists_every_saved_threshold_newest_first(seeded, open_page):
+    set_threshold(MACHINE, 12.5, set_by="dora", reason="night shift is louder")
+    app = open_page("thresholds")
+    history = _history(app)
+    assert list(history.columns) == ["when (UTC)", "who", "value", "method", "reason"]
+    assert history.iloc[0].tolist()[1:] == ["dora", 12.5, "manual", "night shift is louder"]
+    assert history.iloc[-1]["who"] == "system" and history.iloc[-1]["method"] == "gamma"  # the first, at training
+    assert len(history) == 2
+
+    _click(app, "Max F1")  # a suggestion saved as it is keeps its method
+    app.text_input(key="threshold_by").input("erin")
+    _click(app, "Save threshold")
+    history = _history(app)
+    assert len(history) == 3
+    assert history.iloc[0][["who", "method"]].tolist() == ["erin", "max_f1"]
+    assert history.iloc[0]["value"] == pytest.approx(suggest(MACHINE, SuggestOptions("max_f1", use_test=True)).value)
+    assert history.iloc[0]["reason"].startswith("maximum F1 on ")
+    with session_scope() as session:
+        saved = threshold_history(session, _model_id())
+    assert [row.set_at.strftime("%Y-%m-%d %H:%M:%S") for row in saved] == history["when (UTC)"].tolist()
 
 
 def test_save_without_a_name_is_refused(seeded, open_page):
@@ -110,43 +187,135 @@ def test_save_without_a_name_is_refused(seeded, open_page):
         assert session.scalar(select(func.count(Threshold.id))) == before
 
 
-def test_gamma_suggestion_moves_the_slider_and_fills_the_reason(seeded, open_page):
+def test_gamma_suggestion_moves_the_threshold_fills_the_reason_and_says_what_it_did(seeded, open_page):
     gamma = suggest(MACHINE, SuggestOptions("gamma"))
     app = open_page("thresholds")
-    top = app.slider(key="threshold_slider").max
+    top = _top_score()
     assert gamma.value < top
-    app.slider(key="threshold_slider").set_value(top).run()
+    _slider(app).set_value(top).run()
     _click(app, "Gamma quantile 0.9")
-    assert app.slider(key="threshold_slider").value == pytest.approx(gamma.value)
+    assert _number(app).value == pytest.approx(gamma.value)
     assert app.text_input(key="threshold_reason").value == gamma.reason
     assert _confusion(app) == _expected(gamma.value)
+    (note,) = [s.value for s in app.success]
+    assert note.startswith(f"Gamma quantile 0.9: threshold {gamma.value:.6g} (was {top:.6g})")
+    _click(app, "Gamma quantile 0.9")  # again: nothing moves, and the page says so
+    (note,) = [s.value for s in app.success]
+    assert "unchanged: the threshold was already there" in note
+    assert md_literal(gamma.reason) in note
+    assert _number(app).value == pytest.approx(gamma.value)
 
 
-def test_a_labelled_suggestion_without_labelled_anomalies_warns(seeded, open_page):
+def _make_field_clips(n_normal: int, n_abnormal: int) -> tuple[list[int], list[int]]:
+    """Turn test clips of MACHINE into field clips (no split, no label): ``(normal ids, abnormal ids)``."""
+    with session_scope(write=True) as session:
+        pk = session.scalar(select(Machine.id).where(Machine.machine_type + "/" + Machine.machine_id == MACHINE))
+        ids = {label: session.scalars(select(Clip.id).where(Clip.machine_pk == pk, Clip.split == "test",
+                                                            Clip.label == label).limit(n)).all()
+               for label, n in (("normal", n_normal), ("abnormal", n_abnormal))}  # fmt: skip
+        session.execute(update(Clip).where(Clip.id.in_([*ids["normal"], *ids["abnormal"]]))
+                        .values(split="none", label="unknown"))  # fmt: skip
+    return ids["normal"], ids["abnormal"]
+
+
+def test_a_labelled_suggestion_without_labelled_anomalies_says_what_to_do(seeded, open_page):
     app = open_page("thresholds")
     app.checkbox(key="threshold_use_test").uncheck().run()  # only the test split has labelled clips
-    assert any("No scored clip to tune on yet" in text for text in infos(app)) and not app.slider
-    with session_scope(write=True) as session:  # two test clips become field clips the pilots call normal
-        pk = session.scalar(select(Machine.id).where(Machine.machine_type + "/" + Machine.machine_id == MACHINE))
-        ids = session.scalars(select(Clip.id).where(Clip.machine_pk == pk, Clip.split == "test",
-                                                    Clip.label == "normal").limit(2)).all()  # fmt: skip
-        session.execute(update(Clip).where(Clip.id.in_(ids)).values(split="none", label="unknown"))
-    for clip_id in ids:
+    assert any("No scored clip to tune on yet" in text for text in infos(app)) and not app.select_slider
+    normal, _ = _make_field_clips(2, 0)  # two field clips the pilots call normal
+    for clip_id in normal:
         record_verdict(clip_id, "ana", "normal")
     app.run()
-    value = app.slider(key="threshold_slider").value
+    value = _number(app).value
     _click(app, "Max F1")
-    assert any("no labelled abnormal clip to fit on" in w.value for w in app.warning)
-    assert any("judge flagged clips on the Triage page" in w.value for w in app.warning)
-    assert app.slider(key="threshold_slider").value == value
+    (warning,) = [w.value for w in app.warning]
+    assert "no labelled abnormal clip to fit on" in warning
+    assert "judge flagged clips on the Triage page" in warning
+    assert "Include the test split" in warning and "use" + "_test" not in warning  # the user's words, not code
+    assert _number(app).value == value
+
+
+def test_suggestions_fit_on_pilot_verdicts_the_page_shows(seeded, open_page):
+    normal, abnormal = _make_field_clips(2, 3)  # the seeded fan has 2 normal test clips (the others train)
+    for clip_id in normal:
+        record_verdict(clip_id, "ana", "normal")
+    for clip_id in abnormal:
+        record_verdict(clip_id, "ana", "abnormal", anomaly_type="rubbing")
+    app = open_page("thresholds")
+    app.checkbox(key="threshold_use_test").uncheck().run()  # pilot verdicts alone
+    no_exception(app)
+    data = tuning_data(MACHINE, use_test=False)
+    assert data.is_abnormal.sum() == 3 and (~data.is_abnormal).sum() == 2
+    assert "pilot verdicts for 5" in next(c.value for c in app.caption if c.value.startswith("Labels:"))
+    _click(app, "Max F1")
+    assert not app.warning
+    expected = suggest(MACHINE, SuggestOptions("max_f1"))
+    assert _number(app).value == pytest.approx(expected.value)
+    flagged = data.scores > expected.value
+    y = data.is_abnormal
+    tp, fn, fp, tn = _confusion(app)
+    assert (tp, fn, fp, tn) == (int((flagged & y).sum()), int((~flagged & y).sum()), int((flagged & ~y).sum()),
+                                int((~flagged & ~y).sum()))  # fmt: skip
+    assert tp + fn + fp + tn == 5
+
+
+def test_target_recall_meets_the_target_without_overshooting(seeded, open_page):
+    app = open_page("thresholds")
+    data = tuning_data(MACHINE, use_test=True)
+    n_abnormal = int(data.is_abnormal.sum())
+    target = 0.7
+    (box,) = [n for n in app.number_input if n.label == "Target recall"]
+    box.set_value(target).run()
+    _click(app, "Target recall")
+    value = _number(app).value
+    recall = metrics_at(data.is_abnormal, data.scores, value).recall
+    assert recall >= target and _metrics(app)["Recall"] == f"{recall:.2f}"
+    # no higher threshold keeps the target: the next score up lets one more anomaly pass
+    above = data.scores[data.scores > value]
+    assert metrics_at(data.is_abnormal, data.scores, float(above.min())).recall < target
+    caught = round(recall * n_abnormal)
+    assert f"{caught} of {n_abnormal} labelled anomalies flagged" in app.text_input(key="threshold_reason").value
 
 
 def test_max_f1_maximises_the_f1_the_page_shows_on_the_clips_it_shows(seeded, open_page):
     app = open_page("thresholds")
     _click(app, "Max F1")
-    chosen = app.slider(key="threshold_slider").value
+    chosen = _number(app).value
     data = tuning_data(MACHINE, use_test=True)
     best_f1 = max(metrics_at(data.is_abnormal, data.scores, t).f1 for t in [*data.scores, data.scores.min() - 1])
     assert float(_metrics(app)["F1"]) == pytest.approx(best_f1, abs=0.005)  # shown with two decimals
     assert _confusion(app) == _expected(chosen)  # the matrix counts the same clips the suggestion fitted on
     assert app.text_input(key="threshold_reason").value.endswith(data.label_source)
+
+
+def test_scores_spanning_orders_of_magnitude_get_log_axes_and_quantile_stops(seeded, open_page):
+    data = tuning_data(MACHINE, use_test=True)
+    scores = np.concatenate([data.scores, data.unlabelled_scores])
+    with session_scope(write=True) as session:  # a Mahalanobis range: make the lowest score 1/1000 of the highest
+        session.execute(update(Score).where(Score.model_id == data.model_id, Score.score == scores.min())
+                        .values(score=float(scores.max()) / 1000))  # fmt: skip
+    app = open_page("thresholds")
+    assert app.radio(key="threshold_scale").value == "score quantiles"
+    charts = {
+        json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec) for c in app.get("plotly_chart")
+    }
+    assert charts["Clip scores"]["layout"]["yaxis"]["type"] == "log"
+    assert charts["Precision, recall, F1 against the threshold"]["layout"]["xaxis"]["type"] == "log"
+    histogram = next(chart for title, chart in charts.items() if title.startswith("Scores ("))
+    assert histogram["layout"]["xaxis"]["title"]["text"] == "score (log scale)"
+    assert any("Score axes are on a log scale" in c.value for c in app.caption)
+
+
+def test_scores_within_one_order_of_magnitude_keep_linear_axes_and_even_steps(seeded, open_page):
+    data = tuning_data(MACHINE, use_test=True)
+    with session_scope(write=True) as session:  # an autoencoder's range: squeeze the scores into [10, 20]
+        session.execute(
+            update(Score).where(Score.model_id == data.model_id).values(score=10 + func.abs(Score.score) % 10)
+        )
+    app = open_page("thresholds")
+    assert app.radio(key="threshold_scale").value == "even steps"
+    charts = {
+        json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec) for c in app.get("plotly_chart")
+    }
+    assert charts["Clip scores"]["layout"]["yaxis"].get("type", "linear") == "linear"
+    assert not any("Score axes are on a log scale" in c.value for c in app.caption)

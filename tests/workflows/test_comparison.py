@@ -4,6 +4,7 @@ threshold, with a warning when only one of them was trained on labelled anomalie
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from core.detection.metrics import metrics_at, partial_auc, roc_auc
 from core.errors import BadInputError, Reason
 from core.workflows.comparison import compare_models, model_choices
 from core.workflows.training import train
+from core.workflows.tuning import SuggestOptions, set_threshold, suggest
 from db.models import Clip, DetectorModel, Machine, Score, Threshold
 from db.queries import add_threshold
 from db.session import session_scope
@@ -269,3 +271,42 @@ def test_field_clips_the_pilots_labelled_count_in_the_comparison(tmp_path):
         n_split = len(test_clips(session, [session.scalars(select(Machine.id)).one()]))
     assert result.n_test == n_split + 5  # the disputed snippet is left out
     assert sum(result.results[0].at_threshold.confusion.as_dict().values()) == n_split + 5
+
+
+# --- disagreements and thresholds tuned on the graded clips ------------------------------------------------------
+
+
+def test_disagreements_are_the_graded_clips_one_model_flags_and_the_other_passes(two_models):
+    v1, v2 = two_models  # v1's threshold is the median of its scores, v2's a gamma fit: they disagree
+    result = compare_models(MACHINE, [v1, v2])
+    (_, s1, t1), (_, s2, t2) = _expected(MACHINE, v1), _expected(MACHINE, v2)
+    split = ((s1 > t1) != (s2 > t2)).sum()
+    assert len(result.disagreements) == split > 0
+    with session_scope() as session:
+        for d in result.disagreements:
+            clip = session.get(Clip, d.clip_id)
+            assert d.file == Path(clip.path).name and d.label == clip.label
+            assert d.flagged == (d.scores[0] > t1, d.scores[1] > t2) and d.flagged[0] != d.flagged[1]
+            assert d.scores == tuple(
+                session.scalar(select(Score.score).where(Score.model_id == m, Score.clip_id == d.clip_id))
+                for m in (v1, v2)
+            )
+    assert [d.scores[0] for d in result.disagreements] == sorted((d.scores[0] for d in result.disagreements),
+                                                                 reverse=True)  # fmt: skip
+    assert compare_models(MACHINE, [v1, v1]).disagreements == []  # a model agrees with itself
+
+
+def test_a_threshold_fitted_on_labels_the_comparison_grades_is_named_in_the_warnings(two_models):
+    v1, v2 = two_models
+    assert compare_models(MACHINE, [v1, v2]).tuned_on_graded == {}  # by hand and by gamma: no labels
+    fitted = suggest(MACHINE, SuggestOptions("max_f1", use_test=True))
+    set_threshold(MACHINE, fitted.value, set_by="erin", reason=fitted.reason, method="max_f1")  # v2 is active
+    result = compare_models(MACHINE, [v1, v2])
+    assert list(result.tuned_on_graded) == [f"mahalanobis v2 ({MACHINE})"]
+    how = result.tuned_on_graded[f"mahalanobis v2 ({MACHINE})"]
+    assert how.startswith(f"max_f1 on labelled clips including {result.n_test} of the {result.n_test} graded here")
+    assert any(w.startswith(f"mahalanobis v2 ({MACHINE})'s threshold was tuned on the clips") for w in result.warnings)
+    # fitted without the test split, on no field clip: nothing of the graded clips was tuned on
+    reason = "maximum F1 on 3 labelled clips; scored clips outside the training and test splits"
+    set_threshold(MACHINE, fitted.value, set_by="erin", method="max_f1", reason=reason)
+    assert compare_models(MACHINE, [v1, v2]).tuned_on_graded == {}

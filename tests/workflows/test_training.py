@@ -11,13 +11,14 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
+from core.access import Actor, Role
 from core.detection.base import META_FILE
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
-from core.errors import BadInputError, NoModelError, Reason
+from core.errors import BadInputError, NoModelError, PermissionDeniedError, Reason
 from core.workflows.ingest import ingest
 from core.workflows.model_store import artifact_dir, load_detector
-from core.workflows.training import MIN_TRAINING_CLIPS, activate, one_sample_rate, train
-from db.models import Clip, DetectorModel, Machine, Threshold
+from core.workflows.training import MIN_TRAINING_CLIPS, activate, one_sample_rate, train, train_and_score
+from db.models import Clip, DetectorModel, Machine, Score, Threshold
 from db.queries import machines_matching
 from db.session import session_scope
 from tests.conftest import tone, write_wav
@@ -400,3 +401,27 @@ def test_one_sample_rate_is_the_most_common_and_the_higher_on_a_tie():
     rate, same, others = one_sample_rate(clips)
     assert (rate, len(same), [c.sample_rate for c in others]) == (44100, 2, [8000, 16000, 16000])
     assert one_sample_rate([]) == (None, [], [])
+
+
+def test_train_and_score_trains_one_machine_and_scores_its_clips_for_the_queue(plant):
+    bars = {"train": [], "score": []}
+    done = train_and_score("fan/id_00", "mahalanobis", actor=Actor("eve", Role.ENGINEER),
+                           progress=lambda d, t: bars["train"].append((d, t)),
+                           scoring_progress=lambda d, t: bars["score"].append((d, t)))  # fmt: skip
+    (trained,) = done.report.trained
+    assert trained.scope == "fan/id_00" and done.active_model_id == trained.model_id  # the machine's first model
+    assert done.scored.scored == N_CLIPS // 2 and done.queue_scored.scored == 0  # the active model is the new one
+    assert bars["score"][-1] == (N_CLIPS // 2, N_CLIPS // 2)
+    with session_scope() as session:
+        model = session.get(DetectorModel, trained.model_id)
+        assert model.provenance["trained_by"] == "eve"
+        assert session.scalar(select(func.count(Score.clip_id)).where(Score.model_id == model.id)) == N_CLIPS // 2
+    assert _active()["fan/id_02"] is None  # one machine only
+
+
+def test_train_and_score_needs_an_engineer_and_one_machine(plant):
+    with pytest.raises(PermissionDeniedError, match="train needs the engineer role"):
+        train_and_score("fan/id_00", "mahalanobis", actor=Actor("ana", Role.ANNOTATOR))
+    with pytest.raises(BadInputError, match="is a machine type"):
+        train_and_score("fan", "mahalanobis")
+    assert _models() == []

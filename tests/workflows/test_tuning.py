@@ -24,7 +24,7 @@ from core.workflows.model_store import load_detector
 from core.workflows.scoring import score
 from core.workflows.training import train
 from core.workflows.triage import record_verdict, undo_last
-from core.workflows.tuning import SuggestOptions, set_threshold, suggest, tuning_data
+from core.workflows.tuning import SuggestOptions, saved_thresholds, set_threshold, suggest, tuning_data
 from db.models import Annotation, Clip, DetectorModel, Machine, Score, Threshold, utcnow
 from db.queries import active_threshold, threshold_history
 from db.session import session_scope
@@ -326,3 +326,40 @@ def test_page_metrics_and_every_suggestion_share_one_labelled_set_and_max_f1_max
     assert f1(best.value) == pytest.approx(max(f1(t) for t in candidates))
     recall = suggest("fan/id_00", SuggestOptions(method="target_recall", use_test=use_test))
     assert recall.value == target_recall_threshold(data.is_abnormal, data.scores, 0.9)  # the same set again
+
+
+def test_without_labelled_anomalies_the_refusal_says_what_to_do_in_the_users_words(trained):
+    with pytest.raises(BadInputError) as info:
+        suggest("fan/id_00", SuggestOptions(method="max_f1"))
+    detail = info.value.detail
+    assert "no labelled abnormal clip to fit on" in detail
+    assert "judge flagged clips on the Triage page" in detail
+    assert '"Include the test split" box on the Thresholds page, --use-test on the command line' in detail
+    assert "use_test" not in detail and "The gamma quantile needs no labels" in detail
+
+
+def test_target_recall_reports_the_recall_it_reaches(trained):
+    clips = [c for c in _clips("fan/id_00", trained["fan/id_00"]) if c[2] == "test"]
+    y = np.array([label == "abnormal" for _, label, _, _ in clips])
+    s = np.array([value for *_, value in clips])
+    exact = suggest("fan/id_00", SuggestOptions(method="target_recall", target=0.5, use_test=True))
+    assert metrics_at(y, s, exact.value).recall == 0.5  # 3 of the 6 anomalies: the target, met exactly
+    assert "3 of 6 labelled anomalies flagged (recall 0.5)" in exact.reason
+    over = suggest("fan/id_00", SuggestOptions(method="target_recall", target=0.6, use_test=True))
+    assert metrics_at(y, s, over.value).recall == pytest.approx(4 / 6)  # the least the 6 anomalies allow
+    assert "4 of 6 labelled anomalies flagged (recall 0.667, the lowest of at least 0.6" in over.reason
+
+
+def test_saved_thresholds_lists_the_active_models_thresholds_newest_first(trained):
+    set_threshold("fan/id_00", 3.5, set_by="ana", reason="quieter nights", method="max_f1")
+    set_threshold("fan/id_02", 9.0, set_by="bo", reason="other machine")
+    records = saved_thresholds("fan/id_00")
+    assert [(r.set_by, r.value, r.method, r.reason) for r in records] == [
+        ("ana", 3.5, "max_f1", "quieter nights"),
+        ("system", records[1].value, "gamma", records[1].reason),
+    ]
+    assert records[0].set_at >= records[1].set_at
+    with pytest.raises(NoModelError):
+        with session_scope(write=True) as session:
+            session.execute(update(Machine).values(active_model_id=None))
+        saved_thresholds("fan/id_00")

@@ -1,0 +1,40 @@
+"""dashboard/components/plots.py: score axes on a log scale when scores span orders of magnitude."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.detection.metrics import sweep
+from dashboard.components import plots
+
+
+def test_spans_orders_needs_positive_scores_a_hundredfold_apart():
+    assert plots.spans_orders(np.array([9.0, 40.0, 6618.0]))
+    assert not plots.spans_orders(np.array([0.2, 0.9, 1.4]))  # an autoencoder's errors: linear is fine
+    assert not plots.spans_orders(np.array([-1.0, 5000.0]))  # a negative score has no logarithm
+    assert not plots.spans_orders(np.array([]))
+
+
+def test_a_log_histogram_bins_in_log_score_and_labels_ticks_in_scores():
+    rng = np.random.default_rng(0)
+    normal, abnormal = rng.uniform(9, 30, 40), rng.uniform(1000, 6618, 6)
+    scores = np.concatenate([normal, abnormal])
+    is_abnormal = np.arange(scores.size) >= normal.size
+    fig = plots.score_histogram(scores, is_abnormal, 100.0, "labels", log=True)
+    assert np.allclose(fig.data[0].x, np.log10(normal)) and np.allclose(fig.data[1].x, np.log10(abnormal))
+    assert fig.layout.shapes[0].x0 == 2.0  # the threshold 100, at log10(100)
+    ticks = dict(zip(fig.layout.xaxis.ticktext, fig.layout.xaxis.tickvals, strict=True))
+    assert ticks["10"] == 1.0 and ticks["1000"] == 3.0 and ticks["5000"] == np.log10(5000)
+    assert min(float(t) for t in ticks) <= scores.min() and max(float(t) for t in ticks) >= scores.max() / 2
+    linear = plots.score_histogram(scores, is_abnormal, 100.0, "labels")
+    assert np.allclose(linear.data[0].x, normal) and linear.layout.shapes[0].x0 == 100.0
+
+
+def test_scatter_and_metric_curves_put_scores_on_a_log_axis():
+    scores = np.array([9.0, 12.0, 15.0, 3000.0, 6618.0])
+    is_abnormal = np.array([False, False, False, True, True])
+    scatter = plots.score_scatter(scores, is_abnormal, 100.0, log=True)
+    assert scatter.layout.yaxis.type == "log" and list(scatter.data[-1].y) == [100.0, 100.0]
+    curves = plots.against_threshold(sweep(is_abnormal, scores), 100.0, log=True)
+    assert curves.layout.xaxis.type == "log" and list(curves.data[-1].x) == [100.0, 100.0]
+    assert plots.score_scatter(scores, is_abnormal, 100.0).layout.yaxis.type == "linear"
