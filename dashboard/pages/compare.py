@@ -11,6 +11,7 @@ from core.access import Action, why_not
 from core.commands import core_command
 from core.detection.registry import detector_names
 from core.workflows.comparison import compare_models, model_choices
+from core.workflows.evaluation import automatic_choice
 from core.workflows.training import activate, active_model_id
 from dashboard.components import plots
 from dashboard.components.auth import current_actor
@@ -75,6 +76,33 @@ def render() -> None:
             activate(machine, model_id=r.model_id, actor=actor)
             st.toast(f"{md_literal(r.name)} now scores {md_literal(machine)}'s clips; new flags follow its threshold.")
             st.rerun()
+    automatic_choice_section(machine)
+
+
+def automatic_choice_section(machine: str) -> None:
+    """The automatic choice (``train --detector auto``): made from training clips only, its evidence and uncertainty."""
+    st.subheader("Automatic choice (training data only)")
+    choice = automatic_choice(machine)
+    if choice is None:
+        st.caption(f"No automatic choice for {md_literal(machine)} yet. It is made from the training clips only "
+                "(held-out normal clips against synthetic faults and other machines' clips), never the test "
+                "split:")  # fmt: skip
+        st.code(core_command("train", "--machine", machine, "--detector", "auto"), language="bash")
+        return
+    chosen = choice["chosen"] + (f" ({', '.join(choice['members'])})" if choice["members"] else "")
+    text = f"Chosen: **{md_literal(chosen)}** (model {choice['model_id']}, v{choice['version']}). "
+    text += f"{md_literal(choice['note'])}."
+    (st.success if choice["clear"] and choice["n_clips"] >= 8 else st.warning)(text)
+    kinds = sorted({k for e in choice["evidence"].values() for k in e["by_kind"]})
+    table = pd.DataFrame(
+        [{"candidate": label, "pseudo-AUC": e["auc"], "± (s.e.)": e["se"], **{k: e["by_kind"].get(k) for k in kinds}}
+         for label, e in sorted(choice["evidence"].items(), key=lambda item: -item[1]["auc"])]
+    )  # fmt: skip
+    st.dataframe(table, hide_index=True)
+    st.caption(f"{choice['n_clips']} normal training clips, {choice['folds']} cross-validation folds, "
+               f"{choice['n_other_clips']} clips of other machines as pseudo-anomalies. Pseudo-AUC: how well a "
+               "candidate ranks held-out normal clips below pseudo-anomalies; the test split is never "
+               "used.")  # fmt: skip
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

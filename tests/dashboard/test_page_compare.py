@@ -64,3 +64,22 @@ def test_make_a_compared_model_active(seeded, open_page):
     no_exception(app)
     assert active_model_id(MACHINE) != trained.model_id
     assert any("is the active model" in c.value for c in app.caption)
+
+
+def test_automatic_choice_section_shows_the_choice_its_evidence_and_uncertainty(seeded, open_page):
+    app = open_page("compare")
+    assert not [s for s in app.subheader if s.value.startswith("Automatic choice")]  # one model: nothing to compare
+    (chosen,) = train(MACHINE, "auto", user="test").trained
+    app = open_page("compare")
+    no_exception(app)
+    assert [s.value for s in app.subheader] == ["Automatic choice (training data only)"]
+    from core.workflows.evaluation import automatic_choice
+
+    choice = automatic_choice(MACHINE)
+    assert choice["model_id"] == chosen.model_id
+    verdicts = [m.value for m in [*app.success, *app.warning] if m.value.startswith("Chosen: ")]
+    assert len(verdicts) == 1 and md_literal(choice["note"]) in verdicts[0]
+    evidence = app.dataframe[-1].value
+    assert list(evidence["candidate"]) == sorted(choice["evidence"], key=lambda k: -choice["evidence"][k]["auc"])
+    assert {"pseudo-AUC", "± (s.e.)", "tone", "impulses", "band_noise", "gain"} <= set(evidence.columns)
+    assert any("the test split is never used" in c.value for c in app.caption)
