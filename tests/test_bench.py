@@ -75,3 +75,15 @@ def test_db_scale_benchmark_smoke():
     out = _run("bench/db_scale.py", "--clips", "2000", "--machines", "2", "--repeats", "1")
     assert "seeded 2000 scored clips" in out and "bytes per clip" in out, out
     assert len(re.findall(r"[\d.]+ ms", out)) == 8, out
+
+
+@pytest.mark.slow
+def test_quality_benchmark_real_mode_smoke(tmp_path):
+    from core.datasets.demo import write_plant
+
+    write_plant(tmp_path / "real", machines=1, normal=8, abnormal=2, duration_s=2.0, seed=0, n_jobs=1)
+    out = _run("bench/quality.py", "--real", str(tmp_path / "real"), "--train-sizes", "6", "--seeds", "1",
+               "--epochs", "1", "--detectors", "mahalanobis", "frame_knn:top10", "auto")  # fmt: skip
+    [row] = [line for line in out.splitlines() if line.startswith("6dB/fan/id_00")]
+    assert len(re.findall(r"\d\.\d\d \(\d\.\d\d\)", row)) == 3, out  # AUC (pAUC) of each of the three
+    assert "auto: first threshold flags" in out and "took" in out, out

@@ -7,6 +7,7 @@ import sys
 
 from core.cli.options import acting_user, add_command, add_jobs, add_json, add_machine, add_who
 from core.cli.output import log, print_epoch, print_json, progress_bar
+from core.commands import core_command
 from core.errors import BadInputError, Reason
 
 
@@ -43,6 +44,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         for t in report.trained:
             print(f"model {t.model_id}: {t.detector} v{t.version} for {t.scope}, {t.n_train} clips, "
                   f"{t.seconds:.1f} s, threshold {t.threshold:.4g}")  # fmt: skip
+            if t.choice:
+                print(f"  automatic choice: {t.choice}")
         for s in report.skipped:
             print(f"skipped {s['scope']}: {s['reason']}")
     return 0 if report.trained or not report.skipped else 1
@@ -57,7 +60,11 @@ def register_train(commands) -> None:
         "the training split; each model becomes a new version with a gamma threshold.",
     )  # fmt: skip
     add_machine(train, "TYPE/ID, or TYPE for all its machines (default: every machine)")
-    train.add_argument("--detector", default="autoencoder", help="detector name (see `detectors`; default autoencoder)")
+    train.add_argument(
+        "--detector", default="auto",
+        help="detector name (see `detectors`), or auto (the default): choose per machine from its training clips "
+        "only, by cross-validation against pseudo-anomalies",
+    )  # fmt: skip
     train.add_argument("--epochs", type=int, default=None, help="training epochs (autoencoder; default 30)")
     train.add_argument("--per-type", action="store_true", help="one model per machine type instead of per machine")
     add_who(train, "who trains (recorded in the provenance)")
@@ -117,17 +124,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _compare(machine: str | None, as_json: bool) -> int:
-    """``evaluate --compare``: the newest model of each detector for one machine, best first."""
-    from core.workflows.evaluation import compare_detectors
+    """``evaluate --compare``: the automatic choice (training data only) and each detector's newest model graded on
+    the test split, best test AUC first."""
+    from core.workflows.evaluation import automatic_choice, compare_detectors
 
     if not machine or "/" not in machine:
         raise BadInputError(Reason.INVALID_PARAMETER, "--compare needs --machine TYPE/ID")
     rows = compare_detectors(machine)
+    choice = automatic_choice(machine)
     if as_json:
-        print_json({"machine": machine, "detectors": rows})
+        print_json({"machine": machine, "choice": choice, "detectors": rows})
         return 0
-    if rows:
-        print(f"suggested default for {machine}: {rows[0]['detector']} (best AUC on the test split)")
+    if choice:
+        print(f"suggested default for {machine}: {choice['detector']} (model {choice['model_id']}, chosen from "
+              f"training data only: {choice['note']})")  # fmt: skip
+    else:
+        print(f"no automatic choice for {machine} yet: "
+              f"{core_command('train', '--machine', machine, '--detector', 'auto')}")  # fmt: skip
+    print("test-split figures below grade the models; they did not choose them")
     for row in rows:
         mark = " (active)" if row["active"] else ""
         print(f"{row['detector']:<12} v{row['version']:<3} AUC {row['auc']}  pAUC {row['pauc']}  "
@@ -147,7 +161,8 @@ def register_evaluate(commands) -> None:
     evaluate.add_argument(
         "--compare",
         action="store_true",
-        help="compare the newest model of each detector for --machine TYPE/ID, best first (the suggested default)",
+        help="for --machine TYPE/ID: the automatic choice (from training data only) and each detector's newest model "
+        "graded on the test split, best test AUC first",
     )
     add_json(evaluate, 'print {"models": [...]} as JSON')
 
@@ -178,5 +193,7 @@ def register_activate(commands) -> None:
     group.add_argument("--detector", help="detector name")
     group.add_argument("--model-id", type=int, help="model id")
     group.add_argument(
-        "--best", action="store_true", help="the detector with the best test AUC (see evaluate --compare)"
+        "--best",
+        action="store_true",
+        help="the automatic choice's detector (train --detector auto; chosen from training data only)",
     )

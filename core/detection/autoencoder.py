@@ -2,7 +2,8 @@
 
 Input ``n_mels * frames``; Dense 64-64-8-64-64 with ReLU, linear output; MSE loss,
 Adam at 1e-3, batch 512, 30 epochs; 10% of the vectors held out for early stopping.
-A clip's score is the mean squared reconstruction error over its vectors (dB²).
+A vector's error is its mean squared reconstruction error (dB²); a clip's score pools its vectors'
+errors (``pooling``: the seed's ``"mean"`` by default, or ``"max"``, ``"topN"``; see :mod:`core.detection.pooling`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any, Self
 
 import numpy as np
 
-from core.detection.base import Detector, Explanation, per_clip_means, stack_clips
+from core.detection.base import Detector, Explanation, stack_clips
 from core.detection.keras_backend import keras
+from core.detection.pooling import check_pooling, pool_clips
 
 MODEL_FILE = "model.keras"
 PREDICT_BATCH = 16_384  # vectors per forward pass when scoring
@@ -45,11 +47,13 @@ class AutoencoderDetector(Detector):
             "validation_split": 0.1,
             "patience": 5,
             "seed": 0,
+            "pooling": "mean",
         }
 
     def fit(self, clips: Sequence[np.ndarray], progress=None) -> Self:
         """Train on the vectors of normal clips; ``progress(epoch, epochs)`` after each epoch."""
         p = self.params
+        check_pooling(p["pooling"])
         x, offsets = stack_clips(clips, self.feature_params.dims)
         keras.utils.set_random_seed(int(p["seed"]))
         x = x[np.random.default_rng(int(p["seed"])).permutation(len(x))]  # held-out vectors from every clip
@@ -89,19 +93,19 @@ class AutoencoderDetector(Detector):
         if not hasattr(self, "model_"):
             self._check_fitted()
         x, offsets = stack_clips(clips, self.feature_params.dims)
-        return per_clip_means(self._squared_errors(x).mean(axis=1), offsets)
+        return pool_clips(self._squared_errors(x).mean(axis=1), offsets, self.params["pooling"])
 
     def explain(self, features: np.ndarray) -> Explanation:
         return self.score_and_explain([features])[1][0]
 
     def score_and_explain(self, clips: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Explanation]]:
-        """Scores and explanations from one forward pass: the score is the mean of the error map."""
+        """Scores and explanations from one forward pass: the score pools the error map's per-vector means."""
         if not hasattr(self, "model_"):
             self._check_fitted()
         x, offsets = stack_clips(clips, self.feature_params.dims)
         n_mels, frames = self.feature_params.n_mels, self.feature_params.frames
         maps = self._squared_errors(x).reshape(len(x), frames, n_mels).mean(axis=1)
-        scores = per_clip_means(maps.mean(axis=1), offsets)
+        scores = pool_clips(maps.mean(axis=1), offsets, self.params["pooling"])
         return scores, [Explanation(error_map=m) for m in np.split(maps, offsets[1:])]
 
     def _save_state(self, folder: Path) -> None:

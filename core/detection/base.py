@@ -160,3 +160,9 @@ class Detector(ABC):
         detector._load_state(source)
         detector.decision_scores_ = np.asarray(meta["decision_scores"], dtype=np.float64)
         return detector
+
+
+def columns_of(features: np.ndarray, n_mels: int) -> np.ndarray:
+    """The log-mel columns of one clip's feature vectors, float64 ``(n_vectors, n_mels)`` in dB
+    (each vector's first frame: one STFT column per vector)."""
+    return np.asarray(features[:, :n_mels], dtype=np.float64)

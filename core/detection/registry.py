@@ -8,14 +8,21 @@ from importlib import import_module
 from core.detection.base import Detector, Explanation
 from core.errors import BadInputError, Reason
 
-# name -> "module:Class"; the first is the default for new machines.
+# name -> "module:Class"; the first is the seed's detector.
 _REGISTRY = {
     "autoencoder": "core.detection.autoencoder:AutoencoderDetector",
     "mahalanobis": "core.detection.mahalanobis:MahalanobisDetector",
+    "band_deviation": "core.detection.band_deviation:BandDeviationDetector",
+    "frame_knn": "core.detection.frame_knn:FrameKNNDetector",
+    "frame_gmm": "core.detection.frame_gmm:FrameGMMDetector",
+    "machine_id": "core.detection.machine_id:MachineIDDetector",  # needs sibling machines of the same type
+    "ensemble": "core.detection.ensemble:EnsembleDetector",  # rank-averaged members, built by the automatic choice
     "spectrogram_cnn": "core.detection.spectrogram_cnn:SpectrogramCNN",  # supervised: learns from labels
 }
 SUPERVISED = frozenset({"spectrogram_cnn"})  # trained by `train-supervised` on an export, not by `train`
-DEFAULT_DETECTOR = "autoencoder"
+SEED_DETECTOR = "autoencoder"  # the seed's recipe: stays available and documented
+AUTO = "auto"  # not a detector: `train --detector auto` chooses one per machine from training data only
+DEFAULT_DETECTOR = AUTO  # what new machines get
 
 
 def detector_names(*, supervised: bool = False) -> list[str]:
@@ -34,4 +41,5 @@ def detector_class(name: str) -> type[Detector]:
     return getattr(import_module(module), cls)
 
 
-__all__ = ["DEFAULT_DETECTOR", "SUPERVISED", "Detector", "Explanation", "detector_class", "detector_names"]
+__all__ = ["AUTO", "DEFAULT_DETECTOR", "SEED_DETECTOR", "SUPERVISED", "Detector", "Explanation", "detector_class",
+           "detector_names"]  # fmt: skip

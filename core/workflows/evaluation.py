@@ -83,9 +83,10 @@ def evaluate(machine: str | None = None, *, url: str | None = None) -> list[dict
 
 def compare_detectors(machine: str, *, url: str | None = None) -> list[dict]:
     """The newest model of each detector trained for ``machine`` (``type/id``), and the active model
-    if it is older, scored on the test split, best AUC first:
-    ``[{"model_id", "detector", "version", "auc", "pauc", "n_test", "active"}]``.
-    The first is the suggested default for the machine.  Raises :class:`BadInputError` when ``machine``
+    if it is older, graded on the test split, best test AUC first:
+    ``[{"model_id", "detector", "version", "auc", "pauc", "n_test", "active", "auto_chosen"}]``.
+    This grades; it does not choose (that would peek at the clips it grades on): the suggested default is
+    :func:`automatic_choice`, made from training data only.  Raises :class:`BadInputError` when ``machine``
     names no machine."""
     with session_scope(url) as session:
         m = machine_named(session, machine)
@@ -110,16 +111,40 @@ def compare_detectors(machine: str, *, url: str | None = None) -> list[dict]:
                 "pauc": _finite_or_none(partial_auc(labelled.y_true, labelled.scores)),
                 "n_test": int(labelled.y_true.size),
                 "active": model.id == active_id,
+                "auto_chosen": "choice" in (model.provenance or {}),
             }
         )
     return sorted(rows, key=lambda r: -(r["auc"] if r["auc"] is not None else -1))
 
 
+CHOICE_KEYS = ("chosen", "detector", "members", "clear", "note", "n_clips", "folds", "n_other_clips", "evidence")
+
+
+def automatic_choice(machine: str, *, url: str | None = None) -> dict | None:
+    """The newest automatic choice (``train --detector auto``) for ``machine`` (``type/id``), made from its training
+    clips only, or ``None``: ``{"model_id", "version", "trained_at", "chosen", "detector", "members", "clear", "note",
+    "n_clips", "folds", "n_other_clips", "evidence": {candidate: {"auc", "se", "by_kind"}}}`` (pseudo-AUC: held-out
+    normal training clips against synthetic faults and other machines' clips)."""
+    with session_scope(url) as session:
+        m = machine_named(session, machine)
+        for model in models_for(session, m):  # newest first
+            choice = (model.provenance or {}).get("choice")
+            if choice:
+                found = {
+                    "model_id": model.id,
+                    "version": model.version,
+                    "trained_at": model.provenance.get("trained_at"),
+                }
+                return found | {key: choice.get(key) for key in CHOICE_KEYS}
+    return None
+
+
 def suggested_detector(machine: str, *, url: str | None = None) -> str:
-    """The detector whose newest model has the best test AUC on ``machine`` (``type/id``)."""
-    ranked = [row for row in compare_detectors(machine, url=url) if row["auc"] is not None]
-    if not ranked:
+    """The detector the automatic choice picked for ``machine`` (``type/id``) from its training data only."""
+    choice = automatic_choice(machine, url=url)
+    if choice is None:
         raise BadInputError(
-            Reason.INVALID_PARAMETER, f"{machine}: no model can be compared (the test split needs both labels)"
+            Reason.INVALID_PARAMETER,
+            f"{machine}: no automatic choice yet: train with --detector auto (it chooses from training data only)",
         )
-    return ranked[0]["detector"]
+    return choice["detector"]

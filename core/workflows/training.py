@@ -17,7 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.access import Action, Actor, on_behalf_of, require, worker_name
-from core.detection.registry import DEFAULT_DETECTOR, SUPERVISED, detector_class
+from core.detection.ensemble import fit_detector
+from core.detection.registry import AUTO, DEFAULT_DETECTOR, SUPERVISED, detector_class
+from core.detection.selection import MAX_OTHER_CLIPS, choose_detector
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from core.errors import BadInputError, NoModelError, Reason
 from core.settings import TrainFrom, settings
@@ -35,6 +37,7 @@ from db.queries import (
     add_threshold,
     clips_outside_test,
     machine_by_key,
+    machines_matching,
     models_for,
     next_model_version,
 )
@@ -56,6 +59,7 @@ class TrainedModel:
     n_from_verdicts: int = 0  # of n_train: clips the team labelled normal (verdicts or an adjudication)
     left_out: dict[str, int] = field(default_factory=dict)  # {NotLearned reason: clips} of the judged candidates
     awaiting_second_opinion: int = 0  # field clips one annotator called normal: offered to the review queue
+    choice: str = ""  # with `--detector auto`: the choice and its evidence in words
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class LearningPlan:
     from_verdicts: dict[int, str]
     left_out: dict[str, list[int]]
     train_from: TrainFrom
+    siblings: list[list[Clip]] = field(default_factory=list)  # per other machine of the type: its training clips
 
 
 @dataclass
@@ -130,6 +135,8 @@ def training_scopes(machines: list[Machine], per_type: bool) -> dict[str, list[M
 
 
 def _params(detector: str, epochs: int | None) -> dict:
+    if detector == AUTO:
+        return {}
     cls = detector_class(detector)
     return {"epochs": epochs} if epochs is not None and "epochs" in cls.default_params() else {}
 
@@ -211,7 +218,9 @@ def train(
         report.trained.append(trained)
         confirmed = f" ({trained.n_from_verdicts} of them labelled normal by the team)" \
             if trained.n_from_verdicts else ""  # fmt: skip
-        run.log(f"trained {detector} v{trained.version} for {scope} on {trained.n_train} clips{confirmed} "
+        if trained.choice:
+            run.log(f"{scope}: automatic choice: {trained.choice}")
+        run.log(f"trained {trained.detector} v{trained.version} for {scope} on {trained.n_train} clips{confirmed} "
                 f"in {trained.seconds:.1f} s; threshold {trained.threshold:.4g}")  # fmt: skip
     return report
 
@@ -268,6 +277,8 @@ def train_and_score(
 
 
 def _check_unsupervised(detector: str) -> None:
+    if detector == AUTO:
+        return
     detector_class(detector)  # fail fast on an unknown name
     if detector in SUPERVISED:
         raise BadInputError(
@@ -287,6 +298,10 @@ def _training_plan(
             raise BadInputError(Reason.INVALID_PARAMETER, "no machines yet: ingest clips first")
         machine_pks = {scope: [m.id for m in group] for scope, group in training_scopes(machines, per_type).items()}
         plans = {scope: clips_to_learn(session, pks) for scope, pks in machine_pks.items()}
+        for scope, plan in plans.items():  # the other machines of each scope's type: the automatic choice uses them
+            types = {m.machine_type for m in machines if m.id in machine_pks[scope]}
+            others = [m for t in sorted(types) for m in machines_matching(session, t) if m.id not in machine_pks[scope]]
+            plan.siblings.extend(clips_to_learn(session, [m.id]).clips[:MAX_OTHER_CLIPS] for m in others)
     return plans, machine_pks
 
 
@@ -334,7 +349,7 @@ def _train_scope(
     progress: Callable[[int, int], None],
 ) -> TrainedModel:
     """Fit ``run.detector`` on ``clips`` and register it as the next version for ``scope``."""
-    detector, params, url, user = run.detector, run.params, run.url, run.user
+    url, user = run.url, run.user
     feature_params = FeatureParams()
     batch = extract_features([clip.path for clip in clips], feature_params, opener=open_clip)
     usable = [clip for clip in clips if clip.path in batch.features]
@@ -346,12 +361,13 @@ def _train_scope(
             f"({len(batch.failures)} unreadable, e.g. {first[1]})",
         )
     started = time.perf_counter()
-    model = detector_class(detector)(feature_params, **params).fit(
-        [batch.features[clip.path] for clip in usable], progress=progress
-    )
+    model, threshold, rule, choice = _fit(run, [batch.features[clip.path] for clip in usable], plan, sample_rate,
+                                          feature_params, progress)  # fmt: skip
     seconds = time.perf_counter() - started
-    threshold = gamma_threshold(model.decision_scores_, DEFAULT_QUANTILE)
+    detector = model.name
     provenance = _provenance(seconds, user, usable, batch.failures, plan, sample_rate)
+    if choice is not None:
+        provenance["choice"] = choice
     # The files are complete before the row exists: written to a staging folder first (outside the write
     # lock), renamed into place in the transaction that registers them.  A run killed at any point leaves no
     # row without its complete folder (a folder without a row, killed before the commit, is replaced next time).
@@ -367,23 +383,60 @@ def _train_scope(
         session.add(row)
         session.flush()
         add_threshold(
-            session, row.id, threshold, method="gamma", set_by="system",
-            reason=f"gamma fit to {len(usable)} normal training scores, quantile {DEFAULT_QUANTILE}",
+            session, row.id, threshold, method="gamma", set_by="system", reason=rule,
         )  # fmt: skip
-        activate_if_current(session, machine_pks, row)
+        activate_if_current(session, machine_pks, row, chosen=choice is not None)
         record_event(session, run.actor, Action.TRAIN, scope, f"{detector} v{version} on {len(usable)} clips "
                      f"(model {row.id}, threshold {threshold:.6g})")  # fmt: skip
         return TrainedModel(
             row.id, detector, scope, version, len(usable), seconds, threshold, provenance["n_from_verdicts"],
-            provenance["left_out"], len(provenance["awaiting_second_opinion"]),
+            provenance["left_out"], len(provenance["awaiting_second_opinion"]), (choice or {}).get("note", ""),
         )  # fmt: skip
 
 
-def activate_if_current(session: Session, machine_pks: list[int], model: DetectorModel) -> None:
-    """Make ``model`` active on machines with no active model or an older version of its detector."""
+def _sibling_features(plan: LearningPlan, sample_rate: int | None, feature_params: FeatureParams) -> list[list]:
+    """Per other machine of the type, the features of its readable training clips at ``sample_rate``."""
+    out = []
+    for clips in plan.siblings:
+        paths = [clip.path for clip in clips if clip.sample_rate == sample_rate]
+        features = extract_features(paths, feature_params).features if paths else {}
+        out.append([features[p] for p in paths if p in features])
+    return [group for group in out if group]
+
+
+def _fit(run: _Run, features: list, plan: LearningPlan, sample_rate: int | None, feature_params: FeatureParams,
+         progress: Callable[[int, int], None]) -> tuple:  # fmt: skip
+    """``(fitted detector, first threshold, the threshold's reason, the choice's record or None)``.
+
+    ``run.detector`` as asked, its threshold a gamma fit to its training scores; or, for ``auto``, the detector
+    :func:`core.detection.selection.choose_detector` picks from the training clips (and the type's other machines'),
+    its threshold a gamma fit to its scores of *held-out* normal training clips (cross-validation), so that about
+    ``1 - DEFAULT_QUANTILE`` (10%) of normal clips are flagged before any verdict."""
+    if run.detector != AUTO:
+        model = fit_detector(detector_class(run.detector)(feature_params, **run.params), features, progress=progress)
+        return (
+            model,
+            gamma_threshold(model.decision_scores_, DEFAULT_QUANTILE),
+            (f"gamma fit to {len(features)} normal training scores, quantile {DEFAULT_QUANTILE}"),
+            None,
+        )
+    others = _sibling_features(plan, sample_rate, feature_params)
+    choice = choose_detector(features, others, params=feature_params, progress=progress)
+    model = fit_detector(detector_class(choice.detector)(feature_params, **choice.params), features, others)
+    held_out = choice.held_out_normal if len(choice.held_out_normal) >= 2 else model.decision_scores_
+    which = "held-out (cross-validated)" if len(choice.held_out_normal) >= 2 else "training"
+    reason = f"gamma fit to {len(held_out)} {which} normal scores, quantile {DEFAULT_QUANTILE} (automatic choice)"
+    return model, gamma_threshold(held_out, DEFAULT_QUANTILE), reason, choice.as_dict()
+
+
+def activate_if_current(
+    session: Session, machine_pks: list[int], model: DetectorModel, *, chosen: bool = False
+) -> None:
+    """Make ``model`` active on machines with no active model or an older version of its detector; a ``chosen``
+    model (``train --detector auto``) also replaces an earlier automatic choice, whichever detector that was."""
     for machine in session.scalars(select(Machine).where(Machine.id.in_(machine_pks))):
         current = machine.active_model
-        if current is None or current.detector == model.detector:
+        if current is None or current.detector == model.detector or (chosen and "choice" in (current.provenance or {})):
             machine.active_model_id = model.id
 
 

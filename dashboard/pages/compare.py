@@ -10,10 +10,12 @@ import pandas as pd
 import streamlit as st
 
 from core.access import Action, why_not
-from core.detection.registry import detector_names
+from core.commands import core_command
+from core.detection.registry import AUTO, detector_names
 from core.errors import MachineSoundError
 from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import Comparison, compare_models, model_choices, scope_legend
+from core.workflows.evaluation import automatic_choice
 from core.workflows.training import MachineTraining, activate, active_model_id, train_and_score
 from dashboard.components import plots
 from dashboard.components.auth import current_actor
@@ -165,7 +167,9 @@ def _train_section(selected: str | None) -> None:
     left, right = st.columns(2)
     machine = left.selectbox("Machine to train", machines, key="train_machine",
                              index=machines.index(selected) if selected in machines else 0)  # fmt: skip
-    detector = right.selectbox("Detector", detector_names(), key="train_detector")
+    detector = right.selectbox("Detector", [AUTO, *detector_names()], key="train_detector",
+                               help="auto: chosen per machine from its training clips only (see Automatic "
+                               "choice); the others by name")  # fmt: skip
     st.caption("Learns the machine's normal sound from its normal training clips and the field clips the team "
                "labelled normal, then scores every clip of the machine, so the comparison and the triage queue "
                "fill. A new version of the active detector becomes active; another detector waits for **Make … "
@@ -174,12 +178,39 @@ def _train_section(selected: str | None) -> None:
         _train(machine, detector)
 
 
+def automatic_choice_section(machine: str) -> None:
+    """The automatic choice (``train --detector auto``): made from training clips only, its evidence and uncertainty."""
+    st.subheader("Automatic choice (training data only)")
+    choice = automatic_choice(machine)
+    if choice is None:
+        st.caption(f"No automatic choice for {md_literal(machine)} yet: train **auto** with **Train detector** below, "
+                   "or run the command. It is made from the training clips only (held-out normal clips against "
+                   "synthetic faults and other machines' clips), never the test split.")  # fmt: skip
+        st.code(core_command("train", "--machine", machine, "--detector", AUTO), language="bash")
+        return
+    chosen = choice["chosen"] + (f" ({', '.join(choice['members'])})" if choice["members"] else "")
+    text = f"Chosen: **{md_literal(chosen)}** (model {choice['model_id']}, v{choice['version']}). "
+    text += f"{md_literal(choice['note'])}."
+    (st.success if choice["clear"] and choice["n_clips"] >= 8 else st.warning)(text)
+    kinds = sorted({k for e in choice["evidence"].values() for k in e["by_kind"]})
+    table = pd.DataFrame(
+        [{"candidate": label, "pseudo-AUC": e["auc"], "± (s.e.)": e["se"], **{k: e["by_kind"].get(k) for k in kinds}}
+         for label, e in sorted(choice["evidence"].items(), key=lambda item: -item[1]["auc"])]
+    )  # fmt: skip
+    st.dataframe(table, hide_index=True)
+    st.caption(f"{choice['n_clips']} normal training clips, {choice['folds']} cross-validation folds, "
+               f"{choice['n_other_clips']} clips of other machines as pseudo-anomalies. Pseudo-AUC: how well a "
+               "candidate ranks held-out normal clips below pseudo-anomalies; the test split is never "
+               "used.")  # fmt: skip
+
+
 def render() -> None:
     st.title("Compare models")
     machine = machine_picker(require_model=True, no_model_hint="No machine has a trained model yet: train one "
                              "with **Train detector** below.")  # fmt: skip
     if machine is not None:
         _comparison(machine)
+        automatic_choice_section(machine)
     _train_section(machine)
 
 

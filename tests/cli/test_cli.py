@@ -221,20 +221,22 @@ def test_demo_train_score_evaluate_threshold_activate_workflow(tmp_path):
     assert missing.returncode == 2 and "train it first" in missing.stderr
 
     compared = run_cli("evaluate", "--compare", "--machine", "fan/id_00").stdout
-    assert "suggested default for fan/id_00: mahalanobis" in compared
-    best = run_cli("activate", "--machine", "fan/id_00", "--best")
-    assert best.stdout.strip() == f"fan/id_00: model {models['fan/id_00']['model_id']} is now active"
-
-    from sqlalchemy import update
-
-    from db.models import Clip
-    from db.session import dispose_engines, session_scope
-
-    with session_scope(write=True) as session:  # a test split holding one label only: nothing to rank on
-        session.execute(update(Clip).where(Clip.split == "test", Clip.label == "normal").values(split="train"))
-    dispose_engines()
+    assert "no automatic choice for fan/id_00 yet" in compared  # the test split grades; it never chooses
     refused = run_cli("activate", "--machine", "fan/id_00", "--best", check=False)
-    assert refused.returncode == 2 and "the test split needs both labels" in refused.stderr
+    assert refused.returncode == 2 and "train with --detector auto" in refused.stderr
+
+    auto = json.loads(run_cli("train", "--machine", "fan/id_00", "--detector", "auto", "--json").stdout)["trained"][0]
+    assert auto["choice"] and auto["detector"] != "auto"
+    compared = json.loads(run_cli("evaluate", "--compare", "--machine", "fan/id_00", "--json").stdout)
+    choice = compared["choice"]
+    assert choice["model_id"] == auto["model_id"] and choice["detector"] == auto["detector"]
+    assert {"mahalanobis", "frame_knn_top10", "machine_id"} <= choice["evidence"].keys()  # fan/id_02 is a sibling
+    assert all(0.0 <= e["auc"] <= 1.0 for e in choice["evidence"].values())
+    assert "other_machines" in choice["evidence"]["mahalanobis"]["by_kind"]
+    assert choice["note"] in run_cli("evaluate", "--compare", "--machine", "fan/id_00").stdout
+    assert [r for r in compared["detectors"] if r["auto_chosen"]][0]["model_id"] == auto["model_id"]
+    best = run_cli("activate", "--machine", "fan/id_00", "--best")
+    assert best.stdout.strip() == f"fan/id_00: model {auto['model_id']} is now active"
 
 
 @pytest.mark.slow

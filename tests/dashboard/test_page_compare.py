@@ -214,3 +214,22 @@ def test_an_annotator_may_not_train_from_the_page(seeded, monkeypatch):
     app = _as(Actor("ana", Role.ANNOTATOR), "compare", monkeypatch)
     button = app.button(key="train_button")
     assert button.disabled and "train needs the engineer role" in button.help
+
+
+def test_automatic_choice_section_shows_the_choice_its_evidence_and_uncertainty(seeded, open_page):
+    app = open_page("compare")
+    assert any("No automatic choice for" in c.value for c in app.caption)
+    (chosen,) = train(MACHINE, "auto", user="test").trained
+    app = open_page("compare")
+    no_exception(app)
+    assert "Automatic choice (training data only)" in [s.value for s in app.subheader]
+    from core.workflows.evaluation import automatic_choice
+
+    choice = automatic_choice(MACHINE)
+    assert choice["model_id"] == chosen.model_id
+    verdicts = [m.value for m in [*app.success, *app.warning] if m.value.startswith("Chosen: ")]
+    assert len(verdicts) == 1 and md_literal(choice["note"]) in verdicts[0]
+    (evidence,) = [d.value for d in app.dataframe if "pseudo-AUC" in d.value.columns]
+    assert list(evidence["candidate"]) == sorted(choice["evidence"], key=lambda k: -choice["evidence"][k]["auc"])
+    assert {"pseudo-AUC", "± (s.e.)", "tone", "impulses", "band_noise", "gain"} <= set(evidence.columns)
+    assert any("the test split is never used" in c.value for c in app.caption)

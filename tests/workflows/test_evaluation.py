@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 
 from core.detection.metrics import metrics_at, partial_auc, roc_auc
 from core.errors import BadInputError
-from core.workflows.evaluation import compare_detectors, evaluate, suggested_detector
+from core.workflows.evaluation import automatic_choice, compare_detectors, evaluate, suggested_detector
 from core.workflows.scoring import score
 from core.workflows.training import train
 from core.workflows.tuning import set_threshold
-from db.models import Clip, Machine, Score
+from db.models import Clip, DetectorModel, Machine, Score
 from db.queries import active_threshold
 from db.session import session_scope
 
@@ -144,13 +144,31 @@ def test_compare_detectors_newest_of_each_best_auc_first(plant):
         compare_detectors("fan")
 
 
-def test_suggested_detector_is_the_best_compared_one(plant):
+def test_suggested_detector_is_the_automatic_choice_made_without_the_test_split(plant):
     train("fan/id_00", detector="mahalanobis")
-    train("fan/id_00", detector="autoencoder", epochs=5)
-    rows = compare_detectors("fan/id_00")
-    assert rows[0]["auc"] is not None
-    assert suggested_detector("fan/id_00") == rows[0]["detector"]
-    with pytest.raises(BadInputError, match="no model can be compared"):
-        suggested_detector("fan/id_02")  # no model trained for it
+    assert compare_detectors("fan/id_00")[0]["auc"] is not None  # the test split grades ...
+    with pytest.raises(BadInputError, match="no automatic choice yet"):
+        suggested_detector("fan/id_00")  # ... but never chooses
+    (first,) = train("fan/id_00", detector="auto").trained
+    choice = automatic_choice("fan/id_00")
+    assert choice["model_id"] == first.model_id and suggested_detector("fan/id_00") == choice["detector"]
+    assert choice["note"] == first.choice and choice["n_other_clips"] > 0  # fan/id_02's clips are pseudo-anomalies
+    assert {"mahalanobis", "band_deviation_max", "frame_knn_top10", "frame_gmm_top10", "machine_id"} <= set(
+        choice["evidence"]
+    )
+    with session_scope() as session:
+        model = session.get(DetectorModel, first.model_id)
+        used = set(model.provenance["clip_ids"])
+        assert used and all(session.get(Clip, i).split != "test" for i in used)
+        assert "held-out (cross-validated) normal scores" in active_threshold(session, model.id).reason
+
+    with session_scope(write=True) as session:  # turn the test split upside down: the choice must not move
+        for clip in session.scalars(select(Clip).where(Clip.split == "test")):
+            clip.label = "normal" if clip.label == "abnormal" else "abnormal"
+    (second,) = train("fan/id_00", detector="auto").trained
+    again = automatic_choice("fan/id_00")
+    assert again["model_id"] == second.model_id
+    assert (again["chosen"], again["evidence"]) == (choice["chosen"], choice["evidence"])
+    assert automatic_choice("fan/id_02") is None
     with pytest.raises(BadInputError, match="no such machine 'fan/id_09'"):
         suggested_detector("fan/id_09")

@@ -1,0 +1,102 @@
+"""Frame k-nearest neighbours: how far each log-mel column lies from the nearest normal columns.
+
+The normal clips' log-mel columns (``n_mels`` dB each) are standardised per band and
+indexed (scikit-learn's :class:`~sklearn.neighbors.NearestNeighbors`); a column's score is
+its Euclidean distance to its ``n_neighbors``-th nearest normal column, in standardised
+units, and a clip's score pools its columns' (``pooling``: mean, max or topN, see
+:mod:`core.detection.pooling`).  At most ``max_reference`` normal columns are kept (evenly
+strided), which bounds memory and scoring time on large training sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+from sklearn.neighbors import NearestNeighbors
+
+from core.detection.base import Detector, Explanation, columns_of, stack_clips
+from core.detection.pooling import check_pooling, pool_clips
+
+STATE_FILE = "state.npz"
+
+
+class FrameKNNDetector(Detector):
+    """Distance of each log-mel column to its k-th nearest normal column, pooled per clip.
+
+    Parameters (keyword-only)
+    -------------------------
+    n_neighbors : int
+        Which neighbour's distance is the column's score (default 1).
+    pooling : str
+        ``"mean"``, ``"max"`` or ``"topN"`` (default ``"top10"``: the mean of the largest 10%).
+    max_reference : int
+        Most normal columns kept as the reference set (default 20,000).
+
+    Attributes
+    ----------
+    mean_, scale_ : np.ndarray, float64 ``(n_mels,)``
+        Per-band mean and standard deviation (dB) of the normal columns.
+    reference_ : np.ndarray, float32 ``(n_reference, n_mels)``
+        The standardised normal columns searched.
+    decision_scores_ : np.ndarray, float64 ``(n_clips,)``
+        The training clips' scores; in-sample, so near zero (a column's nearest neighbour is itself):
+        use held-out clips for thresholds.
+    """
+
+    name = "frame_knn"
+    description = "distance of each log-mel frame to its nearest normal frames (scikit-learn kNN), top-10% pooled"
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        return {"n_neighbors": 1, "pooling": "top10", "max_reference": 20_000}
+
+    def _standardised(self, features: np.ndarray) -> np.ndarray:
+        return ((columns_of(features, self.feature_params.n_mels) - self.mean_) / self.scale_).astype(np.float32)
+
+    def fit(self, clips: Sequence[np.ndarray], progress=None) -> Self:
+        check_pooling(self.params["pooling"])
+        stack_clips(clips, self.feature_params.dims)
+        columns = np.concatenate([columns_of(c, self.feature_params.n_mels) for c in clips])
+        self.mean_, self.scale_ = columns.mean(axis=0), columns.std(axis=0) + 1e-3
+        stride = max(1, int(np.ceil(len(columns) / int(self.params["max_reference"]))))
+        self.reference_ = ((columns[::stride] - self.mean_) / self.scale_).astype(np.float32)
+        self._index()
+        self.decision_scores_ = self.decision_function(clips)
+        if progress:
+            progress(1, 1)
+        return self
+
+    def _index(self) -> None:
+        k = min(int(self.params["n_neighbors"]), len(self.reference_))
+        self.index_ = NearestNeighbors(n_neighbors=k).fit(self.reference_)
+
+    def _distances(self, x: np.ndarray) -> np.ndarray:
+        """Distance of each standardised column ``(n, n_mels)`` to its k-th nearest reference column."""
+        return self.index_.kneighbors(x)[0][:, -1].astype(np.float64)
+
+    def decision_function(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        """Pooled k-th neighbour distance per clip, float64 ``(n_clips,)``, in standardised units."""
+        if not hasattr(self, "index_"):
+            self._check_fitted()
+        _, offsets = stack_clips(clips, self.feature_params.dims)
+        x = np.concatenate([self._standardised(c) for c in clips])
+        return pool_clips(self._distances(x), offsets, self.params["pooling"])
+
+    def explain(self, features: np.ndarray) -> Explanation:
+        """Squared standardised difference of each column from its nearest normal column, per band."""
+        self._check_fitted()
+        stack_clips([features], self.feature_params.dims)
+        x = self._standardised(features)
+        nearest = self.reference_[self.index_.kneighbors(x, n_neighbors=1)[1][:, 0]]
+        return Explanation(error_map=np.square(x - nearest).astype(np.float64))
+
+    def _save_state(self, folder: Path) -> None:
+        np.savez(folder / STATE_FILE, mean=self.mean_, scale=self.scale_, reference=self.reference_)
+
+    def _load_state(self, folder: Path) -> None:
+        with np.load(folder / STATE_FILE) as state:
+            self.mean_, self.scale_, self.reference_ = state["mean"], state["scale"], state["reference"]
+        self._index()

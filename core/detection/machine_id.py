@@ -1,0 +1,131 @@
+"""Machine-ID classification (the idea behind the DCASE 2020-2022 winners, e.g. STgram-MFN), kept tiny.
+
+A small Keras network learns, from the normal clips of every machine of one type, which machine
+a log-mel patch (one feature vector: ``frames`` consecutive columns, ``n_mels`` bands each, dB)
+comes from.  A clip's anomaly score is how unlikely its own machine is: the negative log of the
+probability the network gives the clip's own machine, per patch, pooled over the clip
+(``pooling``: mean, max or topN).  A fault makes a machine sound unlike itself, so the network
+stops recognising it.  Needs at least one other machine of the same type (``others`` in :meth:`fit`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+from core.detection.base import Detector, Explanation, stack_clips
+from core.detection.keras_backend import keras
+from core.detection.pooling import check_pooling, pool_clips
+from core.errors import BadInputError, Reason
+
+MODEL_FILE = "model.keras"
+STATE_FILE = "state.npz"
+
+
+def build_classifier(input_dims: int, n_machines: int, hidden: int) -> keras.Model:
+    """Dense ``input_dims -> hidden -> hidden -> n_machines`` (ReLU; linear output: the logits)."""
+    inputs = keras.Input(shape=(input_dims,))
+    x = keras.layers.Dense(hidden, activation="relu")(inputs)
+    x = keras.layers.Dense(hidden, activation="relu")(x)
+    outputs = keras.layers.Dense(n_machines, activation=None)(x)
+    return keras.Model(inputs=inputs, outputs=outputs, name="machine_id")
+
+
+class MachineIDDetector(Detector):
+    """Negative log-probability that a clip's patches come from its own machine, among its type's machines.
+
+    Parameters (keyword-only)
+    -------------------------
+    hidden : int
+        Units of each hidden layer (default 64).
+    epochs, batch_size, learning_rate, seed : training settings (defaults 20, 256, 1e-3, 0).
+    pooling : str
+        ``"mean"`` (default), ``"max"`` or ``"topN"``.
+    max_vectors : int
+        Most feature vectors per machine used for training (evenly strided; default 5,000).
+
+    Attributes
+    ----------
+    model_ : keras.Model
+        The classifier; output 0 is the clip's own machine.
+    mean_, scale_ : np.ndarray, float32 ``(n_mels * frames,)``
+        Standardisation of the feature vectors (dB).
+    n_machines_ : int
+        The machines it tells apart, its own included.
+    decision_scores_ : np.ndarray, float64 ``(n_clips,)``
+        The training clips' scores (nats; in-sample).
+    """
+
+    name = "machine_id"
+    description = "tiny Keras machine-ID classifier over the type's machines; score = -log p(own machine)"
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        return {"hidden": 64, "epochs": 20, "batch_size": 256, "learning_rate": 1e-3, "seed": 0,
+                "pooling": "mean", "max_vectors": 5_000}  # fmt: skip
+
+    def _vectors(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        x, _ = stack_clips(clips, self.feature_params.dims)
+        stride = max(1, int(np.ceil(len(x) / int(self.params["max_vectors"]))))
+        return x[::stride]
+
+    def fit(self, clips: Sequence[np.ndarray], progress=None, *, others: Sequence[Sequence[np.ndarray]] = ()) -> Self:
+        """Learn to tell ``clips`` (this machine's normal clips) from each group in ``others`` (the normal
+        clips of each other machine of the same type); ``progress(epoch, epochs)`` after each epoch."""
+        p = self.params
+        check_pooling(p["pooling"])
+        groups = [list(clips)] + [list(g) for g in others if len(g)]
+        if len(groups) < 2:
+            raise BadInputError(Reason.INVALID_PARAMETER, "machine_id needs the normal clips of at least one "
+                                "other machine of the same type")  # fmt: skip
+        parts = [self._vectors(g) for g in groups]
+        x = np.concatenate(parts)
+        y = np.concatenate([np.full(len(part), i) for i, part in enumerate(parts)])
+        self.mean_, self.scale_ = x.mean(axis=0), x.std(axis=0) + 1e-3
+        self.n_machines_ = len(groups)
+        keras.utils.set_random_seed(int(p["seed"]))
+        self.model_ = build_classifier(x.shape[1], self.n_machines_, int(p["hidden"]))
+        self.model_.compile(optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
+                            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+        callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda e, _: progress(e + 1, p["epochs"]))]
+        weights = (len(y) / (self.n_machines_ * np.bincount(y)))[y]  # each machine counts the same
+        self.model_.fit((x - self.mean_) / self.scale_, y, sample_weight=weights, epochs=int(p["epochs"]),
+                        batch_size=int(p["batch_size"]), shuffle=True, verbose=0,
+                        callbacks=callbacks if progress else [])  # fmt: skip
+        self.decision_scores_ = self.decision_function(clips)
+        return self
+
+    def _surprise(self, x: np.ndarray) -> np.ndarray:
+        """``-log p(own machine)`` per vector ``(n,)`` (nats), from the logits in float64 so that confident
+        vectors do not all round to 0."""
+        logits = self.model_.predict((x - self.mean_) / self.scale_, batch_size=4096, verbose=0).astype(np.float64)
+        top = logits.max(axis=1, keepdims=True)
+        return (top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))) - logits[:, 0]
+
+    def decision_function(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        """Pooled ``-log p(own machine)`` per clip, float64 ``(n_clips,)`` (nats)."""
+        if not hasattr(self, "model_"):
+            self._check_fitted()
+        x, offsets = stack_clips(clips, self.feature_params.dims)
+        return pool_clips(self._surprise(x), offsets, self.params["pooling"])
+
+    def explain(self, features: np.ndarray) -> Explanation:
+        """Each vector's surprise spread over the bands in proportion to its squared standardised level."""
+        self._check_fitted()
+        x, _ = stack_clips([features], self.feature_params.dims)
+        n_mels, frames = self.feature_params.n_mels, self.feature_params.frames
+        z = np.square((x - self.mean_) / self.scale_).reshape(len(x), frames, n_mels).mean(axis=1)
+        share = z / np.maximum(z.sum(axis=1, keepdims=True), 1e-12)
+        return Explanation(error_map=(share * n_mels * self._surprise(x)[:, None]).astype(np.float64))
+
+    def _save_state(self, folder: Path) -> None:
+        self.model_.save(folder / MODEL_FILE)
+        np.savez(folder / STATE_FILE, mean=self.mean_, scale=self.scale_, n_machines=self.n_machines_)
+
+    def _load_state(self, folder: Path) -> None:
+        self.model_ = keras.models.load_model(folder / MODEL_FILE, compile=False)
+        with np.load(folder / STATE_FILE) as state:
+            self.mean_, self.scale_, self.n_machines_ = state["mean"], state["scale"], int(state["n_machines"])

@@ -1,0 +1,241 @@
+"""Choosing a detector per machine without peeking: from its training clips only.
+
+The test split is never looked at.  Cross-validation on the machine's normal training clips
+(leave-one-out up to 12 clips, else 5 folds) fits every candidate on the other folds and
+scores the held-out normal clips against **pseudo-anomalies**: the held-out clips with
+synthetic faults added in the log-mel domain (a tone in one band, impulses, band-limited
+noise, a gain change) and, for machine types with two or more machines, clips of the other
+machines.  Each candidate's pseudo-AUC is the share of (normal, pseudo-anomaly) pairs it
+ranks right, with a standard error over folds.  The best candidate is chosen when it beats
+the runner-up by more than twice their standard errors combined; otherwise the close ones
+form a rank-averaged :class:`~core.detection.ensemble.EnsembleDetector`.
+
+Pseudo-anomalies are not real faults: the evidence says which detector separates
+*plausible* changes from this machine's normal variation, which on few clips is a guess,
+and :class:`Choice` says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.detection.ensemble import fit_detector, rank_against
+from core.detection.metrics import roc_auc
+from core.detection.registry import detector_class
+from core.errors import BadInputError, Reason
+from core.signal.features import FeatureParams, stack_frames
+
+# label -> (registered detector, hyper-parameters): the fast candidates of the automatic choice
+CANDIDATES: dict[str, tuple[str, dict]] = {
+    "mahalanobis": ("mahalanobis", {}),
+    "band_deviation_max": ("band_deviation", {"pooling": "max"}),
+    "band_deviation_mean": ("band_deviation", {"pooling": "mean"}),
+    "frame_knn_top10": ("frame_knn", {"pooling": "top10"}),
+    "frame_gmm_top10": ("frame_gmm", {"pooling": "top10"}),
+}
+MACHINE_ID_CANDIDATE = ("machine_id", {"epochs": 10})  # added when the type has other machines
+FAULT_KINDS = ("tone", "impulses", "band_noise", "gain")
+MIN_CLIPS = 4  # cross-validation needs 3 clips to fit on and 1 to hold out
+FEW_CLIPS = 8  # below this, say that the choice is a guess
+MAX_OTHER_CLIPS = 20  # per other machine, as pseudo-anomalies
+
+
+@dataclass
+class Choice:
+    """The automatic choice for one machine and its evidence (JSON-ready with :meth:`as_dict`).
+
+    ``chosen``: the candidate label (or ``"ensemble"``); ``detector``/``params``: what to train;
+    ``evidence``: per candidate ``{"auc", "se", "by_kind": {kind: auc}}`` (pseudo-AUC on held-out training
+    clips); ``held_out_normal``: the chosen one's scores of held-out normal clips (for the first threshold);
+    ``clear``: whether one candidate beat the rest beyond the uncertainty; ``note``: the result in words.
+    """
+
+    chosen: str
+    detector: str
+    params: dict[str, Any]
+    evidence: dict[str, dict[str, Any]]
+    held_out_normal: list[float]
+    n_clips: int
+    folds: int
+    n_other_clips: int
+    clear: bool
+    note: str
+    members: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _power_add(columns: np.ndarray, level_db: np.ndarray | float) -> np.ndarray:
+    """``columns`` (dB) with a sound of ``level_db`` (dB, broadcast) added in power."""
+    return 10.0 * np.log10(10.0 ** (columns / 10.0) + 10.0 ** (np.asarray(level_db) / 10.0))
+
+
+def synthetic_fault(features: np.ndarray, kind: str, rng: np.random.Generator, params: FeatureParams) -> np.ndarray:
+    """One clip's feature vectors ``(n_vectors, n_mels * frames)`` (dB) with a synthetic fault of ``kind`` added:
+    ``tone`` (one band 6 dB above its median level), ``impulses`` (5% of the columns 10 dB louder in every band),
+    ``band_noise`` (8 adjacent bands 3 dB above their median level), ``gain`` (every level up or down 3 dB)."""
+    n_mels, frames = params.n_mels, params.frames
+    columns = np.vstack([features[:, :n_mels], features[-1, n_mels:].reshape(frames - 1, n_mels)]).astype(np.float64)
+    median = np.median(columns, axis=0)
+    if kind == "tone":
+        band = rng.integers(n_mels)
+        columns[:, band] = _power_add(columns[:, band], median[band] + 6.0)
+    elif kind == "impulses":
+        hit = rng.random(len(columns)) < 0.05
+        hit[rng.integers(len(columns))] = True
+        columns[hit] = _power_add(columns[hit], columns[hit] + 10.0)
+    elif kind == "band_noise":
+        low = rng.integers(n_mels - 8)
+        columns[:, low : low + 8] = _power_add(columns[:, low : low + 8], median[low : low + 8] + 3.0)
+    elif kind == "gain":
+        columns += rng.choice([-3.0, 3.0])
+    else:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
+    return stack_frames(columns.astype(np.float32), frames)
+
+
+def _folds(n: int, seed: int) -> list[np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    return [order[i :: n if n <= 12 else 5] for i in range(n if n <= 12 else 5)]
+
+
+def _split_others(others: Sequence[Sequence[np.ndarray]]) -> tuple[list[list[np.ndarray]], list[np.ndarray]]:
+    """Each other machine's clips (at most :data:`MAX_OTHER_CLIPS`): the even ones to fit on (machine-ID), the
+    odd ones as pseudo-anomalies, so no detector is graded on clips it learned from."""
+    groups = [list(g)[:MAX_OTHER_CLIPS] for g in others if len(g) >= 2]
+    return [g[0::2] for g in groups], [c for g in groups for c in g[1::2]]
+
+
+def cross_validate(
+    clips: Sequence[np.ndarray],
+    candidates: dict[str, tuple[str, dict]],
+    *,
+    others: Sequence[Sequence[np.ndarray]] = (),
+    params: FeatureParams = FeatureParams(),
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per candidate label: ``{"normal": [held-out normal scores], "pseudo": [scores], "kinds": [kind per pseudo
+    score], "fold_aucs": [pseudo-AUC per fold]}`` from cross-validation on the normal ``clips`` only."""
+    rng = np.random.default_rng(seed)
+    others_fit, others_test = _split_others(others)
+    folds = _folds(len(clips), seed)
+    out = {label: {"normal": [], "pseudo": [], "kinds": [], "fold_aucs": []} for label in candidates}
+    for index, fold in enumerate(folds):
+        held = [clips[i] for i in fold]
+        train = [c for i, c in enumerate(clips) if i not in set(fold.tolist())]
+        pseudo = [(kind, synthetic_fault(c, kind, rng, params)) for c in held for kind in FAULT_KINDS]
+        pseudo += [("other_machines", c) for c in others_test]
+        y = np.r_[np.zeros(len(held), bool), np.ones(len(pseudo), bool)]
+        for label, (name, hyper) in candidates.items():
+            detector = fit_detector(detector_class(name)(params, **hyper), train, others_fit)
+            scores = detector.decision_function(held + [p for _, p in pseudo])
+            record = out[label]
+            record["normal"] += scores[: len(held)].tolist()
+            record["pseudo"] += scores[len(held) :].tolist()
+            record["kinds"] += [kind for kind, _ in pseudo]
+            record["fold_aucs"].append(roc_auc(y, scores))
+        if progress:
+            progress(index + 1, len(folds))
+    return out
+
+
+def _evidence(record: dict[str, Any]) -> dict[str, Any]:
+    """``{"auc", "se", "by_kind"}`` of one candidate's cross-validation record."""
+    aucs = np.asarray(record["fold_aucs"], dtype=np.float64)
+    normal, pseudo, kinds = np.asarray(record["normal"]), np.asarray(record["pseudo"]), np.asarray(record["kinds"])
+    by_kind = {}
+    for kind in dict.fromkeys(record["kinds"]):
+        part = pseudo[kinds == kind]
+        by_kind[kind] = round(roc_auc(np.r_[np.zeros(normal.size, bool), np.ones(part.size, bool)],
+                                      np.r_[normal, part]), 3)  # fmt: skip
+    se = float(aucs.std(ddof=1) / np.sqrt(aucs.size)) if aucs.size > 1 else float("nan")
+    return {"auc": round(float(aucs.mean()), 3), "se": round(se, 3), "by_kind": by_kind}
+
+
+def _ensemble_record(records: dict[str, dict[str, Any]], members: list[str]) -> dict[str, Any]:
+    """The cross-validation record of the rank-averaged ensemble of ``members`` (ranked against each member's
+    held-out normal scores), pseudo-AUC per fold recomputed from the members' fold scores."""
+    normal = np.mean([rank_against(records[m]["normal"], records[m]["normal"]) for m in members], axis=0)
+    pseudo = np.mean([rank_against(records[m]["pseudo"], records[m]["normal"]) for m in members], axis=0)
+    first = records[members[0]]
+    n_folds = len(first["fold_aucs"])
+    n_normal, n_pseudo = len(normal) // n_folds, len(pseudo) // n_folds  # every fold holds as many of each
+    fold_aucs = []
+    if n_normal * n_folds == len(normal) and n_pseudo * n_folds == len(pseudo):
+        for f in range(n_folds):
+            s = np.r_[normal[f * n_normal : (f + 1) * n_normal], pseudo[f * n_pseudo : (f + 1) * n_pseudo]]
+            fold_aucs.append(roc_auc(np.r_[np.zeros(n_normal, bool), np.ones(n_pseudo, bool)], s))
+    else:  # uneven folds: one pooled figure
+        fold_aucs.append(roc_auc(np.r_[np.zeros(normal.size, bool), np.ones(pseudo.size, bool)], np.r_[normal, pseudo]))
+    return {"normal": normal.tolist(), "pseudo": pseudo.tolist(), "kinds": first["kinds"], "fold_aucs": fold_aucs}
+
+
+def _pick(evidence: dict[str, dict[str, Any]]) -> tuple[list[str], bool]:
+    """The best candidate alone when it beats the runner-up by more than twice their combined standard error
+    (``clear``), else the candidates within that margin of the best (2 or 3 of them)."""
+    ranked = sorted(evidence, key=lambda label: -evidence[label]["auc"])
+    if len(ranked) < 2:
+        return ranked, True
+    best, second = evidence[ranked[0]], evidence[ranked[1]]
+    noise = 2.0 * float(np.sqrt(np.nan_to_num(best["se"]) ** 2 + np.nan_to_num(second["se"]) ** 2))
+    if best["auc"] - second["auc"] > noise:
+        return ranked[:1], True
+    close = [label for label in ranked if evidence[label]["auc"] >= best["auc"] - noise]
+    return close[: max(2, min(3, len(close)))], False
+
+
+def _note(n: int, chosen: str, evidence: dict[str, dict[str, Any]], members: list[str], clear: bool) -> str:
+    def fig(label: str) -> str:
+        return f"{label} {evidence[label]['auc']:.2f} ± {evidence[label]['se']:.2f}"
+
+    ranked = sorted((k for k in evidence if k != "ensemble"), key=lambda k: -evidence[k]["auc"])
+    if clear:
+        text = f"{chosen} separates held-out normal training clips from pseudo-anomalies best (pseudo-AUC {fig(chosen)}"
+        text += f"; next {fig(ranked[1])})" if len(ranked) > 1 else ")"
+    else:
+        text = (f"no candidate is clearly best ({', '.join(fig(m) for m in members)} are within their uncertainty): "
+                f"a rank-averaged ensemble of them (pseudo-AUC {fig('ensemble')})")  # fmt: skip
+    if n < FEW_CLIPS:
+        text += f". Only {n} normal training clips: this choice is a guess; label clips and retrain to firm it up"
+    return text + ". Pseudo-anomalies are synthetic faults and other machines' clips, not real faults"
+
+
+def choose_detector(
+    clips: Sequence[np.ndarray],
+    others: Sequence[Sequence[np.ndarray]] = (),
+    *,
+    params: FeatureParams = FeatureParams(),
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Choice:
+    """Choose a detector for one machine from its normal training ``clips`` (feature arrays) and ``others`` (per
+    other machine of the same type, its normal training clips), by cross-validation against pseudo-anomalies
+    (module docstring).  Never sees a test clip: the caller passes training data only."""
+    n = len(clips)
+    if n < MIN_CLIPS:
+        return Choice("mahalanobis", "mahalanobis", {}, {}, [], n, 0, 0, False,
+                      f"only {n} normal training clips: too few to cross-validate, so mahalanobis by default "
+                      "(a guess); add normal clips and retrain")  # fmt: skip
+    candidates = dict(CANDIDATES) | ({"machine_id": MACHINE_ID_CANDIDATE} if _split_others(others)[1] else {})
+    records = cross_validate(clips, candidates, others=others, params=params, seed=seed, progress=progress)
+    evidence = {label: _evidence(record) for label, record in records.items()}
+    members, clear = _pick(evidence)
+    n_other = len(_split_others(others)[1])
+    if clear:
+        label = members[0]
+        name, hyper = candidates[label]
+        return Choice(label, name, dict(hyper), evidence, records[label]["normal"], n, len(records[label]["fold_aucs"]),
+                      n_other, True, _note(n, label, evidence, members, True))  # fmt: skip
+    records["ensemble"] = _ensemble_record(records, members)
+    evidence["ensemble"] = _evidence(records["ensemble"])
+    hyper = {"members": [{"label": m, "detector": candidates[m][0], "params": candidates[m][1]} for m in members],
+             "references": [records[m]["normal"] for m in members]}  # fmt: skip
+    return Choice("ensemble", "ensemble", hyper, evidence, records["ensemble"]["normal"], n,
+                  len(records[members[0]]["fold_aucs"]), n_other, False,
+                  _note(n, "ensemble", evidence, members, False), members)  # fmt: skip
