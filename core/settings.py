@@ -78,6 +78,9 @@ VARIABLES: tuple[Variable, ...] = (
              "normal verdict)"),
     Variable("NOTIFY_WEBHOOK_URL", "none", "an http(s) URL that watch POSTs new flags to as JSON (also --webhook); "
                                            "no user name or password in it"),
+    Variable("PUBLIC_URL", "none",
+             "the dashboard's address as people reach it (an http(s) URL, e.g. https://triage.example.com); "
+             "notifications then carry a link to the flagged clip on the Triage page"),
     Variable("NOTIFY_SNS_TOPIC_ARN", "none", "the ARN of an AWS SNS topic watch publishes new flags to "
                                              "(also --sns-topic)"),
     Variable("REKOGNITION_BUCKET", "none",
@@ -233,6 +236,15 @@ def _webhook_url(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _public_url(env: Mapping[str, str]) -> str | None:
+    raw = _raw(env, "PUBLIC_URL")
+    problem = None if raw is None else webhook_url_problem(raw)
+    if problem or (raw and urllib.parse.urlsplit(raw).query):
+        problem = problem or "must have no query (?...)"
+        raise _bad(f"PUBLIC_URL {problem}, got {raw!r}")
+    return raw.rstrip("/") if raw else None
+
+
 def _sns_topic_arn(env: Mapping[str, str]) -> str | None:
     raw = _raw(env, "NOTIFY_SNS_TOPIC_ARN")
     if raw is not None and not SNS_TOPIC_ARN.match(raw):
@@ -358,6 +370,7 @@ class Settings:
     max_sample_rate: int = DEFAULT_MAX_SAMPLE_RATE  # MAX_SAMPLE_RATE
     notify_webhook_url: str | None = field(default=None, repr=False)  # NOTIFY_WEBHOOK_URL (a secret)
     notify_sns_topic_arn: str | None = None  # NOTIFY_SNS_TOPIC_ARN
+    public_url: str | None = None  # PUBLIC_URL, without a trailing slash
     cloud: CloudConfig = CloudConfig()  # REKOGNITION_*
     aws_region: str | None = None  # AWS_REGION
     tensorflow_notices: bool = False  # TF_CPP_MIN_LOG_LEVEL set to 0, 1 or 2
@@ -384,6 +397,7 @@ class Settings:
             max_sample_rate=_whole_number(env, "MAX_SAMPLE_RATE", DEFAULT_MAX_SAMPLE_RATE, unit="Hz"),
             notify_webhook_url=_webhook_url(env),
             notify_sns_topic_arn=_sns_topic_arn(env),
+            public_url=_public_url(env),
             cloud=CloudConfig.from_env(env),
             aws_region=_region(env, "AWS_REGION"),
             tensorflow_notices=_tensorflow_notices(env),

@@ -40,6 +40,7 @@ FULL_ENV = {
     "MAX_UPLOAD_MB": "0.5",
     "NOTIFY_WEBHOOK_URL": SECRET_HOOK,
     "NOTIFY_SNS_TOPIC_ARN": TOPIC_ARN,
+    "PUBLIC_URL": "https://triage.example.com/plant/",
     "REKOGNITION_BUCKET": "my-bucket",
     "REKOGNITION_PREFIX": "/plant/sounds/",
     "REKOGNITION_PROJECT": "fans",
@@ -76,6 +77,7 @@ def test_defaults_when_nothing_is_set(tmp_path, monkeypatch):
     assert current.max_upload_mb == DEFAULT_MAX_UPLOAD_MB == 200 and current.max_upload_bytes == 200_000_000
     assert current.max_clip_seconds == DEFAULT_MAX_CLIP_SECONDS == 600
     assert (current.notify_webhook_url, current.notify_sns_topic_arn, current.aws_region) == (None, None, None)
+    assert current.public_url is None
     assert current.cloud == CloudConfig() == CloudConfig.from_env({})
     assert (current.cloud.prefix, current.cloud.project) == (DEFAULT_PREFIX, DEFAULT_PROJECT)
     assert current.cloud.cost_per_unit_hour == DEFAULT_COST_PER_UNIT_HOUR
@@ -100,6 +102,7 @@ def test_every_variable_is_parsed():
     assert current.max_clip_seconds == 30.5 and current.max_sample_rate == 48_000
     assert current.notify_webhook_url == SECRET_HOOK
     assert current.notify_sns_topic_arn == TOPIC_ARN
+    assert current.public_url == "https://triage.example.com/plant"  # links are built under it
     assert current.cloud == CloudConfig(bucket="my-bucket", prefix="plant/sounds", project="fans", region="eu-west-1",
                                         profile="ops", inference_units=3, cost_per_unit_hour=4.5)  # fmt: skip
     assert current.aws_region == "us-east-1"
@@ -163,6 +166,8 @@ BAD_VALUES = [
     ("NOTIFY_WEBHOOK_URL", "ftp://example.com/hook"),
     ("NOTIFY_WEBHOOK_URL", "https://bot:Zs3cr3t@hooks.example.com/services/T0001"),
     ("NOTIFY_SNS_TOPIC_ARN", "machine-flags"),
+    ("PUBLIC_URL", "triage.example.com"),
+    ("PUBLIC_URL", "https://triage.example.com/?page=triage"),
     ("REKOGNITION_REGION", "Europe West"),
     ("REKOGNITION_INFERENCE_UNITS", "two"),
     ("REKOGNITION_INFERENCE_UNITS", "1.5"),
