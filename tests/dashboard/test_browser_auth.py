@@ -245,7 +245,7 @@ def _open_triage(page, app: App) -> None:
     _go(page, app, "Triage", "Triage queue")
     page.get_by_role("button", name="Confirm abnormal").wait_for(state="visible")
     _settle(page)
-    page.get_by_text(f"of {MACHINE} await a verdict").wait_for(state="visible")
+    page.get_by_text(f"left for {MACHINE}").wait_for(state="visible")
 
 
 def _verdicts(app: App, clip_id: int) -> list[tuple[str, str]]:
