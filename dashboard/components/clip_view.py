@@ -156,7 +156,7 @@ def render_player(details: ClipDetails, views: ClipViews, *, key: str, shortcut:
     ``shortcut``) that loops the most anomalous second, or back to the whole clip; a half-speed switch."""
     sr, clip_id, window = views.sr, details.clip_id, worst_span(details, views)
     span = playing_span(key, clip_id)
-    player, play, speed = st.columns([4, 1.4, 1], vertical_alignment="center")
+    player, play, speed = st.columns([3.6, 1.4, 1.2], vertical_alignment="center")
     half = speed.toggle("Half speed", key=f"{key}_half", help="Plays at half speed, an octave lower: short "
                         "transients are easier to hear")  # fmt: skip
     rate = sr // 2 if half else sr
