@@ -69,3 +69,11 @@ def test_verdicts_benchmark_smoke():
     out = _run("bench/verdicts.py", "--verdicts", "5", "--writers", "2")
     assert "SQLite" in out and "all 15 stored once" in out, out
     assert ("PostgreSQL" in out and "skipped" not in out) == bool(os.environ.get("TEST_POSTGRES_URL")), out
+
+
+@pytest.mark.slow
+def test_triage_benchmark_smoke():
+    out = _run("bench/triage.py", "--clips", "30", "--verdicts", "2", "--files", "2")
+    assert "30 flagged clips" in out and out.count("verdict -> next clip") == 2, out
+    medians = [float(x) for x in re.findall(r"median of 2\s*:\s*([\d.]+) ms", out)]
+    assert len(medians) == 2 and all(m > 0 for m in medians), out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -59,10 +59,15 @@ def _prefetch_quietly(path: str) -> None:
         logging.getLogger(__name__).debug("prefetching %s failed", path, exc_info=True)
 
 
-def prefetch(path: str) -> None:
+def prefetch(path: str) -> Future:
     """Prepare the views of the clip at ``path`` in the background (the next clip of a queue), so that it is on
     screen at once after the current verdict."""
-    _prefetcher.submit(_prefetch_quietly, path)
+    return _prefetcher.submit(_prefetch_quietly, path)
+
+
+def prefetched() -> None:
+    """Wait until every clip asked for has been prepared (benchmarks and tests)."""
+    _prefetcher.submit(lambda: None).result()
 
 
 def clear_view_cache() -> None:

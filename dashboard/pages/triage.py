@@ -82,6 +82,7 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
     found = clip_label(clip_id)
     others = {who: v.verdict for who, v in found.verdicts.items() if who != name.strip()}
     if others:  # someone judged it meanwhile: both verdicts are kept, nobody's is overwritten
+        _disagreements.clear()  # it may be disputed now
         said = ", ".join(f"{md_literal(who)} said {v}" for who, v in others.items())
         st.session_state["verdict_notice"] = f"#{clip_id} was also judged by others ({said}); every verdict is kept" + (
             ", and the clip is on the review list of disagreements." if found.disputed else "."
@@ -125,8 +126,15 @@ def _notices(top) -> None:
             st.toast(f"Saved {st.session_state['last_verdict']}", icon=":material/check_circle:")
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def _disagreements(machine: str) -> list[dict]:
+    """The review list of ``machine``, kept a minute at most: it reads every clip's verdicts (a large share of a
+    verdict's re-run on a large machine); a verdict that meets another annotator's, or an undo, forgets it at once."""
+    return review_list(machine)
+
+
 def _review_list(machine: str, blind: bool) -> None:
-    disagreements = [] if blind else review_list(machine)  # blind review: nobody else's verdicts before one's own
+    disagreements = [] if blind else _disagreements(machine)  # blind review: nobody else's verdicts before one's own
     if disagreements:
         with st.expander(f"Review list: {len(disagreements)} clip(s) where annotators disagree"):
             for item in disagreements:
@@ -150,6 +158,7 @@ def _undo(name: str) -> None:
         return
     st.session_state["last_verdict"] = f"undo of #{undone.clip_id}" if undone else "nothing to undo"
     if undone:
+        _disagreements.clear()  # an undo may settle a disagreement
         judged = st.session_state.get(JUDGED, [])
         if undone.clip_id in judged:
             del judged[len(judged) - 1 - judged[::-1].index(undone.clip_id)]  # its latest verdict here
