@@ -186,3 +186,28 @@ def test_a_shared_link_opens_its_clip(page, app):
     page.keyboard.press("n")  # judged: the address follows the next clip on screen
     _wait_for_clip(page, queue[0])
     assert f"clip={queue[0]}" in page.url
+
+
+def test_a_span_selected_on_the_spectrogram_loops(page, app):
+    queue = _queue(app)
+    _sign_in(page, app)
+    _wait_for_clip(page, queue[0])
+    chart = page.get_by_test_id("stMain").locator("[data-testid='stPlotlyChart']").first  # the mel spectrogram
+    plot = chart.locator(".nsewdrag").first  # plotly's drawing area
+    plot.wait_for(state="visible")
+    box = plot.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.4, y + 10, steps=8)
+    page.mouse.up()
+    page.get_by_text("(your selection)").first.wait_for(state="visible")
+    _wait_for_app_idle(page)
+    looping = page.get_by_text("Looping ").first.inner_text()
+    start, end = (float(x) for x in re.findall(r"[\d.]+", looping.split("(")[0]))
+    assert 1.0 < start < end < 5.0 and end - start > 1.0, looping  # about 2 to 4 s of a 10 s clip
+    player = page.locator("audio").first
+    player.evaluate(
+        "(a) => new Promise((done) => a.readyState >= 1 ? done() : a.addEventListener('loadedmetadata', done))"
+    )
+    assert player.evaluate("(a) => a.duration") == pytest.approx(end - start, abs=0.02)
