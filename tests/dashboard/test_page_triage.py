@@ -329,3 +329,18 @@ def test_play_most_anomalous_loops_that_span_and_half_speed_says_so(seeded, open
     _click(app, "Play whole clip")
     (audio,) = app.get("audio")
     assert not audio.proto.loop and not any(c.value.startswith("Looping") for c in app.caption)
+
+
+def test_a_link_naming_no_clip_id_or_a_deleted_clip_says_so_and_shows_the_queue(seeded, open_page):
+    queue = triage_queue(MACHINE)
+    app = _open_queue(open_page, "alice")
+    app.query_params.update({"machine": MACHINE, "clip": "12abc"})
+    app.run()
+    no_exception(app)
+    assert [w.value for w in app.warning] == ["The link's clip 12abc is no clip id; here is your queue."]
+    assert _shown_clip(app) == clip_caption(queue[0].clip_id, queue[0].path)
+    app.query_params.update({"machine": MACHINE, "clip": "999999"})
+    app.run()
+    no_exception(app)
+    assert [w.value for w in app.warning] == ["Clip #999999 is not in the database; here is your queue."]
+    assert _shown_clip(app) == clip_caption(queue[0].clip_id, queue[0].path)
