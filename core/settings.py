@@ -136,6 +136,7 @@ DEFAULT_OVERLAP_FRACTION = 0.1
 
 WEBHOOK_FORM = "must be an http(s) URL with a host, e.g. https://hooks.example.com/..."
 WEBHOOK_CREDENTIALS = "must not carry a user name or password"
+PUBLIC_FORM = "must be an http(s) URL with a host, e.g. https://triage.example.com"
 
 
 def webhook_url_problem(url: str) -> str | None:
@@ -240,7 +241,9 @@ def _public_url(env: Mapping[str, str]) -> str | None:
     raw = _raw(env, "PUBLIC_URL")
     problem = None if raw is None else webhook_url_problem(raw)
     if problem or (raw and urllib.parse.urlsplit(raw).query):
-        problem = problem or "must have no query (?...)"
+        if problem == WEBHOOK_CREDENTIALS:  # never quoted: the value holds a password
+            raise _bad(f"PUBLIC_URL {problem} (the value is not shown)")
+        problem = {None: "must have no query (?...)", WEBHOOK_FORM: PUBLIC_FORM}.get(problem, problem)
         raise _bad(f"PUBLIC_URL {problem}, got {raw!r}")
     return raw.rstrip("/") if raw else None
 

@@ -206,6 +206,12 @@ def test_every_variable_with_a_rule_has_a_bad_value_tested():
     assert {name for name, _ in BAD_VALUES} == set(NAMES) - free_text
 
 
+def test_a_public_url_with_a_password_is_refused_without_showing_it():
+    with pytest.raises(BadInputError, match=r"^PUBLIC_URL must not carry a user name or password") as caught:
+        Settings.from_env({"PUBLIC_URL": "https://ops:Zs3cr3t@triage.example.com"})
+    assert "Zs3cr3t" not in str(caught.value)
+
+
 def test_the_message_of_a_bad_upload_limit():
     with pytest.raises(BadInputError, match=r"MAX_UPLOAD_MB must be a positive number of megabytes, got 'abc'"):
         Settings.from_env({"MAX_UPLOAD_MB": "abc"})
