@@ -14,7 +14,7 @@ from dashboard.components.auth import sign_in
 from dashboard.components.first_start import ensure_demo_data
 from dashboard.components.limits import apply_upload_limit
 from dashboard.components.text import md_literal
-from dashboard.registry import pages_for
+from dashboard.registry import PAGES, pages_for
 from dashboard.theme import APP_TITLE
 
 
@@ -33,7 +33,11 @@ def _signed_in_actor():
         st.error(f"Sign-in is unavailable ({problem}). Check DATA_DIR / DATABASE_URL and the server log.")
         st.stop()
     if actor is None:  # signed out: no page menu either (not even the previous user's)
-        st.navigation([st.Page(lambda: None, title="Sign in", url_path="sign-in")], position="hidden")
+        # Each page's address leads to the sign-in wall and keeps its query (a shared /triage?machine=...&clip=...
+        # link), so that once signed in the same address opens the page itself (pages are known by their url_path).
+        wall = [st.Page(lambda: None, title="Sign in", url_path="sign-in", default=True)]
+        wall += [st.Page(lambda: None, title="Sign in", url_path=page.url_path) for page in PAGES]
+        st.navigation(wall, position="hidden")
         st.stop()
     return actor
 

@@ -78,6 +78,9 @@ VARIABLES: tuple[Variable, ...] = (
              "normal verdict)"),
     Variable("NOTIFY_WEBHOOK_URL", "none", "an http(s) URL that watch POSTs new flags to as JSON (also --webhook); "
                                            "no user name or password in it"),
+    Variable("PUBLIC_URL", "none",
+             "the dashboard's address as people reach it (an http(s) URL, e.g. https://triage.example.com); "
+             "notifications then carry a link to the flagged clip on the Triage page"),
     Variable("NOTIFY_SNS_TOPIC_ARN", "none", "the ARN of an AWS SNS topic watch publishes new flags to "
                                              "(also --sns-topic)"),
     Variable("REKOGNITION_BUCKET", "none",
@@ -142,6 +145,7 @@ DEFAULT_OVERLAP_FRACTION = 0.1
 
 WEBHOOK_FORM = "must be an http(s) URL with a host, e.g. https://hooks.example.com/..."
 WEBHOOK_CREDENTIALS = "must not carry a user name or password"
+PUBLIC_FORM = "must be an http(s) URL with a host, e.g. https://triage.example.com"
 
 
 def webhook_url_problem(url: str) -> str | None:
@@ -240,6 +244,17 @@ def _webhook_url(env: Mapping[str, str]) -> str | None:
     if problem:  # a webhook URL carries its token: never quoted
         raise _bad(f"NOTIFY_WEBHOOK_URL {problem} (the value is not shown: a webhook URL may hold a token)")
     return raw
+
+
+def _public_url(env: Mapping[str, str]) -> str | None:
+    raw = _raw(env, "PUBLIC_URL")
+    problem = None if raw is None else webhook_url_problem(raw)
+    if problem or (raw and urllib.parse.urlsplit(raw).query):
+        if problem == WEBHOOK_CREDENTIALS:  # never quoted: the value holds a password
+            raise _bad(f"PUBLIC_URL {problem} (the value is not shown)")
+        problem = {None: "must have no query (?...)", WEBHOOK_FORM: PUBLIC_FORM}.get(problem, problem)
+        raise _bad(f"PUBLIC_URL {problem}, got {raw!r}")
+    return raw.rstrip("/") if raw else None
 
 
 def _sns_topic_arn(env: Mapping[str, str]) -> str | None:
@@ -381,6 +396,7 @@ class Settings:
     max_sample_rate: int = DEFAULT_MAX_SAMPLE_RATE  # MAX_SAMPLE_RATE
     notify_webhook_url: str | None = field(default=None, repr=False)  # NOTIFY_WEBHOOK_URL (a secret)
     notify_sns_topic_arn: str | None = None  # NOTIFY_SNS_TOPIC_ARN
+    public_url: str | None = None  # PUBLIC_URL, without a trailing slash
     cloud: CloudConfig = CloudConfig()  # REKOGNITION_*
     aws_region: str | None = None  # AWS_REGION
     aws_endpoint_url: str | None = None  # AWS_ENDPOINT_URL
@@ -412,6 +428,7 @@ class Settings:
             max_sample_rate=_whole_number(env, "MAX_SAMPLE_RATE", DEFAULT_MAX_SAMPLE_RATE, unit="Hz"),
             notify_webhook_url=_webhook_url(env),
             notify_sns_topic_arn=_sns_topic_arn(env),
+            public_url=_public_url(env),
             cloud=CloudConfig.from_env(env),
             aws_region=_region(env, "AWS_REGION"),
             aws_endpoint_url=_endpoint_url(env),

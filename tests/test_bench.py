@@ -87,3 +87,11 @@ def test_quality_benchmark_real_mode_smoke(tmp_path):
     [row] = [line for line in out.splitlines() if line.startswith("6dB/fan/id_00")]
     assert len(re.findall(r"\d\.\d\d \(\d\.\d\d\)", row)) == 3, out  # AUC (pAUC) of each of the three
     assert "auto: first threshold flags" in out and "took" in out, out
+
+
+@pytest.mark.slow
+def test_triage_benchmark_smoke():
+    out = _run("bench/triage.py", "--clips", "30", "--verdicts", "2", "--files", "2")
+    assert "30 flagged clips" in out and out.count("verdict -> next clip") == 2, out
+    medians = [float(x) for x in re.findall(r"median of 2\s*:\s*([\d.]+) ms", out)]
+    assert len(medians) == 2 and all(m > 0 for m in medians), out

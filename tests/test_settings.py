@@ -40,6 +40,7 @@ FULL_ENV = {
     "MAX_UPLOAD_MB": "0.5",
     "NOTIFY_WEBHOOK_URL": SECRET_HOOK,
     "NOTIFY_SNS_TOPIC_ARN": TOPIC_ARN,
+    "PUBLIC_URL": "https://triage.example.com/plant/",
     "REKOGNITION_BUCKET": "my-bucket",
     "REKOGNITION_PREFIX": "/plant/sounds/",
     "REKOGNITION_PROJECT": "fans",
@@ -79,6 +80,7 @@ def test_defaults_when_nothing_is_set(tmp_path, monkeypatch):
     assert current.max_upload_mb == DEFAULT_MAX_UPLOAD_MB == 200 and current.max_upload_bytes == 200_000_000
     assert current.max_clip_seconds == DEFAULT_MAX_CLIP_SECONDS == 600
     assert (current.notify_webhook_url, current.notify_sns_topic_arn, current.aws_region) == (None, None, None)
+    assert current.public_url is None
     assert current.cloud == CloudConfig() == CloudConfig.from_env({})
     assert (current.cloud.prefix, current.cloud.project) == (DEFAULT_PREFIX, DEFAULT_PROJECT)
     assert current.cloud.cost_per_unit_hour == DEFAULT_COST_PER_UNIT_HOUR
@@ -105,6 +107,7 @@ def test_every_variable_is_parsed():
     assert current.max_clip_seconds == 30.5 and current.max_sample_rate == 48_000
     assert current.notify_webhook_url == SECRET_HOOK
     assert current.notify_sns_topic_arn == TOPIC_ARN
+    assert current.public_url == "https://triage.example.com/plant"  # links are built under it
     assert current.cloud == CloudConfig(bucket="my-bucket", prefix="plant/sounds", project="fans", region="eu-west-1",
                                         profile="ops", inference_units=3, cost_per_unit_hour=4.5)  # fmt: skip
     assert current.aws_region == "us-east-1"
@@ -184,6 +187,8 @@ BAD_VALUES = [
     ("NOTIFY_WEBHOOK_URL", "ftp://example.com/hook"),
     ("NOTIFY_WEBHOOK_URL", "https://bot:Zs3cr3t@hooks.example.com/services/T0001"),
     ("NOTIFY_SNS_TOPIC_ARN", "machine-flags"),
+    ("PUBLIC_URL", "triage.example.com"),
+    ("PUBLIC_URL", "https://triage.example.com/?page=triage"),
     ("REKOGNITION_REGION", "Europe West"),
     ("REKOGNITION_INFERENCE_UNITS", "two"),
     ("REKOGNITION_INFERENCE_UNITS", "1.5"),
@@ -223,6 +228,12 @@ def test_every_variable_with_a_rule_has_a_bad_value_tested():
     free_text = {"DATA_DIR", "REKOGNITION_BUCKET", "REKOGNITION_PREFIX", "REKOGNITION_PROJECT", "REKOGNITION_PROFILE",
                  "INGEST_ROOTS", "AUTH_ROLE_CLAIM", "S3_CACHE_DIR"}  # fmt: skip
     assert {name for name, _ in BAD_VALUES} == set(NAMES) - free_text
+
+
+def test_a_public_url_with_a_password_is_refused_without_showing_it():
+    with pytest.raises(BadInputError, match=r"^PUBLIC_URL must not carry a user name or password") as caught:
+        Settings.from_env({"PUBLIC_URL": "https://ops:Zs3cr3t@triage.example.com"})
+    assert "Zs3cr3t" not in str(caught.value)
 
 
 def test_the_message_of_a_bad_upload_limit():

@@ -102,3 +102,13 @@ def clip_views(signal: np.ndarray, sr: int, *, n_fft: int = 1024, hop_length: in
         stft_db=stft_db(signal, n_fft=n_fft, hop_length=hop),
         mel_db=log_mel(signal, sr, n_mels=n_mels, n_fft=n_fft, hop_length=hop),
     )
+
+
+def audio_span(signal: np.ndarray, sr: int, start_s: float, end_s: float) -> np.ndarray:
+    """The samples of ``signal`` (``(n_samples,)`` at ``sr`` Hz) from ``start_s`` to ``end_s`` seconds, exact to
+    the sample (a player's own start and end times round to whole seconds), clipped to the signal; at least one
+    sample when the signal has any.  A view, not a copy."""
+    n = signal.shape[0]
+    first = min(max(0, int(round(start_s * sr))), max(0, n - 1))
+    last = min(n, max(first + 1, int(round(end_s * sr))))
+    return signal[first:last]

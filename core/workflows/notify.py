@@ -52,6 +52,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.errors import BadInputError, Reason
 from core.settings import SNS_TOPIC_ARN, settings, webhook_url_problem
+from core.workflows.triage import triage_link
 from db.models import utcnow
 from db.queries import (
     add_notification,
@@ -231,8 +232,9 @@ def channels_from(
 
 
 def flag_payload(clip, machine: str, model, score: float, threshold: float) -> dict[str, Any]:
-    """What a notification says about one flagged clip."""
-    return {
+    """What a notification says about one flagged clip; with ``PUBLIC_URL`` set, ``link`` opens it on the Triage
+    page (:func:`core.workflows.triage.triage_link`)."""
+    payload = {
         "event": "clip_flagged",
         "subject": f"Anomaly flagged on {machine}",
         "machine": machine,
@@ -243,6 +245,8 @@ def flag_payload(clip, machine: str, model, score: float, threshold: float) -> d
         "model": f"{model.detector} v{model.version}",
         "ingested_at": clip.ingested_at.isoformat(timespec="seconds") if clip.ingested_at else None,
     }
+    link = triage_link(machine, clip.id)
+    return payload | ({"link": link} if link else {})
 
 
 def enqueue(flags: list[tuple[int, int, dict[str, Any]]], channels: list[Channel], *, url: str | None = None) -> int:

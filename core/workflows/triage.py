@@ -12,6 +12,7 @@ is trusted (:attr:`~core.workflows.labels.ClipLabel.trusted`).
 from __future__ import annotations
 
 import hashlib
+import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -349,3 +350,27 @@ def review_list(machine: str | None = None, *, url: str | None = None) -> list[d
                      "verdicts": {who: v.verdict.value for who, v in found.verdicts.items()}}
                     for clip_id, found in labels.items() if found.disputed]  # fmt: skip
     return sorted(out, key=lambda item: item["clip_id"])
+
+
+# --- where am I: shareable links and the machines that still have work -------------------------------------------
+
+TRIAGE_URL_PATH = "triage"  # the Triage page's path (dashboard/registry.py)
+
+
+def triage_link(machine: str, clip_id: int, *, base_url: str | None = None) -> str | None:
+    """The address that opens ``clip_id`` of ``machine`` on the Triage page (``machine`` and ``clip`` as query
+    parameters), under ``base_url`` (default: ``PUBLIC_URL``); ``None`` when no address is known."""
+    base = base_url if base_url is not None else settings().public_url
+    if not base:
+        return None
+    query = urllib.parse.urlencode({"machine": machine, "clip": int(clip_id)})
+    return f"{base.rstrip('/')}/{TRIAGE_URL_PATH}?{query}"
+
+
+def machines_with_work(annotator: str | None = None, *, url: str | None = None) -> list[tuple[str, int]]:
+    """``[(machine, clips awaiting a verdict)]`` for every machine whose triage queue (for ``annotator``, when
+    named) is not empty, the most work first: where a pilot whose queue is empty can go on."""
+    with session_scope(url) as session:
+        keys = [m.key for m in machines_matching(session) if m.active_model_id is not None]
+    found = [(key, len(triage_queue(key, annotator=annotator, url=url))) for key in keys]
+    return sorted(((key, n) for key, n in found if n), key=lambda item: (-item[1], item[0]))

@@ -1,17 +1,24 @@
-"""One clip on screen: player, waveform, STFT and mel spectrograms, and where the detector sees trouble."""
+"""One clip on screen: player, waveform, STFT and mel spectrograms, and where the detector sees trouble.
+
+Listening as annotators do: the most anomalous span (or any span selected on the error-over-time chart or the
+spectrogram) plays exactly that span, sliced from the signal, and loops; half speed (the samples played at half
+their rate, an octave lower) spreads a short transient out.  The span playing and the most anomalous one are
+outlined on the spectrogram."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 from cachetools import LRUCache
 
 from core.errors import BadInputError
-from core.signal.display import PLAYER_SECONDS, ClipViews, clip_views, most_abnormal_window
+from core.signal.display import PLAYER_SECONDS, ClipViews, audio_span, clip_views, most_abnormal_window
 from core.signal.features import FeatureParams
 from core.workflows.clip_store import is_uri, read_clip
 from core.workflows.explore import ClipDetails, clip_details
@@ -24,6 +31,9 @@ P = FeatureParams()
 VIEW_CACHE_BYTES = 256 << 20  # the views of recent clips kept for every session of this server, by size
 _views: LRUCache = LRUCache(maxsize=VIEW_CACHE_BYTES, getsizeof=lambda views: views.nbytes)
 _views_lock = threading.Lock()
+_prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-views")  # one clip ahead, never more
+WORST = "the most anomalous second"
+SELECTED = "your selection"
 
 
 def _audio_views(path: str) -> ClipViews:
@@ -41,9 +51,160 @@ def _audio_views(path: str) -> ClipViews:
     return found
 
 
+def _prefetch_quietly(path: str) -> None:
+    try:
+        _audio_views(path)
+    except Exception:  # the clip is shown (with its reason) when its turn comes
+        logging.getLogger(__name__).debug("prefetching %s failed", path, exc_info=True)
+
+
+def prefetch(path: str) -> Future:
+    """Prepare the views of the clip at ``path`` in the background (the next clip of a queue), so that it is on
+    screen at once after the current verdict."""
+    return _prefetcher.submit(_prefetch_quietly, path)
+
+
+def prefetched() -> None:
+    """Wait until every clip asked for has been prepared (benchmarks and tests)."""
+    _prefetcher.submit(lambda: None).result()
+
+
+def clear_view_cache() -> None:
+    """Forget every clip's views (a cold start, for benchmarks and tests)."""
+    with _views_lock:
+        _views.clear()
+
+
 def clip_caption(clip_id: int, path: str) -> str:
     """How a clip is named on screen (Markdown): its id and file name (the full path is in the tooltip)."""
     return f"clip #{clip_id} · {md_literal(Path(path).name)}"
+
+
+# --- the span that plays ----------------------------------------------------------------------------------------
+
+
+def playing_span(key: str, clip_id: int) -> tuple[float, float, str] | None:
+    """``(start_s, end_s, why)`` of the span of ``clip_id`` looping in the ``key`` view, or ``None`` (whole clip)."""
+    return st.session_state.get(f"{key}_span", {}).get(clip_id)
+
+
+def set_span(key: str, clip_id: int, span: tuple[float, float] | None, why: str = SELECTED) -> None:
+    """Loop ``span`` (s) of ``clip_id`` in the ``key`` view (one clip at a time); ``None`` plays the whole clip."""
+    st.session_state[f"{key}_span"] = {clip_id: (float(span[0]), float(span[1]), why)} if span else {}
+
+
+def selected_span(state) -> tuple[float, float] | None:
+    """The time span ``(start_s, end_s)`` a Plotly selection event covers (``st.plotly_chart``'s state): the
+    x range of its box, else of its selected points; ``None`` when nothing of any width is selected."""
+    selection = (state or {}).get("selection") or {}
+    boxes = [box for box in selection.get("box") or [] if len(box.get("x") or ()) == 2]
+    if boxes:
+        start, end = sorted(float(x) for x in boxes[-1]["x"])
+    else:
+        xs = [float(point["x"]) for point in selection.get("points") or [] if "x" in point]
+        if not xs:
+            return None
+        start, end = min(xs), max(xs)
+    return (max(0.0, start), end) if end > start else None
+
+
+def _on_select(key: str, clip_id: int, chart_key: str) -> None:
+    span = selected_span(st.session_state.get(chart_key))
+    if span:
+        set_span(key, clip_id, span, SELECTED)
+
+
+def _selectable_chart(fig, *, key: str, clip_id: int, chart: str) -> None:
+    """A chart on which a box selects the time span to loop."""
+    chart_key = f"{key}_{chart}_{clip_id}"  # per clip: a selection never carries over to the next one
+    st.plotly_chart(fig, key=chart_key, on_select=partial(_on_select, key, clip_id, chart_key), selection_mode="box")
+
+
+# --- the parts of a clip on screen ------------------------------------------------------------------------------
+
+
+def load_view(clip_id: int, *, blind: bool = False) -> tuple[ClipDetails | None, ClipViews | None]:
+    """The clip's details and views; when it cannot be shown, what is missing is ``None`` and the reason is on
+    screen.  Also draws the clip's facts (``blind``: without its label and file, see :func:`render_clip`)."""
+    details = clip_details(clip_id)
+    if details is None:
+        st.warning(f"Clip {clip_id} is no longer in the database.")
+        return None, None
+    try:
+        views = _audio_views(details.path)
+    except BadInputError as exc:
+        st.error(f"This clip cannot be read: {md_literal(exc)}. The file may have been moved or damaged.")
+        return details, None
+    facts = f"**{md_literal(details.machine)}** · {details.duration_s:.1f} s · {details.n_channels} ch"
+    facts += "" if blind else f" · label: {details.label}"
+    if details.score is not None:
+        facts += f" · score **{details.score:.3g}** (threshold {details.threshold:.3g})"
+    left, right = st.columns([3, 2])
+    left.markdown(facts)
+    if blind:
+        right.caption(f"clip #{details.clip_id}")
+    else:
+        right.caption(clip_caption(details.clip_id, details.path), help=md_literal(details.path))
+    return details, views
+
+
+def worst_span(details: ClipDetails, views: ClipViews) -> tuple[float, float] | None:
+    """The most anomalous second of the clip (s), from its frame errors; ``None`` without them."""
+    if not details.frame_errors:
+        return None
+    return most_abnormal_window(details.frame_errors, P.hop_length, views.sr)
+
+
+def render_player(details: ClipDetails, views: ClipViews, *, key: str, shortcut: str | None = None) -> None:
+    """The player: the whole clip, or the span chosen (looped, exact to the sample); a button (with
+    ``shortcut``) that loops the most anomalous second, or back to the whole clip; a half-speed switch."""
+    sr, clip_id, window = views.sr, details.clip_id, worst_span(details, views)
+    span = playing_span(key, clip_id)
+    player, play, speed = st.columns([3.6, 1.4, 1.2], vertical_alignment="center")
+    half = speed.toggle("Half speed", key=f"{key}_half", help="Plays at half speed, an octave lower: short "
+                        "transients are easier to hear")  # fmt: skip
+    rate = sr // 2 if half else sr
+    if span:
+        player.audio(audio_span(views.player, sr, span[0], span[1]), sample_rate=rate, loop=True, autoplay=True)
+        player.caption(f"Looping {span[0]:.2f}–{span[1]:.2f} s ({span[2]})" + (" at half speed" if half else ""))
+        play.button("Play whole clip", key=f"{key}_whole_{clip_id}", shortcut=shortcut, use_container_width=True,
+                    on_click=set_span, args=(key, clip_id, None))  # fmt: skip
+        return
+    player.audio(views.player, sample_rate=rate)
+    if views.duration_s > PLAYER_SECONDS:
+        player.caption(f"The player holds the first {PLAYER_SECONDS:g} s of this {views.duration_s:.0f} s clip.")
+    if window:
+        play.button("Play most anomalous", key=f"{key}_loudest_{clip_id}", shortcut=shortcut,
+                    use_container_width=True, on_click=set_span, args=(key, clip_id, window, WORST),
+                    help=f"Loops {window[0]:.2f}–{window[1]:.2f} s, {WORST}; or select a span on the error "
+                         "chart or the spectrogram to loop it")  # fmt: skip
+
+
+def render_spectrogram(details: ClipDetails, views: ClipViews, *, key: str, height: int = 280,
+                       title: str = "Mel spectrogram (dB)") -> None:  # fmt: skip
+    """The mel spectrogram, the most anomalous second and the span playing outlined; a box drawn on it loops
+    that span."""
+    playing = playing_span(key, details.clip_id)
+    marks = tuple(span for span in (worst_span(details, views), playing[:2] if playing else None) if span)
+    mel = plots.spectrogram(views.mel_db, views.sr, views.hop_length, mel=True, title=title, height=height,
+                            spans=marks, selectable=True)  # fmt: skip
+    _selectable_chart(mel, key=key, clip_id=details.clip_id, chart="mel")
+
+
+def render_details(details: ClipDetails, views: ClipViews, *, key: str, stft: bool = True) -> None:
+    """Waveform, the detector's error over time (a box on it loops that span) and per band, the STFT."""
+    sr = views.sr
+    st.plotly_chart(plots.waveform(views.envelope), key=f"{key}_wave")
+    if details.frame_errors:
+        left, right = st.columns(2)
+        with left:
+            errors = plots.errors_over_time(details.frame_errors, P.hop_length, sr, worst_span(details, views),
+                                            selectable=True)  # fmt: skip
+            _selectable_chart(errors, key=key, clip_id=details.clip_id, chart="err")
+        right.plotly_chart(plots.errors_per_band(details.band_errors, sr), key=f"{key}_band")
+    if stft:
+        fig = plots.spectrogram(views.stft_db, sr, views.hop_length, mel=False, title="STFT (dB)")
+        st.plotly_chart(fig, key=f"{key}_stft")
 
 
 def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = False) -> ClipDetails | None:
@@ -51,54 +212,12 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
 
     ``blind`` (blind review) leaves out what could sway a verdict: the ground-truth label and the file
     path (MIMII and DCASE paths name the label)."""
-    details = clip_details(clip_id)
-    if details is None:
-        st.warning(f"Clip {clip_id} is no longer in the database.")
-        return None
-    try:
-        views = _audio_views(details.path)
-        sr = views.sr
-    except BadInputError as exc:
-        st.error(f"This clip cannot be read: {md_literal(exc)}. The file may have been moved or damaged.")
+    details, views = load_view(clip_id, blind=blind)
+    if views is None:
         return details
-    facts = f"**{md_literal(details.machine)}** · {details.duration_s:.1f} s · {details.n_channels} ch"
-    facts += "" if blind else f" · label: {details.label}"
-    if details.score is not None:
-        facts += f" · score **{details.score:.3g}** (threshold {details.threshold:.3g})"
-    st.markdown(facts)
-    if blind:
-        st.caption(f"clip #{details.clip_id}")
-    else:
-        st.caption(clip_caption(details.clip_id, details.path), help=md_literal(details.path))
-    window = None
-    if details.frame_errors:
-        window = most_abnormal_window(details.frame_errors, P.hop_length, sr)
-    player, button = st.columns([4, 1])
-    span = st.session_state.get(f"{key}_span", {}).get(clip_id)
-    if span:
-        player.audio(views.player, sample_rate=sr, start_time=span[0], end_time=span[1], autoplay=True)
-    else:
-        player.audio(views.player, sample_rate=sr)
-    if views.duration_s > PLAYER_SECONDS:
-        player.caption(f"The player holds the first {PLAYER_SECONDS:g} s of this {views.duration_s:.0f} s clip.")
-    if window and button.button("▶ worst second", key=f"{key}_loudest_{clip_id}",
-                                help=f"plays {window[0]:.1f}-{window[1]:.1f} s"):  # fmt: skip
-        st.session_state[f"{key}_span"] = {clip_id: (int(window[0]), int(np.ceil(window[1])))}
-        st.rerun()
-    st.plotly_chart(plots.waveform(views.envelope), key=f"{key}_wave")
-    if details.frame_errors:
-        left, right = st.columns(2)
-        left.plotly_chart(plots.errors_over_time(details.frame_errors, P.hop_length, sr, window), key=f"{key}_err")
-        right.plotly_chart(plots.errors_per_band(details.band_errors, sr), key=f"{key}_band")
-    if compact:
-        mel = plots.spectrogram(views.mel_db, sr, views.hop_length, mel=True, title="Mel spectrogram")
-        st.plotly_chart(mel, key=f"{key}_mel")
-    else:
-        left, right = st.columns(2)
-        stft = plots.spectrogram(views.stft_db, sr, views.hop_length, mel=False, title="STFT (dB)")
-        left.plotly_chart(stft, key=f"{key}_stft")
-        mel = plots.spectrogram(views.mel_db, sr, views.hop_length, mel=True, title="Mel spectrogram (dB)")
-        right.plotly_chart(mel, key=f"{key}_mel")
+    render_player(details, views, key=key)
+    render_details(details, views, key=key, stft=not compact)
+    render_spectrogram(details, views, key=key, title="Mel spectrogram" if compact else "Mel spectrogram (dB)")
     return details
 
 

@@ -25,26 +25,39 @@ def waveform(envelope: tuple[np.ndarray, np.ndarray, np.ndarray], title: str = "
     return fig
 
 
-def spectrogram(db: np.ndarray, sr: int, hop_length: int, *, mel: bool, title: str) -> go.Figure:
-    """A dB spectrogram ``(n_bins, n_columns)`` with time (s) and frequency (Hz) axes."""
+def spectrogram(db: np.ndarray, sr: int, hop_length: int, *, mel: bool, title: str, height: int = 280,
+                spans: tuple[tuple[float, float], ...] = (), selectable: bool = False) -> go.Figure:  # fmt: skip
+    """A dB spectrogram ``(n_bins, n_columns)`` with time (s) and frequency (Hz) axes; each of ``spans``
+    ``(start_s, end_s)`` outlined (the most anomalous span, the span playing); ``selectable`` adds an invisible
+    row of points along the time axis, so that a box drawn over the picture selects a time span (a heatmap alone
+    has no points to select)."""
     times = librosa.frames_to_time(np.arange(db.shape[1]), sr=sr, hop_length=hop_length)
     n_bins = db.shape[0]
     freqs = mel_band_centres(sr, n_bins) if mel else librosa.fft_frequencies(sr=sr, n_fft=2 * (n_bins - 1))
     hover = "%{x:.2f} s, %{y:.0f} Hz: %{z:.1f} dB"
     fig = go.Figure(go.Heatmap(z=db, x=times, y=freqs, colorscale="Magma", zmin=-80, zmax=0,
                                colorbar=dict(title="dB"), hovertemplate=hover))  # fmt: skip
-    fig.update_layout(title=title, height=280, margin=MARGINS, xaxis_title="time (s)", yaxis_title="frequency (Hz)")
+    if selectable:
+        fig.add_trace(go.Scatter(x=times, y=np.full(times.shape, float(np.median(freqs))), mode="markers",
+                                 marker=dict(size=6, opacity=0), hoverinfo="skip", showlegend=False))  # fmt: skip
+    for start, end in spans:
+        fig.add_vrect(x0=start, x1=end, line=dict(color="#7fffd4", width=2), fillcolor="rgba(0,0,0,0)")
+    fig.update_layout(title=title, height=height, margin=MARGINS, xaxis_title="time (s)", yaxis_title="frequency (Hz)",
+                      dragmode="select" if selectable else None)  # fmt: skip
     return fig
 
 
-def errors_over_time(frame_errors, hop_length: int, sr: int, window: tuple[float, float] | None) -> go.Figure:
-    """The detector's error per feature vector over time, the most abnormal second shaded."""
+def errors_over_time(frame_errors, hop_length: int, sr: int, window: tuple[float, float] | None, *,
+                     selectable: bool = False) -> go.Figure:  # fmt: skip
+    """The detector's error per feature vector over time, the most abnormal second shaded; ``selectable`` makes
+    a drag select a time span rather than zoom."""
     times = np.arange(len(frame_errors)) * hop_length / sr
-    fig = go.Figure(go.Scatter(x=times, y=frame_errors, mode="lines", line=dict(color=LABEL_COLOURS["abnormal"])))
-    if window:
+    fig = go.Figure(go.Scatter(x=times, y=frame_errors, mode="lines+markers", marker=dict(size=2),
+                               line=dict(color=LABEL_COLOURS["abnormal"])))  # fmt: skip
+    if window:  # markers: points a box can select (a line alone has none)
         fig.add_vrect(x0=window[0], x1=window[1], fillcolor=LABEL_COLOURS["abnormal"], opacity=0.15, line_width=0)
     fig.update_layout(title="Detector error over time", height=220, margin=MARGINS, xaxis_title="time (s)",
-                      yaxis_title="error")  # fmt: skip
+                      yaxis_title="error", dragmode="select" if selectable else None)  # fmt: skip
     return fig
 
 

@@ -1,6 +1,10 @@
-"""Triage: the flagged clips awaiting this pilot's verdict, one at a time, with one-click verdicts; a clip
-skipped for now comes back at the end of the queue, and the pilot's own unsure verdicts can be listed and
-judged again."""
+"""Triage: the flagged clips awaiting this pilot's verdict, one at a time, judged with the keyboard alone (A
+confirm abnormal, N reject, U unsure, Z undo my last verdict, P play the most anomalous second); a clip skipped
+for now comes back at the end of the queue, and the pilot's own unsure verdicts can be listed and judged again.
+
+Where am I: a progress line, the machines that still have work when the queue is empty, and a shareable
+address: the machine and the clip on screen are the page's query parameters (``?machine=fan/id_00&clip=12``),
+and opening such a link shows that clip first."""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ import logging
 import streamlit as st
 
 from core.errors import MachineSoundError, environment_problem
+from core.workflows.explore import clip_details
 from core.workflows.triage import (
     QUEUE_LIMIT,
     QUEUE_ORDERS,
     anomaly_types,
     clip_label,
+    machines_with_work,
     own_verdicts,
     queue_size,
     record_verdict,
@@ -24,7 +30,14 @@ from core.workflows.triage import (
 )
 from dashboard.components.annotator import annotator_name
 from dashboard.components.auth import current_actor
-from dashboard.components.clip_view import render_clip, render_history
+from dashboard.components.clip_view import (
+    load_view,
+    prefetch,
+    render_details,
+    render_history,
+    render_player,
+    render_spectrogram,
+)
 from dashboard.components.pickers import machine_picker
 from dashboard.components.text import md_literal
 
@@ -32,6 +45,13 @@ NEW_TYPE = "+ new type…"
 NO_TYPE = "— not specified —"
 SHOW = ("Flagged clips awaiting my verdict", "My unsure verdicts")
 SKIPPED = "skipped_clips"  # this session's clips set aside for now: they come back at the end of the queue
+JUDGED = "judged_this_session"  # the clips this session judged, in order (an undo takes its clip off)
+PINNED = "triage_pinned_clip"  # a clip to show first: opened from a link, or given back by an undo
+LINK_SEEN = "triage_link_seen"  # the (machine, clip) query parameters last read or written
+PICKER = "machine_picker"  # the sidebar's machine widget (dashboard.components.pickers)
+VERDICT_KEYS = {"abnormal": "A", "normal": "N", "unsure": "U"}
+UNDO_KEY, PLAY_KEY = "Z", "P"
+SPECTROGRAM_HEIGHT = 230  # px: the player, the verdict buttons and this spectrogram fit a 1280x720 screen
 
 
 def _record(clip_id: int, name: str, verdict: str) -> None:
@@ -58,28 +78,36 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
         f" ({md_literal(kind)})" if verdict == "abnormal" and kind else ""
     )
     st.session_state["toast"] = True
+    st.session_state.setdefault(JUDGED, []).append(clip_id)
+    if st.session_state.get(PINNED) == clip_id:
+        del st.session_state[PINNED]
     found = clip_label(clip_id)
     others = {who: v.verdict for who, v in found.verdicts.items() if who != name.strip()}
     if others:  # someone judged it meanwhile: both verdicts are kept, nobody's is overwritten
+        _disagreements.clear()  # it may be disputed now
         said = ", ".join(f"{md_literal(who)} said {v}" for who, v in others.items())
         st.session_state["verdict_notice"] = f"#{clip_id} was also judged by others ({said}); every verdict is kept" + (
             ", and the clip is on the review list of disagreements." if found.disputed else "."
         )
 
 
-def _verdict_form(clip_id: int, name: str) -> None:
-    types = anomaly_types()
-    left, right = st.columns(2)
-    kind = left.selectbox("Anomaly type (for Confirm)", [NO_TYPE, *types, NEW_TYPE], key=f"type_{clip_id}")
-    if kind == NEW_TYPE:
-        left.text_input("New anomaly type", key=f"newtype_{clip_id}")
-    right.text_input("Note (optional)", key=f"note_{clip_id}")
-    buttons = st.columns(3)
+def _verdict_form(clip_id: int, name: str, *, skippable: bool) -> None:
+    """The verdict buttons (with their keys: A, N, U), skip, then the anomaly type and the note."""
     choices = (("Confirm abnormal", "abnormal", "primary"), ("Reject (normal)", "normal", "secondary"),
                ("Unsure", "unsure", "secondary"))  # fmt: skip
-    for column, (label, verdict, kind_of_button) in zip(buttons, choices, strict=True):
+    buttons = st.columns(4)
+    for column, (label, verdict, kind_of_button) in zip(buttons, choices, strict=False):
         column.button(label, key=f"{verdict}_{clip_id}", type=kind_of_button, use_container_width=True,
-                      on_click=_record, args=(clip_id, name, verdict))  # fmt: skip
+                      shortcut=VERDICT_KEYS[verdict], on_click=_record, args=(clip_id, name, verdict))  # fmt: skip
+    if skippable:
+        buttons[3].button("Skip for now", key=f"skip_{clip_id}", on_click=_skip, args=(clip_id,),
+                          use_container_width=True,
+                          help="Set this clip aside: it comes back at the end of your queue")  # fmt: skip
+    left, right = st.columns(2)
+    kind = left.selectbox("Anomaly type (for Confirm)", [NO_TYPE, *anomaly_types(), NEW_TYPE], key=f"type_{clip_id}")
+    if kind == NEW_TYPE:
+        left.text_input("New anomaly type", key=f"newtype_{clip_id}")
+    right.text_input("Note (optional)", key=f"note_{clip_id}", help="Typing here never triggers a shortcut")
 
 
 def _annotator() -> str | None:
@@ -100,8 +128,15 @@ def _notices(top) -> None:
             st.toast(f"Saved {st.session_state['last_verdict']}", icon=":material/check_circle:")
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def _disagreements(machine: str) -> list[dict]:
+    """The review list of ``machine``, kept a minute at most: it reads every clip's verdicts (a large share of a
+    verdict's re-run on a large machine); a verdict that meets another annotator's, or an undo, forgets it at once."""
+    return review_list(machine)
+
+
 def _review_list(machine: str, blind: bool) -> None:
-    disagreements = [] if blind else review_list(machine)  # blind review: nobody else's verdicts before one's own
+    disagreements = [] if blind else _disagreements(machine)  # blind review: nobody else's verdicts before one's own
     if disagreements:
         with st.expander(f"Review list: {len(disagreements)} clip(s) where annotators disagree"):
             for item in disagreements:
@@ -112,20 +147,105 @@ def _review_list(machine: str, blind: bool) -> None:
 
 def _skip(clip_id: int) -> None:
     st.session_state.setdefault(SKIPPED, []).append(clip_id)
+    if st.session_state.get(PINNED) == clip_id:
+        del st.session_state[PINNED]
+
+
+def _undo(name: str) -> None:
+    """Button callback: cancel my last verdict; its clip comes back on screen, to judge again."""
+    try:
+        undone = undo_last(name, actor=current_actor())
+    except MachineSoundError as exc:
+        st.session_state["verdict_error"] = md_literal(exc.detail)
+        return
+    st.session_state["last_verdict"] = f"undo of #{undone.clip_id}" if undone else "nothing to undo"
+    if undone:
+        _disagreements.clear()  # an undo may settle a disagreement
+        judged = st.session_state.get(JUDGED, [])
+        if undone.clip_id in judged:
+            del judged[len(judged) - 1 - judged[::-1].index(undone.clip_id)]  # its latest verdict here
+        st.session_state[PINNED] = undone.clip_id
 
 
 def _judge(clip_id: int, name: str, blind: bool, *, skippable: bool) -> None:
-    """The clip, the verdict form and (in the queue) a button to skip it for now."""
-    details = render_clip(clip_id, key="triage", blind=blind)
-    _verdict_form(clip_id, name)
-    if skippable:
-        st.button("Skip for now", key=f"skip_{clip_id}", on_click=_skip, args=(clip_id,),
-                  help="Set this clip aside: it comes back at the end of your queue")  # fmt: skip
+    """The clip: its facts, the player and the verdict buttons, one spectrogram (all on a 1280x720 screen),
+    then the details below; in the queue, a button to skip it for now."""
+    details, views = load_view(clip_id, blind=blind)
+    if details is None:
+        return
+    if views is not None:
+        render_player(details, views, key="triage", shortcut=PLAY_KEY)
+    _verdict_form(clip_id, name, skippable=skippable)
+    if views is not None:
+        render_spectrogram(details, views, key="triage", height=SPECTROGRAM_HEIGHT)
+        render_details(details, views, key="triage")
     if blind:
         st.caption("Blind review: the clip's label, file and other verdicts show after your verdict.")
-    elif details:
+    elif details.history:
         with st.expander("Verdict history of this clip"):
             render_history(details)
+
+
+def _pinned(machine: str, queue) -> int | None:
+    """The clip to show first (from a link, or given back by an undo) when it is a clip of ``machine``."""
+    clip_id = st.session_state.get(PINNED)
+    if clip_id is None:
+        return None
+    details = clip_details(clip_id)
+    if details is None or details.machine != machine:
+        del st.session_state[PINNED]
+        if details is None:
+            st.warning(f"Clip #{clip_id} is not in the database; here is your queue.")
+        return None
+    if clip_id not in {item.clip_id for item in queue}:
+        st.caption(f"Clip #{clip_id} is not awaiting your verdict (judged already, or no longer flagged); a "
+                   "verdict adds yours.")  # fmt: skip
+    return clip_id
+
+
+def _nothing_left(machine: str, name: str) -> None:
+    """An empty queue points to the machines that still have work."""
+    st.success("Nothing left to review for this machine. New flags appear here as clips are scored.")
+    others = [(key, n) for key, n in machines_with_work(name) if key != machine]
+    if not others:
+        st.caption("No other machine has clips awaiting your verdict.")
+        return
+    st.markdown("Machines that still have clips awaiting your verdict:")
+    columns = st.columns(min(4, len(others)))
+    for k, (key, n) in enumerate(others):
+        columns[k % len(columns)].button(f"{md_literal(key)}: {n} left", key=f"go_{key}", on_click=_go_to,
+                                         args=(key,), use_container_width=True)  # fmt: skip
+
+
+def _go_to(machine: str) -> None:
+    st.session_state["selected_machine"] = machine
+    st.session_state.pop(PICKER, None)  # the sidebar's picker is drawn again on that machine
+
+
+def _follow_link() -> None:
+    """A link's query parameters (``machine``, ``clip``), read once: its machine chosen, its clip shown first."""
+    link = (st.query_params.get("machine"), st.query_params.get("clip"))
+    if link == st.session_state.get(LINK_SEEN) or link == (None, None):
+        return
+    st.session_state[LINK_SEEN] = link
+    machine, clip = link
+    if clip is not None and not clip.strip().isdigit():
+        st.warning(f"The link's clip {md_literal(clip)} is no clip id; here is your queue.")
+        clip = None
+    details = clip_details(int(clip)) if clip is not None else None
+    machine = details.machine if details else machine  # the clip's own machine, whatever the link says
+    if machine:
+        _go_to(machine)
+    if clip is not None:
+        st.session_state[PINNED] = int(clip)
+
+
+def _show_link(machine: str, clip_id: int | None) -> None:
+    """Put the machine and the clip on screen in the address bar, so that it can be shared."""
+    wanted = {"machine": machine} | ({"clip": str(clip_id)} if clip_id is not None else {})
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+    st.session_state[LINK_SEEN] = (machine, wanted.get("clip"))
 
 
 def _queue(machine: str, name: str, blind: bool) -> None:
@@ -133,22 +253,28 @@ def _queue(machine: str, name: str, blind: bool) -> None:
     queue = triage_queue(machine, QUEUE_ORDERS[order_label], annotator=name)
     skipped = st.session_state.get(SKIPPED, [])
     queue.sort(key=lambda item: skipped.index(item.clip_id) + 1 if item.clip_id in skipped else 0)  # stable
-    top = st.columns([3, 1])
-    waiting_all = queue_size(machine, annotator=name) if len(queue) >= QUEUE_LIMIT else len(queue)
-    top[0].markdown(f"**{waiting_all}** flagged clip(s) of **{md_literal(machine)}** await a verdict.")
+    top = st.columns([3, 1], vertical_alignment="center")
+    judged = len(st.session_state.get(JUDGED, []))
+    left = queue_size(machine, annotator=name) if len(queue) >= QUEUE_LIMIT else len(queue)  # the queue is a page
+    top[0].markdown(f"{judged} judged this session; {left} left for {md_literal(machine)}")
+    top[1].button("↶ Undo my last verdict", key="undo", shortcut=UNDO_KEY, use_container_width=True,
+                  on_click=_undo, args=(name,))  # fmt: skip
     _notices(top[0])
-    if top[1].button("↶ Undo my last verdict", use_container_width=True):
-        undone = undo_last(name, actor=current_actor())
-        st.session_state["last_verdict"] = f"undo of #{undone.clip_id}" if undone else "nothing to undo"
-        st.rerun()
     _review_list(machine, blind)
-    if not queue:
-        st.success("Nothing left to review for this machine. New flags appear here as clips are scored.")
+    current = _pinned(machine, queue)
+    if current is None and not queue:
+        _show_link(machine, None)
+        _nothing_left(machine, name)
         return
+    current = queue[0].clip_id if current is None else current
+    _show_link(machine, current)
     waiting = sum(item.clip_id in skipped for item in queue)
     if waiting:
         st.caption(f"{waiting} clip(s) you skipped come back at the end of the queue.")
-    _judge(queue[0].clip_id, name, blind, skippable=len(queue) > 1)
+    following = next((item for item in queue if item.clip_id != current), None)
+    _judge(current, name, blind, skippable=following is not None)
+    if following is not None:
+        prefetch(following.path)  # its player is ready the moment this verdict is given
 
 
 def _own_unsure(machine: str, name: str, blind: bool) -> None:
@@ -173,6 +299,7 @@ def render() -> None:
     if name is None:
         return
     blind = review_is_blind(current_actor())
+    _follow_link()
     machine = machine_picker(require_model=True)
     if machine is None:
         return

@@ -23,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.parse
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -245,7 +246,7 @@ def _open_triage(page, app: App) -> None:
     _go(page, app, "Triage", "Triage queue")
     page.get_by_role("button", name="Confirm abnormal").wait_for(state="visible")
     _settle(page)
-    page.get_by_text(f"of {MACHINE} await a verdict").wait_for(state="visible")
+    page.get_by_text(f"left for {MACHINE}").wait_for(state="visible")
 
 
 def _verdicts(app: App, clip_id: int) -> list[tuple[str, str]]:
@@ -415,6 +416,29 @@ def test_audit_log_names_the_signed_in_users(local_app):
     judged = [e for e in events if e["action"] == "judge" and e["user"] == ANNOTATOR]
     assert [e["target"] for e in judged] == [f"clip {local_app.shown_clip}"], judged
     assert not [e for e in events if e["action"] == "sign in" and e["user"] == "Nobody Atall"], "a refusal was logged"
+
+
+def test_a_shared_triage_link_opens_its_clip_once_signed_in(page, local_app):
+    """A link from a notification (``/triage?machine=...&clip=...``) leads through the sign-in wall to its clip."""
+    with sqlite3.connect(local_app.data_dir / DB_FILE, timeout=30) as conn:
+        (clip_id,) = conn.execute("SELECT clip_id FROM annotations WHERE annotator = ?", (OTHERS[0],)).fetchone()
+    assert clip_id != local_app.shown_clip  # not the first in anyone's queue
+    query = urllib.parse.urlencode({"machine": MACHINE, "clip": clip_id})
+    page.goto(f"{local_app.url}/triage?{query}", wait_until="domcontentloaded")
+    _heading(page, "Sign in")
+    nothing = page.get_by_test_id("stMain").inner_text()
+    assert MACHINE not in nothing and "Triage queue" not in nothing  # the wall, and only the wall
+    _field(page, "Username").fill(ANNOTATOR)
+    _field(page, "Password").fill(ANNOTATOR_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    _signed_in_as(page, ANNOTATOR)
+    _heading(page, "Triage queue")
+    page.get_by_text(f"clip #{clip_id}", exact=True).wait_for(state="visible")  # blind: the id alone
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query) == {
+        "machine": [MACHINE],
+        "clip": [str(clip_id)],
+    }
+    _assert_no_exception(page, local_app, "a shared link after sign-in")
 
 
 # --- AUTH=oidc -----------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from core.workflows.triage import triage_queue
+from core.workflows.triage import record_verdict, triage_queue
 from dashboard.components.clip_view import clip_caption
 from dashboard.components.text import md_literal
 from db.models import Annotation
@@ -41,7 +41,8 @@ def _shown_clip(app) -> str:
 
 
 def _queue_line(app) -> str:
-    return next(m.value for m in app.markdown if "await a verdict" in m.value)
+    """The progress line: "3 judged this session; 12 left for fan/id_00" (the machine as Markdown shows it)."""
+    return next(m.value for m in app.markdown if " judged this session; " in m.value)
 
 
 def _annotations() -> list[Annotation]:
@@ -73,12 +74,12 @@ def test_empty_database_asks_the_name_then_says_no_model_yet(open_page):
 def test_the_queue_needs_an_annotator_name(seeded, open_page):
     app = open_page("triage")
     assert _labels(app) == {"Start annotating"}  # no verdict (nor undo) before a name
-    assert not any("await a verdict" in m.value for m in app.markdown)
+    assert not any("judged this session" in m.value for m in app.markdown)
     _sign_in(app, "   ")  # blank: still asked
     assert _labels(app) == {"Start annotating"}
     _sign_in(app, " alice ")
     assert _labels(app) >= VERDICT_BUTTONS
-    assert _queue_line(app).startswith(f"**{len(triage_queue(MACHINE))}** flagged clip(s) of **{md_literal(MACHINE)}**")
+    assert _queue_line(app) == f"0 judged this session; {len(triage_queue(MACHINE))} left for {md_literal(MACHINE)}"
     assert "Annotating as **alice**" in [c.value for c in app.sidebar.caption]
 
 
@@ -96,7 +97,7 @@ def test_confirm_abnormal_stores_the_verdict_and_brings_the_next_clip(seeded, op
         queue[0].clip_id, "alice", "abnormal", kind, "rattles at 3 s", None,
     )  # fmt: skip
     assert _shown_clip(app) == clip_caption(queue[1].clip_id, queue[1].path)
-    assert _queue_line(app).startswith(f"**{len(queue) - 1}** flagged")
+    assert _queue_line(app) == f"1 judged this session; {len(queue) - 1} left for {md_literal(MACHINE)}"
     assert f"Last saved: #{queue[0].clip_id}: abnormal ({kind})." in [c.value for c in app.caption]
 
     # A new anomaly type typed while confirming joins the team's list.
@@ -113,14 +114,14 @@ def test_undo_appends_a_row_and_returns_the_clip_to_the_queue(seeded, open_page)
     _click(app, "Reject (normal)")
     (verdict,) = _annotations()
     assert (verdict.clip_id, verdict.verdict, verdict.anomaly_type) == (queue[0].clip_id, "normal", None)
-    assert _queue_line(app).startswith(f"**{len(queue) - 1}** flagged")
+    assert _queue_line(app) == f"1 judged this session; {len(queue) - 1} left for {md_literal(MACHINE)}"
 
     _click(app, "↶ Undo my last verdict")
     rows = _annotations()
     assert len(rows) == 2
     assert (rows[0].id, rows[0].verdict, rows[0].undoes_id) == (verdict.id, "normal", None)  # kept as it was
     assert (rows[1].clip_id, rows[1].annotator, rows[1].undoes_id) == (queue[0].clip_id, "alice", verdict.id)
-    assert _queue_line(app).startswith(f"**{len(queue)}** flagged")
+    assert _queue_line(app) == f"0 judged this session; {len(queue)} left for {md_literal(MACHINE)}"
     assert _shown_clip(app) == clip_caption(queue[0].clip_id, queue[0].path)
     assert [item.clip_id for item in triage_queue(MACHINE)] == [item.clip_id for item in queue]
 
@@ -246,3 +247,100 @@ def test_a_database_failure_while_saving_shows_one_line_without_the_sql(seeded, 
     text = _page_text(app)
     assert "INSERT" not in text and "sqlalchemy" not in text
     assert _annotations() == []
+
+
+# --- keyboard, listening, where am I -------------------------------------------------------------------------------
+
+
+def _button(app, label: str):
+    return next(b for b in app.button if b.label == label)
+
+
+def test_verdict_buttons_undo_and_play_carry_their_keyboard_shortcuts(seeded, open_page):
+    app = _open_queue(open_page, "alice")
+    expected = {"Confirm abnormal": "A", "Reject (normal)": "N", "Unsure": "U", "↶ Undo my last verdict": "Z",
+                "Play most anomalous": "P"}  # fmt: skip
+    assert {label: _button(app, label).proto.shortcut.upper() for label in expected} == expected
+
+
+def test_a_shared_link_opens_its_clip_and_the_address_follows_the_clip_on_screen(seeded, open_page):
+    queue = triage_queue(MACHINE)
+    app = _open_queue(open_page, "alice")
+    assert app.query_params == {"machine": MACHINE, "clip": str(queue[0].clip_id)}  # shareable as it stands
+    app.query_params.update({"machine": MACHINE, "clip": str(queue[3].clip_id)})
+    app.run()
+    no_exception(app)
+    assert _shown_clip(app) == clip_caption(queue[3].clip_id, queue[3].path)
+    _click(app, "Unsure")
+    assert _shown_clip(app) == clip_caption(queue[0].clip_id, queue[0].path)  # then the queue, in its order
+    assert app.query_params["clip"] == str(queue[0].clip_id)
+    _click(app, "↶ Undo my last verdict")  # the undone clip comes back on screen, to judge again
+    assert _shown_clip(app) == clip_caption(queue[3].clip_id, queue[3].path)
+
+
+def test_a_link_to_a_clip_of_another_machine_opens_that_machine(seeded, open_page):
+    other = triage_queue(SEEDED_MACHINES[1])[2]
+    app = _open_queue(open_page, "alice")
+    app.query_params.update({"machine": MACHINE, "clip": str(other.clip_id)})  # the clip's machine wins
+    app.run()
+    no_exception(app)
+    assert app.sidebar.selectbox(key="machine_picker").value == SEEDED_MACHINES[1]
+    assert _shown_clip(app) == clip_caption(other.clip_id, other.path)
+
+
+def test_the_progress_line_counts_this_sessions_verdicts_and_an_empty_queue_points_elsewhere(seeded, open_page):
+    queue = triage_queue(MACHINE)
+    for item in queue[2:]:  # someone else (same name, another session) judged all but two
+        record_verdict(item.clip_id, "alice", "normal")
+    app = _open_queue(open_page, "alice")
+    assert _queue_line(app) == f"0 judged this session; 2 left for {md_literal(MACHINE)}"
+    _click(app, "Confirm abnormal")
+    assert _queue_line(app) == f"1 judged this session; 1 left for {md_literal(MACHINE)}"
+    _click(app, "Reject (normal)")
+    assert _queue_line(app) == f"2 judged this session; 0 left for {md_literal(MACHINE)}"
+    assert not VERDICT_BUTTONS & _labels(app)
+    other = SEEDED_MACHINES[1]
+    left = len(triage_queue(other, annotator="alice"))
+    go = f"{md_literal(other)}: {left} left"
+    assert go in _labels(app)
+    _click(app, go)
+    assert app.sidebar.selectbox(key="machine_picker").value == other
+    assert _queue_line(app) == f"2 judged this session; {left} left for {md_literal(other)}"
+    assert app.query_params["machine"] == other
+
+
+def test_play_most_anomalous_loops_that_span_and_half_speed_says_so(seeded, open_page):
+    from core.signal.display import most_abnormal_window
+    from core.workflows.explore import clip_details
+
+    clip = triage_queue(MACHINE)[0]
+    details = clip_details(clip.clip_id)
+    start, end = most_abnormal_window(details.frame_errors, 512, details.sample_rate)
+    app = _open_queue(open_page, "alice")
+    (audio,) = app.get("audio")
+    assert not audio.proto.loop
+    _click(app, "Play most anomalous")
+    (audio,) = app.get("audio")
+    assert audio.proto.loop and audio.proto.autoplay and audio.proto.start_time == 0  # the span itself, sliced
+    looping = f"Looping {start:.2f}–{end:.2f} s (the most anomalous second)"
+    assert looping in [c.value for c in app.caption]
+    app.toggle(key="triage_half").set_value(True).run()
+    assert f"{looping} at half speed" in [c.value for c in app.caption]
+    _click(app, "Play whole clip")
+    (audio,) = app.get("audio")
+    assert not audio.proto.loop and not any(c.value.startswith("Looping") for c in app.caption)
+
+
+def test_a_link_naming_no_clip_id_or_a_deleted_clip_says_so_and_shows_the_queue(seeded, open_page):
+    queue = triage_queue(MACHINE)
+    app = _open_queue(open_page, "alice")
+    app.query_params.update({"machine": MACHINE, "clip": "12abc"})
+    app.run()
+    no_exception(app)
+    assert [w.value for w in app.warning] == ["The link's clip 12abc is no clip id; here is your queue."]
+    assert _shown_clip(app) == clip_caption(queue[0].clip_id, queue[0].path)
+    app.query_params.update({"machine": MACHINE, "clip": "999999"})
+    app.run()
+    no_exception(app)
+    assert [w.value for w in app.warning] == ["Clip #999999 is not in the database; here is your queue."]
+    assert _shown_clip(app) == clip_caption(queue[0].clip_id, queue[0].path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.signal.display import envelope, most_abnormal_window
+from core.signal.display import audio_span, envelope, most_abnormal_window
 from tests.conftest import tone, write_wav
 
 SR = 16_000
@@ -128,3 +128,14 @@ def test_most_abnormal_window_keeps_the_edges_of_a_clip_too_short_to_lose_them()
     errors = np.ones(width + 4)  # now the 2 frames at each end can go
     errors[0] = errors[-1] = 9.0
     assert most_abnormal_window(errors, HOP, SR) == (2 * HOP / SR, 2 * HOP / SR + 1.0)
+
+
+def test_audio_span_is_exact_to_the_sample_and_clipped_to_the_signal():
+    signal = np.arange(10 * SR, dtype=np.float32)  # sample k holds k
+    span = audio_span(signal, SR, 3.25, 4.5)  # not whole seconds: a player's own start/end would round them
+    assert span.shape == (int(1.25 * SR),) and span[0] == 3.25 * SR and span[-1] == 4.5 * SR - 1
+    assert np.shares_memory(span, signal)  # a view: no copy of a long clip
+    assert audio_span(signal, SR, 9.5, 12.0).shape == (SR // 2,)  # past the end: up to the end
+    assert audio_span(signal, SR, -1.0, 0.5).shape == (SR // 2,)  # before the start: from the start
+    assert audio_span(signal, SR, 20.0, 21.0).shape == (1,)  # nothing left: one sample, never an empty player
+    assert audio_span(signal, SR, 2.0, 2.0).shape == (1,)

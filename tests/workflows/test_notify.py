@@ -7,6 +7,7 @@ import hashlib
 import json
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -236,6 +237,20 @@ def test_payload_names_machine_clip_score_and_threshold():
     assert payload["model"] == "mahalanobis v1" and payload["path"] == "/drop/fan/id_00/000.wav"
     assert payload["ingested_at"] and "fan/id_00" in payload["subject"]
     json.dumps(payload)  # storable and sendable as it is
+
+
+def test_payload_links_to_the_clip_on_the_triage_page_when_public_url_is_set(monkeypatch):
+    monkeypatch.setenv("PUBLIC_URL", "https://triage.example.com/")
+    ((clip_id, _, payload),) = make_flags(1)
+    assert payload["link"] == f"https://triage.example.com/triage?machine=fan%2Fid_00&clip={clip_id}"
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(payload["link"]).query)
+    assert query == {"machine": ["fan/id_00"], "clip": [str(clip_id)]}
+    json.dumps(payload)
+
+    monkeypatch.delenv("PUBLIC_URL")  # no address known: no link
+    with session_scope() as session:
+        clip, model = session.get(Clip, clip_id), session.scalars(select(DetectorModel)).one()
+        assert "link" not in flag_payload(clip, "fan/id_00", model, 40.0, 16.5)
 
 
 def test_enqueue_adds_one_row_per_flag_and_channel_and_never_twice(any_db_url):

@@ -499,3 +499,36 @@ def test_eight_processes_writing_200_verdicts_each_lose_and_duplicate_nothing(an
     assert set(notes) == {f"{w}:{i}" for w in range(WRITERS) for i in range(VERDICTS_EACH)}  # none lost, none twice
     assert per_annotator == {f"pilot-{w}": VERDICTS_EACH for w in range(WRITERS)}
     assert sorted(t for t in types if t.startswith("type-")) == sorted(f"type-{i // 4}" for i in range(0, 200, 4))
+
+
+# --- where am I ---------------------------------------------------------------------------------------------------
+
+
+def test_triage_link_puts_machine_and_clip_in_the_query(monkeypatch):
+    from urllib.parse import parse_qs, urlsplit
+
+    from core.workflows.triage import triage_link
+
+    monkeypatch.delenv("PUBLIC_URL", raising=False)
+    assert triage_link("fan/id_00", 7) is None  # no address known
+    monkeypatch.setenv("PUBLIC_URL", "https://triage.example.com/plant/")
+    link = triage_link("fan/id 00&x", 7)
+    parts = urlsplit(link)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "triage.example.com", "/plant/triage")
+    assert parse_qs(parts.query) == {"machine": ["fan/id 00&x"], "clip": ["7"]}  # a folder name cannot break it
+    assert triage_link("fan/id_00", 7, base_url="http://127.0.0.1:8501") == (
+        "http://127.0.0.1:8501/triage?machine=fan%2Fid_00&clip=7"
+    )
+
+
+def test_machines_with_work_names_the_machines_whose_queue_is_not_empty(seeded):
+    from core.workflows.triage import machines_with_work
+
+    counts = {key: len(triage_queue(key, annotator="alice")) for key in MACHINES}
+    assert all(counts.values())
+    assert machines_with_work("alice") == sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    for clip in triage_queue(MACHINES[0]):  # alice judges every clip of the first machine
+        record_verdict(clip.clip_id, "alice", "normal")
+    assert machines_with_work("alice") == [(MACHINES[1], counts[MACHINES[1]])]
+    assert dict(machines_with_work("bob"))[MACHINES[1]] == counts[MACHINES[1]]
+    assert MACHINES[0] not in dict(machines_with_work("bob"))  # one verdict is enough here (OVERLAP_FRACTION=0)
