@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import select
 
 from core.access import Actor, Role
-from core.detection.registry import detector_names
+from core.detection.registry import AUTO, detector_names
 from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import compare_models, model_choices
 from core.workflows.ingest import ingest
@@ -40,7 +40,7 @@ def test_one_model_asks_for_another(seeded, open_page):
     assert "for example autoencoder" in info and "**Train detector** below" in info
     assert not app.get("plotly_chart") and not app.dataframe
     assert app.selectbox(key="train_machine").value == MACHINE
-    assert app.selectbox(key="train_detector").options == detector_names()
+    assert app.selectbox(key="train_detector").options == [AUTO, *detector_names()]
 
 
 def test_two_models_side_by_side_on_the_named_test_set(seeded, open_page):
