@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop("DATABASE_URL", None)
         from streamlit.testing.v1 import AppTest
 
-        from core.workflows.triage import review_list, triage_queue
+        from core.workflows.triage import queue_size, review_list, triage_queue
 
         start = time.perf_counter()
         fill_database(args.clips, Path(tmp), args.files)
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         assert not app.exception, app.exception
         warm = _verdicts(app, args.verdicts, cold=False)
         cold = _verdicts(app, args.verdicts, cold=True)
-        left = len(triage_queue(MACHINE, annotator="bench"))
+        left = queue_size(MACHINE, annotator="bench")
         queue_s = _median_s(lambda: triage_queue(MACHINE, annotator="bench"))
         review_s = _median_s(lambda: review_list(MACHINE))
     assert left == args.clips - 2 * args.verdicts, left
