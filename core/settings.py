@@ -92,6 +92,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("AWS_REGION", "none",
              "AWS region used when REKOGNITION_REGION is unset, as the other AWS SDKs do (botocore reads only "
              "AWS_DEFAULT_REGION and ~/.aws/config)"),
+    Variable("RAY_ADDRESS", "none",
+             "the Ray cluster that --engine ray runs on when --address is not given (e.g. ray://head:10001, or auto "
+             "for the cluster `ray start` runs on this machine); none starts a local Ray instance. Ray reads it too"),
     Variable("TF_CPP_MIN_LOG_LEVEL", "3",
              "TensorFlow's own variable (0 to 3); 0, 1 or 2 also shows the native start-up notices of TensorFlow "
              "that are hidden otherwise"),
@@ -250,6 +253,13 @@ def _tensorflow_notices(env: Mapping[str, str]) -> bool:
     return raw != "3"
 
 
+def _ray_address(env: Mapping[str, str]) -> str | None:
+    raw = _raw(env, "RAY_ADDRESS")
+    if raw is not None and any(c.isspace() for c in raw):
+        raise _bad(f"RAY_ADDRESS must be a Ray address such as ray://head:10001, head:6379 or auto, got {raw!r}")
+    return raw
+
+
 def _auth_mode(env: Mapping[str, str]) -> AuthMode:
     raw = _raw(env, "AUTH")
     if raw is None:
@@ -361,6 +371,7 @@ class Settings:
     cloud: CloudConfig = CloudConfig()  # REKOGNITION_*
     aws_region: str | None = None  # AWS_REGION
     tensorflow_notices: bool = False  # TF_CPP_MIN_LOG_LEVEL set to 0, 1 or 2
+    ray_address: str | None = None  # RAY_ADDRESS; None: --engine ray starts a local instance
     auth: AuthMode = AuthMode.NONE  # AUTH
     auth_role_claim: str = DEFAULT_ROLE_CLAIM  # AUTH_ROLE_CLAIM
     blind_review: bool = True  # BLIND_REVIEW
@@ -387,6 +398,7 @@ class Settings:
             cloud=CloudConfig.from_env(env),
             aws_region=_region(env, "AWS_REGION"),
             tensorflow_notices=_tensorflow_notices(env),
+            ray_address=_ray_address(env),
             auth=_auth_mode(env),
             auth_role_claim=_raw(env, "AUTH_ROLE_CLAIM") or DEFAULT_ROLE_CLAIM,
             blind_review=_flag(env, "BLIND_REVIEW", True),
