@@ -21,6 +21,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -62,7 +63,8 @@ def connect(address: str | None = None, *, n_jobs: int | None = None) -> None:
     import core
     import db
 
-    runtime_env = {"py_modules": [core, db], "excludes": ["__pycache__"]}
+    packages = [str(Path(package.__file__).parent) for package in (core, db)]  # folders: Ray Client pickles them
+    runtime_env = {"py_modules": packages, "excludes": ["__pycache__"]}
     ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
 
 
