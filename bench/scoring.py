@@ -70,7 +70,8 @@ def _machine_pks(session) -> list[int]:
 
 
 RAY_START_STOP = (
-    "import ray; ray.init(include_dashboard=False); ray.get(ray.remote(lambda: 0).remote()); ray.shutdown()"
+    "import ray; ray.init(address='local', include_dashboard=False); "
+    "ray.get(ray.remote(lambda: 0).remote()); ray.shutdown()"
 )
 
 
