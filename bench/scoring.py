@@ -7,10 +7,14 @@ trained autoencoder, in the same run:
   ``power_to_db``, a Python loop stacking frames, one ``model.predict`` call per file,
   one committed insert per file);
 * ours: ``python -m core score`` (features on every core, batched forward passes,
-  chunked inserts).
+  chunked inserts);
+* with ``--engine ray``, also ``python -m core score --engine ray`` (Ray tasks on a local Ray
+  instance of every core; start-up included), and a Ray instance started and stopped alone,
+  so that the rate without start-up can be told.
 
-    python bench/scoring.py --clips 600      # the measurement quoted in the README
-    python bench/scoring.py --clips 4        # smoke run (CI)
+    python bench/scoring.py --clips 600                 # the measurement quoted in the README
+    python bench/scoring.py --clips 600 --engine ray    # and the local Ray figure beside it
+    python bench/scoring.py --clips 4                   # smoke run (CI)
 """
 
 from __future__ import annotations
@@ -65,6 +69,12 @@ def _machine_pks(session) -> list[int]:
     return [m.id for m in machines_matching(session)]
 
 
+RAY_START_STOP = (
+    "import ray; ray.init(address='local', include_dashboard=False); "
+    "ray.get(ray.remote(lambda: 0).remote()); ray.shutdown()"
+)
+
+
 def _timed(command: list[str], env: dict) -> float:
     start = time.perf_counter()
     subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -74,6 +84,12 @@ def _timed(command: list[str], env: dict) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=600, help="new 8-channel 10 s clips to score (default 600)")
+    parser.add_argument(
+        "--engine",
+        choices=["process", "ray"],
+        default="process",
+        help="ray: also score with --engine ray on a local Ray instance (default: process only)",
+    )
     parser.add_argument("--baseline-worker", type=int, metavar="MODEL_ID", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.baseline_worker is not None:
@@ -116,11 +132,22 @@ def main(argv: list[str] | None = None) -> int:
         forget_new_scores()
         ours_s = _timed([sys.executable, "-m", "core", "score"], env)
         assert stored() - before == total == args.clips, "both pipelines must store a score for every new clip"
+        if args.engine == "ray":
+            forget_new_scores()
+            ray_s = _timed([sys.executable, "-m", "core", "score", "--engine", "ray"], env)
+            assert stored() - before == total, "Ray must store a score for every new clip"
+            start_s = _timed([sys.executable, "-c", RAY_START_STOP], env)
 
     print(f"end-to-end scoring of {total} 8-channel 10 s clips (whole processes, including start-up)")
     rate = "{:8.1f} clips/s  ({:.1f} s)"
     print(f"  baseline (librosa + predict per file) : {rate.format(total / base_s, base_s)}")
     print(f"  ours (python -m core score)           : {rate.format(total / ours_s, ours_s)}   x{base_s / ours_s:.2f}")
+    if args.engine == "ray":
+        print(
+            f"  ours on local Ray (--engine ray)      : {rate.format(total / ray_s, ray_s)}   x{base_s / ray_s:.2f}"
+            f"   (Ray / process pool x{ours_s / ray_s:.2f})"
+        )
+        print(f"  of which Ray's start and stop alone   : {start_s:8.1f} s")
     return 0
 
 

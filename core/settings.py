@@ -103,6 +103,9 @@ VARIABLES: tuple[Variable, ...] = (
              "them again (a folder, created readable by its owner only)"),
     Variable("S3_CACHE_MB", "1024",
              "the most that folder holds (a positive number of megabytes); the least recently read clips go first"),
+    Variable("RAY_ADDRESS", "none",
+             "the Ray cluster that --engine ray runs on when --address is not given (e.g. ray://head:10001, or auto "
+             "for the cluster `ray start` runs on this machine); none starts a local Ray instance. Ray reads it too"),
     Variable("TF_CPP_MIN_LOG_LEVEL", "3",
              "TensorFlow's own variable (0 to 3); 0, 1 or 2 also shows the native start-up notices of TensorFlow "
              "that are hidden otherwise"),
@@ -283,6 +286,13 @@ def _tensorflow_notices(env: Mapping[str, str]) -> bool:
     return raw != "3"
 
 
+def _ray_address(env: Mapping[str, str]) -> str | None:
+    raw = _raw(env, "RAY_ADDRESS")
+    if raw is not None and any(c.isspace() for c in raw):
+        raise _bad(f"RAY_ADDRESS must be a Ray address such as ray://head:10001, head:6379 or auto, got {raw!r}")
+    return raw
+
+
 def _auth_mode(env: Mapping[str, str]) -> AuthMode:
     raw = _raw(env, "AUTH")
     if raw is None:
@@ -403,6 +413,7 @@ class Settings:
     s3_cache_dir: Path | None = None  # S3_CACHE_DIR, resolved; None (unset) means data_dir / "s3-cache"
     s3_cache_mb: float = DEFAULT_S3_CACHE_MB  # S3_CACHE_MB
     tensorflow_notices: bool = False  # TF_CPP_MIN_LOG_LEVEL set to 0, 1 or 2
+    ray_address: str | None = None  # RAY_ADDRESS; None: --engine ray starts a local instance
     auth: AuthMode = AuthMode.NONE  # AUTH
     auth_role_claim: str = DEFAULT_ROLE_CLAIM  # AUTH_ROLE_CLAIM
     blind_review: bool = True  # BLIND_REVIEW
@@ -435,6 +446,7 @@ class Settings:
             s3_cache_dir=_folder(env, "S3_CACHE_DIR"),
             s3_cache_mb=_number(env, "S3_CACHE_MB", DEFAULT_S3_CACHE_MB, unit="megabytes"),
             tensorflow_notices=_tensorflow_notices(env),
+            ray_address=_ray_address(env),
             auth=_auth_mode(env),
             auth_role_claim=_raw(env, "AUTH_ROLE_CLAIM") or DEFAULT_ROLE_CLAIM,
             blind_review=_flag(env, "BLIND_REVIEW", True),

@@ -107,6 +107,13 @@ class DriftState(StrEnum):
     NOT_ENOUGH_DATA = "not enough data"
 
 
+class Engine(StrEnum):
+    """Where feature extraction and scoring run (``score`` and ``train``'s ``--engine``)."""
+
+    PROCESS = "process"  # a pool of worker processes on this machine
+    RAY = "ray"  # tasks on Ray: a local instance, or an existing cluster (core.workflows.ray_engine)
+
+
 class Role(StrEnum):
     """A user's role; each role may do everything the roles before it may."""
 

@@ -249,3 +249,19 @@ def fake_aws(no_aws):
     no_aws.setenv("AWS_ACCESS_KEY_ID", "testing")
     no_aws.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     return no_aws
+
+
+# --- Ray, started once per session and only when a test asks for it ----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray instance with two CPUs for the whole session (starting one takes seconds), shut down at the
+    end; never started when no selected test asks for it.  ``--engine ray`` joins it (Ray is initialised)."""
+    import logging
+
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)  # never a cluster
+    yield ray
+    ray.shutdown()

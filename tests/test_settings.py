@@ -53,6 +53,7 @@ FULL_ENV = {
     "S3_CACHE_DIR": "/srv/plant/s3",
     "S3_CACHE_MB": "0.25",
     "TF_CPP_MIN_LOG_LEVEL": "0",
+    "RAY_ADDRESS": "ray://ray-head.plant.svc:10001",
     "INGEST_ROOTS": os.pathsep.join(["/srv/plant/incoming", " /mnt/recorder/ ", ""]),
     "AUTH": "oidc",
     "AUTH_ROLE_CLAIM": "groups",
@@ -85,6 +86,7 @@ def test_defaults_when_nothing_is_set(tmp_path, monkeypatch):
     assert (current.cloud.prefix, current.cloud.project) == (DEFAULT_PREFIX, DEFAULT_PROJECT)
     assert current.cloud.cost_per_unit_hour == DEFAULT_COST_PER_UNIT_HOUR
     assert current.tensorflow_notices is False
+    assert current.ray_address is None  # --engine ray starts Ray locally
     assert (current.auth, current.auth_role_claim, current.blind_review) == (AuthMode.NONE, "roles", True)
     assert current.ingest_roots == (current.data_dir,)  # the default follows DATA_DIR
     assert (current.overlap_fraction, current.train_from_verdicts) == (0.1, TrainFrom.TRUSTED)
@@ -112,6 +114,7 @@ def test_every_variable_is_parsed():
                                         profile="ops", inference_units=3, cost_per_unit_hour=4.5)  # fmt: skip
     assert current.aws_region == "us-east-1"
     assert current.tensorflow_notices is True
+    assert current.ray_address == "ray://ray-head.plant.svc:10001"
     assert (current.auth, current.auth_role_claim, current.blind_review) == (AuthMode.OIDC, "groups", False)
     assert current.ingest_roots == (Path("/srv/plant/incoming"), Path("/mnt/recorder"))
     assert (current.overlap_fraction, current.train_from_verdicts) == (0.25, TrainFrom.ANY)
@@ -197,6 +200,7 @@ BAD_VALUES = [
     ("REKOGNITION_COST_PER_UNIT_HOUR", "-1"),
     ("AWS_REGION", "us east 1"),
     ("TF_CPP_MIN_LOG_LEVEL", "quiet"),
+    ("RAY_ADDRESS", "ray-head 10001"),
     ("AUTH", "ldap"),
     ("AUTH", "yes"),
     ("BLIND_REVIEW", "sometimes"),

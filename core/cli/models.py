@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.options import acting_user, add_command, add_jobs, add_json, add_machine, add_who
+from core.cli.options import acting_user, add_command, add_engine, add_jobs, add_json, add_machine, add_who
 from core.cli.output import log, print_epoch, print_json, progress_bar
 from core.commands import core_command
 from core.errors import BadInputError, Reason
@@ -35,7 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     report = train(
         args.machine, args.detector, per_type=args.per_type, epochs=args.epochs, user=args.user,
-        actor=acting_user(args),
+        actor=acting_user(args), engine=args.engine, address=args.address,
         log=log, progress=print_epoch if sys.stderr.isatty() else None,
     )  # fmt: skip
     if args.json:
@@ -52,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def register_train(commands) -> None:
-    """``train [--machine --detector --epochs --per-type --user --json]``."""
+    """``train [--machine --detector --epochs --per-type --engine --address --user --json]``."""
     train = add_command(
         commands, "train", cmd_train,
         help="train a detector on normal training clips",
@@ -67,6 +67,7 @@ def register_train(commands) -> None:
     )  # fmt: skip
     train.add_argument("--epochs", type=int, default=None, help="training epochs (autoencoder; default 30)")
     train.add_argument("--per-type", action="store_true", help="one model per machine type instead of per machine")
+    add_engine(train, "the training clips' feature extraction")
     add_who(train, "who trains (recorded in the provenance)")
     add_json(train, "print the trained models as JSON")
 
@@ -77,7 +78,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     update, close = progress_bar("score")
     try:
-        report = score(args.machine, n_jobs=args.jobs, progress=update, log=log)
+        report = score(args.machine, n_jobs=args.jobs, progress=update, log=log, engine=args.engine,
+                       address=args.address)  # fmt: skip
     finally:
         close()
     if args.json:
@@ -92,14 +94,16 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def register_score(commands) -> None:
-    """``score [--machine --jobs --json]``."""
+    """``score [--machine --jobs --engine --address --json]``."""
     score = add_command(
         commands, "score", cmd_score,
         help="score clips not yet scored by the active model",
         description="Score every clip not yet scored by its machine's active model.",
     )  # fmt: skip
     add_machine(score)
-    add_jobs(score)
+    add_jobs(score, help="worker processes, or with --engine ray the CPUs of a local Ray instance "
+             "(default: all cores)")  # fmt: skip
+    add_engine(score, "reading, feature extraction and scoring")
     add_json(score, "print the report as JSON")
 
 

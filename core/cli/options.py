@@ -41,6 +41,22 @@ def add_jobs(parser: argparse.ArgumentParser, default: int | None = None, help: 
     parser.add_argument("--jobs", type=int, default=default, help=help)
 
 
+def add_engine(parser: argparse.ArgumentParser, work: str) -> None:
+    """``--engine process|ray`` and ``--address ADDR``: where ``work`` runs (a process pool, or Ray)."""
+    from core.vocabulary import Engine
+
+    parser.add_argument(
+        "--engine", choices=[e.value for e in Engine], default=Engine.PROCESS.value,
+        help=f"where {work} runs: process (a pool of worker processes here, the default) or ray (Ray tasks: a "
+        "local Ray instance, or the cluster --address or RAY_ADDRESS names)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--address", metavar="ADDR",
+        help="with --engine ray: the Ray cluster to run on, e.g. ray://head:10001, head:6379 or auto "
+        "(default: RAY_ADDRESS, else a local instance)",
+    )  # fmt: skip
+
+
 def add_who(parser: argparse.ArgumentParser, help: str, flag: str = "--user") -> None:
     """``--user`` (or ``flag``): who does it, recorded with the result (default ``cli``)."""
     parser.add_argument(flag, default="cli", help=help)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
-from core.errors import Reason
+from core.errors import BadInputError, Reason
 from core.parallel import Progress
 from core.signal.batch import extract_features
+from core.vocabulary import Engine
 from core.workflows.catalogue import machines_named
 from core.workflows.clip_store import open_clip
 from core.workflows.model_store import load_detector
@@ -49,6 +51,86 @@ def scorable(model: DetectorModel, clips: list[Clip]) -> tuple[list[Clip], list[
     return [c for c in clips if c.sample_rate == rate], wrong
 
 
+@dataclass
+class ChunkScores:
+    """What scoring some clips with one model gave, wherever it ran (this process or a Ray worker).
+
+    Attributes
+    ----------
+    scores : dict of int to float
+        ``{clip_id: score}`` of the readable clips (higher = more abnormal).
+    details : dict of int to dict
+        ``{clip_id: {"frame_errors", "band_errors"}}``, per feature vector and per mel band.
+    failed : list of dict
+        ``{"path", "reason", "detail"}`` of each clip that could not be scored.
+    loads : dict of int to int
+        ``{worker pid: times it loaded the model}`` for the processes that computed these scores (0: the model
+        was already loaded there).
+    """
+
+    scores: dict[int, float] = field(default_factory=dict)
+    details: dict[int, dict] = field(default_factory=dict)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    loads: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """Clips accounted for: scored or failed."""
+        return len(self.scores) + len(self.failed)
+
+    def merge(self, other: ChunkScores) -> None:
+        """Add ``other``'s clips (of the same model) to these."""
+        self.scores |= other.scores
+        self.details |= other.details
+        self.failed += other.failed
+        for pid, n in other.loads.items():
+            self.loads[pid] = self.loads.get(pid, 0) + n
+
+
+def score_clips(
+    artifact_path: str, clips: list[tuple[int, str]], *, n_jobs: int | None = None, progress: Progress | None = None
+) -> ChunkScores:
+    """Read ``clips`` (``(clip_id, path)``), extract their features on ``n_jobs`` processes and score them with
+    the model saved in ``artifact_path`` in a few large forward passes.  The model is loaded once per process
+    (:func:`~core.workflows.model_store.load_detector` caches it).  Touches no database: it runs here for the
+    process engine and on Ray workers for the Ray engine (:mod:`core.workflows.ray_engine`)."""
+    misses = load_detector.cache_info().misses
+    detector = load_detector(artifact_path)
+    result = ChunkScores(loads={os.getpid(): load_detector.cache_info().misses - misses})
+    batch = extract_features([path for _, path in clips], detector.feature_params, n_jobs=n_jobs, progress=progress,
+                             opener=open_clip)  # fmt: skip
+    readable = [(clip_id, path) for clip_id, path in clips if path in batch.features]
+    if readable:
+        values, explanations = detector.score_and_explain([batch.features[path] for _, path in readable])
+        result.scores = {clip_id: float(v) for (clip_id, _), v in zip(readable, values, strict=True)}
+        result.details = {clip_id: e.summary() for (clip_id, _), e in zip(readable, explanations, strict=True)}
+    result.failed = [{"path": path, "reason": error.reason.value, "detail": error.detail}
+                     for path, error in batch.failures.items()]  # fmt: skip
+    return result
+
+
+def store_scores(model_id: int, chunk: ChunkScores, report: ScoreReport, url: str | None = None) -> None:
+    """Commit ``chunk``'s scores of model ``model_id`` in one transaction (clips it scored already are left)
+    and count them in ``report``: the one way scores reach the database, whichever engine computed them."""
+    if chunk.scores:
+        write_transaction(partial(add_scores, model_id=model_id, scores=chunk.scores, details=chunk.details), url)
+    report.scored += len(chunk.scores)
+    report.failed += chunk.failed
+
+
+def _process_chunks(
+    artifact_path: str, clips: list[tuple[int, str]], n_jobs: int | None, progress: Progress | None
+) -> Iterator[ChunkScores]:
+    """The process engine: ``SCORE_CHUNK`` clips at a time, features on a pool of ``n_jobs`` processes."""
+    for start in range(0, len(clips), SCORE_CHUNK):
+
+        def chunk_progress(finished: int, _total: int, offset: int = start) -> None:
+            if progress:
+                progress(offset + finished, len(clips))
+
+        yield score_clips(artifact_path, clips[start : start + SCORE_CHUNK], n_jobs=n_jobs, progress=chunk_progress)
+
+
 def score_with_model(
     model: DetectorModel,
     machine_pks: list[int],
@@ -57,14 +139,18 @@ def score_with_model(
     n_jobs: int | None = None,
     progress: Progress | None = None,
     report: ScoreReport | None = None,
+    engine: Engine = Engine.PROCESS,
+    address: str | None = None,
 ) -> ScoreReport:
     """Score the clips of these machines that ``model`` has not scored yet.
 
-    Features are extracted on ``n_jobs`` processes; the model then scores a chunk of
-    clips in a few large forward passes.  Unreadable clips are reported, not fatal.
-    Scores are committed chunk by chunk, so an interrupted run loses at most one chunk.
-    A model without local files (a cloud model) scores nothing here.  Clips at another
-    sample rate than the model's are reported (``wrong_sample_rate``), not scored.
+    ``engine`` process: features are extracted on ``n_jobs`` processes; the model then scores a chunk of
+    clips in a few large forward passes.  ``engine`` ray: tasks on Ray (a local instance of ``n_jobs`` CPUs,
+    or the cluster at ``address``) read, extract and score, each worker loading the model once; results
+    stream back here (:mod:`core.workflows.ray_engine`).  Either way unreadable clips are reported, not fatal,
+    and scores are committed here ``SCORE_CHUNK`` clips at a time (:func:`store_scores`), so an interrupted run
+    loses at most one chunk.  A model without local files (a cloud model) scores nothing here.  Clips at
+    another sample rate than the model's are reported (``wrong_sample_rate``), not scored.
     """
     report = report if report is not None else ScoreReport()
     if model.artifact_path is None:  # a cloud model: it scored what it was sent, nothing more here
@@ -75,27 +161,15 @@ def score_with_model(
     if not clips:
         return report
     report.models += 1
-    detector = load_detector(model.artifact_path)
-    for start in range(0, len(clips), SCORE_CHUNK):
-        chunk = clips[start : start + SCORE_CHUNK]
+    work = [(clip.id, clip.path) for clip in clips]
+    if Engine(engine) is Engine.RAY:
+        from core.workflows.ray_engine import scored_batches
 
-        def chunk_progress(finished: int, _total: int, offset: int = start) -> None:
-            if progress:
-                progress(offset + finished, len(clips))
-
-        batch = extract_features([c.path for c in chunk], detector.feature_params, n_jobs=n_jobs,
-                                 progress=chunk_progress, opener=open_clip)  # fmt: skip
-        readable = [c for c in chunk if c.path in batch.features]
-        if readable:
-            values, explanations = detector.score_and_explain([batch.features[c.path] for c in readable])
-            values_by_clip = {c.id: float(v) for c, v in zip(readable, values, strict=True)}
-            details = {c.id: e.summary() for c, e in zip(readable, explanations, strict=True)}
-            write_transaction(partial(add_scores, model_id=model.id, scores=values_by_clip, details=details), url)
-        report.scored += len(readable)
-        report.failed += [
-            {"path": path, "reason": error.reason.value, "detail": error.detail}
-            for path, error in batch.failures.items()
-        ]
+        chunks = scored_batches(model.artifact_path, work, address=address, n_jobs=n_jobs, progress=progress)
+    else:
+        chunks = _process_chunks(model.artifact_path, work, n_jobs, progress)
+    for chunk in chunks:
+        store_scores(model.id, chunk, report, url)
     return report
 
 
@@ -106,9 +180,15 @@ def score(
     n_jobs: int | None = None,
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
+    engine: Engine = Engine.PROCESS,
+    address: str | None = None,
 ) -> ScoreReport:
     """Score every clip of the matching machines (``machine``: ``type/id``, ``type`` or None for all) not yet
-    scored by their active model.  Raises :class:`BadInputError` when a given ``machine`` names none."""
+    scored by their active model, on ``engine`` (see :func:`score_with_model`; ``address``: the Ray cluster,
+    default ``RAY_ADDRESS``, else a local instance).  Raises :class:`BadInputError` when a given ``machine``
+    names none, or when ``address`` is given without the Ray engine."""
+    if address and Engine(engine) is not Engine.RAY:
+        raise BadInputError(Reason.INVALID_PARAMETER, "--address needs --engine ray")
     report = ScoreReport()
     with session_scope(url) as session:
         work: dict[int, tuple[DetectorModel, list[int]]] = {}
@@ -128,7 +208,8 @@ def score(
 
         offset += count
         before = report.scored
-        score_with_model(model, pks, url=url, n_jobs=n_jobs, progress=overall, report=report)
+        score_with_model(model, pks, url=url, n_jobs=n_jobs, progress=overall, report=report, engine=engine,
+                         address=address)  # fmt: skip
         if log and report.scored > before:
             log(f"scored {report.scored - before} clips with {model.detector} v{model.version} ({model.scope})")
     return report

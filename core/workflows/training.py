@@ -23,9 +23,9 @@ from core.detection.selection import MAX_OTHER_CLIPS, choose_detector
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from core.errors import BadInputError, NoModelError, Reason
 from core.settings import TrainFrom, settings
-from core.signal.batch import extract_features
+from core.signal.batch import FeatureBatch, extract_features
 from core.signal.features import FeatureParams
-from core.vocabulary import LabelSource
+from core.vocabulary import Engine, LabelSource
 from core.workflows.audit import record_event
 from core.workflows.catalogue import machine_named, machines_named
 from core.workflows.clip_store import open_clip
@@ -153,6 +153,7 @@ class _Run:
     progress: Callable[[int, int], None] | None
     n_scopes: int
     actor: Actor
+    features: Callable[[list[str], FeatureParams], FeatureBatch] = extract_features  # on the chosen engine
 
     def scope_progress(self, index: int) -> Callable[[int, int], None]:
         """Progress of scope ``index`` on one bar across all scopes."""
@@ -175,8 +176,11 @@ def train(
     log: Report | None = None,
     progress: Callable[[int, int], None] | None = None,
     actor: Actor | None = None,
+    engine: Engine = Engine.PROCESS,
+    address: str | None = None,
 ) -> TrainingReport:
-    """Train ``detector`` for each machine matching ``machine`` (``type/id``, ``type`` or all).
+    """Train ``detector`` for each machine matching ``machine`` (``type/id``, ``type`` or all), the features
+    extracted on ``engine`` (Ray: a local instance or the cluster at ``address``), the model fitted here.
 
     ``actor`` (default: the CLI's operator) needs the engineer role; a signed-in actor is recorded as
     the trainer (``user`` names it for the operator).
@@ -196,7 +200,7 @@ def train(
     _check_unsupervised(detector)
     plans, machine_pks = _training_plan(machine, per_type, url)
     run = _Run(detector, _params(detector, epochs), url, user, log or (lambda _line: None), progress, len(plans),
-               on_behalf_of(actor, user))  # fmt: skip
+               on_behalf_of(actor, user), _feature_engine(engine, address))  # fmt: skip
     report = TrainingReport()
     for index, (scope, plan) in enumerate(plans.items()):
         if plan.left_out:
@@ -275,6 +279,16 @@ def train_and_score(
         queue = score_with_model(active, pks, url=url, progress=scoring_progress)
     return MachineTraining(report, scored, queue, active.id if active else None)
 
+def _feature_engine(engine: Engine, address: str | None) -> Callable[[list[str], FeatureParams], FeatureBatch]:
+    """``features(paths, params)`` on ``engine`` (``address``: the Ray cluster, only with the Ray engine)."""
+    if Engine(engine) is Engine.PROCESS:
+        if address:
+            raise BadInputError(Reason.INVALID_PARAMETER, "--address needs --engine ray")
+        return partial(extract_features, opener=open_clip)
+    from core.workflows import ray_engine
+
+    return partial(ray_engine.extract_features, address=address)
+
 
 def _check_unsupervised(detector: str) -> None:
     if detector == AUTO:
@@ -351,7 +365,7 @@ def _train_scope(
     """Fit ``run.detector`` on ``clips`` and register it as the next version for ``scope``."""
     url, user = run.url, run.user
     feature_params = FeatureParams()
-    batch = extract_features([clip.path for clip in clips], feature_params, opener=open_clip)
+    batch = run.features([clip.path for clip in clips], feature_params)
     usable = [clip for clip in clips if clip.path in batch.features]
     if len(usable) < MIN_TRAINING_CLIPS:
         first = min(batch.failures.items())
