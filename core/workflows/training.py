@@ -220,13 +220,17 @@ def train(
             run.log(f"skipped {scope}: {exc.detail}")
             continue
         report.trained.append(trained)
-        confirmed = f" ({trained.n_from_verdicts} of them labelled normal by the team)" \
-            if trained.n_from_verdicts else ""  # fmt: skip
-        if trained.choice:
-            run.log(f"{scope}: automatic choice: {trained.choice}")
-        run.log(f"trained {trained.detector} v{trained.version} for {scope} on {trained.n_train} clips{confirmed} "
-                f"in {trained.seconds:.1f} s; threshold {trained.threshold:.4g}")  # fmt: skip
+        _log_trained(run, scope, trained)
     return report
+
+
+def _log_trained(run: _Run, scope: str, trained: TrainedModel) -> None:
+    """One line (two with an automatic choice) saying what was trained, on what, how fast, at which threshold."""
+    confirmed = f" ({trained.n_from_verdicts} of them labelled normal by the team)" if trained.n_from_verdicts else ""
+    if trained.choice:
+        run.log(f"{scope}: automatic choice: {trained.choice}")
+    run.log(f"trained {trained.detector} v{trained.version} for {scope} on {trained.n_train} clips{confirmed} "
+            f"in {trained.seconds:.1f} s; threshold {trained.threshold:.4g}")  # fmt: skip
 
 
 @dataclass(frozen=True)
