@@ -20,12 +20,15 @@ import soundfile as sf
 
 from core.errors import BadInputError, Reason
 from core.signal.features import FeatureParams
+from core.signal.scratch import scratch
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 DEFAULT_MAX_DURATION_S = 600.0  # load_clip's limit unless told; ingest passes the MAX_CLIP_SECONDS setting
 DEFAULT_MAX_SAMPLE_RATE = 96_000  # Hz; callers pass the MAX_SAMPLE_RATE setting
 MIN_SAMPLE_RATE = 1_000  # Hz; below this no machine sound is left to hear
 READ_BLOCK_BYTES = 16 << 20  # a multichannel file is read this much at a time (one channel is kept)
+SCALE_PCM16 = np.float32(1.0 / 32768.0)  # 16-bit sample to [-1, 1], as libsndfile scales it
+PCM16_BLOCK_BYTES = 256 << 10  # 16-bit WAV data is read this much at a time, into a reused buffer
 SILENCE_PEAK = 1e-6  # a clip whose absolute peak is below this is treated as all-silent
 
 
@@ -138,30 +141,44 @@ def clip_info(path: str | os.PathLike) -> ClipInfo:
     )
 
 
-def _read_channel(path: Path, info: ClipInfo, channel: int) -> np.ndarray:
+def _read_pcm16_channel(path: Path, info: ClipInfo, channel: int, signal: np.ndarray) -> int:
+    """Fill ``signal`` with one channel of a 16-bit PCM WAV file's data chunk, scaled to [-1, 1]; the frames read.
+
+    ``PCM16_BLOCK_BYTES`` at a time into this thread's reused buffer (:func:`core.signal.scratch.scratch`),
+    each block converted while it is still in the cache: no fresh pages per file, one pass over the data.
+    """
+    frame_bytes = 2 * info.n_channels
+    block = scratch("audio.pcm16", (max(1, PCM16_BLOCK_BYTES // frame_bytes), info.n_channels), "<i2")
+    raw = memoryview(block.reshape(-1).view(np.uint8))
+    filled = 0
+    with path.open("rb", buffering=0) as fh:
+        fh.seek(info.data_offset)
+        while filled < info.n_frames:
+            count = min(block.shape[0], info.n_frames - filled)
+            n = fh.readinto(raw[: count * frame_bytes]) // frame_bytes
+            np.multiply(block[:n, channel], SCALE_PCM16, out=signal[filled : filled + n], casting="unsafe")
+            filled += n
+            if n < count:
+                break
+    return filled
+
+
+def _read_channel(path: Path, info: ClipInfo, channel: int, reuse_buffer: bool = False) -> np.ndarray:
     """One channel as float32 in [-1, 1], holding only that channel in memory (a 300 MB 8-channel file
     costs one channel's worth, not the whole file).
 
     16-bit PCM WAV (the MIMII and DCASE format) is read straight from its data chunk
-    and only the wanted channel is converted; everything else goes through libsndfile.
-    Multichannel files are read ``READ_BLOCK_BYTES`` at a time.
+    and only the wanted channel is converted (:func:`_read_pcm16_channel`); everything else goes through
+    libsndfile, multichannel files ``READ_BLOCK_BYTES`` at a time.
     """
-    signal = np.empty(info.n_frames, dtype=np.float32)
+    if reuse_buffer:
+        signal = scratch("audio.signal", (info.n_frames,), np.float32)
+    else:
+        signal = np.empty(info.n_frames, dtype=np.float32)
     filled = 0
     try:
         if info.subtype == "PCM_16" and info.data_offset is not None:
-            block = info.n_frames if info.n_channels == 1 else max(1, READ_BLOCK_BYTES // (2 * info.n_channels))
-            with path.open("rb") as fh:
-                fh.seek(info.data_offset)
-                while filled < info.n_frames:
-                    count = min(block, info.n_frames - filled)
-                    data = np.fromfile(fh, dtype="<i2", count=count * info.n_channels)
-                    n = data.size // info.n_channels
-                    column = data[: n * info.n_channels].reshape(n, info.n_channels)[:, channel]
-                    np.multiply(column, np.float32(1.0 / 32768.0), out=signal[filled : filled + n], casting="unsafe")
-                    filled += n
-                    if n < count:
-                        break
+            filled = _read_pcm16_channel(path, info, channel, signal)
         else:
             with sf.SoundFile(str(path)) as audio:
                 block = max(1, READ_BLOCK_BYTES // (4 * info.n_channels))
@@ -204,6 +221,7 @@ def load_clip(
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     max_sample_rate: int = DEFAULT_MAX_SAMPLE_RATE,
     min_samples: int = FeatureParams().min_samples,
+    reuse_buffer: bool = False,
 ) -> Clip:
     """Read one channel of an audio file and check it is usable.
 
@@ -224,6 +242,10 @@ def load_clip(
     min_samples : int
         Refuse signals shorter than this (default: one feature vector with the
         default :class:`~core.signal.features.FeatureParams`, 2048 samples).
+    reuse_buffer : bool
+        Read into this thread's reused buffer (:func:`core.signal.scratch.scratch`) instead of a new array:
+        no fresh pages per file, but the thread's next such call overwrites ``signal``.  For a caller done
+        with the signal before it reads another file (:func:`core.signal.batch.file_features`).
 
     Returns
     -------
@@ -239,7 +261,7 @@ def load_clip(
     p = Path(path)
     info = clip_info(p)
     _check_header(p, info, channel, max_duration_s, max_sample_rate, min_samples)
-    signal = _read_channel(p, info, channel)
+    signal = _read_channel(p, info, channel, reuse_buffer)
     low, high = float(signal.min()), float(signal.max())  # NaN and inf propagate; no temporary arrays
     if not (np.isfinite(low) and np.isfinite(high)):
         raise BadInputError(Reason.NON_FINITE, "contains NaN or infinite samples", p)

@@ -22,8 +22,11 @@ class FeatureBatch:
 
 
 def file_features(path: str, params: FeatureParams = FeatureParams(), channel: int = 0) -> np.ndarray:
-    """Read ``channel`` of ``path`` and return its log-mel frame features ``(n_vectors, params.dims)``."""
-    clip = load_clip(path, channel, min_samples=params.min_samples)
+    """Read ``channel`` of ``path`` and return its log-mel frame features ``(n_vectors, params.dims)``.
+
+    The samples go to this thread's reused buffer (``load_clip(reuse_buffer=True)``): only the features
+    outlive the call."""
+    clip = load_clip(path, channel, min_samples=params.min_samples, reuse_buffer=True)
     try:
         return features_for(clip.signal, clip.sr, params)
     except BadInputError as exc:

@@ -267,3 +267,28 @@ def test_a_300_mb_eight_channel_file_costs_one_channel_of_memory(tmp_path, float
     reason, grown_mb = out.stdout.split()
     assert reason == "silent"  # read to the end: the hole holds zeros
     assert int(grown_mb) < 150  # one channel as float32 is 38-75 MB; reading the whole file costs 300-400 MB
+
+
+@pytest.mark.parametrize(("name", "channels", "subtype"), [("a.wav", 8, "PCM_16"), ("b.flac", 2, "PCM_16"),
+                                                            ("c.wav", 3, "FLOAT")])  # fmt: skip
+def test_reuse_buffer_reads_the_same_samples_into_the_threads_buffer(tmp_path, name, channels, subtype):
+    path = write_wav(tmp_path / name, tone(1.5, channels=channels, seed=2), subtype=subtype)
+    fresh = load_clip(path, channel=channels - 1)
+    reused = load_clip(path, channel=channels - 1, reuse_buffer=True)
+    np.testing.assert_array_equal(reused.signal, fresh.signal)
+    assert (reused.sr, reused.n_channels, reused.channel) == (fresh.sr, fresh.n_channels, fresh.channel)
+    other = load_clip(write_wav(tmp_path / f"other_{name}", tone(1.0, seed=9), subtype=subtype), reuse_buffer=True)
+    assert np.shares_memory(other.signal, reused.signal)  # the next reused read overwrites it, as documented
+    assert not np.shares_memory(fresh.signal, load_clip(path, channel=channels - 1).signal)
+
+
+def test_reuse_buffer_still_refuses_bad_files(tmp_path):
+    silent = write_wav(tmp_path / "silent.wav", np.zeros((SR, 8), np.float32))
+    with pytest.raises(BadInputError) as caught:
+        load_clip(silent, reuse_buffer=True)
+    assert caught.value.reason is Reason.SILENT
+    whole = write_wav(tmp_path / "whole.wav", tone(1.0, channels=8)).read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(BadInputError) as caught:
+        load_clip(tmp_path / "cut.wav", reuse_buffer=True)
+    assert caught.value.reason is Reason.CORRUPT
