@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, and_, case, delete, exists, func, literal, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import BigInteger, and_, case, delete, exists, func, literal, or_, select, union, update
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from core.vocabulary import CLASSES, JobState, Label, Split
 from db.frames import join_details, split_details
@@ -96,9 +96,12 @@ def recent_rejections(session: Session, limit: int = 50) -> list[RejectedFile]:
 # --- machines and models -------------------------------------------------------------------------
 
 
-def machines_matching(session: Session, spec: str | None = None) -> list[Machine]:
-    """Machines named by ``spec``: ``type/id``, a whole ``type``, or ``None`` for all; sorted by key."""
+def machines_matching(session: Session, spec: str | None = None, *, with_models: bool = False) -> list[Machine]:
+    """Machines named by ``spec``: ``type/id``, a whole ``type``, or ``None`` for all; sorted by key.
+    ``with_models`` loads their active models too, in one more query (not one per machine)."""
     query = select(Machine).order_by(Machine.machine_type, Machine.machine_id)
+    if with_models:
+        query = query.options(selectinload(Machine.active_model))
     if spec:
         machine_type, _, machine_id = spec.partition("/")
         query = query.where(Machine.machine_type == machine_type)
@@ -291,30 +294,48 @@ def queue_count(session: Session, query) -> int:
     return session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
-def _judged(clip_id_column):
-    """SQL: someone judged the clip (an annotation row, undo rows included) or adjudicated it."""
-    annotated = exists().where(Annotation.clip_id == clip_id_column)
-    return or_(annotated, exists().where(Adjudication.clip_id == clip_id_column))
+def active_cuts(session: Session) -> dict[int, tuple[int, float]]:
+    """``{machine_pk: (active model id, its active threshold)}`` of the machines whose active model has a threshold
+    (the model's latest threshold row), in one query."""
+    return {pk: (model_id, cut) for pk, model_id, cut in session.execute(select(_cuts()))}
 
 
-def count_flagged(session: Session, model_id: int, machine_pk: int, threshold: float) -> int:
-    """How many of the machine's clips the model scores above ``threshold``, counted by the database."""
-    query = select(func.count()).select_from(Score).join(Clip, Clip.id == Score.clip_id)
-    query = query.where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Score.score > threshold)
-    return session.scalar(query) or 0
+def _cuts():
+    """SQL: ``(machine_pk, model_id, cut)`` per machine whose active model has a threshold (its latest row)."""
+    latest = select(Threshold.model_id, func.max(Threshold.id).label("id")).group_by(Threshold.model_id).subquery()
+    return (
+        select(Machine.id.label("machine_pk"), Machine.active_model_id.label("model_id"), Threshold.value.label("cut"))
+        .join(latest, latest.c.model_id == Machine.active_model_id)
+        .join(Threshold, Threshold.id == latest.c.id)
+        .subquery()
+    )
 
 
-def judged_tallies(session: Session, machine_pk: int, model_id: int | None, threshold: float | None) -> list[tuple]:
-    """Per clip of the machine that someone judged or adjudicated: ``(clip_id, abnormal, normal, unsure,
-    annotators, adjudicated, flagged)``: how many annotators' standing verdicts (their latest row that is
-    neither an undo row nor undone) say each verdict, how many annotators stand, whether an adjudication
-    exists, and whether the model scores it above ``threshold``.  One grouped query: what the Overview's
-    counts are made of (:func:`core.workflows.triage.machine_summaries`)."""
+def flagged_by_machine(session: Session) -> dict[int, int]:
+    """``{machine_pk: clips its active model scores above its active threshold}``, one grouped query over every
+    machine (served by ``scores (model_id, score)``); a machine without a threshold is absent."""
+    cuts = _cuts()
+    query = (
+        select(Clip.machine_pk, func.count())
+        .select_from(cuts)
+        .join(Score, and_(Score.model_id == cuts.c.model_id, Score.score > cuts.c.cut))
+        .join(Clip, and_(Clip.id == Score.clip_id, Clip.machine_pk == cuts.c.machine_pk))
+        .group_by(Clip.machine_pk)
+    )
+    return dict(session.execute(query).all())
+
+
+def judged_tallies(session: Session) -> dict[int, list[tuple]]:
+    """Per machine, per clip someone judged or adjudicated: ``(clip_id, abnormal, normal, unsure, annotators,
+    adjudicated, flagged)``: how many annotators' standing verdicts (their latest row that is neither an undo
+    row nor undone) say each verdict, how many annotators stand, whether an adjudication exists, and whether the
+    machine's active model scores it above its active threshold.  One query over every machine, driven by the
+    verdicts (never by the clips): what the Overview's counts are made of
+    (:func:`core.workflows.triage.machine_summaries`)."""
     row, undo = aliased(Annotation), aliased(Annotation)
     latest = (
         select(func.max(row.id).label("id"))
-        .join(Clip, Clip.id == row.clip_id)
-        .where(Clip.machine_pk == machine_pk, row.undoes_id.is_(None), ~exists().where(undo.undoes_id == row.id))
+        .where(row.undoes_id.is_(None), ~exists().where(undo.undoes_id == row.id))
         .group_by(row.clip_id, row.annotator)
         .subquery()
     )
@@ -323,34 +344,42 @@ def judged_tallies(session: Session, machine_pk: int, model_id: int | None, thre
                                      for v in ("abnormal", "normal", "unsure")], func.count().label("annotators"))
         .join(latest, latest.c.id == Annotation.id)
         .group_by(Annotation.clip_id)
-        .subquery()
+        .cte("said")  # read twice: computed once
     )  # fmt: skip
-    flagged = (
-        exists().where(Score.clip_id == Clip.id, Score.model_id == model_id, Score.score > threshold)
-        if threshold is not None
-        else literal(False)
-    )
-    ruled = exists().where(Adjudication.clip_id == Clip.id)
+    judged = union(select(said.c.clip_id), select(Adjudication.clip_id)).subquery()  # judged: standing or ruled
+    cuts = _cuts()
+    flagged = exists().where(Score.clip_id == Clip.id, Score.model_id == cuts.c.model_id, Score.score > cuts.c.cut)
     zero = literal(0)
     query = (
-        select(Clip.id, func.coalesce(said.c.abnormal, zero), func.coalesce(said.c.normal, zero),
-               func.coalesce(said.c.unsure, zero), func.coalesce(said.c.annotators, zero), ruled, flagged)
+        select(Clip.machine_pk, Clip.id, func.coalesce(said.c.abnormal, zero), func.coalesce(said.c.normal, zero),
+               func.coalesce(said.c.unsure, zero), func.coalesce(said.c.annotators, zero),
+               exists().where(Adjudication.clip_id == Clip.id), and_(cuts.c.cut.is_not(None), flagged))
+        .select_from(judged)
+        .join(Clip, Clip.id == judged.c.clip_id)
         .outerjoin(said, said.c.clip_id == Clip.id)
-        .where(Clip.machine_pk == machine_pk, or_(said.c.clip_id.is_not(None), ruled))
+        .outerjoin(cuts, cuts.c.machine_pk == Clip.machine_pk)
     )  # fmt: skip
-    return [tuple(r) for r in session.execute(query)]
+    out: dict[int, list[tuple]] = {}
+    for machine_pk, *tally in session.execute(query):
+        out.setdefault(machine_pk, []).append(tuple(tally))
+    return out
 
 
-def machine_clip_facts(session: Session, machine_pk: int) -> tuple[int, datetime | None, datetime | None]:
-    """``(clips, last ingested at, last verdict at)`` of a machine, from aggregate queries."""
-    n, last_ingested = session.execute(
-        select(func.count(Clip.id), func.max(Clip.ingested_at)).where(Clip.machine_pk == machine_pk)
-    ).one()
-    last_verdict = session.scalar(
-        select(func.max(Annotation.created_at)).join(Clip, Clip.id == Annotation.clip_id)
-        .where(Clip.machine_pk == machine_pk)
-    )  # fmt: skip
-    return n or 0, last_ingested, last_verdict
+def clip_facts_by_machine(session: Session) -> dict[int, tuple[int, datetime | None, datetime | None]]:
+    """``{machine_pk: (clips, last ingested at, last verdict at)}`` of every machine, from two queries: the clips'
+    count and latest time per machine from ``clips (machine_pk, ingested_at, id)`` alone, and the latest verdict
+    per machine grouped over the verdicts (their machine through ``clips (id, machine_pk)``)."""
+    last_verdict = dict(
+        session.execute(
+            select(Clip.machine_pk, func.max(Annotation.created_at))
+            .join(Clip, Clip.id == Annotation.clip_id)
+            .group_by(Clip.machine_pk)
+        ).all()
+    )
+    n_clips = select(func.count()).where(Clip.machine_pk == Machine.id).scalar_subquery()
+    last_clip = select(func.max(Clip.ingested_at)).where(Clip.machine_pk == Machine.id).scalar_subquery()
+    rows = session.execute(select(Machine.id, n_clips, last_clip))
+    return {pk: (n or 0, last, last_verdict.get(pk)) for pk, n, last in rows}
 
 
 # --- verdicts --------------------------------------------------------------------------------------
@@ -638,23 +667,41 @@ def clip_rates(session: Session, machine_pk: int, clip_ids: list[int] | None = N
     return out
 
 
+def _judged_ids_sql():
+    """SQL: the ids of the clips someone judged (an annotation row, undo rows included) or adjudicated, read from
+    the verdict tables' ``(clip_id, created_at)`` indexes (a few per cent of the clips, never a scan of them)."""
+    return union(select(Annotation.clip_id), select(Adjudication.clip_id)).subquery()
+
+
 def drift_candidates(session: Session, machine_pk: int, rate: int | None, until: datetime) -> list[tuple[int, str]]:
     """``(clip_id, layout label)`` of the machine's clips at ``rate`` ingested until ``until`` that the layout
-    calls normal or someone judged: the clips that may be normal held-out clips (two columns, by id)."""
-    query = select(Clip.id, Clip.label).where(Clip.machine_pk == machine_pk, Clip.ingested_at <= until,
-                                              or_(Clip.label == Label.NORMAL, _judged(Clip.id)))  # fmt: skip
+    calls normal or someone judged: the clips that may be normal held-out clips (two columns, by id).  The
+    normal ones come from ``clips (machine_pk, label, sample_rate, ingested_at, split)`` alone, the judged ones
+    from the verdicts."""
+    normal = select(Clip.id, Clip.label).where(Clip.machine_pk == machine_pk, Clip.label == Label.NORMAL,
+                                               Clip.ingested_at <= until)  # fmt: skip
+    judged = _judged_ids_sql()
+    others = (
+        select(Clip.id, Clip.label)
+        .join(judged, judged.c.clip_id == Clip.id)
+        .where(Clip.machine_pk == machine_pk, Clip.label != Label.NORMAL, Clip.ingested_at <= until)
+    )
     if rate is not None:
-        query = query.where(Clip.sample_rate == rate)
-    return [(i, label) for i, label in session.execute(query.order_by(Clip.id))]
+        normal, others = normal.where(Clip.sample_rate == rate), others.where(Clip.sample_rate == rate)
+    found = [tuple(row) for part in (normal, others) for row in session.execute(part)]
+    return sorted(found)
 
 
 def judged_ids(session: Session, machine_pk: int) -> set[int]:
-    """Ids of the machine's clips someone judged or adjudicated."""
-    return set(session.scalars(select(Clip.id).where(Clip.machine_pk == machine_pk, _judged(Clip.id))))
+    """Ids of the machine's clips someone judged or adjudicated (driven by the verdicts, not the clips)."""
+    judged = _judged_ids_sql()
+    query = select(Clip.id).join(judged, judged.c.clip_id == Clip.id).where(Clip.machine_pk == machine_pk)
+    return set(session.scalars(query))
 
 
 def other_rate_ids(session: Session, machine_pk: int, rate: int) -> set[int]:
-    """Ids of the machine's clips recorded at another sample rate than ``rate`` (few: a misconfigured recorder)."""
+    """Ids of the machine's clips recorded at another sample rate than ``rate`` (few: a misconfigured recorder),
+    read from ``clips (machine_pk, label, sample_rate, ...)``."""
     return set(session.scalars(select(Clip.id).where(Clip.machine_pk == machine_pk, Clip.sample_rate != rate)))
 
 

@@ -24,6 +24,7 @@ from core.workflows.audit import record_event
 from core.workflows.labels import ClipLabel, labels_for_clips, labels_for_machines, needs_two_annotators
 from db.models import Annotation, Clip, Machine
 from db.queries import (
+    active_cuts,
     active_threshold,
     add_annotation,
     add_anomaly_type,
@@ -31,12 +32,12 @@ from db.queries import (
     awaiting_verdict,
     clip_by_hash,
     clip_by_path,
+    clip_facts_by_machine,
     clips_newest_first,
-    count_flagged,
+    flagged_by_machine,
     judged_tallies,
     last_undoable,
     machine_by_key,
-    machine_clip_facts,
     machines_matching,
     queue_count,
     queue_page,
@@ -92,14 +93,12 @@ def _threshold(session, machine: Machine) -> float | None:
     return found.value if found is not None else None
 
 
-def _summary(session, machine: Machine, overlap: float) -> MachineSummary:
-    """One machine's counts from aggregate queries: the clips, the flagged ones, and per judged clip the tally
-    of its standing verdicts (:func:`db.queries.judged_tallies`) read under the label policy (rules 1-3, 8)."""
-    model, threshold = machine.active_model, _threshold(session, machine)
-    n_clips, last_ingested_at, last_verdict_at = machine_clip_facts(session, machine.id)
-    tallies = judged_tallies(session, machine.id, model.id if model else None, threshold)
+def _summary(machine: Machine, facts: tuple, cut: tuple | None, flagged: int, tallies: list[tuple], overlap: float):
+    """One machine's counts from the grouped queries' rows: its clips, the flagged ones, and per judged clip the
+    tally of its standing verdicts (:func:`db.queries.judged_tallies`) read under the label policy (rules 1-3, 8)."""
+    model = machine.active_model
+    n_clips, last_ingested_at, last_verdict_at = facts
     judged = [t for t in tallies if t[4] > 0]  # (clip_id, abnormal, normal, unsure, annotators, ruled, flagged)
-    flagged = count_flagged(session, model.id, machine.id, threshold) if threshold is not None else 0
     return MachineSummary(
         machine=machine.key,
         clips=n_clips,
@@ -113,18 +112,26 @@ def _summary(session, machine: Machine, overlap: float) -> MachineSummary:
         settled=sum(bool(t[5]) for t in tallies),
         detector=model.detector if model else None,
         version=model.version if model else None,
-        threshold=threshold,
+        threshold=cut[1] if cut is not None else None,
         last_ingested_at=last_ingested_at,
         last_verdict_at=last_verdict_at,
     )
 
 
 def machine_summaries(url: str | None = None) -> list[MachineSummary]:
-    """One summary per machine, sorted by machine key: counts from aggregate queries, and the label policy
-    applied only to the clips someone judged, so its time follows the team's verdicts, not the clips."""
+    """One summary per machine, sorted by machine key: counts from grouped queries over every machine at once
+    (never a set of queries per machine), and the label policy applied only to the clips someone judged, so its
+    time follows the clips' count once and the team's verdicts, not the machines times the clips."""
     with session_scope(url) as session:
         overlap = settings().overlap_fraction
-        return [_summary(session, machine, overlap) for machine in machines_matching(session)]
+        machines = machines_matching(session, with_models=True)
+        facts, cuts = clip_facts_by_machine(session), active_cuts(session)
+        flagged, tallies = flagged_by_machine(session), judged_tallies(session)
+        return [
+            _summary(m, facts.get(m.id, (0, None, None)), cuts.get(m.id), flagged.get(m.id, 0), tallies.get(m.id, []),
+                     overlap)
+            for m in machines
+        ]  # fmt: skip
 
 
 def _check_order(order: str) -> None:
