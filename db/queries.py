@@ -504,6 +504,56 @@ def scored_clips(session: Session, model_id: int, machine_pks: list[int]) -> lis
     return [(clip, value) for clip, value in rows]
 
 
+def tuning_rows(session: Session, model_id: int, machine_pk: int, splits: list[str]) -> list:
+    """``(id, label, split, score)`` rows (four columns, never whole clips) of the machine's clips in ``splits``
+    the model scored that the layout labels normal or abnormal or someone judged: every clip that may be in the
+    Thresholds page's labelled set, by id."""
+    judged = _judged_ids_sql()
+    query = (
+        select(Clip.id, Clip.label, Clip.split, Score.score)
+        .join(Score, Score.clip_id == Clip.id)
+        .outerjoin(judged, judged.c.clip_id == Clip.id)
+        .where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Clip.split.in_(splits),
+               or_(Clip.label.in_(CLASSES), judged.c.clip_id.is_not(None)))
+        .order_by(Clip.id)
+    )  # fmt: skip
+    return list(session.execute(query))
+
+
+def score_sketch(
+    session: Session, model_id: int, machine_pk: int, splits: list[str], leave_out: list[int], points: int
+) -> tuple[int, list[float]]:
+    """``(n, scores)`` of the machine's clips in ``splits`` the model scored that the layout does not label and
+    nobody judged (but those in ``leave_out``): how many, and at most ``points + 1`` of their scores at evenly
+    spaced ranks, the lowest and the highest included (all of them when ``n <= points``), ascending.  Counted
+    and ranked by the database (a window function), so what is read stays bounded however many clips there are."""
+    base = (
+        select(Score.score.label("score"))
+        .join(Clip, Clip.id == Score.clip_id)
+        .where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Clip.split.in_(splits),
+               Clip.label.not_in(CLASSES), ~exists().where(Annotation.clip_id == Clip.id),
+               ~exists().where(Adjudication.clip_id == Clip.id))
+    )  # fmt: skip
+    if leave_out:
+        base = base.where(Clip.id.not_in(leave_out))
+    n = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    if n == 0:
+        return 0, []
+    step = -(-n // max(points, 1))
+    ranked = base.add_columns(func.row_number().over(order_by=(Score.score, Score.clip_id)).label("rank")).subquery()
+    picked = select(ranked.c.score).where(or_((ranked.c.rank - 1) % step == 0, ranked.c.rank == n))
+    return n, list(session.scalars(picked.order_by(ranked.c.rank)))
+
+
+def clips_in_splits(session: Session, clip_ids: list[int], splits: list[str]) -> list[int]:
+    """Those of ``clip_ids`` (any number: asked in chunks) whose clip is in one of ``splits``."""
+    out: list[int] = []
+    for start in range(0, len(clip_ids), IN_CHUNK):
+        chunk = clip_ids[start : start + IN_CHUNK]
+        out += session.scalars(select(Clip.id).where(Clip.id.in_(chunk), Clip.split.in_(splits)))
+    return sorted(out)
+
+
 def score_details(session: Session, model_id: int, clip_id: int) -> dict | None:
     """A score's details: ``frame_errors`` and ``band_errors`` (unpacked from their float16 bytes) and
     whatever else was stored; None when the clip has no score or no details."""

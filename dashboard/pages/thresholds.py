@@ -87,7 +87,7 @@ def render() -> None:
     st.session_state["threshold_slider"] = float(np.clip(start, low, high))
     value = st.slider("Threshold", low, high, key="threshold_slider", format="%.4g",
                       help=f"{data.detector} scores; clips above the threshold are flagged")  # fmt: skip
-    flagged_share = float(np.mean(all_scores > value))
+    flagged_share = data.flagged_share(value)
     cols = st.columns(5)
     cols[4].metric("Expected flags per day", f"{flagged_share * data.clips_per_day:.1f}",
                    help="Share of clips above the threshold x clips ingested per day (last 7 days)")  # fmt: skip
