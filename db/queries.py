@@ -311,26 +311,14 @@ def _cuts():
     )
 
 
-def flagged_by_machine(session: Session) -> dict[int, int]:
-    """``{machine_pk: clips its active model scores above its active threshold}``, one grouped query over every
-    machine (served by ``scores (model_id, score)``); a machine without a threshold is absent."""
-    cuts = _cuts()
-    query = (
-        select(Clip.machine_pk, func.count())
-        .select_from(cuts)
-        .join(Score, and_(Score.model_id == cuts.c.model_id, Score.score > cuts.c.cut))
-        .join(Clip, and_(Clip.id == Score.clip_id, Clip.machine_pk == cuts.c.machine_pk))
-        .group_by(Clip.machine_pk)
-    )
-    return dict(session.execute(query).all())
-
-
 def judged_tallies(session: Session) -> dict[int, list[tuple]]:
-    """Per machine, per clip someone judged or adjudicated: ``(clip_id, abnormal, normal, unsure, annotators,
-    adjudicated, flagged)``: how many annotators' standing verdicts (their latest row that is neither an undo
-    row nor undone) say each verdict, how many annotators stand, whether an adjudication exists, and whether the
-    machine's active model scores it above its active threshold.  One query over every machine, driven by the
-    verdicts (never by the clips): what the Overview's counts are made of
+    """Per machine, per clip someone judged or adjudicated or an active model flags: ``(clip_id, abnormal,
+    normal, unsure, annotators, adjudicated, flagged, last verdict at)``: how many annotators' standing verdicts
+    (their latest row that is neither an undo row nor undone) say each verdict, how many annotators stand,
+    whether an adjudication exists, whether the machine's active model scores it above its active threshold, and
+    when its latest verdict row (an undo included; None if none) was written.  One query over every machine,
+    driven by the verdicts and the flagged scores (``scores (model_id, score, clip_id)``), never by the clips,
+    each clip's machine read once from ``clips (id, machine_pk)``: what the Overview's counts are made of
     (:func:`core.workflows.triage.machine_summaries`)."""
     row, undo = aliased(Annotation), aliased(Annotation)
     latest = (
@@ -344,20 +332,30 @@ def judged_tallies(session: Session) -> dict[int, list[tuple]]:
                                      for v in ("abnormal", "normal", "unsure")], func.count().label("annotators"))
         .join(latest, latest.c.id == Annotation.id)
         .group_by(Annotation.clip_id)
-        .cte("said")  # read twice: computed once
+        .subquery()
     )  # fmt: skip
-    judged = union(select(said.c.clip_id), select(Adjudication.clip_id)).subquery()  # judged: standing or ruled
+    acted = (
+        select(Annotation.clip_id, func.max(Annotation.created_at).label("at"))
+        .group_by(Annotation.clip_id)
+        .cte("acted")
+    )  # read twice: computed once
     cuts = _cuts()
-    flagged = exists().where(Score.clip_id == Clip.id, Score.model_id == cuts.c.model_id, Score.score > cuts.c.cut)
+    flagged = (
+        select(Score.clip_id, cuts.c.machine_pk)
+        .join(cuts, and_(Score.model_id == cuts.c.model_id, Score.score > cuts.c.cut))
+        .cte("flagged")
+    )
+    judged = union(select(acted.c.clip_id), select(Adjudication.clip_id), select(flagged.c.clip_id)).subquery()
     zero = literal(0)
     query = (
         select(Clip.machine_pk, Clip.id, func.coalesce(said.c.abnormal, zero), func.coalesce(said.c.normal, zero),
                func.coalesce(said.c.unsure, zero), func.coalesce(said.c.annotators, zero),
-               exists().where(Adjudication.clip_id == Clip.id), and_(cuts.c.cut.is_not(None), flagged))
+               exists().where(Adjudication.clip_id == Clip.id), flagged.c.clip_id.is_not(None), acted.c.at)
         .select_from(judged)
         .join(Clip, Clip.id == judged.c.clip_id)
         .outerjoin(said, said.c.clip_id == Clip.id)
-        .outerjoin(cuts, cuts.c.machine_pk == Clip.machine_pk)
+        .outerjoin(acted, acted.c.clip_id == Clip.id)
+        .outerjoin(flagged, and_(flagged.c.clip_id == Clip.id, flagged.c.machine_pk == Clip.machine_pk))
     )  # fmt: skip
     out: dict[int, list[tuple]] = {}
     for machine_pk, *tally in session.execute(query):
@@ -365,21 +363,12 @@ def judged_tallies(session: Session) -> dict[int, list[tuple]]:
     return out
 
 
-def clip_facts_by_machine(session: Session) -> dict[int, tuple[int, datetime | None, datetime | None]]:
-    """``{machine_pk: (clips, last ingested at, last verdict at)}`` of every machine, from two queries: the clips'
-    count and latest time per machine from ``clips (machine_pk, ingested_at, id)`` alone, and the latest verdict
-    per machine grouped over the verdicts (their machine through ``clips (id, machine_pk)``)."""
-    last_verdict = dict(
-        session.execute(
-            select(Clip.machine_pk, func.max(Annotation.created_at))
-            .join(Clip, Clip.id == Annotation.clip_id)
-            .group_by(Clip.machine_pk)
-        ).all()
-    )
+def clip_counts_by_machine(session: Session) -> dict[int, tuple[int, datetime | None]]:
+    """``{machine_pk: (clips, last ingested at)}`` of every machine, in one query read from ``clips (machine_pk,
+    ingested_at, id)`` alone (a count and the index's last entry per machine)."""
     n_clips = select(func.count()).where(Clip.machine_pk == Machine.id).scalar_subquery()
     last_clip = select(func.max(Clip.ingested_at)).where(Clip.machine_pk == Machine.id).scalar_subquery()
-    rows = session.execute(select(Machine.id, n_clips, last_clip))
-    return {pk: (n or 0, last, last_verdict.get(pk)) for pk, n, last in rows}
+    return {pk: (n or 0, last) for pk, n, last in session.execute(select(Machine.id, n_clips, last_clip))}
 
 
 # --- verdicts --------------------------------------------------------------------------------------

@@ -32,9 +32,8 @@ from db.queries import (
     awaiting_verdict,
     clip_by_hash,
     clip_by_path,
-    clip_facts_by_machine,
+    clip_counts_by_machine,
     clips_newest_first,
-    flagged_by_machine,
     judged_tallies,
     last_undoable,
     machine_by_key,
@@ -93,12 +92,15 @@ def _threshold(session, machine: Machine) -> float | None:
     return found.value if found is not None else None
 
 
-def _summary(machine: Machine, facts: tuple, cut: tuple | None, flagged: int, tallies: list[tuple], overlap: float):
-    """One machine's counts from the grouped queries' rows: its clips, the flagged ones, and per judged clip the
-    tally of its standing verdicts (:func:`db.queries.judged_tallies`) read under the label policy (rules 1-3, 8)."""
+def _summary(machine: Machine, facts: tuple, cut: tuple | None, tallies: list[tuple], overlap: float) -> MachineSummary:
+    """One machine's counts from the grouped queries' rows: its clips, and per flagged or judged clip whether it
+    is flagged and the tally of its standing verdicts (:func:`db.queries.judged_tallies`) read under the label
+    policy (rules 1-3, 8)."""
     model = machine.active_model
-    n_clips, last_ingested_at, last_verdict_at = facts
-    judged = [t for t in tallies if t[4] > 0]  # (clip_id, abnormal, normal, unsure, annotators, ruled, flagged)
+    n_clips, last_ingested_at = facts
+    last_verdict_at = max((t[7] for t in tallies if t[7] is not None), default=None)
+    flagged = sum(bool(t[6]) for t in tallies)
+    judged = [t for t in tallies if t[4] > 0]  # (clip_id, abnormal, normal, unsure, annotators, ruled, flagged, at)
     return MachineSummary(
         machine=machine.key,
         clips=n_clips,
@@ -125,13 +127,10 @@ def machine_summaries(url: str | None = None) -> list[MachineSummary]:
     with session_scope(url) as session:
         overlap = settings().overlap_fraction
         machines = machines_matching(session, with_models=True)
-        facts, cuts = clip_facts_by_machine(session), active_cuts(session)
-        flagged, tallies = flagged_by_machine(session), judged_tallies(session)
+        facts, cuts, tallies = clip_counts_by_machine(session), active_cuts(session), judged_tallies(session)
         return [
-            _summary(m, facts.get(m.id, (0, None, None)), cuts.get(m.id), flagged.get(m.id, 0), tallies.get(m.id, []),
-                     overlap)
-            for m in machines
-        ]  # fmt: skip
+            _summary(m, facts.get(m.id, (0, None)), cuts.get(m.id), tallies.get(m.id, []), overlap) for m in machines
+        ]
 
 
 def _check_order(order: str) -> None:
