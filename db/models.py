@@ -107,7 +107,7 @@ class Clip(Base):
         CheckConstraint(_one_of("split", SPLITS), name="split"),
         # a machine's clips by label, rate and time, read from the index alone: drift's normal candidates, the
         # training clips' rates, the clips at another rate
-        Index(None, "machine_pk", "label", "sample_rate", "ingested_at", "split"),
+        Index(None, "machine_pk", "label", "sample_rate", "ingested_at", "split", "id"),
         Index(None, "machine_pk", "ingested_at", "id"),  # newest first per machine: triage, drift; Overview's counts
         Index(None, "id", "machine_pk"),  # a clip's machine without reading its row: Overview's grouped counts
     )

@@ -494,12 +494,12 @@ def scored_clips(session: Session, model_id: int, machine_pks: list[int]) -> lis
 
 
 def tuning_rows(session: Session, model_id: int, machine_pk: int, splits: list[str]) -> list:
-    """``(id, label, split, score)`` rows (four columns, never whole clips) of the machine's clips in ``splits``
-    the model scored that the layout labels normal or abnormal or someone judged: every clip that may be in the
-    Thresholds page's labelled set, by id."""
+    """``(id, label, split, score, judged)`` rows (five columns, never whole clips) of the machine's clips in
+    ``splits`` the model scored that the layout labels normal or abnormal or someone judged (``judged``: an
+    annotation or adjudication exists): every clip that may be in the Thresholds page's labelled set, by id."""
     judged = _judged_ids_sql()
     query = (
-        select(Clip.id, Clip.label, Clip.split, Score.score)
+        select(Clip.id, Clip.label, Clip.split, Score.score, judged.c.clip_id.is_not(None).label("judged"))
         .join(Score, Score.clip_id == Clip.id)
         .outerjoin(judged, judged.c.clip_id == Clip.id)
         .where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Clip.split.in_(splits),
@@ -514,8 +514,9 @@ def score_sketch(
 ) -> tuple[int, list[float]]:
     """``(n, scores)`` of the machine's clips in ``splits`` the model scored that the layout does not label and
     nobody judged (but those in ``leave_out``): how many, and at most ``points + 1`` of their scores at evenly
-    spaced ranks, the lowest and the highest included (all of them when ``n <= points``), ascending.  Counted
-    and ranked by the database (a window function), so what is read stays bounded however many clips there are."""
+    spaced ranks (the first of each of ``points`` equal runs, and the highest), ascending; all of them when
+    ``n <= points``.  Counted and ranked by the database in one pass (window functions), so what is read stays
+    bounded however many clips there are."""
     base = (
         select(Score.score.label("score"))
         .join(Clip, Clip.id == Score.clip_id)
@@ -525,13 +526,13 @@ def score_sketch(
     )  # fmt: skip
     if leave_out:
         base = base.where(Clip.id.not_in(leave_out))
-    n = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    if n == 0:
-        return 0, []
-    step = -(-n // max(points, 1))
-    ranked = base.add_columns(func.row_number().over(order_by=(Score.score, Score.clip_id)).label("rank")).subquery()
-    picked = select(ranked.c.score).where(or_((ranked.c.rank - 1) % step == 0, ranked.c.rank == n))
-    return n, list(session.scalars(picked.order_by(ranked.c.rank)))
+    rank = func.row_number().over(order_by=(Score.score, Score.clip_id)).label("rank")
+    ranked = base.add_columns(rank, func.count().over().label("n")).subquery()
+    runs = max(points, 1)  # rank r (1-based) of n is in run (r - 1) * runs // n: keep each run's first, and the last
+    starts = (ranked.c.rank - 1) * runs // ranked.c.n > (ranked.c.rank - 2) * runs // ranked.c.n
+    picked = select(ranked.c.score, ranked.c.n).where(or_(ranked.c.rank == 1, ranked.c.rank == ranked.c.n, starts))
+    rows = session.execute(picked.order_by(ranked.c.rank)).all()
+    return (rows[0].n if rows else 0), [row.score for row in rows]
 
 
 def clips_in_splits(session: Session, clip_ids: list[int], splits: list[str]) -> list[int]:
@@ -715,7 +716,7 @@ def _judged_ids_sql():
 def drift_candidates(session: Session, machine_pk: int, rate: int | None, until: datetime) -> list[tuple[int, str]]:
     """``(clip_id, layout label)`` of the machine's clips at ``rate`` ingested until ``until`` that the layout
     calls normal or someone judged: the clips that may be normal held-out clips (two columns, by id).  The
-    normal ones come from ``clips (machine_pk, label, sample_rate, ingested_at, split)`` alone, the judged ones
+    normal ones come from ``clips (machine_pk, label, sample_rate, ingested_at, split, id)`` alone, the judged ones
     from the verdicts."""
     normal = select(Clip.id, Clip.label).where(Clip.machine_pk == machine_pk, Clip.label == Label.NORMAL,
                                                Clip.ingested_at <= until)  # fmt: skip
@@ -740,7 +741,7 @@ def judged_ids(session: Session, machine_pk: int) -> set[int]:
 
 def other_rate_ids(session: Session, machine_pk: int, rate: int) -> set[int]:
     """Ids of the machine's clips recorded at another sample rate than ``rate`` (few: a misconfigured recorder),
-    read from ``clips (machine_pk, label, sample_rate, ...)``."""
+    read from ``clips (machine_pk, label, sample_rate, ..., id)``."""
     return set(session.scalars(select(Clip.id).where(Clip.machine_pk == machine_pk, Clip.sample_rate != rate)))
 
 

@@ -27,7 +27,7 @@ from core.errors import BadInputError, NoModelError, Reason, check_text, shown
 from core.vocabulary import Label, Split
 from core.workflows.audit import record_event
 from core.workflows.catalogue import machine_named
-from core.workflows.labels import RULE, describe, labels_for_machines
+from core.workflows.labels import RULE, ClipLabel, decide, describe, labels_for_machines
 from core.workflows.model_store import load_detector
 from core.workflows.scoring import score_with_model
 from db.models import Machine
@@ -114,6 +114,18 @@ class LabelledSet:
     unlabelled_weights: np.ndarray | None = None
 
 
+def _layout_labels(rows) -> dict[int, ClipLabel]:
+    """The label policy's :class:`ClipLabel` of each row nobody judged: its layout's word alone decides, so the
+    decision is made once per layout label (:func:`core.workflows.labels.decide`), not once per clip."""
+    decisions: dict[str, object] = {}
+    out = {}
+    for r in rows:
+        if not r.judged:
+            decision = decisions.get(r.label) or decisions.setdefault(r.label, decide(r.label, ()))
+            out[r.id] = ClipLabel(r.id, Label(r.label), Split(r.split), {}, decision)
+    return out
+
+
 def labelled_set(session: Session, machine: Machine, use_test: bool) -> LabelledSet:
     """The :class:`LabelledSet` of ``machine``'s active model (clips it has not scored are not in it).
 
@@ -124,7 +136,7 @@ def labelled_set(session: Session, machine: Machine, use_test: bool) -> Labelled
     trained_on = set(model.provenance.get("clip_ids", []))  # incl. field clips pilots confirmed normal
     splits = [s.value for s in Split if s is not Split.TRAIN and (use_test or s is not Split.TEST)]
     rows = [r for r in tuning_rows(session, model.id, machine.id, splits) if r.id not in trained_on]
-    labels = labels_for_machines(session, rows, [machine.id])
+    labels = labels_for_machines(session, [r for r in rows if r.judged], [machine.id]) | _layout_labels(rows)
     labelled = [(labels[r.id].label, r.score) for r in rows if labels[r.id].label is not None]
     judged_unlabelled = [r.score for r in rows if labels[r.id].label is None]
     leave_out = clips_in_splits(session, sorted(trained_on), splits)

@@ -513,8 +513,8 @@ def test_0010_widens_the_indexes_overview_and_drift_read_alone_and_back(engine):
         clips, scores = _index_columns(conn, "clips"), _index_columns(conn, "scores")
         assert scores["ix_scores_model_id_score_clip_id"] == ["model_id", "score", "clip_id"]
         assert clips["ix_clips_id_machine_pk"] == ["id", "machine_pk"]
-        assert clips["ix_clips_machine_pk_label_sample_rate_ingested_at_split"] == [
-            "machine_pk", "label", "sample_rate", "ingested_at", "split"]  # fmt: skip
+        assert clips["ix_clips_machine_pk_label_sample_rate_ingested_at_split_id"] == [
+            "machine_pk", "label", "sample_rate", "ingested_at", "split", "id"]  # fmt: skip
         assert "ix_scores_model_id_score" not in scores and "ix_clips_machine_pk_label" not in clips
         assert conn.execute(text("SELECT COUNT(*) FROM scores")).scalar_one() == before > 0
     config = alembic_config(engine)

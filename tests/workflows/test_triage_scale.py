@@ -177,5 +177,5 @@ def test_sqlite_answers_overview_and_drift_from_covering_indexes(plant):
         plans = "\n".join(str(row) for sql in asked for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql,
                           (1,) * sql.count("?")))  # fmt: skip
     assert "COVERING INDEX ix_scores_model_id_score_clip_id" in plans, plans
-    assert "COVERING INDEX ix_clips_machine_pk_label_sample_rate_ingested_at_split" in plans, plans
+    assert "COVERING INDEX ix_clips_machine_pk_label_sample_rate_ingested_at_split_id" in plans, plans
     assert "SCAN clips " not in plans and "SCAN scores " not in plans, plans
