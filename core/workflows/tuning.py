@@ -117,12 +117,14 @@ class LabelledSet:
 def _layout_labels(rows) -> dict[int, ClipLabel]:
     """The label policy's :class:`ClipLabel` of each row nobody judged: its layout's word alone decides, so the
     decision is made once per layout label (:func:`core.workflows.labels.decide`), not once per clip."""
-    decisions: dict[str, object] = {}
+    made: dict[tuple[str, str], tuple] = {}  # (layout label, split) -> (truth, split, decision)
     out = {}
     for r in rows:
         if not r.judged:
-            decision = decisions.get(r.label) or decisions.setdefault(r.label, decide(r.label, ()))
-            out[r.id] = ClipLabel(r.id, Label(r.label), Split(r.split), {}, decision)
+            key = (r.label, r.split)
+            truth, split, decision = made.get(key) or made.setdefault(key, (Label(r.label), Split(r.split),
+                                                                             decide(r.label, ())))  # fmt: skip
+            out[r.id] = ClipLabel(r.id, truth, split, {}, decision)
     return out
 
 
