@@ -268,14 +268,15 @@ def awaiting_verdict(
     """SQL for the machine's clips its model scores above ``threshold`` that still await a verdict (the label
     policy's rule 8, :func:`core.workflows.labels.awaits_verdict`): no adjudication, fewer annotators with a
     standing verdict than the clip needs (two in the overlap sample, else one), none of them ``annotator``.
-    Selects ``clip_id, path, score, label, ingested_at``; served by ``scores (model_id, score)`` and
-    ``clips (machine_pk, ingested_at, id)``."""
+    Selects ``clip_id, path, score, label, ingested_at``; served by ``scores (model_id, score, clip_id)`` and
+    ``clips (machine_pk, ingested_at, id)``; the adjudicated clips are a ``NOT IN`` list the database hashes once
+    (few; a correlated ``NOT EXISTS`` made PostgreSQL scan them per flagged clip when it misjudged the rows)."""
     needed = case((overlap_hash(Clip.id) < overlap_cut(overlap_fraction), 2), else_=1)
     query = (
         select(Clip.id.label("clip_id"), Clip.path, Score.score, Clip.label, Clip.ingested_at)
         .join(Score, Score.clip_id == Clip.id)
         .where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Score.score > threshold,
-               ~exists().where(Adjudication.clip_id == Clip.id), _standing_count(Clip.id) < needed)
+               Clip.id.not_in(select(Adjudication.clip_id)), _standing_count(Clip.id) < needed)
     )  # fmt: skip
     if annotator is not None:
         query = query.where(_standing_count(Clip.id, annotator) == 0)
