@@ -80,21 +80,35 @@ class _DataChunk:
     available: int  # bytes the file actually holds after the offset
 
 
-def _wav_data_chunk(path: Path) -> _DataChunk | None:
-    """Locate the sample data of a little-endian RIFF/WAVE file by walking its chunks; ``None`` otherwise."""
-    size = path.stat().st_size
+def _wav_chunks(path: Path, size: int) -> tuple[bytes | None, _DataChunk | None]:
+    """The start of the ``fmt `` chunk (up to 16 bytes) and the sample data of a little-endian RIFF/WAVE file, found
+    by walking its chunks; ``(None, None)`` for anything else, ``None`` for a chunk not found."""
+    fmt = None
     with path.open("rb") as fh:
         head = fh.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
+            return None, None
         offset = 12
         while offset + 8 <= size:
             fh.seek(offset)
             chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
-            if chunk_id == b"data":
-                return _DataChunk(offset + 8, chunk_size, size - offset - 8)
+            if chunk_id == b"fmt ":
+                fmt = fh.read(min(chunk_size, 16))
+            elif chunk_id == b"data":
+                return fmt, _DataChunk(offset + 8, chunk_size, size - offset - 8)
             offset += 8 + chunk_size + (chunk_size & 1)
-    return None
+    return fmt, None
+
+
+def _plain_pcm16(fmt: bytes | None, chunk: _DataChunk | None) -> tuple[int, int] | None:
+    """``(sample rate, channels)`` when ``fmt`` describes plain 16-bit integer PCM (format tag 1, the MIMII and
+    DCASE files) over a data chunk, else ``None``: every other file's header is read by libsndfile."""
+    if fmt is None or chunk is None or len(fmt) < 16:
+        return None
+    tag, channels, sr, _, block_align, bits = struct.unpack_from("<HHIIHH", fmt)
+    if tag != 1 or bits != 16 or channels < 1 or sr < 1 or block_align != 2 * channels:
+        return None
+    return sr, channels
 
 
 def _truncation(chunk: _DataChunk | None) -> str | None:
@@ -115,8 +129,25 @@ def clip_info(path: str | os.PathLike) -> ClipInfo:
     p = Path(path)
     if not p.is_file():
         raise BadInputError(Reason.NOT_FOUND, "no such file", p)
-    if p.stat().st_size == 0:
+    size = p.stat().st_size
+    if size == 0:
         raise BadInputError(Reason.EMPTY, "the file is empty (0 bytes)", p)
+    fmt, chunk = _wav_chunks(p, size)
+    plain = _plain_pcm16(fmt, chunk)
+    if plain is None:
+        return _libsndfile_info(p, chunk)
+    truncated = _truncation(chunk)
+    if truncated:
+        raise BadInputError(Reason.CORRUPT, truncated, p)
+    data_bytes = chunk.available if chunk.declared in (0, 0xFFFFFFFF) else min(chunk.declared, chunk.available)
+    sr, channels = plain
+    if data_bytes // (2 * channels) <= 0:
+        raise BadInputError(Reason.EMPTY, "the file holds no samples", p)
+    return ClipInfo(sr, channels, data_bytes // (2 * channels), "PCM_16", "WAV", chunk.offset)
+
+
+def _libsndfile_info(p: Path, chunk: _DataChunk | None) -> ClipInfo:
+    """:func:`clip_info` of any file but plain 16-bit PCM WAV, by libsndfile (``chunk``: a WAV file's data)."""
     try:
         info = sf.info(str(p))
     except sf.LibsndfileError as exc:
@@ -125,7 +156,7 @@ def clip_info(path: str | os.PathLike) -> ClipInfo:
         raise BadInputError(reason, f"cannot be read as audio ({message})", p) from None
     except (RuntimeError, OSError) as exc:
         raise BadInputError(Reason.CORRUPT, f"cannot be read as audio ({exc})", p) from None
-    chunk = _wav_data_chunk(p) if info.format == "WAV" else None
+    chunk = chunk if info.format == "WAV" else None
     truncated = _truncation(chunk)
     if truncated:
         raise BadInputError(Reason.CORRUPT, truncated, p)

@@ -31,7 +31,7 @@ from core.signal.scratch import scratch
 
 AMIN = 1e-10  # power floor before the logarithm (librosa's default)
 TOP_DB = 80.0  # dynamic range kept below the clip's maximum, dB (librosa's default)
-FFT_BLOCK = 64  # STFT columns transformed at once
+FFT_BLOCK = 320  # STFT columns transformed at once: a 10 s clip at 16 kHz in one block
 MEL_GROUPS = 4  # runs of consecutive mel bands multiplied separately (see _band_groups)
 
 
