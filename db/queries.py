@@ -312,14 +312,16 @@ def _cuts():
     )
 
 
-def judged_tallies(session: Session) -> dict[int, list[tuple]]:
-    """Per machine, per clip someone judged or adjudicated or an active model flags: ``(clip_id, abnormal,
-    normal, unsure, annotators, adjudicated, flagged, last verdict at)``: how many annotators' standing verdicts
-    (their latest row that is neither an undo row nor undone) say each verdict, how many annotators stand,
-    whether an adjudication exists, whether the machine's active model scores it above its active threshold, and
-    when its latest verdict row (an undo included; None if none) was written.  One query over every machine,
-    driven by the verdicts and the flagged scores (``scores (model_id, score, clip_id)``), never by the clips,
-    each clip's machine read once from ``clips (id, machine_pk)``: what the Overview's counts are made of
+def judged_tallies(session: Session, overlap_fraction: float) -> dict[int, list[tuple]]:
+    """Per machine, the clips someone judged or adjudicated or its active model flags, grouped by what the label
+    policy reads of them: ``(clips, abnormal, normal, unsure, annotators, adjudicated, flagged, in overlap, last
+    verdict at)``: how many clips share the tally of how many annotators' standing verdicts (their latest row
+    that is neither an undo row nor undone) say each verdict, how many annotators stand, whether an adjudication
+    exists, whether the machine's active model scores the clip above its active threshold, whether it is in the
+    ``overlap_fraction`` sample (:func:`overlap_hash`), and the latest verdict row's time among them (an undo
+    included; None if none).  One query over every machine, driven by the verdicts and the flagged scores
+    (``scores (model_id, score, clip_id)``), never by the clips, each clip's machine read once from ``clips (id,
+    machine_pk)``, and grouped by the database: what the Overview's counts are made of
     (:func:`core.workflows.triage.machine_summaries`)."""
     row, undo = aliased(Annotation), aliased(Annotation)
     latest = (
@@ -335,11 +337,8 @@ def judged_tallies(session: Session) -> dict[int, list[tuple]]:
         .group_by(Annotation.clip_id)
         .subquery()
     )  # fmt: skip
-    acted = (
-        select(Annotation.clip_id, func.max(Annotation.created_at).label("at"))
-        .group_by(Annotation.clip_id)
-        .cte("acted")
-    )  # read twice: computed once
+    last_at = func.max(Annotation.created_at).label("at")
+    acted = select(Annotation.clip_id, last_at).group_by(Annotation.clip_id).cte("acted")  # read twice: made once
     cuts = _cuts()
     flagged = (
         select(Score.clip_id, cuts.c.machine_pk)
@@ -348,16 +347,26 @@ def judged_tallies(session: Session) -> dict[int, list[tuple]]:
     )
     judged = union(select(acted.c.clip_id), select(Adjudication.clip_id), select(flagged.c.clip_id)).subquery()
     zero = literal(0)
-    query = (
-        select(Clip.machine_pk, Clip.id, func.coalesce(said.c.abnormal, zero), func.coalesce(said.c.normal, zero),
-               func.coalesce(said.c.unsure, zero), func.coalesce(said.c.annotators, zero),
-               exists().where(Adjudication.clip_id == Clip.id), flagged.c.clip_id.is_not(None), acted.c.at)
+    per_clip = (
+        select(Clip.machine_pk, func.coalesce(said.c.abnormal, zero).label("abnormal"),
+               func.coalesce(said.c.normal, zero).label("normal"), func.coalesce(said.c.unsure, zero).label("unsure"),
+               func.coalesce(said.c.annotators, zero).label("annotators"),
+               case((Clip.id.in_(select(Adjudication.clip_id)), 1), else_=0).label("adjudicated"),
+               case((flagged.c.clip_id.is_not(None), 1), else_=0).label("flagged"),
+               case((overlap_hash(Clip.id) < overlap_cut(overlap_fraction), 1), else_=0).label("overlap"),
+               acted.c.at)
         .select_from(judged)
         .join(Clip, Clip.id == judged.c.clip_id)
         .outerjoin(said, said.c.clip_id == Clip.id)
         .outerjoin(acted, acted.c.clip_id == Clip.id)
         .outerjoin(flagged, and_(flagged.c.clip_id == Clip.id, flagged.c.machine_pk == Clip.machine_pk))
-    )  # fmt: skip
+        .cte("per_clip")
+        .prefix_with("MATERIALIZED")  # made as written, from the judged and flagged clips (not merged into the
+    )  # fmt: skip                    # grouping, which SQLite would drive from a scan of every clip)
+    keys = [per_clip.c[k] for k in ("abnormal", "normal", "unsure", "annotators", "adjudicated", "flagged", "overlap")]
+    query = select(per_clip.c.machine_pk, func.count(), *keys, func.max(per_clip.c.at)).group_by(
+        per_clip.c.machine_pk, *keys
+    )
     out: dict[int, list[tuple]] = {}
     for machine_pk, *tally in session.execute(query):
         out.setdefault(machine_pk, []).append(tuple(tally))
