@@ -10,10 +10,12 @@ twice), then times what each page and command asks the database (best of ``--rep
 * Explore: one clip's details (its float16 per-frame errors unpacked);
 * drift: choosing the reference, held-out and recent clips (``_clip_sets``; reading their audio is not
   the database's time);
+* Thresholds: ``tuning_data`` with the test split included (the page's default): the labelled set and a rank
+  sketch of the unlabelled scores;
 * a threshold change: ``set_threshold``, then the queue's first page and size under it.
 
-It prints each time in ms and the database's bytes per clip (SQLite: the file; PostgreSQL:
-``pg_database_size``).  Aim: every query under 300 ms.
+It prints each time in ms and the database's bytes per clip (SQLite: the file after a WAL checkpoint;
+PostgreSQL: ``pg_database_size`` after ``VACUUM ANALYZE``).  Aim: every query under 300 ms.
 
     python bench/db_scale.py --clips 200000                                   # SQLite
     python bench/db_scale.py --clips 1000000 --postgres postgresql+psycopg://u@host/db
@@ -180,7 +182,7 @@ def measure(url: str, seeded: dict, repeats: int = 3) -> dict[str, float]:
     from core.workflows import drift
     from core.workflows.explore import clip_details
     from core.workflows.triage import machine_summaries, queue_size, triage_queue
-    from core.workflows.tuning import set_threshold
+    from core.workflows.tuning import set_threshold, tuning_data
     from db.queries import machine_by_key
     from db.session import session_scope
 
@@ -208,6 +210,7 @@ def measure(url: str, seeded: dict, repeats: int = 3) -> dict[str, float]:
         "Triage: queue size": lambda: queue_size(machine, annotator="carl", url=url),
         "Explore: one clip's details": lambda: clip_details(clip_id, url=url),
         "drift: reference, held-out and recent clips": drift_sets,
+        "Thresholds: labelled set and score sketch": lambda: tuning_data(machine, use_test=True, url=url),
         "threshold change, then the queue and its size": threshold_change,
     }
     return {name: _best_ms(job, repeats) for name, job in jobs.items()}
@@ -221,9 +224,12 @@ def database_bytes(url: str) -> int:
 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        with get_engine(url).connect() as conn:  # the WAL's pages go into the file; the WAL is emptied
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         path = Path(parsed.database)
         return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
-    with get_engine(url).connect() as conn:
+    with get_engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))  # dead tuples of the seeding's updates reclaimed; visibility map set
         return conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
 
 

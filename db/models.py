@@ -105,8 +105,11 @@ class Clip(Base):
     __table_args__ = (
         CheckConstraint(_one_of("label", LABELS), name="label"),
         CheckConstraint(_one_of("split", SPLITS), name="split"),
-        Index(None, "machine_pk", "label"),
-        Index(None, "machine_pk", "ingested_at", "id"),  # newest first per machine: triage, drift
+        # a machine's clips by label, rate and time, read from the index alone: drift's normal candidates, the
+        # training clips' rates, the clips at another rate
+        Index(None, "machine_pk", "label", "sample_rate", "ingested_at", "split", "id"),
+        Index(None, "machine_pk", "ingested_at", "id"),  # newest first per machine: triage, drift; Overview's counts
+        Index(None, "id", "machine_pk"),  # a clip's machine without reading its row: Overview's grouped counts
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -156,12 +159,13 @@ class Score(Base):
     JSON), so pages can show when and where a clip is abnormal.  ``details`` is JSON for anything
     else (rows written before revision 0009 had their errors moved into ``frames``).
 
-    ``(model_id, score)`` serves the triage queue (flagged clips, highest score or closest to the
-    threshold first, ``LIMIT`` in SQL) and the threshold pages' counts.
+    ``(model_id, score, clip_id)`` serves the triage queue (flagged clips, highest score or closest to
+    the threshold first, ``LIMIT`` in SQL), the threshold pages' counts and histograms, and Overview's
+    flagged counts without reading the rows (which hold ``frames``).
     """
 
     __tablename__ = "scores"
-    __table_args__ = (UniqueConstraint("clip_id", "model_id"), Index(None, "model_id", "score"))
+    __table_args__ = (UniqueConstraint("clip_id", "model_id"), Index(None, "model_id", "score", "clip_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"))

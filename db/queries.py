@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, and_, case, delete, exists, func, literal, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import BigInteger, and_, case, delete, exists, func, literal, or_, select, union, update
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from core.vocabulary import CLASSES, JobState, Label, Split
 from db.frames import join_details, split_details
@@ -96,9 +96,12 @@ def recent_rejections(session: Session, limit: int = 50) -> list[RejectedFile]:
 # --- machines and models -------------------------------------------------------------------------
 
 
-def machines_matching(session: Session, spec: str | None = None) -> list[Machine]:
-    """Machines named by ``spec``: ``type/id``, a whole ``type``, or ``None`` for all; sorted by key."""
+def machines_matching(session: Session, spec: str | None = None, *, with_models: bool = False) -> list[Machine]:
+    """Machines named by ``spec``: ``type/id``, a whole ``type``, or ``None`` for all; sorted by key.
+    ``with_models`` loads their active models too, in one more query (not one per machine)."""
     query = select(Machine).order_by(Machine.machine_type, Machine.machine_id)
+    if with_models:
+        query = query.options(selectinload(Machine.active_model))
     if spec:
         machine_type, _, machine_id = spec.partition("/")
         query = query.where(Machine.machine_type == machine_type)
@@ -265,14 +268,15 @@ def awaiting_verdict(
     """SQL for the machine's clips its model scores above ``threshold`` that still await a verdict (the label
     policy's rule 8, :func:`core.workflows.labels.awaits_verdict`): no adjudication, fewer annotators with a
     standing verdict than the clip needs (two in the overlap sample, else one), none of them ``annotator``.
-    Selects ``clip_id, path, score, label, ingested_at``; served by ``scores (model_id, score)`` and
-    ``clips (machine_pk, ingested_at, id)``."""
+    Selects ``clip_id, path, score, label, ingested_at``; served by ``scores (model_id, score, clip_id)`` and
+    ``clips (machine_pk, ingested_at, id)``; the adjudicated clips are a ``NOT IN`` list the database hashes once
+    (few; a correlated ``NOT EXISTS`` made PostgreSQL scan them per flagged clip when it misjudged the rows)."""
     needed = case((overlap_hash(Clip.id) < overlap_cut(overlap_fraction), 2), else_=1)
     query = (
         select(Clip.id.label("clip_id"), Clip.path, Score.score, Clip.label, Clip.ingested_at)
         .join(Score, Score.clip_id == Clip.id)
         .where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Score.score > threshold,
-               ~exists().where(Adjudication.clip_id == Clip.id), _standing_count(Clip.id) < needed)
+               Clip.id.not_in(select(Adjudication.clip_id)), _standing_count(Clip.id) < needed)
     )  # fmt: skip
     if annotator is not None:
         query = query.where(_standing_count(Clip.id, annotator) == 0)
@@ -291,30 +295,38 @@ def queue_count(session: Session, query) -> int:
     return session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
-def _judged(clip_id_column):
-    """SQL: someone judged the clip (an annotation row, undo rows included) or adjudicated it."""
-    annotated = exists().where(Annotation.clip_id == clip_id_column)
-    return or_(annotated, exists().where(Adjudication.clip_id == clip_id_column))
+def active_cuts(session: Session) -> dict[int, tuple[int, float]]:
+    """``{machine_pk: (active model id, its active threshold)}`` of the machines whose active model has a threshold
+    (the model's latest threshold row), in one query."""
+    return {pk: (model_id, cut) for pk, model_id, cut in session.execute(select(_cuts()))}
 
 
-def count_flagged(session: Session, model_id: int, machine_pk: int, threshold: float) -> int:
-    """How many of the machine's clips the model scores above ``threshold``, counted by the database."""
-    query = select(func.count()).select_from(Score).join(Clip, Clip.id == Score.clip_id)
-    query = query.where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Score.score > threshold)
-    return session.scalar(query) or 0
+def _cuts():
+    """SQL: ``(machine_pk, model_id, cut)`` per machine whose active model has a threshold (its latest row)."""
+    latest = select(Threshold.model_id, func.max(Threshold.id).label("id")).group_by(Threshold.model_id).subquery()
+    return (
+        select(Machine.id.label("machine_pk"), Machine.active_model_id.label("model_id"), Threshold.value.label("cut"))
+        .join(latest, latest.c.model_id == Machine.active_model_id)
+        .join(Threshold, Threshold.id == latest.c.id)
+        .subquery()
+    )
 
 
-def judged_tallies(session: Session, machine_pk: int, model_id: int | None, threshold: float | None) -> list[tuple]:
-    """Per clip of the machine that someone judged or adjudicated: ``(clip_id, abnormal, normal, unsure,
-    annotators, adjudicated, flagged)``: how many annotators' standing verdicts (their latest row that is
-    neither an undo row nor undone) say each verdict, how many annotators stand, whether an adjudication
-    exists, and whether the model scores it above ``threshold``.  One grouped query: what the Overview's
-    counts are made of (:func:`core.workflows.triage.machine_summaries`)."""
+def judged_tallies(session: Session, overlap_fraction: float) -> dict[int, list[tuple]]:
+    """Per machine, the clips someone judged or adjudicated or its active model flags, grouped by what the label
+    policy reads of them: ``(clips, abnormal, normal, unsure, annotators, adjudicated, flagged, in overlap, last
+    verdict at)``: how many clips share the tally of how many annotators' standing verdicts (their latest row
+    that is neither an undo row nor undone) say each verdict, how many annotators stand, whether an adjudication
+    exists, whether the machine's active model scores the clip above its active threshold, whether it is in the
+    ``overlap_fraction`` sample (:func:`overlap_hash`), and the latest verdict row's time among them (an undo
+    included; None if none).  One query over every machine, driven by the verdicts and the flagged scores
+    (``scores (model_id, score, clip_id)``), never by the clips, each clip's machine read once from ``clips (id,
+    machine_pk)``, and grouped by the database: what the Overview's counts are made of
+    (:func:`core.workflows.triage.machine_summaries`)."""
     row, undo = aliased(Annotation), aliased(Annotation)
     latest = (
         select(func.max(row.id).label("id"))
-        .join(Clip, Clip.id == row.clip_id)
-        .where(Clip.machine_pk == machine_pk, row.undoes_id.is_(None), ~exists().where(undo.undoes_id == row.id))
+        .where(row.undoes_id.is_(None), ~exists().where(undo.undoes_id == row.id))
         .group_by(row.clip_id, row.annotator)
         .subquery()
     )
@@ -325,32 +337,48 @@ def judged_tallies(session: Session, machine_pk: int, model_id: int | None, thre
         .group_by(Annotation.clip_id)
         .subquery()
     )  # fmt: skip
+    last_at = func.max(Annotation.created_at).label("at")
+    acted = select(Annotation.clip_id, last_at).group_by(Annotation.clip_id).cte("acted")  # read twice: made once
+    cuts = _cuts()
     flagged = (
-        exists().where(Score.clip_id == Clip.id, Score.model_id == model_id, Score.score > threshold)
-        if threshold is not None
-        else literal(False)
+        select(Score.clip_id, cuts.c.machine_pk)
+        .join(cuts, and_(Score.model_id == cuts.c.model_id, Score.score > cuts.c.cut))
+        .cte("flagged")
     )
-    ruled = exists().where(Adjudication.clip_id == Clip.id)
+    judged = union(select(acted.c.clip_id), select(Adjudication.clip_id), select(flagged.c.clip_id)).subquery()
     zero = literal(0)
-    query = (
-        select(Clip.id, func.coalesce(said.c.abnormal, zero), func.coalesce(said.c.normal, zero),
-               func.coalesce(said.c.unsure, zero), func.coalesce(said.c.annotators, zero), ruled, flagged)
+    per_clip = (
+        select(Clip.machine_pk, func.coalesce(said.c.abnormal, zero).label("abnormal"),
+               func.coalesce(said.c.normal, zero).label("normal"), func.coalesce(said.c.unsure, zero).label("unsure"),
+               func.coalesce(said.c.annotators, zero).label("annotators"),
+               case((Clip.id.in_(select(Adjudication.clip_id)), 1), else_=0).label("adjudicated"),
+               case((flagged.c.clip_id.is_not(None), 1), else_=0).label("flagged"),
+               case((overlap_hash(Clip.id) < overlap_cut(overlap_fraction), 1), else_=0).label("overlap"),
+               acted.c.at)
+        .select_from(judged)
+        .join(Clip, Clip.id == judged.c.clip_id)
         .outerjoin(said, said.c.clip_id == Clip.id)
-        .where(Clip.machine_pk == machine_pk, or_(said.c.clip_id.is_not(None), ruled))
-    )  # fmt: skip
-    return [tuple(r) for r in session.execute(query)]
+        .outerjoin(acted, acted.c.clip_id == Clip.id)
+        .outerjoin(flagged, and_(flagged.c.clip_id == Clip.id, flagged.c.machine_pk == Clip.machine_pk))
+        .cte("per_clip")
+        .prefix_with("MATERIALIZED")  # made as written, from the judged and flagged clips (not merged into the
+    )  # fmt: skip                    # grouping, which SQLite would drive from a scan of every clip)
+    keys = [per_clip.c[k] for k in ("abnormal", "normal", "unsure", "annotators", "adjudicated", "flagged", "overlap")]
+    query = select(per_clip.c.machine_pk, func.count(), *keys, func.max(per_clip.c.at)).group_by(
+        per_clip.c.machine_pk, *keys
+    )
+    out: dict[int, list[tuple]] = {}
+    for machine_pk, *tally in session.execute(query):
+        out.setdefault(machine_pk, []).append(tuple(tally))
+    return out
 
 
-def machine_clip_facts(session: Session, machine_pk: int) -> tuple[int, datetime | None, datetime | None]:
-    """``(clips, last ingested at, last verdict at)`` of a machine, from aggregate queries."""
-    n, last_ingested = session.execute(
-        select(func.count(Clip.id), func.max(Clip.ingested_at)).where(Clip.machine_pk == machine_pk)
-    ).one()
-    last_verdict = session.scalar(
-        select(func.max(Annotation.created_at)).join(Clip, Clip.id == Annotation.clip_id)
-        .where(Clip.machine_pk == machine_pk)
-    )  # fmt: skip
-    return n or 0, last_ingested, last_verdict
+def clip_counts_by_machine(session: Session) -> dict[int, tuple[int, datetime | None]]:
+    """``{machine_pk: (clips, last ingested at)}`` of every machine, in one query read from ``clips (machine_pk,
+    ingested_at, id)`` alone (a count and the index's last entry per machine)."""
+    n_clips = select(func.count()).where(Clip.machine_pk == Machine.id).scalar_subquery()
+    last_clip = select(func.max(Clip.ingested_at)).where(Clip.machine_pk == Machine.id).scalar_subquery()
+    return {pk: (n or 0, last) for pk, n, last in session.execute(select(Machine.id, n_clips, last_clip))}
 
 
 # --- verdicts --------------------------------------------------------------------------------------
@@ -473,6 +501,57 @@ def scored_clips(session: Session, model_id: int, machine_pks: list[int]) -> lis
         .order_by(Clip.id)
     )
     return [(clip, value) for clip, value in rows]
+
+
+def tuning_rows(session: Session, model_id: int, machine_pk: int, splits: list[str]) -> list:
+    """``(id, label, split, score, judged)`` rows (five columns, never whole clips) of the machine's clips in
+    ``splits`` the model scored that the layout labels normal or abnormal or someone judged (``judged``: an
+    annotation or adjudication exists): every clip that may be in the Thresholds page's labelled set, by id."""
+    judged = _judged_ids_sql()
+    query = (
+        select(Clip.id, Clip.label, Clip.split, Score.score, judged.c.clip_id.is_not(None).label("judged"))
+        .join(Score, Score.clip_id == Clip.id)
+        .outerjoin(judged, judged.c.clip_id == Clip.id)
+        .where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Clip.split.in_(splits),
+               or_(Clip.label.in_(CLASSES), judged.c.clip_id.is_not(None)))
+        .order_by(Clip.id)
+    )  # fmt: skip
+    return list(session.execute(query))
+
+
+def score_sketch(
+    session: Session, model_id: int, machine_pk: int, splits: list[str], leave_out: list[int], points: int
+) -> tuple[int, list[float]]:
+    """``(n, scores)`` of the machine's clips in ``splits`` the model scored that the layout does not label and
+    nobody judged (but those in ``leave_out``): how many, and at most ``points + 1`` of their scores at evenly
+    spaced ranks (the first of each of ``points`` equal runs, and the highest), ascending; all of them when
+    ``n <= points``.  Counted and ranked by the database in one pass (window functions), so what is read stays
+    bounded however many clips there are."""
+    base = (
+        select(Score.score.label("score"))
+        .join(Clip, Clip.id == Score.clip_id)
+        .where(Score.model_id == model_id, Clip.machine_pk == machine_pk, Clip.split.in_(splits),
+               Clip.label.not_in(CLASSES), ~exists().where(Annotation.clip_id == Clip.id),
+               ~exists().where(Adjudication.clip_id == Clip.id))
+    )  # fmt: skip
+    if leave_out:
+        base = base.where(Clip.id.not_in(leave_out))
+    rank = func.row_number().over(order_by=(Score.score, Score.clip_id)).label("rank")
+    ranked = base.add_columns(rank, func.count().over().label("n")).subquery()
+    runs = max(points, 1)  # rank r (1-based) of n is in run (r - 1) * runs // n: keep each run's first, and the last
+    starts = (ranked.c.rank - 1) * runs // ranked.c.n > (ranked.c.rank - 2) * runs // ranked.c.n
+    picked = select(ranked.c.score, ranked.c.n).where(or_(ranked.c.rank == 1, ranked.c.rank == ranked.c.n, starts))
+    rows = session.execute(picked.order_by(ranked.c.rank)).all()
+    return (rows[0].n if rows else 0), [row.score for row in rows]
+
+
+def clips_in_splits(session: Session, clip_ids: list[int], splits: list[str]) -> list[int]:
+    """Those of ``clip_ids`` (any number: asked in chunks) whose clip is in one of ``splits``."""
+    out: list[int] = []
+    for start in range(0, len(clip_ids), IN_CHUNK):
+        chunk = clip_ids[start : start + IN_CHUNK]
+        out += session.scalars(select(Clip.id).where(Clip.id.in_(chunk), Clip.split.in_(splits)))
+    return sorted(out)
 
 
 def score_details(session: Session, model_id: int, clip_id: int) -> dict | None:
@@ -638,23 +717,41 @@ def clip_rates(session: Session, machine_pk: int, clip_ids: list[int] | None = N
     return out
 
 
+def _judged_ids_sql():
+    """SQL: the ids of the clips someone judged (an annotation row, undo rows included) or adjudicated, read from
+    the verdict tables' ``(clip_id, created_at)`` indexes (a few per cent of the clips, never a scan of them)."""
+    return union(select(Annotation.clip_id), select(Adjudication.clip_id)).subquery()
+
+
 def drift_candidates(session: Session, machine_pk: int, rate: int | None, until: datetime) -> list[tuple[int, str]]:
     """``(clip_id, layout label)`` of the machine's clips at ``rate`` ingested until ``until`` that the layout
-    calls normal or someone judged: the clips that may be normal held-out clips (two columns, by id)."""
-    query = select(Clip.id, Clip.label).where(Clip.machine_pk == machine_pk, Clip.ingested_at <= until,
-                                              or_(Clip.label == Label.NORMAL, _judged(Clip.id)))  # fmt: skip
+    calls normal or someone judged: the clips that may be normal held-out clips (two columns, by id).  The
+    normal ones come from ``clips (machine_pk, label, sample_rate, ingested_at, split, id)`` alone, the judged ones
+    from the verdicts."""
+    normal = select(Clip.id, Clip.label).where(Clip.machine_pk == machine_pk, Clip.label == Label.NORMAL,
+                                               Clip.ingested_at <= until)  # fmt: skip
+    judged = _judged_ids_sql()
+    others = (
+        select(Clip.id, Clip.label)
+        .join(judged, judged.c.clip_id == Clip.id)
+        .where(Clip.machine_pk == machine_pk, Clip.label != Label.NORMAL, Clip.ingested_at <= until)
+    )
     if rate is not None:
-        query = query.where(Clip.sample_rate == rate)
-    return [(i, label) for i, label in session.execute(query.order_by(Clip.id))]
+        normal, others = normal.where(Clip.sample_rate == rate), others.where(Clip.sample_rate == rate)
+    found = [tuple(row) for part in (normal, others) for row in session.execute(part)]
+    return sorted(found)
 
 
 def judged_ids(session: Session, machine_pk: int) -> set[int]:
-    """Ids of the machine's clips someone judged or adjudicated."""
-    return set(session.scalars(select(Clip.id).where(Clip.machine_pk == machine_pk, _judged(Clip.id))))
+    """Ids of the machine's clips someone judged or adjudicated (driven by the verdicts, not the clips)."""
+    judged = _judged_ids_sql()
+    query = select(Clip.id).join(judged, judged.c.clip_id == Clip.id).where(Clip.machine_pk == machine_pk)
+    return set(session.scalars(query))
 
 
 def other_rate_ids(session: Session, machine_pk: int, rate: int) -> set[int]:
-    """Ids of the machine's clips recorded at another sample rate than ``rate`` (few: a misconfigured recorder)."""
+    """Ids of the machine's clips recorded at another sample rate than ``rate`` (few: a misconfigured recorder),
+    read from ``clips (machine_pk, label, sample_rate, ..., id)``."""
     return set(session.scalars(select(Clip.id).where(Clip.machine_pk == machine_pk, Clip.sample_rate != rate)))
 
 

@@ -106,6 +106,8 @@ def make_engine(url: str) -> Engine:
     """A new engine for ``url``; SQLite files get their folder and themselves created private to their owner
     (:func:`private_sqlite_file`) and the pragmas above."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":  # JIT compiling costs more than any of our short queries runs
+        return create_engine(url, pool_pre_ping=True, connect_args={"options": "-c jit=off"})
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -22,12 +22,15 @@ import soundfile as sf
 
 from core.errors import BadInputError, Reason
 from core.signal.features import FeatureParams
+from core.signal.scratch import scratch
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 DEFAULT_MAX_DURATION_S = 600.0  # load_clip's limit unless told; ingest passes the MAX_CLIP_SECONDS setting
 DEFAULT_MAX_SAMPLE_RATE = 96_000  # Hz; callers pass the MAX_SAMPLE_RATE setting
 MIN_SAMPLE_RATE = 1_000  # Hz; below this no machine sound is left to hear
 READ_BLOCK_BYTES = 16 << 20  # a multichannel file is read this much at a time (one channel is kept)
+SCALE_PCM16 = np.float32(1.0 / 32768.0)  # 16-bit sample to [-1, 1], as libsndfile scales it
+PCM16_BLOCK_BYTES = 256 << 10  # 16-bit WAV data is read this much at a time, into a reused buffer
 SILENCE_PEAK = 1e-6  # a clip whose absolute peak is below this is treated as all-silent
 
 
@@ -79,21 +82,41 @@ class _DataChunk:
     available: int  # bytes the file actually holds after the offset
 
 
-def _wav_data_chunk(fh: BinaryIO, size: int) -> _DataChunk | None:
-    """Locate the sample data of a little-endian RIFF/WAVE file of ``size`` bytes open as ``fh`` by walking its
-    chunks; ``None`` otherwise."""
+def _opened(path: Path | str, fileobj: BinaryIO | None, **options) -> AbstractContextManager[BinaryIO]:
+    """``fileobj`` as it is (left open), or ``path`` opened for reading (closed on exit)."""
+    return nullcontext(fileobj) if fileobj is not None else Path(path).open("rb", **options)
+
+
+def _wav_chunks(fh: BinaryIO, size: int) -> tuple[bytes | None, _DataChunk | None]:
+    """The start of the ``fmt `` chunk (up to 16 bytes) and the sample data of a little-endian RIFF/WAVE file of
+    ``size`` bytes open as ``fh``, found by walking its chunks; ``(None, None)`` for anything else, ``None`` for a
+    chunk not found."""
+    fmt = None
     fh.seek(0)
     head = fh.read(12)
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return None
+        return None, None
     offset = 12
     while offset + 8 <= size:
         fh.seek(offset)
         chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
-        if chunk_id == b"data":
-            return _DataChunk(offset + 8, chunk_size, size - offset - 8)
+        if chunk_id == b"fmt ":
+            fmt = fh.read(min(chunk_size, 16))
+        elif chunk_id == b"data":
+            return fmt, _DataChunk(offset + 8, chunk_size, size - offset - 8)
         offset += 8 + chunk_size + (chunk_size & 1)
-    return None
+    return fmt, None
+
+
+def _plain_pcm16(fmt: bytes | None, chunk: _DataChunk | None) -> tuple[int, int] | None:
+    """``(sample rate, channels)`` when ``fmt`` describes plain 16-bit integer PCM (format tag 1, the MIMII and
+    DCASE files) over a data chunk, else ``None``: every other file's header is read by libsndfile."""
+    if fmt is None or chunk is None or len(fmt) < 16:
+        return None
+    tag, channels, sr, _, block_align, bits = struct.unpack_from("<HHIIHH", fmt)
+    if tag != 1 or bits != 16 or channels < 1 or sr < 1 or block_align != 2 * channels:
+        return None
+    return sr, channels
 
 
 def _truncation(chunk: _DataChunk | None) -> str | None:
@@ -118,6 +141,23 @@ def clip_info(path: str | os.PathLike, *, fileobj: BinaryIO | None = None) -> Cl
     size = p.stat().st_size if fileobj is None else fileobj.seek(0, os.SEEK_END)
     if size == 0:
         raise BadInputError(Reason.EMPTY, "the file is empty (0 bytes)", p)
+    with _opened(p, fileobj) as fh:
+        fmt, chunk = _wav_chunks(fh, size)
+    plain = _plain_pcm16(fmt, chunk)
+    if plain is None:
+        return _libsndfile_info(p, chunk, fileobj)
+    truncated = _truncation(chunk)
+    if truncated:
+        raise BadInputError(Reason.CORRUPT, truncated, p)
+    data_bytes = chunk.available if chunk.declared in (0, 0xFFFFFFFF) else min(chunk.declared, chunk.available)
+    sr, channels = plain
+    if data_bytes // (2 * channels) <= 0:
+        raise BadInputError(Reason.EMPTY, "the file holds no samples", p)
+    return ClipInfo(sr, channels, data_bytes // (2 * channels), "PCM_16", "WAV", chunk.offset)
+
+
+def _libsndfile_info(p: Path | str, chunk: _DataChunk | None, fileobj: BinaryIO | None = None) -> ClipInfo:
+    """:func:`clip_info` of any file but plain 16-bit PCM WAV, by libsndfile (``chunk``: a WAV file's data)."""
     try:
         if fileobj is not None:
             fileobj.seek(0)
@@ -128,13 +168,7 @@ def clip_info(path: str | os.PathLike, *, fileobj: BinaryIO | None = None) -> Cl
         raise BadInputError(reason, f"cannot be read as audio ({message})", p) from None
     except (RuntimeError, OSError) as exc:
         raise BadInputError(Reason.CORRUPT, f"cannot be read as audio ({exc})", p) from None
-    chunk = None
-    if info.format == "WAV":
-        if fileobj is None:
-            with p.open("rb") as fh:
-                chunk = _wav_data_chunk(fh, size)
-        else:
-            chunk = _wav_data_chunk(fileobj, size)
+    chunk = chunk if info.format == "WAV" else None
     truncated = _truncation(chunk)
     if truncated:
         raise BadInputError(Reason.CORRUPT, truncated, p)
@@ -150,35 +184,49 @@ def clip_info(path: str | os.PathLike, *, fileobj: BinaryIO | None = None) -> Cl
     )
 
 
-def _read_channel(path: Path, info: ClipInfo, channel: int, fileobj: BinaryIO | None = None) -> np.ndarray:
+def _read_pcm16_channel(
+    path: Path | str, info: ClipInfo, channel: int, signal: np.ndarray, fileobj: BinaryIO | None = None
+) -> int:
+    """Fill ``signal`` with one channel of a 16-bit PCM WAV file's data chunk, scaled to [-1, 1]; the frames read.
+
+    ``PCM16_BLOCK_BYTES`` at a time into this thread's reused buffer (:func:`core.signal.scratch.scratch`),
+    each block converted while it is still in the cache: no fresh pages per file, one pass over the data.
+    """
+    frame_bytes = 2 * info.n_channels
+    block = scratch("audio.pcm16", (max(1, PCM16_BLOCK_BYTES // frame_bytes), info.n_channels), "<i2")
+    raw = memoryview(block.reshape(-1).view(np.uint8))
+    filled = 0
+    with _opened(path, fileobj, buffering=0) as fh:
+        fh.seek(info.data_offset)
+        while filled < info.n_frames:
+            count = min(block.shape[0], info.n_frames - filled)
+            n = fh.readinto(raw[: count * frame_bytes]) // frame_bytes
+            np.multiply(block[:n, channel], SCALE_PCM16, out=signal[filled : filled + n], casting="unsafe")
+            filled += n
+            if n < count:
+                break
+    return filled
+
+
+def _read_channel(
+    path: Path | str, info: ClipInfo, channel: int, reuse_buffer: bool = False, fileobj: BinaryIO | None = None
+) -> np.ndarray:
     """One channel as float32 in [-1, 1], holding only that channel in memory (a 300 MB 8-channel file
     costs one channel's worth, not the whole file).
 
     16-bit PCM WAV (the MIMII and DCASE format) is read straight from its data chunk
-    and only the wanted channel is converted; everything else goes through libsndfile.
-    Multichannel files are read ``READ_BLOCK_BYTES`` at a time.  ``fileobj``, when given, is read instead of
+    and only the wanted channel is converted (:func:`_read_pcm16_channel`); everything else goes through
+    libsndfile, multichannel files ``READ_BLOCK_BYTES`` at a time.  ``fileobj``, when given, is read instead of
     ``path`` (see :func:`clip_info`).
     """
-    signal = np.empty(info.n_frames, dtype=np.float32)
+    if reuse_buffer:
+        signal = scratch("audio.signal", (info.n_frames,), np.float32)
+    else:
+        signal = np.empty(info.n_frames, dtype=np.float32)
     filled = 0
     try:
         if info.subtype == "PCM_16" and info.data_offset is not None:
-            block = info.n_frames if info.n_channels == 1 else max(1, READ_BLOCK_BYTES // (2 * info.n_channels))
-            with path.open("rb") if fileobj is None else nullcontext(fileobj) as fh:
-                fh.seek(info.data_offset)
-                while filled < info.n_frames:
-                    count = min(block, info.n_frames - filled)
-                    if fileobj is None:
-                        data = np.fromfile(fh, dtype="<i2", count=count * info.n_channels)
-                    else:  # any binary file: whole 16-bit samples only
-                        raw = fh.read(count * info.n_channels * 2)
-                        data = np.frombuffer(raw[: len(raw) - len(raw) % 2], dtype="<i2")
-                    n = data.size // info.n_channels
-                    column = data[: n * info.n_channels].reshape(n, info.n_channels)[:, channel]
-                    np.multiply(column, np.float32(1.0 / 32768.0), out=signal[filled : filled + n], casting="unsafe")
-                    filled += n
-                    if n < count:
-                        break
+            filled = _read_pcm16_channel(path, info, channel, signal, fileobj)
         else:
             if fileobj is not None:
                 fileobj.seek(0)
@@ -223,13 +271,14 @@ def load_clip(
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     max_sample_rate: int = DEFAULT_MAX_SAMPLE_RATE,
     min_samples: int = FeatureParams().min_samples,
+    reuse_buffer: bool = False,
     fileobj: BinaryIO | None = None,
 ) -> Clip:
     """Read one channel of an audio file and check it is usable.
 
     Parameters
     ----------
-    path : path to a WAV or FLAC file, or the name of the clip ``fileobj`` holds (errors name it)
+    path : path to a WAV or FLAC file
     channel : int, which microphone (0-based) of a multichannel file
     max_duration_s : float or None
         Refuse files longer than this many seconds (checked from the header,
@@ -244,6 +293,10 @@ def load_clip(
     min_samples : int
         Refuse signals shorter than this (default: one feature vector with the
         default :class:`~core.signal.features.FeatureParams`, 2048 samples).
+    reuse_buffer : bool
+        Read into this thread's reused buffer (:func:`core.signal.scratch.scratch`) instead of a new array:
+        no fresh pages per file, but the thread's next such call overwrites ``signal``.  For a caller done
+        with the signal before it reads another file (:func:`core.signal.batch.file_features`).
     fileobj : seekable binary file or None
         The clip's bytes, already open (e.g. an object fetched from storage); read instead of ``path``,
         with the same checks, and left open.
@@ -262,7 +315,7 @@ def load_clip(
     p = Path(path) if fileobj is None else str(path)
     info = clip_info(p, fileobj=fileobj)
     _check_header(p, info, channel, max_duration_s, max_sample_rate, min_samples)
-    signal = _read_channel(p, info, channel, fileobj)
+    signal = _read_channel(p, info, channel, reuse_buffer, fileobj)
     low, high = float(signal.min()), float(signal.max())  # NaN and inf propagate; no temporary arrays
     if not (np.isfinite(low) and np.isfinite(high)):
         raise BadInputError(Reason.NON_FINITE, "contains NaN or infinite samples", p)

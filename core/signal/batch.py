@@ -32,10 +32,13 @@ def file_features(
     path: str, params: FeatureParams = FeatureParams(), channel: int = 0, opener: Opener | None = None
 ) -> np.ndarray:
     """Read ``channel`` of ``path`` (through ``opener`` when given: clips stored elsewhere than on disk, e.g.
-    ``s3://`` URIs) and return its log-mel frame features ``(n_vectors, params.dims)`` float32."""
+    ``s3://`` URIs) and return its log-mel frame features ``(n_vectors, params.dims)`` float32.
+
+    The samples go to this thread's reused buffer (``load_clip(reuse_buffer=True)``): only the features
+    outlive the call."""
     fileobj = opener(path) if opener is not None else None
     try:
-        clip = load_clip(path, channel, min_samples=params.min_samples, fileobj=fileobj)
+        clip = load_clip(path, channel, min_samples=params.min_samples, reuse_buffer=True, fileobj=fileobj)
     finally:
         if fileobj is not None:
             fileobj.close()

@@ -22,9 +22,10 @@ from core.errors import BadInputError, Reason, check_text
 from core.settings import settings
 from core.vocabulary import ANOMALY_TYPE_LENGTH, Verdict
 from core.workflows.audit import record_event
-from core.workflows.labels import ClipLabel, labels_for_clips, labels_for_machines, needs_two_annotators
+from core.workflows.labels import ClipLabel, labels_for_clips, labels_for_machines
 from db.models import Annotation, Clip, Machine
 from db.queries import (
+    active_cuts,
     active_threshold,
     add_annotation,
     add_anomaly_type,
@@ -32,12 +33,11 @@ from db.queries import (
     awaiting_verdict,
     clip_by_hash,
     clip_by_path,
+    clip_counts_by_machine,
     clips_newest_first,
-    count_flagged,
     judged_tallies,
     last_undoable,
     machine_by_key,
-    machine_clip_facts,
     machines_matching,
     queue_count,
     queue_page,
@@ -93,39 +93,44 @@ def _threshold(session, machine: Machine) -> float | None:
     return found.value if found is not None else None
 
 
-def _summary(session, machine: Machine, overlap: float) -> MachineSummary:
-    """One machine's counts from aggregate queries: the clips, the flagged ones, and per judged clip the tally
-    of its standing verdicts (:func:`db.queries.judged_tallies`) read under the label policy (rules 1-3, 8)."""
-    model, threshold = machine.active_model, _threshold(session, machine)
-    n_clips, last_ingested_at, last_verdict_at = machine_clip_facts(session, machine.id)
-    tallies = judged_tallies(session, machine.id, model.id if model else None, threshold)
-    judged = [t for t in tallies if t[4] > 0]  # (clip_id, abnormal, normal, unsure, annotators, ruled, flagged)
-    flagged = count_flagged(session, model.id, machine.id, threshold) if threshold is not None else 0
+def _summary(machine: Machine, facts: tuple, cut: tuple | None, tallies: list[tuple]) -> MachineSummary:
+    """One machine's counts from the grouped queries' rows: its clips, and the flagged or judged clips grouped by
+    their tally (:func:`db.queries.judged_tallies`) read under the label policy (rules 1-3, 8)."""
+    model = machine.active_model
+    n_clips, last_ingested_at = facts
+
+    def count(rule) -> int:  # (clips, abnormal, normal, unsure, annotators, ruled, flagged, in overlap, last at)
+        return sum(t[0] for t in tallies if rule(*t[1:8]))
+
+    flagged = count(lambda ab, no, un, n, ruled, fl, ov: fl)
     return MachineSummary(
         machine=machine.key,
         clips=n_clips,
         flagged=flagged,
-        confirmed=sum(abnormal > 0 and normal == 0 for _, abnormal, normal, *_ in judged),
-        rejected=sum(normal > 0 and abnormal == 0 for _, abnormal, normal, *_ in judged),
-        unsure=sum(abnormal == normal == 0 for _, abnormal, normal, *_ in judged),
-        unreviewed=flagged - sum(bool(t[6]) for t in judged),
-        disputed=sum(t[1] > 0 and t[2] > 0 and not t[5] for t in judged),
-        second_opinion=sum(bool(t[6]) and not t[5] and t[4] < 1 + needs_two_annotators(t[0], overlap) for t in judged),
-        settled=sum(bool(t[5]) for t in tallies),
+        confirmed=count(lambda ab, no, un, n, ruled, fl, ov: n > 0 and ab > 0 and no == 0),
+        rejected=count(lambda ab, no, un, n, ruled, fl, ov: n > 0 and no > 0 and ab == 0),
+        unsure=count(lambda ab, no, un, n, ruled, fl, ov: n > 0 and ab == no == 0),
+        unreviewed=flagged - count(lambda ab, no, un, n, ruled, fl, ov: n > 0 and fl),
+        disputed=count(lambda ab, no, un, n, ruled, fl, ov: n > 0 and ab > 0 and no > 0 and not ruled),
+        second_opinion=count(lambda ab, no, un, n, ruled, fl, ov: n > 0 and fl and not ruled and n < 1 + ov),
+        settled=count(lambda ab, no, un, n, ruled, fl, ov: ruled),
         detector=model.detector if model else None,
         version=model.version if model else None,
-        threshold=threshold,
+        threshold=cut[1] if cut is not None else None,
         last_ingested_at=last_ingested_at,
-        last_verdict_at=last_verdict_at,
+        last_verdict_at=max((t[8] for t in tallies if t[8] is not None), default=None),
     )
 
 
 def machine_summaries(url: str | None = None) -> list[MachineSummary]:
-    """One summary per machine, sorted by machine key: counts from aggregate queries, and the label policy
-    applied only to the clips someone judged, so its time follows the team's verdicts, not the clips."""
+    """One summary per machine, sorted by machine key: counts from grouped queries over every machine at once
+    (never a set of queries per machine), and the label policy applied only to the clips someone judged, so its
+    time follows the clips' count once and the team's verdicts, not the machines times the clips."""
     with session_scope(url) as session:
         overlap = settings().overlap_fraction
-        return [_summary(session, machine, overlap) for machine in machines_matching(session)]
+        machines = machines_matching(session, with_models=True)
+        facts, cuts, tallies = clip_counts_by_machine(session), active_cuts(session), judged_tallies(session, overlap)
+        return [_summary(m, facts.get(m.id, (0, None)), cuts.get(m.id), tallies.get(m.id, [])) for m in machines]
 
 
 def _check_order(order: str) -> None:

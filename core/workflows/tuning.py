@@ -28,18 +28,20 @@ from core.errors import BadInputError, NoModelError, Reason, check_text, shown
 from core.vocabulary import Label, Split
 from core.workflows.audit import record_event
 from core.workflows.catalogue import machine_named
-from core.workflows.labels import RULE, describe, labels_for_machines
+from core.workflows.labels import RULE, ClipLabel, decide, describe, labels_for_machines
 from core.workflows.model_store import load_detector
 from core.workflows.scoring import score_with_model
 from db.models import Machine
 from db.queries import (
     active_threshold,
     add_threshold,
+    clips_in_splits,
     clips_per_day,
     counts_for_machine,
     machine_by_key,
-    scored_clips,
+    score_sketch,
     threshold_history,
+    tuning_rows,
 )
 from db.session import session_scope
 
@@ -91,6 +93,9 @@ def score_missing(spec: str, *, url: str | None = None) -> None:
     score_with_model(model, pks, url=url)
 
 
+SKETCH_POINTS = 2000  # unlabelled scores read per machine at most: evenly ranked, so shares are within 1/2000
+
+
 @dataclass(frozen=True)
 class LabelledSet:
     """The clips thresholds are tuned on, and their scores: one set for the page's metrics and every suggestion.
@@ -103,34 +108,61 @@ class LabelledSet:
     ----------
     scores : ndarray of float, shape (n_labelled,)
     is_abnormal : ndarray of bool, shape (n_labelled,)
-    unlabelled_scores : ndarray of float, shape (n_unlabelled,)
-        Scores of the set's clips without a label (disputed, unsure or never judged).
+    unlabelled_scores : ndarray of float, shape (n_shown,)
+        Scores of the set's clips without a label: every disputed or unsure clip's, and of the clips nobody
+        judged and the layout does not label, at most ``SKETCH_POINTS + 1`` at evenly spaced ranks (lowest and
+        highest included; all of them when there are no more).
     description : str
+    unlabelled_weights : ndarray of float, shape (n_shown,)
+        How many clips each of ``unlabelled_scores`` stands for (1 where every score is read).
     """
 
     scores: np.ndarray
     is_abnormal: np.ndarray
     unlabelled_scores: np.ndarray
     description: str
+    unlabelled_weights: np.ndarray | None = None
+
+
+def _layout_labels(rows) -> dict[int, ClipLabel]:
+    """The label policy's :class:`ClipLabel` of each row nobody judged: its layout's word alone decides, so the
+    decision is made once per layout label (:func:`core.workflows.labels.decide`), not once per clip."""
+    made: dict[tuple[str, str], tuple] = {}  # (layout label, split) -> (truth, split, decision)
+    out = {}
+    for r in rows:
+        if not r.judged:
+            key = (r.label, r.split)
+            truth, split, decision = made.get(key) or made.setdefault(key, (Label(r.label), Split(r.split),
+                                                                             decide(r.label, ())))  # fmt: skip
+            out[r.id] = ClipLabel(r.id, truth, split, {}, decision)
+    return out
 
 
 def labelled_set(session: Session, machine: Machine, use_test: bool) -> LabelledSet:
-    """The :class:`LabelledSet` of ``machine``'s active model (clips it has not scored are not in it)."""
+    """The :class:`LabelledSet` of ``machine``'s active model (clips it has not scored are not in it).
+
+    Reads the clips the layout labels or someone judged as four columns, puts only those through the label
+    policy, and of the rest (never judged, no layout label: most field clips) only a rank sketch the database
+    computes (:func:`db.queries.score_sketch`): bounded by the labels, not by the clips."""
     model = machine.active_model
     trained_on = set(model.provenance.get("clip_ids", []))  # incl. field clips pilots confirmed normal
-    excluded = {Split.TRAIN} if use_test else {Split.TRAIN, Split.TEST}
-    rows = [(c, s) for c, s in scored_clips(session, model.id, [machine.id])
-            if c.split not in excluded and c.id not in trained_on]  # fmt: skip
-    labels = labels_for_machines(session, [c for c, _ in rows], [machine.id])
-    labelled = [(labels[c.id].label, s) for c, s in rows if labels[c.id].label is not None]
-    splits = WITH_TEST_SPLIT if use_test else WITHOUT_TEST_SPLIT
-    description = (f"{describe(labels.values())}; scored clips {splits} that the model did not train on; "
+    splits = [s.value for s in Split if s is not Split.TRAIN and (use_test or s is not Split.TEST)]
+    rows = [r for r in tuning_rows(session, model.id, machine.id, splits) if r.id not in trained_on]
+    labels = labels_for_machines(session, [r for r in rows if r.judged], [machine.id]) | _layout_labels(rows)
+    labelled = [(labels[r.id].label, r.score) for r in rows if labels[r.id].label is not None]
+    judged_unlabelled = [r.score for r in rows if labels[r.id].label is None]
+    leave_out = clips_in_splits(session, sorted(trained_on), splits)
+    n_rest, sketch = score_sketch(session, model.id, machine.id, splits, leave_out, SKETCH_POINTS)
+    where = WITH_TEST_SPLIT if use_test else WITHOUT_TEST_SPLIT
+    description = (f"{describe(labels.values())}; scored clips {where} that the model did not train on; "
                    f"rule: {RULE}")  # fmt: skip
+    weights = [1.0] * len(judged_unlabelled) + [n_rest / len(sketch)] * len(sketch) if sketch else None
     return LabelledSet(
         np.array([s for _, s in labelled], dtype=np.float64),
         np.array([label == Label.ABNORMAL for label, _ in labelled], dtype=bool),
-        np.array([s for c, s in rows if labels[c.id].label is None], dtype=np.float64),
+        np.array(judged_unlabelled + sketch, dtype=np.float64),
         description,
+        np.array(weights if weights else [1.0] * len(judged_unlabelled), dtype=np.float64),
     )
 
 
@@ -237,6 +269,15 @@ class TuningData:
     clips_per_day: float
     unlabelled_scores: np.ndarray
     use_test: bool = False
+    unlabelled_weights: np.ndarray | None = None  # clips each unlabelled score stands for (see LabelledSet)
+
+    def flagged_share(self, value: float) -> float:
+        """The share of the set's scored clips above ``value`` (labelled and unlabelled, each unlabelled score
+        weighted by the clips it stands for); 0 without clips."""
+        weights = np.ones(self.unlabelled_scores.size) if self.unlabelled_weights is None else self.unlabelled_weights
+        total = self.scores.size + float(weights.sum())
+        above = np.count_nonzero(self.scores > value) + float(weights[self.unlabelled_scores > value].sum())
+        return above / total if total else 0.0
 
 
 def tuning_data(spec: str, *, use_test: bool = False, url: str | None = None) -> TuningData:
@@ -250,7 +291,7 @@ def tuning_data(spec: str, *, use_test: bool = False, url: str | None = None) ->
         rate = clips_per_day(session, machine.id)
     return TuningData(
         spec, model.id, model.detector, found.scores, found.is_abnormal, found.description,
-        current.value if current else float("nan"), rate, found.unlabelled_scores, use_test,
+        current.value if current else float("nan"), rate, found.unlabelled_scores, use_test, found.unlabelled_weights,
     )  # fmt: skip
 
 

@@ -227,7 +227,7 @@ def render() -> None:
         _history(machine)
         return
     value = _threshold_controls(data, all_scores)
-    _metrics_and_charts(data, value, float(np.mean(all_scores > value)), plots.spans_orders(all_scores))
+    _metrics_and_charts(data, value, data.flagged_share(value), plots.spans_orders(all_scores))
     _suggestions(machine, use_test, value)
     _save(machine, value)
     _history(machine)

@@ -472,7 +472,7 @@ def test_0009_moves_per_frame_errors_into_float16_bytes_and_back(engine):
         extra = conn.execute(text("SELECT MIN(id) FROM scores")).scalar_one()
         old = '{"frame_errors": [1.5, 70000.0], "band_errors": [0.25], "note": "x"}'
         conn.execute(text("UPDATE scores SET details = :d WHERE id = :id"), {"d": old, "id": extra})
-    migrate(engine)
+    _upgrade_to(engine, "0009")
     with Session(engine) as session:
         rows = {row.id: row for row in session.scalars(select(Score))}
         assert rows and all(row.frames is not None for row in rows.values())
@@ -494,6 +494,39 @@ def test_0009_moves_per_frame_errors_into_float16_bytes_and_back(engine):
         found = conn.execute(text("SELECT details FROM scores WHERE id = :id"), {"id": extra}).scalar_one()
         found = json.loads(found) if isinstance(found, str) else found
         assert found == {"frame_errors": [1.5, 65504.0], "band_errors": [0.25], "note": "x"}
+
+
+def _index_columns(conn, table: str) -> dict[str, list[str]]:
+    return {i["name"]: i["column_names"] for i in inspect(conn).get_indexes(table)}
+
+
+def test_0010_widens_the_indexes_overview_and_drift_read_alone_and_back(engine):
+    """0010 replaces ``scores (model_id, score)`` and ``clips (machine_pk, label)`` with wider indexes that hold
+    what Overview, drift and the Thresholds page read, adds ``clips (id, machine_pk)``, keeps the data, and
+    downgrades to 0009's indexes."""
+    _upgrade_to(engine, "0009")
+    with engine.begin() as conn:
+        _fill(conn, "0008")
+        before = conn.execute(text("SELECT COUNT(*) FROM scores")).scalar_one()
+    migrate(engine)
+    with engine.connect() as conn:
+        clips, scores = _index_columns(conn, "clips"), _index_columns(conn, "scores")
+        assert scores["ix_scores_model_id_score_clip_id"] == ["model_id", "score", "clip_id"]
+        assert clips["ix_clips_id_machine_pk"] == ["id", "machine_pk"]
+        assert clips["ix_clips_machine_pk_label_sample_rate_ingested_at_split_id"] == [
+            "machine_pk", "label", "sample_rate", "ingested_at", "split", "id"]  # fmt: skip
+        assert "ix_scores_model_id_score" not in scores and "ix_clips_machine_pk_label" not in clips
+        assert conn.execute(text("SELECT COUNT(*) FROM scores")).scalar_one() == before > 0
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009")
+    with engine.connect() as conn:
+        clips, scores = _index_columns(conn, "clips"), _index_columns(conn, "scores")
+        assert scores["ix_scores_model_id_score"] == ["model_id", "score"]
+        assert clips["ix_clips_machine_pk_label"] == ["machine_pk", "label"]
+        assert "ix_scores_model_id_score_clip_id" not in scores and "ix_clips_id_machine_pk" not in clips
+    assert _revision(engine) == "0009"
 
 
 def test_foreign_keys_are_enforced_after_migrating(engine):
@@ -611,5 +644,5 @@ def test_migration_functions_are_short(path):
 
 def test_migrations_are_one_chain_ending_at_head():
     script = ScriptDirectory.from_config(alembic_config())
-    assert [r.revision for r in reversed(list(script.walk_revisions()))] == [*EARLIER, "0009"]
-    assert len(VERSION_FILES) == len(EARLIER) + 1
+    assert [r.revision for r in reversed(list(script.walk_revisions()))] == [*EARLIER, "0009", "0010"]
+    assert len(VERSION_FILES) == len(EARLIER) + 2

@@ -308,3 +308,69 @@ def test_an_open_truncated_wav_is_corrupt_and_its_header_limits_apply(tmp_path):
     with pytest.raises(BadInputError) as caught:
         load_clip("s3://b/t.wav", fileobj=io.BytesIO(data), max_duration_s=0.5)
     assert caught.value.reason is Reason.TOO_LONG
+
+
+@pytest.mark.parametrize(("name", "channels", "subtype"), [("a.wav", 8, "PCM_16"), ("b.flac", 2, "PCM_16"),
+                                                            ("c.wav", 3, "FLOAT")])  # fmt: skip
+def test_reuse_buffer_reads_the_same_samples_into_the_threads_buffer(tmp_path, name, channels, subtype):
+    path = write_wav(tmp_path / name, tone(1.5, channels=channels, seed=2), subtype=subtype)
+    fresh = load_clip(path, channel=channels - 1)
+    reused = load_clip(path, channel=channels - 1, reuse_buffer=True)
+    np.testing.assert_array_equal(reused.signal, fresh.signal)
+    assert (reused.sr, reused.n_channels, reused.channel) == (fresh.sr, fresh.n_channels, fresh.channel)
+    other = load_clip(write_wav(tmp_path / f"other_{name}", tone(1.0, seed=9), subtype=subtype), reuse_buffer=True)
+    assert np.shares_memory(other.signal, reused.signal)  # the next reused read overwrites it, as documented
+    assert not np.shares_memory(fresh.signal, load_clip(path, channel=channels - 1).signal)
+
+
+def test_reuse_buffer_still_refuses_bad_files(tmp_path):
+    silent = write_wav(tmp_path / "silent.wav", np.zeros((SR, 8), np.float32))
+    with pytest.raises(BadInputError) as caught:
+        load_clip(silent, reuse_buffer=True)
+    assert caught.value.reason is Reason.SILENT
+    whole = write_wav(tmp_path / "whole.wav", tone(1.0, channels=8)).read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(BadInputError) as caught:
+        load_clip(tmp_path / "cut.wav", reuse_buffer=True)
+    assert caught.value.reason is Reason.CORRUPT
+
+
+EXTRA_CHUNKS = {"before": b"LIST\x05\x00\x00\x00abcde\x00", "after": b"junk\x02\x00\x00\x00zz"}  # odd size: padded
+
+
+def _with_chunks(path: Path, before: bytes = b"", after: bytes = b"") -> Path:
+    """Insert a chunk before ``data`` and/or append one after it, keeping the RIFF size right."""
+    raw = path.read_bytes()
+    at = raw.index(b"data")
+    body = raw[12:at] + before + raw[at:] + after
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "channels", "subtype", "fmt", "chunks"),
+    [
+        ("mono.wav", 1, "PCM_16", "WAV", {}),
+        ("eight.wav", 8, "PCM_16", "WAV", {}),
+        ("listed.wav", 2, "PCM_16", "WAV", EXTRA_CHUNKS),
+        ("wide.wav", 2, "PCM_24", "WAV", {}),
+        ("ext.wav", 2, "PCM_16", "WAVEX", {}),
+        ("float.wav", 1, "FLOAT", "WAV", {}),
+        ("lossless.flac", 2, "PCM_16", "FLAC", {}),
+    ],
+)
+def test_plain_16_bit_headers_are_read_without_libsndfile_and_agree_with_it(tmp_path, name, channels, subtype, fmt,
+                                                                           chunks):  # fmt: skip
+    """A plain 16-bit PCM WAV's header is parsed here (one open less, no libsndfile call); every other file's by
+    libsndfile.  Either way the facts equal libsndfile's, extra chunks before or after the samples included."""
+    from core.signal.audio import _libsndfile_info, _wav_chunks
+
+    path = tmp_path / name
+    sf.write(path, tone(0.5, channels=channels), SR, subtype=subtype, format=fmt)
+    path = _with_chunks(path, **chunks) if chunks else path
+    found = clip_info(path)
+    with path.open("rb") as fh:
+        assert found == _libsndfile_info(path, _wav_chunks(fh, path.stat().st_size)[1])
+    assert (found.sr, found.n_channels, found.n_frames) == (SR, channels, SR // 2)
+    np.testing.assert_array_equal(load_clip(path, channel=channels - 1).signal,
+                                  sf.read(path, dtype="float32", always_2d=True)[0][:, channels - 1])  # fmt: skip

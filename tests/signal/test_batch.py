@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
+import librosa
 import numpy as np
 import pytest
 
@@ -82,3 +83,45 @@ def test_file_features_default_params(tmp_path):
     path = write_wav(tmp_path / "a.wav", tone(1.0))
     features = file_features(str(path))
     assert features.shape == (1 + SR // 512 - 4, 320) and features.dtype == np.float32
+
+
+def _seed_file_features(path, channel: int, p: FeatureParams = FeatureParams()) -> np.ndarray:
+    """The seed's per-file pipeline (bench/features.py's baseline): librosa.load, melspectrogram, power_to_db."""
+    signal, sr = librosa.load(path, sr=None, mono=False)
+    mel = librosa.feature.melspectrogram(
+        y=np.atleast_2d(signal)[channel], sr=sr, n_fft=p.n_fft, hop_length=p.hop_length, n_mels=p.n_mels
+    )
+    log_mel = librosa.power_to_db(mel, ref=np.max)
+    n = log_mel.shape[1] - p.frames + 1
+    return np.concatenate([log_mel[:, t : t + n].T for t in range(p.frames)], axis=1)
+
+
+@pytest.mark.parametrize("channel", [0, 5])
+def test_file_features_are_within_1e_3_db_of_the_seed_pipeline_on_8_channel_pcm16(tmp_path, channel):
+    path = str(write_wav(tmp_path / "eight.wav", tone(3.0, channels=8, amplitude=0.3, seed=3)))
+    ours = file_features(path, channel=channel)
+    seed = _seed_file_features(path, channel)
+    assert ours.shape == seed.shape and ours.dtype == np.float32
+    assert np.abs(ours - seed).max() < 1e-3
+    assert np.abs(ours - _seed_file_features(path, (channel + 1) % 8)).max() > 1  # the channel asked for
+
+
+def test_file_features_are_within_1e_3_db_of_the_seed_pipeline_on_real_8_channel_clips(real_data):
+    paths = sorted((real_data / "mimii_8ch").rglob("*.wav"))[:4]
+    assert paths
+    for path in paths:
+        assert np.abs(file_features(str(path)) - _seed_file_features(str(path), 0)).max() < 1e-3
+
+
+def test_features_outlive_the_buffers_the_next_file_reuses(tmp_path):
+    """The samples and spectra live in reused per-thread buffers; the features returned must not."""
+    paths = [str(write_wav(tmp_path / f"c{i}.wav", tone(2.0, freq=300.0 * (i + 1), seed=i))) for i in range(3)]
+    first = file_features(paths[0])
+    kept = first.copy()
+    later = [file_features(path) for path in paths[1:]]
+    np.testing.assert_array_equal(first, kept)
+    assert not np.allclose(later[0], kept, atol=1)
+    with ThreadPoolExecutor(max_workers=3) as pool:  # each thread has its own buffers
+        together = list(pool.map(file_features, paths * 4))
+    for index, features in enumerate(together):
+        np.testing.assert_array_equal(features, [kept, *later][index % 3])

@@ -8,7 +8,15 @@ import pytest
 
 from core.errors import BadInputError, Reason
 from core.signal.audio import load_clip
-from core.signal.features import FeatureParams, log_mel, log_mel_frames, mel_filterbank, required_samples, stft_db
+from core.signal.features import (
+    FeatureParams,
+    log_mel,
+    log_mel_frames,
+    mel_filterbank,
+    required_samples,
+    stack_frames,
+    stft_db,
+)
 from tests.conftest import tone
 
 TOL_DB = 1e-3
@@ -175,3 +183,15 @@ def test_mel_filterbank_is_cached_and_read_only():
     assert not fb.flags.writeable
     with pytest.raises(ValueError):
         fb[0, 0] = 1.0
+
+
+def test_stacked_frames_are_a_read_only_view_of_the_columns():
+    columns = np.arange(40 * 8, dtype=np.float32).reshape(40, 8)
+    stacked = stack_frames(columns, 5)
+    assert stacked.shape == (36, 40) and stacked.dtype == np.float32
+    assert np.shares_memory(stacked, columns) and not stacked.flags.writeable
+    np.testing.assert_array_equal(stacked[7], columns[7:12].ravel())
+    copy = np.array(stacked)
+    copy[0, 0] = -1.0  # a copy is writable
+    with pytest.raises(ValueError):
+        stacked[0, 0] = -1.0

@@ -7,11 +7,23 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event, select
 
 from core.workflows.labels import awaits_verdict, labels_for_machines
 from core.workflows.triage import machine_summaries, queue_size, triage_queue
-from db.queries import active_threshold, awaiting_verdict, machines_matching, scored_clips
-from db.session import get_engine, session_scope
+from db.models import Clip
+from db.queries import (
+    active_threshold,
+    adjudications_of_machines,
+    annotations_of_machines,
+    awaiting_verdict,
+    drift_candidates,
+    get_or_create_machine,
+    judged_ids,
+    machines_matching,
+    scored_clips,
+)
+from db.session import get_engine, session_scope, write_transaction
 
 ROOT = Path(__file__).resolve().parents[2]
 N_CLIPS = 1500
@@ -104,3 +116,66 @@ def test_postgresql_serves_the_queue_from_its_index_with_a_limit(plant):
     with get_engine(url).connect() as conn:
         plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + str(sql)).scalars())
     assert "Limit" in plan and "ix_scores_model_id_score" in plan, plan
+
+
+def _statements(url: str, work) -> list[str]:
+    """The SQL statements ``work()`` sends to the database at ``url``."""
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    engine = get_engine(url)
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        work()
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    return [s for s in seen if not s.lstrip().upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK"))]
+
+
+def test_overview_asks_the_same_few_queries_however_many_machines(plant):
+    """Every machine's counts come from grouped queries over all machines, never a set of queries per machine."""
+    url, seeded = plant
+    before = machine_summaries(url)
+    asked = _statements(url, lambda: machine_summaries(url))
+    write_transaction(lambda session: [get_or_create_machine(session, "pump", f"id_{k:02d}") for k in range(5)], url)
+    after = {s.machine: s for s in machine_summaries(url)}
+    assert len(_statements(url, lambda: machine_summaries(url))) == len(asked) <= 8
+    assert [after[s.machine] for s in before] == before
+    assert after["pump/id_03"].clips == after["pump/id_03"].flagged == 0 and after["pump/id_03"].threshold is None
+
+
+def test_drift_candidates_and_judged_ids_are_what_they_say(plant):
+    """drift_candidates: the machine's clips at the rate until a time that the layout calls normal or someone judged
+    (the normal ones from an index, the judged ones from the verdicts): the same as reading every clip."""
+    url, seeded = plant
+    with session_scope(url) as session:
+        for machine in machines_matching(session):
+            clips = list(session.scalars(select(Clip).where(Clip.machine_pk == machine.id)))
+            judged = {a.clip_id for a in annotations_of_machines(session, [machine.id])}
+            judged |= {a.clip_id for a in adjudications_of_machines(session, [machine.id])}
+            until = sorted(c.ingested_at for c in clips)[len(clips) // 2]
+            expected = sorted((c.id, c.label) for c in clips if c.ingested_at <= until and c.sample_rate == 16000
+                              and (c.label == "normal" or c.id in judged))  # fmt: skip
+            assert drift_candidates(session, machine.id, 16000, until) == expected
+            assert drift_candidates(session, machine.id, None, until) == expected
+            assert drift_candidates(session, machine.id, 8000, until) == []
+            assert judged_ids(session, machine.id) == judged and judged
+            assert any(label != "normal" for _, label in expected) and any(label == "normal" for _, label in expected)
+
+
+def test_sqlite_answers_overview_and_drift_from_covering_indexes(plant):
+    url, seeded = plant
+    if not url.startswith("sqlite"):
+        pytest.skip("EXPLAIN QUERY PLAN of SQLite's planner")
+    asked = _statements(url, lambda: machine_summaries(url))
+    with session_scope(url) as session:
+        (found,) = machines_matching(session, seeded["machines"][0])
+        asked += _statements(url, lambda: drift_candidates(session, found.id, 16000, found.active_model.created_at))
+    with get_engine(url).connect() as conn:
+        plans = "\n".join(str(row) for sql in asked for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql,
+                          (1,) * sql.count("?")))  # fmt: skip
+    assert "COVERING INDEX ix_scores_model_id_score_clip_id" in plans, plans
+    assert "COVERING INDEX ix_clips_machine_pk_label_sample_rate_ingested_at_split_id" in plans, plans
+    assert "SCAN clips " not in plans and "SCAN scores " not in plans, plans

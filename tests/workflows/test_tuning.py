@@ -363,3 +363,60 @@ def test_saved_thresholds_lists_the_active_models_thresholds_newest_first(traine
         with session_scope(write=True) as session:
             session.execute(update(Machine).values(active_model_id=None))
         saved_thresholds("fan/id_00")
+
+
+# --- the labelled set at scale: four columns for the labelled and judged clips, a rank sketch of the rest ------------
+
+
+def _seeded_plant(url: str) -> dict:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "db_scale", Path(__file__).resolve().parents[2] / "bench" / "db_scale.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.seed(url, 3000, n_machines=2, overlap=0.3)
+
+
+def _every_clip_reference(url: str, machine: str, use_test: bool) -> tuple[list[tuple[float, bool]], list[float], str]:
+    """The labelled set as it was read before it was bounded: every scored clip through the label policy."""
+    from core.vocabulary import Label, Split
+    from core.workflows.labels import RULE, describe, labels_for_machines
+    from db.queries import machines_matching, scored_clips
+
+    with session_scope(url) as session:
+        (found,) = machines_matching(session, machine)
+        excluded = {Split.TRAIN} if use_test else {Split.TRAIN, Split.TEST}
+        rows = [(c, s) for c, s in scored_clips(session, found.active_model_id, [found.id]) if c.split not in excluded]
+        labels = labels_for_machines(session, [c for c, _ in rows], [found.id])
+        where = "outside the training split" if use_test else "outside the training and test splits"
+        text = f"{describe(labels.values())}; scored clips {where} that the model did not train on; rule: {RULE}"
+        labelled = sorted((s, labels[c.id].label == Label.ABNORMAL) for c, s in rows if labels[c.id].label)
+        return labelled, sorted(s for c, s in rows if labels[c.id].label is None), text
+
+
+@pytest.mark.parametrize("use_test", [False, True])
+def test_the_labelled_set_reads_the_labels_and_a_bounded_sketch_of_the_rest(any_db_url, monkeypatch, use_test):
+    import core.workflows.tuning as tuning
+
+    monkeypatch.setattr(tuning, "SKETCH_POINTS", 40)
+    seeded = _seeded_plant(any_db_url)
+    machine = seeded["machines"][0]
+    labelled, unlabelled, description = _every_clip_reference(any_db_url, machine, use_test)
+    data = tuning_data(machine, use_test=use_test, url=any_db_url)
+    assert sorted(zip(data.scores.tolist(), data.is_abnormal.tolist(), strict=True)) == labelled
+    assert data.label_source == description and data.is_abnormal.any() and not data.is_abnormal.all()
+    assert len(unlabelled) >= 400 and data.unlabelled_scores.size <= 41 + 60  # the sketch, and the judged unlabelled
+    assert data.unlabelled_weights.sum() == pytest.approx(len(unlabelled))
+    assert data.unlabelled_scores.min() == unlabelled[0] and data.unlabelled_scores.max() == unlabelled[-1]
+    everything = np.array([s for s, _ in labelled] + unlabelled)
+    for value in np.quantile(everything, [0.0, 0.1, 0.5, 0.9, 0.95, 0.99]):
+        assert data.flagged_share(value) == pytest.approx(np.mean(everything > value), abs=1 / 40)
+    monkeypatch.setattr(tuning, "SKETCH_POINTS", 10**6)  # few enough: every score, each standing for one clip
+    exact = tuning_data(machine, use_test=use_test, url=any_db_url)
+    assert sorted(exact.unlabelled_scores.tolist()) == unlabelled and set(exact.unlabelled_weights) == {1.0}
+    assert exact.flagged_share(float(np.median(everything))) == pytest.approx(
+        np.mean(everything > np.median(everything))
+    )
