@@ -17,6 +17,7 @@ from core.signal.display import PLAYER_SECONDS, ClipViews, clip_views, most_abno
 from core.signal.features import FeatureParams
 from core.workflows.explore import ClipDetails, clip_details
 from dashboard.components import plots
+from dashboard.components.format import numbers_apart
 from dashboard.components.text import md_literal
 
 P = FeatureParams()
@@ -65,7 +66,8 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
     facts = f"**{md_literal(details.machine)}** · {details.duration_s:.1f} s · {details.n_channels} ch"
     facts += "" if blind else f" · label: {details.label}"
     if details.score is not None:
-        facts += f" · score **{details.score:.3g}** (threshold {details.threshold:.3g})"
+        score, threshold = numbers_apart(details.score, details.threshold)  # plain decimals, never "5" for 4.996
+        facts += f" · score **{score}** (threshold {threshold})"
     st.markdown(facts)
     if blind:
         st.caption(f"clip #{details.clip_id}")
