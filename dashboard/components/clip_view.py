@@ -76,7 +76,7 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
     window = None
     if details.frame_errors:
         window = most_abnormal_window(details.frame_errors, P.hop_length, sr)
-    player, button = st.columns([4, 1])
+    player, button = st.columns([3, 2] if compact else [4, 1])  # half a page: room for "▶ worst second"
     span = st.session_state.get(f"{key}_span", {}).get(clip_id)
     if span:
         player.audio(views.player, sample_rate=sr, start_time=span[0], end_time=span[1], autoplay=True)
@@ -93,9 +93,12 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
         left, right = st.columns(2)
         left.plotly_chart(plots.errors_over_time(details.frame_errors, P.hop_length, sr, window), key=f"{key}_err")
         right.plotly_chart(plots.errors_per_band(details.band_errors, sr), key=f"{key}_band")
-    if compact:
+    if compact:  # half a page: one spectrogram at a time, the mel one first
+        mel_tab, stft_tab = st.tabs(["Mel spectrogram", "STFT"])
         mel = plots.spectrogram(views.mel_db, sr, views.hop_length, mel=True, title="Mel spectrogram")
-        st.plotly_chart(mel, key=f"{key}_mel")
+        mel_tab.plotly_chart(mel, key=f"{key}_mel")
+        stft = plots.spectrogram(views.stft_db, sr, views.hop_length, mel=False, title="STFT (dB)")
+        stft_tab.plotly_chart(stft, key=f"{key}_stft")
     else:
         left, right = st.columns(2)
         stft = plots.spectrogram(views.stft_db, sr, views.hop_length, mel=False, title="STFT (dB)")
