@@ -104,3 +104,18 @@ def test_the_worst_second_button_has_room_for_its_label(open_page, tmp_path):
     here = _column(app, "This clip")
     (column,) = [c for c in here.columns if [b.label for b in c.button] == ["▶ worst second"]]
     assert column.weight == pytest.approx(0.4)  # 2/5 of the row (1/5 cut the label off)
+
+
+def test_the_clip_header_shows_score_and_threshold_as_plain_decimals(seeded, open_page):
+    """A threshold of 4.996 is not "5", and a score is never written as 1.2e-05."""
+    from core.workflows.tuning import set_threshold
+    from dashboard.components.format import numbers_apart
+
+    set_threshold(SEEDED_MACHINES[0], 4.996, set_by="eve", reason="test")
+    app = open_page("explore")
+    here = _column(app, "This clip")
+    details = clip_details(next(s for s in app.selectbox if s.label == "Clip").value)
+    score, threshold = numbers_apart(details.score, details.threshold)
+    assert threshold == "4.996" and "e" not in score
+    (header,) = [m.value for m in here.markdown if " · score " in m.value]
+    assert header.endswith(f" · score **{score}** (threshold 4.996)")
