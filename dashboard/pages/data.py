@@ -92,6 +92,9 @@ def render() -> None:
     # the box's own "… per file" text says the same limit, whatever server.maxUploadSize was started with
     uploads = st.file_uploader(f"WAV/FLAC files (up to {limit / 1e6:g} MB each)", type=["wav", "flac"],
                                accept_multiple_files=True, max_upload_size=apply_upload_limit())  # fmt: skip
+    megabytes = limit / 1e6
+    if megabytes != int(megabytes) or megabytes >= 500:  # Streamlit writes whole MB, and "1GB" from 512 MB on
+        st.caption(f"Files over {megabytes:g} MB are refused; the box's own size note rounds this limit.")
     if uploads and st.button("Ingest uploads"):
         stored = store_uploads([(u.name, u.getbuffer()) for u in uploads], machine, max_bytes=limit, actor=actor)
         for item in stored.refused:

@@ -137,6 +137,11 @@ def test_the_upload_box_states_the_same_limit_as_the_page(open_page, monkeypatch
     app.run()
     (uploader,) = app.get("file_uploader")
     assert (uploader.label, uploader.proto.max_upload_size_mb) == ("WAV/FLAC files (up to 0.05 MB each)", 1)
+    rounded = "the box's own size note rounds this limit"
+    assert [c.value for c in app.caption if rounded in c.value] == [f"Files over 0.05 MB are refused; {rounded}."]
+    monkeypatch.setenv("MAX_UPLOAD_MB", "200")  # whole MB, below 512: the box says exactly this, no note needed
+    app.run()
+    assert not [c.value for c in app.caption if rounded in c.value]
 
 
 def _clip_of(path) -> int:
