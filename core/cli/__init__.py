@@ -39,7 +39,7 @@ from core.cli.export import cmd_export
 from core.cli.models import cmd_activate, cmd_detectors, cmd_evaluate, cmd_score, cmd_train
 from core.cli.options import add_acting_user
 from core.cli.review import cmd_adjudicate, cmd_disputes
-from core.cli.supervised import cmd_rekognition, cmd_train_supervised
+from core.cli.supervised import cmd_export_and_train, cmd_rekognition, cmd_train_supervised
 from core.cli.thresholds import cmd_threshold
 from core.cli.users import cmd_users
 from core.cli.watch import cmd_watch
@@ -48,6 +48,7 @@ from core.errors import CloudError, MachineSoundError, environment_problem
 __all__ = [
     "build_parser", "main", "cmd_demo", "cmd_ingest", "cmd_info", "cmd_detectors", "cmd_train", "cmd_score",
     "cmd_threshold", "cmd_evaluate", "cmd_activate", "cmd_export", "cmd_train_supervised", "cmd_rekognition",
+    "cmd_export_and_train",
     "cmd_annotate", "cmd_disputes", "cmd_adjudicate", "cmd_agreement", "cmd_watch", "cmd_drift", "cmd_users",
     "cmd_audit",
 ]  # fmt: skip
@@ -59,7 +60,7 @@ REGISTRARS = (
     thresholds.register_threshold,
     models.register_evaluate, models.register_activate,
     export.register_export,
-    supervised.register_train_supervised, supervised.register_rekognition,
+    supervised.register_train_supervised, supervised.register_export_and_train, supervised.register_rekognition,
     annotate.register_annotate,
     review.register_disputes, review.register_adjudicate, agreement.register_agreement,
     watch.register_watch,

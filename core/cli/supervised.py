@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.options import acting_user, add_command, add_json, add_who
-from core.cli.output import print_epoch, print_job, print_json, progress_bar
+from core.cli.options import acting_user, add_command, add_jobs, add_json, add_machine, add_who
+from core.cli.output import job_json, print_epoch, print_job, print_json, progress_bar
 from core.errors import BadInputError, Reason
 from core.vocabulary import JobState
 
@@ -18,8 +18,9 @@ def cmd_train_supervised(args: argparse.Namespace) -> int:
     from core.supervised.jobs import job_status
     from core.supervised.local import LocalTrainer
 
-    job_id = LocalTrainer(epochs=args.epochs).train(args.export, user=args.user, progress=print_epoch,
-                                                    actor=acting_user(args))
+    job_id = LocalTrainer(epochs=args.epochs).train(
+        args.export, user=args.user, progress=print_epoch, actor=acting_user(args)
+    )
     print_job(job_status(job_id), args.json)
     return 0
 
@@ -37,6 +38,84 @@ def register_train_supervised(commands) -> None:
                             help="epochs, exactly (default: 60, more on small exports)")  # fmt: skip
     add_who(supervised, "who trains (recorded)")
     add_json(supervised, "print the job as JSON")
+
+
+def cmd_export_and_train(args: argparse.Namespace) -> int:
+    """Export the curated dataset and train on it in one step; print the export and the job (exit 1 if the
+    Rekognition cost is not accepted, or the job failed)."""
+    from core.supervised.jobs import job_status
+    from core.supervised.pipeline import export_and_train
+    from core.workflows.export import ExportOptions, describe_counts
+
+    trainer = _one_step_trainer(args)
+    paid = trainer.name == "rekognition"
+    if paid and not _confirmed(trainer.config.training_cost_notice(), args.yes, "Export and start training?"):
+        return 1
+    options = ExportOptions(prefer=args.prefer, seed=args.seed, test_fraction=args.test_fraction, cap=args.cap,
+                            machine=args.machine, trusted_only=args.trusted_only)  # fmt: skip
+    update, close = progress_bar("spectrograms")
+    upload, close_upload = progress_bar("upload") if paid else (print_epoch, lambda: None)
+    try:
+        result = export_and_train(options, out_dir=args.out_dir, trainer=trainer, confirm_cost=paid, user=args.user,
+                                  actor=acting_user(args), n_jobs=args.jobs, export_progress=update,
+                                  train_progress=upload)  # fmt: skip
+    finally:
+        close()
+        close_upload()
+    status = job_status(result.job_id)
+    if args.json:
+        summary = result.summary
+        print_json({"export_id": summary["export_id"], "out_dir": summary["out_dir"], "counts": summary["counts"],
+                    "backend": result.backend, "job": job_json(status)})  # fmt: skip
+    else:
+        print(f"export {result.summary['export_id']} in {result.summary['out_dir']}: "
+              f"{describe_counts(result.summary['counts'])}")  # fmt: skip
+        print_job(status, False)
+    return 0 if status.status != JobState.FAILED else 1
+
+
+def _one_step_trainer(args: argparse.Namespace):
+    """The trainer ``--backend`` names (``auto``: Rekognition when configured, else local)."""
+    from core.supervised import get_trainer
+    from core.supervised.cloud.config import CloudConfig, unavailable_reason
+    from core.supervised.pipeline import default_trainer
+
+    if args.backend == "auto":
+        return default_trainer(epochs=args.epochs)
+    if args.backend == "local":
+        return get_trainer("local", epochs=args.epochs)
+    config = CloudConfig.from_env()
+    reason = unavailable_reason(config)
+    if reason:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"cannot train with Rekognition: {reason}")
+    return get_trainer("rekognition", config=config)
+
+
+def register_export_and_train(commands) -> None:
+    """``export-and-train [OUT] [--backend --epochs --yes --prefer --seed --test-fraction --cap --machine
+    --trusted-only --jobs --user --json]``."""
+    one = add_command(
+        commands, "export-and-train", cmd_export_and_train,
+        help="export the curated dataset and train a supervised model on it, in one step",
+        description="Export the curated, balanced spectrogram dataset (as `export` does) and train on that "
+        "export: with Rekognition Custom Labels when REKOGNITION_BUCKET and AWS credentials are configured "
+        "(after accepting its cost), else the local CNN (as `train-supervised` does).",
+    )  # fmt: skip
+    one.add_argument("out_dir", metavar="OUT", nargs="?", help="folder to write (default: a new DATA_DIR/exports/…)")
+    one.add_argument("--backend", choices=["auto", "local", "rekognition"], default="auto",
+                     help="auto (default): Rekognition when configured, else local")  # fmt: skip
+    one.add_argument("--epochs", type=int, default=None, help="local CNN epochs, exactly (default: its own)")
+    one.add_argument("--yes", action="store_true", help="with Rekognition: accept the cost of training")
+    one.add_argument("--prefer", choices=["verdicts", "ground-truth"], default="verdicts",
+                     help="which label wins when a clip has both (default verdicts)")  # fmt: skip
+    one.add_argument("--seed", type=int, default=0, help="random seed for balancing and the split (default 0)")
+    one.add_argument("--test-fraction", type=float, default=0.25, help="share of groups for testing (default 0.25)")
+    one.add_argument("--cap", type=int, default=None, help="at most this many clips per class and machine")
+    one.add_argument("--trusted-only", action="store_true", help="only trusted labels (see `export --help`)")
+    add_machine(one)
+    add_jobs(one)
+    add_who(one, "who exports and trains (recorded)")
+    add_json(one, "print the export and the job as JSON")
 
 
 def cmd_rekognition(args: argparse.Namespace) -> int:
@@ -141,8 +220,9 @@ def register_rekognition(commands) -> None:
     reko.add_argument("job", nargs="?", type=int, help="job id (status, evaluate, stop)")
     reko.add_argument("--export", metavar="DIR", help="with train: export folder (default: the newest)")
     reko.add_argument("--wait", action="store_true", help="with train/status: poll until training ends")
-    reko.add_argument("--yes", action="store_true",
-                      help="with train or evaluate: accept the cost of training or of running the model")
+    reko.add_argument(
+        "--yes", action="store_true", help="with train or evaluate: accept the cost of training or of running the model"
+    )
     for option in CLOUD_SETTINGS:
         reko.add_argument(f"--{option}", help=f"override REKOGNITION_{option.upper()}")
     add_who(reko, "who trains (recorded)")

@@ -13,7 +13,10 @@ done; an unreadable clip is listed in the summary and never stops the others.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +50,7 @@ from db.queries import latest_export
 from db.session import data_dir, session_scope
 
 SUMMARY_FILE = "summary.json"
+ZIP_FOLDER = "zips"  # under DATA_DIR/exports: one zip per export, made when first downloaded
 SUBSETS = (Split.TRAIN.value, Split.TEST.value)
 
 
@@ -300,3 +304,37 @@ def read_images(out_dir: str | Path, subset: str) -> tuple[list[np.ndarray], np.
             raise BadInputError(Reason.CORRUPT, f"cannot read the exported image ({exc})", path) from None
     labels = np.array([r["label"] == Label.ABNORMAL for r in records], dtype=np.int8)
     return arrays, labels, records
+
+
+def export_zip(out_dir: str | Path, *, actor: Actor | None = None) -> Path:
+    """The export in ``out_dir`` as one zip file, ``DATA_DIR/exports/zips/export-<id>.zip``: its images,
+    manifests and ``summary.json`` at their paths inside the export, nothing else of the folder.
+
+    Written file by file from disk (PNGs stored as they are, text deflated), so memory holds one file at a
+    time whatever the dataset's size, to a temporary file renamed into place, so a reader never sees half a
+    zip; made once and reused while it is newer than the export's ``summary.json``.  ``actor`` needs the
+    engineer role (as exporting does).  Raises :class:`BadInputError` when ``out_dir`` is not an export or
+    one of its files is gone."""
+    require(actor, Action.EXPORT)
+    out = Path(out_dir)
+    summary = read_summary(out)
+    name = f"export-{summary['export_id']}" if summary.get("export_id") is not None else out.resolve().name
+    target = data_dir() / "exports" / ZIP_FOLDER / f"{name}.zip"
+    if target.is_file() and target.stat().st_mtime_ns >= (out / SUMMARY_FILE).stat().st_mtime_ns:
+        return target
+    members = [SUMMARY_FILE, *(f"{s}.manifest" for s in SUBSETS), *(r["file"] for r in summary["images"])]
+    for member in members:
+        if not (out / member).is_file():
+            raise BadInputError(Reason.NOT_FOUND, f"the export lacks {member}; export again", out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{name}-", suffix=".zip.part", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as fh, zipfile.ZipFile(fh, "w") as archive:
+            for member in members:
+                stored = member.endswith(".png")  # PNG is compressed already
+                archive.write(out / member, member, zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+        os.replace(staging, target)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return target

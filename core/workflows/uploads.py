@@ -8,17 +8,23 @@ is applied here, not only in the page.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.access import Action, Actor, require
+from core.commands import core_command
 from core.errors import BadInputError, Reason, check_text
+from core.parallel import Progress
 from core.settings import settings
 from core.signal.audio import AUDIO_SUFFIXES
 from core.vocabulary import MACHINE_ID_LENGTH, MACHINE_TYPE_LENGTH
-from db.session import data_dir
+from core.workflows.scoring import ScoreReport, score
+from db.models import Clip
+from db.queries import active_threshold, clip_by_hash, clip_by_path, clip_scores, clips_ingested_under
+from db.session import data_dir, session_scope
 
 MAX_NAME_BYTES = 200  # a stored file name's length in UTF-8 (file systems allow 255)
 _UNSAFE = re.compile(r"[^\w.-]")  # \w: letters and digits of any script, and "_"
@@ -82,7 +88,10 @@ def _create(folder: Path, name: str, content: bytes | memoryview) -> Path:
 
 
 def store_uploads(
-    files: list[tuple[str, bytes | memoryview]], machine: str, *, max_bytes: int | None = None,
+    files: list[tuple[str, bytes | memoryview]],
+    machine: str,
+    *,
+    max_bytes: int | None = None,
     actor: Actor | None = None,
 ) -> StoredUploads:
     """Write ``(file name, content)`` pairs to ``DATA_DIR/uploads/<type>/<id>/``.
@@ -136,3 +145,87 @@ def store_uploads(
         result.paths.append(str(path))
         result.names.setdefault(str(path), name)
     return result
+
+
+@dataclass(frozen=True)
+class ClipOutcome:
+    """What became of one new clip: its score by its machine's active model and whether that flags it."""
+
+    path: str  # as stored (or the file with the same content registered earlier)
+    clip_id: int | None  # None: the file is not a registered clip (refused at ingest)
+    machine: str | None
+    model: str | None  # "mahalanobis v1"; None: the machine has no active model
+    score: float | None  # None: not scored (no model, or refused; see the report's failures)
+    threshold: float | None
+
+    @property
+    def flagged(self) -> bool | None:
+        """True when the score is above the threshold (the clip waits in the triage queue); None: not scored."""
+        if self.score is None or self.threshold is None:
+            return None
+        return self.score > self.threshold
+
+
+@dataclass
+class NewClipsScored:
+    """New clips scored at once: each clip's outcome, and the scoring report limited to these clips (never an
+    older clip's failure, nor another machine's)."""
+
+    clips: list[ClipOutcome]
+    report: ScoreReport
+
+    def train_commands(self) -> list[str]:
+        """For each machine of these clips without a model, the command that trains one (quoted for the shell)."""
+        return [core_command("train", "--machine", m) for m in self.report.machines_without_model]
+
+
+def _registered(session, path: str) -> Clip | None:
+    """The clip registered under ``path``, or with the same content under another name."""
+    found = clip_by_path(session, str(Path(path).resolve()))
+    if found is None and Path(path).is_file():
+        with open(path, "rb") as fh:
+            found = clip_by_hash(session, hashlib.file_digest(fh, "sha256").hexdigest())
+    return found
+
+
+def score_new_clips(
+    paths: list[str] | None = None, *, folder: str | None = None, actor: Actor | None = None, url: str | None = None,
+    n_jobs: int | None = None, progress: Progress | None = None,
+) -> NewClipsScored:  # fmt: skip
+    """Score just-ingested clips (``paths``, or every clip registered under ``folder``) by their machines'
+    active models, at once, and say of each its score, threshold and whether it is flagged.
+
+    Only the machines of these clips are scored, and the report keeps only these clips' failures and these
+    machines without a model, so earlier problems of other clips are not repeated.  ``actor`` needs the
+    engineer role (as ingesting does)."""
+    require(actor, Action.INGEST)
+    with session_scope(url) as session:
+        if folder is not None:
+            paths = sorted(clips_ingested_under(session, str(Path(folder.strip()).expanduser().resolve())))
+        found = {path: _registered(session, path) for path in paths or []}
+        machines = sorted({clip.machine.key for clip in found.values() if clip is not None})
+        ids = {path: (clip.id, clip.path) for path, clip in found.items() if clip is not None}
+    report = ScoreReport()
+    for machine in machines:
+        part = score(machine, url=url, n_jobs=n_jobs, progress=progress)
+        report.scored += part.scored
+        report.models += part.models
+        report.failed += part.failed
+        report.machines_without_model += part.machines_without_model
+    mine = {stored for _, stored in ids.values()} | set(ids)
+    report.failed = [item for item in report.failed if item["path"] in mine]
+    return NewClipsScored([_outcome(path, ids.get(path), url) for path in paths or []], report)
+
+
+def _outcome(path: str, clip: tuple[int, str] | None, url: str | None) -> ClipOutcome:
+    if clip is None:
+        return ClipOutcome(path, None, None, None, None, None)
+    with session_scope(url) as session:
+        row = session.get(Clip, clip[0])
+        model = row.machine.active_model
+        if model is None:
+            return ClipOutcome(path, row.id, row.machine.key, None, None, None)
+        value = clip_scores(session, model.id, [row.id]).get(row.id)
+        current = active_threshold(session, model.id)
+        name = f"{model.detector} v{model.version}"
+        return ClipOutcome(path, row.id, row.machine.key, name, value, current.value if current else None)

@@ -23,6 +23,7 @@ from core.signal.features import FeatureParams
 from core.workflows.clip_store import is_uri, read_clip
 from core.workflows.explore import ClipDetails, clip_details
 from dashboard.components import plots
+from dashboard.components.format import numbers_apart
 from dashboard.components.text import md_literal
 
 P = FeatureParams()
@@ -138,7 +139,8 @@ def load_view(clip_id: int, *, blind: bool = False) -> tuple[ClipDetails | None,
     facts = f"**{md_literal(details.machine)}** · {details.duration_s:.1f} s · {details.n_channels} ch"
     facts += "" if blind else f" · label: {details.label}"
     if details.score is not None:
-        facts += f" · score **{details.score:.3g}** (threshold {details.threshold:.3g})"
+        score, threshold = numbers_apart(details.score, details.threshold)  # plain decimals, never "5" for 4.996
+        facts += f" · score **{score}** (threshold {threshold})"
     left, right = st.columns([3, 2])
     left.markdown(facts)
     if blind:
@@ -217,7 +219,14 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
         return details
     render_player(details, views, key=key)
     render_details(details, views, key=key, stft=not compact)
-    render_spectrogram(details, views, key=key, title="Mel spectrogram" if compact else "Mel spectrogram (dB)")
+    if compact:  # half a page: one spectrogram at a time, the mel one first
+        mel_tab, stft_tab = st.tabs(["Mel spectrogram", "STFT"])
+        with mel_tab:
+            render_spectrogram(details, views, key=key, title="Mel spectrogram")
+        stft = plots.spectrogram(views.stft_db, views.sr, views.hop_length, mel=False, title="STFT (dB)")
+        stft_tab.plotly_chart(stft, key=f"{key}_stft")
+    else:
+        render_spectrogram(details, views, key=key)
     return details
 
 

@@ -61,13 +61,25 @@ def errors_over_time(frame_errors, hop_length: int, sr: int, window: tuple[float
     return fig
 
 
+def _frequency_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Ticks at 1, 2 and 5 of each decade between ``low`` and ``high`` Hz, labelled in full (``50``, ``200``,
+    ``1k``, ``5k``): Plotly's own log ticks label the minor ones ``2`` and ``5`` only, which crowd and read as
+    ``2 5 100 2 5 1000``."""
+    ticks = [m * 10.0**e for e in range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+             for m in (1, 2, 5) if low <= m * 10.0**e <= high]  # fmt: skip
+    return ticks, [f"{t / 1000:g}k" if t >= 1000 else f"{t:g}" for t in ticks]
+
+
 def errors_per_band(band_errors, sr: int) -> go.Figure:
     """Error per mel band, on a logarithmic frequency axis (mel bands are evenly spread there)."""
-    freqs = mel_band_centres(sr, len(band_errors))
-    fig = go.Figure(go.Scatter(x=np.maximum(freqs, 20.0), y=band_errors, mode="lines+markers", fill="tozeroy",
-                               line=dict(color=LABEL_COLOURS["abnormal"])))  # fmt: skip
+    freqs = np.maximum(mel_band_centres(sr, len(band_errors)), 20.0)
+    fig = go.Figure(go.Scatter(x=freqs, y=band_errors, mode="lines+markers", fill="tozeroy",
+                               line=dict(color=LABEL_COLOURS["abnormal"]),
+                               hovertemplate="%{x:.0f} Hz: %{y:.4g}<extra></extra>"))  # fmt: skip
+    tickvals, ticktext = _frequency_ticks(float(freqs.min()), float(freqs.max()))
     fig.update_layout(title="Detector error per mel band", height=220, margin=MARGINS, xaxis_title="frequency (Hz)",
                       xaxis_type="log", yaxis_title="error")  # fmt: skip
+    fig.update_xaxes(tickmode="array", tickvals=tickvals, ticktext=ticktext)
     return fig
 
 

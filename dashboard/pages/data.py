@@ -2,38 +2,65 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from core.access import Action, why_not
 from core.errors import MachineSoundError
 from core.workflows.ingest import ingest, ingest_folder, ingest_roots
-from core.workflows.scoring import score
-from core.workflows.uploads import max_upload_bytes, store_uploads
+from core.workflows.uploads import max_upload_bytes, score_new_clips, store_uploads
 from dashboard.components.auth import current_actor
+from dashboard.components.format import MISSING, number
+from dashboard.components.limits import apply_upload_limit
 from dashboard.components.progress import progress_bar
 from dashboard.components.text import md_literal
 
 
 def _show(report, uploaded_as: dict[str, str] | None = None) -> None:
-    """The ingest report, then the new clips scored by their machines' active models.  A refused upload
-    is named as it was uploaded, then where it was saved (``uploaded_as``: stored path -> upload name)."""
-
-    def named(path: str) -> str:  # Markdown: file names shown as typed
-        shown = f"{uploaded_as[path]} (saved as {path})" if uploaded_as and path in uploaded_as else path
-        return md_literal(shown)
-
+    """The ingest report.  A refused upload is named as it was uploaded, then where it was saved
+    (``uploaded_as``: stored path -> upload name)."""
     st.success(f"Ingested {report.ingested} clip(s); {report.already_known} already known.")
     for item in report.rejected:
-        st.error(f"{named(item['path'])}: {md_literal(item['detail'])} ({item['reason']})")
-    if report.ingested:
-        scored = score(progress=progress_bar("scoring"))
-        if scored.scored:
-            st.info(f"Scored {scored.scored} clip(s); flagged ones are now in the triage queue.")
-        for item in scored.failed:
-            st.warning(f"{named(item['path'])}: not scored: {md_literal(item['detail'])} ({item['reason']})")
-        if scored.machines_without_model:
-            machines = md_literal(", ".join(scored.machines_without_model))
-            st.caption(f"No model yet for {machines}: train one to score them.")
+        st.error(f"{_named(item['path'], uploaded_as)}: {md_literal(item['detail'])} ({item['reason']})")
+
+
+def _named(path: str, uploaded_as: dict[str, str] | None) -> str:
+    """A file as Markdown, shown as typed: its upload name (and where it was saved), else its path."""
+    shown = f"{uploaded_as[path]} (saved as {path})" if uploaded_as and path in uploaded_as else path
+    return md_literal(shown)
+
+
+def _scored(result, uploaded_as: dict[str, str] | None = None, *, per_clip: bool = False) -> None:
+    """What scoring the new clips found: with ``per_clip``, each clip's score and whether it is flagged;
+    these clips' failures only; how to get a model for a machine without one."""
+    report = result.report
+    if report.scored:
+        flagged = sum(bool(c.flagged) for c in result.clips)
+        st.info(f"Scored {report.scored} clip(s); {flagged} flagged, now in the triage queue.")
+    if per_clip and any(c.clip_id is not None for c in result.clips):
+        st.dataframe(pd.DataFrame([_row(c, uploaded_as) for c in result.clips if c.clip_id is not None]),
+                     hide_index=True)  # fmt: skip
+    for item in report.failed:
+        st.warning(f"{_named(item['path'], uploaded_as)}: not scored: {md_literal(item['detail'])} ({item['reason']})")
+    if report.machines_without_model:
+        machines = md_literal(", ".join(report.machines_without_model))
+        st.info(f"No model yet for {machines}, so these clips are stored but not scored. Train one on the machine's "
+                "normal clips (ingest a labelled folder, e.g. MIMII's normal/, or confirm field clips as normal), "
+                "with the command below or `python -m core train --help`.")  # fmt: skip
+        st.code("\n".join(result.train_commands()), language="bash")  # quoted for the shell
+
+
+def _row(clip, uploaded_as: dict[str, str] | None) -> dict[str, object]:
+    """One scored clip as a table row: names shown as typed (cells are never Markdown)."""
+    if clip.model is None:
+        verdict = "not scored: no model yet"
+    elif clip.flagged is None:
+        verdict = "not scored"
+    else:
+        verdict = "flagged: in the triage queue" if clip.flagged else "not flagged"
+    return {"file": (uploaded_as or {}).get(clip.path, clip.path), "clip": clip.clip_id, "machine": clip.machine,
+            "score": number(clip.score), "threshold": number(clip.threshold, missing=MISSING), "result": verdict,
+            "model": clip.model or MISSING}  # fmt: skip
 
 
 def render() -> None:
@@ -57,17 +84,25 @@ def render() -> None:
                 st.error(md_literal(exc.detail))
             else:
                 _show(report)
+                if report.ingested:
+                    _scored(score_new_clips(folder=folder, actor=actor, progress=progress_bar("scoring")))
     st.subheader("Upload")
     machine = st.text_input("Machine for the uploads (type/id)", value="uploads/id_00")
     limit = max_upload_bytes()  # MAX_UPLOAD_MB; store_uploads applies the same limit
+    # the box's own "… per file" text says the same limit, whatever server.maxUploadSize was started with
     uploads = st.file_uploader(f"WAV/FLAC files (up to {limit / 1e6:g} MB each)", type=["wav", "flac"],
-                               accept_multiple_files=True)  # fmt: skip
+                               accept_multiple_files=True, max_upload_size=apply_upload_limit())  # fmt: skip
+    megabytes = limit / 1e6
+    if megabytes != int(megabytes) or megabytes >= 500:  # Streamlit writes whole MB, and "1GB" from 512 MB on
+        st.caption(f"Files over {megabytes:g} MB are refused; the box's own size note rounds this limit.")
     if uploads and st.button("Ingest uploads"):
         stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=limit, actor=actor)
         for item in stored.refused:
             st.error(f"{md_literal(item['path'])}: {md_literal(item['detail'])} ({item['reason']})")
         if stored.paths:
             _show(ingest(stored.paths, progress=progress_bar("ingesting"), actor=actor), stored.names)
+            scored = score_new_clips(stored.paths, actor=actor, progress=progress_bar("scoring"))
+            _scored(scored, stored.names, per_clip=True)
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

@@ -20,6 +20,7 @@ from core.workflows.drift import (
     drift_report,
 )
 from core.workflows.triage import machine_summaries
+from dashboard.components.format import MISSING, number, when
 from dashboard.components.text import md_literal, plot_literal
 from dashboard.theme import LABEL_COLOURS, LABEL_ORDER
 
@@ -65,19 +66,46 @@ def _drift_section(machines: list[str]) -> None:
     if not reports:
         return
     table = pd.DataFrame(
-        [{"machine": r.machine, "state": r.state, "score PSI": r.score_psi, "level PSI": r.level_psi,
-          "recent": r.n_recent, "reference": r.n_reference, "reasons": "; ".join(r.reasons)} for r in reports]
+        [{"machine": r.machine, "state": r.state, "score PSI": number(r.score_psi, 2),
+          "level PSI": number(r.level_psi, 2), "recent": r.n_recent, "reference": r.n_reference,
+          "reasons": "; ".join(r.reasons) or MISSING} for r in reports]
     )  # fmt: skip
     st.dataframe(
         table,
         hide_index=True,
         column_config={
             "machine": st.column_config.TextColumn("machine", pinned=True),
-            "score PSI": st.column_config.NumberColumn(format="%.2f"),
-            "level PSI": st.column_config.NumberColumn(format="%.2f", help="the largest PSI over the mel bands"),
+            "score PSI": st.column_config.TextColumn(help=f"{MISSING}: not compared"),
+            "level PSI": st.column_config.TextColumn(
+                help=f"the largest PSI over the mel bands ({MISSING}: not compared)"
+            ),  # fmt: skip
             "recent": st.column_config.NumberColumn(help="recent clips compared"),
             "reference": st.column_config.NumberColumn(help="training clips compared with"),
+            "reasons": st.column_config.TextColumn(width="large", help="in full below the table"),
         },
+    )
+    for r in reports:  # a table cell cuts long reasons off: each in full
+        if r.reasons:
+            reasons = "".join(f"\n- {md_literal(reason)}" for reason in r.reasons)
+            st.markdown(f"**{md_literal(r.machine)}** ({md_literal(r.state)}):{reasons}")
+
+
+def _machines_table(summaries: pd.DataFrame) -> pd.DataFrame:
+    """The machines as shown: words where a value is missing (no model yet, no verdict yet), never ``None``;
+    thresholds in plain decimals."""
+    trained = [isinstance(d, str) for d in summaries["detector"]]
+    return (
+        summaries.assign(
+            detector=[
+                f"{d} v{v:.0f}" if ok else "not trained"
+                for d, v, ok in zip(summaries["detector"], summaries["version"], trained, strict=True)
+            ],
+            threshold=[number(t) if ok else "no model" for t, ok in zip(summaries["threshold"], trained, strict=True)],
+            last_ingested_at=[when(t, missing="never") for t in summaries["last_ingested_at"]],
+            last_verdict_at=[when(t, missing="none yet") for t in summaries["last_verdict_at"]],
+        )
+        .drop(columns=["version"])
+        .rename(columns={"last_ingested_at": "last clip", "last_verdict_at": "last verdict"})
     )
 
 
@@ -101,23 +129,12 @@ def render() -> None:
     cols[4].metric("Flags reviewed", f"{reviewed / max(int(summaries['flagged'].sum()), 1):.0%}")
 
     st.subheader("Machines")
-    table = summaries.assign(
-        detector=[f"{d} v{v:.0f}" if isinstance(d, str) else "not trained" for d, v in
-                  zip(summaries["detector"], summaries["version"], strict=True)],
-    ).drop(columns=["version"])  # fmt: skip
-    st.dataframe(
-        table,
-        hide_index=True,
-        column_config={
-            "machine": st.column_config.TextColumn("machine", pinned=True),
-            "threshold": st.column_config.NumberColumn(format="%.4g"),
-            "unreviewed": st.column_config.ProgressColumn(
-                "unreviewed", min_value=0, max_value=max(int(summaries["flagged"].max()), 1), format="%d"
-            ),
-            "last_ingested_at": st.column_config.DatetimeColumn("last clip", format="YYYY-MM-DD HH:mm"),
-            "last_verdict_at": st.column_config.DatetimeColumn("last verdict", format="YYYY-MM-DD HH:mm"),
-        },
-    )
+    st.dataframe(_machines_table(summaries), hide_index=True, column_config={
+        "machine": st.column_config.TextColumn("machine", pinned=True),
+        "unreviewed": st.column_config.ProgressColumn(
+            "unreviewed", min_value=0, max_value=max(int(summaries["flagged"].max()), 1), format="%d"
+        ),
+    })  # fmt: skip
     counts["machine"] = (counts["machine_type"] + "/" + counts["machine_id"]).map(plot_literal)  # folder names
     chart = px.bar(
         counts, x="machine", y="n_clips", color="label", color_discrete_map=LABEL_COLOURS,

@@ -11,6 +11,7 @@ from core.supervised import get_trainer
 from core.supervised.cloud import CloudError
 from core.supervised.cloud.config import CloudConfig, forget_credentials_check
 from core.supervised.jobs import recent_jobs
+from core.supervised.pipeline import default_trainer, export_and_train
 from core.vocabulary import JobState
 from core.workflows.comparison import comparison_preset
 from core.workflows.curation import RECOMMENDED_PER_CLASS
@@ -19,6 +20,7 @@ from core.workflows.export import (
     default_export_dir,
     describe_counts,
     export_dataset,
+    export_zip,
     newest_export,
     preview,
 )
@@ -78,11 +80,55 @@ def _export(options: ExportOptions) -> None:
         st.session_state["last_export"] = summary["out_dir"]
         st.success(f"Export {summary['export_id']} written to {md_literal(summary['out_dir'])}: "
                    f"{describe_counts(summary['counts'])}. {summary['label_source'].capitalize()}.")  # fmt: skip
-        st.caption("Label quality per class: " + "; ".join(
-            f"{label}: {q['ground_truth']} ground truth, {q['single']} single-annotator, {q['double']} "
-            f"double-confirmed, {q['adjudicated']} adjudicated" for label, q in summary["label_quality"].items()))
+        st.caption(
+            "Label quality per class: "
+            + "; ".join(
+                f"{label}: {q['ground_truth']} ground truth, {q['single']} single-annotator, {q['double']} "
+                f"double-confirmed, {q['adjudicated']} adjudicated"
+                for label, q in summary["label_quality"].items()
+            )
+        )
         for item in summary["unreadable"]:
             st.warning(f"Skipped {md_literal(item['path'])}: {md_literal(item['detail'])}")
+
+
+def _download(newest) -> None:
+    """The newest export as a zip: made from its files on disk when the button is clicked (not on every run),
+    once per export (``core.workflows.export.export_zip``)."""
+    actor = current_actor()
+    refused = why_not(actor.role, Action.EXPORT)
+    st.download_button("Download the export (zip)", data=lambda: export_zip(newest.out_dir, actor=actor).read_bytes(),
+                       file_name=f"export-{newest.export_id}.zip", mime="application/zip", on_click="ignore",
+                       disabled=bool(refused), help=refused or "images, manifests and summary.json",
+                       key="download_export")  # fmt: skip
+
+
+def _one_step(options: ExportOptions) -> None:
+    """One button: export the dataset chosen above and train on it (``export_and_train``), with Rekognition
+    when it is configured (after its cost notice is accepted), else the local CNN; progress on the page."""
+    actor = current_actor()
+    trainer = default_trainer()
+    paid = trainer.name == "rekognition"
+    refused = why_not(actor.role, Action.EXPORT) or why_not(actor.role, Action.CLOUD_TRAIN if paid else
+                                                             Action.TRAIN_SUPERVISED)  # fmt: skip
+    where = "with Rekognition Custom Labels" if paid else "with the small CNN on this machine's CPU"
+    st.caption(f"Or in one step: export the dataset chosen above and train on it {where}.")
+    accepted = True
+    if paid:
+        st.warning(md_literal(trainer.config.training_cost_notice()))  # its $ signs are no LaTeX
+        accepted = st.checkbox("I accept the cost of training", key="one_step_cost", disabled=bool(refused))
+    if not st.button("Export and train", disabled=bool(refused) or not accepted,
+                     help=refused or ("tick the cost notice first" if not accepted else where)):  # fmt: skip
+        return
+    result = export_and_train(options, trainer=trainer, confirm_cost=paid, user="dashboard", actor=actor,
+                              export_progress=progress_bar("spectrograms"),
+                              train_progress=progress_bar("uploading to S3" if paid else "epochs"))  # fmt: skip
+    summary = result.summary
+    st.session_state["last_export"] = summary["out_dir"]
+    done = "started; it usually takes about an hour" if paid else "finished"
+    st.success(f"Export {summary['export_id']} written to {md_literal(summary['out_dir'])}: "
+               f"{describe_counts(summary['counts'])}. {result.backend.capitalize()} training job {result.job_id} "
+               f"{done}; its progress is under Training jobs.")  # fmt: skip
 
 
 def _train_buttons() -> None:
@@ -93,6 +139,8 @@ def _train_buttons() -> None:
         st.caption(f"Newest export: {md_literal(newest.out_dir)} ({describe_counts(newest.counts)}).")
         if newest.unusable:
             st.warning(f"The newest export cannot be trained on: {md_literal(newest.unusable)}.")
+        else:
+            _download(newest)
     no_export = newest is None or newest.unusable is not None
     rekognition = get_trainer("rekognition", config=CloudConfig.from_env())
     availability = rekognition.availability()
@@ -187,6 +235,7 @@ def render() -> None:
     options = _options()
     if _curation(options):
         _export(options)
+        _one_step(options)
     st.subheader("2. Train")
     _train_buttons()
     st.subheader("3. Training jobs")

@@ -16,8 +16,8 @@ from core.errors import BadInputError, CloudError, NoModelError, PermissionDenie
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = {
     "demo", "ingest", "info", "detectors", "train", "score", "threshold", "evaluate", "activate", "export",
-    "train-supervised", "rekognition", "annotate", "disputes", "adjudicate", "agreement", "watch", "drift", "users",
-    "audit",
+    "train-supervised", "export-and-train", "rekognition", "annotate", "disputes", "adjudicate", "agreement",
+    "watch", "drift", "users", "audit",
 }  # fmt: skip
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from dashboard.components.format import MISSING, number
 from dashboard.components.text import md_literal
 from db.queries import count_clips, recent_rejections
 from db.session import session_scope
-from tests.conftest import no_exception, tone, write_wav
+from tests.conftest import SEEDED_MACHINES, infos, no_exception, tone, write_wav
 
 
 def _ingest_folder(app, folder: str):
@@ -110,3 +111,90 @@ def test_uploads_keep_the_good_files_and_name_each_refused_one(open_page, data_d
     assert not (tmp_path.parent / "evil.wav").exists() and not (tmp_path / "evil.wav").exists()
     with session_scope() as session:
         assert count_clips(session) == 2
+
+
+def _upload(app, files, machine: str):
+    next(t for t in app.text_input if t.label == "Machine for the uploads (type/id)").input(machine)
+    (uploader,) = app.get("file_uploader")
+    uploader.set_value([(name, content, "audio/wav") for name, content in files]).run()
+    next(b for b in app.button if b.label == "Ingest uploads").click().run()
+    no_exception(app)
+    return app
+
+
+def test_the_upload_box_states_the_same_limit_as_the_page(open_page, monkeypatch):
+    """Streamlit's box writes its own "… per file" from the widget's limit: MAX_UPLOAD_MB, not whatever
+    server.maxUploadSize the server was started with (its default 200 MB, or a config file's 1 GB)."""
+    from streamlit import config
+
+    monkeypatch.setenv("MAX_UPLOAD_MB", "1000")
+    config.set_option("server.maxUploadSize", 200)
+    app = open_page("data")
+    (uploader,) = app.get("file_uploader")
+    assert uploader.label == "WAV/FLAC files (up to 1000 MB each)"
+    assert uploader.proto.max_upload_size_mb == 1000
+    monkeypatch.setenv("MAX_UPLOAD_MB", "0.05")  # the box counts whole MB: the next one up
+    app.run()
+    (uploader,) = app.get("file_uploader")
+    assert (uploader.label, uploader.proto.max_upload_size_mb) == ("WAV/FLAC files (up to 0.05 MB each)", 1)
+    rounded = "the box's own size note rounds this limit"
+    assert [c.value for c in app.caption if rounded in c.value] == [f"Files over 0.05 MB are refused; {rounded}."]
+    monkeypatch.setenv("MAX_UPLOAD_MB", "200")  # whole MB, below 512: the box says exactly this, no note needed
+    app.run()
+    assert not [c.value for c in app.caption if rounded in c.value]
+
+
+def _clip_of(path) -> int:
+    from core.workflows.triage import resolve_clip
+
+    return resolve_clip(str(path))
+
+
+def test_uploaded_clips_are_scored_at_once_each_with_its_score_and_whether_flagged(seeded, open_page, tmp_path):
+    from core.workflows.explore import clip_details
+
+    files = [(f"take {k}.wav", write_wav(tmp_path / f"{k}.wav", tone(2.0, freq=300.0 * (k + 1), seed=k)).read_bytes())
+             for k in range(2)]  # fmt: skip
+    app = _upload(open_page("data"), files, SEEDED_MACHINES[0])
+    (table,) = [t.value for t in app.dataframe]
+    assert list(table["file"]) == ["take 0.wav", "take 1.wav"]
+    folder = seeded / "uploads" / "fan" / "id_00"
+    for k, row in table.iterrows():
+        details = clip_details(_clip_of(folder / f"take_{k}.wav"))
+        assert details.score is not None and row["clip"] == details.clip_id and row["machine"] == SEEDED_MACHINES[0]
+        assert (row["score"], row["threshold"]) == (number(details.score), number(details.threshold))
+        assert row["result"] == ("flagged: in the triage queue" if details.flagged else "not flagged")
+        assert row["model"] == "mahalanobis v1"
+    flagged = sum(clip_details(_clip_of(folder / f"take_{k}.wav")).flagged for k in range(2))
+    assert f"Scored 2 clip(s); {flagged} flagged, now in the triage queue." in infos(app)
+    assert not app.warning and not app.code
+
+
+def test_uploads_to_a_machine_without_a_model_say_how_to_get_one(open_page, tmp_path):
+    content = write_wav(tmp_path / "a.wav", tone(1.0)).read_bytes()
+    app = _upload(open_page("data"), [("a.wav", content)], "press/id_01")
+    assert any(text.startswith(f"No model yet for {md_literal('press/id_01')}, so these clips are stored but not "
+                               "scored.") for text in infos(app))  # fmt: skip
+    assert [c.value for c in app.code] == ["python -m core train --machine press/id_01"]
+    (table,) = [t.value for t in app.dataframe]
+    assert table.loc[0, ["score", "result"]].tolist() == [MISSING, "not scored: no model yet"]
+
+
+def test_scoring_new_clips_does_not_repeat_other_clips_old_failures(seeded, open_page, tmp_path):
+    """A clip of another machine that can never be scored (another sample rate) is not warned about again
+    each time something is uploaded."""
+    from core.workflows.ingest import ingest
+    from core.workflows.scoring import score
+
+    write_wav(tmp_path / "other" / "fan" / "id_02" / "normal" / "8k.wav", tone(2.0, sr=8000), sr=8000)
+    assert ingest([str(tmp_path / "other")], n_jobs=1).ingested == 1
+    assert [f["reason"] for f in score().failed] == ["wrong_sample_rate"]  # it fails every time
+    content = write_wav(tmp_path / "new.wav", tone(2.0, freq=700.0)).read_bytes()
+    app = _upload(open_page("data"), [("new.wav", content)], SEEDED_MACHINES[0])
+    assert not app.warning  # the old failure of fan/id_02 is not this upload's
+    assert any(text.startswith("Scored 1 clip(s)") for text in infos(app))
+
+    write_wav(tmp_path / "bad8k.wav", tone(2.0, sr=8000, freq=900.0), sr=8000)  # not the same content
+    app = _upload(app, [("bad8k.wav", (tmp_path / "bad8k.wav").read_bytes())], SEEDED_MACHINES[0])
+    (warning,) = [w.value for w in app.warning]  # this upload's own failure is shown, once
+    assert warning.startswith(md_literal("bad8k.wav (saved as")) and warning.endswith("(wrong_sample_rate)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from core.workflows.explore import clip_details, typical_normal_clip
 from core.workflows.ingest import ingest
 from dashboard.components.clip_view import clip_caption
@@ -71,3 +73,49 @@ def test_unscored_clips_show_without_a_typical_one(open_page, tmp_path):
     typical = _column(app, "A typical normal clip")
     assert infos(typical) == ["No scored normal training clip of this machine to compare with yet."]
     assert not typical.get("audio")
+
+
+def test_each_clip_has_the_stft_view_beside_the_mel_one(seeded, open_page):
+    app = open_page("explore")
+    no_exception(app)
+    for subheader in ("This clip", "A typical normal clip"):
+        column = _column(app, subheader)
+        tabs = {t.label: t for t in column.tabs}
+        assert list(tabs) == ["Mel spectrogram", "STFT"]
+        assert _chart_titles(tabs["STFT"]) == ["STFT (dB)"] and _chart_titles(tabs["Mel spectrogram"]) == [
+            "Mel spectrogram"
+        ]
+        (stft,) = [json.loads(c.proto.spec) for c in tabs["STFT"].get("plotly_chart")]
+        assert stft["data"][0]["type"] == "heatmap" and stft["layout"]["yaxis"]["title"]["text"] == "frequency (Hz)"
+
+
+def test_the_worst_second_button_has_room_for_its_label(open_page, tmp_path):
+    """Explore shows two clips side by side: the button's column is wider there than on Triage."""
+    from core.workflows.training import train
+
+    for k in range(6):
+        write_wav(tmp_path / "plant" / "fan" / "id_00" / "normal" / f"{k}.wav", tone(2.0, seed=k))
+    ingest([str(tmp_path / "plant")], n_jobs=1)
+    train(None, "autoencoder", epochs=1)  # frame by frame errors: the worst second exists
+    from core.workflows.scoring import score
+
+    score()
+    app = open_page("explore")
+    here = _column(app, "This clip")
+    (column,) = [c for c in here.columns if [b.label for b in c.button] == ["▶ worst second"]]
+    assert column.weight == pytest.approx(0.4)  # 2/5 of the row (1/5 cut the label off)
+
+
+def test_the_clip_header_shows_score_and_threshold_as_plain_decimals(seeded, open_page):
+    """A threshold of 4.996 is not "5", and a score is never written as 1.2e-05."""
+    from core.workflows.tuning import set_threshold
+    from dashboard.components.format import numbers_apart
+
+    set_threshold(SEEDED_MACHINES[0], 4.996, set_by="eve", reason="test")
+    app = open_page("explore")
+    here = _column(app, "This clip")
+    details = clip_details(next(s for s in app.selectbox if s.label == "Clip").value)
+    score, threshold = numbers_apart(details.score, details.threshold)
+    assert threshold == "4.996" and "e" not in score
+    (header,) = [m.value for m in here.markdown if " · score " in m.value]
+    assert header.endswith(f" · score **{score}** (threshold 4.996)")

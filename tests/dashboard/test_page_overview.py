@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.workflows.drift import NOT_ENOUGH_DATA, RETRAIN, RETRAIN_ADVICE
 from core.workflows.triage import machine_summaries, record_verdict, triage_queue
+from dashboard.components.format import MISSING, number
 from dashboard.components.text import md_literal
 from tests.conftest import SEEDED_MACHINES, infos, no_exception, tone, write_wav
 
@@ -136,3 +137,38 @@ def test_a_machine_whose_drift_fails_shows_its_error_not_a_page_crash(plant, ope
     assert any(e.value.startswith(f"Drift of {md_literal('fan/id_00')} could not be computed") for e in app.error)
     assert list(_drift_table(app).index) == ["fan/id_02"]
     assert app.metric  # the rest of the page is there
+
+
+def _shown_cells(app) -> list[str]:
+    """Every cell of every table on the page, as a string."""
+    return [str(cell) for table in app.dataframe for row in table.value.itertuples(index=False) for cell in row]
+
+
+def test_no_table_cell_says_none_a_machine_without_model_or_verdicts_is_described_in_words(seeded, open_page,
+                                                                                             tmp_path):  # fmt: skip
+    from core.workflows.ingest import ingest
+
+    write_wav(tmp_path / "field" / "pump" / "id_09" / "a.wav", tone(1.0, seed=3))  # no model, no verdict, no label
+    assert ingest([str(tmp_path / "field")], n_jobs=1).ingested == 1
+    app = open_page("overview")
+    cells = _shown_cells(app)
+    assert cells and not [c for c in cells if c in ("None", "nan", "NaN", "NaT", "<NA>")]
+    machines = app.dataframe[0].value.set_index("machine")
+    assert machines.loc["pump/id_09", ["detector", "threshold", "last verdict"]].tolist() == [
+        "not trained", "no model", "none yet",
+    ]  # fmt: skip
+    summary = {s.machine: s for s in machine_summaries()}[SEEDED_MACHINES[0]]
+    assert machines.loc[SEEDED_MACHINES[0], "threshold"] == number(summary.threshold)  # plain decimals
+    assert "e" not in machines.loc[SEEDED_MACHINES[0], "threshold"]
+    drift = _drift_table(app)
+    assert drift.loc["pump/id_09", "score PSI"] == MISSING  # not compared: said so, not "None"
+
+
+def test_drift_reasons_are_shown_in_full_below_the_table(seeded, open_page):
+    app = open_page("overview")
+    drift = _drift_table(app)
+    shown = [m.value for m in app.markdown]
+    for machine in SEEDED_MACHINES:
+        reasons = drift.loc[machine, "reasons"].split("; ")
+        (text,) = [m for m in shown if m.startswith(f"**{md_literal(machine)}**")]
+        assert all(f"- {md_literal(reason)}" in text for reason in reasons)

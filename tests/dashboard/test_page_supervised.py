@@ -227,3 +227,87 @@ def test_an_export_whose_folder_is_gone_cannot_be_trained_on(seeded, no_aws, ope
         f"The newest export cannot be trained on: {md_literal('its folder is gone; export again')}."
     ]
     assert next(b for b in app.button if b.label == "Train locally").disabled
+
+
+ONE_STEP = "Export and train"
+
+
+@pytest.fixture
+def deferred_downloads(monkeypatch) -> list:
+    """Every deferred download the page registers, as ``(manager, file id)``: Streamlit's own MediaFileManager
+    (AppTest's runtime has one), so a test can run the download as a click would."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    registered, original = [], MediaFileManager.add_deferred
+
+    def spy(self, *args, **kwargs):
+        file_id = original(self, *args, **kwargs)
+        registered.append((self, file_id))
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
+    return registered
+
+
+def _downloaded(manager, file_id: str) -> bytes:
+    """What the browser receives when the button is clicked: the deferred callable run, its result stored."""
+    url = manager.execute_deferred(file_id)
+    return manager.read_file(url.rsplit("/", 1)[-1].split(".")[0]).content
+
+
+def test_the_newest_export_downloads_as_a_zip_of_its_files(seeded, no_aws, open_page, deferred_downloads):
+    import io
+    import zipfile
+
+    summary = _export()
+    app = open_page("supervised")
+    (button,) = app.get("download_button")
+    assert button.label == "Download the export (zip)" and not button.disabled
+    assert button.proto.deferred_file_id  # made when clicked, not on every run of the page
+    ((manager, file_id),) = [(m, f) for m, f in deferred_downloads if f == button.proto.deferred_file_id]
+    content = _downloaded(manager, file_id)
+    folder = Path(summary["out_dir"])
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        assert archive.testzip() is None
+        expected = ["summary.json", "train.manifest", "test.manifest", *(r["file"] for r in summary["images"])]
+        assert sorted(archive.namelist()) == sorted(expected)
+        assert all(archive.read(name) == (folder / name).read_bytes() for name in expected)
+    assert (seeded / "exports" / "zips" / f"export-{summary['export_id']}.zip").read_bytes() == content
+
+
+def test_no_download_without_a_usable_export(seeded, no_aws, open_page):
+    app = open_page("supervised")
+    assert not app.get("download_button")
+
+
+def test_one_button_exports_and_trains_locally_and_the_job_appears(seeded, no_aws, few_epochs, open_page):
+    app = open_page("supervised")
+    assert any(text.startswith("Or in one step: export the dataset chosen above and train on it with the small CNN")
+               for text in _captions(app))  # fmt: skip
+    assert not _rows(Export) and not _rows(TrainingJob)
+    _click(app, ONE_STEP)
+
+    (export,) = _rows(Export)
+    (job,) = _rows(TrainingJob)
+    assert (job.backend, job.status, job.export_id) == ("local", "completed", export.id)
+    assert Path(job.external["export_dir"]) == Path(export.out_dir)
+    (cnn,) = [m for m in _rows(DetectorModel) if m.detector == "spectrogram_cnn"]
+    assert job.model_id == cnn.id and cnn.params["detector"]["epochs"] == CNN_EPOCHS
+    (success,) = [s.value for s in app.success]
+    assert success.startswith(f"Export {export.id} written to {md_literal(export.out_dir)}: train ")
+    assert success.endswith(f"Local training job {job.id} finished; its progress is under Training jobs.")
+    (jobs,) = [d.value for d in app.dataframe if d.value.index.name == "job"]
+    assert jobs.loc[job.id, ["backend", "status", "progress", "model"]].tolist() == ["local", "completed", 1.0, cnn.id]
+
+
+def test_one_button_uses_rekognition_when_configured_only_once_its_cost_is_accepted(seeded, no_aws, open_page):
+    no_aws.setenv("REKOGNITION_BUCKET", "my-bucket")
+    _fake_credentials(no_aws)
+    app = open_page("supervised")
+    assert any("train on it with Rekognition Custom Labels" in text for text in _captions(app))
+    assert any("billed per hour of training" in w.value for w in app.warning)
+    assert _button(app, ONE_STEP).disabled  # money needs a yes
+    app.checkbox(key="one_step_cost").check().run()
+    no_exception(app)
+    assert not _button(app, ONE_STEP).disabled
+    assert not _rows(Export) and not _rows(TrainingJob)  # ticking the box starts nothing

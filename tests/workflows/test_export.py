@@ -474,3 +474,44 @@ def test_a_bad_option_with_overwrite_keeps_the_earlier_export(plant, tmp_path):
         "the dataset's ground truth wins where"
         in export_dataset(out, ExportOptions(prefer="ground-truth"), overwrite=True, n_jobs=1)["label_source"]
     )
+
+
+def test_an_export_as_one_zip_of_its_files_made_once(plant, tmp_path, data_dir):
+    import zipfile
+
+    from core.workflows.export import export_zip
+
+    out = tmp_path / "out"
+    summary = _export(out)
+    (out / "notes.txt").write_text("not part of the export")
+    path = export_zip(out)
+    assert path == data_dir / "exports" / "zips" / f"export-{summary['export_id']}.zip"
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        names = archive.namelist()
+        assert sorted(names) == sorted(["summary.json", "train.manifest", "test.manifest", *_pngs(out)])
+        for name in names:
+            assert archive.read(name) == (out / name).read_bytes()
+        kinds = {i.filename: i.compress_type for i in archive.infolist()}
+        assert {kinds[n] for n in names if n.endswith(".png")} == {zipfile.ZIP_STORED}
+        assert kinds["summary.json"] == zipfile.ZIP_DEFLATED
+    made = path.stat().st_mtime_ns
+    assert export_zip(out) == path and path.stat().st_mtime_ns == made  # reused, not rewritten
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no staging file left
+
+
+def test_an_export_zip_refuses_a_damaged_export_and_needs_the_export_right(plant, tmp_path):
+    from core.access import Actor
+    from core.errors import PermissionDeniedError
+    from core.workflows.export import export_zip
+
+    out = tmp_path / "out"
+    summary = _export(out)
+    with pytest.raises(PermissionDeniedError):
+        export_zip(out, actor=Actor("ann", "annotator"))
+    (out / summary["images"][0]["file"]).unlink()
+    with pytest.raises(BadInputError, match="the export lacks") as caught:
+        export_zip(out)
+    assert caught.value.reason == Reason.NOT_FOUND
+    with pytest.raises(BadInputError):
+        export_zip(tmp_path / "nothing")

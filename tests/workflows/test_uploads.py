@@ -177,3 +177,57 @@ def test_links_planted_in_the_upload_folder_are_never_written_through(data_dir, 
         store_uploads([("clip.wav", wav)], "pump/id_00", max_bytes=10**6)
     assert caught.value.reason is Reason.INVALID_PARAMETER
     assert list(elsewhere.iterdir()) == []
+
+
+def _machine_plant(root: Path, sr: int = 16_000) -> None:
+    """fan/id_00 with 6 normal training clips (MIMII layout), trained (Mahalanobis)."""
+    for k in range(6):
+        write_wav(root / "fan" / "id_00" / "normal" / f"{k:08d}.wav", tone(1.0, sr=sr, seed=k), sr=sr)
+
+
+def test_new_clips_are_scored_and_each_says_its_score_and_whether_flagged(data_dir, tmp_path):
+    from core.workflows.explore import clip_details
+    from core.workflows.training import train
+    from core.workflows.uploads import score_new_clips
+
+    _machine_plant(tmp_path / "plant")
+    ingest([str(tmp_path / "plant")], n_jobs=1)
+    train(None, "mahalanobis")
+    write_wav(tmp_path / "odd.wav", tone(1.0, freq=3000.0, amplitude=0.9, seed=9))
+    stored = store_uploads([("odd.wav", (tmp_path / "odd.wav").read_bytes())], "fan/id_00")
+    ingest(stored.paths, n_jobs=1)
+    result = score_new_clips(stored.paths)
+    (clip,) = result.clips
+    details = clip_details(clip.clip_id)
+    assert (clip.machine, clip.model, clip.score, clip.threshold) == (
+        "fan/id_00", "mahalanobis v1", details.score, details.threshold,
+    )  # fmt: skip
+    assert clip.score is not None and clip.flagged is details.flagged
+    assert result.report.failed == [] and result.report.machines_without_model == [] and result.train_commands() == []
+    # the training clips were scored too (same machine), and only these paths are described
+    assert result.report.scored >= 1 and [c.path for c in result.clips] == stored.paths
+
+
+def test_only_these_clips_failures_and_machines_are_reported(data_dir, tmp_path):
+    from core.workflows.uploads import score_new_clips
+
+    write_wav(tmp_path / "old" / "pump" / "id_01" / "a.wav", tone(1.0, seed=4))
+    ingest([str(tmp_path / "old")], n_jobs=1)  # pump/id_01: no model, not these clips' machine
+    stored = store_uploads([("new.wav", write_wav(tmp_path / "n.wav", tone(1.0, seed=5)).read_bytes())], "press/id_02")
+    ingest(stored.paths, n_jobs=1)
+    result = score_new_clips(stored.paths + [str(tmp_path / "never-ingested.wav")])
+    assert result.report.machines_without_model == ["press/id_02"]
+    assert result.train_commands() == ["python -m core train --machine press/id_02"]
+    registered, unknown = result.clips
+    assert (registered.machine, registered.model, registered.score, registered.flagged) == ("press/id_02", None, None,
+                                                                                          None)  # fmt: skip
+    assert unknown.clip_id is None and unknown.machine is None
+
+
+def test_scoring_new_clips_needs_the_ingest_right(data_dir):
+    from core.access import Actor
+    from core.errors import PermissionDeniedError
+    from core.workflows.uploads import score_new_clips
+
+    with pytest.raises(PermissionDeniedError):
+        score_new_clips([], actor=Actor("ann", "annotator"))

@@ -1,0 +1,53 @@
+"""Numbers as people read them on the pages: plain decimals, never ``5`` for a threshold of 4.996, never ``1.2e-05``.
+
+Scores and thresholds are compared by eye (is this clip above its threshold?), so :func:`number` keeps four
+significant digits without scientific notation, and :func:`numbers_apart` adds digits until two different values
+read differently.  Missing values read as :data:`MISSING` instead of ``None`` or ``nan``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import numpy as np
+
+MISSING = "—"  # an em dash: nothing to show (no model, no verdict yet, not computed)
+SIGNIFICANT = 4
+MAX_SIGNIFICANT = 12
+
+
+def number(value: float | None, digits: int = SIGNIFICANT, *, missing: str = MISSING) -> str:
+    """``value`` with ``digits`` significant digits as plain decimals (``4.996``, ``0.0001235``), whole numbers
+    of more digits whole (``123457``), trailing zeros dropped; ``missing`` for ``None`` or NaN, infinities as
+    ``inf``/``-inf``."""
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return missing
+    value = float(value)
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if abs(value) >= 10**digits:
+        return f"{value:.0f}"
+    text = np.format_float_positional(value, precision=digits, unique=False, fractional=False, trim="-")
+    return "0" if text in ("-0", "0") else text
+
+
+def numbers_apart(a: float | None, b: float | None, digits: int = SIGNIFICANT) -> tuple[str, str]:
+    """``(number(a), number(b))`` with as many more significant digits as it takes (up to
+    ``MAX_SIGNIFICANT``) for two different values to read differently: a score just above its threshold never
+    reads as equal to it."""
+    for n in range(digits, MAX_SIGNIFICANT + 1):
+        shown = number(a, n), number(b, n)
+        if a is None or b is None or a == b or shown[0] != shown[1]:
+            return shown
+    return shown
+
+
+def when(value: datetime | None, *, missing: str = MISSING) -> str:
+    """A timestamp to the minute (``2026-11-25 14:03``), or ``missing``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    try:
+        return f"{value:%Y-%m-%d %H:%M}"
+    except ValueError:  # pandas' NaT formats as nothing sensible
+        return missing

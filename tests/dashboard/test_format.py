@@ -1,0 +1,37 @@
+"""dashboard/components/format.py: scores and thresholds as plain decimals that tell different values apart."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.components.format import MISSING, number, numbers_apart, when
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(4.996, "4.996"), (5.0, "5"), (0.5, "0.5"), (1.25e-05, "0.0000125"), (123456.7, "123457"), (-3.14159, "-3.142"),
+     (0.0, "0"), (-0.0, "0"), (np.float32(2.5), "2.5"), (7, "7"), (float("inf"), "inf")],
+)  # fmt: skip
+def test_numbers_are_plain_decimals_with_four_significant_digits(value, shown):
+    assert number(value) == shown
+
+
+@pytest.mark.parametrize("missing", [None, float("nan"), np.float64("nan")])
+def test_missing_numbers_read_as_a_dash_or_the_words_given(missing):
+    assert number(missing) == MISSING
+    assert number(missing, missing="no model") == "no model"
+
+
+def test_a_score_just_above_its_threshold_never_reads_as_equal_to_it():
+    assert numbers_apart(4.99612, 4.99587) == ("4.9961", "4.9959")
+    assert numbers_apart(4.996, 4.996) == ("4.996", "4.996")
+    assert numbers_apart(12.5, None) == ("12.5", MISSING)
+
+
+def test_timestamps_to_the_minute_or_the_words_given():
+    assert when(datetime(2026, 11, 25, 14, 3, 59)) == "2026-11-25 14:03"
+    assert when(None) == MISSING and when(pd.NaT, missing="never") == "never"
