@@ -157,12 +157,19 @@ def worst_span(details: ClipDetails, views: ClipViews) -> tuple[float, float] | 
     return most_abnormal_window(details.frame_errors, P.hop_length, views.sr)
 
 
-def render_player(details: ClipDetails, views: ClipViews, *, key: str, shortcut: str | None = None) -> None:
+def render_player(
+    details: ClipDetails, views: ClipViews, *, key: str, shortcut: str | None = None, compact: bool = False
+) -> None:
     """The player: the whole clip, or the span chosen (looped, exact to the sample); a button (with
-    ``shortcut``) that loops the most anomalous second, or back to the whole clip; a half-speed switch."""
+    ``shortcut``) that loops the most anomalous second, or back to the whole clip; a half-speed switch.
+    ``compact`` (half a page): the player on its own line, the button and the switch under it."""
     sr, clip_id, window = views.sr, details.clip_id, worst_span(details, views)
     span = playing_span(key, clip_id)
-    player, play, speed = st.columns([3.6, 1.4, 1.2], vertical_alignment="center")
+    if compact:
+        player = st.container()
+        play, speed = st.columns([3, 2], vertical_alignment="center")
+    else:
+        player, play, speed = st.columns([3.6, 1.4, 1.2], vertical_alignment="center")
     half = speed.toggle("Half speed", key=f"{key}_half", help="Plays at half speed, an octave lower: short "
                         "transients are easier to hear")  # fmt: skip
     rate = sr // 2 if half else sr
@@ -217,7 +224,7 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
     details, views = load_view(clip_id, blind=blind)
     if views is None:
         return details
-    render_player(details, views, key=key)
+    render_player(details, views, key=key, compact=compact)
     render_details(details, views, key=key, stft=not compact)
     if compact:  # half a page: one spectrogram at a time, the mel one first
         mel_tab, stft_tab = st.tabs(["Mel spectrogram", "STFT"])

@@ -51,7 +51,8 @@ LINK_SEEN = "triage_link_seen"  # the (machine, clip) query parameters last read
 PICKER = "machine_picker"  # the sidebar's machine widget (dashboard.components.pickers)
 VERDICT_KEYS = {"abnormal": "A", "normal": "N", "unsure": "U"}
 UNDO_KEY, PLAY_KEY = "Z", "P"
-SPECTROGRAM_HEIGHT = 230  # px: the player, the verdict buttons and this spectrogram fit a 1280x720 screen
+SPECTROGRAM_HEIGHT = 200  # px: the player, the verdict buttons and this spectrogram fit a 1280x720 screen, even
+# with a clip header on two lines (a long machine name or threshold)
 
 
 def _record(clip_id: int, name: str, verdict: str) -> None:

@@ -134,13 +134,13 @@ def test_ten_clips_judged_with_the_keyboard_alone(page, app):
     queue = _queue(app)
     _sign_in(page, app)
     main = page.get_by_test_id("stMain")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "triage-1280x720.png"))
     for label in VERDICT_BUTTONS:  # no scrolling needed for the player, the verdict buttons and a spectrogram
         _inside_viewport(page, main.get_by_role("button", name=label), f"the {label!r} button")
     _inside_viewport(page, main.locator("audio").first, "the player")
     _inside_viewport(page, main.locator("[data-testid='stPlotlyChart']").first, "the first spectrogram")
     assert page.get_by_role("button", name="Confirm abnormal").inner_text().replace("\n", " ").strip().endswith("A")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "triage-1280x720.png"))
 
     note = page.get_by_role("textbox", name="Note (optional)")
     note.focus()

@@ -102,8 +102,8 @@ def test_the_worst_second_button_has_room_for_its_label(open_page, tmp_path):
     score()
     app = open_page("explore")
     here = _column(app, "This clip")
-    (column,) = [c for c in here.columns if [b.label for b in c.button] == ["▶ worst second"]]
-    assert column.weight == pytest.approx(0.4)  # 2/5 of the row (1/5 cut the label off)
+    (column,) = [c for c in here.columns if [b.label for b in c.button] == ["Play most anomalous"]]
+    assert column.weight == pytest.approx(0.6)  # 3/5 of the row under the player (a narrow column cut the label off)
 
 
 def test_the_clip_header_shows_score_and_threshold_as_plain_decimals(seeded, open_page):
