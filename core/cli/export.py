@@ -56,11 +56,7 @@ def register_export(commands) -> None:
         "(train.manifest, test.manifest) and summary.json, validated for Rekognition Custom Labels.",
     )  # fmt: skip
     export.add_argument("out_dir", metavar="OUT", help="folder to write: empty, or an old export with --overwrite")
-    export.add_argument("--prefer", choices=["verdicts", "ground-truth"], default="verdicts",
-                        help="which label wins when a clip has both (default verdicts)")  # fmt: skip
-    export.add_argument("--seed", type=int, default=0, help="random seed for balancing and the split (default 0)")
-    export.add_argument("--test-fraction", type=float, default=0.25, help="share of groups for testing (default 0.25)")
-    export.add_argument("--cap", type=int, default=None, help="at most this many clips per class and machine")
+    add_curation_options(export)
     add_machine(export)
     export.add_argument("--s3-uri", help="write source-refs under this s3://bucket/prefix (default: relative paths)")
     export.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
@@ -70,3 +66,12 @@ def register_export(commands) -> None:
     add_jobs(export)
     add_who(export, "who exports (recorded)")
     add_json(export, "print the summary as JSON")
+
+
+def add_curation_options(parser: argparse.ArgumentParser) -> None:
+    """What an export takes from the labels and how it balances and splits them (``export``, ``export-and-train``)."""
+    parser.add_argument("--prefer", choices=["verdicts", "ground-truth"], default="verdicts",
+                        help="which label wins when a clip has both (default verdicts)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="random seed for balancing and the split (default 0)")
+    parser.add_argument("--test-fraction", type=float, default=0.25, help="share of groups for testing (default 0.25)")
+    parser.add_argument("--cap", type=int, default=None, help="at most this many clips per class and machine")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.cli.export import add_curation_options
 from core.cli.options import acting_user, add_command, add_jobs, add_json, add_machine, add_who
 from core.cli.output import job_json, print_epoch, print_job, print_json, progress_bar
 from core.errors import BadInputError, Reason
@@ -106,11 +107,7 @@ def register_export_and_train(commands) -> None:
                      help="auto (default): Rekognition when configured, else local")  # fmt: skip
     one.add_argument("--epochs", type=int, default=None, help="local CNN epochs, exactly (default: its own)")
     one.add_argument("--yes", action="store_true", help="with Rekognition: accept the cost of training")
-    one.add_argument("--prefer", choices=["verdicts", "ground-truth"], default="verdicts",
-                     help="which label wins when a clip has both (default verdicts)")  # fmt: skip
-    one.add_argument("--seed", type=int, default=0, help="random seed for balancing and the split (default 0)")
-    one.add_argument("--test-fraction", type=float, default=0.25, help="share of groups for testing (default 0.25)")
-    one.add_argument("--cap", type=int, default=None, help="at most this many clips per class and machine")
+    add_curation_options(one)
     one.add_argument("--trusted-only", action="store_true", help="only trusted labels (see `export --help`)")
     add_machine(one)
     add_jobs(one)

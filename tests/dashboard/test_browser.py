@@ -91,9 +91,17 @@ def dashboard(tmp_path_factory) -> Iterator[Dashboard]:
     )
     subprocess.run([sys.executable, "-c", seed], cwd=ROOT, env=env, check=True, timeout=300)
 
+    log = folder.parent / "streamlit.log"
+    with streamlit_server(env, log) as (url, _pid):
+        yield Dashboard(url=url, data_dir=folder, log=log)
+
+
+@contextmanager
+def streamlit_server(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
+    """``streamlit run streamlit_app.py`` on a free loopback port with ``env``, its output in ``log``: ``(its URL,
+    its process id)`` once it is healthy; stopped on exit."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = folder.parent / "streamlit.log"
     # No file watcher: edits made to the pages while the test runs must not rerun them under its feet.
     command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
                "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
@@ -106,7 +114,7 @@ def dashboard(tmp_path_factory) -> Iterator[Dashboard]:
             if server.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not become healthy on {url}:\n{log.read_text(errors='replace')[-4000:]}")
             time.sleep(0.5)
-        yield Dashboard(url=url, data_dir=folder, log=log)
+        yield url, server.pid
     finally:
         server.terminate()
         try:

@@ -12,9 +12,6 @@ one channel of one file at a time.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import wave
 from pathlib import Path
 
@@ -23,13 +20,11 @@ import pytest
 
 from tests.dashboard.test_browser import (
     ROOT,
-    SERVER_START_S,
-    _free_port,
-    _healthy,
     _require_chromium,
     _wait_for_app_idle,
     fresh_page,
     launched_chromium,
+    streamlit_server,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -87,28 +82,8 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("uploads")
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env |= {"DATA_DIR": str(folder / "data"), "DEMO_PLANT": "0", "PYTHONPATH": str(ROOT), "MAX_UPLOAD_MB": "300"}
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = folder / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-               "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-               "--server.fileWatcherType", "none"]  # fmt: skip
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not become healthy:\n{log.read_text(errors='replace')[-4000:]}")
-            time.sleep(0.5)
-        yield url, process.pid, folder
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+    with streamlit_server(env, folder / "streamlit.log") as (url, pid):
+        yield url, pid, folder
 
 
 def test_three_large_uploads_at_once_grow_the_server_by_a_small_multiple_of_one_file(server):
