@@ -10,6 +10,8 @@ from core.errors import BadInputError, Reason
 from core.signal.audio import load_clip
 from core.signal.features import (
     FeatureParams,
+    _band_ranges,
+    _frame_windowed,
     log_mel,
     log_mel_frames,
     mel_filterbank,
@@ -195,3 +197,28 @@ def test_stacked_frames_are_a_read_only_view_of_the_columns():
     copy[0, 0] = -1.0  # a copy is writable
     with pytest.raises(ValueError):
         stacked[0, 0] = -1.0
+
+
+@pytest.mark.parametrize(
+    "sr, n_fft, n_mels", [(16_000, 1024, 64), (16_000, 512, 128), (8_000, 255, 40), (44_100, 2048, 8)]
+)
+def test_band_ranges_rebuild_the_mel_filterbank_exactly(sr, n_fft, n_mels):
+    starts, offsets, weights = _band_ranges(sr, n_fft, n_mels)
+    rebuilt = np.zeros((n_fft // 2 + 1, n_mels), np.float32)
+    for m in range(n_mels):
+        rebuilt[starts[m] : starts[m] + offsets[m + 1] - offsets[m], m] = weights[offsets[m] : offsets[m + 1]]
+    np.testing.assert_array_equal(rebuilt, mel_filterbank(sr, n_fft, n_mels))
+    assert weights.size < 3 * (n_fft // 2 + 1)  # a bin is in at most two triangular filters
+
+
+@pytest.mark.parametrize(
+    "n, n_fft, hop, first, columns", [(2048, 1024, 512, 0, 5), (100, 64, 7, 3, 12), (300, 63, 50, 0, 7)]
+)
+def test_frame_windowed_is_librosa_centred_zero_padded_framing(n, n_fft, hop, first, columns):
+    y = np.random.default_rng(n).uniform(-1, 1, n).astype(np.float32)
+    window = np.random.default_rng(1).uniform(0, 1, n_fft).astype(np.float32)
+    out = np.full((columns, n_fft), np.nan, np.float32)
+    _frame_windowed(y, first, hop, window, out)
+    padded = np.pad(y, (n_fft // 2, n_fft // 2 + hop * (first + columns)))
+    expected = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][first : first + columns] * window
+    np.testing.assert_array_equal(out, expected)
