@@ -52,6 +52,12 @@ class IngestReport:
         """``{"ingested": n, "already_known": n, "rejected": [{"path", "reason", "detail"}]}``."""
         return {"ingested": self.ingested, "already_known": self.already_known, "rejected": self.rejected}
 
+    @classmethod
+    def combined(cls, reports: list[IngestReport]) -> IngestReport:
+        """One report adding up ``reports``."""
+        return cls(sum(r.ingested for r in reports), sum(r.already_known for r in reports),
+                   [item for r in reports for item in r.rejected])  # fmt: skip
+
 
 def inspect_file(path: str) -> InspectedFile:
     """Validate ``path`` as a clip (every check of :func:`core.signal.audio.load_clip`, clips longer than the

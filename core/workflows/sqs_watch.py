@@ -32,7 +32,7 @@ from functools import partial
 
 from core.errors import BadInputError, CloudError, Reason
 from core.workflows.clip_store import S3_SCHEME, client
-from core.workflows.ingest import ingest
+from core.workflows.ingest import IngestReport, ingest
 from core.workflows.notify import Channel
 from core.workflows.scoring import score
 from core.workflows.watch import PollReport, Watcher
@@ -87,6 +87,8 @@ def s3_event_uris(body: str) -> list[str]:
             raise BadInputError(Reason.INVALID_PARAMETER, "a record of the message is not an S3 event") from None
         if not (isinstance(bucket, str) and bucket and isinstance(key, str) and key):
             raise BadInputError(Reason.INVALID_PARAMETER, "an S3 event record names no bucket or key")
+        if key.endswith("/"):  # a "folder" the console made: no clip, and never a prefix to ingest whole
+            continue
         uris.append(f"{S3_SCHEME}{bucket}/{key}")
     return uris
 
@@ -165,7 +167,7 @@ class QueueWatcher(Watcher):
         failed: dict[str, dict[str, str]] = {}
         if uris:
             needed, self._needs_scoring = self._needs_scoring, True  # should ingest fail, the next pass scores
-            ingested = ingest(uris, url=self.url, n_jobs=self.n_jobs)
+            ingested = self._ingest(uris)
             report.ingested, report.already_known = ingested.ingested, ingested.already_known
             report.rejected += ingested.rejected
             failed = {r["path"]: r for r in ingested.rejected if r["reason"] in RETRY_REASONS}
@@ -183,6 +185,20 @@ class QueueWatcher(Watcher):
             self._needs_scoring = False
         report.flagged = self._enqueue_flags(set(uris))
         return report
+
+    def _ingest(self, uris: list[str]) -> IngestReport:
+        """Ingest ``uris``; when S3 refuses (access denied, no credentials: a :class:`CloudError`), each URI alone,
+        a refused one reported as ``unexpected_error`` so that its message is retried, then set aside, never
+        stalling the queue."""
+        try:
+            return ingest(uris, url=self.url, n_jobs=self.n_jobs)
+        except CloudError:
+            if len(uris) > 1:
+                return IngestReport.combined([self._ingest([uri]) for uri in uris])
+            log.warning("S3 refused %s", uris[0], exc_info=True)
+            refused = {"path": uris[0], "reason": Reason.UNEXPECTED.value,
+                       "detail": "S3 refused to read it (see the log); it will be tried again"}  # fmt: skip
+            return IngestReport(rejected=[refused])
 
     def _delete(self, message: dict) -> None:
         self._call("deleting a message from", self.queue_url, partial(

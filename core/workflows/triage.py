@@ -12,6 +12,7 @@ is trusted (:attr:`~core.workflows.labels.ClipLabel.trusted`).
 from __future__ import annotations
 
 import hashlib
+import re
 import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime
@@ -372,10 +373,18 @@ def triage_link(machine: str, clip_id: int, *, base_url: str | None = None) -> s
     return f"{base.rstrip('/')}/{TRIAGE_URL_PATH}?{query}"
 
 
+def linked_clip_id(text: str | None) -> int | None:
+    """The clip id a link's ``clip`` query parameter names (ASCII digits, at most 18 of them: any id the database
+    can hold), or ``None`` for anything else (absent, ``"²"``, ``"1e9"``, a number too large to look up)."""
+    if text is None or not re.fullmatch(r"[0-9]{1,18}", text.strip()):
+        return None
+    return int(text.strip())
+
+
 def machines_with_work(annotator: str | None = None, *, url: str | None = None) -> list[tuple[str, int]]:
     """``[(machine, clips awaiting a verdict)]`` for every machine whose triage queue (for ``annotator``, when
     named) is not empty, the most work first: where a pilot whose queue is empty can go on."""
     with session_scope(url) as session:
         keys = [m.key for m in machines_matching(session) if m.active_model_id is not None]
-    found = [(key, len(triage_queue(key, annotator=annotator, url=url))) for key in keys]
+    found = [(key, queue_size(key, annotator=annotator, url=url)) for key in keys]  # the queue itself is a page
     return sorted(((key, n) for key, n in found if n), key=lambda item: (-item[1], item[0]))

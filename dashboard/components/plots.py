@@ -84,15 +84,16 @@ def errors_per_band(band_errors, sr: int) -> go.Figure:
 
 
 def confusion(c: Confusion, title: str) -> go.Figure:
-    """Confusion matrix heatmap, abnormal as the positive class, with counts and row rates."""
+    """Confusion matrix heatmap, abnormal as the positive class, with counts and row rates; ``title`` (it may name
+    machines and models) is shown as typed."""
     counts = np.array([[c.tp, c.fn], [c.fp, c.tn]])
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     text = [[f"{counts[i, j]}<br>{rates[i, j]:.0%}" for j in range(2)] for i in range(2)]
     fig = go.Figure(go.Heatmap(z=rates, x=["flagged abnormal", "passed as normal"], y=["abnormal", "normal"],
                                text=text, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,
                                showscale=False))  # fmt: skip
-    fig.update_layout(title=title, height=300, margin=MARGINS, xaxis_title="model says", yaxis_title="truth",
-                      yaxis_autorange="reversed")  # fmt: skip
+    fig.update_layout(title=plot_literal(title), height=300, margin=MARGINS, xaxis_title="model says",
+                      yaxis_title="truth", yaxis_autorange="reversed")  # fmt: skip
     # abnormal on top, as confusion matrices are read
     return fig
 

@@ -17,6 +17,7 @@ from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import Comparison, compare_models, model_choices, scope_legend
 from core.workflows.evaluation import automatic_choice
 from core.workflows.training import MachineTraining, activate, active_model_id, train_and_score
+from core.workflows.triage import review_is_blind
 from dashboard.components import plots
 from dashboard.components.auth import current_actor
 from dashboard.components.pickers import machine_picker
@@ -77,7 +78,8 @@ def _disagreements(machine: str, result: Comparison) -> None:
         st.caption("The two models flag and pass the same graded clips at their thresholds.")
         return
     a, b = (r.name for r in result.results)
-    rows = [{"clip": d.clip_id, "file": d.file, "label": d.label, f"{a} score": d.scores[0],
+    blind = review_is_blind(current_actor())  # an annotator judging blind sees no label, nor a file name that says it
+    rows = [{"clip": d.clip_id, **({} if blind else {"file": d.file, "label": d.label}), f"{a} score": d.scores[0],
              f"{a} flags": d.flagged[0], f"{b} score": d.scores[1], f"{b} flags": d.flagged[1],
              "open": clip_link(machine, d.clip_id)} for d in result.disagreements]  # fmt: skip
     st.caption(f"{len(rows)} of the {result.n_test} graded clips, highest score of the first model first; each "

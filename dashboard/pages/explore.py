@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.workflows.catalogue import clip_choices
 from core.workflows.explore import typical_normal_clip
-from core.workflows.triage import review_is_blind
+from core.workflows.triage import linked_clip_id, review_is_blind
 from dashboard.components.auth import current_actor
 from dashboard.components.clip_view import render_clip, render_history
 from dashboard.components.pickers import machine_picker
@@ -21,8 +21,8 @@ def _open_linked_clip() -> None:
     if wanted[0]:
         st.session_state["selected_machine"] = wanted[0]
         st.session_state.pop("machine_picker", None)  # the sidebar's choice follows the link
-    if wanted[1] and wanted[1].isdigit():
-        st.session_state["explore_clip"] = int(wanted[1])
+    if (clip_id := linked_clip_id(wanted[1])) is not None:
+        st.session_state["explore_clip"] = clip_id
 
 
 def render() -> None:

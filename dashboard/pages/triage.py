@@ -19,6 +19,7 @@ from core.workflows.triage import (
     QUEUE_ORDERS,
     anomaly_types,
     clip_label,
+    linked_clip_id,
     machines_with_work,
     own_verdicts,
     queue_size,
@@ -230,15 +231,15 @@ def _follow_link() -> None:
         return
     st.session_state[LINK_SEEN] = link
     machine, clip = link
-    if clip is not None and not clip.strip().isdigit():
+    clip_id = linked_clip_id(clip)
+    if clip is not None and clip_id is None:
         st.warning(f"The link's clip {md_literal(clip)} is no clip id; here is your queue.")
-        clip = None
-    details = clip_details(int(clip)) if clip is not None else None
+    details = clip_details(clip_id) if clip_id is not None else None
     machine = details.machine if details else machine  # the clip's own machine, whatever the link says
     if machine:
         _go_to(machine)
-    if clip is not None:
-        st.session_state[PINNED] = int(clip)
+    if clip_id is not None:
+        st.session_state[PINNED] = clip_id
 
 
 def _show_link(machine: str, clip_id: int | None) -> None:

@@ -204,3 +204,31 @@ def test_the_cli_watches_a_queue_once(s3, sqs, aws, tmp_path):
         assert [c.path for c in session.scalars(select(Clip))] == [f"s3://{BUCKET}/valve/id_04/a.wav"]
     both = subprocess.run([*command, str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_an_object_s3_refuses_is_retried_then_set_aside_never_stalling_the_queue(s3, sqs, tmp_path, monkeypatch):
+    """Access denied (S3 answers 403 for a deleted key without s3:ListBucket) is a CloudError: the message of that
+    object is retried and then set aside; its neighbours are ingested and deleted; a folder marker is no clip."""
+    import core.workflows.ingest as ingest_module
+    from core.errors import CloudError
+
+    listed = ingest_module.list_objects
+
+    def refusing(uri: str):
+        if uri.endswith("denied.wav"):
+            raise CloudError(f"reading {uri} failed: AccessDenied")
+        return listed(uri)
+
+    monkeypatch.setattr(ingest_module, "list_objects", refusing)
+    url, _ = _queue(sqs, "incoming")
+    s3.put_object(Bucket=BUCKET, Key="fan/id_00/ok.wav", Body=write_wav(tmp_path / "ok.wav", tone(1.0)).read_bytes())
+    for key in ("fan/id_00/ok.wav", "fan/id_00/denied.wav", "fan/id_00/"):
+        sqs.send_message(QueueUrl=url, MessageBody=_event(BUCKET, key))
+    watcher = QueueWatcher(url, wait_s=0, max_receive=2, retry_s=0)
+    first = watcher.poll()
+    assert (first.messages, first.ingested, first.deleted, first.retrying, first.poison) == (3, 1, 2, 1, 0)
+    assert [r["reason"] for r in first.rejected] == ["unexpected_error"]
+    second = watcher.poll()
+    assert (second.messages, second.poison, _waiting(sqs, url)) == (1, 1, 0)
+    with session_scope() as session:
+        assert [c.path for c in session.scalars(select(Clip))] == [f"s3://{BUCKET}/fan/id_00/ok.wav"]

@@ -532,3 +532,12 @@ def test_machines_with_work_names_the_machines_whose_queue_is_not_empty(seeded):
     assert machines_with_work("alice") == [(MACHINES[1], counts[MACHINES[1]])]
     assert dict(machines_with_work("bob"))[MACHINES[1]] == counts[MACHINES[1]]
     assert MACHINES[0] not in dict(machines_with_work("bob"))  # one verdict is enough here (OVERLAP_FRACTION=0)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("12", 12), (" 7 ", 7), ("0", 0), ("²", None), ("1e9", None),
+                                                ("-3", None), ("", None), (None, None), ("9" * 19, None),
+                                                ("9" * 18, int("9" * 18))])  # fmt: skip
+def test_a_links_clip_parameter_is_a_clip_id_or_nothing(text, expected):
+    from core.workflows.triage import linked_clip_id
+
+    assert linked_clip_id(text) == expected
