@@ -22,6 +22,7 @@ _REGISTRY = {
 SUPERVISED = frozenset({"spectrogram_cnn"})  # trained by `train-supervised` on an export, not by `train`
 SEED_DETECTOR = "autoencoder"  # the seed's recipe: stays available and documented
 AUTO = "auto"  # not a detector: `train --detector auto` chooses one per machine from training data only
+CHOSEN_ONLY = frozenset({"ensemble"})  # built by the automatic choice from its members, never trained by name
 DEFAULT_DETECTOR = AUTO  # what new machines get
 
 
@@ -41,5 +42,5 @@ def detector_class(name: str) -> type[Detector]:
     return getattr(import_module(module), cls)
 
 
-__all__ = ["AUTO", "DEFAULT_DETECTOR", "SEED_DETECTOR", "SUPERVISED", "Detector", "Explanation", "detector_class",
-           "detector_names"]  # fmt: skip
+__all__ = ["AUTO", "CHOSEN_ONLY", "DEFAULT_DETECTOR", "SEED_DETECTOR", "SUPERVISED", "Detector", "Explanation",
+           "detector_class", "detector_names"]  # fmt: skip

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.access import Action, Actor, on_behalf_of, require, worker_name
 from core.detection.ensemble import fit_detector
-from core.detection.registry import AUTO, DEFAULT_DETECTOR, SUPERVISED, detector_class
+from core.detection.registry import AUTO, CHOSEN_ONLY, DEFAULT_DETECTOR, SUPERVISED, detector_class
 from core.detection.selection import MAX_OTHER_CLIPS, choose_detector
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from core.errors import BadInputError, NoModelError, Reason
@@ -198,7 +198,7 @@ def train(
     actor = require(actor, Action.TRAIN)
     user = worker_name(actor, user)
     _check_unsupervised(detector)
-    plans, machine_pks = _training_plan(machine, per_type, url)
+    plans, machine_pks = _training_plan(machine, per_type, url, siblings=detector in LEARN_FROM_SIBLINGS)
     run = _Run(detector, _params(detector, epochs), url, user, log or (lambda _line: None), progress, len(plans),
                on_behalf_of(actor, user), _feature_engine(engine, address))  # fmt: skip
     report = TrainingReport()
@@ -298,6 +298,9 @@ def _check_unsupervised(detector: str) -> None:
     if detector == AUTO:
         return
     detector_class(detector)  # fail fast on an unknown name
+    if detector in CHOSEN_ONLY:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"{detector} is built by the automatic choice from the detectors "
+                            "it ranks: train `--detector auto`")  # fmt: skip
     if detector in SUPERVISED:
         raise BadInputError(
             Reason.INVALID_PARAMETER,
@@ -306,17 +309,21 @@ def _check_unsupervised(detector: str) -> None:
         )
 
 
+LEARN_FROM_SIBLINGS = frozenset({AUTO, "machine_id"})  # what learns from the type's other machines too
+
+
 def _training_plan(
-    machine: str | None, per_type: bool, url: str | None
+    machine: str | None, per_type: bool, url: str | None, *, siblings: bool = True
 ) -> tuple[dict[str, LearningPlan], dict[str, list[int]]]:
-    """``(learning plan per scope, machine pks per scope)`` for :func:`train`."""
+    """``(learning plan per scope, machine pks per scope)`` for :func:`train`; with ``siblings`` (the detectors that
+    learn from them), each plan lists up to ``MAX_OTHER_CLIPS`` training clips of each other machine of its type."""
     with session_scope(url) as session:
         machines = machines_named(session, machine)
         if not machines:
             raise BadInputError(Reason.INVALID_PARAMETER, "no machines yet: ingest clips first")
         machine_pks = {scope: [m.id for m in group] for scope, group in training_scopes(machines, per_type).items()}
         plans = {scope: clips_to_learn(session, pks) for scope, pks in machine_pks.items()}
-        for scope, plan in plans.items():  # the other machines of each scope's type: the automatic choice uses them
+        for scope, plan in plans.items() if siblings else ():  # the other machines of each scope's type
             types = {m.machine_type for m in machines if m.id in machine_pks[scope]}
             others = [m for t in sorted(types) for m in machines_matching(session, t) if m.id not in machine_pks[scope]]
             plan.siblings.extend(clips_to_learn(session, [m.id]).clips[:MAX_OTHER_CLIPS] for m in others)
@@ -412,12 +419,14 @@ def _train_scope(
         )  # fmt: skip
 
 
-def _sibling_features(plan: LearningPlan, sample_rate: int | None, feature_params: FeatureParams) -> list[list]:
-    """Per other machine of the type, the features of its readable training clips at ``sample_rate``."""
+def _sibling_features(run: _Run, plan: LearningPlan, sample_rate: int | None, feature_params: FeatureParams,
+                      ) -> list[list]:  # fmt: skip
+    """Per other machine of the type, the features of its readable training clips at ``sample_rate`` (on the run's
+    engine, read through the clip store as every clip is)."""
     out = []
     for clips in plan.siblings:
         paths = [clip.path for clip in clips if clip.sample_rate == sample_rate]
-        features = extract_features(paths, feature_params).features if paths else {}
+        features = run.features(paths, feature_params).features if paths else {}
         out.append([features[p] for p in paths if p in features])
     return [group for group in out if group]
 
@@ -431,14 +440,16 @@ def _fit(run: _Run, features: list, plan: LearningPlan, sample_rate: int | None,
     its threshold a gamma fit to its scores of *held-out* normal training clips (cross-validation), so that about
     ``1 - DEFAULT_QUANTILE`` (10%) of normal clips are flagged before any verdict."""
     if run.detector != AUTO:
-        model = fit_detector(detector_class(run.detector)(feature_params, **run.params), features, progress=progress)
+        others = _sibling_features(run, plan, sample_rate, feature_params) if plan.siblings else []
+        model = fit_detector(detector_class(run.detector)(feature_params, **run.params), features, others,
+                             progress=progress)  # fmt: skip
         return (
             model,
             gamma_threshold(model.decision_scores_, DEFAULT_QUANTILE),
             (f"gamma fit to {len(features)} normal training scores, quantile {DEFAULT_QUANTILE}"),
             None,
         )
-    others = _sibling_features(plan, sample_rate, feature_params)
+    others = _sibling_features(run, plan, sample_rate, feature_params)
     choice = choose_detector(features, others, params=feature_params, progress=progress)
     model = fit_detector(detector_class(choice.detector)(feature_params, **choice.params), features, others)
     held_out = choice.held_out_normal if len(choice.held_out_normal) >= 2 else model.decision_scores_

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.access import Action, why_not
 from core.commands import core_command
-from core.detection.registry import AUTO, detector_names
+from core.detection.registry import AUTO, CHOSEN_ONLY, detector_names
 from core.errors import MachineSoundError
 from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import Comparison, compare_models, model_choices, scope_legend
@@ -169,7 +169,8 @@ def _train_section(selected: str | None) -> None:
     left, right = st.columns(2)
     machine = left.selectbox("Machine to train", machines, key="train_machine",
                              index=machines.index(selected) if selected in machines else 0)  # fmt: skip
-    detector = right.selectbox("Detector", [AUTO, *detector_names()], key="train_detector",
+    names = [AUTO, *(name for name in detector_names() if name not in CHOSEN_ONLY)]
+    detector = right.selectbox("Detector", names, key="train_detector",
                                help="auto: chosen per machine from its training clips only (see Automatic "
                                "choice); the others by name")  # fmt: skip
     st.caption("Learns the machine's normal sound from its normal training clips and the field clips the team "

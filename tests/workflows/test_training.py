@@ -335,6 +335,14 @@ def test_unknown_detector_or_machine_raises(plant):
     assert _models() == []
 
 
+def test_machine_id_trains_by_name_on_the_types_other_machines_and_ensemble_is_only_chosen(plant):
+    (trained,) = train("fan/id_00", "machine_id", epochs=1).trained  # learns fan/id_00 against fan/id_02
+    assert (trained.detector, trained.scope) == ("machine_id", "fan/id_00")
+    with pytest.raises(BadInputError, match="built by the automatic choice"):
+        train("fan/id_00", "ensemble")
+    assert [m.detector for m in _models()] == ["machine_id"]
+
+
 def test_training_on_an_empty_database_raises():
     with pytest.raises(BadInputError, match="no machines"):
         train(detector="mahalanobis")
