@@ -57,6 +57,10 @@ VARIABLES: tuple[Variable, ...] = (
                                 "(also true/false, yes/no, on/off)"),
     Variable("MAX_UPLOAD_MB", "200", "larger uploads are refused, by core.workflows.uploads, which the Data page uses "
                                      "(a positive number of megabytes, e.g. 0.5)"),
+    Variable("MAX_DOWNLOAD_MB", "500",
+             "the largest export the Supervised training page offers as a zip download (Streamlit holds a download in "
+             "memory while it is served); a larger one is named by its path on the server (a positive number of "
+             "megabytes)"),
     Variable("INGEST_ROOTS", "$DATA_DIR",
              "the folders the dashboard may ingest from (and below them), separated by the path separator "
              "(: on Linux); each made absolute"),
@@ -116,6 +120,7 @@ DEFAULT_DATA_DIR = "data"
 DEFAULT_MAX_CLIP_SECONDS = 600.0
 DEFAULT_MAX_SAMPLE_RATE = 96_000
 DEFAULT_MAX_UPLOAD_MB = 200.0
+DEFAULT_MAX_DOWNLOAD_MB = 500.0
 DEFAULT_S3_CACHE_MB = 1024.0
 DEFAULT_PREFIX = "machine-sound"
 DEFAULT_PROJECT = "machine-sound-anomalies"
@@ -402,6 +407,7 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)  # DATABASE_URL; None: SQLite under data_dir
     demo_plant: bool = True  # DEMO_PLANT
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB  # MAX_UPLOAD_MB
+    max_download_mb: float = DEFAULT_MAX_DOWNLOAD_MB  # MAX_DOWNLOAD_MB
     max_clip_seconds: float = DEFAULT_MAX_CLIP_SECONDS  # MAX_CLIP_SECONDS
     max_sample_rate: int = DEFAULT_MAX_SAMPLE_RATE  # MAX_SAMPLE_RATE
     notify_webhook_url: str | None = field(default=None, repr=False)  # NOTIFY_WEBHOOK_URL (a secret)
@@ -435,6 +441,7 @@ class Settings:
             database_url=_database_url(env),
             demo_plant=_flag(env, "DEMO_PLANT", True),
             max_upload_mb=_number(env, "MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB, unit="megabytes"),
+            max_download_mb=_number(env, "MAX_DOWNLOAD_MB", DEFAULT_MAX_DOWNLOAD_MB, unit="megabytes"),
             max_clip_seconds=_number(env, "MAX_CLIP_SECONDS", DEFAULT_MAX_CLIP_SECONDS, unit="seconds"),
             max_sample_rate=_whole_number(env, "MAX_SAMPLE_RATE", DEFAULT_MAX_SAMPLE_RATE, unit="Hz"),
             notify_webhook_url=_webhook_url(env),

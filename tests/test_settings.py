@@ -38,6 +38,7 @@ FULL_ENV = {
     "MAX_SAMPLE_RATE": "48000",
     "DEMO_PLANT": "off",
     "MAX_UPLOAD_MB": "0.5",
+    "MAX_DOWNLOAD_MB": "750",
     "NOTIFY_WEBHOOK_URL": SECRET_HOOK,
     "NOTIFY_SNS_TOPIC_ARN": TOPIC_ARN,
     "PUBLIC_URL": "https://triage.example.com/plant/",
@@ -79,6 +80,7 @@ def test_defaults_when_nothing_is_set(tmp_path, monkeypatch):
     assert current.database_url is None
     assert current.demo_plant is True
     assert current.max_upload_mb == DEFAULT_MAX_UPLOAD_MB == 200 and current.max_upload_bytes == 200_000_000
+    assert current.max_download_mb == 500
     assert current.max_clip_seconds == DEFAULT_MAX_CLIP_SECONDS == 600
     assert (current.notify_webhook_url, current.notify_sns_topic_arn, current.aws_region) == (None, None, None)
     assert current.public_url is None
@@ -105,7 +107,7 @@ def test_every_variable_is_parsed():
     assert current.data_dir == Path("/srv/plant")
     assert current.database_url == FULL_ENV["DATABASE_URL"]
     assert current.demo_plant is False
-    assert current.max_upload_mb == 0.5 and current.max_upload_bytes == 500_000
+    assert current.max_upload_mb == 0.5 and current.max_upload_bytes == 500_000 and current.max_download_mb == 750
     assert current.max_clip_seconds == 30.5 and current.max_sample_rate == 48_000
     assert current.notify_webhook_url == SECRET_HOOK
     assert current.notify_sns_topic_arn == TOPIC_ARN
@@ -183,6 +185,7 @@ BAD_VALUES = [
     ("MAX_CLIP_SECONDS", "inf"),
     ("DEMO_PLANT", "maybe"),
     ("MAX_UPLOAD_MB", "abc"),
+    ("MAX_DOWNLOAD_MB", "0"),
     ("MAX_UPLOAD_MB", "0"),
     ("MAX_UPLOAD_MB", "-1"),
     ("MAX_UPLOAD_MB", "nan"),

@@ -29,6 +29,7 @@ from PIL import Image
 from core.access import Action, Actor, on_behalf_of, require, worker_name
 from core.errors import BadInputError, Reason
 from core.parallel import Progress, map_guarded
+from core.settings import settings
 from core.signal.batch import file_features
 from core.signal.spectrogram_image import IMAGE_FEATURES, image_from_features
 from core.vocabulary import Label, LabelQuality, LabelSource, Split
@@ -304,6 +305,19 @@ def read_images(out_dir: str | Path, subset: str) -> tuple[list[np.ndarray], np.
             raise BadInputError(Reason.CORRUPT, f"cannot read the exported image ({exc})", path) from None
     labels = np.array([r["label"] == Label.ABNORMAL for r in records], dtype=np.int8)
     return arrays, labels, records
+
+
+def export_bytes(out_dir: str | Path) -> int:
+    """The bytes of what :func:`export_zip` puts in the zip of the export in ``out_dir`` (its summary, manifests and
+    images; about the zip's size, PNGs being stored as they are); missing files count nothing."""
+    out = Path(out_dir)
+    members = [SUMMARY_FILE, *(f"{s}.manifest" for s in SUBSETS), *(r["file"] for r in read_summary(out)["images"])]
+    return sum((out / member).stat().st_size for member in members if (out / member).is_file())
+
+
+def max_download_bytes() -> int:
+    """The largest export offered as a download (``MAX_DOWNLOAD_MB`` x 10^6 bytes)."""
+    return int(settings().max_download_mb * 1e6)
 
 
 def export_zip(out_dir: str | Path, *, actor: Actor | None = None) -> Path:

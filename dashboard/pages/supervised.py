@@ -19,8 +19,10 @@ from core.workflows.export import (
     ExportOptions,
     default_export_dir,
     describe_counts,
+    export_bytes,
     export_dataset,
     export_zip,
+    max_download_bytes,
     newest_export,
     preview,
 )
@@ -92,11 +94,22 @@ def _export(options: ExportOptions) -> None:
             st.warning(f"Skipped {md_literal(item['path'])}: {md_literal(item['detail'])}")
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def _export_bytes(out_dir: str, export_id) -> int:
+    """What the zip of an export will about weigh, worked out once per export (``export_id``)."""
+    return export_bytes(out_dir)
+
+
 def _download(newest) -> None:
     """The newest export as a zip: made from its files on disk when the button is clicked (not on every run),
     once per export (``core.workflows.export.export_zip``)."""
     actor = current_actor()
     refused = why_not(actor.role, Action.EXPORT)
+    size, limit = _export_bytes(newest.out_dir, newest.export_id), max_download_bytes()
+    if size > limit:  # Streamlit holds a download in memory while it serves it
+        st.info(f"The export is {size / 1e6:.0f} MB, over the {limit / 1e6:g} MB a download may hold "
+                f"(MAX\\_DOWNLOAD\\_MB): copy it from the server, {md_literal(str(newest.out_dir))}.")  # fmt: skip
+        return
     st.download_button("Download the export (zip)", data=lambda: export_zip(newest.out_dir, actor=actor).read_bytes(),
                        file_name=f"export-{newest.export_id}.zip", mime="application/zip", on_click="ignore",
                        disabled=bool(refused), help=refused or "images, manifests and summary.json",

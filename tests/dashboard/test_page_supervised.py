@@ -311,3 +311,18 @@ def test_one_button_uses_rekognition_when_configured_only_once_its_cost_is_accep
     no_exception(app)
     assert not _button(app, ONE_STEP).disabled
     assert not _rows(Export) and not _rows(TrainingJob)  # ticking the box starts nothing
+
+
+def test_an_export_over_max_download_mb_is_named_by_its_path_not_offered(seeded, no_aws, open_page, monkeypatch):
+    """Streamlit holds a download in memory while it serves it: an export larger than MAX_DOWNLOAD_MB is not
+    offered as a zip; the page says where it is on the server instead."""
+    from core.workflows.export import export_bytes
+
+    summary = _export()
+    size = export_bytes(summary["out_dir"])
+    assert size > 0
+    monkeypatch.setenv("MAX_DOWNLOAD_MB", str(size / 2e6))
+    app = open_page("supervised")
+    assert not app.get("download_button")
+    assert any("over the" in text and "MAX\\_DOWNLOAD\\_MB" in text and "copy it from the server" in text
+               for text in infos(app))  # fmt: skip
