@@ -75,6 +75,9 @@ class ClipInfo:
         return self.n_frames / self.sr if self.sr else 0.0
 
 
+MAX_WAV_CHUNKS = 64  # chunks walked before the data chunk; beyond, libsndfile reads the header (real files have few)
+
+
 @dataclass(frozen=True)
 class _DataChunk:
     offset: int  # bytes from the start of the file to the first sample
@@ -96,8 +99,9 @@ def _wav_chunks(fh: BinaryIO, size: int) -> tuple[bytes | None, _DataChunk | Non
     head = fh.read(12)
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None, None
-    offset = 12
-    while offset + 8 <= size:
+    offset, walked = 12, 0
+    while offset + 8 <= size and walked < MAX_WAV_CHUNKS:  # a crafted file of empty chunks costs no more
+        walked += 1
         fh.seek(offset)
         chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
         if chunk_id == b"fmt ":

@@ -374,3 +374,16 @@ def test_plain_16_bit_headers_are_read_without_libsndfile_and_agree_with_it(tmp_
     assert (found.sr, found.n_channels, found.n_frames) == (SR, channels, SR // 2)
     np.testing.assert_array_equal(load_clip(path, channel=channels - 1).signal,
                                   sf.read(path, dtype="float32", always_2d=True)[0][:, channels - 1])  # fmt: skip
+
+
+def test_a_wav_with_thousands_of_chunks_is_walked_only_so_far_then_read_by_libsndfile(tmp_path):
+    """Walking chunks in Python is bounded (``MAX_WAV_CHUNKS``): a crafted file of many empty chunks before its
+    samples costs no more than a real one, and still reads as libsndfile reads it."""
+    from core.signal.audio import MAX_WAV_CHUNKS
+
+    path = write_wav(tmp_path / "many.wav", tone(0.5, channels=2))
+    _with_chunks(path, before=b"junk\x00\x00\x00\x00" * (MAX_WAV_CHUNKS * 50))
+    found = clip_info(path)
+    assert found.data_offset is None and (found.sr, found.n_channels, found.n_frames) == (SR, 2, SR // 2)
+    np.testing.assert_array_equal(load_clip(path, channel=1).signal,
+                                  sf.read(path, dtype="float32", always_2d=True)[0][:, 1])  # fmt: skip
