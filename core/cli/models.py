@@ -74,7 +74,10 @@ def register_train(commands) -> None:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Score the clips not yet scored by their machine's active model."""
+    from core.access import Action, require
     from core.workflows.scoring import score
+
+    require(acting_user(args), Action.INGEST)  # scoring is part of adding recordings: an engineer's work
 
     update, close = progress_bar("score")
     try:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from datetime import datetime
 
-from core.cli.options import add_command, add_jobs
+from core.cli.options import acting_user, add_command, add_jobs
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -15,8 +15,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from core.access import Action, require
     from core.workflows.notify import channels_from
 
+    require(acting_user(args), Action.INGEST)  # what it ingests and scores is recorded as the operator's work
     channels = channels_from(args.webhook, args.sns_topic, webhook_option="--webhook")
     watcher, watched = _watcher(args, channels)
     stop = threading.Event()

@@ -89,3 +89,12 @@ def test_agreement_json_for_managers_only(team, capsys):
     assert code == 0 and out.startswith(f"{FAN}: 1 clip(s) judged twice or more (1 pairs): agreement 0.00, kappa n/a")
     code, out, err = _run(capsys, "--as", "eve", "agreement")
     assert code == 2 and "view audit needs the manager role" in err
+
+
+def test_annotators_may_not_score_or_watch(team, capsys, tmp_path):
+    for args in (["--as", "ana", "score"], ["--as", "ana", "watch", str(tmp_path), "--once"]):
+        code, out, err = _run(capsys, *args)
+        assert (code, out) == (2, ""), err
+        assert err.startswith("error: ana may not ingest: ingest needs the engineer role"), err
+    code, out, _ = _run(capsys, "--as", "eve", "score")
+    assert code == 0 and out.startswith("scored 0 clips")
