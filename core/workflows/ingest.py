@@ -47,6 +47,7 @@ class IngestReport:
     ingested: int = 0
     already_known: int = 0
     rejected: list[dict[str, str]] = field(default_factory=list)
+    new_paths: list[str] = field(default_factory=list, repr=False)  # as stored: the clips this run registered
 
     def as_json(self) -> dict:
         """``{"ingested": n, "already_known": n, "rejected": [{"path", "reason", "detail"}]}``."""
@@ -55,8 +56,8 @@ class IngestReport:
     @classmethod
     def combined(cls, reports: list[IngestReport]) -> IngestReport:
         """One report adding up ``reports``."""
-        return cls(sum(r.ingested for r in reports), sum(r.already_known for r in reports),
-                   [item for r in reports for item in r.rejected])  # fmt: skip
+        rejected, new = [i for r in reports for i in r.rejected], [p for r in reports for p in r.new_paths]
+        return cls(sum(r.ingested for r in reports), sum(r.already_known for r in reports), rejected, new)
 
 
 def inspect_file(path: str) -> InspectedFile:
@@ -253,14 +254,15 @@ def _store(
         errors.append(BadInputError(Reason.UNEXPECTED, f"the database refused it (a bug, not a fault of the file): "
                                     f"{type(exc.orig or exc).__name__}: {said}", batch[0][0].path))  # fmt: skip
         return
-    report.ingested += added
+    report.ingested += len(added)
+    report.new_paths += added
     report.already_known += known
 
 
-def _register_batch(batch: list[tuple[DiscoveredClip, InspectedFile]], session) -> tuple[int, int]:
-    """Add the clips of ``batch`` (sorted by path) not registered yet; ``(added, already known)``."""
+def _register_batch(batch: list[tuple[DiscoveredClip, InspectedFile]], session) -> tuple[list[str], int]:
+    """Add the clips of ``batch`` (sorted by path) not registered yet; ``(their stored paths, already known)``."""
     seen = known_hashes(session, [facts.content_hash for _, facts in batch])
-    added = 0
+    added: list[str] = []
     for where, facts in batch:
         if facts.content_hash in seen:
             continue
@@ -270,9 +272,10 @@ def _register_batch(batch: list[tuple[DiscoveredClip, InspectedFile]], session) 
                         Path(where.path).name)  # fmt: skip
         split = assign_split(key, where.label, where.split)
         source = "layout" if split == where.split else "assigned"
+        added.append(where.path if is_uri(where.path) else str(Path(where.path).resolve()))
         session.add(
             Clip(
-                path=where.path if is_uri(where.path) else str(Path(where.path).resolve()),
+                path=added[-1],
                 content_hash=facts.content_hash,
                 machine=machine,
                 label=where.label,
@@ -287,8 +290,7 @@ def _register_batch(batch: list[tuple[DiscoveredClip, InspectedFile]], session) 
                 n_bytes=facts.n_bytes,
             )
         )
-        added += 1
-    return added, len(batch) - added
+    return added, len(batch) - len(added)
 
 
 def _store_rejections(errors: list[BadInputError], report: IngestReport, url: str | None) -> None:

@@ -192,8 +192,9 @@ def score_new_clips(
     paths: list[str] | None = None, *, folder: str | None = None, actor: Actor | None = None, url: str | None = None,
     n_jobs: int | None = None, progress: Progress | None = None,
 ) -> NewClipsScored:  # fmt: skip
-    """Score just-ingested clips (``paths``, or every clip registered under ``folder``) by their machines'
-    active models, at once, and say of each its score, threshold and whether it is flagged.
+    """Score just-ingested clips (``paths``: an ingest report's ``new_paths``, or the files just stored; or, with
+    ``folder``, every clip registered under it) by their machines' active models, at once, and say of each its
+    score, threshold and whether it is flagged.
 
     Only the machines of these clips are scored, and the report keeps only these clips' failures and these
     machines without a model, so earlier problems of other clips are not repeated.  ``actor`` needs the

@@ -85,7 +85,7 @@ def render() -> None:
             else:
                 _show(report)
                 if report.ingested:
-                    _scored(score_new_clips(folder=folder, actor=actor, progress=progress_bar("scoring")))
+                    _scored(score_new_clips(report.new_paths, actor=actor, progress=progress_bar("scoring")))
     st.subheader("Upload")
     machine = st.text_input("Machine for the uploads (type/id)", value="uploads/id_00")
     limit = max_upload_bytes()  # MAX_UPLOAD_MB; store_uploads applies the same limit

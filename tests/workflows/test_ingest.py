@@ -245,3 +245,15 @@ def test_a_value_the_database_still_refuses_costs_only_its_own_clip(any_db_url, 
         assert "value too long" in item["detail"] and "INSERT" not in item["detail"]
     with session_scope(any_db_url) as session:
         assert session.query(RejectedFile).count() == 2
+
+
+def test_the_report_names_the_clips_this_run_registered_and_no_others(tmp_path):
+    """What the Data page scores and lists after a folder ingest: only the clips that are new, as stored."""
+    folder = tmp_path / "plant" / "fan" / "id_00" / "normal"
+    first = [write_wav(folder / f"{k}.wav", tone(1.0, seed=k)) for k in range(3)]
+    assert sorted(ingest([str(tmp_path / "plant")], n_jobs=1).new_paths) == sorted(str(p.resolve()) for p in first)
+    later = write_wav(folder / "later.wav", tone(1.0, seed=9))
+    write_wav(folder / "copy.wav", tone(1.0, seed=0))  # the content of 0.wav: already known
+    again = ingest([str(tmp_path / "plant")], n_jobs=1)
+    assert (again.ingested, again.already_known, again.new_paths) == (1, 4, [str(later.resolve())])
+    assert "new_paths" not in again.as_json()
