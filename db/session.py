@@ -107,7 +107,8 @@ def make_engine(url: str) -> Engine:
     (:func:`private_sqlite_file`) and the pragmas above."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":  # JIT compiling costs more than any of our short queries runs
-        return create_engine(url, pool_pre_ping=True, connect_args={"options": "-c jit=off"})
+        options = " ".join(filter(None, [parsed.query.get("options"), "-c jit=off"]))  # the URL's own kept
+        return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):

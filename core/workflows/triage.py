@@ -369,8 +369,13 @@ def triage_link(machine: str, clip_id: int, *, base_url: str | None = None) -> s
     base = base_url if base_url is not None else settings().public_url
     if not base:
         return None
-    query = urllib.parse.urlencode({"machine": machine, "clip": int(clip_id)})
-    return f"{base.rstrip('/')}/{TRIAGE_URL_PATH}?{query}"
+    return f"{base.rstrip('/')}/{clip_address(TRIAGE_URL_PATH, machine, clip_id)}"
+
+
+def clip_address(page: str, machine: str, clip_id: int) -> str:
+    """``page?machine=TYPE%2FID&clip=ID``: the relative address of a page opened on one clip (Triage and Explore
+    read it with :func:`linked_clip_id`)."""
+    return f"{page}?{urllib.parse.urlencode({'machine': machine, 'clip': int(clip_id)})}"
 
 
 def linked_clip_id(text: str | None) -> int | None:

@@ -4,7 +4,6 @@ and training a detector for a machine from here.  Each section is one small func
 from __future__ import annotations
 
 import math
-from urllib.parse import urlencode
 
 import pandas as pd
 import streamlit as st
@@ -17,7 +16,7 @@ from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import Comparison, compare_models, model_choices, scope_legend
 from core.workflows.evaluation import automatic_choice
 from core.workflows.training import MachineTraining, activate, active_model_id, train_and_score
-from core.workflows.triage import review_is_blind
+from core.workflows.triage import clip_address, review_is_blind
 from dashboard.components import plots
 from dashboard.components.auth import current_actor
 from dashboard.components.pickers import machine_picker
@@ -28,8 +27,8 @@ TRAIN_NOTE_KEY = "compare_train_note"  # what the last training did, shown after
 
 
 def clip_link(machine: str, clip_id: int, page: str = "explore") -> str:
-    """The relative URL of ``page`` opened on one clip (``?machine=TYPE/ID&clip=ID``, read by Explore and Triage)."""
-    return f"{page}?{urlencode({'machine': machine, 'clip': clip_id}, safe='/')}"
+    """The relative URL of ``page`` opened on one clip (``?machine=TYPE%2FID&clip=ID``, read by Explore and Triage)."""
+    return clip_address(page, machine, clip_id)
 
 
 def _pick_models(choices: dict[int, str]) -> tuple[int, int]:

@@ -122,7 +122,7 @@ def test_the_clips_the_models_disagree_on_are_listed_with_a_link_to_each(seeded,
             assert flags[0] != flags[1]  # one flags, the other passes
             assert [row[f"{names[0]} flags"], row[f"{names[1]} flags"]] == flags
             assert row[f"{names[0]} score"] == scores[0]
-            assert row["open"] == f"explore?machine={MACHINE}&clip={row['clip']}"
+            assert row["open"] == f"explore?machine={MACHINE.replace('/', '%2F')}&clip={row['clip']}"
             clip = session.get(Clip, int(row["clip"]))
             assert row["file"] == clip.path.rsplit("/", 1)[-1]
     # every graded clip not listed is flagged, or passed, by both
