@@ -158,10 +158,19 @@ def _evidence(record: dict[str, Any]) -> dict[str, Any]:
     return {"auc": round(float(aucs.mean()), 3), "se": round(se, 3), "by_kind": by_kind}
 
 
+def _ranks_left_out(reference: Sequence[float]) -> np.ndarray:
+    """Each reference score's rank among the *other* reference scores, float64 ``(m,)``: how a new normal clip
+    ranks.  (Ranked among themselves the references are exactly uniform, and their mean over members bunches at
+    0.5, so a threshold fitted to them would flag new normal clips far more often than stated.)"""
+    ref = np.asarray(reference, dtype=np.float64)
+    return np.array([rank_against(ref[i : i + 1], np.delete(ref, i))[0] for i in range(ref.size)])
+
+
 def _ensemble_record(records: dict[str, dict[str, Any]], members: list[str]) -> dict[str, Any]:
     """The cross-validation record of the rank-averaged ensemble of ``members`` (ranked against each member's
-    held-out normal scores), pseudo-AUC per fold recomputed from the members' fold scores."""
-    normal = np.mean([rank_against(records[m]["normal"], records[m]["normal"]) for m in members], axis=0)
+    held-out normal scores; each held-out normal clip against the others only), pseudo-AUC per fold recomputed
+    from the members' fold scores."""
+    normal = np.mean([_ranks_left_out(records[m]["normal"]) for m in members], axis=0)
     pseudo = np.mean([rank_against(records[m]["pseudo"], records[m]["normal"]) for m in members], axis=0)
     first = records[members[0]]
     n_folds = len(first["fold_aucs"])
