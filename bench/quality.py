@@ -117,13 +117,14 @@ def _fit_score(label: str, train: list, test: list, others: list, epochs: int) -
     from core.detection.ensemble import fit_detector
     from core.detection.registry import detector_class
     from core.detection.selection import choose_detector
-    from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
+    from core.detection.thresholds import DEFAULT_QUANTILE, prediction_threshold
 
     if label == "auto":
         choice = choose_detector(train, others)
         model = fit_detector(detector_class(choice.detector)(**choice.params), train, others)
         reference = choice.held_out_normal if len(choice.held_out_normal) >= 2 else model.decision_scores_
-        return model.decision_function(test), gamma_threshold(np.asarray(reference), DEFAULT_QUANTILE), choice.chosen
+        threshold = prediction_threshold(np.asarray(reference), DEFAULT_QUANTILE)
+        return model.decision_function(test), threshold, choice.chosen
     name, _, pooling = label.partition(":")
     params = ({"epochs": epochs} if name in ("autoencoder", "machine_id") else {}) | (
         {"pooling": pooling} if pooling else {})  # fmt: skip

@@ -6,9 +6,13 @@ scores the held-out normal clips against **pseudo-anomalies**: the held-out clip
 synthetic faults added in the log-mel domain (a tone in one band, impulses, band-limited
 noise, a gain change) and, for machine types with two or more machines, clips of the other
 machines.  Each candidate's pseudo-AUC is the share of (normal, pseudo-anomaly) pairs it
-ranks right, with a standard error over folds.  The best candidate is chosen when it beats
-the runner-up by more than twice their standard errors combined; otherwise the close ones
-form a rank-averaged :class:`~core.detection.ensemble.EnsembleDetector`.
+ranks right, with a standard error over folds.  Candidates are ranked by a **weighted
+pseudo-AUC**: each synthetic fault kind counts alike, and, when the type has other machines,
+their clips (real sounds of the same type, the strongest evidence there is) weigh
+:data:`OTHER_WEIGHT` of the whole.  With other-machine evidence the best candidate is chosen
+alone; without it, the best is chosen when it beats the runner-up by more than twice their
+standard errors combined, otherwise the close ones form a rank-averaged
+:class:`~core.detection.ensemble.EnsembleDetector`.
 
 Pseudo-anomalies are not real faults: the evidence says which detector separates
 *plausible* changes from this machine's normal variation, which on few clips is a guess,
@@ -42,6 +46,7 @@ FAULT_KINDS = ("tone", "impulses", "band_noise", "gain")
 MIN_CLIPS = 4  # cross-validation needs 3 clips to fit on and 1 to hold out
 FEW_CLIPS = 8  # below this, say that the choice is a guess
 MAX_OTHER_CLIPS = 20  # per other machine, as pseudo-anomalies
+OTHER_WEIGHT = 0.75  # share of the other machines' clips in the weighted pseudo-AUC (the synthetic kinds: the rest)
 
 
 @dataclass
@@ -49,9 +54,10 @@ class Choice:
     """The automatic choice for one machine and its evidence (JSON-ready with :meth:`as_dict`).
 
     ``chosen``: the candidate label (or ``"ensemble"``); ``detector``/``params``: what to train;
-    ``evidence``: per candidate ``{"auc", "se", "by_kind": {kind: auc}}`` (pseudo-AUC on held-out training
-    clips); ``held_out_normal``: the chosen one's scores of held-out normal clips (for the first threshold);
-    ``clear``: whether one candidate beat the rest beyond the uncertainty; ``note``: the result in words.
+    ``evidence``: per candidate ``{"auc", "se", "by_kind": {kind: auc}, "weighted"}`` (pseudo-AUC on held-out
+    training clips; ``weighted``: :func:`weighted_auc`, what ranks them); ``held_out_normal``: the chosen one's
+    scores of held-out normal clips (for the first threshold); ``clear``: whether one candidate beat the rest
+    beyond the uncertainty; ``note``: the result in words.
     """
 
     chosen: str
@@ -155,13 +161,34 @@ def _evidence(record: dict[str, Any]) -> dict[str, Any]:
         by_kind[kind] = round(roc_auc(np.r_[np.zeros(normal.size, bool), np.ones(part.size, bool)],
                                       np.r_[normal, part]), 3)  # fmt: skip
     se = float(aucs.std(ddof=1) / np.sqrt(aucs.size)) if aucs.size > 1 else float("nan")
-    return {"auc": round(float(aucs.mean()), 3), "se": round(se, 3), "by_kind": by_kind}
+    return {"auc": round(float(aucs.mean()), 3), "se": round(se, 3), "by_kind": by_kind,
+            "weighted": round(weighted_auc(by_kind), 3)}  # fmt: skip
+
+
+def weighted_auc(by_kind: dict[str, float]) -> float:
+    """The weighted pseudo-AUC of one candidate from its pseudo-AUC per evidence kind: the mean over the synthetic
+    fault kinds, or, with ``other_machines`` evidence, :data:`OTHER_WEIGHT` times that plus the rest times the
+    synthetic mean (a candidate that tells this machine from real sounds of its type counts most)."""
+    synthetic = [auc for kind, auc in by_kind.items() if kind != "other_machines"]
+    mean = float(np.mean(synthetic)) if synthetic else 0.5
+    if "other_machines" not in by_kind:
+        return mean
+    return OTHER_WEIGHT * float(by_kind["other_machines"]) + (1.0 - OTHER_WEIGHT) * mean
+
+
+def _ranks_left_out(reference: Sequence[float]) -> np.ndarray:
+    """Each reference score's rank among the *other* reference scores, float64 ``(m,)``: how a new normal clip
+    ranks.  (Ranked among themselves the references are exactly uniform, and their mean over members bunches at
+    0.5, so a threshold fitted to them would flag new normal clips far more often than stated.)"""
+    ref = np.asarray(reference, dtype=np.float64)
+    return np.array([rank_against(ref[i : i + 1], np.delete(ref, i))[0] for i in range(ref.size)])
 
 
 def _ensemble_record(records: dict[str, dict[str, Any]], members: list[str]) -> dict[str, Any]:
     """The cross-validation record of the rank-averaged ensemble of ``members`` (ranked against each member's
-    held-out normal scores), pseudo-AUC per fold recomputed from the members' fold scores."""
-    normal = np.mean([rank_against(records[m]["normal"], records[m]["normal"]) for m in members], axis=0)
+    held-out normal scores; each held-out normal clip against the others only), pseudo-AUC per fold recomputed
+    from the members' fold scores."""
+    normal = np.mean([_ranks_left_out(records[m]["normal"]) for m in members], axis=0)
     pseudo = np.mean([rank_against(records[m]["pseudo"], records[m]["normal"]) for m in members], axis=0)
     first = records[members[0]]
     n_folds = len(first["fold_aucs"])
@@ -177,30 +204,39 @@ def _ensemble_record(records: dict[str, dict[str, Any]], members: list[str]) -> 
 
 
 def _pick(evidence: dict[str, dict[str, Any]]) -> tuple[list[str], bool]:
-    """The best candidate alone when it beats the runner-up by more than twice their combined standard error
-    (``clear``), else the candidates within that margin of the best (2 or 3 of them)."""
-    ranked = sorted(evidence, key=lambda label: -evidence[label]["auc"])
+    """``(members, clear)``, candidates ranked by weighted pseudo-AUC: the best alone when it beats the runner-up by
+    more than twice their combined standard error (``clear``) or when other machines' clips are evidence (on the
+    real few-shot splits an ensemble never beat the best single candidate there); else the candidates within
+    that margin of the best (2 or 3 of them)."""
+    ranked = sorted(evidence, key=lambda label: -evidence[label]["weighted"])
     if len(ranked) < 2:
         return ranked, True
     best, second = evidence[ranked[0]], evidence[ranked[1]]
     noise = 2.0 * float(np.sqrt(np.nan_to_num(best["se"]) ** 2 + np.nan_to_num(second["se"]) ** 2))
-    if best["auc"] - second["auc"] > noise:
-        return ranked[:1], True
-    close = [label for label in ranked if evidence[label]["auc"] >= best["auc"] - noise]
+    clear = best["weighted"] - second["weighted"] > noise
+    if clear or "other_machines" in best["by_kind"]:
+        return ranked[:1], clear
+    close = [label for label in ranked if evidence[label]["weighted"] >= best["weighted"] - noise]
     return close[: max(2, min(3, len(close)))], False
 
 
 def _note(n: int, chosen: str, evidence: dict[str, dict[str, Any]], members: list[str], clear: bool) -> str:
     def fig(label: str) -> str:
-        return f"{label} {evidence[label]['auc']:.2f} ± {evidence[label]['se']:.2f}"
+        return f"{label} {evidence[label]['weighted']:.2f} ± {evidence[label]['se']:.2f}"
 
-    ranked = sorted((k for k in evidence if k != "ensemble"), key=lambda k: -evidence[k]["auc"])
-    if clear:
-        text = f"{chosen} separates held-out normal training clips from pseudo-anomalies best (pseudo-AUC {fig(chosen)}"
+    ranked = sorted((k for k in evidence if k != "ensemble"), key=lambda k: -evidence[k]["weighted"])
+    if chosen != "ensemble":
+        text = (f"{chosen} separates held-out normal training clips from pseudo-anomalies best (weighted pseudo-AUC "
+                f"{fig(chosen)}")  # fmt: skip
         text += f"; next {fig(ranked[1])})" if len(ranked) > 1 else ")"
+        if not clear:
+            text += (
+                ", not beyond the uncertainty, but it tells this machine from the other machines of its type "
+                f"best (pseudo-AUC {evidence[chosen]['by_kind']['other_machines']:.2f} on their clips)"
+            )
     else:
         text = (f"no candidate is clearly best ({', '.join(fig(m) for m in members)} are within their uncertainty): "
-                f"a rank-averaged ensemble of them (pseudo-AUC {fig('ensemble')})")  # fmt: skip
+                f"a rank-averaged ensemble of them (weighted pseudo-AUC {fig('ensemble')})")  # fmt: skip
     if n < FEW_CLIPS:
         text += f". Only {n} normal training clips: this choice is a guess; label clips and retrain to firm it up"
     return text + ". Pseudo-anomalies are synthetic faults and other machines' clips, not real faults"
@@ -227,11 +263,11 @@ def choose_detector(
     evidence = {label: _evidence(record) for label, record in records.items()}
     members, clear = _pick(evidence)
     n_other = len(_split_others(others)[1])
-    if clear:
+    if len(members) == 1:
         label = members[0]
         name, hyper = candidates[label]
         return Choice(label, name, dict(hyper), evidence, records[label]["normal"], n, len(records[label]["fold_aucs"]),
-                      n_other, True, _note(n, label, evidence, members, True))  # fmt: skip
+                      n_other, clear, _note(n, label, evidence, members, clear))  # fmt: skip
     records["ensemble"] = _ensemble_record(records, members)
     evidence["ensemble"] = _evidence(records["ensemble"])
     hyper = {"members": [{"label": m, "detector": candidates[m][0], "params": candidates[m][1]} for m in members],

@@ -1,7 +1,9 @@
 """Suggesting a decision threshold on anomaly scores (higher = more abnormal; flag when ``score > t``).
 
 Pure computation.  Without labels: a gamma distribution fitted to the normal
-training scores, at a quantile (0.9 by default, as the DCASE baselines do).  With
+training scores, at a quantile (0.9 by default, as the DCASE baselines do), or, from
+few held-out normal scores, an upper prediction bound that keeps the stated share of
+flagged normal clips whatever their number (:func:`prediction_threshold`).  With
 labels (``y_true`` True = abnormal): maximum F1, a target recall or precision, or
 minimum expected cost given the cost of a missed anomaly and of a false alarm.
 """
@@ -42,6 +44,35 @@ def gamma_threshold(normal_scores, quantile: float = DEFAULT_QUANTILE) -> float:
         if value is not None and abs(np.mean(s <= value) - quantile) <= tolerance:
             return value
     return float(np.quantile(s, quantile))
+
+
+def prediction_threshold(normal_scores, quantile: float = DEFAULT_QUANTILE) -> float:
+    """The upper ``quantile`` prediction bound of a new normal score, from ``normal_scores`` ``(n,)`` (n >= 2).
+
+    A plug-in quantile fitted to few scores (a gamma fit to 6 of them, say) sits too low on average: the
+    fit's own error is ignored, and a new normal clip exceeds it far more often than ``1 - quantile``.  The
+    prediction bound accounts for it: with ``x`` the scores (their logarithms when every score is positive,
+    as anomaly scores are right-skewed), mean ``m`` and standard deviation ``s`` (ddof 1),
+
+        bound = m + t_{n-1}(quantile) * s * sqrt(1 + 1/n)
+
+    (Student's t quantile with n - 1 degrees of freedom), and a new score from the same normal (log-normal)
+    distribution exceeds it with probability exactly ``1 - quantile`` for any ``n`` (Hahn & Meeker,
+    *Statistical Intervals*, 2nd ed., sec. 4.6).  Returns the bound in the scores' units (float).
+    """
+    s = np.asarray(normal_scores, dtype=np.float64).ravel()
+    if not 0.0 < quantile < 1.0:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"quantile must be in (0, 1), got {quantile}")
+    if s.size < 2 or not np.isfinite(s).all():
+        raise BadInputError(Reason.INVALID_PARAMETER, "need at least 2 finite normal scores for a prediction bound")
+    if np.ptp(s) == 0:
+        return float(s[0])
+    import scipy.stats  # loaded here: a second of start-up every CLI command would otherwise pay
+
+    log = bool(s.min() > 0)
+    x = np.log(s) if log else s
+    bound = x.mean() + scipy.stats.t.ppf(quantile, x.size - 1) * x.std(ddof=1) * np.sqrt(1.0 + 1.0 / x.size)
+    return float(np.exp(bound) if log else bound)
 
 
 def _gamma_quantile(s: np.ndarray, quantile: float, fixed: dict) -> float | None:

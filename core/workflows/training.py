@@ -20,7 +20,7 @@ from core.access import Action, Actor, on_behalf_of, require, worker_name
 from core.detection.ensemble import fit_detector
 from core.detection.registry import AUTO, CHOSEN_ONLY, DEFAULT_DETECTOR, SUPERVISED, detector_class
 from core.detection.selection import MAX_OTHER_CLIPS, choose_detector
-from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
+from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold, prediction_threshold
 from core.errors import BadInputError, NoModelError, Reason
 from core.settings import TrainFrom, settings
 from core.signal.batch import FeatureBatch, extract_features
@@ -192,8 +192,9 @@ def train(
     why, is logged and kept in the provenance; the field clips awaiting a second opinion are offered to the
     review queue (:func:`core.workflows.review.review_queue` with ``second_opinions``).  Each model is saved
     under ``DATA_DIR/models``, registered as a new version with its provenance, gets a first threshold from
-    a gamma fit to its training scores (quantile 0.9), and becomes the machine's active model when it has
-    none or when it is a newer version of the active detector (a user's choice of another detector is kept).
+    a gamma fit to its training scores (quantile 0.9; with ``auto``, a prediction bound of held-out scores),
+    and becomes the machine's active model when it has none or when it is a newer version of the active detector
+    (a user's choice of another detector is kept).
     """
     actor = require(actor, Action.TRAIN)
     user = worker_name(actor, user)
@@ -282,6 +283,7 @@ def train_and_score(
     if active is not None and (new is None or active.id != new.id):
         queue = score_with_model(active, pks, url=url, progress=scoring_progress)
     return MachineTraining(report, scored, queue, active.id if active else None)
+
 
 def _feature_engine(engine: Engine, address: str | None) -> Callable[[list[str], FeatureParams], FeatureBatch]:
     """``features(paths, params)`` on ``engine`` (``address``: the Ray cluster, only with the Ray engine)."""
@@ -386,8 +388,8 @@ def _train_scope(
             f"({len(batch.failures)} unreadable, e.g. {first[1]})",
         )
     started = time.perf_counter()
-    model, threshold, rule, choice = _fit(run, [batch.features[clip.path] for clip in usable], plan, sample_rate,
-                                          feature_params, progress)  # fmt: skip
+    model, threshold, method, rule, choice = _fit(run, [batch.features[clip.path] for clip in usable], plan,
+                                                  sample_rate, feature_params, progress)  # fmt: skip
     seconds = time.perf_counter() - started
     detector = model.name
     provenance = _provenance(seconds, user, usable, batch.failures, plan, sample_rate)
@@ -408,7 +410,7 @@ def _train_scope(
         session.add(row)
         session.flush()
         add_threshold(
-            session, row.id, threshold, method="gamma", set_by="system", reason=rule,
+            session, row.id, threshold, method=method, set_by="system", reason=rule,
         )  # fmt: skip
         activate_if_current(session, machine_pks, row, chosen=choice is not None)
         record_event(session, run.actor, Action.TRAIN, scope, f"{detector} v{version} on {len(usable)} clips "
@@ -433,12 +435,13 @@ def _sibling_features(run: _Run, plan: LearningPlan, sample_rate: int | None, fe
 
 def _fit(run: _Run, features: list, plan: LearningPlan, sample_rate: int | None, feature_params: FeatureParams,
          progress: Callable[[int, int], None]) -> tuple:  # fmt: skip
-    """``(fitted detector, first threshold, the threshold's reason, the choice's record or None)``.
+    """``(fitted detector, first threshold, its method, its reason, the choice's record or None)``.
 
     ``run.detector`` as asked, its threshold a gamma fit to its training scores; or, for ``auto``, the detector
     :func:`core.detection.selection.choose_detector` picks from the training clips (and the type's other machines'),
-    its threshold a gamma fit to its scores of *held-out* normal training clips (cross-validation), so that about
-    ``1 - DEFAULT_QUANTILE`` (10%) of normal clips are flagged before any verdict."""
+    its threshold the upper prediction bound (:func:`core.detection.thresholds.prediction_threshold`) of its
+    scores of *held-out* normal training clips (cross-validation): a plug-in quantile of a few scores sits too
+    low, the bound keeps about ``1 - DEFAULT_QUANTILE`` (10%) of new normal clips flagged before any verdict."""
     if run.detector != AUTO:
         others = _sibling_features(run, plan, sample_rate, feature_params) if plan.siblings else []
         model = fit_detector(detector_class(run.detector)(feature_params, **run.params), features, others,
@@ -446,6 +449,7 @@ def _fit(run: _Run, features: list, plan: LearningPlan, sample_rate: int | None,
         return (
             model,
             gamma_threshold(model.decision_scores_, DEFAULT_QUANTILE),
+            "gamma",
             (f"gamma fit to {len(features)} normal training scores, quantile {DEFAULT_QUANTILE}"),
             None,
         )
@@ -454,8 +458,9 @@ def _fit(run: _Run, features: list, plan: LearningPlan, sample_rate: int | None,
     model = fit_detector(detector_class(choice.detector)(feature_params, **choice.params), features, others)
     held_out = choice.held_out_normal if len(choice.held_out_normal) >= 2 else model.decision_scores_
     which = "held-out (cross-validated)" if len(choice.held_out_normal) >= 2 else "training"
-    reason = f"gamma fit to {len(held_out)} {which} normal scores, quantile {DEFAULT_QUANTILE} (automatic choice)"
-    return model, gamma_threshold(held_out, DEFAULT_QUANTILE), reason, choice.as_dict()
+    reason = (f"upper {DEFAULT_QUANTILE} prediction bound (Student t, log scores when positive) of {len(held_out)} "
+              f"{which} normal scores (automatic choice)")  # fmt: skip
+    return model, prediction_threshold(held_out, DEFAULT_QUANTILE), "prediction_bound", reason, choice.as_dict()
 
 
 def activate_if_current(

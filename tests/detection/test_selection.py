@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.detection.selection import FAULT_KINDS, choose_detector, synthetic_fault
+from core.detection.ensemble import rank_against
+from core.detection.selection import (
+    FAULT_KINDS,
+    OTHER_WEIGHT,
+    _pick,
+    _ranks_left_out,
+    choose_detector,
+    synthetic_fault,
+    weighted_auc,
+)
 from core.errors import BadInputError
 from core.signal.features import FeatureParams
 from tests.detection.test_detectors import clips
@@ -36,3 +45,28 @@ def test_choice_records_evidence_and_says_when_it_is_a_guess():
     assert (choice.detector == "ensemble") == (not choice.clear) and (len(choice.members) >= 2) == (not choice.clear)
     few = choose_detector(clips(1, 3))
     assert few.detector == "mahalanobis" and few.evidence == {} and "guess" in few.note
+
+
+def _ev(auc: float, se: float, other: float | None = None, synthetic: float = 0.8) -> dict:
+    by_kind = dict.fromkeys(FAULT_KINDS, synthetic) | ({} if other is None else {"other_machines": other})
+    return {"auc": auc, "se": se, "by_kind": by_kind, "weighted": weighted_auc(by_kind)}
+
+
+def test_other_machines_weigh_most_and_a_single_candidate_is_chosen_with_them():
+    assert weighted_auc(dict.fromkeys(FAULT_KINDS, 0.6)) == pytest.approx(0.6)
+    with_other = dict.fromkeys(FAULT_KINDS, 0.6) | {"other_machines": 1.0}
+    assert weighted_auc(with_other) == pytest.approx(OTHER_WEIGHT + (1 - OTHER_WEIGHT) * 0.6) and OTHER_WEIGHT > 0.5
+    # without other machines: two close candidates make an ensemble
+    assert _pick({"a": _ev(0.80, 0.05), "b": _ev(0.79, 0.05, synthetic=0.79)}) == (["a", "b"], False)
+    # with them, the one that tells the machine from its siblings best is chosen alone, though it is not "clear"
+    # and its pooled pseudo-AUC is lower
+    evidence = {"a": _ev(0.80, 0.05, other=0.8, synthetic=0.9), "b": _ev(0.75, 0.05, other=0.95, synthetic=0.6)}
+    assert _pick(evidence) == (["b"], False)
+
+
+def test_ensemble_held_out_ranks_are_taken_against_the_other_references():
+    reference = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    ranks = _ranks_left_out(reference)
+    np.testing.assert_allclose(ranks[1], rank_against([2.0], [1.0, 3.0, 4.0, 10.0])[0])
+    # the highest reference ranks past every other one (above 1), not at the in-sample mid-step 0.9
+    assert ranks[-1] > 1.0 and rank_against([10.0], reference)[0] == pytest.approx(0.9)

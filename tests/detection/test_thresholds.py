@@ -13,6 +13,7 @@ from core.detection.thresholds import (
     gamma_threshold,
     max_f1_threshold,
     min_cost_threshold,
+    prediction_threshold,
     target_precision_threshold,
     target_recall_threshold,
 )
@@ -49,6 +50,41 @@ def test_gamma_threshold_falls_back_when_the_fit_is_degenerate():
     scores = np.random.default_rng(6).gamma(2.0, 10.0, size=100)  # an ordinary gamma sample
     threshold = gamma_threshold(scores, 0.9)
     assert np.mean(scores > threshold) <= 0.2  # observed: 0.89 (threshold 5.7; empirical 0.9 quantile 35.0)
+
+
+# --- prediction bound (few held-out normal scores) -------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "positive"), [(6, True), (6, False), (12, True), (3, False)])
+def test_prediction_threshold_flags_the_stated_share_of_new_normal_scores_whatever_n(n, positive):
+    rng = np.random.default_rng(n)
+    draws = rng.normal(0.0, 1.0, size=(4000, n + 1))
+    samples = np.exp(draws) * 3.0 if positive else draws * 2.0 - 1.0  # log-normal, or normal with negatives
+    bounds = np.array([prediction_threshold(row[:n], 0.9) for row in samples])
+    flagged = np.mean(samples[:, n] > bounds)  # one new normal score per sample of n
+    assert flagged == pytest.approx(0.1, abs=0.015)  # observed within 0.01 of 0.1 for each n
+    # the plug-in quantile of the same fit (no small-sample correction) flags far more when n is small
+    plug_in = np.array([np.mean(np.log(r[:n]) if positive else r[:n])
+                        + scipy.stats.norm.ppf(0.9) * np.std(np.log(r[:n]) if positive else r[:n], ddof=1)
+                        for r in samples])  # fmt: skip
+    plug_in = np.exp(plug_in) if positive else plug_in
+    assert np.mean(samples[:, n] > plug_in) > flagged + (0.02 if n <= 6 else 0.005)
+
+
+def test_prediction_threshold_is_the_t_bound_on_log_scores_when_every_score_is_positive():
+    scores = np.array([0.8, 1.1, 1.3, 0.9, 2.0, 1.2])
+    x = np.log(scores)
+    expected = np.exp(x.mean() + scipy.stats.t.ppf(0.9, 5) * x.std(ddof=1) * np.sqrt(1 + 1 / 6))
+    assert prediction_threshold(scores, 0.9) == pytest.approx(expected, rel=1e-12)
+    shifted = scores - 1.0  # a non-positive score: the raw scale
+    raw = shifted.mean() + scipy.stats.t.ppf(0.9, 5) * shifted.std(ddof=1) * np.sqrt(1 + 1 / 6)
+    assert prediction_threshold(shifted, 0.9) == pytest.approx(raw, rel=1e-12)
+    assert prediction_threshold([2.0, 2.0, 2.0]) == 2.0
+    for bad in ([], [1.0], [1.0, np.nan]):
+        with pytest.raises(BadInputError):
+            prediction_threshold(bad)
+    with pytest.raises(BadInputError):
+        prediction_threshold(scores, 1.0)
 
 
 @pytest.mark.parametrize("quantile", [0.0, 1.0, -0.1, 1.5, float("nan")])

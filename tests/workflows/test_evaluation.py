@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.detection.metrics import metrics_at, partial_auc, roc_auc
+from core.detection.thresholds import DEFAULT_QUANTILE, prediction_threshold
 from core.errors import BadInputError
 from core.workflows.evaluation import automatic_choice, compare_detectors, evaluate, suggested_detector
 from core.workflows.scoring import score
@@ -160,7 +161,12 @@ def test_suggested_detector_is_the_automatic_choice_made_without_the_test_split(
         model = session.get(DetectorModel, first.model_id)
         used = set(model.provenance["clip_ids"])
         assert used and all(session.get(Clip, i).split != "test" for i in used)
-        assert "held-out (cross-validated) normal scores" in active_threshold(session, model.id).reason
+        first_threshold = active_threshold(session, model.id)
+        assert "held-out (cross-validated) normal scores" in first_threshold.reason
+        # the first threshold: the prediction bound of the chosen detector's held-out normal scores
+        held_out = model.provenance["choice"]["held_out_normal"]
+        assert first_threshold.method == "prediction_bound" and len(held_out) >= 2
+        assert first_threshold.value == pytest.approx(prediction_threshold(held_out, DEFAULT_QUANTILE), rel=1e-9)
 
     with session_scope(write=True) as session:  # turn the test split upside down: the choice must not move
         for clip in session.scalars(select(Clip).where(Clip.split == "test")):
