@@ -30,7 +30,7 @@ REAL = ROOT.parent / "shared" / "data" / "real"
 
 def evaluate_dataset(label: str, sources: list[str], epochs: int) -> list[tuple]:
     """Ingest ``sources`` into a fresh database, train every detector, compare per machine."""
-    from core.detection.registry import detector_names
+    from core.detection.registry import CHOSEN_ONLY, detector_names
     from core.workflows.evaluation import compare_detectors
     from core.workflows.ingest import ingest
     from core.workflows.training import train
@@ -42,7 +42,7 @@ def evaluate_dataset(label: str, sources: list[str], epochs: int) -> list[tuple]
         dispose_engines()
         ingest(sources)
         trained = set()
-        for name in detector_names():
+        for name in (n for n in detector_names() if n not in CHOSEN_ONLY):  # the ensemble is only chosen
             trained |= {t.scope for t in train(None, name, epochs=epochs).trained}
         with session_scope() as session:
             machines = [m.key for m in machines_matching(session) if m.key in trained]
@@ -61,21 +61,23 @@ def real_fan_repeated_splits(epochs: int, repeats: int, n_train: int = 5) -> lis
 
     from core.datasets.layouts import discover
     from core.detection.metrics import partial_auc, roc_auc
-    from core.detection.registry import detector_class, detector_names
+    from core.detection.registry import CHOSEN_ONLY, detector_class, detector_names
     from core.signal.batch import extract_features
+
+    names = [n for n in detector_names() if n not in CHOSEN_ONLY | {"machine_id"}]  # one machine, fitted alone
 
     clips = discover(REAL / "mimii_ch0" / "fan")
     batch = extract_features([c.path for c in clips])
     normal = [batch.features[c.path] for c in clips if c.label == "normal"]
     abnormal = [batch.features[c.path] for c in clips if c.label == "abnormal"]
-    results = {name: [] for name in detector_names()}
+    results = {name: [] for name in names}
     rng = np.random.default_rng(0)
     for _ in range(repeats):
         order = rng.permutation(len(normal))
         train = [normal[i] for i in order[:n_train]]
         test = [normal[i] for i in order[n_train:]] + abnormal
         y = np.r_[np.zeros(len(normal) - n_train, bool), np.ones(len(abnormal), bool)]
-        for name in detector_names():
+        for name in names:
             params = {"epochs": epochs} if name == "autoencoder" else {}
             scores = detector_class(name)(**params).fit(train).decision_function(test)
             results[name].append((roc_auc(y, scores), partial_auc(y, scores)))

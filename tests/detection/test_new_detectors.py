@@ -34,7 +34,7 @@ def test_pooling_mean_max_and_top_share():
 
 def _short_fault(seed: int, db: float, n: int) -> np.ndarray:
     """A clip whose fault (``db`` in 8 bands) lasts ``n`` of 44 vectors: the mean hides it, the top share does not."""
-    features = clip_features(np.random.default_rng(seed), n_columns=48)
+    features = clip_features(np.random.default_rng(seed), n_columns=48).copy()  # stack_frames gives a read-only view
     bands = (np.arange(5)[:, None] * 64 + np.arange(40, 48)).ravel()
     features[20 : 20 + n, bands] += db
     return features
