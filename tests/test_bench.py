@@ -34,9 +34,8 @@ def _run(*args: str) -> str:
 
 @pytest.mark.slow
 def test_scoring_benchmark_smoke():
-    out = _run("bench/scoring.py", "--clips", "3", "--engine", "ray")
-    assert "end-to-end scoring of 3" in out and out.count("clips/s") == 3, out
-    assert "local Ray (--engine ray)" in out and "Ray / process pool x" in out and "start and stop alone" in out, out
+    out = _run("bench/scoring.py", "--clips", "3")  # --engine ray adds 12 s of Ray starting; tests/workflows test Ray
+    assert "end-to-end scoring of 3" in out and out.count("clips/s") == 2, out
 
 
 @pytest.mark.slow
