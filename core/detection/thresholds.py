@@ -30,11 +30,7 @@ def gamma_threshold(normal_scores, quantile: float = DEFAULT_QUANTILE) -> float:
     is far from ``quantile``), a fit with location 0 is tried, then the empirical
     quantile is used.
     """
-    s = np.asarray(normal_scores, dtype=np.float64).ravel()
-    if not 0.0 < quantile < 1.0:
-        raise BadInputError(Reason.INVALID_PARAMETER, f"quantile must be in (0, 1), got {quantile}")
-    if s.size < 2 or not np.isfinite(s).all():
-        raise BadInputError(Reason.INVALID_PARAMETER, "need at least 2 finite normal scores to fit a gamma")
+    s = _checked_scores(normal_scores, quantile, "to fit a gamma")
     if np.ptp(s) == 0:
         return float(s[0])
     tolerance = max(0.1, 3 * np.sqrt(quantile * (1 - quantile) / s.size))
@@ -44,6 +40,17 @@ def gamma_threshold(normal_scores, quantile: float = DEFAULT_QUANTILE) -> float:
         if value is not None and abs(np.mean(s <= value) - quantile) <= tolerance:
             return value
     return float(np.quantile(s, quantile))
+
+
+def _checked_scores(normal_scores, quantile: float, purpose: str) -> np.ndarray:
+    """``normal_scores`` as float64 ``(n,)``; BadInputError unless ``quantile`` is in (0, 1) and there are at least
+    2 scores, all finite."""
+    s = np.asarray(normal_scores, dtype=np.float64).ravel()
+    if not 0.0 < quantile < 1.0:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"quantile must be in (0, 1), got {quantile}")
+    if s.size < 2 or not np.isfinite(s).all():
+        raise BadInputError(Reason.INVALID_PARAMETER, f"need at least 2 finite normal scores {purpose}")
+    return s
 
 
 def prediction_threshold(normal_scores, quantile: float = DEFAULT_QUANTILE) -> float:
@@ -60,11 +67,7 @@ def prediction_threshold(normal_scores, quantile: float = DEFAULT_QUANTILE) -> f
     distribution exceeds it with probability exactly ``1 - quantile`` for any ``n`` (Hahn & Meeker,
     *Statistical Intervals*, 2nd ed., sec. 4.6).  Returns the bound in the scores' units (float).
     """
-    s = np.asarray(normal_scores, dtype=np.float64).ravel()
-    if not 0.0 < quantile < 1.0:
-        raise BadInputError(Reason.INVALID_PARAMETER, f"quantile must be in (0, 1), got {quantile}")
-    if s.size < 2 or not np.isfinite(s).all():
-        raise BadInputError(Reason.INVALID_PARAMETER, "need at least 2 finite normal scores for a prediction bound")
+    s = _checked_scores(normal_scores, quantile, "for a prediction bound")
     if np.ptp(s) == 0:
         return float(s[0])
     import scipy.stats  # loaded here: a second of start-up every CLI command would otherwise pay
