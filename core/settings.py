@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from core.errors import BadInputError, Reason
 
@@ -298,13 +298,17 @@ def _ray_address(env: Mapping[str, str]) -> str | None:
     return raw
 
 
-def _auth_mode(env: Mapping[str, str]) -> AuthMode:
-    raw = _raw(env, "AUTH")
+E = TypeVar("E", bound=StrEnum)
+
+
+def _choice(env: Mapping[str, str], name: str, choices: type[E], default: E) -> E:
+    """One of a ``StrEnum``'s values, case-insensitive; ``default`` when unset."""
+    raw = _raw(env, name)
     if raw is None:
-        return AuthMode.NONE
-    if raw.lower() not in tuple(AuthMode):
-        raise _bad(f"AUTH must be one of {', '.join(AuthMode)}, got {raw!r}")
-    return AuthMode(raw.lower())
+        return default
+    if raw.lower() not in tuple(choices):
+        raise _bad(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return choices(raw.lower())
 
 
 def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
@@ -314,15 +318,6 @@ def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0.0 <= value <= 1.0:  # NaN fails too
         raise _bad(f"{name} must be a number from 0 to 1, got {raw!r}")
     return value
-
-
-def _train_from(env: Mapping[str, str]) -> TrainFrom:
-    raw = _raw(env, "TRAIN_FROM_VERDICTS")
-    if raw is None:
-        return TrainFrom.TRUSTED
-    if raw.lower() not in tuple(TrainFrom):
-        raise _bad(f"TRAIN_FROM_VERDICTS must be one of {', '.join(TrainFrom)}, got {raw!r}")
-    return TrainFrom(raw.lower())
 
 
 def _folder(env: Mapping[str, str], name: str) -> Path | None:
@@ -454,11 +449,11 @@ class Settings:
             s3_cache_mb=_number(env, "S3_CACHE_MB", DEFAULT_S3_CACHE_MB, unit="megabytes"),
             tensorflow_notices=_tensorflow_notices(env),
             ray_address=_ray_address(env),
-            auth=_auth_mode(env),
+            auth=_choice(env, "AUTH", AuthMode, AuthMode.NONE),
             auth_role_claim=_raw(env, "AUTH_ROLE_CLAIM") or DEFAULT_ROLE_CLAIM,
             blind_review=_flag(env, "BLIND_REVIEW", True),
             overlap_fraction=_fraction(env, "OVERLAP_FRACTION", DEFAULT_OVERLAP_FRACTION),
-            train_from_verdicts=_train_from(env),
+            train_from_verdicts=_choice(env, "TRAIN_FROM_VERDICTS", TrainFrom, TrainFrom.TRUSTED),
             ingest_roots=_folders(env, "INGEST_ROOTS"),
         )
 
