@@ -154,13 +154,6 @@ def browser(dashboard):
         yield chromium
 
 
-@pytest.fixture
-def page(browser):
-    """A fresh browser context (so a fresh Streamlit session) per test."""
-    with fresh_page(browser) as page:
-        yield page
-
-
 def _wait_for_app_idle(page) -> None:
     """Wait until the session is connected and its script has finished running (bounded)."""
     page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']")

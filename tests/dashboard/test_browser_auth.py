@@ -43,7 +43,6 @@ from tests.dashboard.test_browser import (
     _healthy,
     _require_chromium,
     _wait_for_app_idle,
-    fresh_page,
     launched_chromium,
 )
 
@@ -178,13 +177,6 @@ def local_app(seeded_template, tmp_path_factory) -> Iterator[App]:
 def browser(seeded_template):
     with launched_chromium() as chromium:
         yield chromium
-
-
-@pytest.fixture
-def page(browser):
-    """A fresh browser context (so a fresh Streamlit session) per test."""
-    with fresh_page(browser) as page:
-        yield page
 
 
 # --- driving the app -----------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from tests.dashboard import test_browser as real
 from tests.dashboard.test_browser import SCREENSHOTS, _assert_no_exception, _open, _wait_for_app_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-dashboard, browser, page = real.dashboard, real.browser, real.page  # the same fixtures: a server of this module's
+dashboard, browser = real.dashboard, real.browser  # the same fixtures (page: conftest), a server of this module's
 
 
 def _last_clip(data_dir, machine_type: str, machine_id: str) -> int:

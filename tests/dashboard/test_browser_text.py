@@ -30,7 +30,6 @@ from tests.dashboard.test_browser import (
     _full_page_screenshot,
     _open,
     _require_chromium,
-    fresh_page,
     launched_chromium,
 )
 from tests.dashboard.test_browser_auth import _server_env, _streamlit
@@ -114,13 +113,6 @@ record_verdict(clip_id, {json.dumps(ANNOTATOR)}, "abnormal", anomaly_type={json.
 def browser(hostile_app):
     with launched_chromium() as chromium:
         yield chromium
-
-
-@pytest.fixture
-def page(browser):
-    """A fresh browser context (so a fresh Streamlit session) per test."""
-    with fresh_page(browser) as page:
-        yield page
 
 
 def _assert_nothing_rendered_from_supplied_text(page, base: str) -> None:
