@@ -10,7 +10,6 @@ skipped locally but fail in CI (``CI`` set), so a broken browser set-up can neve
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from dashboard.registry import PAGES
+from tests.conftest import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -64,12 +64,6 @@ def _require_chromium() -> Path:
     pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
@@ -100,7 +94,7 @@ def dashboard(tmp_path_factory) -> Iterator[Dashboard]:
 def streamlit_server(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
     """``streamlit run streamlit_app.py`` on a free loopback port with ``env``, its output in ``log``: ``(its URL,
     its process id)`` once it is healthy; stopped on exit."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     # No file watcher: edits made to the pages while the test runs must not rerun them under its feet.
     command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),

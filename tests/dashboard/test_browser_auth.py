@@ -32,13 +32,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from tests.dashboard.test_browser import (
     ROOT,
     SCREENSHOTS,
     SERVER_START_S,
     SKELETONS,
     _assert_no_exception,
-    _free_port,
     _full_page_screenshot,
     _healthy,
     _require_chromium,
@@ -124,7 +124,7 @@ def _streamlit(data_dir: Path, env: dict[str, str], *extra_args: str, port: int 
                host: str = "127.0.0.1") -> Iterator[tuple]:  # fmt: skip
     """``streamlit run`` on a loopback port (default: a free one) until the block ends; yields (url, log), the
     url naming ``host``."""
-    port = port or _free_port()
+    port = port or free_port()
     url = f"http://{host}:{port}"
     log = data_dir.parent / f"streamlit-{port}.log"
     command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
@@ -456,7 +456,7 @@ def oidc_app(seeded_template, tmp_path) -> Iterator[App]:
         dispose_engines()
     claims = {"email": OIDC_EMAIL, "email_verified": True, "roles": ["annotator"], "name": "Pilot Oidc"}
     with run_server_in_thread(user_claims=[User(sub=OIDC_EMAIL, claims=claims)]) as provider:
-        app_port = _free_port()
+        app_port = free_port()
         secrets_file = folder.parent / "secrets.toml"
         secrets_file.write_text(
             "[auth]\n"

@@ -4,7 +4,6 @@ free loopback port, reached through ``AWS_ENDPOINT_URL`` as a real deployment re
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -12,13 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.conftest import free_port, wait_for
 
 
 def _answers(endpoint: str) -> bool:
@@ -32,7 +25,7 @@ def _answers(endpoint: str) -> bool:
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory) -> str:
     """``http://127.0.0.1:PORT`` of a ``moto_server`` started for this session (stopped at its end)."""
-    port = _free_port()
+    port = free_port()
     command = [shutil.which("moto_server") or sys.executable]
     if command[0] == sys.executable:
         command += ["-m", "moto.server"]

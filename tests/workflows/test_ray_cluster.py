@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,15 +17,9 @@ from pathlib import Path
 import pytest
 
 from core.workflows.ingest import ingest
-from tests.conftest import SMALL_PLANT_CLIPS
+from tests.conftest import SMALL_PLANT_CLIPS, free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -35,10 +28,10 @@ def ray_head(tmp_path):
     yields its GCS address.  Token authentication off, for a cluster that lives only as long as the test."""
     env = os.environ | {"RAY_AUTH_MODE": "disabled"}
     env.pop("PYTHONPATH", None)
-    port = _free_port()
+    port = free_port()
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must stay under 108 bytes
-    options = {"--port": port, "--ray-client-server-port": _free_port(), "--dashboard-agent-listen-port": _free_port(),
-               "--dashboard-agent-grpc-port": _free_port(), "--runtime-env-agent-port": _free_port(),
+    options = {"--port": port, "--ray-client-server-port": free_port(), "--dashboard-agent-listen-port": free_port(),
+               "--dashboard-agent-grpc-port": free_port(), "--runtime-env-agent-port": free_port(),
                "--num-cpus": 2}  # fmt: skip
     command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--include-dashboard=false",
                f"--temp-dir={temp}", *(f"{k}={v}" for k, v in options.items())]  # fmt: skip
