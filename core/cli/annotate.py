@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.options import acting_user, add_command, add_json
+from core.cli.options import acting_user, add_clip, add_command, add_json
 from core.cli.output import print_json
 from core.errors import BadInputError, Reason
 
@@ -41,8 +41,7 @@ def register_annotate(commands) -> None:
         description="Record a verdict on a clip, as the Triage page does: appended, never overwriting "
         "another annotator's; safe to run from many processes at once.",
     )  # fmt: skip
-    annotate.add_argument("clip", metavar="CLIP",
-                          help="clip id, or a file registered under that path or with the same content")  # fmt: skip
+    add_clip(annotate)
     annotate.add_argument("--verdict", required=True, choices=["normal", "abnormal", "unsure"],
                           help="abnormal confirms a flag, normal rejects it")  # fmt: skip
     annotate.add_argument("--annotator", required=True, metavar="NAME", help="who gives the verdict")

@@ -31,6 +31,12 @@ def add_json(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--json", action="store_true", help=help)
 
 
+def add_clip(parser: argparse.ArgumentParser) -> None:
+    """``CLIP``: a clip by id, or by a file registered under that path or with the same content."""
+    parser.add_argument("clip", metavar="CLIP", help="clip id, or a file registered under that path or with the same "
+                        "content")  # fmt: skip
+
+
 def add_machine(parser: argparse.ArgumentParser, help: str = EVERY_MACHINE, required: bool = False) -> None:
     """``--machine TYPE/ID`` (or ``TYPE`` where the help says so)."""
     parser.add_argument("--machine", required=required, help=help)

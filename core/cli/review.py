@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli.options import acting_user, add_command, add_json, add_machine
+from core.cli.options import acting_user, add_clip, add_command, add_json, add_machine
 from core.cli.output import print_json
 from core.errors import BadInputError, Reason
 
@@ -74,8 +74,7 @@ def register_adjudicate(commands) -> None:
         description="Settle a clip: a final verdict, above every annotator's, with the reason; appended (earlier "
         "ones are kept) and audited. Recorded as the operator, or as the user --as names (before the command).",
     )  # fmt: skip
-    adjudicate.add_argument("clip", metavar="CLIP",
-                            help="clip id, or a file registered under that path or with the same content")  # fmt: skip
+    add_clip(adjudicate)
     adjudicate.add_argument("--verdict", required=True, choices=["normal", "abnormal"], help="the final verdict")
     adjudicate.add_argument("--reason", required=True, metavar="TEXT", help="why (kept with the verdict)")
     adjudicate.add_argument("--type", metavar="T", help="anomaly type (with abnormal; new types join the list)")
