@@ -61,10 +61,10 @@ def errors_over_time(frame_errors, hop_length: int, sr: int, window: tuple[float
     return fig
 
 
-def _frequency_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
-    """Ticks at 1, 2 and 5 of each decade between ``low`` and ``high`` Hz, labelled in full (``50``, ``200``,
-    ``1k``, ``5k``): Plotly's own log ticks label the minor ones ``2`` and ``5`` only, which crowd and read as
-    ``2 5 100 2 5 1000``."""
+def _decade_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Ticks at 1, 2 and 5 of each decade between ``low`` and ``high`` (> 0: Hz, scores), labelled in full (``50``,
+    ``200``, ``1k``, ``5k``): Plotly's own log ticks label the minor ones ``2`` and ``5`` only, which crowd and read
+    as ``2 5 100 2 5 1000``."""
     ticks = [m * 10.0**e for e in range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
              for m in (1, 2, 5) if low <= m * 10.0**e <= high]  # fmt: skip
     return ticks, [f"{t / 1000:g}k" if t >= 1000 else f"{t:g}" for t in ticks]
@@ -76,7 +76,7 @@ def errors_per_band(band_errors, sr: int) -> go.Figure:
     fig = go.Figure(go.Scatter(x=freqs, y=band_errors, mode="lines+markers", fill="tozeroy",
                                line=dict(color=LABEL_COLOURS["abnormal"]),
                                hovertemplate="%{x:.0f} Hz: %{y:.4g}<extra></extra>"))  # fmt: skip
-    tickvals, ticktext = _frequency_ticks(float(freqs.min()), float(freqs.max()))
+    tickvals, ticktext = _decade_ticks(float(freqs.min()), float(freqs.max()))
     fig.update_layout(title="Detector error per mel band", height=220, margin=MARGINS, xaxis_title="frequency (Hz)",
                       xaxis_type="log", yaxis_title="error")  # fmt: skip
     fig.update_xaxes(tickmode="array", tickvals=tickvals, ticktext=ticktext)
@@ -109,10 +109,10 @@ def spans_orders(scores: np.ndarray) -> bool:
 
 
 def _log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
-    """Tick positions (log10) and labels (1, 2, 5 x 10^k) covering ``[low, high]`` (both positive)."""
-    values = [m * 10.0**k for k in range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
-              for m in (1, 2, 5) if low / 2 <= m * 10.0**k <= high * 2]  # fmt: skip
-    return [float(np.log10(v)) for v in values], [f"{v:g}" for v in values]
+    """Tick positions (log10) and labels (:func:`_decade_ticks`) covering ``[low, high]`` (both positive), for an
+    axis drawn in log10(score)."""
+    values, labels = _decade_ticks(low / 2, high * 2)
+    return [float(np.log10(v)) for v in values], labels
 
 
 def score_histogram(
@@ -155,6 +155,7 @@ def score_scatter(scores: np.ndarray, is_abnormal: np.ndarray, threshold: float,
                              name="threshold", line=dict(dash="dash", color="#444")))  # fmt: skip
     fig.update_layout(title="Clip scores", height=300, margin=MARGINS, xaxis_title="clip (labelled, in id order)",
                       yaxis_title="score", yaxis_type="log" if log else "linear")  # fmt: skip
+    _label_log_axis(fig.update_yaxes, np.r_[scores, threshold] if log else np.array([]))
     return fig
 
 
@@ -182,4 +183,15 @@ def against_threshold(sw: Sweep, threshold: float, *, log: bool = False) -> go.F
     fig.update_layout(title="Precision, recall, F1 against the threshold", height=300, margin=MARGINS,
                       xaxis_title="threshold", yaxis_range=[0, 1.02])  # fmt: skip
     fig.update_xaxes(type="log" if log else "linear")
+    _label_log_axis(fig.update_xaxes, np.asarray(sw.thresholds, dtype=float) if log else np.array([]))
     return fig
+
+
+def _label_log_axis(update_axis, values: np.ndarray) -> None:
+    """1-2-5 ticks (:func:`_decade_ticks`) over the positive finite ``values`` on a log axis; nothing without two
+    ticks to show."""
+    positive = values[np.isfinite(values) & (values > 0)]
+    if positive.size:
+        tickvals, ticktext = _decade_ticks(float(positive.min()), float(positive.max()))
+        if len(tickvals) >= 2:
+            update_axis(tickvals=tickvals, ticktext=ticktext)

@@ -24,8 +24,8 @@ def test_a_log_histogram_bins_in_log_score_and_labels_ticks_in_scores():
     assert np.allclose(fig.data[0].x, np.log10(normal)) and np.allclose(fig.data[1].x, np.log10(abnormal))
     assert fig.layout.shapes[0].x0 == 2.0  # the threshold 100, at log10(100)
     ticks = dict(zip(fig.layout.xaxis.ticktext, fig.layout.xaxis.tickvals, strict=True))
-    assert ticks["10"] == 1.0 and ticks["1000"] == 3.0 and ticks["5000"] == np.log10(5000)
-    assert min(float(t) for t in ticks) <= scores.min() and max(float(t) for t in ticks) >= scores.max() / 2
+    assert ticks["10"] == 1.0 and ticks["1k"] == 3.0 and ticks["5k"] == np.log10(5000)  # as the other log axes
+    assert 10 ** min(ticks.values()) <= scores.min() and 10 ** max(ticks.values()) >= scores.max() / 2
     linear = plots.score_histogram(scores, is_abnormal, 100.0, "labels")
     assert np.allclose(linear.data[0].x, normal) and linear.layout.shapes[0].x0 == 100.0
 
@@ -38,3 +38,14 @@ def test_scatter_and_metric_curves_put_scores_on_a_log_axis():
     curves = plots.against_threshold(sweep(is_abnormal, scores), 100.0, log=True)
     assert curves.layout.xaxis.type == "log" and list(curves.data[-1].x) == [100.0, 100.0]
     assert plots.score_scatter(scores, is_abnormal, 100.0).layout.yaxis.type == "linear"
+
+
+def test_log_score_axes_are_labelled_in_full_at_1_2_5_not_plotlys_crowded_minor_ticks():
+    scores = np.array([9.0, 12.0, 15.0, 3000.0, 6618.0])
+    is_abnormal = np.array([False, False, False, True, True])
+    scatter = plots.score_scatter(scores, is_abnormal, 100.0, log=True).layout.yaxis
+    assert list(scatter.tickvals) == [10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
+    assert list(scatter.ticktext) == ["10", "20", "50", "100", "200", "500", "1k", "2k", "5k"]
+    curves = plots.against_threshold(sweep(is_abnormal, scores), 100.0, log=True).layout.xaxis
+    assert curves.ticktext and curves.ticktext[0] == "10" and "5k" in curves.ticktext
+    assert plots.score_scatter(scores, is_abnormal, 100.0).layout.yaxis.tickvals is None  # linear: Plotly's own
