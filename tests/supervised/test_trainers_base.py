@@ -143,7 +143,7 @@ def test_a_new_job_is_pending_and_remembers_its_export(export_ref):
     assert status.progress is None
 
 
-@pytest.mark.parametrize("final", FINAL_STATES)
+@pytest.mark.parametrize("final", sorted(FINAL_STATES))
 def test_set_job_sets_finished_at_on_a_final_state(export_ref, final):
     job_id = new_job("local", export_ref)
     for state in ("uploading", "training", "trained", "evaluating"):
