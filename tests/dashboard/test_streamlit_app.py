@@ -72,3 +72,17 @@ def test_a_worker_re_importing_the_app_script_runs_nothing(tmp_path):
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip() == "imported", done.stderr[-2000:]
     assert not (tmp_path / "data").exists()  # no database opened, no first start, no lock file
+
+
+def test_a_run_with_keras_loaded_closes_figures_but_does_not_reset_keras(monkeypatch):
+    """Streamlit resets Keras after every run (a full gc.collect, 0.25 s+ once TensorFlow is loaded, paid on
+    each key a pilot presses); the app keeps that clean-up to closing matplotlib's figures."""
+    import keras
+    import matplotlib.pyplot as plt
+
+    resets = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: resets.append(1))
+    plt.figure()
+    app = _run()
+    app.run()  # a rerun, as after a key press
+    assert resets == [] and plt.get_fignums() == []
