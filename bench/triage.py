@@ -13,6 +13,7 @@ spectrograms, error charts).  Each verdict is timed:
 
     python bench/triage.py --clips 10000      # the README's figures
     python bench/triage.py --clips 50 --verdicts 2   # smoke run (CI)
+    python bench/triage.py --clips 10000 --keras     # in a server that has loaded Keras (a page used a model)
 """
 
 from __future__ import annotations
@@ -120,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=10_000, help="flagged clips on the machine (default 10000)")
     parser.add_argument("--verdicts", type=int, default=10, help="verdicts timed, warm and cold each (default 10)")
     parser.add_argument("--files", type=int, default=8, help="distinct WAV files behind the clips (default 8)")
+    parser.add_argument("--keras", action="store_true",
+                        help="load Keras first, as in a server where a page has used a Keras model")  # fmt: skip
     args = parser.parse_args(argv)
+    keras = __import__("keras") if args.keras else None
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.update({"DATA_DIR": tmp, "DEMO_PLANT": "0", "OVERLAP_FRACTION": "0", "AUTH": "none"})
@@ -144,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         left = queue_size(MACHINE, annotator="bench")
         queue_s = _median_s(lambda: triage_queue(MACHINE, annotator="bench"))
         review_s = _median_s(lambda: review_list(MACHINE))
+        reset_s = _median_s(keras.backend.clear_session) if keras else None  # what Streamlit would do after each run
     assert left == args.clips - 2 * args.verdicts, left
     print(f"triage page, {args.clips} flagged clips of {MACHINE} (full app re-run through AppTest; database filled "
           f"in {filled:.1f} s)")  # fmt: skip
@@ -155,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
           f"(worst {max(cold) * 1000:.0f} ms; x{ratio:.2f} the warm)")  # fmt: skip
     print(f"  the queue query alone (each re-run)      : {queue_s * 1000:7.0f} ms")
     print(f"  the review list alone (cached a minute)  : {review_s * 1000:7.0f} ms")
+    if reset_s is not None:
+        print(f"  Keras loaded; Streamlit's after-run Keras reset (the app skips it) would add {reset_s * 1000:.0f} ms "
+              "to each re-run")  # fmt: skip
     return 0
 
 
