@@ -47,11 +47,13 @@ def _rows(model) -> list:
 
 @pytest.fixture
 def few_epochs(monkeypatch):
-    """The local CNN trains for a few epochs only (its configuration; the training itself is real)."""
+    """The local CNN trains for a few epochs only, not raised to ``min_steps`` steps (its configuration; the
+    training itself is real)."""
     from core.detection.spectrogram_cnn import SpectrogramCNN
 
     defaults = SpectrogramCNN.default_params()
-    monkeypatch.setattr(SpectrogramCNN, "default_params", classmethod(lambda cls: {**defaults, "epochs": CNN_EPOCHS}))
+    few = {**defaults, "epochs": CNN_EPOCHS, "min_steps": 0}
+    monkeypatch.setattr(SpectrogramCNN, "default_params", classmethod(lambda cls: few))
 
 
 def _fake_credentials(monkeypatch) -> None:
