@@ -72,6 +72,15 @@ class SpectrogramCNN(Detector):
         steps_per_epoch = max(1, math.ceil(n_images / int(self.params["batch_size"])))
         return max(int(self.params["epochs"]), math.ceil(int(self.params["min_steps"]) / steps_per_epoch))
 
+    def schedule_for(self, n_images: int) -> tuple[int, int]:
+        """``(epochs, repeats)``: the :meth:`epochs_for` passes over ``n_images`` run as ``epochs`` Keras epochs,
+        each over the images repeated ``repeats`` times (at least as many gradient steps).  Keras spends about
+        50 ms per epoch whatever its size, which made most of the time of 200 four-step epochs (16.6 s against
+        6.3 s for the same 800 steps in 4 epochs); repeating keeps the epochs at most ``epochs``."""
+        passes = self.epochs_for(n_images)
+        repeats = max(1, math.ceil(passes / int(self.params["epochs"])))
+        return math.ceil(passes / repeats), repeats
+
     def _inputs(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """uint8 images of any size -> float32 ``(n, input_height, input_width, 1)`` in [0, 1]."""
         size = (int(self.params["input_width"]), int(self.params["input_height"]))
@@ -99,12 +108,13 @@ class SpectrogramCNN(Detector):
         self.model_ = build_cnn(int(p["input_height"]), int(p["input_width"]), normalization)
         self.model_.compile(optimizer=keras.optimizers.Adam(learning_rate=float(p["learning_rate"])),
                             loss="binary_crossentropy", metrics=["accuracy"])  # fmt: skip
-        epochs = self.epochs_for(len(images))
+        epochs, repeats = self.schedule_for(len(images))
         callbacks = []
         if progress:
             callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, _: progress(e + 1, epochs)))
-        history = self.model_.fit(x, labels, epochs=epochs, batch_size=int(p["batch_size"]),
-                                  shuffle=True, callbacks=callbacks, verbose=0)  # fmt: skip
+        history = self.model_.fit(np.repeat(x, repeats, axis=0), np.repeat(labels, repeats), epochs=epochs,
+                                  batch_size=int(p["batch_size"]), shuffle=True, callbacks=callbacks,
+                                  verbose=0)  # fmt: skip
         self.history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}
         self.decision_scores_ = self.predict_images(images)
         return self

@@ -278,3 +278,16 @@ def test_small_datasets_get_at_least_min_steps_gradient_steps():
     assert detector.epochs_for(44) == 134  # 6 steps per epoch: 800 steps need 134 epochs
     assert detector.epochs_for(4000) == 60  # 500 steps per epoch: the plain epoch count
     assert SpectrogramCNN(epochs=3, min_steps=0).epochs_for(10) == 3
+
+
+def test_many_short_epochs_run_as_at_most_epochs_longer_ones_with_as_many_steps():
+    detector = SpectrogramCNN(epochs=60, min_steps=800, batch_size=8)
+    epochs, repeats = detector.schedule_for(44)  # 134 passes of 6 steps
+    assert (epochs, repeats) == (45, 3) and epochs * repeats >= detector.epochs_for(44)
+    assert detector.schedule_for(4000) == (60, 1)  # large datasets: the plain epochs, nothing repeated
+    progress = []
+    fitted = SpectrogramCNN(**{**TINY, "epochs": 2, "min_steps": 12, "batch_size": 4}).fit_images(
+        [np.full((16, 16), 40 * (i % 2), np.uint8) for i in range(8)], [i % 2 for i in range(8)],
+        progress=lambda done, total: progress.append((done, total)))  # fmt: skip
+    assert progress == [(1, 2), (2, 2)]  # 6 passes of 2 steps, as 2 epochs of the images repeated 3 times
+    assert fitted.history_["loss"] and len(fitted.history_["loss"]) == 2

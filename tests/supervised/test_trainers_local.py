@@ -121,9 +121,10 @@ def test_the_job_completes_with_a_model_and_an_evaluation(trained):
 
 
 def test_progress_is_reported_after_every_epoch(trained):
-    epochs = SpectrogramCNN().epochs_for(len(_records(trained, "train")))
-    assert epochs > SpectrogramCNN.default_params()["epochs"]  # a small export: raised to min_steps steps
-    assert trained.progress == [(epoch, epochs) for epoch in range(1, epochs + 1)]
+    n_images = len(_records(trained, "train"))
+    assert SpectrogramCNN().epochs_for(n_images) > SpectrogramCNN.default_params()["epochs"]  # raised to min_steps
+    epochs, repeats = SpectrogramCNN().schedule_for(n_images)  # run as fewer epochs of the images repeated
+    assert repeats > 1 and trained.progress == [(epoch, epochs) for epoch in range(1, epochs + 1)]
 
 
 def test_the_model_is_registered_with_its_files_and_the_default_threshold(trained):
