@@ -16,6 +16,14 @@ SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 SR = 16_000
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding ``slow`` tests run first, then those driving a browser (a stable sort, the same on every
+    worker): pytest-xdist gives each file to one worker in this order, and a long file handed out last would keep
+    the run going on one worker while the others sit idle."""
+    slow, browser = ({item.path for item in items if item.get_closest_marker(mark)} for mark in ("slow", "browser"))
+    items.sort(key=lambda item: (item.path not in slow, item.path not in browser))
+
+
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path, monkeypatch) -> Path:
     """Every test gets its own DATA_DIR (and so its own SQLite file); no demo plant unless asked."""
