@@ -6,6 +6,10 @@ comes from.  A clip's anomaly score is how unlikely its own machine is: the nega
 probability the network gives the clip's own machine, per patch, pooled over the clip
 (``pooling``: mean, max or topN).  A fault makes a machine sound unlike itself, so the network
 stops recognising it.  Needs at least one other machine of the same type (``others`` in :meth:`fit`).
+
+For cross-validation, :meth:`MachineIDDetector.fit_folds` trains one classifier per fold in a single Keras model
+(one tower per fold, each masked off its held-out clips): the same networks, one fit instead of one per fold,
+which is most of what the automatic choice cost (Keras' fixed cost per fit and per epoch, not the arithmetic).
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import numpy as np
 from core.detection.base import Detector, Explanation, stack_clips
 from core.detection.keras_backend import keras
 from core.detection.pooling import check_pooling, pool_clips
-from core.errors import BadInputError, Reason
+from core.errors import BadInputError, NotFittedError, Reason
 
 MODEL_FILE = "model.keras"
+TOWER = ("standardise", "hidden1", "hidden2", "logits")  # the layers of one fold's classifier, in order
 STATE_FILE = "state.npz"
 
 
@@ -32,6 +37,35 @@ def build_classifier(input_dims: int, n_machines: int, hidden: int) -> keras.Mod
     x = keras.layers.Dense(hidden, activation="relu")(x)
     outputs = keras.layers.Dense(n_machines, activation=None)(x)
     return keras.Model(inputs=inputs, outputs=outputs, name="machine_id")
+
+
+def build_fold_classifiers(input_dims: int, n_machines: int, hidden: int, means: np.ndarray,
+                           scales: np.ndarray) -> keras.Model:  # fmt: skip
+    """One standardise -> :func:`build_classifier` tower per fold (``means``/``scales`` ``(n_folds, input_dims)``),
+    side by side on one input: logits ``(n, n_folds, n_machines)``."""
+    inputs = keras.Input(shape=(input_dims,))
+    towers = []
+    for f, (mean, scale) in enumerate(zip(means, scales, strict=True)):
+        x = keras.layers.Normalization(mean=mean, variance=np.square(scale), name=f"fold{f}_{TOWER[0]}")(inputs)
+        x = keras.layers.Dense(hidden, activation="relu", name=f"fold{f}_{TOWER[1]}")(x)
+        x = keras.layers.Dense(hidden, activation="relu", name=f"fold{f}_{TOWER[2]}")(x)
+        towers.append(keras.layers.Dense(n_machines, activation=None, name=f"fold{f}_{TOWER[3]}")(x))
+    return keras.Model(inputs=inputs, outputs=keras.ops.stack(towers, axis=1), name="machine_id_folds")
+
+
+def _fold_loss(target, logits):
+    """Per vector, the sum over folds of its class-balancing weight times the cross-entropy of its machine
+    (``target`` ``(n, n_folds, 2)``: machine index, weight; weight 0 where the vector's clip is held out)."""
+    labels = keras.ops.cast(target[..., 0], "int32")
+    entropy = keras.ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    return keras.ops.sum(entropy * target[..., 1], axis=-1)
+
+
+def _surprise_of(logits: np.ndarray) -> np.ndarray:
+    """``-log p(own machine)`` per row of ``logits`` ``(n, n_machines)`` (own machine first), float64 (nats)."""
+    logits = logits.astype(np.float64)
+    top = logits.max(axis=1, keepdims=True)
+    return (top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))) - logits[:, 0]
 
 
 class MachineIDDetector(Detector):
@@ -57,6 +91,9 @@ class MachineIDDetector(Detector):
         The machines it tells apart, its own included.
     decision_scores_ : np.ndarray, float64 ``(n_clips,)``
         The training clips' scores (nats; in-sample).
+    fold_model_ : keras.Model
+        After :meth:`fit_folds` only: one classifier per cross-validation fold, logits ``(n, n_folds, n_machines)``
+        (standardisation inside); score with :meth:`fold_decision_function`.
     """
 
     name = "machine_id"
@@ -98,12 +135,62 @@ class MachineIDDetector(Detector):
         self.decision_scores_ = self.decision_function(clips)
         return self
 
+    def fit_folds(self, clips: Sequence[np.ndarray], folds: Sequence[np.ndarray], *,
+                  others: Sequence[Sequence[np.ndarray]] = ()) -> Self:  # fmt: skip
+        """Cross-validation only: for each fold (indices into ``clips``), the classifier :meth:`fit` would train on
+        the ``clips`` outside it and ``others``, all trained at once (:func:`build_fold_classifiers`); each fold
+        keeps its own standardisation and class balance, and its held-out clips weigh 0 in its loss.  This
+        machine's vectors are strided to at most ``max_vectors`` over all ``clips`` (so a fold learns from about
+        ``(n - held) / n`` of that).  Sets ``fold_model_`` and ``n_machines_``; no ``model_``."""
+        p = self.params
+        check_pooling(p["pooling"])
+        groups = [list(g) for g in others if len(g)]
+        if not groups:
+            raise BadInputError(Reason.INVALID_PARAMETER, "machine_id needs the normal clips of at least one "
+                                "other machine of the same type")  # fmt: skip
+        own, _ = stack_clips(clips, self.feature_params.dims)
+        stride = max(1, int(np.ceil(len(own) / int(p["max_vectors"]))))
+        clip_of = np.repeat(np.arange(len(clips)), [len(c) for c in clips])[::stride]
+        parts = [own[::stride]] + [self._vectors(g) for g in groups]
+        x = np.concatenate(parts)
+        y = np.concatenate([np.full(len(part), i) for i, part in enumerate(parts)])
+        self.n_machines_ = len(parts)
+        target = np.zeros((len(x), len(folds), 2), dtype=np.float32)
+        target[..., 0] = y[:, None]
+        means, scales = [], []
+        for f, fold in enumerate(folds):
+            learn = np.r_[~np.isin(clip_of, fold), np.ones(len(y) - len(clip_of), bool)]
+            counts = np.bincount(y[learn], minlength=self.n_machines_)
+            target[learn, f, 1] = (learn.sum() / (self.n_machines_ * counts))[y[learn]]
+            means.append(x[learn].mean(axis=0))
+            scales.append(x[learn].std(axis=0) + 1e-3)
+        keras.utils.set_random_seed(int(p["seed"]))
+        self.fold_model_ = build_fold_classifiers(x.shape[1], self.n_machines_, int(p["hidden"]), np.array(means),
+                                                  np.array(scales))  # fmt: skip
+        self.fold_model_.compile(optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]), loss=_fold_loss)
+        self.fold_model_.fit(x, target, epochs=int(p["epochs"]), batch_size=int(p["batch_size"]), shuffle=True,
+                             verbose=0)  # fmt: skip
+        return self
+
+    def fold_decision_function(self, fold: int, clips: Sequence[np.ndarray]) -> np.ndarray:
+        """Pooled ``-log p(own machine)`` per clip by fold ``fold``'s classifier (:meth:`fit_folds`), float64
+        ``(n_clips,)`` (nats)."""
+        if not hasattr(self, "fold_model_"):
+            raise NotFittedError(f"the {self.name} detector has no fold classifiers: call fit_folds first")
+        x, offsets = stack_clips(clips, self.feature_params.dims)
+        layers = [self.fold_model_.get_layer(f"fold{int(fold)}_{name}") for name in TOWER]
+        surprise = []
+        for start in range(0, len(x), 8192):  # that fold's tower alone, called eagerly (no predict set-up)
+            out = keras.ops.convert_to_tensor(x[start : start + 8192])
+            for layer in layers:
+                out = layer(out)
+            surprise.append(_surprise_of(keras.ops.convert_to_numpy(out)))
+        return pool_clips(np.concatenate(surprise), offsets, self.params["pooling"])
+
     def _surprise(self, x: np.ndarray) -> np.ndarray:
         """``-log p(own machine)`` per vector ``(n,)`` (nats), from the logits in float64 so that confident
         vectors do not all round to 0."""
-        logits = self.model_.predict((x - self.mean_) / self.scale_, batch_size=4096, verbose=0).astype(np.float64)
-        top = logits.max(axis=1, keepdims=True)
-        return (top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))) - logits[:, 0]
+        return _surprise_of(self.model_.predict((x - self.mean_) / self.scale_, batch_size=4096, verbose=0))
 
     def decision_function(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         """Pooled ``-log p(own machine)`` per clip, float64 ``(n_clips,)`` (nats)."""
