@@ -140,7 +140,8 @@ REAL_DETECTORS = ["autoencoder", "mahalanobis", "band_deviation:max", "band_devi
 
 def real_benchmark(root: Path, train_sizes: list[int], seeds: int, epochs: int, detectors: list[str]) -> list[dict]:
     """One row per machine, training size, seed and detector: ``{"machine", "n_train", "seed", "detector", "auc",
-    "pauc", "flagged_normal", "chosen"}`` (``flagged_normal``: share of test normals above the first threshold)."""
+    "pauc", "flagged_normal", "n_test_normal", "chosen"}`` (``flagged_normal``: how many of the ``n_test_normal``
+    test normals score above the automatic choice's first threshold; None for the other detectors)."""
     import numpy as np
 
     from core.detection.metrics import partial_auc, roc_auc
@@ -160,10 +161,10 @@ def real_benchmark(root: Path, train_sizes: list[int], seeds: int, epochs: int, 
                     if label == "machine_id" and not others:
                         continue
                     scores, threshold, chosen = _fit_score(label, train, test + abnormal, others, epochs)
-                    flagged = None if threshold is None else float(np.mean(scores[: len(test)] > threshold))
+                    flagged = None if threshold is None else int(np.sum(scores[: len(test)] > threshold))
                     rows.append({"machine": key, "n_train": n_train, "seed": seed, "detector": label,
                                  "auc": roc_auc(y, scores), "pauc": partial_auc(y, scores),
-                                 "flagged_normal": flagged, "chosen": chosen})  # fmt: skip
+                                 "flagged_normal": flagged, "n_test_normal": len(test), "chosen": chosen})  # fmt: skip
     return rows
 
 
@@ -188,9 +189,24 @@ def print_real(rows: list[dict]) -> None:
             cell([r for r in rows if r["n_train"] == n and r["detector"] == d]) for d in detectors))  # fmt: skip
     auto = [r for r in rows if r["detector"] == "auto"]
     if auto:
-        flagged = np.mean([r["flagged_normal"] for r in auto])
         chosen = ", ".join(f"{k} x{v}" for k, v in sorted(_count(r["chosen"] for r in auto).items()))
-        print(f"auto: first threshold flags {flagged:.0%} of test normals (mean); chosen: {chosen}")
+        print(f"auto: first threshold flags {_flagged(auto)} of test normals; chosen: {chosen}")
+        for machine, n in groups:
+            picked = [r for r in auto if (r["machine"], r["n_train"]) == (machine, n)]
+            print(f"  {machine:<32}{n:>3}  {_flagged(picked)}")
+
+
+def _flagged(rows: list[dict]) -> str:
+    """``"k/n = p% (95% CI lo-hi%)"``: the test normals the first threshold flags, pooled over ``rows``, with the
+    exact (Clopper-Pearson) binomial interval.  The splits of one machine share its normal clips, so the interval
+    treats dependent draws as independent: read it as a lower bound on the uncertainty."""
+    from scipy.stats import binomtest
+
+    k, n = sum(r["flagged_normal"] for r in rows), sum(r["n_test_normal"] for r in rows)
+    if n == 0:
+        return "-"
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95)
+    return f"{k}/{n} = {k / n:.0%} (95% CI {ci.low:.0%}-{ci.high:.0%})"
 
 
 def _count(items) -> dict:
