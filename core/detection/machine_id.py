@@ -26,7 +26,6 @@ from core.detection.pooling import check_pooling, pool_clips
 from core.errors import BadInputError, NotFittedError, Reason
 
 MODEL_FILE = "model.keras"
-TOWER = ("standardise", "hidden1", "hidden2", "logits")  # the layers of one fold's classifier, in order
 STATE_FILE = "state.npz"
 
 
@@ -41,16 +40,24 @@ def build_classifier(input_dims: int, n_machines: int, hidden: int) -> keras.Mod
 
 def build_fold_classifiers(input_dims: int, n_machines: int, hidden: int, means: np.ndarray,
                            scales: np.ndarray) -> keras.Model:  # fmt: skip
-    """One standardise -> :func:`build_classifier` tower per fold (``means``/``scales`` ``(n_folds, input_dims)``),
-    side by side on one input: logits ``(n, n_folds, n_machines)``."""
+    """One standardise -> :func:`build_classifier` network per fold (``means``/``scales`` ``(n_folds, input_dims)``),
+    side by side on one input, as three batched ``EinsumDense`` layers (one weight slice per fold, initialised as
+    ``Dense`` initialises its kernel, so the graph Keras traces is the same size for any number of folds):
+    logits ``(n, n_folds, n_machines)``."""
+    n_folds = len(means)
+
+    def layer(equation: str, n_in: int, n_out: int, activation: str | None) -> keras.layers.Layer:
+        limit = float(np.sqrt(6.0 / (n_in + n_out)))  # Glorot uniform over each fold's slice
+        return keras.layers.EinsumDense(equation, output_shape=(n_folds, n_out), bias_axes="fo",
+                                        activation=activation, kernel_initializer=keras.initializers.RandomUniform(
+                                            -limit, limit))  # fmt: skip
+
     inputs = keras.Input(shape=(input_dims,))
-    towers = []
-    for f, (mean, scale) in enumerate(zip(means, scales, strict=True)):
-        x = keras.layers.Normalization(mean=mean, variance=np.square(scale), name=f"fold{f}_{TOWER[0]}")(inputs)
-        x = keras.layers.Dense(hidden, activation="relu", name=f"fold{f}_{TOWER[1]}")(x)
-        x = keras.layers.Dense(hidden, activation="relu", name=f"fold{f}_{TOWER[2]}")(x)
-        towers.append(keras.layers.Dense(n_machines, activation=None, name=f"fold{f}_{TOWER[3]}")(x))
-    return keras.Model(inputs=inputs, outputs=keras.ops.stack(towers, axis=1), name="machine_id_folds")
+    x = (keras.ops.expand_dims(inputs, 1) - means.astype(np.float32)) / scales.astype(np.float32)
+    x = layer("bfi,fio->bfo", input_dims, hidden, "relu")(x)
+    x = layer("bfi,fio->bfo", hidden, hidden, "relu")(x)
+    return keras.Model(inputs=inputs, outputs=layer("bfi,fio->bfo", hidden, n_machines, None)(x),
+                       name="machine_id_folds")  # fmt: skip
 
 
 def _fold_loss(target, logits):
@@ -94,6 +101,8 @@ class MachineIDDetector(Detector):
     fold_model_ : keras.Model
         After :meth:`fit_folds` only: one classifier per cross-validation fold, logits ``(n, n_folds, n_machines)``
         (standardisation inside); score with :meth:`fold_decision_function`.
+    fold_means_, fold_scales_ : np.ndarray, float32 ``(n_folds, n_mels * frames)``
+        After :meth:`fit_folds` only: each fold's standardisation (dB).
     """
 
     name = "machine_id"
@@ -141,7 +150,8 @@ class MachineIDDetector(Detector):
         the ``clips`` outside it and ``others``, all trained at once (:func:`build_fold_classifiers`); each fold
         keeps its own standardisation and class balance, and its held-out clips weigh 0 in its loss.  This
         machine's vectors are strided to at most ``max_vectors`` over all ``clips`` (so a fold learns from about
-        ``(n - held) / n`` of that).  Sets ``fold_model_`` and ``n_machines_``; no ``model_``."""
+        ``(n - held) / n`` of that).  Sets ``fold_model_``, ``fold_means_``, ``fold_scales_`` and ``n_machines_``; no
+        ``model_``."""
         p = self.params
         check_pooling(p["pooling"])
         groups = [list(g) for g in others if len(g)]
@@ -164,9 +174,10 @@ class MachineIDDetector(Detector):
             target[learn, f, 1] = (learn.sum() / (self.n_machines_ * counts))[y[learn]]
             means.append(x[learn].mean(axis=0))
             scales.append(x[learn].std(axis=0) + 1e-3)
+        self.fold_means_, self.fold_scales_ = np.array(means, np.float32), np.array(scales, np.float32)
         keras.utils.set_random_seed(int(p["seed"]))
-        self.fold_model_ = build_fold_classifiers(x.shape[1], self.n_machines_, int(p["hidden"]), np.array(means),
-                                                  np.array(scales))  # fmt: skip
+        self.fold_model_ = build_fold_classifiers(x.shape[1], self.n_machines_, int(p["hidden"]), self.fold_means_,
+                                                  self.fold_scales_)  # fmt: skip
         self.fold_model_.compile(optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]), loss=_fold_loss)
         self.fold_model_.fit(x, target, epochs=int(p["epochs"]), batch_size=int(p["batch_size"]), shuffle=True,
                              verbose=0)  # fmt: skip
@@ -178,14 +189,20 @@ class MachineIDDetector(Detector):
         if not hasattr(self, "fold_model_"):
             raise NotFittedError(f"the {self.name} detector has no fold classifiers: call fit_folds first")
         x, offsets = stack_clips(clips, self.feature_params.dims)
-        layers = [self.fold_model_.get_layer(f"fold{int(fold)}_{name}") for name in TOWER]
-        surprise = []
-        for start in range(0, len(x), 8192):  # that fold's tower alone, called eagerly (no predict set-up)
-            out = keras.ops.convert_to_tensor(x[start : start + 8192])
-            for layer in layers:
-                out = layer(out)
-            surprise.append(_surprise_of(keras.ops.convert_to_numpy(out)))
-        return pool_clips(np.concatenate(surprise), offsets, self.params["pooling"])
+        return pool_clips(_surprise_of(self._fold_logits(x, int(fold))), offsets, self.params["pooling"])
+
+    def _fold_logits(self, x: np.ndarray, fold: int) -> np.ndarray:
+        """Fold ``fold``'s logits ``(n, n_machines)`` for vectors ``x`` ``(n, dims)``, from its slice of the weights
+        alone (float32; standardise, then the three layers, ReLU on the hidden two), without Keras' predict set-up
+        or the other folds' arithmetic."""
+        z = (x - self.fold_means_[fold]) / self.fold_scales_[fold]
+        dense = [layer for layer in self.fold_model_.layers if isinstance(layer, keras.layers.EinsumDense)]
+        for index, layer in enumerate(dense):
+            kernel, bias = (keras.ops.convert_to_numpy(w)[fold] for w in (layer.kernel, layer.bias))
+            z = z @ kernel + bias
+            if index < len(dense) - 1:
+                z = np.maximum(z, 0.0)
+        return z
 
     def _surprise(self, x: np.ndarray) -> np.ndarray:
         """``-log p(own machine)`` per vector ``(n,)`` (nats), from the logits in float64 so that confident

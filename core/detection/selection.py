@@ -173,15 +173,15 @@ def _evidence(record: dict[str, Any]) -> dict[str, Any]:
             "weighted": round(weighted_auc(by_kind), 3)}  # fmt: skip
 
 
-def weighted_auc(by_kind: dict[str, float]) -> float:
+def weighted_auc(by_kind: dict[str, float], other_weight: float = OTHER_WEIGHT) -> float:
     """The weighted pseudo-AUC of one candidate from its pseudo-AUC per evidence kind: the mean over the synthetic
-    fault kinds, or, with ``other_machines`` evidence, :data:`OTHER_WEIGHT` times that plus the rest times the
-    synthetic mean (a candidate that tells this machine from real sounds of its type counts most)."""
+    fault kinds, or, with ``other_machines`` evidence, ``other_weight`` (:data:`OTHER_WEIGHT`) times that plus the
+    rest times the synthetic mean (a candidate that tells this machine from real sounds of its type counts most)."""
     synthetic = [auc for kind, auc in by_kind.items() if kind != "other_machines"]
     mean = float(np.mean(synthetic)) if synthetic else 0.5
     if "other_machines" not in by_kind:
         return mean
-    return OTHER_WEIGHT * float(by_kind["other_machines"]) + (1.0 - OTHER_WEIGHT) * mean
+    return other_weight * float(by_kind["other_machines"]) + (1.0 - other_weight) * mean
 
 
 def _ranks_left_out(reference: Sequence[float]) -> np.ndarray:

@@ -97,6 +97,8 @@ def test_machine_id_fold_classifiers_learn_only_outside_their_fold():
         assert roc_auc(y, detector.fold_decision_function(fold, clips(2, 6) + SIBLINGS[11:])) >= 0.95
     held_out, learned = (detector.fold_decision_function(f, SIBLINGS[:1])[0] for f in (0, 1))
     assert held_out > learned + 1.0  # nats: fold 0 never saw it labelled as this machine
+    x = np.concatenate(own[:2])  # a fold's scores come from its slice of the weights alone: the model's own output
+    np.testing.assert_allclose(detector._fold_logits(x, 2), np.asarray(detector.fold_model_(x))[:, 2], atol=1e-4)
     with pytest.raises(NotFittedError):
         detector_class("machine_id")().fold_decision_function(0, own)
     with pytest.raises(BadInputError):
