@@ -128,7 +128,8 @@ def cross_validate(
 ) -> dict[str, dict[str, Any]]:
     """Per candidate label: ``{"normal": [held-out normal scores], "pseudo": [scores], "kinds": [kind per pseudo
     score], "fold_aucs": [pseudo-AUC per fold]}`` from cross-validation on the normal ``clips`` only.  A detector
-    with ``fit_folds`` (machine_id) trains its fold models in one go before the folds are scored."""
+    with ``fit_folds`` fits every fold before the folds are scored, more cheaply than a ``fit`` per fold
+    (machine_id: one Keras model for all folds; frame_knn: no scores of the training clips)."""
     rng = np.random.default_rng(seed)
     others_fit, others_test = _split_others(others)
     folds = _folds(len(clips), seed)
@@ -144,7 +145,7 @@ def cross_validate(
         y = np.r_[np.zeros(len(held), bool), np.ones(len(pseudo), bool)]
         queries = held + [p for _, p in pseudo]
         for label, (name, hyper) in candidates.items():
-            if label in at_once:  # one model per fold, all trained at once (machine_id: Keras' cost is per fit)
+            if label in at_once:  # fitted for every fold above
                 scores = at_once[label].fold_decision_function(index, queries)
             else:
                 detector = fit_detector(detector_class(name)(params, **hyper), train, others_fit)

@@ -105,6 +105,19 @@ def test_machine_id_fold_classifiers_learn_only_outside_their_fold():
         detector_class("machine_id")(epochs=1).fit_folds(own, folds)  # no other machine
 
 
+def test_frame_knn_fold_references_score_as_a_fit_on_the_clips_outside_the_fold():
+    """fit_folds (cross-validation) is fit on each fold's other clips, less the training clips' own scores."""
+    train, queries = clips(1, 6), clips(2, 2) + clips(3, 2, abnormal=True)
+    folds = [np.array([0, 3]), np.array([1, 2, 4, 5])]
+    detector = detector_class("frame_knn")().fit_folds(train, folds)
+    for f, fold in enumerate(folds):
+        alone = detector_class("frame_knn")().fit([c for i, c in enumerate(train) if i not in fold])
+        np.testing.assert_array_equal(detector.fold_decision_function(f, queries), alone.decision_function(queries))
+    assert not hasattr(detector.folds_[0], "decision_scores_")
+    with pytest.raises(NotFittedError):
+        detector_class("frame_knn")().fold_decision_function(0, queries)
+
+
 def test_rank_against_is_monotone_and_extends_past_the_reference():
     reference = np.array([1.0, 2.0, 3.0, 4.0])
     ranks = rank_against(np.array([0.0, 1.0, 2.5, 4.0, 10.0]), reference)
