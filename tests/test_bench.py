@@ -89,6 +89,8 @@ def test_quality_benchmark_real_mode_smoke(tmp_path):
     [row] = [line for line in out.splitlines() if line.startswith("6dB/fan/id_00")]
     assert len(re.findall(r"\d\.\d\d \(\d\.\d\d\)", row)) == 3, out  # AUC (pAUC) of each of the three
     assert "auto: first threshold flags" in out and "took" in out, out
+    # the flagged test normals as counts with an exact binomial interval, pooled and for the machine
+    assert len(re.findall(r"\d+/\d+ = \d+% \(95% CI \d+%-\d+%\)", out)) == 2, out
 
 
 def _quality_module():

@@ -8,8 +8,9 @@ probability the network gives the clip's own machine, per patch, pooled over the
 stops recognising it.  Needs at least one other machine of the same type (``others`` in :meth:`fit`).
 
 For cross-validation, :meth:`MachineIDDetector.fit_folds` trains one classifier per fold in a single Keras model
-(one tower per fold, each masked off its held-out clips): the same networks, one fit instead of one per fold,
-which is most of what the automatic choice cost (Keras' fixed cost per fit and per epoch, not the arithmetic).
+(one weight slice per fold of three batched layers, each fold's held-out clips weighing 0 in its loss): the same
+networks, one fit instead of one per fold, whose fixed cost (Keras' per fit and per epoch, not the arithmetic) was
+most of what the automatic choice cost.
 """
 
 from __future__ import annotations
