@@ -12,7 +12,11 @@ machine on its normal training clips, score, and compare on the test split.
 product reads: MIMII, DCASE) that has enough labelled clips, on few-shot splits (``--train-sizes``, default 6 and
 12 normal clips to train on, each at several ``--seeds``; the other normals and every abnormal clip are the test
 set), and prints AUC and pAUC (FPR <= 0.1) per machine and in mean, and the share of test normals the automatic
-choice's first threshold flags.
+choice's first threshold flags (per machine, with a 95% binomial interval).
+
+``--real DIR --weight-check`` checks the automatic choice's one tuned constant, ``OTHER_WEIGHT``, on machines it was
+not tuned on: one cross-validation run and one fit of every candidate per split (the first ``--train-sizes``), then
+for each machine the weight (from 0.5 to 1.0) that does best on the *other* machines, applied to this one.
 """
 
 from __future__ import annotations
@@ -140,7 +144,8 @@ REAL_DETECTORS = ["autoencoder", "mahalanobis", "band_deviation:max", "band_devi
 
 def real_benchmark(root: Path, train_sizes: list[int], seeds: int, epochs: int, detectors: list[str]) -> list[dict]:
     """One row per machine, training size, seed and detector: ``{"machine", "n_train", "seed", "detector", "auc",
-    "pauc", "flagged_normal", "chosen"}`` (``flagged_normal``: share of test normals above the first threshold)."""
+    "pauc", "flagged_normal", "n_test_normal", "chosen"}`` (``flagged_normal``: how many of the ``n_test_normal``
+    test normals score above the automatic choice's first threshold; None for the other detectors)."""
     import numpy as np
 
     from core.detection.metrics import partial_auc, roc_auc
@@ -160,11 +165,118 @@ def real_benchmark(root: Path, train_sizes: list[int], seeds: int, epochs: int, 
                     if label == "machine_id" and not others:
                         continue
                     scores, threshold, chosen = _fit_score(label, train, test + abnormal, others, epochs)
-                    flagged = None if threshold is None else float(np.mean(scores[: len(test)] > threshold))
+                    flagged = None if threshold is None else int(np.sum(scores[: len(test)] > threshold))
                     rows.append({"machine": key, "n_train": n_train, "seed": seed, "detector": label,
                                  "auc": roc_auc(y, scores), "pauc": partial_auc(y, scores),
-                                 "flagged_normal": flagged, "chosen": chosen})  # fmt: skip
+                                 "flagged_normal": flagged, "n_test_normal": len(test), "chosen": chosen})  # fmt: skip
     return rows
+
+
+WEIGHTS = [round(0.5 + 0.05 * i, 2) for i in range(11)]  # the grid of --weight-check: 0.5, 0.55, ..., 1.0
+
+
+def candidate_runs(root: Path, n_train: int, seeds: int) -> list[dict]:
+    """Per machine that has other machines of its type, per few-shot split: ``{"machine", "seed", "by_kind":
+    {candidate: pseudo-AUC per evidence kind}, "test_auc": {candidate: test AUC}}``, from one run of the automatic
+    choice's cross-validation and one fit of every candidate on the split's training clips (its test AUC)."""
+    import numpy as np
+
+    from core.detection.ensemble import fit_detector
+    from core.detection.metrics import roc_auc
+    from core.detection.registry import detector_class
+    from core.detection.selection import CANDIDATES, MACHINE_ID_CANDIDATE, choose_detector
+
+    candidates = dict(CANDIDATES) | {"machine_id": MACHINE_ID_CANDIDATE}
+    machines = real_machines(root)
+    runs = []
+    for key, (normal, abnormal) in sorted(machines.items()):
+        others = _siblings(machines, key)
+        if not others or len(normal) < n_train + 2 or not abnormal:
+            continue
+        for seed in range(seeds):
+            order = np.random.default_rng(seed).permutation(len(normal))
+            train, test = [normal[i] for i in order[:n_train]], [normal[i] for i in order[n_train:]] + abnormal
+            y = np.r_[np.zeros(len(normal) - n_train, bool), np.ones(len(abnormal), bool)]
+            evidence = {k: v for k, v in choose_detector(train, others).evidence.items() if k != "ensemble"}
+            if not evidence or not any("other_machines" in e["by_kind"] for e in evidence.values()):
+                continue  # too few clips, or no other machine's clips to weigh
+            aucs = {}
+            for label in evidence:
+                name, hyper = candidates[label]
+                model = fit_detector(detector_class(name)(**hyper), train, others)
+                aucs[label] = roc_auc(y, model.decision_function(test))
+            runs.append({"machine": key, "seed": seed, "by_kind": {k: e["by_kind"] for k, e in evidence.items()},
+                         "test_auc": aucs})  # fmt: skip
+    return runs
+
+
+def chosen_auc(run: dict, weight: float) -> float:
+    """The test AUC of the candidate the automatic choice picks in ``run`` with ``OTHER_WEIGHT = weight``: the
+    highest weighted pseudo-AUC (rounded as the choice rounds it, the first on a tie), alone, as with other
+    machines' clips it always is."""
+    from core.detection.selection import weighted_auc
+
+    best = max(run["by_kind"], key=lambda label: round(weighted_auc(run["by_kind"][label], weight), 3))
+    return run["test_auc"][best]
+
+
+def weight_check(runs: list[dict], grid: list[float]) -> list[dict]:
+    """Leave one machine out: per machine, the weights of ``grid`` with the best mean test AUC over the *other*
+    machines (each machine's mean over its splits), and this machine's mean test AUC with them (the mean over
+    tied weights: any of them could have been picked), beside its AUC at the fixed :data:`OTHER_WEIGHT`.
+    ``[{"machine", "weights", "nested", "fixed", "best"}]`` (``best``: its own best weight's AUC, an upper bound)."""
+    import numpy as np
+
+    from core.detection.selection import OTHER_WEIGHT
+
+    machines = sorted({r["machine"] for r in runs})
+    table = {m: {w: float(np.mean([chosen_auc(r, w) for r in runs if r["machine"] == m])) for w in grid}
+             for m in machines}  # fmt: skip
+    out = []
+    for machine in machines:
+        others = [m for m in machines if m != machine]
+        if not others:
+            continue
+        mean_others = {w: float(np.mean([table[m][w] for m in others])) for w in grid}
+        top = max(mean_others.values())
+        weights = [w for w in grid if mean_others[w] >= top - 1e-9]
+        nested = float(np.mean([table[machine][w] for w in weights]))
+        out.append({"machine": machine, "weights": weights, "nested": nested,
+                    "fixed": float(np.mean([chosen_auc(r, OTHER_WEIGHT) for r in runs if r["machine"] == machine])),
+                    "best": max(table[machine].values())})  # fmt: skip
+    return out
+
+
+def print_weight_check(runs: list[dict], grid: list[float]) -> None:
+    """Per machine and in mean: the weight chosen on the other machines, the AUC it gives here, the fixed weight's."""
+    import numpy as np
+
+    from core.detection.selection import OTHER_WEIGHT
+
+    rows = weight_check(runs, grid)
+    print(f"weight check: OTHER_WEIGHT chosen from {grid[0]}..{grid[-1]} on the other machines' mean test AUC")
+    print(f"{'machine':<34}{'splits':>7}{'weight(s) chosen':>22}{'AUC':>7}{'AUC at ' + str(OTHER_WEIGHT):>13}"
+          f"{'own best':>10}")  # fmt: skip
+    for r in rows:
+        splits = sum(1 for run in runs if run["machine"] == r["machine"])
+        chosen = _spans(r["weights"], grid)
+        print(f"{r['machine']:<34}{splits:>7}{chosen:>22}{r['nested']:>7.2f}{r['fixed']:>13.2f}{r['best']:>10.2f}")
+    if rows:
+        mean = {k: np.mean([r[k] for r in rows]) for k in ("nested", "fixed", "best")}
+        print(f"{'mean (leave one machine out)':<34}{'':>7}{'':>22}{mean['nested']:>7.2f}{mean['fixed']:>13.2f}"
+              f"{mean['best']:>10.2f}")  # fmt: skip
+
+
+def _spans(weights: list[float], grid: list[float]) -> str:
+    """``weights`` (a subset of ``grid``) as runs of neighbours on the grid: ``"0.5-0.65,0.9"``."""
+    index = [grid.index(w) for w in weights]
+    runs = [[index[0]]] if index else []
+    for i in index[1:]:
+        if i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ",".join(f"{grid[r[0]]:g}" + (f"-{grid[r[-1]]:g}" if len(r) > 1 else "") for r in runs)
 
 
 def print_real(rows: list[dict]) -> None:
@@ -188,9 +300,24 @@ def print_real(rows: list[dict]) -> None:
             cell([r for r in rows if r["n_train"] == n and r["detector"] == d]) for d in detectors))  # fmt: skip
     auto = [r for r in rows if r["detector"] == "auto"]
     if auto:
-        flagged = np.mean([r["flagged_normal"] for r in auto])
         chosen = ", ".join(f"{k} x{v}" for k, v in sorted(_count(r["chosen"] for r in auto).items()))
-        print(f"auto: first threshold flags {flagged:.0%} of test normals (mean); chosen: {chosen}")
+        print(f"auto: first threshold flags {_flagged(auto)} of test normals; chosen: {chosen}")
+        for machine, n in groups:
+            picked = [r for r in auto if (r["machine"], r["n_train"]) == (machine, n)]
+            print(f"  {machine:<32}{n:>3}  {_flagged(picked)}")
+
+
+def _flagged(rows: list[dict]) -> str:
+    """``"k/n = p% (95% CI lo-hi%)"``: the test normals the first threshold flags, pooled over ``rows``, with the
+    exact (Clopper-Pearson) binomial interval.  The splits of one machine share its normal clips, so the interval
+    treats dependent draws as independent: read it as a lower bound on the uncertainty."""
+    from scipy.stats import binomtest
+
+    k, n = sum(r["flagged_normal"] for r in rows), sum(r["n_test_normal"] for r in rows)
+    if n == 0:
+        return "-"
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95)
+    return f"{k}/{n} = {k / n:.0%} (95% CI {ci.low:.0%}-{ci.high:.0%})"
 
 
 def _count(items) -> dict:
@@ -213,12 +340,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-sizes", type=int, nargs="+", default=[6, 12], help="normals to train on (6 12)")
     parser.add_argument("--seeds", type=int, default=3, help="random few-shot splits per size (default 3)")
     parser.add_argument("--detectors", nargs="+", default=REAL_DETECTORS, help="with --real: what to run")
+    parser.add_argument("--weight-check", action="store_true", help="with --real: instead of the table, choose "
+                        "OTHER_WEIGHT per machine on the other machines only (nested)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.real:
         import time
 
         started = time.perf_counter()
-        print_real(real_benchmark(args.real, args.train_sizes, args.seeds, args.epochs, args.detectors))
+        if args.weight_check:
+            print_weight_check(candidate_runs(args.real, args.train_sizes[0], args.seeds), WEIGHTS)
+        else:
+            print_real(real_benchmark(args.real, args.train_sizes, args.seeds, args.epochs, args.detectors))
         print(f"took {time.perf_counter() - started:.0f} s")
         return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -88,6 +89,42 @@ def test_quality_benchmark_real_mode_smoke(tmp_path):
     [row] = [line for line in out.splitlines() if line.startswith("6dB/fan/id_00")]
     assert len(re.findall(r"\d\.\d\d \(\d\.\d\d\)", row)) == 3, out  # AUC (pAUC) of each of the three
     assert "auto: first threshold flags" in out and "took" in out, out
+    # the flagged test normals as counts with an exact binomial interval, pooled and for the machine
+    assert len(re.findall(r"\d+/\d+ = \d+% \(95% CI \d+%-\d+%\)", out)) == 2, out
+
+
+def _quality_module():
+    spec = importlib.util.spec_from_file_location("bench_quality", ROOT / "bench" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quality_weight_check_smoke(tmp_path, capsys):
+    from core.datasets.demo import write_plant
+
+    write_plant(tmp_path / "real", machines=2, normal=6, abnormal=2, duration_s=1.0, seed=0, n_jobs=1)
+    # in this process (no second TensorFlow start-up)
+    _quality_module().main(["--real", str(tmp_path / "real"), "--train-sizes", "4", "--seeds", "1", "--weight-check"])
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("6dB/fan/", "mean (leave"))]
+    assert [row[0] for row in rows] == ["6dB/fan/id_00", "6dB/fan/id_02", "mean"], out
+    assert all(0.0 <= float(x) <= 1.0 for row in rows for x in row[-3:]), out  # nested, fixed, own best AUC
+
+
+def test_weight_check_chooses_each_machines_weight_on_the_other_machines_only():
+    """Candidate "a" is chosen with weights up to 0.75 (a tie there: the first), "b" above; machine x does better
+    with "a" but the other two together with "b", so x gets "b"; z the reverse."""
+    quality = _quality_module()
+    by_kind = {"a": {"tone": 0.9, "other_machines": 0.7}, "b": {"tone": 0.6, "other_machines": 0.8}}
+    runs = [{"machine": m, "by_kind": by_kind, "test_auc": {"a": a, "b": b}}
+            for m, a, b in (("x", 0.9, 0.6), ("y", 0.8, 0.7), ("z", 0.5, 1.0))]  # fmt: skip
+    assert [quality.chosen_auc(runs[0], w) for w in (0.7, 0.75, 0.8)] == [0.9, 0.9, 0.6]
+    rows = {r["machine"]: r for r in quality.weight_check(runs, quality.WEIGHTS)}
+    assert rows["x"]["weights"] == [w for w in quality.WEIGHTS if w > 0.75]
+    assert (rows["x"]["nested"], rows["x"]["fixed"], rows["x"]["best"]) == (0.6, 0.9, 0.9)
+    assert rows["z"]["weights"] == [w for w in quality.WEIGHTS if w <= 0.75]
+    assert (rows["z"]["nested"], rows["z"]["best"]) == (0.5, 1.0)  # its own best weight is not what it gets
 
 
 @pytest.mark.slow

@@ -127,20 +127,29 @@ def cross_validate(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per candidate label: ``{"normal": [held-out normal scores], "pseudo": [scores], "kinds": [kind per pseudo
-    score], "fold_aucs": [pseudo-AUC per fold]}`` from cross-validation on the normal ``clips`` only."""
+    score], "fold_aucs": [pseudo-AUC per fold]}`` from cross-validation on the normal ``clips`` only.  A detector
+    with ``fit_folds`` fits every fold before the folds are scored, more cheaply than a ``fit`` per fold
+    (machine_id: one Keras model for all folds; frame_knn: no scores of the training clips)."""
     rng = np.random.default_rng(seed)
     others_fit, others_test = _split_others(others)
     folds = _folds(len(clips), seed)
     out = {label: {"normal": [], "pseudo": [], "kinds": [], "fold_aucs": []} for label in candidates}
+    at_once = {label: detector_class(name)(params, **hyper).fit_folds(clips, folds, others=others_fit)
+               for label, (name, hyper) in candidates.items()
+               if hasattr(detector_class(name), "fit_folds")}  # fmt: skip
     for index, fold in enumerate(folds):
         held = [clips[i] for i in fold]
         train = [c for i, c in enumerate(clips) if i not in set(fold.tolist())]
         pseudo = [(kind, synthetic_fault(c, kind, rng, params)) for c in held for kind in FAULT_KINDS]
         pseudo += [("other_machines", c) for c in others_test]
         y = np.r_[np.zeros(len(held), bool), np.ones(len(pseudo), bool)]
+        queries = held + [p for _, p in pseudo]
         for label, (name, hyper) in candidates.items():
-            detector = fit_detector(detector_class(name)(params, **hyper), train, others_fit)
-            scores = detector.decision_function(held + [p for _, p in pseudo])
+            if label in at_once:  # fitted for every fold above
+                scores = at_once[label].fold_decision_function(index, queries)
+            else:
+                detector = fit_detector(detector_class(name)(params, **hyper), train, others_fit)
+                scores = detector.decision_function(queries)
             record = out[label]
             record["normal"] += scores[: len(held)].tolist()
             record["pseudo"] += scores[len(held) :].tolist()
@@ -165,15 +174,15 @@ def _evidence(record: dict[str, Any]) -> dict[str, Any]:
             "weighted": round(weighted_auc(by_kind), 3)}  # fmt: skip
 
 
-def weighted_auc(by_kind: dict[str, float]) -> float:
+def weighted_auc(by_kind: dict[str, float], other_weight: float = OTHER_WEIGHT) -> float:
     """The weighted pseudo-AUC of one candidate from its pseudo-AUC per evidence kind: the mean over the synthetic
-    fault kinds, or, with ``other_machines`` evidence, :data:`OTHER_WEIGHT` times that plus the rest times the
-    synthetic mean (a candidate that tells this machine from real sounds of its type counts most)."""
+    fault kinds, or, with ``other_machines`` evidence, ``other_weight`` (:data:`OTHER_WEIGHT`) times that plus the
+    rest times the synthetic mean (a candidate that tells this machine from real sounds of its type counts most)."""
     synthetic = [auc for kind, auc in by_kind.items() if kind != "other_machines"]
     mean = float(np.mean(synthetic)) if synthetic else 0.5
     if "other_machines" not in by_kind:
         return mean
-    return OTHER_WEIGHT * float(by_kind["other_machines"]) + (1.0 - OTHER_WEIGHT) * mean
+    return other_weight * float(by_kind["other_machines"]) + (1.0 - other_weight) * mean
 
 
 def _ranks_left_out(reference: Sequence[float]) -> np.ndarray:

@@ -14,7 +14,7 @@ from core.detection.ensemble import EnsembleDetector, rank_against
 from core.detection.metrics import roc_auc
 from core.detection.pooling import check_pooling, pool, pool_clips
 from core.detection.registry import detector_class
-from core.errors import BadInputError
+from core.errors import BadInputError, NotFittedError
 from core.signal.batch import extract_features
 from tests.detection.test_detectors import SIBLINGS, clip_features, clips, fit
 
@@ -83,6 +83,39 @@ def test_machine_id_tells_its_machine_from_the_others():
     assert roc_auc(np.r_[np.zeros(10, bool), np.ones(10, bool)], scores) >= 0.95
     with pytest.raises(BadInputError):
         detector_class("machine_id")(epochs=1).fit(clips(1, 4))  # no other machine
+
+
+def test_machine_id_fold_classifiers_learn_only_outside_their_fold():
+    """fit_folds (the automatic choice's cross-validation) trains one classifier per fold at once: each tells held-out
+    clips of its machine from the others', and never learns from its own fold: a sibling-like clip among this
+    machine's clips is strange to the fold that holds it out, familiar to the folds that learned it as this machine."""
+    own = SIBLINGS[:1] + clips(1, 7)
+    folds = [np.array([0, 1]), np.array([2, 3, 4]), np.array([5, 6, 7])]
+    detector = detector_class("machine_id")(epochs=10, batch_size=32).fit_folds(own, folds, others=[SIBLINGS[1:11]])
+    y = np.r_[np.zeros(6, bool), np.ones(9, bool)]
+    for fold in range(3):
+        assert roc_auc(y, detector.fold_decision_function(fold, clips(2, 6) + SIBLINGS[11:])) >= 0.95
+    held_out, learned = (detector.fold_decision_function(f, SIBLINGS[:1])[0] for f in (0, 1))
+    assert held_out > learned + 1.0  # nats: fold 0 never saw it labelled as this machine
+    x = np.concatenate(own[:2])  # a fold's scores come from its slice of the weights alone: the model's own output
+    np.testing.assert_allclose(detector._fold_logits(x, 2), np.asarray(detector.fold_model_(x))[:, 2], atol=1e-4)
+    with pytest.raises(NotFittedError):
+        detector_class("machine_id")().fold_decision_function(0, own)
+    with pytest.raises(BadInputError):
+        detector_class("machine_id")(epochs=1).fit_folds(own, folds)  # no other machine
+
+
+def test_frame_knn_fold_references_score_as_a_fit_on_the_clips_outside_the_fold():
+    """fit_folds (cross-validation) is fit on each fold's other clips, less the training clips' own scores."""
+    train, queries = clips(1, 6), clips(2, 2) + clips(3, 2, abnormal=True)
+    folds = [np.array([0, 3]), np.array([1, 2, 4, 5])]
+    detector = detector_class("frame_knn")().fit_folds(train, folds)
+    for f, fold in enumerate(folds):
+        alone = detector_class("frame_knn")().fit([c for i, c in enumerate(train) if i not in fold])
+        np.testing.assert_array_equal(detector.fold_decision_function(f, queries), alone.decision_function(queries))
+    assert not hasattr(detector.folds_[0], "decision_scores_")
+    with pytest.raises(NotFittedError):
+        detector_class("frame_knn")().fold_decision_function(0, queries)
 
 
 def test_rank_against_is_monotone_and_extends_past_the_reference():
