@@ -111,9 +111,11 @@ def real_machines(root: Path) -> dict[str, tuple[list, list]]:
 
 
 def _siblings(machines: dict, key: str) -> list[list]:
-    """The normal clips of the other machines of ``key``'s type (any folder)."""
-    kind = key.split("/")[1]
-    return [normal for other, (normal, _) in machines.items() if other != key and other.split("/")[1] == kind]
+    """The normal clips of the other machines of ``key``'s type (any folder): other IDs only, as the product keys
+    machines by type and ID (the DCASE 2020 recordings of MIMII's fan id_06 are that same fan, not another one)."""
+    _, kind, machine_id = key.split("/")
+    return [normal for other, (normal, _) in machines.items()
+            if normal and other.split("/")[1] == kind and other.split("/")[2] != machine_id]  # fmt: skip
 
 
 def _fit_score(label: str, train: list, test: list, others: list, epochs: int) -> tuple:

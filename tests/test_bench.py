@@ -127,6 +127,13 @@ def test_weight_check_chooses_each_machines_weight_on_the_other_machines_only():
     assert (rows["z"]["nested"], rows["z"]["best"]) == (0.5, 1.0)  # its own best weight is not what it gets
 
 
+def test_other_machines_are_other_ids_of_the_type_in_any_folder_not_the_same_id_elsewhere():
+    """The product keys machines by type and ID: DCASE 2020's fan id_06 is MIMII's fan id_06, not a sibling."""
+    machines = {"mimii/fan/id_06": (["m6"], []), "dcase/fan/id_06": (["d6"], []), "dcase/fan/id_00": (["d0"], []),
+                "mimii/fan/id_02": ([], ["a"]), "dcase/pump/id_00": (["p0"], [])}  # fmt: skip
+    assert _quality_module()._siblings(machines, "mimii/fan/id_06") == [["d0"]]  # no normal clips: not a sibling
+
+
 @pytest.mark.slow
 def test_triage_benchmark_smoke():
     out = _run("bench/triage.py", "--clips", "30", "--verdicts", "2", "--files", "2")
