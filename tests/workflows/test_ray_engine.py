@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -113,17 +114,25 @@ def test_a_worker_killed_mid_run_loses_nothing(plant):
     expected = _stored()
     _forget_scores()
     killed: list[int] = []
+    stop = threading.Event()
 
-    def kill_a_busy_worker(done: int, total: int) -> None:
-        deadline = time.monotonic() + 3  # no task is sent while this runs (in the driver): waiting longer finds none
-        while done and not killed and time.monotonic() < deadline:
+    def kill_the_first_busy_worker() -> None:
+        """Watches from the start of the run (a progress callback would hold the driver, and the tasks in flight
+        could all end first) and kills the first worker seen running a scoring task."""
+        while not stop.is_set() and not killed:
             busy = _ray_workers_running("score_task")
             if busy:
                 os.kill(busy[0], signal.SIGKILL)  # mid-task: Ray runs that task again on another worker
                 killed.append(busy[0])
-            time.sleep(0.01)
+            time.sleep(0.002)
 
-    report = score(engine="ray", progress=kill_a_busy_worker)
+    killer = threading.Thread(target=kill_the_first_busy_worker, daemon=True)
+    killer.start()
+    try:
+        report = score(engine="ray")
+    finally:
+        stop.set()
+        killer.join()
 
     assert killed, "no worker was busy to kill"
     assert (report.scored, report.failed) == (SMALL_PLANT_CLIPS, [])
