@@ -65,7 +65,9 @@ def register_train(commands) -> None:
         help="detector name (see `detectors`), or auto (the default): choose per machine from its training clips "
         "only, by cross-validation against pseudo-anomalies",
     )  # fmt: skip
-    train.add_argument("--epochs", type=int, default=None, help="training epochs (autoencoder; default 30)")
+    train.add_argument("--epochs", type=int, default=None,
+                       help="epochs of a detector trained in epochs (autoencoder: default 30, machine_id: 20); "
+                       "refused with auto")  # fmt: skip
     train.add_argument("--per-type", action="store_true", help="one model per machine type instead of per machine")
     add_engine(train, "the training clips' feature extraction")
     add_who(train, "who trains (recorded in the provenance)")

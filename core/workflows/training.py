@@ -135,7 +135,13 @@ def training_scopes(machines: list[Machine], per_type: bool) -> dict[str, list[M
 
 
 def _params(detector: str, epochs: int | None) -> dict:
+    """The hyper-parameters asked for: ``epochs`` for a detector trained in epochs (ignored by the others); refused
+    with ``auto``, whose candidates train with their own settings (so a number that would change nothing is not
+    taken silently)."""
     if detector == AUTO:
+        if epochs is not None:
+            raise BadInputError(Reason.INVALID_PARAMETER, "epochs: the automatic choice trains each candidate with "
+                                "its own settings; name a detector (e.g. --detector autoencoder) to set its epochs")
         return {}
     cls = detector_class(detector)
     return {"epochs": epochs} if epochs is not None and "epochs" in cls.default_params() else {}

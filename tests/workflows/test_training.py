@@ -262,6 +262,14 @@ def test_retraining_adds_a_version_and_moves_the_active_model(plant):
     assert per_model == {m.id: 1 for m in models}
 
 
+def test_epochs_with_the_automatic_choice_are_refused_before_anything_is_trained(plant):
+    with pytest.raises(BadInputError) as refused:
+        train("fan/id_00", epochs=5)  # auto, the default: its candidates train with their own settings
+    assert refused.value.reason is Reason.INVALID_PARAMETER and "--detector autoencoder" in refused.value.detail
+    with session_scope() as session:
+        assert session.scalar(select(func.count(DetectorModel.id))) == 0
+
+
 @pytest.mark.slow
 def test_another_detector_keeps_the_active_model_until_activated(plant):
     maha = {t.scope: t.model_id for t in train(detector="mahalanobis").trained}
