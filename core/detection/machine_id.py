@@ -69,6 +69,15 @@ def _fold_loss(target, logits):
     return keras.ops.sum(entropy * target[..., 1], axis=-1)
 
 
+def _other_groups(others: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
+    """The other machines' clip lists that hold clips; raises :class:`BadInputError` when none does."""
+    groups = [list(g) for g in others if len(g)]
+    if not groups:
+        raise BadInputError(Reason.INVALID_PARAMETER, "machine_id needs the normal clips of at least one "
+                            "other machine of the same type")  # fmt: skip
+    return groups
+
+
 def _surprise_of(logits: np.ndarray) -> np.ndarray:
     """``-log p(own machine)`` per row of ``logits`` ``(n, n_machines)`` (own machine first), float64 (nats)."""
     logits = logits.astype(np.float64)
@@ -124,10 +133,7 @@ class MachineIDDetector(Detector):
         clips of each other machine of the same type); ``progress(epoch, epochs)`` after each epoch."""
         p = self.params
         check_pooling(p["pooling"])
-        groups = [list(clips)] + [list(g) for g in others if len(g)]
-        if len(groups) < 2:
-            raise BadInputError(Reason.INVALID_PARAMETER, "machine_id needs the normal clips of at least one "
-                                "other machine of the same type")  # fmt: skip
+        groups = [list(clips)] + _other_groups(others)
         parts = [self._vectors(g) for g in groups]
         x = np.concatenate(parts)
         y = np.concatenate([np.full(len(part), i) for i, part in enumerate(parts)])
@@ -155,10 +161,7 @@ class MachineIDDetector(Detector):
         ``model_``."""
         p = self.params
         check_pooling(p["pooling"])
-        groups = [list(g) for g in others if len(g)]
-        if not groups:
-            raise BadInputError(Reason.INVALID_PARAMETER, "machine_id needs the normal clips of at least one "
-                                "other machine of the same type")  # fmt: skip
+        groups = _other_groups(others)
         own, _ = stack_clips(clips, self.feature_params.dims)
         stride = max(1, int(np.ceil(len(own) / int(p["max_vectors"]))))
         clip_of = np.repeat(np.arange(len(clips)), [len(c) for c in clips])[::stride]
