@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -144,6 +145,16 @@ REAL_DETECTORS = ["autoencoder", "mahalanobis", "band_deviation:max", "band_devi
                   "frame_gmm:top10", "machine_id", "auto"]  # fmt: skip
 
 
+def few_shot_split(normal: list, abnormal: list, n_train: int, seed: int) -> tuple[list, list, Any]:
+    """``(train, test normals, y)``: ``n_train`` normals drawn with ``seed`` to train on, the other normals, and the
+    labels of the test set, bool ``(n_test,)`` (those normals, then every abnormal clip; True = abnormal)."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(len(normal))
+    test = [normal[i] for i in order[n_train:]]
+    return [normal[i] for i in order[:n_train]], test, np.r_[np.zeros(len(test), bool), np.ones(len(abnormal), bool)]
+
+
 def real_benchmark(root: Path, train_sizes: list[int], seeds: int, epochs: int, detectors: list[str]) -> list[dict]:
     """One row per machine, training size, seed and detector: ``{"machine", "n_train", "seed", "detector", "auc",
     "pauc", "flagged_normal", "n_test_normal", "chosen"}`` (``flagged_normal``: how many of the ``n_test_normal``
@@ -160,9 +171,7 @@ def real_benchmark(root: Path, train_sizes: list[int], seeds: int, epochs: int, 
             if len(normal) < n_train + 2 or not abnormal:
                 continue
             for seed in range(seeds):
-                order = np.random.default_rng(seed).permutation(len(normal))
-                train, test = [normal[i] for i in order[:n_train]], [normal[i] for i in order[n_train:]]
-                y = np.r_[np.zeros(len(test), bool), np.ones(len(abnormal), bool)]
+                train, test, y = few_shot_split(normal, abnormal, n_train, seed)
                 for label in detectors:
                     if label == "machine_id" and not others:
                         continue
@@ -181,8 +190,6 @@ def candidate_runs(root: Path, n_train: int, seeds: int) -> list[dict]:
     """Per machine that has other machines of its type, per few-shot split: ``{"machine", "seed", "by_kind":
     {candidate: pseudo-AUC per evidence kind}, "test_auc": {candidate: test AUC}}``, from one run of the automatic
     choice's cross-validation and one fit of every candidate on the split's training clips (its test AUC)."""
-    import numpy as np
-
     from core.detection.ensemble import fit_detector
     from core.detection.metrics import roc_auc
     from core.detection.registry import detector_class
@@ -196,9 +203,8 @@ def candidate_runs(root: Path, n_train: int, seeds: int) -> list[dict]:
         if not others or len(normal) < n_train + 2 or not abnormal:
             continue
         for seed in range(seeds):
-            order = np.random.default_rng(seed).permutation(len(normal))
-            train, test = [normal[i] for i in order[:n_train]], [normal[i] for i in order[n_train:]] + abnormal
-            y = np.r_[np.zeros(len(normal) - n_train, bool), np.ones(len(abnormal), bool)]
+            train, test, y = few_shot_split(normal, abnormal, n_train, seed)
+            test = test + abnormal
             evidence = {k: v for k, v in choose_detector(train, others).evidence.items() if k != "ensemble"}
             if not evidence or not any("other_machines" in e["by_kind"] for e in evidence.values()):
                 continue  # too few clips, or no other machine's clips to weigh
