@@ -83,14 +83,14 @@ def test_db_scale_benchmark_smoke():
 def test_quality_benchmark_real_mode_smoke(tmp_path):
     from core.datasets.demo import write_plant
 
-    write_plant(tmp_path / "real", machines=1, normal=8, abnormal=2, duration_s=2.0, seed=0, n_jobs=1)
+    write_plant(tmp_path / "real", machines=1, normal=8, abnormal=3, duration_s=2.0, seed=0, n_jobs=1)
     out = _run("bench/quality.py", "--real", str(tmp_path / "real"), "--train-sizes", "6", "--seeds", "1",
-               "--epochs", "1", "--detectors", "mahalanobis", "frame_knn:top10", "auto")  # fmt: skip
+               "--epochs", "1", "--detectors", "mahalanobis", "frame_knn:top10", "auto", "--faults", "1")  # fmt: skip
     [row] = [line for line in out.splitlines() if line.startswith("6dB/fan/id_00")]
-    assert len(re.findall(r"\d\.\d\d \(\d\.\d\d\)", row)) == 3, out  # AUC (pAUC) of each of the three
-    assert "auto: first threshold flags" in out and "took" in out, out
-    # the flagged test normals as counts with an exact binomial interval, pooled and for the machine
-    assert len(re.findall(r"\d+/\d+ = \d+% \(95% CI \d+%-\d+%\)", out)) == 2, out
+    assert len(re.findall(r"\d\.\d\d \(\d\.\d\d\)", row)) == 4, out  # AUC (pAUC) of the three and auto+faults
+    assert "auto: first threshold flags" in out and "auto+faults: first threshold flags" in out and "took" in out, out
+    # the flagged test normals as counts with an exact binomial interval, pooled and for the machine, of each auto
+    assert len(re.findall(r"\d+/\d+ = \d+% \(95% CI \d+%-\d+%\)", out)) == 4, out
 
 
 def _quality_module():

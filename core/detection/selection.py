@@ -5,18 +5,20 @@ The test split is never looked at.  Cross-validation on the machine's normal tra
 scores the held-out normal clips against **pseudo-anomalies**: the held-out clips with
 synthetic faults added in the log-mel domain (a tone in one band, impulses, band-limited
 noise, a gain change) and, for machine types with two or more machines, clips of the other
-machines.  Each candidate's pseudo-AUC is the share of (normal, pseudo-anomaly) pairs it
-ranks right, with a standard error over folds.  Candidates are ranked by a **weighted
+machines, and, once the team has confirmed faults of this machine outside the test split,
+those clips (``faults``).  Each candidate's pseudo-AUC is the share of (normal, pseudo-anomaly)
+pairs it ranks right, with a standard error over folds.  Candidates are ranked by a **weighted
 pseudo-AUC**: each synthetic fault kind counts alike, and, when the type has other machines,
-their clips (real sounds of the same type, the strongest evidence there is) weigh
-:data:`OTHER_WEIGHT` of the whole.  With other-machine evidence the best candidate is chosen
-alone; without it, the best is chosen when it beats the runner-up by more than twice their
-standard errors combined, otherwise the close ones form a rank-averaged
-:class:`~core.detection.ensemble.EnsembleDetector`.
+their clips (real sounds of the same type) weigh :data:`OTHER_WEIGHT` of that; confirmed faults,
+the machine's own real faults, weigh :data:`FAULT_WEIGHT` of the whole.  With other-machine
+evidence the best candidate is chosen alone; without it, the best is chosen when it beats the
+runner-up by more than twice their standard errors combined, otherwise the close ones form a
+rank-averaged :class:`~core.detection.ensemble.EnsembleDetector`.
 
 Pseudo-anomalies are not real faults: the evidence says which detector separates
 *plausible* changes from this machine's normal variation, which on few clips is a guess,
-and :class:`Choice` says so.
+and :class:`Choice` says so.  Confirmed faults are real, but a first day's few; they inform
+the choice, and the test split stays unseen.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ MIN_CLIPS = 4  # cross-validation needs 3 clips to fit on and 1 to hold out
 FEW_CLIPS = 8  # below this, say that the choice is a guess
 MAX_OTHER_CLIPS = 20  # per other machine, as pseudo-anomalies
 OTHER_WEIGHT = 0.75  # share of the other machines' clips in the weighted pseudo-AUC (the synthetic kinds: the rest)
+FAULT_WEIGHT = 0.5  # share of this machine's confirmed faults, when there are some (the rest as above)
+MAX_FAULT_CLIPS = 20  # confirmed faults used as pseudo-anomalies
+FAULTS = "confirmed_faults"  # the evidence kind of the confirmed faults
 
 
 @dataclass
@@ -55,7 +60,8 @@ class Choice:
 
     ``chosen``: the candidate label (or ``"ensemble"``); ``detector``/``params``: what to train;
     ``evidence``: per candidate ``{"auc", "se", "by_kind": {kind: auc}, "weighted"}`` (pseudo-AUC on held-out
-    training clips; ``weighted``: :func:`weighted_auc`, what ranks them); ``held_out_normal``: the chosen one's
+    training clips; ``weighted``: :func:`weighted_auc`, what ranks them); ``n_fault_clips``: the confirmed faults
+    among the pseudo-anomalies; ``held_out_normal``: the chosen one's
     scores of held-out normal clips (for the first threshold); ``clear``: whether one candidate beat the rest
     beyond the uncertainty; ``note``: the result in words.
     """
@@ -71,6 +77,7 @@ class Choice:
     clear: bool
     note: str
     members: list[str] = field(default_factory=list)
+    n_fault_clips: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,14 +129,16 @@ def cross_validate(
     candidates: dict[str, tuple[str, dict]],
     *,
     others: Sequence[Sequence[np.ndarray]] = (),
+    faults: Sequence[np.ndarray] = (),
     params: FeatureParams = FeatureParams(),
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per candidate label: ``{"normal": [held-out normal scores], "pseudo": [scores], "kinds": [kind per pseudo
-    score], "fold_aucs": [pseudo-AUC per fold]}`` from cross-validation on the normal ``clips`` only.  A detector
-    with ``fit_folds`` fits every fold before the folds are scored, more cheaply than a ``fit`` per fold
-    (machine_id: one Keras model for all folds; frame_knn: no scores of the training clips)."""
+    score], "fold_aucs": [pseudo-AUC per fold]}`` from cross-validation on the normal ``clips`` (and ``faults``,
+    this machine's confirmed faults, scored by every fold as pseudo-anomalies; no detector learns from them).
+    A detector with ``fit_folds`` fits every fold before the folds are scored, more cheaply than a ``fit`` per
+    fold (machine_id: one Keras model for all folds; frame_knn: no scores of the training clips)."""
     rng = np.random.default_rng(seed)
     others_fit, others_test = _split_others(others)
     folds = _folds(len(clips), seed)
@@ -141,7 +150,7 @@ def cross_validate(
         held = [clips[i] for i in fold]
         train = [c for i, c in enumerate(clips) if i not in set(fold.tolist())]
         pseudo = [(kind, synthetic_fault(c, kind, rng, params)) for c in held for kind in FAULT_KINDS]
-        pseudo += [("other_machines", c) for c in others_test]
+        pseudo += [("other_machines", c) for c in others_test] + [(FAULTS, c) for c in faults[:MAX_FAULT_CLIPS]]
         y = np.r_[np.zeros(len(held), bool), np.ones(len(pseudo), bool)]
         queries = held + [p for _, p in pseudo]
         for label, (name, hyper) in candidates.items():
@@ -174,15 +183,20 @@ def _evidence(record: dict[str, Any]) -> dict[str, Any]:
             "weighted": round(weighted_auc(by_kind), 3)}  # fmt: skip
 
 
-def weighted_auc(by_kind: dict[str, float], other_weight: float = OTHER_WEIGHT) -> float:
+def weighted_auc(by_kind: dict[str, float], other_weight: float = OTHER_WEIGHT, fault_weight: float = FAULT_WEIGHT,
+                 ) -> float:  # fmt: skip
     """The weighted pseudo-AUC of one candidate from its pseudo-AUC per evidence kind: the mean over the synthetic
     fault kinds, or, with ``other_machines`` evidence, ``other_weight`` (:data:`OTHER_WEIGHT`) times that plus the
-    rest times the synthetic mean (a candidate that tells this machine from real sounds of its type counts most)."""
-    synthetic = [auc for kind, auc in by_kind.items() if kind != "other_machines"]
-    mean = float(np.mean(synthetic)) if synthetic else 0.5
-    if "other_machines" not in by_kind:
-        return mean
-    return other_weight * float(by_kind["other_machines"]) + (1.0 - other_weight) * mean
+    rest times the synthetic mean (a candidate that tells this machine from real sounds of its type counts most);
+    with :data:`FAULTS` evidence (confirmed faults of this machine), ``fault_weight`` (:data:`FAULT_WEIGHT`) times
+    that plus the rest times the figure without it."""
+    synthetic = [auc for kind, auc in by_kind.items() if kind not in ("other_machines", FAULTS)]
+    figure = float(np.mean(synthetic)) if synthetic else 0.5
+    if "other_machines" in by_kind:
+        figure = other_weight * float(by_kind["other_machines"]) + (1.0 - other_weight) * figure
+    if FAULTS in by_kind:
+        figure = fault_weight * float(by_kind[FAULTS]) + (1.0 - fault_weight) * figure
+    return figure
 
 
 def _ranks_left_out(reference: Sequence[float]) -> np.ndarray:
@@ -248,6 +262,10 @@ def _note(n: int, chosen: str, evidence: dict[str, dict[str, Any]], members: lis
                 f"a rank-averaged ensemble of them (weighted pseudo-AUC {fig('ensemble')})")  # fmt: skip
     if n < FEW_CLIPS:
         text += f". Only {n} normal training clips: this choice is a guess; label clips and retrain to firm it up"
+    if FAULTS in evidence[chosen]["by_kind"]:
+        return text + (f". The team's confirmed faults of this machine weigh {FAULT_WEIGHT:.0%} (pseudo-AUC "
+                       f"{evidence[chosen]['by_kind'][FAULTS]:.2f} on them); the other pseudo-anomalies are synthetic "
+                       "faults and other machines' clips, not real faults")  # fmt: skip
     return text + ". Pseudo-anomalies are synthetic faults and other machines' clips, not real faults"
 
 
@@ -255,32 +273,35 @@ def choose_detector(
     clips: Sequence[np.ndarray],
     others: Sequence[Sequence[np.ndarray]] = (),
     *,
+    faults: Sequence[np.ndarray] = (),
     params: FeatureParams = FeatureParams(),
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Choice:
     """Choose a detector for one machine from its normal training ``clips`` (feature arrays) and ``others`` (per
     other machine of the same type, its normal training clips), by cross-validation against pseudo-anomalies
-    (module docstring).  Never sees a test clip: the caller passes training data only."""
+    (module docstring), and ``faults`` (this machine's confirmed faults outside the test split, at most
+    :data:`MAX_FAULT_CLIPS`, as pseudo-anomalies).  Never sees a test clip: the caller passes training data only."""
     n = len(clips)
     if n < MIN_CLIPS:
         return Choice("mahalanobis", "mahalanobis", {}, {}, [], n, 0, 0, False,
                       f"only {n} normal training clips: too few to cross-validate, so mahalanobis by default "
                       "(a guess); add normal clips and retrain")  # fmt: skip
     candidates = dict(CANDIDATES) | ({"machine_id": MACHINE_ID_CANDIDATE} if _split_others(others)[1] else {})
-    records = cross_validate(clips, candidates, others=others, params=params, seed=seed, progress=progress)
+    records = cross_validate(clips, candidates, others=others, faults=faults, params=params, seed=seed,
+                             progress=progress)
     evidence = {label: _evidence(record) for label, record in records.items()}
     members, clear = _pick(evidence)
-    n_other = len(_split_others(others)[1])
+    n_other, n_faults = len(_split_others(others)[1]), min(len(faults), MAX_FAULT_CLIPS)
     if len(members) == 1:
         label = members[0]
         name, hyper = candidates[label]
         return Choice(label, name, dict(hyper), evidence, records[label]["normal"], n, len(records[label]["fold_aucs"]),
-                      n_other, clear, _note(n, label, evidence, members, clear))  # fmt: skip
+                      n_other, clear, _note(n, label, evidence, members, clear), n_fault_clips=n_faults)  # fmt: skip
     records["ensemble"] = _ensemble_record(records, members)
     evidence["ensemble"] = _evidence(records["ensemble"])
     hyper = {"members": [{"label": m, "detector": candidates[m][0], "params": candidates[m][1]} for m in members],
              "references": [records[m]["normal"] for m in members]}  # fmt: skip
     return Choice("ensemble", "ensemble", hyper, evidence, records["ensemble"]["normal"], n,
                   len(records[members[0]]["fold_aucs"]), n_other, False,
-                  _note(n, "ensemble", evidence, members, False), members)  # fmt: skip
+                  _note(n, "ensemble", evidence, members, False), members, n_faults)  # fmt: skip

@@ -117,14 +117,17 @@ def compare_detectors(machine: str, *, url: str | None = None) -> list[dict]:
     return sorted(rows, key=lambda r: -(r["auc"] if r["auc"] is not None else -1))
 
 
-CHOICE_KEYS = ("chosen", "detector", "members", "clear", "note", "n_clips", "folds", "n_other_clips", "evidence")
+CHOICE_KEYS = ("chosen", "detector", "members", "clear", "note", "n_clips", "folds", "n_other_clips", "n_fault_clips",
+               "evidence")  # fmt: skip
 
 
 def automatic_choice(machine: str, *, url: str | None = None) -> dict | None:
     """The newest automatic choice (``train --detector auto``) for ``machine`` (``type/id``), made from its training
     clips only, or ``None``: ``{"model_id", "version", "trained_at", "chosen", "detector", "members", "clear", "note",
-    "n_clips", "folds", "n_other_clips", "evidence": {candidate: {"auc", "se", "by_kind"}}}`` (pseudo-AUC: held-out
-    normal training clips against synthetic faults and other machines' clips)."""
+    "n_clips", "folds", "n_other_clips", "n_fault_clips", "evidence": {candidate: {"auc", "se", "by_kind",
+    "weighted"}}}`` (pseudo-AUC: held-out normal training clips against synthetic faults, other machines' clips and
+    the machine's confirmed faults outside the test split; ``n_fault_clips`` 0 for choices made before they
+    counted)."""
     with session_scope(url) as session:
         m = machine_named(session, machine)
         for model in models_for(session, m):  # newest first
@@ -135,7 +138,9 @@ def automatic_choice(machine: str, *, url: str | None = None) -> dict | None:
                     "version": model.version,
                     "trained_at": model.provenance.get("trained_at"),
                 }
-                return found | {key: choice.get(key) for key in CHOICE_KEYS}
+                record = {key: choice.get(key) for key in CHOICE_KEYS}
+                record["n_fault_clips"] = record["n_fault_clips"] or 0  # a choice made before faults counted
+                return found | record
     return None
 
 

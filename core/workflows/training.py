@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.access import Action, Actor, on_behalf_of, require, worker_name
 from core.detection.ensemble import fit_detector
 from core.detection.registry import AUTO, CHOSEN_ONLY, DEFAULT_DETECTOR, SUPERVISED, detector_class
-from core.detection.selection import MAX_OTHER_CLIPS, choose_detector
+from core.detection.selection import MAX_FAULT_CLIPS, MAX_OTHER_CLIPS, choose_detector
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold, prediction_threshold
 from core.errors import BadInputError, NoModelError, Reason
 from core.settings import TrainFrom, settings
@@ -83,6 +83,7 @@ class LearningPlan:
     left_out: dict[str, list[int]]
     train_from: TrainFrom
     siblings: list[list[Clip]] = field(default_factory=list)  # per other machine of the type: its training clips
+    faults: list[Clip] = field(default_factory=list)  # abnormal clips outside the test split (confirmed faults)
 
 
 @dataclass
@@ -110,20 +111,23 @@ def clips_to_learn(session: Session, machine_pks: list[int], train_from: TrainFr
     """What a detector of these machines learns normal from, under the label policy's training rule
     (:func:`core.workflows.labels.why_not_learned`, ``train_from`` defaulting to ``TRAIN_FROM_VERDICTS``): the
     normal clips of the training split that no verdict contradicts, plus the field clips the team labelled
-    normal (trusted labels only, by default); and what it leaves out, and why."""
+    normal (trusted labels only, by default); and what it leaves out, and why (the abnormal ones, outside the test
+    split, are the confirmed faults the automatic choice weighs)."""
     train_from = TrainFrom(train_from or settings().train_from_verdicts)
     candidates = clips_outside_test(session, machine_pks)
     labels = labels_for_machines(session, candidates, machine_pks)
-    clips, left_out = [], {}
+    clips, left_out, faults = [], {}, []
     for clip in candidates:
         why = why_not_learned(labels[clip.id], train_from)
         if why is None:
             clips.append(clip)
         elif why is not NotLearned.NOT_JUDGED or clip.split != "none":
             left_out.setdefault(why.value, []).append(clip.id)
+        if why is NotLearned.ABNORMAL:
+            faults.append(clip)
     from_verdicts = {c.id: labels[c.id].quality.value for c in clips
                      if labels[c.id].source is not LabelSource.GROUND_TRUTH}  # fmt: skip
-    return LearningPlan(clips, from_verdicts, left_out, train_from)
+    return LearningPlan(clips, from_verdicts, left_out, train_from, faults=faults)
 
 
 def training_scopes(machines: list[Machine], per_type: bool) -> dict[str, list[Machine]]:
@@ -427,15 +431,18 @@ def _train_scope(
         )  # fmt: skip
 
 
+def _features_at(run: _Run, clips: list[Clip], sample_rate: int | None, feature_params: FeatureParams) -> list:
+    """The features of the readable ``clips`` at ``sample_rate`` (on the run's engine, read through the clip store
+    as every clip is); the others are skipped."""
+    paths = [clip.path for clip in clips if clip.sample_rate == sample_rate]
+    features = run.features(paths, feature_params).features if paths else {}
+    return [features[p] for p in paths if p in features]
+
+
 def _sibling_features(run: _Run, plan: LearningPlan, sample_rate: int | None, feature_params: FeatureParams,
                       ) -> list[list]:  # fmt: skip
-    """Per other machine of the type, the features of its readable training clips at ``sample_rate`` (on the run's
-    engine, read through the clip store as every clip is)."""
-    out = []
-    for clips in plan.siblings:
-        paths = [clip.path for clip in clips if clip.sample_rate == sample_rate]
-        features = run.features(paths, feature_params).features if paths else {}
-        out.append([features[p] for p in paths if p in features])
+    """Per other machine of the type, the features of its readable training clips at ``sample_rate``."""
+    out = [_features_at(run, clips, sample_rate, feature_params) for clips in plan.siblings]
     return [group for group in out if group]
 
 
@@ -444,7 +451,8 @@ def _fit(run: _Run, features: list, plan: LearningPlan, sample_rate: int | None,
     """``(fitted detector, first threshold, its method, its reason, the choice's record or None)``.
 
     ``run.detector`` as asked, its threshold a gamma fit to its training scores; or, for ``auto``, the detector
-    :func:`core.detection.selection.choose_detector` picks from the training clips (and the type's other machines'),
+    :func:`core.detection.selection.choose_detector` picks from the training clips (and the type's other machines',
+    and the confirmed faults of the plan),
     its threshold the upper prediction bound (:func:`core.detection.thresholds.prediction_threshold`) of its
     scores of *held-out* normal training clips (cross-validation): a plug-in quantile of a few scores sits too
     low, the bound keeps about ``1 - DEFAULT_QUANTILE`` (10%) of new normal clips flagged before any verdict."""
@@ -460,7 +468,8 @@ def _fit(run: _Run, features: list, plan: LearningPlan, sample_rate: int | None,
             None,
         )
     others = _sibling_features(run, plan, sample_rate, feature_params)
-    choice = choose_detector(features, others, params=feature_params, progress=progress)
+    faults = _features_at(run, plan.faults[:MAX_FAULT_CLIPS], sample_rate, feature_params)
+    choice = choose_detector(features, others, faults=faults, params=feature_params, progress=progress)
     model = fit_detector(detector_class(choice.detector)(feature_params, **choice.params), features, others)
     held_out = choice.held_out_normal if len(choice.held_out_normal) >= 2 else model.decision_scores_
     which = "held-out (cross-validated)" if len(choice.held_out_normal) >= 2 else "training"

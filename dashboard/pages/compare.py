@@ -195,15 +195,17 @@ def automatic_choice_section(machine: str) -> None:
     text += f"{md_literal(choice['note'])}."
     (st.success if choice["clear"] and choice["n_clips"] >= 8 else st.warning)(text)
     kinds = sorted({k for e in choice["evidence"].values() for k in e["by_kind"]})
+    ranked = sorted(choice["evidence"].items(), key=lambda item: -item[1].get("weighted", item[1]["auc"]))
     table = pd.DataFrame(
-        [{"candidate": label, "pseudo-AUC": e["auc"], "± (s.e.)": e["se"], **{k: e["by_kind"].get(k) for k in kinds}}
-         for label, e in sorted(choice["evidence"].items(), key=lambda item: -item[1]["auc"])]
+        [{"candidate": label, "weighted pseudo-AUC": e.get("weighted", e["auc"]), "pseudo-AUC": e["auc"],
+          "± (s.e.)": e["se"], **{k: e["by_kind"].get(k) for k in kinds}} for label, e in ranked]
     )  # fmt: skip
     st.dataframe(table, hide_index=True)
     st.caption(f"{choice['n_clips']} normal training clips, {choice['folds']} cross-validation folds, "
-               f"{choice['n_other_clips']} clips of other machines as pseudo-anomalies. Pseudo-AUC: how well a "
-               "candidate ranks held-out normal clips below pseudo-anomalies; the test split is never "
-               "used.")  # fmt: skip
+               f"{choice['n_other_clips']} clips of other machines and {choice['n_fault_clips']} confirmed faults of "
+               "this machine (abnormal clips outside the test split) as pseudo-anomalies. Pseudo-AUC: how well a "
+               "candidate ranks held-out normal clips below pseudo-anomalies; the weighted one ranks the candidates. "
+               "The test split is never used.")  # fmt: skip
 
 
 def render() -> None:

@@ -230,6 +230,11 @@ def test_automatic_choice_section_shows_the_choice_its_evidence_and_uncertainty(
     verdicts = [m.value for m in [*app.success, *app.warning] if m.value.startswith("Chosen: ")]
     assert len(verdicts) == 1 and md_literal(choice["note"]) in verdicts[0]
     (evidence,) = [d.value for d in app.dataframe if "pseudo-AUC" in d.value.columns]
-    assert list(evidence["candidate"]) == sorted(choice["evidence"], key=lambda k: -choice["evidence"][k]["auc"])
-    assert {"pseudo-AUC", "± (s.e.)", "tone", "impulses", "band_noise", "gain"} <= set(evidence.columns)
-    assert any("the test split is never used" in c.value for c in app.caption)
+    # ranked as the choice ranks them: by the weighted pseudo-AUC, the chosen one first
+    assert list(evidence["candidate"]) == sorted(choice["evidence"], key=lambda k: -choice["evidence"][k]["weighted"])
+    if choice["chosen"] != "ensemble":
+        assert evidence["candidate"].iloc[0] == choice["chosen"]
+    assert {"weighted pseudo-AUC", "pseudo-AUC", "± (s.e.)", "tone", "impulses", "band_noise", "gain"} <= set(
+        evidence.columns)  # fmt: skip
+    (caption,) = [c.value for c in app.caption if "The test split is never used" in c.value]
+    assert f"{choice['n_other_clips']} clips of other machines and 0 confirmed faults of this machine" in caption

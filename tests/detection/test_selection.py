@@ -8,6 +8,8 @@ import pytest
 from core.detection.ensemble import rank_against
 from core.detection.selection import (
     FAULT_KINDS,
+    FAULT_WEIGHT,
+    FAULTS,
     OTHER_WEIGHT,
     _pick,
     _ranks_left_out,
@@ -47,8 +49,10 @@ def test_choice_records_evidence_and_says_when_it_is_a_guess():
     assert few.detector == "mahalanobis" and few.evidence == {} and "guess" in few.note
 
 
-def _ev(auc: float, se: float, other: float | None = None, synthetic: float = 0.8) -> dict:
+def _ev(auc: float, se: float, other: float | None = None, synthetic: float = 0.8, faults: float | None = None,
+        ) -> dict:  # fmt: skip
     by_kind = dict.fromkeys(FAULT_KINDS, synthetic) | ({} if other is None else {"other_machines": other})
+    by_kind |= {} if faults is None else {FAULTS: faults}
     return {"auc": auc, "se": se, "by_kind": by_kind, "weighted": weighted_auc(by_kind)}
 
 
@@ -70,3 +74,29 @@ def test_ensemble_held_out_ranks_are_taken_against_the_other_references():
     np.testing.assert_allclose(ranks[1], rank_against([2.0], [1.0, 3.0, 4.0, 10.0])[0])
     # the highest reference ranks past every other one (above 1), not at the in-sample mid-step 0.9
     assert ranks[-1] > 1.0 and rank_against([10.0], reference)[0] == pytest.approx(0.9)
+
+
+def test_confirmed_faults_weigh_half_on_top_of_the_rest():
+    rest = dict.fromkeys(FAULT_KINDS, 0.6) | {"other_machines": 1.0}
+    expected = FAULT_WEIGHT * 0.2 + (1 - FAULT_WEIGHT) * weighted_auc(rest)
+    assert weighted_auc(rest | {FAULTS: 0.2}) == pytest.approx(expected)
+    assert weighted_auc(dict.fromkeys(FAULT_KINDS, 0.6) | {FAULTS: 1.0}) == pytest.approx(0.8)  # 0.5 x 1 + 0.5 x 0.6
+    # the candidate that tells the machine from its siblings best loses to one that separates its real faults
+    evidence = {"siblings": _ev(0.8, 0.05, other=1.0, synthetic=0.6, faults=0.4),
+                "faults": _ev(0.8, 0.05, other=0.8, synthetic=0.6, faults=1.0)}  # fmt: skip
+    assert _pick(evidence)[0] == ["faults"]
+
+
+def test_confirmed_faults_are_pseudo_anomalies_of_every_fold_and_said_in_the_note():
+    normal, faults = clips(1, 6), clips(2, 3, abnormal=True)
+    choice = choose_detector(normal, faults=faults)
+    assert choice.n_fault_clips == 3 and choice.folds == 6
+    for label, evidence in choice.evidence.items():
+        assert set(evidence["by_kind"]) == set(FAULT_KINDS) | {FAULTS}, label
+        assert evidence["weighted"] == pytest.approx(weighted_auc(evidence["by_kind"]), abs=1e-3)
+    chosen = choice.evidence[choice.chosen]["by_kind"][FAULTS]
+    assert chosen > 0.9  # the test plant's faults are plain: the choice separates them from held-out normals
+    assert "confirmed faults of this machine weigh 50%" in choice.note and f"{chosen:.2f} on them" in choice.note
+    without = choose_detector(normal)
+    assert without.n_fault_clips == 0 and all(FAULTS not in e["by_kind"] for e in without.evidence.values())
+    assert "confirmed" not in without.note

@@ -178,3 +178,42 @@ def test_suggested_detector_is_the_automatic_choice_made_without_the_test_split(
     assert automatic_choice("fan/id_02") is None
     with pytest.raises(BadInputError, match="no such machine 'fan/id_09'"):
         suggested_detector("fan/id_09")
+    assert again["n_fault_clips"] == 0  # abnormal clips of the test split are never evidence
+
+
+@pytest.mark.slow
+def test_faults_the_team_confirms_outside_the_test_split_inform_the_choice(plant, tmp_path):
+    """Field snippets a pilot confirms abnormal are pseudo-anomalies of the next automatic choice; a verdict on a
+    test-split clip is not (the test split stays unseen)."""
+    import soundfile as sf
+
+    from core.detection.selection import FAULTS
+    from core.workflows.ingest import ingest
+    from core.workflows.triage import record_verdict
+    from tests.conftest import write_wav
+
+    with session_scope() as session:
+        test_faults = session.scalars(
+            select(Clip).join(Clip.machine)
+            .where(Machine.machine_id == "id_00", Clip.split == "test", Clip.label == "abnormal").limit(3)
+        ).all()  # fmt: skip
+        sources, test_fault = [c.path for c in test_faults[:2]], test_faults[2].id
+    field = []
+    for k, source in enumerate(sources):  # the same faults recorded again in the field (other bytes: not duplicates)
+        audio, rate = sf.read(source)
+        field.append(str(write_wav(tmp_path / "field" / "fan" / "id_00" / f"snippet_{k}.wav", 0.9 * audio,
+                                   sr=rate).resolve()))  # fmt: skip
+    assert ingest([str(tmp_path / "field")]).ingested == 2
+    with session_scope() as session:
+        field_ids = session.scalars(select(Clip.id).where(Clip.path.in_(field))).all()
+    for clip_id in field_ids:
+        record_verdict(clip_id, "alice", "abnormal", anomaly_type="bearing")
+    record_verdict(test_fault, "alice", "abnormal", anomaly_type="bearing")
+
+    (trained,) = train("fan/id_00", detector="auto").trained
+    choice = automatic_choice("fan/id_00")
+    assert choice["model_id"] == trained.model_id and choice["n_fault_clips"] == 2
+    assert all(FAULTS in e["by_kind"] for e in choice["evidence"].values())
+    assert "confirmed faults of this machine" in choice["note"]
+    with session_scope() as session:
+        assert not set(field_ids) & set(session.get(DetectorModel, trained.model_id).provenance["clip_ids"])
