@@ -14,6 +14,10 @@ product reads: MIMII, DCASE) that has enough labelled clips, on few-shot splits 
 set), and prints AUC and pAUC (FPR <= 0.1) per machine and in mean, and the share of test normals the automatic
 choice's first threshold flags (per machine, with a 95% binomial interval).
 
+``--real DIR --faults K`` is the same after a first day of triage: ``K`` abnormal clips of each machine (drawn per
+seed) are faults the team confirmed, outside the test split; every detector is graded on the rest, and
+``auto+faults`` (the automatic choice weighing them) runs beside ``auto`` (the choice without them).
+
 ``--real DIR --weight-check`` checks the automatic choice's one tuned constant, ``OTHER_WEIGHT``, on machines it was
 not tuned on: one cross-validation run and one fit of every candidate per split (the first ``--train-sizes``), then
 for each machine the weight (from 0.5 to 1.0) that does best on the *other* machines, applied to this one.
@@ -119,8 +123,9 @@ def _siblings(machines: dict, key: str) -> list[list]:
             if normal and other.split("/")[1] == kind and other.split("/")[2] != machine_id]  # fmt: skip
 
 
-def _fit_score(label: str, train: list, test: list, others: list, epochs: int) -> tuple:
-    """``(test scores, first threshold or None)`` of one detector configuration or ``auto``."""
+def _fit_score(label: str, train: list, test: list, others: list, epochs: int, faults: list = ()) -> tuple:
+    """``(test scores, first threshold or None, chosen or None)`` of one detector configuration, ``auto`` or
+    ``auto+faults`` (the choice weighing ``faults``, confirmed faults outside the test set)."""
     import numpy as np
 
     from core.detection.ensemble import fit_detector
@@ -128,8 +133,8 @@ def _fit_score(label: str, train: list, test: list, others: list, epochs: int) -
     from core.detection.selection import choose_detector
     from core.detection.thresholds import DEFAULT_QUANTILE, prediction_threshold
 
-    if label == "auto":
-        choice = choose_detector(train, others)
+    if label in ("auto", "auto+faults"):
+        choice = choose_detector(train, others, faults=faults if label == "auto+faults" else ())
         model = fit_detector(detector_class(choice.detector)(**choice.params), train, others)
         reference = choice.held_out_normal if len(choice.held_out_normal) >= 2 else model.decision_scores_
         threshold = prediction_threshold(np.asarray(reference), DEFAULT_QUANTILE)
@@ -155,10 +160,22 @@ def few_shot_split(normal: list, abnormal: list, n_train: int, seed: int) -> tup
     return [normal[i] for i in order[:n_train]], test, np.r_[np.zeros(len(test), bool), np.ones(len(abnormal), bool)]
 
 
-def real_benchmark(root: Path, train_sizes: list[int], seeds: int, epochs: int, detectors: list[str]) -> list[dict]:
+def confirmed_faults(abnormal: list, k: int, seed: int) -> tuple[list, list]:
+    """``(faults, test abnormals)``: ``k`` abnormal clips drawn with ``seed`` as faults the team confirmed outside
+    the test split, and the others."""
+    import numpy as np
+
+    order = np.random.default_rng(1_000 + seed).permutation(len(abnormal))
+    return [abnormal[i] for i in order[:k]], [abnormal[i] for i in order[k:]]
+
+
+def real_benchmark(root: Path, train_sizes: list[int], seeds: int, epochs: int, detectors: list[str],
+                   faults: int = 0) -> list[dict]:  # fmt: skip
     """One row per machine, training size, seed and detector: ``{"machine", "n_train", "seed", "detector", "auc",
     "pauc", "flagged_normal", "n_test_normal", "chosen"}`` (``flagged_normal``: how many of the ``n_test_normal``
-    test normals score above the automatic choice's first threshold; None for the other detectors)."""
+    test normals score above the automatic choice's first threshold; None for the other detectors).  With
+    ``faults``, that many abnormal clips per split are confirmed faults (:func:`confirmed_faults`), out of the test
+    set; machines with fewer than ``faults + 2`` abnormal clips are skipped."""
     import numpy as np
 
     from core.detection.metrics import partial_auc, roc_auc
@@ -168,14 +185,15 @@ def real_benchmark(root: Path, train_sizes: list[int], seeds: int, epochs: int, 
     for key, (normal, abnormal) in sorted(machines.items()):
         others = _siblings(machines, key)
         for n_train in train_sizes:
-            if len(normal) < n_train + 2 or not abnormal:
+            if len(normal) < n_train + 2 or len(abnormal) < (faults + 2 if faults else 1):
                 continue
             for seed in range(seeds):
-                train, test, y = few_shot_split(normal, abnormal, n_train, seed)
+                confirmed, graded = confirmed_faults(abnormal, faults, seed)
+                train, test, y = few_shot_split(normal, graded, n_train, seed)
                 for label in detectors:
                     if label == "machine_id" and not others:
                         continue
-                    scores, threshold, chosen = _fit_score(label, train, test + abnormal, others, epochs)
+                    scores, threshold, chosen = _fit_score(label, train, test + graded, others, epochs, confirmed)
                     flagged = None if threshold is None else int(np.sum(scores[: len(test)] > threshold))
                     rows.append({"machine": key, "n_train": n_train, "seed": seed, "detector": label,
                                  "auc": roc_auc(y, scores), "pauc": partial_auc(y, scores),
@@ -306,10 +324,12 @@ def print_real(rows: list[dict]) -> None:
     for n in sorted({g[1] for g in groups}):
         print(f"{'mean, ' + str(n) + ' normals to train on':<34}{n:>3}" + "".join(
             cell([r for r in rows if r["n_train"] == n and r["detector"] == d]) for d in detectors))  # fmt: skip
-    auto = [r for r in rows if r["detector"] == "auto"]
-    if auto:
+    for label in ("auto", "auto+faults"):
+        auto = [r for r in rows if r["detector"] == label]
+        if not auto:
+            continue
         chosen = ", ".join(f"{k} x{v}" for k, v in sorted(_count(r["chosen"] for r in auto).items()))
-        print(f"auto: first threshold flags {_flagged(auto)} of test normals; chosen: {chosen}")
+        print(f"{label}: first threshold flags {_flagged(auto)} of test normals; chosen: {chosen}")
         for machine, n in groups:
             picked = [r for r in auto if (r["machine"], r["n_train"]) == (machine, n)]
             print(f"  {machine:<32}{n:>3}  {_flagged(picked)}")
@@ -348,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-sizes", type=int, nargs="+", default=[6, 12], help="normals to train on (6 12)")
     parser.add_argument("--seeds", type=int, default=3, help="random few-shot splits per size (default 3)")
     parser.add_argument("--detectors", nargs="+", default=REAL_DETECTORS, help="with --real: what to run")
+    parser.add_argument("--faults", type=int, default=0, help="with --real: abnormal clips per machine the team "
+                        "confirmed before the test (out of it); adds auto+faults, the choice weighing them")
     parser.add_argument("--weight-check", action="store_true", help="with --real: instead of the table, choose "
                         "OTHER_WEIGHT per machine on the other machines only (nested)")  # fmt: skip
     args = parser.parse_args(argv)
@@ -358,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.weight_check:
             print_weight_check(candidate_runs(args.real, args.train_sizes[0], args.seeds), WEIGHTS)
         else:
-            print_real(real_benchmark(args.real, args.train_sizes, args.seeds, args.epochs, args.detectors))
+            extra = ["auto+faults"] if args.faults and "auto+faults" not in args.detectors else []
+            detectors = args.detectors + extra
+            print_real(real_benchmark(args.real, args.train_sizes, args.seeds, args.epochs, detectors, args.faults))
         print(f"took {time.perf_counter() - started:.0f} s")
         return 0
 
