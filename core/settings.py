@@ -77,9 +77,9 @@ VARIABLES: tuple[Variable, ...] = (
              "per machine, the share of flagged clips (chosen by a hash of the clip id, the same in every session) "
              "that two different annotators must judge before it leaves the triage queue (a number from 0 to 1)"),
     Variable("TRAIN_FROM_VERDICTS", "trusted",
-             "which pilot verdicts make a field clip training data for the unsupervised detectors: trusted (two "
-             "annotators agree, an adjudication, or one verdict by an engineer or higher) or any (any standing "
-             "normal verdict)"),
+             "which pilot verdicts make a field clip training data for the unsupervised detectors, or a confirmed "
+             "fault for the automatic choice: trusted (two annotators agree, an adjudication, or one verdict by an "
+             "engineer or higher) or any (any standing verdict)"),
     Variable("NOTIFY_WEBHOOK_URL", "none", "an http(s) URL that watch POSTs new flags to as JSON (also --webhook); "
                                            "no user name or password in it"),
     Variable("PUBLIC_URL", "none",

@@ -261,11 +261,16 @@ def decide(
     return Decision(LabelState.UNSURE if Verdict.UNSURE in said else LabelState.UNLABELLED)
 
 
+def _by_default(clip: ClipLabel) -> ClipLabel:
+    """``clip`` decided under the default precedence, whatever precedence it was decided with."""
+    return replace(clip, decision=decide(clip.truth, _said(clip), DEFAULT_PREFER, _ruled(clip)))
+
+
 def why_not_learned(clip: ClipLabel, train_from: TrainFrom | str = TrainFrom.TRUSTED) -> NotLearned | None:
     """Rule 7: None when an unsupervised detector may learn the clip as a normal one, else why not.
 
     The clip is judged under the default precedence whatever precedence ``clip`` was decided with."""
-    clip = replace(clip, decision=decide(clip.truth, _said(clip), DEFAULT_PREFER, _ruled(clip)))
+    clip = _by_default(clip)
     if clip.split not in (Split.TRAIN, Split.NONE):
         return NotLearned.TEST_SPLIT
     if clip.label is None:
@@ -281,6 +286,16 @@ def why_not_learned(clip: ClipLabel, train_from: TrainFrom | str = TrainFrom.TRU
     if TrainFrom(train_from) is TrainFrom.ANY or clip.trusted:
         return None
     return NotLearned.SECOND_OPINION
+
+
+def is_confirmed_fault(clip: ClipLabel, train_from: TrainFrom | str = TrainFrom.TRUSTED) -> bool:
+    """Rule 7's other side: whether the automatic choice may weigh the clip as a fault of its machine.  Outside the
+    test split and abnormal under the default precedence, from the layout, or from the team's word when it is
+    trusted as a normal label must be to teach (``train_from``): one pilot's word sways no choice by default."""
+    clip = _by_default(clip)
+    if clip.split not in (Split.TRAIN, Split.NONE) or clip.label != Label.ABNORMAL:
+        return False
+    return clip.source is LabelSource.GROUND_TRUTH or TrainFrom(train_from) is TrainFrom.ANY or clip.trusted
 
 
 def needs_two_annotators(clip_id: int, overlap_fraction: float) -> bool:

@@ -29,7 +29,7 @@ from core.vocabulary import Engine, LabelSource
 from core.workflows.audit import record_event
 from core.workflows.catalogue import machine_named, machines_named
 from core.workflows.clip_store import open_clip
-from core.workflows.labels import NotLearned, labels_for_machines, why_not_learned
+from core.workflows.labels import NotLearned, is_confirmed_fault, labels_for_machines, why_not_learned
 from core.workflows.model_store import staged_artifact
 from core.workflows.scoring import ScoreReport, score_with_model, wrong_sample_rate
 from db.models import Clip, DetectorModel, Machine
@@ -83,7 +83,7 @@ class LearningPlan:
     left_out: dict[str, list[int]]
     train_from: TrainFrom
     siblings: list[list[Clip]] = field(default_factory=list)  # per other machine of the type: its training clips
-    faults: list[Clip] = field(default_factory=list)  # abnormal clips outside the test split (confirmed faults)
+    faults: list[Clip] = field(default_factory=list)  # trusted abnormal clips outside the test split
 
 
 @dataclass
@@ -111,8 +111,8 @@ def clips_to_learn(session: Session, machine_pks: list[int], train_from: TrainFr
     """What a detector of these machines learns normal from, under the label policy's training rule
     (:func:`core.workflows.labels.why_not_learned`, ``train_from`` defaulting to ``TRAIN_FROM_VERDICTS``): the
     normal clips of the training split that no verdict contradicts, plus the field clips the team labelled
-    normal (trusted labels only, by default); and what it leaves out, and why (the abnormal ones, outside the test
-    split, are the confirmed faults the automatic choice weighs)."""
+    normal (trusted labels only, by default); and what it leaves out, and why; and the confirmed faults the
+    automatic choice weighs (:func:`core.workflows.labels.is_confirmed_fault`)."""
     train_from = TrainFrom(train_from or settings().train_from_verdicts)
     candidates = clips_outside_test(session, machine_pks)
     labels = labels_for_machines(session, candidates, machine_pks)
@@ -123,7 +123,7 @@ def clips_to_learn(session: Session, machine_pks: list[int], train_from: TrainFr
             clips.append(clip)
         elif why is not NotLearned.NOT_JUDGED or clip.split != "none":
             left_out.setdefault(why.value, []).append(clip.id)
-        if why is NotLearned.ABNORMAL:
+        if is_confirmed_fault(labels[clip.id], train_from):
             faults.append(clip)
     from_verdicts = {c.id: labels[c.id].quality.value for c in clips
                      if labels[c.id].source is not LabelSource.GROUND_TRUTH}  # fmt: skip

@@ -183,8 +183,9 @@ def test_suggested_detector_is_the_automatic_choice_made_without_the_test_split(
 
 @pytest.mark.slow
 def test_faults_the_team_confirms_outside_the_test_split_inform_the_choice(plant, tmp_path):
-    """Field snippets a pilot confirms abnormal are pseudo-anomalies of the next automatic choice; a verdict on a
-    test-split clip is not (the test split stays unseen)."""
+    """Field snippets the team confirms abnormal (trusted: two pilots agree) are pseudo-anomalies of the next
+    automatic choice; one pilot's word is not, by default, nor a verdict on a test-split clip (the test split stays
+    unseen)."""
     import soundfile as sf
 
     from core.detection.selection import FAULTS
@@ -206,13 +207,14 @@ def test_faults_the_team_confirms_outside_the_test_split_inform_the_choice(plant
     assert ingest([str(tmp_path / "field")]).ingested == 2
     with session_scope() as session:
         field_ids = session.scalars(select(Clip.id).where(Clip.path.in_(field))).all()
-    for clip_id in field_ids:
+    for clip_id in [*field_ids, test_fault]:
         record_verdict(clip_id, "alice", "abnormal", anomaly_type="bearing")
-    record_verdict(test_fault, "alice", "abnormal", anomaly_type="bearing")
+    for clip_id in (field_ids[0], test_fault):  # a second pilot agrees on one field clip, and on the test clip
+        record_verdict(clip_id, "bob", "abnormal", anomaly_type="bearing")
 
     (trained,) = train("fan/id_00", detector="auto").trained
     choice = automatic_choice("fan/id_00")
-    assert choice["model_id"] == trained.model_id and choice["n_fault_clips"] == 2
+    assert choice["model_id"] == trained.model_id and choice["n_fault_clips"] == 1
     assert all(FAULTS in e["by_kind"] for e in choice["evidence"].values())
     assert "confirmed faults of this machine" in choice["note"]
     with session_scope() as session:

@@ -17,6 +17,7 @@ from core.workflows.labels import (
     StandingVerdict,
     decide,
     describe,
+    is_confirmed_fault,
     labels_for_clips,
     labels_for_machines,
     may_train,
@@ -191,6 +192,32 @@ def test_by_default_a_field_clip_teaches_only_on_a_trusted_normal(truth, split, 
     assert may_train(clip) is (why is None)
     if why is NotLearned.SECOND_OPINION:
         assert may_train(clip, TrainFrom.ANY)  # today's rule takes it
+
+
+# (truth, split, verdicts, roles, adjudication) -> a confirmed fault the automatic choice weighs, by default (trusted)
+FAULTS = [
+    ("abnormal", "train", [], [], None, True),  # the layout's word, outside the test split
+    ("abnormal", "test", [A, A], [ENG, ENG], None, False),  # never the test split
+    ("unknown", "test", [A], [ENG], None, False),
+    ("unknown", "none", [A], [ANN], None, False),  # one pilot's word: not yet
+    ("unknown", "none", [A], [None], None, False),
+    ("unknown", "none", [A, A], [ANN, ANN], None, True),  # two agree
+    ("unknown", "none", [A], [ENG], None, True),  # an engineer is trusted alone
+    ("unknown", "none", [N], [ANN], A, True),  # settled abnormal
+    ("unknown", "none", [A, N], [ANN, ANN], None, False),  # disputed
+    ("unknown", "none", [A, A], [ANN, ANN], N, False),  # overruled
+    ("normal", "train", [A], [ANN], None, False),  # one pilot against the layout
+    ("unknown", "none", [U], [ENG], None, False),
+]
+
+
+@pytest.mark.parametrize(("truth", "split", "verdicts", "roles", "ruling", "fault"), FAULTS)
+def test_a_fault_sways_the_choice_only_outside_the_test_split_and_on_a_trusted_word(truth, split, verdicts, roles,
+                                                                                    ruling, fault):  # fmt: skip
+    clip = _clip_label(truth, split, verdicts, roles, ruling)
+    assert is_confirmed_fault(clip) is fault and is_confirmed_fault(clip, "trusted") is fault
+    if (split, verdicts, ruling) == ("none", [A], None):
+        assert is_confirmed_fault(clip, TrainFrom.ANY)  # TRAIN_FROM_VERDICTS=any takes one pilot's word
 
 
 def test_training_rule_keeps_the_default_precedence_whatever_a_caller_asked():
