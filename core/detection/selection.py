@@ -59,7 +59,8 @@ class Choice:
     """The automatic choice for one machine and its evidence (JSON-ready with :meth:`as_dict`).
 
     ``chosen``: the candidate label (or ``"ensemble"``); ``detector``/``params``: what to train;
-    ``evidence``: per candidate ``{"auc", "se", "by_kind": {kind: auc}, "weighted"}`` (pseudo-AUC on held-out
+    ``evidence``: per candidate ``{"auc", "se", "by_kind": {kind: auc}, "weighted"}`` (``se`` None from one figure;
+    pseudo-AUC on held-out
     training clips; ``weighted``: :func:`weighted_auc`, what ranks them); ``n_fault_clips``: the confirmed faults
     among the pseudo-anomalies; ``held_out_normal``: the chosen one's
     scores of held-out normal clips (for the first threshold); ``clear``: whether one candidate beat the rest
@@ -178,8 +179,8 @@ def _evidence(record: dict[str, Any]) -> dict[str, Any]:
         part = pseudo[kinds == kind]
         by_kind[kind] = round(roc_auc(np.r_[np.zeros(normal.size, bool), np.ones(part.size, bool)],
                                       np.r_[normal, part]), 3)  # fmt: skip
-    se = float(aucs.std(ddof=1) / np.sqrt(aucs.size)) if aucs.size > 1 else float("nan")
-    return {"auc": round(float(aucs.mean()), 3), "se": round(se, 3), "by_kind": by_kind,
+    se = round(float(aucs.std(ddof=1) / np.sqrt(aucs.size)), 3) if aucs.size > 1 else None  # None: one figure
+    return {"auc": round(float(aucs.mean()), 3), "se": se, "by_kind": by_kind,
             "weighted": round(weighted_auc(by_kind), 3)}  # fmt: skip
 
 
@@ -235,7 +236,7 @@ def _pick(evidence: dict[str, dict[str, Any]]) -> tuple[list[str], bool]:
     if len(ranked) < 2:
         return ranked, True
     best, second = evidence[ranked[0]], evidence[ranked[1]]
-    noise = 2.0 * float(np.sqrt(np.nan_to_num(best["se"]) ** 2 + np.nan_to_num(second["se"]) ** 2))
+    noise = 2.0 * float(np.sqrt(np.nan_to_num(best["se"] or 0.0) ** 2 + np.nan_to_num(second["se"] or 0.0) ** 2))
     clear = best["weighted"] - second["weighted"] > noise
     if clear or "other_machines" in best["by_kind"]:
         return ranked[:1], clear
@@ -243,30 +244,38 @@ def _pick(evidence: dict[str, dict[str, Any]]) -> tuple[list[str], bool]:
     return close[: max(2, min(3, len(close)))], False
 
 
-def _note(n: int, chosen: str, evidence: dict[str, dict[str, Any]], members: list[str], clear: bool) -> str:
-    def fig(label: str) -> str:
-        return f"{label} {evidence[label]['weighted']:.2f} ± {evidence[label]['se']:.2f}"
+def _figure(evidence: dict[str, dict[str, Any]], label: str) -> str:
+    """``"label 0.91 (pseudo-AUC 0.88 ± 0.02)"``: the weighted figure that ranks, then the pooled one and its standard
+    error over folds (left out when there was one figure only)."""
+    e = evidence[label]
+    spread = f" ± {e['se']:.2f}" if e["se"] is not None and np.isfinite(e["se"]) else ""
+    return f"{label} {e['weighted']:.2f} (pseudo-AUC {e['auc']:.2f}{spread})"
 
+
+def _note(n: int, chosen: str, evidence: dict[str, dict[str, Any]], members: list[str], clear: bool,
+          n_other: int = 0) -> str:  # fmt: skip
+    """The choice in words: what won on which figure, how sure, and what the pseudo-anomalies were."""
     ranked = sorted((k for k in evidence if k != "ensemble"), key=lambda k: -evidence[k]["weighted"])
     if chosen != "ensemble":
         text = (f"{chosen} separates held-out normal training clips from pseudo-anomalies best (weighted pseudo-AUC "
-                f"{fig(chosen)}")  # fmt: skip
-        text += f"; next {fig(ranked[1])})" if len(ranked) > 1 else ")"
+                f"{_figure(evidence, chosen)}")  # fmt: skip
+        text += f"; next {_figure(evidence, ranked[1])})" if len(ranked) > 1 else ")"
         if not clear:
-            text += (
-                ", not beyond the uncertainty, but it tells this machine from the other machines of its type "
-                f"best (pseudo-AUC {evidence[chosen]['by_kind']['other_machines']:.2f} on their clips)"
-            )
+            text += (", not beyond twice their combined standard error; with other machines of its type to compare "
+                     "with, the best is chosen alone (its pseudo-AUC on their clips: "
+                     f"{evidence[chosen]['by_kind']['other_machines']:.2f})")  # fmt: skip
     else:
-        text = (f"no candidate is clearly best ({', '.join(fig(m) for m in members)} are within their uncertainty): "
-                f"a rank-averaged ensemble of them (weighted pseudo-AUC {fig('ensemble')})")  # fmt: skip
+        text = (f"No candidate is clearly best ({', '.join(_figure(evidence, m) for m in members)} are within twice "
+                f"their combined standard error of the best): a rank-averaged ensemble of them (weighted pseudo-AUC "
+                f"{_figure(evidence, 'ensemble')})")  # fmt: skip
     if n < FEW_CLIPS:
         text += f". Only {n} normal training clips: this choice is a guess; label clips and retrain to firm it up"
+    kinds = "synthetic faults" + (" and other machines' clips" if n_other else "")
     if FAULTS in evidence[chosen]["by_kind"]:
         return text + (f". The team's confirmed faults of this machine weigh {FAULT_WEIGHT:.0%} (pseudo-AUC "
-                       f"{evidence[chosen]['by_kind'][FAULTS]:.2f} on them); the other pseudo-anomalies are synthetic "
-                       "faults and other machines' clips, not real faults")  # fmt: skip
-    return text + ". Pseudo-anomalies are synthetic faults and other machines' clips, not real faults"
+                       f"{evidence[chosen]['by_kind'][FAULTS]:.2f} on them); the other pseudo-anomalies are {kinds}, "
+                       "not real faults")  # fmt: skip
+    return text + f". Pseudo-anomalies are {kinds}, not real faults"
 
 
 def choose_detector(
@@ -297,11 +306,12 @@ def choose_detector(
         label = members[0]
         name, hyper = candidates[label]
         return Choice(label, name, dict(hyper), evidence, records[label]["normal"], n, len(records[label]["fold_aucs"]),
-                      n_other, clear, _note(n, label, evidence, members, clear), n_fault_clips=n_faults)  # fmt: skip
+                      n_other, clear, _note(n, label, evidence, members, clear, n_other),
+                      n_fault_clips=n_faults)  # fmt: skip
     records["ensemble"] = _ensemble_record(records, members)
     evidence["ensemble"] = _evidence(records["ensemble"])
     hyper = {"members": [{"label": m, "detector": candidates[m][0], "params": candidates[m][1]} for m in members],
              "references": [records[m]["normal"] for m in members]}  # fmt: skip
     return Choice("ensemble", "ensemble", hyper, evidence, records["ensemble"]["normal"], n,
                   len(records[members[0]]["fold_aucs"]), n_other, False,
-                  _note(n, "ensemble", evidence, members, False), members, n_faults)  # fmt: skip
+                  _note(n, "ensemble", evidence, members, False, n_other), members, n_faults)  # fmt: skip

@@ -11,6 +11,7 @@ import streamlit as st
 from core.access import Action, why_not
 from core.commands import core_command
 from core.detection.registry import AUTO, CHOSEN_ONLY, detector_names
+from core.detection.selection import FAULT_WEIGHT, FAULTS, OTHER_WEIGHT
 from core.errors import MachineSoundError
 from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import Comparison, compare_models, model_choices, scope_legend
@@ -192,20 +193,42 @@ def automatic_choice_section(machine: str) -> None:
         return
     chosen = choice["chosen"] + (f" ({', '.join(choice['members'])})" if choice["members"] else "")
     text = f"Chosen: **{md_literal(chosen)}** (model {choice['model_id']}, v{choice['version']}). "
-    text += f"{md_literal(choice['note'])}."
+    text += f"Why: {md_literal(choice['note'])}."
     (st.success if choice["clear"] and choice["n_clips"] >= 8 else st.warning)(text)
     kinds = sorted({k for e in choice["evidence"].values() for k in e["by_kind"]})
     ranked = sorted(choice["evidence"].items(), key=lambda item: -item[1].get("weighted", item[1]["auc"]))
     table = pd.DataFrame(
         [{"candidate": label, "weighted pseudo-AUC": e.get("weighted", e["auc"]), "pseudo-AUC": e["auc"],
-          "± (s.e.)": e["se"], **{k: e["by_kind"].get(k) for k in kinds}} for label, e in ranked]
+          "± (s.e.)": _finite(e["se"]), **{k: e["by_kind"].get(k) for k in kinds}} for label, e in ranked]
     )  # fmt: skip
-    st.dataframe(table, hide_index=True)
+    st.dataframe(table, hide_index=True, column_config=_evidence_columns(kinds))
     st.caption(f"{choice['n_clips']} normal training clips, {choice['folds']} cross-validation folds, "
                f"{choice['n_other_clips']} clips of other machines and {choice['n_fault_clips']} confirmed faults of "
                "this machine (abnormal clips outside the test split) as pseudo-anomalies. Pseudo-AUC: how well a "
-               "candidate ranks held-out normal clips below pseudo-anomalies; the weighted one ranks the candidates. "
-               "The test split is never used.")  # fmt: skip
+               "candidate ranks held-out normal clips below pseudo-anomalies. The weighted one ranks the candidates: "
+               f"the synthetic kinds count alike, other machines' clips weigh {OTHER_WEIGHT:.0%} when there are "
+               f"some, confirmed faults {FAULT_WEIGHT:.0%} of the whole when there are some. The test split is never "
+               "used.")  # fmt: skip
+
+
+EVIDENCE_KINDS = {"tone": "tone", "impulses": "impulses", "band_noise": "band noise", "gain": "gain ±3 dB",
+                  "other_machines": "other machines", FAULTS: "confirmed faults"}  # fmt: skip
+
+
+def _finite(value: float | None) -> float | None:
+    """``value``, or None (a blank cell) for a missing or NaN standard error (one figure: nothing to spread)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _evidence_columns(kinds: list[str]) -> dict:
+    """Readable headers, three decimals, and what each column of the evidence table means."""
+    number = st.column_config.NumberColumn
+    return {
+        "weighted pseudo-AUC": number(format="%.3f", help="what ranks the candidates (the weights are below)"),
+        "pseudo-AUC": number(format="%.3f", help="over every pseudo-anomaly, the mean over the folds"),
+        "± (s.e.)": number(format="%.3f", help="standard error of the pseudo-AUC over the folds (blank: one figure)"),
+    } | {kind: number(EVIDENCE_KINDS.get(kind, kind), format="%.3f", help=f"pseudo-AUC against "
+                      f"{EVIDENCE_KINDS.get(kind, kind)} only") for kind in kinds}  # fmt: skip
 
 
 def render() -> None:

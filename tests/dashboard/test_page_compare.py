@@ -228,7 +228,7 @@ def test_automatic_choice_section_shows_the_choice_its_evidence_and_uncertainty(
     choice = automatic_choice(MACHINE)
     assert choice["model_id"] == chosen.model_id
     verdicts = [m.value for m in [*app.success, *app.warning] if m.value.startswith("Chosen: ")]
-    assert len(verdicts) == 1 and md_literal(choice["note"]) in verdicts[0]
+    assert len(verdicts) == 1 and f"Why: {md_literal(choice['note'])}" in verdicts[0] and "nan" not in verdicts[0]
     (evidence,) = [d.value for d in app.dataframe if "pseudo-AUC" in d.value.columns]
     # ranked as the choice ranks them: by the weighted pseudo-AUC, the chosen one first
     assert list(evidence["candidate"]) == sorted(choice["evidence"], key=lambda k: -choice["evidence"][k]["weighted"])
@@ -238,3 +238,4 @@ def test_automatic_choice_section_shows_the_choice_its_evidence_and_uncertainty(
         evidence.columns)  # fmt: skip
     (caption,) = [c.value for c in app.caption if "The test split is never used" in c.value]
     assert f"{choice['n_other_clips']} clips of other machines and 0 confirmed faults of this machine" in caption
+    assert "other machines' clips weigh 75% when there are some, confirmed faults 50% of the whole" in caption

@@ -11,6 +11,7 @@ from core.detection.selection import (
     FAULT_WEIGHT,
     FAULTS,
     OTHER_WEIGHT,
+    _note,
     _pick,
     _ranks_left_out,
     choose_detector,
@@ -100,3 +101,17 @@ def test_confirmed_faults_are_pseudo_anomalies_of_every_fold_and_said_in_the_not
     without = choose_detector(normal)
     assert without.n_fault_clips == 0 and all(FAULTS not in e["by_kind"] for e in without.evidence.values())
     assert "confirmed" not in without.note
+
+
+def test_the_note_names_the_figures_it_ranks_by_and_only_the_evidence_there_was():
+    evidence = {"a": _ev(0.80, 0.05), "b": _ev(0.79, 0.05, synthetic=0.79), "ensemble": _ev(0.81, None)}
+    note = _note(6, "ensemble", evidence, ["a", "b"], False)
+    assert note.startswith("No candidate is clearly best") and "nan" not in note and "None" not in note
+    assert "ensemble 0.80 (pseudo-AUC 0.81)" in note  # one figure: no standard error to show
+    assert "a 0.80 (pseudo-AUC 0.80 ± 0.05)" in note and "twice their combined standard error" in note
+    assert note.endswith("Pseudo-anomalies are synthetic faults, not real faults")  # no other machine was given
+    siblings = {"a": _ev(0.80, 0.05, other=0.9), "b": _ev(0.80, 0.05, other=0.9, synthetic=0.7)}
+    note = _note(6, "a", siblings, ["a"], False, n_other=4)
+    assert "the best is chosen alone (its pseudo-AUC on their clips: 0.90)" in note
+    assert note.endswith("synthetic faults and other machines' clips, not real faults")
+    assert choose_detector(clips(1, 6)).evidence["mahalanobis"]["se"] is not None
