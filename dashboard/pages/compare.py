@@ -25,6 +25,7 @@ from dashboard.components.progress import progress_bar
 from dashboard.components.text import md_literal
 
 TRAIN_NOTE_KEY = "compare_train_note"  # what the last training did, shown after the rerun
+TRAIN_FOLLOWS_KEY = "compare_train_follows"  # the page's machine that Machine to train last followed
 
 
 def clip_link(machine: str, clip_id: int, page: str = "explore") -> str:
@@ -166,9 +167,11 @@ def _train_section(selected: str | None) -> None:
         st.info("No machine yet: add clips on the Data page first.")
         return
     refused = why_not(current_actor().role, Action.TRAIN)
+    if selected in machines and st.session_state.get(TRAIN_FOLLOWS_KEY) != selected:
+        st.session_state["train_machine"] = selected  # follows the page's machine when that changes
+        st.session_state[TRAIN_FOLLOWS_KEY] = selected
     left, right = st.columns(2)
-    machine = left.selectbox("Machine to train", machines, key="train_machine",
-                             index=machines.index(selected) if selected in machines else 0)  # fmt: skip
+    machine = left.selectbox("Machine to train", machines, key="train_machine")
     names = [AUTO, *(name for name in detector_names() if name not in CHOSEN_ONLY)]
     detector = right.selectbox("Detector", names, key="train_detector",
                                help="auto: chosen per machine from its training clips only (see Automatic "

@@ -43,6 +43,17 @@ def test_one_model_asks_for_another(seeded, open_page):
     assert app.selectbox(key="train_detector").options == [AUTO, *(d for d in detector_names() if d != "ensemble")]
 
 
+def test_machine_to_train_follows_the_pages_machine_and_keeps_a_pick_of_its_own(seeded, open_page):
+    app = open_page("compare")
+    assert app.selectbox(key="train_machine").value == SEEDED_MACHINES[0]
+    app.sidebar.selectbox(key="machine_picker").set_value(SEEDED_MACHINES[1]).run()
+    no_exception(app)
+    assert app.selectbox(key="train_machine").value == SEEDED_MACHINES[1]  # it followed
+    app.selectbox(key="train_machine").set_value(SEEDED_MACHINES[0]).run()
+    assert app.selectbox(key="train_machine").value == SEEDED_MACHINES[0]  # another pick stands on a rerun
+    assert app.sidebar.selectbox(key="machine_picker").value == SEEDED_MACHINES[1]
+
+
 def test_two_models_side_by_side_on_the_named_test_set(seeded, open_page):
     (trained,) = train(MACHINE, "mahalanobis", user="test").trained
     assert trained.version == 2
