@@ -202,7 +202,7 @@ def automatic_choice_section(machine: str) -> None:
     ranked = sorted(choice["evidence"].items(), key=lambda item: -item[1].get("weighted", item[1]["auc"]))
     table = pd.DataFrame(
         [{"candidate": label, "weighted pseudo-AUC": e.get("weighted", e["auc"]), "pseudo-AUC": e["auc"],
-          "± (s.e.)": _finite(e["se"]), **{k: e["by_kind"].get(k) for k in kinds}} for label, e in ranked]
+          "± (s.e.)": _spread(e["se"]), **{k: e["by_kind"].get(k) for k in kinds}} for label, e in ranked]
     )  # fmt: skip
     st.dataframe(table, hide_index=True, column_config=_evidence_columns(kinds))
     st.caption(f"{choice['n_clips']} normal training clips, {choice['folds']} cross-validation folds, "
@@ -218,9 +218,10 @@ EVIDENCE_KINDS = {"tone": "tone", "impulses": "impulses", "band_noise": "band no
                   "other_machines": "other machines", FAULTS: "confirmed faults"}  # fmt: skip
 
 
-def _finite(value: float | None) -> float | None:
-    """``value``, or None (a blank cell) for a missing or NaN standard error (one figure: nothing to spread)."""
-    return value if value is not None and math.isfinite(value) else None
+def _spread(se: float | None) -> str:
+    """A standard error as text, three decimals; blank when missing or NaN (one figure: nothing to spread), which
+    a number column would show as "None"."""
+    return f"{se:.3f}" if se is not None and math.isfinite(se) else ""
 
 
 def _evidence_columns(kinds: list[str]) -> dict:
@@ -229,7 +230,8 @@ def _evidence_columns(kinds: list[str]) -> dict:
     return {
         "weighted pseudo-AUC": number(format="%.3f", help="what ranks the candidates (the weights are below)"),
         "pseudo-AUC": number(format="%.3f", help="over every pseudo-anomaly, the mean over the folds"),
-        "± (s.e.)": number(format="%.3f", help="standard error of the pseudo-AUC over the folds (blank: one figure)"),
+        "± (s.e.)": st.column_config.TextColumn(help="standard error of the pseudo-AUC over the folds (blank: one "
+                                                "figure)", alignment="right"),  # fmt: skip
     } | {kind: number(EVIDENCE_KINDS.get(kind, kind), format="%.3f", help=f"pseudo-AUC against "
                       f"{EVIDENCE_KINDS.get(kind, kind)} only") for kind in kinds}  # fmt: skip
 

@@ -4,6 +4,7 @@ clips, or what to do when there is only one."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 from sqlalchemy import select
@@ -247,6 +248,7 @@ def test_automatic_choice_section_shows_the_choice_its_evidence_and_uncertainty(
         assert evidence["candidate"].iloc[0] == choice["chosen"]
     assert {"weighted pseudo-AUC", "pseudo-AUC", "± (s.e.)", "tone", "impulses", "band_noise", "gain"} <= set(
         evidence.columns)  # fmt: skip
+    assert all(re.fullmatch(r"\d\.\d{3}|", str(v)) for v in evidence["± (s.e.)"])  # blank, never None or nan
     (caption,) = [c.value for c in app.caption if "The test split is never used" in c.value]
     assert f"{choice['n_other_clips']} clips of other machines and 0 confirmed faults of this machine" in caption
     assert "other machines' clips weigh 75% when there are some, confirmed faults 50% of the whole" in caption
