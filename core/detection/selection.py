@@ -59,10 +59,9 @@ class Choice:
     """The automatic choice for one machine and its evidence (JSON-ready with :meth:`as_dict`).
 
     ``chosen``: the candidate label (or ``"ensemble"``); ``detector``/``params``: what to train;
-    ``evidence``: per candidate ``{"auc", "se", "by_kind": {kind: auc}, "weighted"}`` (``se`` None from one figure;
-    pseudo-AUC on held-out
-    training clips; ``weighted``: :func:`weighted_auc`, what ranks them); ``n_fault_clips``: the confirmed faults
-    among the pseudo-anomalies; ``held_out_normal``: the chosen one's
+    ``evidence``: per candidate ``{"auc", "se", "by_kind": {kind: auc}, "weighted"}`` (pseudo-AUC on held-out
+    training clips; ``se`` None from one figure; ``weighted``: :func:`weighted_auc`, what ranks them);
+    ``n_fault_clips``: the confirmed faults among the pseudo-anomalies; ``held_out_normal``: the chosen one's
     scores of held-out normal clips (for the first threshold); ``clear``: whether one candidate beat the rest
     beyond the uncertainty; ``note``: the result in words.
     """
