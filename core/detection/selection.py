@@ -244,11 +244,12 @@ def _pick(evidence: dict[str, dict[str, Any]]) -> tuple[list[str], bool]:
 
 
 def _figure(evidence: dict[str, dict[str, Any]], label: str) -> str:
-    """``"label 0.91 (pseudo-AUC 0.88 ± 0.02)"``: the weighted figure that ranks, then the pooled one and its standard
-    error over folds (left out when there was one figure only)."""
+    """``"label 0.912 (pseudo-AUC 0.884 ± 0.021)"``: the weighted figure that ranks, then the pooled one and its
+    standard error over folds (left out when there was one figure only); three decimals, as the Compare page's
+    table, so that a reader can check the margin rule of :func:`_pick`."""
     e = evidence[label]
-    spread = f" ± {e['se']:.2f}" if e["se"] is not None and np.isfinite(e["se"]) else ""
-    return f"{label} {e['weighted']:.2f} (pseudo-AUC {e['auc']:.2f}{spread})"
+    spread = f" ± {e['se']:.3f}" if e["se"] is not None and np.isfinite(e["se"]) else ""
+    return f"{label} {e['weighted']:.3f} (pseudo-AUC {e['auc']:.3f}{spread})"
 
 
 def _note(n: int, chosen: str, evidence: dict[str, dict[str, Any]], members: list[str], clear: bool,

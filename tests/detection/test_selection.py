@@ -107,8 +107,8 @@ def test_the_note_names_the_figures_it_ranks_by_and_only_the_evidence_there_was(
     evidence = {"a": _ev(0.80, 0.05), "b": _ev(0.79, 0.05, synthetic=0.79), "ensemble": _ev(0.81, None)}
     note = _note(6, "ensemble", evidence, ["a", "b"], False)
     assert note.startswith("No candidate is clearly best") and "nan" not in note and "None" not in note
-    assert "ensemble 0.80 (pseudo-AUC 0.81)" in note  # one figure: no standard error to show
-    assert "a 0.80 (pseudo-AUC 0.80 ± 0.05)" in note and "twice their combined standard error" in note
+    assert "ensemble 0.800 (pseudo-AUC 0.810)" in note  # one figure: no standard error to show
+    assert "a 0.800 (pseudo-AUC 0.800 ± 0.050)" in note and "twice their combined standard error" in note
     assert note.endswith("Pseudo-anomalies are synthetic faults, not real faults")  # no other machine was given
     siblings = {"a": _ev(0.80, 0.05, other=0.9), "b": _ev(0.80, 0.05, other=0.9, synthetic=0.7)}
     note = _note(6, "a", siblings, ["a"], False, n_other=4)
