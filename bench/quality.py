@@ -12,7 +12,8 @@ machine on its normal training clips, score, and compare on the test split.
 product reads: MIMII, DCASE) that has enough labelled clips, on few-shot splits (``--train-sizes``, default 6 and
 12 normal clips to train on, each at several ``--seeds``; the other normals and every abnormal clip are the test
 set), and prints AUC and pAUC (FPR <= 0.1) per machine and in mean, and the share of test normals the automatic
-choice's first threshold flags (per machine, with a 95% binomial interval).
+choice's first threshold flags (per machine, with a 95% binomial interval).  ``--mean-of PART`` adds the mean over
+the machines whose folder/type/id contains PART (``neg6db``: the noisy MIMII four), with its standard error over seeds.
 
 ``--real DIR --faults K`` is the same after a first day of triage: ``K`` abnormal clips of each machine (drawn per
 seed) are faults the team confirmed, outside the test split; every detector is graded on the rest, and
@@ -305,8 +306,35 @@ def _spans(weights: list[float], grid: list[float]) -> str:
     return ",".join(f"{grid[r[0]]:g}" + (f"-{grid[r[-1]]:g}" if len(r) > 1 else "") for r in runs)
 
 
-def print_real(rows: list[dict]) -> None:
-    """Mean AUC (pAUC) per machine, training size and detector over the seeds, then the mean over machines."""
+def seed_means(rows: list[dict], detector: str, n_train: int, machines: set[str]) -> list[float]:
+    """Per seed, the mean AUC of ``detector`` over ``machines`` (those that have a row for it at that seed)."""
+    import numpy as np
+
+    picked = [r for r in rows if r["detector"] == detector and r["n_train"] == n_train and r["machine"] in machines]
+    return [float(np.mean([r["auc"] for r in picked if r["seed"] == seed]))
+            for seed in sorted({r["seed"] for r in picked})]  # fmt: skip
+
+
+def print_mean_of(rows: list[dict], part: str) -> None:
+    """The mean AUC over the machines whose key contains ``part``, per detector and training size, with its
+    standard error over seeds (the seeds' means differ by which clips each split trains and tests on; the
+    splits share one machine's clips, so read it as a lower bound on the uncertainty)."""
+    import numpy as np
+
+    machines = {r["machine"] for r in rows if part in r["machine"]}
+    detectors = list(dict.fromkeys(r["detector"] for r in rows))
+    for n in sorted({r["n_train"] for r in rows}):
+        cells = []
+        for detector in detectors:
+            means = seed_means(rows, detector, n, machines)
+            se = f"{np.std(means, ddof=1) / np.sqrt(len(means)):.3f}" if len(means) > 1 else "-"  # one seed: none
+            cells.append(f"{np.mean(means):>11.3f} ± {se:<5}" if means else f"{'-':>20}")
+        print(f"{'mean of *' + part + '* (' + str(len(machines)) + ')':<34}{n:>3}" + "".join(cells))
+
+
+def print_real(rows: list[dict], mean_of: list[str] = ()) -> None:
+    """Mean AUC (pAUC) per machine, training size and detector over the seeds, then the mean over machines (and
+    over the machines whose key contains each of ``mean_of``, with the standard error over seeds)."""
     import numpy as np
 
     detectors = list(dict.fromkeys(r["detector"] for r in rows))
@@ -324,6 +352,8 @@ def print_real(rows: list[dict]) -> None:
     for n in sorted({g[1] for g in groups}):
         print(f"{'mean, ' + str(n) + ' normals to train on':<34}{n:>3}" + "".join(
             cell([r for r in rows if r["n_train"] == n and r["detector"] == d]) for d in detectors))  # fmt: skip
+    for part in mean_of:
+        print_mean_of(rows, part)
     for label in ("auto", "auto+faults"):
         auto = [r for r in rows if r["detector"] == label]
         if not auto:
@@ -370,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detectors", nargs="+", default=REAL_DETECTORS, help="with --real: what to run")
     parser.add_argument("--faults", type=int, default=0, help="with --real: abnormal clips per machine the team "
                         "confirmed before the test (out of it); adds auto+faults, the choice weighing them")
+    parser.add_argument("--mean-of", nargs="+", default=[], metavar="PART", help="with --real: also the mean over "
+                        "the machines whose folder/type/id contains PART (e.g. neg6db), ± its s.e. over seeds")
     parser.add_argument("--weight-check", action="store_true", help="with --real: instead of the table, choose "
                         "OTHER_WEIGHT per machine on the other machines only (nested)")  # fmt: skip
     args = parser.parse_args(argv)
@@ -382,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             extra = ["auto+faults"] if args.faults and "auto+faults" not in args.detectors else []
             detectors = args.detectors + extra
-            print_real(real_benchmark(args.real, args.train_sizes, args.seeds, args.epochs, detectors, args.faults))
+            rows = real_benchmark(args.real, args.train_sizes, args.seeds, args.epochs, detectors, args.faults)
+            print_real(rows, args.mean_of)
         print(f"took {time.perf_counter() - started:.0f} s")
         return 0
 

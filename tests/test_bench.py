@@ -85,8 +85,11 @@ def test_quality_benchmark_real_mode_smoke(tmp_path):
 
     write_plant(tmp_path / "real", machines=1, normal=8, abnormal=3, duration_s=2.0, seed=0, n_jobs=1)
     out = _run("bench/quality.py", "--real", str(tmp_path / "real"), "--train-sizes", "6", "--seeds", "1",
-               "--epochs", "1", "--detectors", "mahalanobis", "frame_knn:top10", "auto", "--faults", "1")  # fmt: skip
+               "--epochs", "1", "--detectors", "mahalanobis", "frame_knn:top10", "auto", "--faults", "1",
+               "--mean-of", "fan")  # fmt: skip
     [row] = [line for line in out.splitlines() if line.startswith("6dB/fan/id_00")]
+    [mean] = [line for line in out.splitlines() if line.startswith("mean of *fan* (1)")]
+    assert len(re.findall(r"\d\.\d{3} ± -", mean)) == 4, out  # one seed: no spread to state
     assert len(re.findall(r"\d\.\d\d \(\d\.\d\d\)", row)) == 4, out  # AUC (pAUC) of the three and auto+faults
     assert "auto: first threshold flags" in out and "auto+faults: first threshold flags" in out and "took" in out, out
     # the flagged test normals as counts with an exact binomial interval, pooled and for the machine, of each auto
@@ -125,6 +128,17 @@ def test_weight_check_chooses_each_machines_weight_on_the_other_machines_only():
     assert (rows["x"]["nested"], rows["x"]["fixed"], rows["x"]["best"]) == (0.6, 0.9, 0.9)
     assert rows["z"]["weights"] == [w for w in quality.WEIGHTS if w <= 0.75]
     assert (rows["z"]["nested"], rows["z"]["best"]) == (0.5, 1.0)  # its own best weight is not what it gets
+
+
+def test_mean_of_averages_the_matching_machines_per_seed_with_the_standard_error_over_seeds(capsys):
+    """Seed 0: mean of x and y = 0.7, seed 1: 0.9 (z does not match); s.e. = std(0.7, 0.9) / sqrt(2) = 0.1."""
+    quality = _quality_module()
+    rows = [{"machine": m, "n_train": 6, "seed": seed, "detector": "auto", "auc": auc}
+            for m, seed, auc in (("a/neg/x", 0, 0.6), ("a/neg/y", 0, 0.8), ("a/neg/x", 1, 1.0), ("a/neg/y", 1, 0.8),
+                                 ("b/clean/z", 0, 0.1), ("b/clean/z", 1, 0.1))]  # fmt: skip
+    assert quality.seed_means(rows, "auto", 6, {"a/neg/x", "a/neg/y"}) == pytest.approx([0.7, 0.9])
+    quality.print_mean_of(rows, "neg")
+    assert capsys.readouterr().out.split()[-5:] == ["(2)", "6", "0.800", "±", "0.100"]
 
 
 def test_other_machines_are_other_ids_of_the_type_in_any_folder_not_the_same_id_elsewhere():
