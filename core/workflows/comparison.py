@@ -217,14 +217,16 @@ def graded_labels(session, machine_pks: list[int]) -> tuple[dict[int, str], set[
     return graded, {c.id for c in candidates if c.split == Split.NONE and c.id in graded}
 
 
-def comparison_preset(model_id: int, *, url: str | None = None) -> tuple[str, list[int]] | None:
-    """``(machine, [unsupervised model, model_id])`` to open the comparison of a supervised model
-    with the autoencoder (or whichever detector is active) of a machine it covers, or None."""
+def comparison_preset(model_id: int, *, prefer: str | None = None, url: str | None = None,
+                      ) -> tuple[str, list[int]] | None:  # fmt: skip
+    """``(machine, [active model, model_id])`` to open the comparison of a supervised model with the active
+    detector of a machine it covers: ``prefer`` (``type/id``, e.g. the machine the user last looked at) when it
+    covers that one, else the first; None when it covers none with another active model."""
     with session_scope(url) as session:
         model = session.get(DetectorModel, model_id)
         if model is None:
             return None
-        for machine in machines_matching(session):
+        for machine in sorted(machines_matching(session), key=lambda m: m.key != prefer):  # stable: prefer first
             active = machine.active_model_id
             if active and active != model_id and model in models_for(session, machine):
                 return machine.key, [active, model_id]

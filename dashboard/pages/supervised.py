@@ -198,8 +198,10 @@ def _jobs() -> None:
         rows.append({"job": j.job_id, "backend": j.backend, "status": j.status, "progress": j.progress,
                      "model": j.model_id, "F1": evaluation.get("f1"), "AUC": evaluation.get("auc"),
                      "message": j.message, "started": j.created_at, "finished": j.finished_at})  # fmt: skip
+    figures = {name: st.column_config.NumberColumn(name, format="%.3f", help=f"{name} on the export's test images")
+               for name in ("F1", "AUC")}  # fmt: skip
     progress = st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)
-    st.dataframe(pd.DataFrame(rows).set_index("job"), column_config={"progress": progress})
+    st.dataframe(pd.DataFrame(rows).set_index("job"), column_config={"progress": progress, **figures})
     for j in jobs:
         _job_actions(j, rekognition)
 
@@ -232,7 +234,7 @@ def _job_actions(job, rekognition) -> None:
         rekognition.stop(job.job_id, actor=current_actor())
         st.rerun()
     if job.status == JobState.COMPLETED and job.model_id:
-        preset = comparison_preset(job.model_id)
+        preset = comparison_preset(job.model_id, prefer=st.session_state.get("selected_machine"))
         if preset and st.button(f"Compare job {job.job_id}'s model with {md_literal(preset[0])}'s active model",
                                 key=f"compare_{job.job_id}"):  # fmt: skip
             st.session_state["selected_machine"], st.session_state["compare_models"] = preset
@@ -243,7 +245,7 @@ def render() -> None:
     st.title("Supervised training")
     st.write("The pilots' verdicts curate a balanced dataset of spectrogram images; a supervised model learns from "
              "it, here with a small CNN or in AWS with Rekognition Custom Labels, and the Compare page sets it "
-             "against the autoencoder.")  # fmt: skip
+             "against a machine's anomaly detector (its active model).")  # fmt: skip
     st.subheader("1. Curated clips")
     options = _options()
     if _curation(options):

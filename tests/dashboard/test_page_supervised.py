@@ -4,6 +4,7 @@ that must be accepted before a Rekognition model is evaluated."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from db.models import DetectorModel, Export, TrainingJob
 from db.session import session_scope
 from tests.conftest import SEEDED_MACHINES, infos, no_exception
 
-MACHINE = SEEDED_MACHINES[0]  # the machine comparison_preset picks first
+MACHINE = SEEDED_MACHINES[1]  # the machine the user last looked at (comparison_preset would pick the first)
 EXPORT = "Export balanced dataset"
 LOCAL = "Train locally"
 REKOGNITION = "Train with Rekognition"
@@ -117,7 +118,9 @@ def test_curated_clips_per_machine_and_the_balanced_export(seeded, no_aws, open_
 
 
 def test_local_training_completes_and_opens_the_comparison(seeded, no_aws, few_epochs, open_page):
-    app = _click(open_page("supervised"), EXPORT)
+    app = open_page("supervised")
+    app.session_state["selected_machine"] = MACHINE  # chosen on another page before
+    app = _click(app, EXPORT)
     _click(app, LOCAL)
 
     (job,) = _rows(TrainingJob)
@@ -133,6 +136,9 @@ def test_local_training_completes_and_opens_the_comparison(seeded, no_aws, few_e
     assert jobs.loc[job.id, ["backend", "status", "model", "F1"]].tolist() == [
         "local", "completed", cnn.id, evaluation["f1"],
     ]  # fmt: skip
+    (table,) = [d for d in app.dataframe if d.value.index.name == "job"]
+    figures = json.loads(table.proto.columns)
+    assert [figures[c]["type_config"]["format"] for c in ("F1", "AUC")] == ["%.3f", "%.3f"]  # one precision
 
     active = active_model_id(MACHINE)
     compare = f"Compare job {job.id}'s model with {md_literal(MACHINE)}'s active model"
