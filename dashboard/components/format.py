@@ -43,11 +43,12 @@ def numbers_apart(a: float | None, b: float | None, digits: int = SIGNIFICANT) -
     return shown
 
 
-def when(value: datetime | None, *, missing: str = MISSING) -> str:
-    """A timestamp to the minute (``2026-11-25 14:03``), or ``missing``."""
+def when(value: datetime | None, *, missing: str = MISSING, seconds: bool = False) -> str:
+    """A timestamp to the minute (``2026-11-25 14:03``), or to the second with ``seconds`` (``2026-11-25
+    14:03:59``, for logs where order within a minute matters), or ``missing``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return missing
     try:
-        return f"{value:%Y-%m-%d %H:%M}"
+        return f"{value:%Y-%m-%d %H:%M:%S}" if seconds else f"{value:%Y-%m-%d %H:%M}"
     except ValueError:  # pandas' NaT formats as nothing sensible
         return missing

@@ -8,6 +8,7 @@ import streamlit as st
 from core.access import Action
 from core.workflows.audit import audit_events
 from dashboard.components.auth import current_actor
+from dashboard.components.format import when
 
 
 def render() -> None:
@@ -21,6 +22,7 @@ def render() -> None:
     if events.empty:
         st.info("Nothing recorded yet.")
         return
+    events["at"] = [when(pd.Timestamp(at), seconds=True) for at in events["at"]]  # ISO with microseconds is noise
     st.dataframe(events, hide_index=True, column_config={
         "at": st.column_config.TextColumn("at (UTC)"),
         "detail": st.column_config.TextColumn("detail", width="large"),

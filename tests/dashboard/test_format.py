@@ -34,4 +34,5 @@ def test_a_score_just_above_its_threshold_never_reads_as_equal_to_it():
 
 def test_timestamps_to_the_minute_or_the_words_given():
     assert when(datetime(2026, 11, 25, 14, 3, 59)) == "2026-11-25 14:03"
+    assert when(datetime(2026, 11, 25, 14, 3, 59, 123456), seconds=True) == "2026-11-25 14:03:59"
     assert when(None) == MISSING and when(pd.NaT, missing="never") == "never"

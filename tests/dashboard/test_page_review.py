@@ -131,3 +131,14 @@ def test_skip_brings_the_clip_back_at_the_end_and_own_unsure_verdicts_come_back(
     assert any(c.value.startswith(f"clip #{queue[1].clip_id}") for c in app.caption)
     _click(app, "Reject (normal)")  # decided: it leaves the list
     assert any(f"No unsure verdict of yours stands on {md_literal(MACHINE)}" in s.value for s in app.success)
+
+
+def test_the_audit_log_shows_each_verdict_to_the_second_for_managers(seeded, monkeypatch):
+    """A manager's Audit page lists the verdict just recorded, its time to the second (no ISO microseconds)."""
+    clip_id = triage_queue(MACHINE)[0].clip_id
+    record_verdict(clip_id, "ana", "abnormal", anomaly_type="bearing", note="grinding", actor=ANA)
+    app = _as(Actor("meg", Role.MANAGER), "audit", monkeypatch)
+    events = app.dataframe[0].value
+    verdicts = events[events["user"] == "ana"]
+    assert len(verdicts) >= 1, events
+    assert verdicts["at"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d").all(), verdicts["at"].tolist()
