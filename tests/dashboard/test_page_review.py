@@ -1,4 +1,4 @@
-"""The Review and Agreement pages, and the Triage page's second opinions, skips and own unsure verdicts,
+"""The Review, Agreement and Audit pages, and the Triage page's second opinions, skips and own unsure verdicts,
 through AppTest."""
 
 from __future__ import annotations
