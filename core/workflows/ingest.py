@@ -48,6 +48,7 @@ class IngestReport:
     already_known: int = 0
     rejected: list[dict[str, str]] = field(default_factory=list)
     new_paths: list[str] = field(default_factory=list, repr=False)  # as stored: the clips this run registered
+    known_paths: list[str] = field(default_factory=list, repr=False)  # files whose content is already a clip
 
     def as_json(self) -> dict:
         """``{"ingested": n, "already_known": n, "rejected": [{"path", "reason", "detail"}]}``."""
@@ -57,7 +58,8 @@ class IngestReport:
     def combined(cls, reports: list[IngestReport]) -> IngestReport:
         """One report adding up ``reports``."""
         rejected, new = [i for r in reports for i in r.rejected], [p for r in reports for p in r.new_paths]
-        return cls(sum(r.ingested for r in reports), sum(r.already_known for r in reports), rejected, new)
+        known = [p for r in reports for p in r.known_paths]
+        return cls(sum(r.ingested for r in reports), sum(r.already_known for r in reports), rejected, new, known)
 
 
 def inspect_file(path: str) -> InspectedFile:
@@ -256,15 +258,19 @@ def _store(
         return
     report.ingested += len(added)
     report.new_paths += added
-    report.already_known += known
+    report.already_known += len(known)
+    report.known_paths += known
 
 
-def _register_batch(batch: list[tuple[DiscoveredClip, InspectedFile]], session) -> tuple[list[str], int]:
-    """Add the clips of ``batch`` (sorted by path) not registered yet; ``(their stored paths, already known)``."""
+def _register_batch(batch: list[tuple[DiscoveredClip, InspectedFile]], session) -> tuple[list[str], list[str]]:
+    """Add the clips of ``batch`` (sorted by path) not registered yet; ``(their stored paths, the paths of the
+    files whose content was already a clip)``."""
     seen = known_hashes(session, [facts.content_hash for _, facts in batch])
     added: list[str] = []
+    known: list[str] = []
     for where, facts in batch:
         if facts.content_hash in seen:
+            known.append(where.path)
             continue
         seen.add(facts.content_hash)
         machine = get_or_create_machine(session, where.machine_type, where.machine_id)
@@ -290,7 +296,7 @@ def _register_batch(batch: list[tuple[DiscoveredClip, InspectedFile]], session) 
                 n_bytes=facts.n_bytes,
             )
         )
-    return added, len(batch) - len(added)
+    return added, known
 
 
 def _store_rejections(errors: list[BadInputError], report: IngestReport, url: str | None) -> None:

@@ -15,13 +15,19 @@ from dashboard.components.limits import apply_upload_limit
 from dashboard.components.progress import progress_bar
 from dashboard.components.text import md_literal
 
+KNOWN_SHOWN = 10  # files named in the "already known" line; a folder re-ingested says how many more
 
 def _show(report, uploaded_as: dict[str, str] | None = None) -> None:
     """The ingest report.  A refused upload is named as it was uploaded, then where it was saved
     (``uploaded_as``: stored path -> upload name)."""
     st.success(f"Ingested {report.ingested} clip(s); {report.already_known} already known.")
+    if report.known_paths:
+        shown = [_named(path, uploaded_as) for path in report.known_paths[:KNOWN_SHOWN]]
+        more = len(report.known_paths) - len(shown)
+        st.caption("Already known (the same recording is stored, perhaps under another name): " + ", ".join(shown)
+                   + (f" and {more} more." if more else "."))  # fmt: skip
     for item in report.rejected:
-        st.error(f"{_named(item['path'], uploaded_as)}: {md_literal(item['detail'])} ({item['reason']})")
+        st.error(f"{_named(item['path'], uploaded_as)}: {md_literal(item['detail'])}")
 
 
 def _named(path: str, uploaded_as: dict[str, str] | None) -> str:
@@ -41,7 +47,7 @@ def _scored(result, uploaded_as: dict[str, str] | None = None, *, per_clip: bool
         st.dataframe(pd.DataFrame([_row(c, uploaded_as) for c in result.clips if c.clip_id is not None]),
                      hide_index=True)  # fmt: skip
     for item in report.failed:
-        st.warning(f"{_named(item['path'], uploaded_as)}: not scored: {md_literal(item['detail'])} ({item['reason']})")
+        st.warning(f"{_named(item['path'], uploaded_as)}: not scored: {md_literal(item['detail'])}")
     if report.machines_without_model:
         machines = md_literal(", ".join(report.machines_without_model))
         st.info(f"No model yet for {machines}, so these clips are stored but not scored. Train one on the machine's "
@@ -98,7 +104,7 @@ def render() -> None:
     if uploads and st.button("Ingest uploads"):
         stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=limit, actor=actor)
         for item in stored.refused:
-            st.error(f"{md_literal(item['path'])}: {md_literal(item['detail'])} ({item['reason']})")
+            st.error(f"{md_literal(item['path'])}: {md_literal(item['detail'])}")
         if stored.paths:
             _show(ingest(stored.paths, progress=progress_bar("ingesting"), actor=actor), stored.names)
             scored = score_new_clips(stored.paths, actor=actor, progress=progress_bar("scoring"))

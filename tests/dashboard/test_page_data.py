@@ -37,13 +37,18 @@ def test_ingesting_a_folder_reports_clips_and_each_refused_file(open_page, data_
 
     assert [s.value for s in app.success] == ["Ingested 2 clip(s); 0 already known."]
     (refused,) = [e.value for e in app.error]
-    assert refused.startswith(f"{md_literal(folder / 'junk.wav')}: ") and refused.endswith("(not_audio)")
+    said = md_literal("cannot be read as audio (Format not recognised.)")
+    assert refused == f"{md_literal(folder / 'junk.wav')}: {said}"  # the reason in words, not its code
     with session_scope() as session:
         assert count_clips(session) == 2
         assert [(r.path, r.reason) for r in recent_rejections(session)] == [(str(folder / "junk.wav"), "not_audio")]
 
-    _ingest_folder(app, str(folder))  # the same content again is recognised, not duplicated
+    _ingest_folder(app, str(folder))  # the same content again is recognised, not duplicated, and named
     assert [s.value for s in app.success] == ["Ingested 0 clip(s); 2 already known."]
+    assert [c.value for c in app.caption if c.value.startswith("Already known")] == [
+        "Already known (the same recording is stored, perhaps under another name): "
+        f"{md_literal(folder / 'pump_0.wav')}, {md_literal(folder / 'pump_1.wav')}."
+    ]
     with session_scope() as session:
         assert count_clips(session) == 2
 
@@ -103,9 +108,9 @@ def test_uploads_keep_the_good_files_and_name_each_refused_one(open_page, data_d
     assert [s.value for s in app.success] == ["Ingested 2 clip(s); 0 already known."]
     folder = data_dir / "uploads" / "uploads" / "id_00"
     assert [e.value for e in app.error] == [
-        f"{md_literal('long.wav')}: {md_literal('0.1 MB is over the 0.05 MB limit')} (too_large)",
+        f"{md_literal('long.wav')}: {md_literal('0.1 MB is over the 0.05 MB limit')}",
         f"{md_literal('junk.wav (saved as ' + str(folder / 'junk.wav') + ')')}: "
-        f"{md_literal('cannot be read as audio (Format not recognised.)')} (not_audio)",
+        f"{md_literal('cannot be read as audio (Format not recognised.)')}",
     ]
     assert sorted(p.name for p in folder.iterdir()) == ["evil.wav", "junk.wav", "pump_1.wav"]
     assert not (tmp_path.parent / "evil.wav").exists() and not (tmp_path / "evil.wav").exists()
@@ -120,6 +125,18 @@ def _upload(app, files, machine: str):
     next(b for b in app.button if b.label == "Ingest uploads").click().run()
     no_exception(app)
     return app
+
+
+def test_an_upload_already_stored_is_named_as_uploaded(open_page, data_dir, tmp_path):
+    content = write_wav(tmp_path / "a.wav", tone(1.0, seed=3)).read_bytes()
+    app = _upload(open_page("data"), [("first take.wav", content)], "press/id_01")
+    _upload(app, [("second take.wav", content)], "press/id_01")  # the same recording under another name
+    assert [s.value for s in app.success] == ["Ingested 0 clip(s); 1 already known."]
+    saved = data_dir / "uploads" / "press" / "id_01" / "second_take.wav"
+    assert [c.value for c in app.caption if c.value.startswith("Already known")] == [
+        "Already known (the same recording is stored, perhaps under another name): "
+        f"{md_literal(f'second take.wav (saved as {saved})')}."
+    ]
 
 
 def test_the_upload_box_states_the_same_limit_as_the_page(open_page, monkeypatch):
@@ -197,4 +214,5 @@ def test_scoring_new_clips_does_not_repeat_other_clips_old_failures(seeded, open
     write_wav(tmp_path / "bad8k.wav", tone(2.0, sr=8000, freq=900.0), sr=8000)  # not the same content
     app = _upload(app, [("bad8k.wav", (tmp_path / "bad8k.wav").read_bytes())], SEEDED_MACHINES[0])
     (warning,) = [w.value for w in app.warning]  # this upload's own failure is shown, once
-    assert warning.startswith(md_literal("bad8k.wav (saved as")) and warning.endswith("(wrong_sample_rate)")
+    assert warning.startswith(md_literal("bad8k.wav (saved as"))
+    assert warning.endswith(md_literal("(resample the file to 16000 Hz)"))  # the reason in words, not its code
