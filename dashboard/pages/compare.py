@@ -80,9 +80,11 @@ def _disagreements(machine: str, result: Comparison) -> None:
         return
     a, b = (r.name for r in result.results)
     blind = review_is_blind(current_actor())  # an annotator judging blind sees no label, nor a file name that says it
-    rows = [{"clip": d.clip_id, **({} if blind else {"file": d.file, "label": d.label}), f"{a} score": d.scores[0],
-             f"{a} flags": d.flagged[0], f"{b} score": d.scores[1], f"{b} flags": d.flagged[1],
-             "open": clip_link(machine, d.clip_id)} for d in result.disagreements]  # fmt: skip
+    # the link first: it stays in view however wide the names and scores make the rest
+    rows = [{"open": clip_link(machine, d.clip_id), "clip": d.clip_id,
+             **({} if blind else {"file": d.file, "label": d.label}), f"{a} score": d.scores[0],
+             f"{a} flags": d.flagged[0], f"{b} score": d.scores[1], f"{b} flags": d.flagged[1]}
+            for d in result.disagreements]  # fmt: skip
     st.caption(f"{len(rows)} of the {result.n_test} graded clips, highest score of the first model first; each "
                "at the model's own threshold. Click **Open** to hear and see a clip on the Explore page.")  # fmt: skip
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="compare_disagreements",
@@ -197,7 +199,7 @@ def automatic_choice_section(machine: str) -> None:
     chosen = choice["chosen"] + (f" ({', '.join(choice['members'])})" if choice["members"] else "")
     text = f"Chosen: **{md_literal(chosen)}** (model {choice['model_id']}, v{choice['version']}). "
     text += f"Why: {md_literal(choice['note'])}."
-    (st.success if choice["clear"] and choice["n_clips"] >= 8 else st.warning)(text)
+    (st.info if choice["clear"] and choice["n_clips"] >= 8 else st.warning)(text)  # a guess is a warning
     kinds = sorted({k for e in choice["evidence"].values() for k in e["by_kind"]})
     ranked = sorted(choice["evidence"].items(), key=lambda item: -item[1].get("weighted", item[1]["auc"]))
     table = pd.DataFrame(

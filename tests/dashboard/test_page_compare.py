@@ -123,7 +123,7 @@ def test_the_clips_the_models_disagree_on_are_listed_with_a_link_to_each(seeded,
     expected = compare_models(MACHINE, [v2, v1])
     app = open_page("compare")
     (table,) = [d.value for d in app.dataframe if "open" in d.value.columns]
-    assert len(table) == len(expected.disagreements) > 0
+    assert len(table) == len(expected.disagreements) > 0 and table.columns[0] == "open"
     names = [r.name for r in expected.results]
     limits = [r.at_threshold.threshold for r in expected.results]
     with session_scope() as session:
@@ -239,7 +239,7 @@ def test_automatic_choice_section_shows_the_choice_its_evidence_and_uncertainty(
 
     choice = automatic_choice(MACHINE)
     assert choice["model_id"] == chosen.model_id
-    verdicts = [m.value for m in [*app.success, *app.warning] if m.value.startswith("Chosen: ")]
+    verdicts = [m.value for m in [*app.info, *app.warning] if m.value.startswith("Chosen: ")]
     assert len(verdicts) == 1 and f"Why: {md_literal(choice['note'])}" in verdicts[0] and "nan" not in verdicts[0]
     (evidence,) = [d.value for d in app.dataframe if "pseudo-AUC" in d.value.columns]
     # ranked as the choice ranks them: by the weighted pseudo-AUC, the chosen one first
