@@ -44,9 +44,12 @@ def _history(clip_id: int) -> None:
 
 def _ruling_form(clip_id: int) -> None:
     with st.form(f"adjudicate_{clip_id}", clear_on_submit=True):
-        verdict = st.radio("Final verdict", ["abnormal", "normal"], horizontal=True, key=f"ruling_{clip_id}")
-        kind = st.selectbox("Anomaly type (with abnormal)", [NO_TYPE, *anomaly_types()], key=f"ruling_type_{clip_id}")
-        reason = st.text_area("Reason (kept with the verdict)", key=f"ruling_reason_{clip_id}")
+        # one row and a two-line reason box: the button stays in view under the clip on a laptop screen
+        left, right = st.columns(2, vertical_alignment="bottom")
+        verdict = left.radio("Final verdict", ["abnormal", "normal"], horizontal=True, key=f"ruling_{clip_id}")
+        kind = right.selectbox("Anomaly type (with abnormal)", [NO_TYPE, *anomaly_types()],
+                               key=f"ruling_type_{clip_id}")  # fmt: skip
+        reason = st.text_area("Reason (kept with the verdict)", key=f"ruling_reason_{clip_id}", height=68)
         submitted = st.form_submit_button("Record the final verdict", type="primary")
     if not submitted:
         return
