@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -200,32 +201,59 @@ def render_spectrogram(details: ClipDetails, views: ClipViews, *, key: str, heig
     _selectable_chart(mel, key=key, clip_id=details.clip_id, chart="mel")
 
 
-def render_details(details: ClipDetails, views: ClipViews, *, key: str, stft: bool = True) -> None:
-    """Waveform, the detector's error over time (a box on it loops that span) and per band, the STFT."""
+@dataclass(frozen=True)
+class ErrorScale:
+    """The error axes two clips share when shown side by side: ``(low, high)`` over time and per band."""
+
+    over_time: tuple[float, float]
+    per_band: tuple[float, float]
+
+
+def shared_error_scale(*clips: ClipDetails | None) -> ErrorScale | None:
+    """One error scale for ``clips`` scored by the same model, so that beside each other a normal clip's small
+    errors look small (each chart scaled alone makes any clip's errors fill its height); ``None`` when fewer than
+    two such clips have errors."""
+    shown = [c for c in clips if c is not None and c.frame_errors]
+    if len(shown) < 2 or len({c.model_id for c in shown}) > 1:
+        return None
+
+    def span(values: list[float]) -> tuple[float, float]:
+        low, high = min(min(values), 0.0), max(values)
+        return low, high + 0.05 * (high - low or 1.0)
+
+    return ErrorScale(span([e for c in shown for e in c.frame_errors]), span([e for c in shown for e in c.band_errors]))
+
+
+def render_details(details: ClipDetails, views: ClipViews, *, key: str, stft: bool = True,
+                   scale: ErrorScale | None = None) -> None:  # fmt: skip
+    """Waveform, the detector's error over time (a box on it loops that span) and per band (on ``scale`` when
+    given), the STFT."""
     sr = views.sr
     st.plotly_chart(plots.waveform(views.envelope), key=f"{key}_wave")
     if details.frame_errors:
         left, right = st.columns(2)
         with left:
             errors = plots.errors_over_time(details.frame_errors, P.hop_length, sr, worst_span(details, views),
-                                            selectable=True)  # fmt: skip
+                                            selectable=True, y_range=scale and scale.over_time)  # fmt: skip
             _selectable_chart(errors, key=key, clip_id=details.clip_id, chart="err")
-        right.plotly_chart(plots.errors_per_band(details.band_errors, sr), key=f"{key}_band")
+        band = plots.errors_per_band(details.band_errors, sr, y_range=scale and scale.per_band)
+        right.plotly_chart(band, key=f"{key}_band")
     if stft:
         fig = plots.spectrogram(views.stft_db, sr, views.hop_length, mel=False, title="STFT (dB)")
         st.plotly_chart(fig, key=f"{key}_stft")
 
 
-def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = False) -> ClipDetails | None:
+def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = False,
+                scale: ErrorScale | None = None) -> ClipDetails | None:  # fmt: skip
     """Draw the clip; returns its details (``None`` when it cannot be shown, with the reason on screen).
 
     ``blind`` (blind review) leaves out what could sway a verdict: the ground-truth label and the file
-    path (MIMII and DCASE paths name the label)."""
+    path (MIMII and DCASE paths name the label).  ``scale``: error axes shared with a clip shown beside it."""
     details, views = load_view(clip_id, blind=blind)
     if views is None:
         return details
     render_player(details, views, key=key, compact=compact)
-    render_details(details, views, key=key, stft=not compact)
+    render_details(details, views, key=key, stft=not compact, scale=scale)
     if compact:  # half a page: one spectrogram at a time, the mel one first
         mel_tab, stft_tab = st.tabs(["Mel spectrogram", "STFT"])
         with mel_tab:

@@ -48,9 +48,9 @@ def spectrogram(db: np.ndarray, sr: int, hop_length: int, *, mel: bool, title: s
 
 
 def errors_over_time(frame_errors, hop_length: int, sr: int, window: tuple[float, float] | None, *,
-                     selectable: bool = False) -> go.Figure:  # fmt: skip
+                     selectable: bool = False, y_range: tuple[float, float] | None = None) -> go.Figure:  # fmt: skip
     """The detector's error per feature vector over time, the most abnormal second shaded; ``selectable`` makes
-    a drag select a time span rather than zoom."""
+    a drag select a time span rather than zoom; ``y_range`` fixes the error axis (two clips on one scale)."""
     times = np.arange(len(frame_errors)) * hop_length / sr
     fig = go.Figure(go.Scatter(x=times, y=frame_errors, mode="lines+markers", marker=dict(size=2),
                                line=dict(color=LABEL_COLOURS["abnormal"])))  # fmt: skip
@@ -58,6 +58,8 @@ def errors_over_time(frame_errors, hop_length: int, sr: int, window: tuple[float
         fig.add_vrect(x0=window[0], x1=window[1], fillcolor=LABEL_COLOURS["abnormal"], opacity=0.15, line_width=0)
     fig.update_layout(title="Detector error over time", height=220, margin=MARGINS, xaxis_title="time (s)",
                       yaxis_title="error", dragmode="select" if selectable else None)  # fmt: skip
+    if y_range:
+        fig.update_yaxes(range=list(y_range))
     return fig
 
 
@@ -70,8 +72,9 @@ def _decade_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
     return ticks, [f"{t / 1000:g}k" if t >= 1000 else f"{t:g}" for t in ticks]
 
 
-def errors_per_band(band_errors, sr: int) -> go.Figure:
-    """Error per mel band, on a logarithmic frequency axis (mel bands are evenly spread there)."""
+def errors_per_band(band_errors, sr: int, *, y_range: tuple[float, float] | None = None) -> go.Figure:
+    """Error per mel band, on a logarithmic frequency axis (mel bands are evenly spread there); ``y_range`` fixes
+    the error axis (two clips on one scale)."""
     freqs = np.maximum(mel_band_centres(sr, len(band_errors)), 20.0)
     fig = go.Figure(go.Scatter(x=freqs, y=band_errors, mode="lines+markers", fill="tozeroy",
                                line=dict(color=LABEL_COLOURS["abnormal"]),
@@ -80,6 +83,8 @@ def errors_per_band(band_errors, sr: int) -> go.Figure:
     fig.update_layout(title="Detector error per mel band", height=220, margin=MARGINS, xaxis_title="frequency (Hz)",
                       xaxis_type="log", yaxis_title="error")  # fmt: skip
     fig.update_xaxes(tickmode="array", tickvals=tickvals, ticktext=ticktext)
+    if y_range:
+        fig.update_yaxes(range=list(y_range))
     return fig
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from core.workflows.catalogue import clip_choices
-from core.workflows.explore import typical_normal_clip
+from core.workflows.explore import clip_details, typical_normal_clip
 from core.workflows.triage import linked_clip_id, review_is_blind
 from dashboard.components.auth import current_actor
-from dashboard.components.clip_view import render_clip, render_history
+from dashboard.components.clip_view import render_clip, render_history, shared_error_scale
 from dashboard.components.pickers import machine_picker
 
 
@@ -37,19 +37,23 @@ def render() -> None:
     ids = list(options)
     clip_id = st.selectbox("Clip", ids, index=ids.index(wanted) if wanted in ids else 0,
                            format_func=options.get)  # fmt: skip
+    typical = typical_normal_clip(clip_id)
+    # both clips' error charts on one scale: scaled alone, a normal clip's small errors fill the chart too
+    scale = shared_error_scale(clip_details(clip_id), clip_details(typical) if typical is not None else None)
     left, right = st.columns(2)
     with left:
         st.subheader("This clip")
-        details = render_clip(clip_id, key="explore", compact=True, blind=blind)
+        details = render_clip(clip_id, key="explore", compact=True, blind=blind, scale=scale)
         if details and not blind:
             render_history(details)
     with right:
         st.subheader("A typical normal clip")
-        typical = typical_normal_clip(clip_id)
         if typical is None:
             st.info("No scored normal training clip of this machine to compare with yet.")
         else:
-            render_clip(typical, key="typical", compact=True, blind=blind)
+            render_clip(typical, key="typical", compact=True, blind=blind, scale=scale)
+    if scale:
+        st.caption("The two clips' detector error charts share their scales.")
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

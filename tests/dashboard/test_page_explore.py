@@ -62,6 +62,30 @@ def test_a_clip_of_the_chosen_machine_beside_a_typical_normal_clip(seeded, open_
     assert not infos(app)
 
 
+def _y_range(column, title: str) -> list[float]:
+    (spec,) = [json.loads(c.proto.spec) for c in column.get("plotly_chart")
+               if json.loads(c.proto.spec)["layout"]["title"]["text"] == title]  # fmt: skip
+    return spec["layout"]["yaxis"]["range"]
+
+
+def test_the_two_clips_error_charts_share_their_scale(seeded, open_page):
+    """Scaled alone, a typical normal clip's small errors would fill its chart as an abnormal clip's do."""
+    machine = SEEDED_MACHINES[1]
+    clip_id = _clip_ids(machine, "abnormal")[-1]
+    app = open_page("explore")
+    app.sidebar.selectbox(key="machine_picker").select(machine).run()
+    next(s for s in app.selectbox if s.label == "Clip").select(clip_id).run()
+    no_exception(app)
+    here, typical = _column(app, "This clip"), _column(app, "A typical normal clip")
+    chosen, normal = clip_details(clip_id), clip_details(typical_normal_clip(clip_id))
+    for title, errors in (("Detector error over time", "frame_errors"), ("Detector error per mel band", "band_errors")):
+        low, high = _y_range(here, title)
+        assert _y_range(typical, title) == [low, high]
+        both = getattr(chosen, errors) + getattr(normal, errors)
+        assert low <= min(both) and max(both) <= high and high < max(both) * 1.1
+    assert "The two clips' detector error charts share their scales." in [c.value for c in app.caption]
+
+
 def test_unscored_clips_show_without_a_typical_one(open_page, tmp_path):
     for k in range(2):
         write_wav(tmp_path / "plant" / "fan" / "id_00" / "normal" / f"{k}.wav", tone(1.0, seed=k))
