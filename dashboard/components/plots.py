@@ -121,17 +121,23 @@ def _log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
 
 
 def score_histogram(
-    scores: np.ndarray, is_abnormal: np.ndarray, threshold: float, label_source: str, *, log: bool = False
+    scores: np.ndarray, is_abnormal: np.ndarray | None, threshold: float, label_source: str, *, log: bool = False
 ) -> go.Figure:
-    """Scores ``(n,)`` of the normal and the abnormal clips; with ``log``, binned evenly in log10(score) and
-    labelled in scores, so the normal clips stay visible beside anomalies scoring orders of magnitude higher."""
+    """Scores ``(n,)`` of the normal and the abnormal clips (``is_abnormal`` ``None``: of unlabelled clips, one
+    grey histogram); with ``log``, binned evenly in log10(score) and labelled in scores, so the normal clips stay
+    visible beside anomalies scoring orders of magnitude higher."""
     x = np.log10(scores) if log else np.asarray(scores, dtype=np.float64)
+    if is_abnormal is None:
+        groups = {"unknown": np.ones(x.size, dtype=bool)}
+    else:
+        groups = {"normal": ~is_abnormal, "abnormal": is_abnormal}
     fig = go.Figure()
-    for name, mask in (("normal", ~is_abnormal), ("abnormal", is_abnormal)):
-        fig.add_trace(go.Histogram(x=x[mask], name=name, marker_color=LABEL_COLOURS[name], opacity=0.6, nbinsx=40))
+    for name, mask in groups.items():
+        shown = "unlabelled" if name == "unknown" else name
+        fig.add_trace(go.Histogram(x=x[mask], name=shown, marker_color=LABEL_COLOURS[name], opacity=0.6, nbinsx=40))
     at = float(np.log10(threshold)) if log and threshold > 0 else threshold
     fig.add_vline(x=at, line_dash="dash", annotation_text="threshold", annotation_position="top right")
-    tallest = max(np.histogram(x[mask], bins=40)[0].max(initial=0) for mask in (~is_abnormal, is_abnormal))
+    tallest = max(np.histogram(x[mask], bins=40)[0].max(initial=0) for mask in groups.values())
     fig.update_layout(barmode="overlay", title=plot_literal(f"Scores ({label_source})"), height=300, margin=MARGINS,
                       xaxis_title="score (log scale)" if log else "score", yaxis_title="clips")  # fmt: skip
     fig.update_yaxes(dtick=max(1, int(np.ceil(tallest / 5))))  # whole clips, about 5 ticks

@@ -163,8 +163,7 @@ def _metrics_and_charts(data, value: float, flagged_share: float, log: bool) -> 
     cols[4].metric("Expected flags per day", f"{flagged_share * data.clips_per_day:.1f}",
                    help="Share of clips above the threshold x clips ingested per day (last 7 days)")  # fmt: skip
     if not (data.is_abnormal.size and data.is_abnormal.any() and not data.is_abnormal.all()):
-        st.info(f"Precision and recall need labelled normal and abnormal clips ({data.label_source}). "
-                "Judge flagged clips on the Triage page, or include the test split.")  # fmt: skip
+        _before_labels(data, value, flagged_share, log)
         return
     at = metrics_at(data.is_abnormal, data.scores, value)
     cols[0].metric("Precision", f"{at.precision:.2f}")
@@ -186,6 +185,18 @@ def _metrics_and_charts(data, value: float, flagged_share: float, log: bool) -> 
     right.plotly_chart(plots.curve(fpr, sw.recall, title="ROC", x_title="false positive rate",
                                    y_title="true positive rate"), key="roc")  # fmt: skip
     st.plotly_chart(plots.score_scatter(data.scores, data.is_abnormal, value, log=log), key="scatter")
+
+
+def _before_labels(data, value: float, flagged_share: float, log: bool) -> None:
+    """No precision or recall without both kinds of labels: the share the threshold flags and every scored clip's
+    score beside it, which is what a first threshold is set from."""
+    st.metric("Share flagged", f"{flagged_share:.0%}",
+              help="Clips above the threshold, of the scored clips the model did not train on")  # fmt: skip
+    st.info(f"Precision and recall need labelled normal and abnormal clips ({data.label_source}). "
+            "Judge flagged clips on the Triage page, or include the test split.")  # fmt: skip
+    scores = np.concatenate([data.scores, data.unlabelled_scores])
+    st.plotly_chart(plots.score_histogram(scores, None, value, "clips the model did not train on", log=log),
+                    key="hist")  # fmt: skip
 
 
 def _history(machine: str) -> None:

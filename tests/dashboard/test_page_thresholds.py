@@ -235,6 +235,24 @@ def test_a_labelled_suggestion_without_labelled_anomalies_says_what_to_do(seeded
     assert _number(app).value == value
 
 
+def test_before_any_labelled_anomaly_the_page_shows_the_share_flagged_and_every_score(seeded, open_page):
+    """A first threshold is set from the scores alone: the share it flags and where it sits among them."""
+    normal, _ = _make_field_clips(2, 0)
+    for clip_id in normal:
+        record_verdict(clip_id, "ana", "normal")
+    app = open_page("thresholds")
+    app.checkbox(key="threshold_use_test").uncheck().run()  # pilot verdicts alone: two normal clips
+    no_exception(app)
+    data = tuning_data(MACHINE, use_test=False)
+    value = _number(app).value
+    assert _metrics(app)["Share flagged"] == f"{data.flagged_share(value):.0%}"
+    assert any("Precision and recall need labelled normal and abnormal clips" in text for text in infos(app))
+    (hist,) = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    assert [trace["name"] for trace in hist["data"]] == ["unlabelled"]
+    assert len(hist["data"][0]["x"]) == data.scores.size + data.unlabelled_scores.size == 2  # not the training clips
+    assert "Precision" not in _metrics(app)
+
+
 def test_suggestions_fit_on_pilot_verdicts_the_page_shows(seeded, open_page):
     normal, abnormal = _make_field_clips(2, 3)  # the seeded fan has 2 normal test clips (the others train)
     for clip_id in normal:
