@@ -1,8 +1,10 @@
-"""``python -m core`` as a user runs it: real subprocesses, a private DATA_DIR."""
+"""``python -m core`` as a user runs it: its ``main`` in this process (real subprocesses where the process
+matters: the entry point, the help of each command, exit codes), a private DATA_DIR."""
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -10,13 +12,14 @@ import struct
 import subprocess
 import sys
 from collections import Counter
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import select
 
-from core.cli import build_parser
+from core.cli import build_parser, main
 from core.detection.registry import detector_names
 from db.models import Clip
 from db.session import session_scope
@@ -31,7 +34,23 @@ def _subcommands() -> list[str]:
 
 
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``python -m core ARGS`` with the test's DATA_DIR (set by the autouse fixture)."""
+    """Run ``python -m core ARGS`` in this process (``core.cli.main``, what ``python -m core`` calls), with the
+    test's DATA_DIR (set by the autouse fixture): a new interpreter per command cost 2-4 s of imports, 150 s
+    over this file.  :func:`run_cli_process` runs the real ``python -m core`` where the process itself matters."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse: --help, a usage error
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    result = subprocess.CompletedProcess(["python", "-m", "core", *args], code, out.getvalue(), err.getvalue())
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def run_cli_process(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``python -m core ARGS`` as a user does: a new process, the test's DATA_DIR."""
     env = os.environ | {"PYTHONPATH": str(REPO)}
     env.pop("DATABASE_URL", None)
     result = subprocess.run(
@@ -48,14 +67,14 @@ def test_there_are_subcommands():
 
 @pytest.mark.parametrize("command", [None, *_subcommands()])
 def test_help(command):
-    result = run_cli(*([command] if command else []), "--help")
+    result = (run_cli(command, "--help") if command else run_cli_process("--help"))  # the entry point, once
     assert result.stdout.startswith("usage: python -m core")
     for name in [command] if command else _subcommands():
         assert name in result.stdout
 
 
 def test_bad_demo_arguments_exit_2(tmp_path):
-    result = run_cli("demo", str(tmp_path / "out"), "--machines", "0", check=False)
+    result = run_cli_process("demo", str(tmp_path / "out"), "--machines", "0", check=False)  # the process's code
     assert result.returncode == 2
     assert "error:" in result.stderr and "invalid_parameter" in result.stderr
     assert result.stdout == ""
