@@ -41,9 +41,6 @@ class MahalanobisDetector(Detector):
         estimator = LedoitWolf().fit(summaries)
         self.location_ = estimator.location_
         self.precision_ = estimator.precision_
-        columns = np.concatenate([self._columns(c) for c in clips])
-        self.band_mean_ = columns.mean(axis=0)
-        self.band_std_ = columns.std(axis=0) + 1e-6
         self.decision_scores_ = self.decision_function(clips)
         if progress:
             progress(1, 1)
@@ -56,16 +53,33 @@ class MahalanobisDetector(Detector):
         return np.einsum("ij,jk,ik->i", centred, self.precision_, centred)
 
     def explain(self, features: np.ndarray) -> Explanation:
-        """Squared z-score of each log-mel column against the normal columns, per band."""
+        """The score taken apart over time and bands, ``(n_vectors, n_mels)``, float64, in the score's units.
+
+        The score is ``|w|^2`` with ``w = P^(1/2) c``, ``c`` the clip's per-band level and spread less the
+        training clips' centre and ``P`` their precision: band ``j``'s share is ``w_j^2`` of its level plus that
+        of its spread (never negative; the shares add up to the score).  Over time, each column weighs by how
+        far it pulls along ``w`` (its own level deviation and squared distance from the clip's mean level over
+        the clip's spread, which average to ``c``; pulls towards normal count zero), the weights averaging 1.
+        So the band errors (shares x ``n_mels``) and the frame errors both average to the clip's score, and a
+        pilot reads either chart against the threshold."""
         self._check_fitted()
         stack_clips([features], self.feature_params.dims)
-        return Explanation(error_map=((self._columns(features) - self.band_mean_) / self.band_std_) ** 2)
+        columns = self._columns(features).astype(np.float64)
+        n_mels = columns.shape[1]
+        level, spread = columns.mean(axis=0), columns.std(axis=0)
+        values, vectors = np.linalg.eigh(self.precision_)
+        root = (vectors * np.sqrt(np.maximum(values, 0.0))) @ vectors.T  # P^(1/2), symmetric
+        per_column = np.c_[columns - self.location_[:n_mels],
+                           (columns - level) ** 2 / np.maximum(spread, 1e-6) - self.location_[n_mels:]] @ root  # fmt: skip
+        w = per_column.mean(axis=0)  # = root @ c
+        shares = w[:n_mels] ** 2 + w[n_mels:] ** 2
+        pull = np.maximum(per_column @ w, 0.0)
+        weights = pull / pull.mean() if pull.mean() > 0 else np.ones(len(columns))
+        return Explanation(error_map=np.outer(weights, n_mels * shares))
 
     def _save_state(self, folder: Path) -> None:
-        np.savez(folder / STATE_FILE, location=self.location_, precision=self.precision_,
-                 band_mean=self.band_mean_, band_std=self.band_std_)  # fmt: skip
+        np.savez(folder / STATE_FILE, location=self.location_, precision=self.precision_)
 
     def _load_state(self, folder: Path) -> None:
         with np.load(folder / STATE_FILE) as state:
-            self.location_, self.precision_ = state["location"], state["precision"]
-            self.band_mean_, self.band_std_ = state["band_mean"], state["band_std"]
+            self.location_, self.precision_ = state["location"], state["precision"]  # older files hold more

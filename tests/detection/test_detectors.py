@@ -224,6 +224,19 @@ def test_explain_points_at_when_the_fault_starts(fitted):
     assert in_fault_bands[25:].mean() > 2 * in_fault_bands[:15].mean()
 
 
+def test_mahalanobis_errors_take_its_score_apart(train, held_out):
+    """Its frame and band errors each average to the clip's score: the charts read against the threshold, and an
+    anomaly's errors stand above a normal clip's as its score does (column z-scores, before, did not)."""
+    detector = fit(make("mahalanobis"), train)
+    features, y = held_out
+    scores, explanations = detector.score_and_explain(features)
+    for score, explanation in zip(scores, explanations, strict=True):
+        np.testing.assert_allclose([explanation.frame_errors.mean(), explanation.band_errors.mean()], score,
+                                   rtol=1e-6)  # fmt: skip
+    means = np.array([e.frame_errors.mean() for e in explanations])
+    assert means[y].min() > means[~y].max()
+
+
 def test_save_then_load_gives_the_same_detector(fitted, held_out, tmp_path):
     detector, _ = fitted
     features, _ = held_out
