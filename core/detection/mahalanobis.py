@@ -69,8 +69,8 @@ class MahalanobisDetector(Detector):
         level, spread = columns.mean(axis=0), columns.std(axis=0)
         values, vectors = np.linalg.eigh(self.precision_)
         root = (vectors * np.sqrt(np.maximum(values, 0.0))) @ vectors.T  # P^(1/2), symmetric
-        per_column = np.c_[columns - self.location_[:n_mels],
-                           (columns - level) ** 2 / np.maximum(spread, 1e-6) - self.location_[n_mels:]] @ root  # fmt: skip
+        column_spread = (columns - level) ** 2 / np.maximum(spread, 1e-6)  # averages to the clip's spread
+        per_column = np.c_[columns - self.location_[:n_mels], column_spread - self.location_[n_mels:]] @ root
         w = per_column.mean(axis=0)  # = root @ c
         shares = w[:n_mels] ** 2 + w[n_mels:] ** 2
         pull = np.maximum(per_column @ w, 0.0)
