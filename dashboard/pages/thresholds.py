@@ -216,7 +216,7 @@ def _history(machine: str) -> None:
         ],  # fmt: skip
         columns=["when (UTC)", "who", "value", "method", "reason"],
     )
-    st.caption("Newest first; the first is the active threshold. Hover over a reason to read it whole.")
+    st.caption("Newest first; the first is the active threshold. Double-click a reason to read it whole.")
     st.dataframe(table, hide_index=True, key="threshold_history",
                  column_config={"value": st.column_config.NumberColumn(format="%.6g"),
                                 "reason": st.column_config.TextColumn(width="large")})  # fmt: skip
