@@ -41,6 +41,7 @@ class MahalanobisDetector(Detector):
         estimator = LedoitWolf().fit(summaries)
         self.location_ = estimator.location_
         self.precision_ = estimator.precision_
+        self._root = None  # P^(1/2), see root_
         self.decision_scores_ = self.decision_function(clips)
         if progress:
             progress(1, 1)
@@ -53,29 +54,34 @@ class MahalanobisDetector(Detector):
         return np.einsum("ij,jk,ik->i", centred, self.precision_, centred)
 
     def explain(self, features: np.ndarray) -> Explanation:
-        """The score taken apart over time and bands, ``(n_vectors, n_mels)``, float64, in the score's units.
+        """The score taken apart over bands and time, ``(n_vectors, n_mels)``, float64, in the score's units.
 
         The score is ``|w|^2`` with ``w = P^(1/2) c``, ``c`` the clip's per-band level and spread less the
         training clips' centre and ``P`` their precision: band ``j``'s share is ``w_j^2`` of its level plus that
-        of its spread (never negative; the shares add up to the score).  Over time, each column weighs by how
-        far it pulls along ``w`` (its own level deviation and squared distance from the clip's mean level over
-        the clip's spread, which average to ``c``; pulls towards normal count zero), the weights averaging 1.
-        So the band errors (shares x ``n_mels``) and the frame errors both average to the clip's score, and a
-        pilot reads either chart against the threshold."""
+        of its spread, never negative, and the band errors are these shares: they add up to the score.  Over
+        time each column weighs by how far it pulls along ``w`` (its own level deviation and squared distance
+        from the clip's mean level over the clip's spread, which average to ``c``; pulls towards normal count
+        zero), the weights averaging 1, so the frame errors average to ``score / n_mels``."""
         self._check_fitted()
         stack_clips([features], self.feature_params.dims)
         columns = self._columns(features).astype(np.float64)
         n_mels = columns.shape[1]
         level, spread = columns.mean(axis=0), columns.std(axis=0)
-        values, vectors = np.linalg.eigh(self.precision_)
-        root = (vectors * np.sqrt(np.maximum(values, 0.0))) @ vectors.T  # P^(1/2), symmetric
         column_spread = (columns - level) ** 2 / np.maximum(spread, 1e-6)  # averages to the clip's spread
-        per_column = np.c_[columns - self.location_[:n_mels], column_spread - self.location_[n_mels:]] @ root
-        w = per_column.mean(axis=0)  # = root @ c
+        per_column = np.c_[columns - self.location_[:n_mels], column_spread - self.location_[n_mels:]] @ self.root_
+        w = per_column.mean(axis=0)  # = P^(1/2) c
         shares = w[:n_mels] ** 2 + w[n_mels:] ** 2
         pull = np.maximum(per_column @ w, 0.0)
         weights = pull / pull.mean() if pull.mean() > 0 else np.ones(len(columns))
-        return Explanation(error_map=np.outer(weights, n_mels * shares))
+        return Explanation(error_map=np.outer(weights, shares))
+
+    @property
+    def root_(self) -> np.ndarray:
+        """``P^(1/2)``, the symmetric square root of the precision, ``(2 n_mels, 2 n_mels)``: computed once."""
+        if getattr(self, "_root", None) is None:
+            values, vectors = np.linalg.eigh(self.precision_)
+            self._root = (vectors * np.sqrt(np.maximum(values, 0.0))) @ vectors.T
+        return self._root
 
     def _save_state(self, folder: Path) -> None:
         np.savez(folder / STATE_FILE, location=self.location_, precision=self.precision_)
@@ -83,3 +89,4 @@ class MahalanobisDetector(Detector):
     def _load_state(self, folder: Path) -> None:
         with np.load(folder / STATE_FILE) as state:
             self.location_, self.precision_ = state["location"], state["precision"]  # older files hold more
+        self._root = None

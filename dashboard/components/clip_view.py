@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 from cachetools import LRUCache
 
@@ -213,15 +214,21 @@ def shared_error_scale(*clips: ClipDetails | None) -> ErrorScale | None:
     """One error scale for ``clips`` scored by the same model, so that beside each other a normal clip's small
     errors look small (each chart scaled alone makes any clip's errors fill its height); ``None`` when fewer than
     two such clips have errors."""
-    shown = [c for c in clips if c is not None and c.frame_errors]
+    shown = [c for c in clips if c is not None and c.frame_errors and c.band_errors]
     if len(shown) < 2 or len({c.model_id for c in shown}) > 1:
         return None
+    spans = [_span([e for c in shown for e in getattr(c, kind)]) for kind in ("frame_errors", "band_errors")]
+    return ErrorScale(*spans) if all(spans) else None
 
-    def span(values: list[float]) -> tuple[float, float]:
-        low, high = min(min(values), 0.0), max(values)
-        return low, high + 0.05 * (high - low or 1.0)
 
-    return ErrorScale(span([e for c in shown for e in c.frame_errors]), span([e for c in shown for e in c.band_errors]))
+def _span(values: list[float]) -> tuple[float, float] | None:
+    """``(low, high)`` of an axis showing ``values`` and zero, a little room above; ``None`` if none is finite."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return None
+    low, high = min(float(finite.min()), 0.0), float(finite.max())
+    return low, high + 0.05 * (high - low or 1.0)
 
 
 def render_details(details: ClipDetails, views: ClipViews, *, key: str, stft: bool = True,

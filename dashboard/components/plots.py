@@ -121,28 +121,31 @@ def _log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
 
 
 def score_histogram(
-    scores: np.ndarray, is_abnormal: np.ndarray | None, threshold: float, label_source: str, *, log: bool = False
-) -> go.Figure:
-    """Scores ``(n,)`` of the normal and the abnormal clips (``is_abnormal`` ``None``: of unlabelled clips, one
-    grey histogram); with ``log``, binned evenly in log10(score) and labelled in scores, so the normal clips stay
-    visible beside anomalies scoring orders of magnitude higher."""
-    x = np.log10(scores) if log else np.asarray(scores, dtype=np.float64)
-    if is_abnormal is None:
-        groups = {"unknown": np.ones(x.size, dtype=bool)}
-    else:
-        groups = {"normal": ~is_abnormal, "abnormal": is_abnormal}
-    fig = go.Figure()
-    for name, mask in groups.items():
-        shown = "unlabelled" if name == "unknown" else name
-        fig.add_trace(go.Histogram(x=x[mask], name=shown, marker_color=LABEL_COLOURS[name], opacity=0.6, nbinsx=40))
+    scores: np.ndarray, is_abnormal: np.ndarray, threshold: float, label_source: str, *, log: bool = False,
+    unlabelled: np.ndarray | None = None, unlabelled_weights: np.ndarray | None = None,
+) -> go.Figure:  # fmt: skip
+    """Scores ``(n,)`` of the labelled normal and abnormal clips, and with ``unlabelled`` the scores of clips
+    without a label (a sample: each stands for ``unlabelled_weights`` clips, default 1), counted in clips; with
+    ``log``, binned evenly in log10(score) and labelled in scores, so the normal clips stay visible beside
+    anomalies scoring orders of magnitude higher."""
+    groups = [("normal", scores[~is_abnormal], None), ("abnormal", scores[is_abnormal], None)]
+    if unlabelled is not None:  # only what there is: before labels, a lone "abnormal" legend with no bar misleads
+        groups = [g for g in [*groups, ("unknown", unlabelled, unlabelled_weights)] if g[1].size]
+    fig, tallest = go.Figure(), 0.0
+    for name, values, weights in groups:
+        x = np.log10(values) if log else np.asarray(values, dtype=np.float64)
+        counts = np.ones(x.size) if weights is None else np.asarray(weights, dtype=np.float64)
+        fig.add_trace(go.Histogram(x=x, y=counts, histfunc="sum", name="unlabelled" if name == "unknown" else name,
+                                   marker_color=LABEL_COLOURS[name], opacity=0.6, nbinsx=40))  # fmt: skip
+        tallest = max(tallest, np.histogram(x, bins=40, weights=counts)[0].max(initial=0))
     at = float(np.log10(threshold)) if log and threshold > 0 else threshold
     fig.add_vline(x=at, line_dash="dash", annotation_text="threshold", annotation_position="top right")
-    tallest = max(np.histogram(x[mask], bins=40)[0].max(initial=0) for mask in groups.values())
     fig.update_layout(barmode="overlay", title=plot_literal(f"Scores ({label_source})"), height=300, margin=MARGINS,
                       xaxis_title="score (log scale)" if log else "score", yaxis_title="clips")  # fmt: skip
     fig.update_yaxes(dtick=max(1, int(np.ceil(tallest / 5))))  # whole clips, about 5 ticks
-    if log and scores.size:
-        positions, labels = _log_ticks(float(np.min(scores)), float(np.max(scores)))
+    every = np.concatenate([scores, unlabelled]) if unlabelled is not None else scores
+    if log and every.size:
+        positions, labels = _log_ticks(float(np.min(every)), float(np.max(every)))
         fig.update_xaxes(tickvals=positions, ticktext=labels)
     return fig
 

@@ -17,6 +17,7 @@ from dashboard.components.text import md_literal
 
 KNOWN_SHOWN = 10  # files named in the "already known" line; a folder re-ingested says how many more
 
+
 def _show(report, uploaded_as: dict[str, str] | None = None) -> None:
     """The ingest report.  A refused upload is named as it was uploaded, then where it was saved
     (``uploaded_as``: stored path -> upload name)."""

@@ -194,9 +194,9 @@ def _before_labels(data, value: float, flagged_share: float, log: bool) -> None:
               help="Clips above the threshold, of the scored clips the model did not train on")  # fmt: skip
     st.info(f"Precision and recall need labelled normal and abnormal clips ({data.label_source}). "
             "Judge flagged clips on the Triage page, or include the test split.")  # fmt: skip
-    scores = np.concatenate([data.scores, data.unlabelled_scores])
-    st.plotly_chart(plots.score_histogram(scores, None, value, "clips the model did not train on", log=log),
-                    key="hist")  # fmt: skip
+    hist = plots.score_histogram(data.scores, data.is_abnormal, value, "clips the model did not train on", log=log,
+                                 unlabelled=data.unlabelled_scores, unlabelled_weights=data.unlabelled_weights)
+    st.plotly_chart(hist, key="hist")
 
 
 def _history(machine: str) -> None:

@@ -248,8 +248,8 @@ def test_before_any_labelled_anomaly_the_page_shows_the_share_flagged_and_every_
     assert _metrics(app)["Share flagged"] == f"{data.flagged_share(value):.0%}"
     assert any("Precision and recall need labelled normal and abnormal clips" in text for text in infos(app))
     (hist,) = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
-    assert [trace["name"] for trace in hist["data"]] == ["unlabelled"]
-    assert len(hist["data"][0]["x"]) == data.scores.size + data.unlabelled_scores.size == 2  # not the training clips
+    assert [trace["name"] for trace in hist["data"]] == ["normal"]  # the two judged normal; no clip without a label
+    assert len(hist["data"][0]["x"]) == data.scores.size == 2 and data.unlabelled_scores.size == 0
     assert "Precision" not in _metrics(app)
 
 

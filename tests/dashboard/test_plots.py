@@ -30,6 +30,17 @@ def test_a_log_histogram_bins_in_log_score_and_labels_ticks_in_scores():
     assert np.allclose(linear.data[0].x, normal) and linear.layout.shapes[0].x0 == 100.0
 
 
+def test_a_histogram_counts_a_sample_of_unlabelled_scores_in_the_clips_each_stands_for():
+    """The threshold page samples the scores of a busy machine's unlabelled clips (each standing for several);
+    the bars count clips, not sample points, and only the kinds of clip there are get a bar and a legend."""
+    labelled, is_abnormal = np.array([1.0, 2.0]), np.array([False, False])
+    sample, weights = np.array([1.5, 3.0, 8.0]), np.array([10.0, 10.0, 5.0])
+    fig = plots.score_histogram(labelled, is_abnormal, 4.0, "labels", unlabelled=sample, unlabelled_weights=weights)
+    assert [trace.name for trace in fig.data] == ["normal", "unlabelled"]
+    assert fig.data[1].histfunc == "sum" and list(fig.data[1].y) == [10.0, 10.0, 5.0]
+    assert fig.layout.yaxis.dtick == 2  # the tallest bar holds 10 clips: ticks every 2
+
+
 def test_scatter_and_metric_curves_put_scores_on_a_log_axis():
     scores = np.array([9.0, 12.0, 15.0, 3000.0, 6618.0])
     is_abnormal = np.array([False, False, False, True, True])

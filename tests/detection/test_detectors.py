@@ -224,17 +224,21 @@ def test_explain_points_at_when_the_fault_starts(fitted):
     assert in_fault_bands[25:].mean() > 2 * in_fault_bands[:15].mean()
 
 
-def test_mahalanobis_errors_take_its_score_apart(train, held_out):
-    """Its frame and band errors each average to the clip's score: the charts read against the threshold, and an
-    anomaly's errors stand above a normal clip's as its score does (column z-scores, before, did not)."""
+def test_mahalanobis_errors_take_its_score_apart(train, held_out, tmp_path):
+    """Its band errors add up to the clip's score and its frame errors average to score / n_mels, so an anomaly's
+    errors stand above a normal clip's as its score does (column z-scores, before, did not); a model saved by
+    the earlier version (with the z-scores' band means and spreads in its file) still loads and explains so."""
     detector = fit(make("mahalanobis"), train)
-    features, y = held_out
+    features, _ = held_out
     scores, explanations = detector.score_and_explain(features)
     for score, explanation in zip(scores, explanations, strict=True):
-        np.testing.assert_allclose([explanation.frame_errors.mean(), explanation.band_errors.mean()], score,
-                                   rtol=1e-6)  # fmt: skip
-    means = np.array([e.frame_errors.mean() for e in explanations])
-    assert means[y].min() > means[~y].max()
+        np.testing.assert_allclose(explanation.band_errors.sum(), score, rtol=1e-6)
+        np.testing.assert_allclose(explanation.frame_errors.mean(), score / N_MELS, rtol=1e-6)
+    folder = detector.save(tmp_path / "model")
+    state = dict(np.load(folder / "state.npz"))
+    np.savez(folder / "state.npz", **state, band_mean=np.zeros(N_MELS), band_std=np.ones(N_MELS))  # the old file
+    loaded = Detector.load(folder)
+    np.testing.assert_allclose(loaded.explain(features[-1]).error_map, explanations[-1].error_map, rtol=1e-6)
 
 
 def test_save_then_load_gives_the_same_detector(fitted, held_out, tmp_path):
