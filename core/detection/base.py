@@ -90,6 +90,8 @@ class Detector(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    explanation_version: ClassVar[int] = 1  # raised when explain() changes meaning: stored errors of two
+    # versions are not drawn on one scale
 
     def __init__(self, feature_params: FeatureParams = FeatureParams(), **params: Any):
         self.feature_params = feature_params

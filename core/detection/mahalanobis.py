@@ -24,6 +24,7 @@ STATE_FILE = "state.npz"
 class MahalanobisDetector(Detector):
     name = "mahalanobis"
     description = "Mahalanobis distance of per-band log-mel mean and spread; trains in milliseconds"
+    explanation_version = 2  # 1: per-column z-scores, which did not follow the score
 
     def _columns(self, features: np.ndarray) -> np.ndarray:
         """The log-mel columns of one clip, ``(n_vectors, n_mels)`` (each vector's first frame)."""

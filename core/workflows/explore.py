@@ -40,6 +40,7 @@ class ClipDetails:
     frame_errors: list[float] = field(default_factory=list)
     band_errors: list[float] = field(default_factory=list)
     history: list[Verdict] = field(default_factory=list)
+    explanation_version: int = 1  # of the detector's explain() that computed the errors (stored before: 1)
 
     @property
     def flagged(self) -> bool:
@@ -68,6 +69,7 @@ def clip_details(clip_id: int, *, url: str | None = None) -> ClipDetails | None:
             clip.id, clip.path, clip.machine.key, clip.label, clip.split, clip.duration_s, clip.n_channels,
             clip.sample_rate, model.id if model else None, value, threshold,
             details.get("frame_errors", []), details.get("band_errors", []), history,
+            int(details.get("explanation_version", 1)),
         )  # fmt: skip
 
 

@@ -103,7 +103,9 @@ def score_clips(
     if readable:
         values, explanations = detector.score_and_explain([batch.features[path] for _, path in readable])
         result.scores = {clip_id: float(v) for (clip_id, _), v in zip(readable, values, strict=True)}
-        result.details = {clip_id: e.summary() for (clip_id, _), e in zip(readable, explanations, strict=True)}
+        version = {} if detector.explanation_version == 1 else {"explanation_version": detector.explanation_version}
+        result.details = {clip_id: e.summary() | version for (clip_id, _), e in zip(readable, explanations,
+                                                                                    strict=True)}  # fmt: skip
     result.failed = [{"path": path, "reason": error.reason.value, "detail": error.detail}
                      for path, error in batch.failures.items()]  # fmt: skip
     return result

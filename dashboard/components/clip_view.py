@@ -213,10 +213,10 @@ class ErrorScale:
 def shared_error_scale(*clips: ClipDetails | None) -> ErrorScale | None:
     """One error scale for ``clips`` scored by the same model, so that beside each other a normal clip's small
     errors look small (each chart scaled alone makes any clip's errors fill its height); ``None`` when fewer than
-    two such clips have errors."""
+    two such clips have errors of the same model and explanation version."""
     shown = [c for c in clips if c is not None and c.frame_errors and c.band_errors]
-    if len(shown) < 2 or len({c.model_id for c in shown}) > 1:
-        return None
+    if len(shown) < 2 or len({(c.model_id, c.explanation_version) for c in shown}) > 1:
+        return None  # another model, or errors stored by an earlier explain() of the model's detector
     spans = [_span([e for c in shown for e in getattr(c, kind)]) for kind in ("frame_errors", "band_errors")]
     return ErrorScale(*spans) if all(spans) else None
 

@@ -54,7 +54,8 @@ def test_scores_every_clip_once_with_the_active_model(plant):
             assert row.model_id == clip.machine.active_model_id
             # when and where: one error per feature vector (1 + 3 s * 16000 // 512 - 5 + 1) and per mel band
             stored = score_details(session, row.model_id, row.clip_id)  # kept as float16 bytes, not JSON
-            assert row.details is None and len(row.frames) == 4 + 2 * (90 + 64)
+            assert row.details == {"explanation_version": 2}  # mahalanobis's second explain(); errors as bytes:
+            assert len(row.frames) == 4 + 2 * (90 + 64)
             assert len(stored["frame_errors"]) == 90 and len(stored["band_errors"]) == 64
         # the stored scores of the training clips are the model's own training scores
         for t in trained.trained:
