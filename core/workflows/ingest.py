@@ -45,10 +45,14 @@ class IngestReport:
     """Counts of an ingest run, with each refused file and its reason."""
 
     ingested: int = 0
-    already_known: int = 0
     rejected: list[dict[str, str]] = field(default_factory=list)
     new_paths: list[str] = field(default_factory=list, repr=False)  # as stored: the clips this run registered
     known_paths: list[str] = field(default_factory=list, repr=False)  # files whose content is already a clip
+
+    @property
+    def already_known(self) -> int:
+        """Files whose content was already a clip (each named in ``known_paths``)."""
+        return len(self.known_paths)
 
     def as_json(self) -> dict:
         """``{"ingested": n, "already_known": n, "rejected": [{"path", "reason", "detail"}]}``."""
@@ -59,7 +63,7 @@ class IngestReport:
         """One report adding up ``reports``."""
         rejected, new = [i for r in reports for i in r.rejected], [p for r in reports for p in r.new_paths]
         known = [p for r in reports for p in r.known_paths]
-        return cls(sum(r.ingested for r in reports), sum(r.already_known for r in reports), rejected, new, known)
+        return cls(sum(r.ingested for r in reports), rejected, new, known)
 
 
 def inspect_file(path: str) -> InspectedFile:
@@ -258,7 +262,6 @@ def _store(
         return
     report.ingested += len(added)
     report.new_paths += added
-    report.already_known += len(known)
     report.known_paths += known
 
 

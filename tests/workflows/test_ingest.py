@@ -115,7 +115,7 @@ def test_bad_files_are_rejected_and_the_rest_ingested(tmp_path):
 def test_report_json_shape():
     report = IngestReport(
         ingested=2,
-        already_known=1,
+        known_paths=["/y.wav"],
         rejected=[{"path": "/x.wav", "reason": "empty", "detail": "the file is empty (0 bytes)"}],
     )
     payload = json.loads(json.dumps(report.as_json()))
