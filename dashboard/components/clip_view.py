@@ -126,10 +126,12 @@ def _selectable_chart(fig, *, key: str, clip_id: int, chart: str) -> None:
 # --- the parts of a clip on screen ------------------------------------------------------------------------------
 
 
-def load_view(clip_id: int, *, blind: bool = False) -> tuple[ClipDetails | None, ClipViews | None]:
-    """The clip's details and views; when it cannot be shown, what is missing is ``None`` and the reason is on
-    screen.  Also draws the clip's facts (``blind``: without its label and file, see :func:`render_clip`)."""
-    details = clip_details(clip_id)
+def load_view(clip_id: int, *, blind: bool = False, details: ClipDetails | None = None,
+              ) -> tuple[ClipDetails | None, ClipViews | None]:  # fmt: skip
+    """The clip's details (``details`` when the caller read them already) and views; when it cannot be shown,
+    what is missing is ``None`` and the reason is on screen.  Also draws the clip's facts (``blind``: without its
+    label and file, see :func:`render_clip`)."""
+    details = details or clip_details(clip_id)
     if details is None:
         st.warning(f"Clip {clip_id} is no longer in the database.")
         return None, None
@@ -251,12 +253,13 @@ def render_details(details: ClipDetails, views: ClipViews, *, key: str, stft: bo
 
 
 def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = False,
-                scale: ErrorScale | None = None) -> ClipDetails | None:  # fmt: skip
+                scale: ErrorScale | None = None, details: ClipDetails | None = None) -> ClipDetails | None:  # fmt: skip
     """Draw the clip; returns its details (``None`` when it cannot be shown, with the reason on screen).
 
     ``blind`` (blind review) leaves out what could sway a verdict: the ground-truth label and the file
-    path (MIMII and DCASE paths name the label).  ``scale``: error axes shared with a clip shown beside it."""
-    details, views = load_view(clip_id, blind=blind)
+    path (MIMII and DCASE paths name the label).  ``scale``: error axes shared with a clip shown beside it;
+    ``details``: the clip's, when the caller read them already."""
+    details, views = load_view(clip_id, blind=blind, details=details)
     if views is None:
         return details
     render_player(details, views, key=key, compact=compact)

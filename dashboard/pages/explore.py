@@ -38,12 +38,13 @@ def render() -> None:
     clip_id = st.selectbox("Clip", ids, index=ids.index(wanted) if wanted in ids else 0,
                            format_func=options.get)  # fmt: skip
     typical = typical_normal_clip(clip_id)
+    here, there = clip_details(clip_id), clip_details(typical) if typical is not None else None  # read once each
     # both clips' error charts on one scale: scaled alone, a normal clip's small errors fill the chart too
-    scale = shared_error_scale(clip_details(clip_id), clip_details(typical) if typical is not None else None)
+    scale = shared_error_scale(here, there)
     left, right = st.columns(2)
     with left:
         st.subheader("This clip")
-        details = render_clip(clip_id, key="explore", compact=True, blind=blind, scale=scale)
+        details = render_clip(clip_id, key="explore", compact=True, blind=blind, scale=scale, details=here)
         if details and not blind:
             render_history(details)
     with right:
@@ -51,7 +52,7 @@ def render() -> None:
         if typical is None:
             st.info("No scored normal training clip of this machine to compare with yet.")
         else:
-            render_clip(typical, key="typical", compact=True, blind=blind, scale=scale)
+            render_clip(typical, key="typical", compact=True, blind=blind, scale=scale, details=there)
     if scale:
         st.caption("The two clips' detector error charts share their scales.")
 

@@ -188,8 +188,8 @@ def _metrics_and_charts(data, value: float, flagged_share: float, log: bool) -> 
 
 
 def _before_labels(data, value: float, flagged_share: float, log: bool) -> None:
-    """No precision or recall without both kinds of labels: the share the threshold flags and every scored clip's
-    score beside it, which is what a first threshold is set from."""
+    """No precision or recall without both kinds of labels: the share the threshold flags and the scores of the
+    clips the model did not train on beside it, which is what a first threshold is set from."""
     st.metric("Share flagged", f"{flagged_share:.0%}",
               help="Clips above the threshold, of the scored clips the model did not train on")  # fmt: skip
     st.info(f"Precision and recall need labelled normal and abnormal clips ({data.label_source}). "
