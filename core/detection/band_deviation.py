@@ -44,6 +44,7 @@ class BandDeviationDetector(Detector):
 
     name = "band_deviation"
     description = "largest per-band deviation of a clip's mean log-mel level from the normal spread (max or mean)"
+    explanation_version = 2  # 1: squared column deviations in clip-level spreads, far above the score's scale
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
@@ -75,11 +76,20 @@ class BandDeviationDetector(Detector):
         return deviation.max(axis=1) if self.params["pooling"] == "max" else deviation.mean(axis=1)
 
     def explain(self, features: np.ndarray) -> Explanation:
-        """Squared deviation of each log-mel column from the normal level, in spreads, per band."""
+        """The score taken apart over bands and time, ``(n_vectors, n_mels)``, float64, in normal spreads.
+
+        Band ``j``'s error is the clip's deviation there, ``|level_j - location_j| / spread_j``, the very figure
+        the score pools: with ``"max"`` pooling the largest band error is the score, with ``"mean"`` their mean
+        is.  Over time each column weighs by how far it pulls along the clip's signed deviation ``d`` (its own
+        standardised deviation dotted with ``d``; pulls towards normal count zero), the weights averaging 1, so
+        the frame errors average to the mean band error."""
         self._check_fitted()
         stack_clips([features], self.feature_params.dims)
-        columns = columns_of(features, self.feature_params.n_mels)
-        return Explanation(error_map=((columns - self.location_) / self.spread_) ** 2)
+        columns = (columns_of(features, self.feature_params.n_mels) - self.location_) / self.spread_
+        deviation = columns.mean(axis=0)
+        pull = np.maximum(columns @ deviation, 0.0)
+        weights = pull / pull.mean() if pull.mean() > 0 else np.ones(len(columns))
+        return Explanation(error_map=np.outer(weights, np.abs(deviation)))
 
     def _save_state(self, folder: Path) -> None:
         np.savez(folder / STATE_FILE, location=self.location_, spread=self.spread_)

@@ -63,6 +63,7 @@ class EnsembleDetector(Detector):
 
     name = "ensemble"
     description = "rank-averaged ensemble of detectors (the automatic choice when none is clearly best)"
+    explanation_version = 2  # 1: every clip's map scaled to a mean of 1, whatever its score
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
@@ -89,15 +90,32 @@ class EnsembleDetector(Detector):
         """Mean rank per clip, float64 ``(n_clips,)``."""
         if not hasattr(self, "members_"):
             self._check_fitted()
-        ranks = [rank_against(m.decision_function(clips), ref) for m, ref in zip(self.members_, self._references(),
-                                                                                  strict=True)]  # fmt: skip
-        return np.mean(ranks, axis=0)
+        return np.mean(self._ranks(clips), axis=0)
+
+    def _ranks(self, clips: Sequence[np.ndarray], scores: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Per member, the ranks of ``clips`` (of its ``scores`` of them, when given) against its reference."""
+        scores = [m.decision_function(clips) for m in self.members_] if scores is None else scores
+        return [rank_against(s, ref) for s, ref in zip(scores, self._references(), strict=True)]
 
     def explain(self, features: np.ndarray) -> Explanation:
-        """The mean of the members' error maps, each scaled to a mean of 1 over the clip."""
+        return self.score_and_explain([features])[1][0]
+
+    def score_and_explain(self, clips: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Explanation]]:
+        """Scores and the score taken apart, each member's work done once.  A clip's error map is the mean over
+        members of the member's map scaled to a mean of the member's rank (of 0 where that rank is below 0): it
+        averages to the clip's score (the mean rank, unless a member ranks the clip below all its references),
+        about 0.5 for a typical normal clip, so an anomaly's errors stand above a normal clip's as its score
+        does, and each member's map keeps its shape over bands and time."""
         self._check_fitted()
-        maps = [m.explain(features).error_map for m in self.members_]
-        return Explanation(error_map=np.mean([e / max(float(e.mean()), 1e-12) for e in maps], axis=0))
+        parts = [m.score_and_explain(clips) for m in self.members_]
+        ranks = self._ranks(clips, [scores for scores, _ in parts])
+        explained = [maps for _, maps in parts]
+        explanations = []
+        for index in range(len(clips)):
+            maps = [(e[index].error_map, float(r[index])) for e, r in zip(explained, ranks, strict=True)]
+            scaled = [e * max(rank, 0.0) / max(float(e.mean()), 1e-12) for e, rank in maps]
+            explanations.append(Explanation(error_map=np.mean(scaled, axis=0)))
+        return np.mean(ranks, axis=0), explanations
 
     def _save_state(self, folder: Path) -> None:
         for index, member in enumerate(self.members_):

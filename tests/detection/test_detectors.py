@@ -241,6 +241,33 @@ def test_mahalanobis_errors_take_its_score_apart(train, held_out, tmp_path):
     np.testing.assert_allclose(loaded.explain(features[-1]).error_map, explanations[-1].error_map, rtol=1e-6)
 
 
+@pytest.mark.parametrize("pooling", ["max", "mean"])
+def test_band_deviation_errors_are_the_deviations_its_score_pools(pooling, train, held_out):
+    """Its band errors are the clip's per-band deviations (their max or mean is the score) and its frame errors
+    average to their mean, so a normal clip's errors stay at its score's scale (squared column deviations in
+    clip-level spreads, before, put every clip's errors far above it)."""
+    detector = fit(make("band_deviation", pooling=pooling), train)
+    features, y = held_out
+    scores, explanations = detector.score_and_explain(features)
+    for score, explanation in zip(scores, explanations, strict=True):
+        pooled = explanation.band_errors.max() if pooling == "max" else explanation.band_errors.mean()
+        np.testing.assert_allclose(pooled, score, rtol=1e-6)
+        np.testing.assert_allclose(explanation.frame_errors.mean(), explanation.band_errors.mean(), rtol=1e-6)
+    means = np.array([e.error_map.mean() for e in explanations])
+    assert means[y].min() > means[~y].max()
+
+
+def test_ensemble_errors_average_to_its_score(train, held_out):
+    """An ensemble clip's error map averages to its score (the members' mean rank), so an anomaly's errors stand
+    above a normal clip's (each clip's map scaled to a mean of 1, before, drew every clip alike)."""
+    detector = fit(make("ensemble"), train)
+    features, y = held_out
+    scores, explanations = detector.score_and_explain(features)
+    means = np.array([e.error_map.mean() for e in explanations])
+    np.testing.assert_allclose(means, np.maximum(scores, 0.0), rtol=1e-6)
+    assert means[y].min() > means[~y].max()
+
+
 def test_save_then_load_gives_the_same_detector(fitted, held_out, tmp_path):
     detector, _ = fitted
     features, _ = held_out
