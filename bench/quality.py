@@ -199,7 +199,22 @@ def real_benchmark(root: Path, train_sizes: list[int], seeds: int, epochs: int, 
                     rows.append({"machine": key, "n_train": n_train, "seed": seed, "detector": label,
                                  "auc": roc_auc(y, scores), "pauc": partial_auc(y, scores),
                                  "flagged_normal": flagged, "n_test_normal": len(test), "chosen": chosen})  # fmt: skip
+            print_progress([r for r in rows if r["machine"] == key and r["n_train"] == n_train])
     return rows
+
+
+def print_progress(rows: list[dict]) -> None:
+    """One machine's mean test AUC per detector over its splits, to stderr as soon as it is done (a run of many
+    seeds takes half an hour)."""
+    import numpy as np
+
+    if not rows:
+        return
+    detectors = list(dict.fromkeys(r["detector"] for r in rows))
+    means = ", ".join(f"{d} {np.mean([r['auc'] for r in rows if r['detector'] == d]):.2f}" for d in detectors)
+    splits = len({r["seed"] for r in rows})
+    print(f"{rows[0]['machine']} ({rows[0]['n_train']} to train on, {splits} split{'s' * (splits != 1)}): {means}",
+          file=sys.stderr, flush=True)  # fmt: skip
 
 
 WEIGHTS = [round(0.5 + 0.05 * i, 2) for i in range(11)]  # the grid of --weight-check: 0.5, 0.55, ..., 1.0

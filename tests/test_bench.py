@@ -80,13 +80,17 @@ def test_db_scale_benchmark_smoke():
 
 
 @pytest.mark.slow
-def test_quality_benchmark_real_mode_smoke(tmp_path):
+def test_quality_benchmark_real_mode_smoke(tmp_path, capsys):
     from core.datasets.demo import write_plant
 
     write_plant(tmp_path / "real", machines=1, normal=8, abnormal=3, duration_s=2.0, seed=0, n_jobs=1)
-    out = _run("bench/quality.py", "--real", str(tmp_path / "real"), "--train-sizes", "6", "--seeds", "1",
-               "--epochs", "1", "--detectors", "mahalanobis", "frame_knn:top10", "auto", "--faults", "1",
-               "--mean-of", "fan")  # fmt: skip
+    _quality_module().main(["--real", str(tmp_path / "real"), "--train-sizes", "6", "--seeds", "1", "--epochs", "1",
+                            "--detectors", "mahalanobis", "frame_knn:top10", "auto", "--faults", "1", "--mean-of",
+                            "fan"])  # fmt: skip
+    out, err = capsys.readouterr()
+    # each machine's means as soon as it is done, before the table
+    assert re.search(r"^6dB/fan/id_00 \(6 to train on, 1 split\): mahalanobis \d\.\d\d, frame_knn:top10 \d\.\d\d, "
+                     r"auto \d\.\d\d, auto\+faults \d\.\d\d$", err, re.MULTILINE), err  # fmt: skip
     [row] = [line for line in out.splitlines() if line.startswith("6dB/fan/id_00")]
     [mean] = [line for line in out.splitlines() if line.startswith("mean of *fan* (1)")]
     assert len(re.findall(r"\d\.\d{3} ± -", mean)) == 4, out  # one seed: no spread to state
