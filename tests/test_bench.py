@@ -76,7 +76,8 @@ def test_verdicts_benchmark_smoke():
 def test_db_scale_benchmark_smoke():
     out = _run("bench/db_scale.py", "--clips", "2000", "--machines", "2", "--repeats", "1")
     assert "seeded 2000 scored clips" in out and "bytes per clip" in out, out
-    assert len(re.findall(r"[\d.]+ ms", out)) == 9 and "Thresholds: labelled set" in out, out
+    timings = re.findall(r"^.{50} +[\d.]+ ms(?:  \(over 300 ms\))?$", out, re.MULTILINE)  # a slow host may say "over"
+    assert len(timings) == 9 and "Thresholds: labelled set" in out, out
 
 
 @pytest.mark.slow
