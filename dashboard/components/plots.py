@@ -56,7 +56,7 @@ def errors_over_time(frame_errors, hop_length: int, sr: int, window: tuple[float
                                line=dict(color=LABEL_COLOURS["abnormal"])))  # fmt: skip
     if window:  # markers: points a box can select (a line alone has none)
         fig.add_vrect(x0=window[0], x1=window[1], fillcolor=LABEL_COLOURS["abnormal"], opacity=0.15, line_width=0)
-    fig.update_layout(title="Detector error over time", height=220, margin=MARGINS, xaxis_title="time (s)",
+    fig.update_layout(title="Error over time", height=220, margin=MARGINS, xaxis_title="time (s)",
                       yaxis_title="error", dragmode="select" if selectable else None)  # fmt: skip
     if y_range:
         fig.update_yaxes(range=list(y_range))
@@ -80,7 +80,7 @@ def errors_per_band(band_errors, sr: int, *, y_range: tuple[float, float] | None
                                line=dict(color=LABEL_COLOURS["abnormal"]),
                                hovertemplate="%{x:.0f} Hz: %{y:.4g}<extra></extra>"))  # fmt: skip
     tickvals, ticktext = _decade_ticks(float(freqs.min()), float(freqs.max()))
-    fig.update_layout(title="Detector error per mel band", height=220, margin=MARGINS, xaxis_title="frequency (Hz)",
+    fig.update_layout(title="Error per mel band", height=220, margin=MARGINS, xaxis_title="frequency (Hz)",
                       xaxis_type="log", yaxis_title="error")  # fmt: skip
     fig.update_xaxes(tickmode="array", tickvals=tickvals, ticktext=ticktext)
     if y_range:

@@ -78,7 +78,7 @@ def test_the_two_clips_error_charts_share_their_scale(seeded, open_page):
     no_exception(app)
     here, typical = _column(app, "This clip"), _column(app, "A typical normal clip")
     chosen, normal = clip_details(clip_id), clip_details(typical_normal_clip(clip_id))
-    for title, errors in (("Detector error over time", "frame_errors"), ("Detector error per mel band", "band_errors")):
+    for title, errors in (("Error over time", "frame_errors"), ("Error per mel band", "band_errors")):
         low, high = _y_range(here, title)
         assert _y_range(typical, title) == [low, high]
         both = getattr(chosen, errors) + getattr(normal, errors)
