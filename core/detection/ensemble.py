@@ -51,7 +51,7 @@ class EnsembleDetector(Detector):
         The member detectors (registered names and their hyper-parameters).
     references : list of list of float
         Per member, its scores of normal clips it did not train on (from cross-validation); when empty,
-        the members' training scores (biased low for detectors that memorise, such as ``frame_knn``).
+        the members' training scores (biased low for detectors scored in-sample, such as ``frame_gmm``).
 
     Attributes
     ----------

@@ -22,6 +22,7 @@ from core.detection.pooling import check_pooling, pool_clips
 from core.errors import NotFittedError
 
 STATE_FILE = "state.npz"
+SCORE_FOLDS = 5  # the training clips' own scores are out of fold (see FrameKNNDetector.decision_scores_)
 
 
 class FrameKNNDetector(Detector):
@@ -43,8 +44,9 @@ class FrameKNNDetector(Detector):
     reference_ : np.ndarray, float32 ``(n_reference, n_mels)``
         The standardised normal columns searched.
     decision_scores_ : np.ndarray, float64 ``(n_clips,)``
-        The training clips' scores; in-sample, so near zero (a column's nearest neighbour is itself):
-        use held-out clips for thresholds.
+        The training clips' scores, out of fold: each clip against a reference of the other clips (in-sample a
+        column's nearest neighbour is itself, so every score would be near zero), so that a threshold fitted
+        to them suits new clips.  ``decision_function`` of a training clip stays in-sample, near zero.
     folds_ : list of FrameKNNDetector
         After :meth:`fit_folds` only: per cross-validation fold, a detector fitted on the clips outside it (no
         ``decision_scores_``).
@@ -62,10 +64,22 @@ class FrameKNNDetector(Detector):
 
     def fit(self, clips: Sequence[np.ndarray], progress=None) -> Self:
         self._fit_reference(clips)
-        self.decision_scores_ = self.decision_function(clips)
+        self.decision_scores_ = self._out_of_fold_scores(clips)
         if progress:
             progress(1, 1)
         return self
+
+    def _out_of_fold_scores(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        """Each training clip's score against a reference of the *other* clips, float64 ``(n_clips,)``
+        (:data:`SCORE_FOLDS` contiguous folds; in-sample for a single clip).  In-sample, every column would find
+        itself and score about 0, and a threshold fitted to such scores would flag every new clip."""
+        if len(clips) < 2:
+            return self.decision_function(clips)
+        folds = np.array_split(np.arange(len(clips)), min(SCORE_FOLDS, len(clips)))
+        scores = np.empty(len(clips))
+        for fold, detector in zip(folds, self._fold_references(clips, folds), strict=True):
+            scores[fold] = detector.decision_function([clips[i] for i in fold])
+        return scores
 
     def _fit_reference(self, clips: Sequence[np.ndarray]) -> Self:
         """``mean_``, ``scale_``, ``reference_`` and the index from ``clips``: all of :meth:`fit` but the scores."""
@@ -84,12 +98,17 @@ class FrameKNNDetector(Detector):
         it, without scoring those training clips (``decision_scores_``, a third of the fit's time, which
         cross-validation never reads); ``others`` is not used.  Sets ``folds_``; score with
         :meth:`fold_decision_function`."""
-        self.folds_ = []
+        self.folds_ = self._fold_references(clips, folds)
+        return self
+
+    def _fold_references(self, clips: Sequence[np.ndarray], folds: Sequence[np.ndarray]) -> list[Self]:
+        """Per fold (indices into ``clips``), a detector with the reference of the clips outside it (unscored)."""
+        out = []
         for fold in folds:
             held = set(np.asarray(fold).tolist())
             train = [c for i, c in enumerate(clips) if i not in held]
-            self.folds_.append(type(self)(self.feature_params, **self.params)._fit_reference(train))
-        return self
+            out.append(type(self)(self.feature_params, **self.params)._fit_reference(train))
+        return out
 
     def fold_decision_function(self, fold: int, clips: Sequence[np.ndarray]) -> np.ndarray:
         """:meth:`decision_function` of fold ``fold``'s reference (:meth:`fit_folds`), float64 ``(n_clips,)``."""
