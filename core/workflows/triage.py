@@ -302,10 +302,19 @@ def undo_last(annotator: str, *, actor: Actor | None = None, url: str | None = N
         return target
 
 
-def review_is_blind(actor: Actor) -> bool:
+def review_is_blind(actor: Actor, name: str | None = None, *, url: str | None = None) -> bool:
     """Whether ``actor`` judges blind (``BLIND_REVIEW``, on by default, for the annotator role): without
-    the clip's ground-truth label, its file path or other annotators' verdicts until their own verdict."""
-    return settings().blind_review and actor.role == Role.ANNOTATOR
+    the clip's ground-truth label, its file path or other annotators' verdicts until their own verdict.
+
+    ``name``: the person whose verdicts the operator (``AUTH=none``, full rights) records, as Triage does: blind
+    whenever their verdict counts as an annotator's (no active account of another role), for a verdict made with
+    the answer on screen would weigh as an independent one."""
+    if not settings().blind_review:
+        return False
+    if actor.operator and name:
+        with session_scope(url) as session:
+            return _role(session, actor, name) in (None, Role.ANNOTATOR.value)
+    return actor.role == Role.ANNOTATOR
 
 
 def anomaly_types(*, url: str | None = None) -> list[str]:

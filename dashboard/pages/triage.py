@@ -300,7 +300,7 @@ def render() -> None:
     name = _annotator()
     if name is None:
         return
-    blind = review_is_blind(current_actor())
+    blind = review_is_blind(current_actor(), name)  # AUTH=none: blind when the verdict counts as an annotator's
     _follow_link()
     machine = machine_picker(require_model=True)
     if machine is None:

@@ -86,7 +86,7 @@ def test_the_queue_needs_an_annotator_name(seeded, open_page):
 def test_confirm_abnormal_stores_the_verdict_and_brings_the_next_clip(seeded, open_page):
     queue = triage_queue(MACHINE)
     app = _open_queue(open_page, "alice")
-    assert _shown_clip(app) == clip_caption(queue[0].clip_id, queue[0].path)
+    assert _shown_clip(app) == f"clip #{queue[0].clip_id}"
     kind = _anomaly_types()[-1]
     app.selectbox(key=f"type_{queue[0].clip_id}").select(kind)
     app.text_input(key=f"note_{queue[0].clip_id}").input("rattles at 3 s")
@@ -96,7 +96,7 @@ def test_confirm_abnormal_stores_the_verdict_and_brings_the_next_clip(seeded, op
     assert (row.clip_id, row.annotator, row.verdict, row.anomaly_type, row.note, row.undoes_id) == (
         queue[0].clip_id, "alice", "abnormal", kind, "rattles at 3 s", None,
     )  # fmt: skip
-    assert _shown_clip(app) == clip_caption(queue[1].clip_id, queue[1].path)
+    assert _shown_clip(app) == f"clip #{queue[1].clip_id}"
     assert _queue_line(app) == f"1 judged this session; {len(queue) - 1} left for {md_literal(MACHINE)}"
     assert f"Last saved: #{queue[0].clip_id}: abnormal ({kind})." in [c.value for c in app.caption]
 
@@ -122,7 +122,7 @@ def test_undo_appends_a_row_and_returns_the_clip_to_the_queue(seeded, open_page)
     assert (rows[0].id, rows[0].verdict, rows[0].undoes_id) == (verdict.id, "normal", None)  # kept as it was
     assert (rows[1].clip_id, rows[1].annotator, rows[1].undoes_id) == (queue[0].clip_id, "alice", verdict.id)
     assert _queue_line(app) == f"0 judged this session; {len(queue)} left for {md_literal(MACHINE)}"
-    assert _shown_clip(app) == clip_caption(queue[0].clip_id, queue[0].path)
+    assert _shown_clip(app) == f"clip #{queue[0].clip_id}"
     assert [item.clip_id for item in triage_queue(MACHINE)] == [item.clip_id for item in queue]
 
     _click(app, "↶ Undo my last verdict")  # nothing left to undo: no new row
@@ -130,8 +130,28 @@ def test_undo_appends_a_row_and_returns_the_clip_to_the_queue(seeded, open_page)
     assert "Last saved: nothing to undo." in [c.value for c in app.caption]
 
 
-def test_a_disagreeing_second_annotator_puts_the_clip_on_the_review_list(seeded, open_page):
-    """Two pilots have the same clip on screen; Alice confirms it first, then Bob rejects it."""
+def test_without_sign_in_a_name_without_an_account_judges_blind(seeded, open_page):
+    """With AUTH=none a typed name's verdict counts as an annotator's: it is judged without the clip's label, file
+    name or the review list, as a signed-in annotator judges; a name with an engineer's account sees them."""
+    from core.workflows.users import add_user
+
+    clip = triage_queue(MACHINE)[0]
+    app = _open_queue(open_page, "alice")
+    assert _shown_clip(app) == f"clip #{clip.clip_id}"
+    shown = " ".join(m.value for m in app.markdown) + " ".join(c.value for c in app.caption)
+    assert "label:" not in shown and clip.path.rsplit("/", 1)[-1] not in shown
+    assert not any(e.label.startswith("Review list") for e in app.expander)
+
+    add_user("erin", "engineer", "a long enough password")
+    app = _open_queue(open_page, "erin")
+    assert _shown_clip(app) == clip_caption(clip.clip_id, clip.path)
+    assert any("label:" in m.value for m in app.markdown) or any("label:" in c.value for c in app.caption)
+
+
+def test_a_disagreeing_second_annotator_puts_the_clip_on_the_review_list(seeded, open_page, monkeypatch):
+    """Two pilots have the same clip on screen; Alice confirms it first, then Bob rejects it (not blind: a blind
+    annotator sees no list of others' verdicts)."""
+    monkeypatch.setenv("BLIND_REVIEW", "no")
     clip = triage_queue(MACHINE)[0]
     alice = _open_queue(open_page, "alice")
     bob = _open_queue(open_page, "bob")
@@ -222,7 +242,7 @@ def test_an_anomaly_type_too_long_to_store_shows_the_error_and_saves_nothing(que
     assert [e.value for e in app.error] == [f"The verdict was not saved: {md_literal(detail)}"]
     _no_sql_shown(app)
     assert _annotations() == [] and "k" * 70 not in _anomaly_types()
-    assert _shown_clip(app) == clip_caption(clip.clip_id, clip.path)  # still on screen, to judge again
+    assert _shown_clip(app) == f"clip #{clip.clip_id}"  # still on screen, to judge again
     app.text_input(key=f"newtype_{clip.clip_id}").input("k" * 64)
     _click(app, "Confirm abnormal")
     assert [(r.clip_id, r.anomaly_type) for r in _annotations()] == [(clip.clip_id, "k" * 64)]
@@ -270,12 +290,12 @@ def test_a_shared_link_opens_its_clip_and_the_address_follows_the_clip_on_screen
     app.query_params.update({"machine": MACHINE, "clip": str(queue[3].clip_id)})
     app.run()
     no_exception(app)
-    assert _shown_clip(app) == clip_caption(queue[3].clip_id, queue[3].path)
+    assert _shown_clip(app) == f"clip #{queue[3].clip_id}"
     _click(app, "Unsure")
-    assert _shown_clip(app) == clip_caption(queue[0].clip_id, queue[0].path)  # then the queue, in its order
+    assert _shown_clip(app) == f"clip #{queue[0].clip_id}"  # then the queue, in its order
     assert app.query_params["clip"] == str(queue[0].clip_id)
     _click(app, "↶ Undo my last verdict")  # the undone clip comes back on screen, to judge again
-    assert _shown_clip(app) == clip_caption(queue[3].clip_id, queue[3].path)
+    assert _shown_clip(app) == f"clip #{queue[3].clip_id}"
 
 
 def test_a_link_to_a_clip_of_another_machine_opens_that_machine(seeded, open_page):
@@ -285,7 +305,7 @@ def test_a_link_to_a_clip_of_another_machine_opens_that_machine(seeded, open_pag
     app.run()
     no_exception(app)
     assert app.sidebar.selectbox(key="machine_picker").value == SEEDED_MACHINES[1]
-    assert _shown_clip(app) == clip_caption(other.clip_id, other.path)
+    assert _shown_clip(app) == f"clip #{other.clip_id}"
 
 
 def test_the_progress_line_counts_this_sessions_verdicts_and_an_empty_queue_points_elsewhere(seeded, open_page):
@@ -338,9 +358,9 @@ def test_a_link_naming_no_clip_id_or_a_deleted_clip_says_so_and_shows_the_queue(
     app.run()
     no_exception(app)
     assert [w.value for w in app.warning] == ["The link's clip 12abc is no clip id; here is your queue."]
-    assert _shown_clip(app) == clip_caption(queue[0].clip_id, queue[0].path)
+    assert _shown_clip(app) == f"clip #{queue[0].clip_id}"
     app.query_params.update({"machine": MACHINE, "clip": "999999"})
     app.run()
     no_exception(app)
     assert [w.value for w in app.warning] == ["Clip #999999 is not in the database; here is your queue."]
-    assert _shown_clip(app) == clip_caption(queue[0].clip_id, queue[0].path)
+    assert _shown_clip(app) == f"clip #{queue[0].clip_id}"
