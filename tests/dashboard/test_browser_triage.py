@@ -92,13 +92,13 @@ def _queue(app: Dashboard) -> list[int]:
 
 
 def _shown_clip(page) -> int:
-    caption = page.get_by_text(re.compile(r"^clip #\d+ ·")).first.inner_text()
+    caption = page.get_by_text(re.compile(r"^clip #\d+$")).first.inner_text()  # blind: no file name
     return int(caption.split("#", 1)[1].split()[0])
 
 
 def _wait_for_clip(page, clip_id: int) -> None:
     """The clip is on screen with its player, and the script has finished (bounded waits)."""
-    page.get_by_text(re.compile(rf"^clip #{clip_id} ·")).first.wait_for(state="visible")
+    page.get_by_text(re.compile(rf"^clip #{clip_id}$")).first.wait_for(state="visible")
     page.locator("[data-testid='stAudio'] audio, audio").first.wait_for(state="attached")
     _wait_for_app_idle(page)
 
