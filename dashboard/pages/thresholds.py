@@ -19,6 +19,7 @@ from core.workflows.tuning import (
 )
 from dashboard.components import plots
 from dashboard.components.auth import NAME_KEY, current_actor
+from dashboard.components.format import number
 from dashboard.components.pickers import machine_picker
 from dashboard.components.text import md_literal
 
@@ -34,6 +35,8 @@ SUGGESTED_KEY = "threshold_suggested"  # a suggestion's value, handed to the nex
 NOTE_KEY = "threshold_suggestion_note"  # what the last suggestion did, shown after the rerun
 FROM_SUGGESTION_KEY = "threshold_from_suggestion"  # (method, value) of the last suggestion: saved with its method
 VALUE_KEY = "threshold_value"  # the threshold both controls show
+DIGITS = 6  # significant digits of a threshold on the slider, in the number box and in the metrics' titles
+SHOWN = f"%.{DIGITS}g"  # the number box's printf format: as many significant digits as _label
 SCALES = ("score quantiles", "log scale", "even steps")
 SLIDER_STOPS = 401
 
@@ -56,11 +59,29 @@ def _slider_stops(scores: np.ndarray, scale: str) -> list[float]:
 
 
 def _label(value: float) -> str:
-    return f"{value:.5g}"
+    """A threshold as the slider, the number box (its printf format :data:`SHOWN`) and the metrics show it."""
+    return number(value, DIGITS)
 
 
-def _nearest(stops: list[float], value: float) -> float:
-    return min(stops, key=lambda stop: abs(stop - value))
+def _with_value(stops: list[float], value: float) -> list[float]:
+    """``stops`` with ``value`` itself among them (in place of the stop that reads the same): the slider shows
+    the very threshold the number box and the metrics show, never a nearby stop."""
+    return sorted([stop for stop in stops if _label(stop) != _label(value)] + [value])
+
+
+def _step(scores: np.ndarray, value: float) -> float:
+    """The number box's +/- step: a 1-2-5 step near 1% of the scale the scores are read on: of the threshold
+    itself where the scores span orders of magnitude (log axes: 0.01 at 0.97, 0.2 at 18), else of their range."""
+    if plots.spans_orders(scores):
+        scale = value if value > 0 else float(scores.min())
+    else:
+        scale = float(scores.max() - scores.min())
+    if not scale > 0:
+        return 0.01
+    target = scale / 100
+    exponent = int(np.floor(np.log10(target)))
+    steps = [float(f"{m}e{e}") for e in (exponent, exponent + 1) for m in (1, 2, 5)]
+    return min(steps, key=lambda step: abs(np.log10(step / target)))
 
 
 def _from_slider() -> None:
@@ -72,8 +93,8 @@ def _from_number() -> None:
 
 
 def _threshold_controls(data, scores: np.ndarray) -> float:
-    """A slider (stops at score quantiles, on a log scale or even) and, beside it, the exact value; both move the
-    one threshold, in the detector's score units.  Returns it."""
+    """A slider (stops at score quantiles, on a log scale or even, and the threshold itself) and, beside it, the
+    exact value; both move and show the one threshold, in the detector's score units.  Returns it."""
     suggested = st.session_state.pop(SUGGESTED_KEY, None)
     if suggested is not None:
         st.session_state[VALUE_KEY] = suggested
@@ -88,17 +109,17 @@ def _threshold_controls(data, scores: np.ndarray) -> float:
                      help="Where the slider stops: at quantiles of the clips' scores (as many stops between any "
                      "two percentiles), evenly on a log scale, or evenly over the score range. The number "
                      "beside it takes any value.")  # fmt: skip
-    stops = _slider_stops(scores, scale)
-    st.session_state["threshold_slider"] = _nearest(stops, value)
+    stops = _with_value(_slider_stops(scores, scale), value)
+    st.session_state["threshold_slider"] = value
     st.session_state["threshold_number"] = value
-    spread = float(scores.max() - scores.min())
-    step = float(10 ** np.floor(np.log10(spread / 100))) if spread > 0 else 0.01
     left, right = st.columns([4, 1], vertical_alignment="bottom")
     left.select_slider("Threshold", stops, key="threshold_slider", on_change=_from_slider,
                        format_func=_label,
                        help=f"{data.detector} scores; clips above the threshold are flagged")  # fmt: skip
-    right.number_input("Threshold value", key="threshold_number", step=step, format="%.6g", on_change=_from_number,
-                       help="Type any threshold (the slider shows the nearest stop)")  # fmt: skip
+    right.number_input("Threshold value", key="threshold_number", step=_step(scores, value), format=SHOWN,
+                       on_change=_from_number,
+                       help="Type any threshold: the slider moves to it; + and - step by about 1% of the "
+                       "threshold (scores spanning orders of magnitude) or of the score range")  # fmt: skip
     return value
 
 
@@ -154,7 +175,7 @@ def _save(machine: str, value: float) -> None:
         except MachineSoundError as exc:
             st.error(md_literal(exc.detail))
         else:
-            st.success(f"Threshold {value:.4g} saved for {md_literal(machine)}.")
+            st.success(f"Threshold {_label(value)} saved for {md_literal(machine)}.")
 
 
 def _metrics_and_charts(data, value: float, flagged_share: float, log: bool) -> None:
@@ -175,7 +196,7 @@ def _metrics_and_charts(data, value: float, flagged_share: float, log: bool) -> 
                + (" Score axes are on a log scale: the scores span orders of magnitude." if log else ""))  # fmt: skip
     sw = sweep(data.is_abnormal, data.scores)
     left, right = st.columns(2)
-    left.plotly_chart(plots.confusion(at.confusion, f"Confusion matrix at {value:.4g}"), key="cm")
+    left.plotly_chart(plots.confusion(at.confusion, f"Confusion matrix at {_label(value)}"), key="cm")
     right.plotly_chart(plots.score_histogram(data.scores, data.is_abnormal, value, data.label_source, log=log),
                        key="hist")  # fmt: skip
     left, middle, right = st.columns(3)

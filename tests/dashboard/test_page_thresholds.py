@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from core.detection.metrics import metrics_at
 from core.workflows.triage import record_verdict
 from core.workflows.tuning import SuggestOptions, set_threshold, suggest, tuning_data
+from dashboard.components.format import number
 from dashboard.components.text import md_literal
 from db.models import Clip, Machine, Score, Threshold
 from db.queries import active_threshold, threshold_history
@@ -81,7 +82,7 @@ def test_moving_the_slider_changes_the_confusion_matrix_and_metrics(seeded, open
     assert _metrics(app)["Recall"] == f"{start[0] / (start[0] + start[1]):.2f}"
 
     top = _top_score()  # the slider's last stop: nothing scores above the highest score, nothing flagged
-    assert _slider(app).options[-1] == f"{top:.5g}"
+    assert _slider(app).options[-1] == number(top, 6)
     _slider(app).set_value(top).run()
     no_exception(app)
     moved = _confusion(app)
@@ -102,10 +103,60 @@ def test_the_number_input_moves_the_threshold_to_any_value(seeded, open_page):
     assert _number(app).value == value
     assert _confusion(app) == _expected(value)
     assert _expected(value)[1] == int((abnormal <= value).sum()) >= 1
-    stops = [float(option) for option in _slider(app).options]
-    nearest = min(stops, key=lambda stop: abs(stop - value))  # the stops as labelled (5 significant digits)
-    assert f"{_slider(app).value:.5g}" == f"{nearest:.5g}"  # the slider shows the nearest stop
+    assert _slider(app).value == value  # the slider shows the very threshold, not the nearest stop
     assert _metrics(app)["Recall"] == f"{metrics_at(data.is_abnormal, data.scores, value).recall:.2f}"
+
+
+def test_a_typed_threshold_between_two_stops_is_the_one_the_slider_the_box_and_the_matrix_show(seeded, open_page):
+    """Typing 100 once left the slider on its nearest stop (101.05) while the metrics used 100."""
+    app = open_page("thresholds")
+    stops = [float(option) for option in _slider(app).options]
+    middle = len(stops) // 2
+    value = float(f"{(stops[middle] + stops[middle + 1]) / 2:.3g}")  # a round number, and no stop
+    assert number(value, 6) not in _slider(app).options
+    _number(app).set_value(value).run()
+    no_exception(app)
+    assert _slider(app).value == _number(app).value == value
+    shown = number(value, 6)
+    assert shown in _slider(app).options and _number(app).proto.format % value == shown  # both read the same
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in app.get("plotly_chart")]
+    assert f"Confusion matrix at {shown}" in titles
+    app.radio(key="threshold_scale").set_value("even steps").run()  # other stops: the threshold stays one of them
+    assert _slider(app).value == _number(app).value == value
+
+
+def _step(app) -> float:
+    return _number(app).step
+
+
+def test_the_number_box_steps_by_about_one_percent_of_the_threshold_when_scores_span_orders(seeded, open_page):
+    """The box stepped by 1 at a threshold of 0.97 (one click: 1.97), by 10 on another machine: its step was a
+    power of ten below 1% of the score range, whatever the threshold."""
+    data = tuning_data(MACHINE, use_test=True)
+    scores = np.concatenate([data.scores, data.unlabelled_scores])
+    assert scores.max() > 100 * scores.min() > 0  # the seeded Mahalanobis scores span orders of magnitude
+    set_threshold(MACHINE, 0.97, set_by="dora", reason="below every score")
+    app = open_page("thresholds")
+    assert _number(app).value == 0.97 and _step(app) == 0.01
+    _number(app).set_value(18.3).run()
+    assert _step(app) == 0.2  # 1% of 18.3 is 0.183: the nearest of 0.1, 0.2 and 0.5
+    _number(app).set_value(4000.0).run()
+    assert _step(app) == 50.0
+    assert _slider(app).value == _number(app).value == 4000.0  # above every score: the slider goes there too
+
+
+def test_the_number_box_steps_by_about_one_percent_of_the_range_when_scores_are_linear(seeded, open_page):
+    data = tuning_data(MACHINE, use_test=True)
+    with session_scope(write=True) as session:  # scores from 1000 to about 1500: a linear scale
+        session.execute(update(Score).where(Score.model_id == data.model_id).values(score=Score.score + 1000))
+    scores = np.concatenate([data.scores, data.unlabelled_scores]) + 1000
+    spread = float(scores.max() - scores.min())
+    assert 250 < spread < 750  # 1% of it is nearest 5 of the 1-2-5 steps
+    app = open_page("thresholds")
+    assert app.radio(key="threshold_scale").value == "even steps"
+    assert _step(app) == 5.0
+    _number(app).set_value(1001.0).run()
+    assert _step(app) == 5.0  # on a linear scale the step does not follow the threshold
 
 
 @pytest.mark.parametrize("scale", ["score quantiles", "log scale", "even steps"])
@@ -140,7 +191,7 @@ def test_save_appends_a_threshold_row_with_who_and_why(seeded, open_page):
     app.text_input(key="threshold_by").input("carol")
     _click(app, "Save threshold")
 
-    assert any(f"Threshold {value:.4g} saved for {md_literal(MACHINE)}" in s.value for s in app.success)
+    assert any(f"Threshold {number(value, 6)} saved for {md_literal(MACHINE)}" in s.value for s in app.success)
     with session_scope() as session:
         assert session.scalar(select(func.count(Threshold.id))) == before + 1
         current = active_threshold(session, model_id)
