@@ -12,6 +12,9 @@ from dashboard.components.text import plot_literal
 from dashboard.theme import LABEL_COLOURS
 
 MARGINS = dict(l=10, r=10, t=40, b=10)
+# a horizontal legend under the x axis title takes no width from a narrow chart (beside it, it took half of a third
+# of the page)
+LEGEND_BELOW = dict(orientation="h", x=0, xanchor="left", y=-0.25, yanchor="top")
 
 
 def waveform(envelope: tuple[np.ndarray, np.ndarray, np.ndarray], title: str = "Waveform") -> go.Figure:
@@ -121,13 +124,14 @@ def _log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
 
 
 def score_histogram(
-    scores: np.ndarray, is_abnormal: np.ndarray, threshold: float, label_source: str, *, log: bool = False,
+    scores: np.ndarray, is_abnormal: np.ndarray, threshold: float, clips: str, *, log: bool = False,
     unlabelled: np.ndarray | None = None, unlabelled_weights: np.ndarray | None = None,
 ) -> go.Figure:  # fmt: skip
-    """Scores ``(n,)`` of the labelled normal and abnormal clips, and with ``unlabelled`` the scores of clips
-    without a label (a sample: each stands for ``unlabelled_weights`` clips, default 1), counted in clips; with
-    ``log``, binned evenly in log10(score) and labelled in scores, so the normal clips stay visible beside
-    anomalies scoring orders of magnitude higher."""
+    """Scores ``(n,)`` of the labelled normal and abnormal clips, titled "Scores (``clips``)" (a few words: the
+    page names the clips and their labels in a caption), and with ``unlabelled`` the scores of clips without a
+    label (a sample: each stands for ``unlabelled_weights`` clips, default 1), counted in clips; with ``log``,
+    binned evenly in log10(score) and labelled in scores, so the normal clips stay visible beside anomalies
+    scoring orders of magnitude higher."""
     groups = [("normal", scores[~is_abnormal], None), ("abnormal", scores[is_abnormal], None)]
     if unlabelled is not None:  # only what there is: before labels, a lone "abnormal" legend with no bar misleads
         groups = [g for g in [*groups, ("unknown", unlabelled, unlabelled_weights)] if g[1].size]
@@ -140,8 +144,9 @@ def score_histogram(
         tallest = max(tallest, np.histogram(x, bins=40, weights=counts)[0].max(initial=0))
     at = float(np.log10(threshold)) if log and threshold > 0 else threshold
     fig.add_vline(x=at, line_dash="dash", annotation_text="threshold", annotation_position="top right")
-    fig.update_layout(barmode="overlay", title=plot_literal(f"Scores ({label_source})"), height=300, margin=MARGINS,
-                      xaxis_title="score (log scale)" if log else "score", yaxis_title="clips")  # fmt: skip
+    fig.update_layout(barmode="overlay", title=plot_literal(f"Scores ({clips})"), height=300, margin=MARGINS,
+                      xaxis_title="score (log scale)" if log else "score", yaxis_title="clips",
+                      legend=LEGEND_BELOW)  # fmt: skip
     fig.update_yaxes(dtick=max(1, int(np.ceil(tallest / 5))))  # whole clips, about 5 ticks
     every = np.concatenate([scores, unlabelled]) if unlabelled is not None else scores
     if log and every.size:
@@ -168,7 +173,7 @@ def score_scatter(scores: np.ndarray, is_abnormal: np.ndarray, threshold: float,
     fig.add_trace(go.Scatter(x=[0, max(len(scores) - 1, 1)], y=[threshold, threshold], mode="lines",
                              name="threshold", line=dict(dash="dash", color="#444")))  # fmt: skip
     fig.update_layout(title="Clip scores", height=300, margin=MARGINS, xaxis_title="clip (labelled, in id order)",
-                      yaxis_title="score", yaxis_type="log" if log else "linear")  # fmt: skip
+                      yaxis_title="score", yaxis_type="log" if log else "linear", legend=LEGEND_BELOW)  # fmt: skip
     _label_log_axis(fig.update_yaxes, np.r_[scores, threshold] if log else np.array([]))
     return fig
 
@@ -192,20 +197,23 @@ def against_threshold(sw: Sweep, threshold: float, *, log: bool = False) -> go.F
                                  ("F1", sw.f1, "#2a9d8f")):  # fmt: skip
         fig.add_trace(go.Scatter(x=sw.thresholds, y=values, mode="lines", name=name, line=dict(color=colour),
                                  line_shape="hv"))  # fmt: skip
-    fig.add_trace(go.Scatter(x=[threshold, threshold], y=[0, 1.02], mode="lines", name="current threshold",
+    fig.add_trace(go.Scatter(x=[threshold, threshold], y=[0, 1.02], mode="lines", name="threshold",
                              line=dict(dash="dash", color="#444")))  # fmt: skip
-    fig.update_layout(title="Precision, recall, F1 against the threshold", height=300, margin=MARGINS,
-                      xaxis_title="threshold", yaxis_range=[0, 1.02])  # fmt: skip
+    fig.update_layout(title="Precision, recall, F1", height=340, margin=MARGINS, xaxis_title="threshold",
+                      yaxis_range=[0, 1.02], legend=LEGEND_BELOW)  # fmt: skip
     fig.update_xaxes(type="log" if log else "linear")
-    _label_log_axis(fig.update_xaxes, np.asarray(sw.thresholds, dtype=float) if log else np.array([]))
+    _label_log_axis(fig.update_xaxes, np.asarray(sw.thresholds, dtype=float) if log else np.array([]), most=7)
     return fig
 
 
-def _label_log_axis(update_axis, values: np.ndarray) -> None:
-    """1-2-5 ticks (:func:`_decade_ticks`) over the positive finite ``values`` on a log axis; nothing without two
-    ticks to show."""
+def _label_log_axis(update_axis, values: np.ndarray, *, most: int | None = None) -> None:
+    """1-2-5 ticks (:func:`_decade_ticks`) over the positive finite ``values`` on a log axis, at most ``most`` of
+    them (a narrow chart: the 2s go first, then the 5s, so labels never overlap); nothing without two ticks."""
     positive = values[np.isfinite(values) & (values > 0)]
     if positive.size:
-        tickvals, ticktext = _decade_ticks(float(positive.min()), float(positive.max()))
-        if len(tickvals) >= 2:
-            update_axis(tickvals=tickvals, ticktext=ticktext)
+        ticks = list(zip(*_decade_ticks(float(positive.min()), float(positive.max())), strict=True))
+        for dropped in ("2", "5"):
+            if most is not None and len(ticks) > most:
+                ticks = [tick for tick in ticks if f"{tick[0]:.0e}"[0] != dropped]  # the leading digit
+        if len(ticks) >= 2:
+            update_axis(tickvals=[value for value, _ in ticks], ticktext=[text for _, text in ticks])

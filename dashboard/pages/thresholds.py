@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.access import Action, why_not
-from core.detection.metrics import metrics_at, partial_auc, roc_auc, sweep
+from core.detection.metrics import PAUC_MAX_FPR, metrics_at, partial_auc, roc_auc, sweep
 from core.errors import MachineSoundError
 from core.workflows.tuning import (
     SuggestOptions,
@@ -180,8 +180,8 @@ def _save(machine: str, value: float) -> None:
 
 def _metrics_and_charts(data, value: float, flagged_share: float, log: bool) -> None:
     """The metrics at ``value`` and the charts, on the labelled set (score axes on a log scale when ``log``)."""
-    cols = st.columns(5)
-    cols[4].metric("Expected flags per day", f"{flagged_share * data.clips_per_day:.1f}",
+    cols = st.columns([1, 1, 1, 1, 1, 1.7])  # each value and label whole at 1280 px; the last label is long
+    cols[5].metric("Expected flags per day", f"{flagged_share * data.clips_per_day:.1f}",
                    help="Share of clips above the threshold x clips ingested per day (last 7 days)")  # fmt: skip
     if not (data.is_abnormal.size and data.is_abnormal.any() and not data.is_abnormal.all()):
         _before_labels(data, value, flagged_share, log)
@@ -190,14 +190,16 @@ def _metrics_and_charts(data, value: float, flagged_share: float, log: bool) -> 
     cols[0].metric("Precision", f"{at.precision:.2f}")
     cols[1].metric("Recall", f"{at.recall:.2f}")
     cols[2].metric("F1", f"{at.f1:.2f}")
-    cols[3].metric("AUC / pAUC", f"{roc_auc(data.is_abnormal, data.scores):.2f} / "
-                                 f"{partial_auc(data.is_abnormal, data.scores):.2f}")  # fmt: skip
+    cols[3].metric("AUC", f"{roc_auc(data.is_abnormal, data.scores):.2f}", help="Area under the ROC curve")
+    cols[4].metric("pAUC", f"{partial_auc(data.is_abnormal, data.scores):.2f}",
+                   help=f"Area under the ROC curve up to a false positive rate of {PAUC_MAX_FPR:g}, standardised: "
+                   "0.5 is chance, 1 perfect")  # fmt: skip
     st.caption(f"Labels: {data.label_source}. Abnormal is the positive class."
                + (" Score axes are on a log scale: the scores span orders of magnitude." if log else ""))  # fmt: skip
     sw = sweep(data.is_abnormal, data.scores)
     left, right = st.columns(2)
     left.plotly_chart(plots.confusion(at.confusion, f"Confusion matrix at {_label(value)}"), key="cm")
-    right.plotly_chart(plots.score_histogram(data.scores, data.is_abnormal, value, data.label_source, log=log),
+    right.plotly_chart(plots.score_histogram(data.scores, data.is_abnormal, value, "labelled clips", log=log),
                        key="hist")  # fmt: skip
     left, middle, right = st.columns(3)
     left.plotly_chart(plots.against_threshold(sw, value, log=log), key="prf")

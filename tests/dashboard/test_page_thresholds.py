@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, update
 
-from core.detection.metrics import metrics_at
+from core.detection.metrics import metrics_at, partial_auc, roc_auc
 from core.workflows.triage import record_verdict
 from core.workflows.tuning import SuggestOptions, set_threshold, suggest, tuning_data
 from dashboard.components.format import number
@@ -177,6 +177,25 @@ def test_each_slider_scale_spans_the_scores_and_keeps_the_threshold(seeded, open
     if scale == "log scale":  # evenly spread in log(score)
         gaps = np.diff(np.log(stops[1:-1]))
         assert gaps.max() < 2 * np.median(gaps)
+
+
+def test_metrics_and_chart_titles_are_short_and_legends_sit_below_the_charts(seeded, open_page):
+    """At 1280 px 'AUC / pAUC 0.92 / 0.…' and 'Expected flags per …' were cut, the histogram was titled with the
+    whole label-policy sentence and the precision/recall/F1 chart was squeezed to 80 px by its legend."""
+    app = open_page("thresholds")
+    data = tuning_data(MACHINE, use_test=True)
+    metrics = _metrics(app)
+    assert list(metrics) == ["Precision", "Recall", "F1", "AUC", "pAUC", "Expected flags per day"]
+    assert metrics["AUC"] == f"{roc_auc(data.is_abnormal, data.scores):.2f}"
+    assert metrics["pAUC"] == f"{partial_auc(data.is_abnormal, data.scores):.2f}"
+    assert all(len(value) <= 5 for value in metrics.values())  # one number each
+    charts = [json.loads(c.proto.spec)["layout"] for c in app.get("plotly_chart")]
+    titles = [layout["title"]["text"] for layout in charts]
+    assert "Scores (labelled clips)" in titles and "Precision, recall, F1" in titles
+    assert all(len(title) <= 30 for title in titles), titles  # a third of the page holds about 30 characters
+    assert any(c.value.startswith(f"Labels: {data.label_source}.") for c in app.caption)  # the sentence, whole
+    legends = [layout["legend"] for layout in charts if "legend" in layout]
+    assert len(legends) == 3 and all(legend["orientation"] == "h" and legend["y"] < 0 for legend in legends)
 
 
 def test_save_appends_a_threshold_row_with_who_and_why(seeded, open_page):
@@ -369,7 +388,7 @@ def test_scores_spanning_orders_of_magnitude_get_log_axes_and_quantile_stops(see
         json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec) for c in app.get("plotly_chart")
     }
     assert charts["Clip scores"]["layout"]["yaxis"]["type"] == "log"
-    assert charts["Precision, recall, F1 against the threshold"]["layout"]["xaxis"]["type"] == "log"
+    assert charts["Precision, recall, F1"]["layout"]["xaxis"]["type"] == "log"
     histogram = next(chart for title, chart in charts.items() if title.startswith("Scores ("))
     assert histogram["layout"]["xaxis"]["title"]["text"] == "score (log scale)"
     assert any("Score axes are on a log scale" in c.value for c in app.caption)

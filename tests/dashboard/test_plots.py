@@ -60,3 +60,21 @@ def test_log_score_axes_are_labelled_in_full_at_1_2_5_not_plotlys_crowded_minor_
     curves = plots.against_threshold(sweep(is_abnormal, scores), 100.0, log=True).layout.xaxis
     assert curves.ticktext and curves.ticktext[0] == "10" and "5k" in curves.ticktext
     assert plots.score_scatter(scores, is_abnormal, 100.0).layout.yaxis.tickvals is None  # linear: Plotly's own
+
+
+def test_the_metric_curves_fit_a_third_of_the_page_with_their_legend_below_and_few_log_ticks():
+    """The precision/recall/F1 chart was 80 px wide beside its legend, its ticks 10 ... 5k overlapping."""
+    fan = np.array([9.0, 12.0, 15.0, 3000.0, 6618.0])
+    pump = np.array([0.07, 0.4, 0.9, 2.9, 290.0])
+    is_abnormal = np.array([False, False, False, True, True])
+    for scores in (fan, pump):
+        fig = plots.against_threshold(sweep(is_abnormal, scores), 1.0, log=True)
+        assert fig.layout.title.text == "Precision, recall, F1"
+        assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
+        assert 3 <= len(fig.layout.xaxis.ticktext) <= 7
+    assert list(plots.against_threshold(sweep(is_abnormal, fan), 100.0, log=True).layout.xaxis.ticktext) == [
+        "10", "50", "100", "500", "1k", "5k",
+    ]  # fmt: skip  # the 2s go first
+    assert list(plots.against_threshold(sweep(is_abnormal, pump), 1.0, log=True).layout.xaxis.ticktext) == [
+        "0.1", "0.5", "1", "5", "10", "50", "100",
+    ]  # fmt: skip
