@@ -67,7 +67,8 @@ from db.queries import (
 DEFAULT_PREFER = Prefer.VERDICTS
 TRUSTED_ROLE = PERMISSIONS[Action.ADJUDICATE]  # one verdict by this role or higher is trusted alone
 RULE = ("adjudications win over pilot verdicts, pilot verdicts over ground truth; disputed clips (normal against "
-        "abnormal) and unsure-only clips have no label until adjudicated")  # fmt: skip
+        "abnormal) have no label until adjudicated, whatever the ground truth; unsure verdicts abstain, so a clip "
+        "judged only unsure keeps its ground truth (a test-split clip) and has no label without one")  # fmt: skip
 
 
 class NotLearned(StrEnum):

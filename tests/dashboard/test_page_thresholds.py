@@ -323,6 +323,35 @@ def test_before_any_labelled_anomaly_the_page_shows_the_share_flagged_and_every_
     assert "Precision" not in _metrics(app)
 
 
+def test_a_test_clip_judged_only_unsure_keeps_its_ground_truth_and_the_label_sentence_says_so(seeded, open_page):
+    """The sentence said 'unsure-only clips have no label until adjudicated' while a test clip judged only unsure
+    was counted under 'ground truth': unsure abstains, so the layout's label stands; a field clip has none."""
+    before = tuning_data(MACHINE, use_test=True)
+    (field_clip,), _ = _make_field_clips(1, 0)
+    record_verdict(field_clip, "ana", "unsure")
+    (test_clip,) = _test_clips(1)
+    record_verdict(test_clip, "ana", "unsure")
+    app = open_page("thresholds")
+    no_exception(app)
+    data = tuning_data(MACHINE, use_test=True)
+    assert data.scores.size == before.scores.size - 1  # the field clip is left out, the test clip still counts
+    (caption,) = [c.value for c in app.caption if c.value.startswith("Labels:")]
+    assert f"{data.scores.size} labelled clips: ground truth for {data.scores.size}," in caption
+    assert "(1 unsure left out)" in caption  # the field clip, which has no ground truth
+    assert "a clip judged only unsure keeps its ground truth (a test-split clip) and has no label without one" in (
+        caption
+    )
+    assert "unsure-only clips have no label" not in caption
+
+
+def _test_clips(n: int) -> list[int]:
+    """Ids of ``n`` test-split clips of MACHINE (labelled by the layout)."""
+    with session_scope() as session:
+        pk = session.scalar(select(Machine.id).where(Machine.machine_type + "/" + Machine.machine_id == MACHINE))
+        return session.scalars(select(Clip.id).where(Clip.machine_pk == pk, Clip.split == "test")
+                               .order_by(Clip.id.desc()).limit(n)).all()  # fmt: skip
+
+
 def test_suggestions_fit_on_pilot_verdicts_the_page_shows(seeded, open_page):
     normal, abnormal = _make_field_clips(2, 3)  # the seeded fan has 2 normal test clips (the others train)
     for clip_id in normal:
