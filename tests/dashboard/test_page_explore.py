@@ -10,6 +10,7 @@ import pytest
 from core.workflows.explore import clip_details, typical_normal_clip
 from core.workflows.ingest import ingest
 from dashboard.components.clip_view import clip_caption
+from dashboard.components.text import md_literal
 from db.queries import machines_matching
 from db.session import session_scope
 from tests.conftest import SEEDED_MACHINES, infos, no_exception, tone, write_wav
@@ -143,3 +144,54 @@ def test_the_clip_header_shows_score_and_threshold_as_plain_decimals(seeded, ope
     assert threshold == "4.996" and "e" not in score
     (header,) = [m.value for m in here.markdown if " · score " in m.value]
     assert header.endswith(f" · score **{score}** (threshold 4.996)")
+
+
+def _clip_box(app):
+    return next(s for s in app.selectbox if s.label == "Clip")
+
+
+def _follow(app, machine: str, clip: str):
+    app.query_params.clear()
+    app.query_params.update({"machine": machine, "clip": clip})
+    app.run()
+    no_exception(app)
+    return app
+
+
+def test_a_link_to_a_clip_of_another_machine_opens_it_there_says_so_and_the_address_follows(seeded, open_page):
+    """Opened on the link's machine, the page showed that machine's first clip while the address named another."""
+    named, own = SEEDED_MACHINES
+    clip_id = _clip_ids(own, "abnormal")[0]
+    app = _follow(open_page("explore"), named, str(clip_id))
+    said = f"Clip #{clip_id} is a clip of {md_literal(own)}, not of {md_literal(named)}; here it is on its own machine."
+    assert [w.value for w in app.warning] == [said]
+    assert app.sidebar.selectbox(key="machine_picker").value == own and _clip_box(app).value == clip_id
+    assert app.query_params == {"machine": own, "clip": str(clip_id)}
+    other = _clip_ids(own, "normal")[0]
+    _clip_box(app).select(other).run()  # the address follows the clip chosen, and the link is not read again
+    no_exception(app)
+    assert _clip_box(app).value == other and not app.warning
+    assert app.query_params == {"machine": own, "clip": str(other)}
+
+
+@pytest.mark.parametrize(
+    ("machine", "clip", "said"),
+    [
+        (SEEDED_MACHINES[0], "99999", "The link's clip 99999 is not in the database"),
+        (SEEDED_MACHINES[0], "*12*", f"The link's clip {md_literal('*12*')} is no clip id"),
+        ("junk", "abc", "The link's clip abc is no clip id, and its machine junk is not in the database"),
+    ],
+)
+def test_a_link_naming_what_is_not_here_says_so_and_the_address_names_the_clip_shown(
+    seeded, open_page, machine, clip, said
+):
+    """The page showed the machine's first clip with no word, the address still naming the link's clip."""
+    first = SEEDED_MACHINES[0]
+    earlier = _clip_ids(first, "normal")[-1]
+    app = _follow(open_page("explore"), first, str(earlier))  # an earlier link's clip is not shown instead
+    assert _clip_box(app).value == earlier and not app.warning
+    app = _follow(app, machine, clip)
+    shown = _clip_box(app).value
+    assert shown == min(_clip_ids(first, "normal") + _clip_ids(first, "abnormal"))  # the machine's first clip
+    assert [w.value for w in app.warning] == [f"{said}; here is clip #{shown} of {md_literal(first)} instead."]
+    assert app.query_params == {"machine": first, "clip": str(shown)}
