@@ -1,5 +1,6 @@
 """Everything a page needs to show one clip: its facts, score, errors over time and band,
-verdict history, and a typical normal clip of the same machine to compare with."""
+verdict history (with the final verdicts of adjudicators), and a typical normal clip of the same machine to compare
+with."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import numpy as np
 
 from core.vocabulary import Label, Split
 from db.models import Clip
-from db.queries import active_threshold, clip_scores, score_details, scored_clips, verdict_history
+from db.queries import (
+    active_threshold,
+    adjudications_of_clips,
+    clip_scores,
+    score_details,
+    scored_clips,
+    verdict_history,
+)
 from db.session import session_scope
 
 
@@ -22,6 +30,18 @@ class Verdict:
     note: str
     created_at: datetime
     is_undo: bool
+
+
+@dataclass(frozen=True)
+class Ruling:
+    """A final verdict on the clip (an adjudication, :mod:`core.workflows.review`): the latest one stands."""
+
+    adjudicator: str
+    role: str
+    verdict: str
+    anomaly_type: str | None
+    reason: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -41,6 +61,7 @@ class ClipDetails:
     band_errors: list[float] = field(default_factory=list)
     history: list[Verdict] = field(default_factory=list)
     explanation_version: int = 1  # of the detector's explain() that computed the errors (stored before: 1)
+    rulings: list[Ruling] = field(default_factory=list)  # oldest first: the last one stands
 
     @property
     def flagged(self) -> bool:
@@ -65,11 +86,15 @@ def clip_details(clip_id: int, *, url: str | None = None) -> ClipDetails | None:
             Verdict(a.annotator, a.verdict, a.anomaly_type, a.note, a.created_at, a.undoes_id is not None)
             for a in verdict_history(session, clip_id)
         ]
+        rulings = [
+            Ruling(r.adjudicator, r.role, r.verdict, r.anomaly_type, r.reason, r.created_at)
+            for r in adjudications_of_clips(session, [clip_id])
+        ]
         return ClipDetails(
             clip.id, clip.path, clip.machine.key, clip.label, clip.split, clip.duration_s, clip.n_channels,
             clip.sample_rate, model.id if model else None, value, threshold,
             details.get("frame_errors", []), details.get("band_errors", []), history,
-            int(details.get("explanation_version", 1)),
+            int(details.get("explanation_version", 1)), rulings,
         )  # fmt: skip
 
 

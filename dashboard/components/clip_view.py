@@ -23,7 +23,7 @@ from core.errors import BadInputError
 from core.signal.display import PLAYER_SECONDS, ClipViews, audio_span, clip_views, most_abnormal_window
 from core.signal.features import FeatureParams
 from core.workflows.clip_store import is_uri, read_clip
-from core.workflows.explore import ClipDetails, clip_details
+from core.workflows.explore import ClipDetails, Ruling, clip_details
 from dashboard.components import plots
 from dashboard.components.format import numbers_apart
 from dashboard.components.text import md_literal
@@ -275,13 +275,28 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
     return details
 
 
-def render_history(details: ClipDetails) -> None:
-    """Every verdict on the clip, oldest first; names, types and notes shown as typed (never as Markdown)."""
-    if not details.history:
+def render_history(details: ClipDetails, *, final: bool = False) -> None:
+    """Every verdict on the clip, oldest first; names, types and notes shown as typed (never as Markdown).
+    ``final``: the adjudicators' final verdicts too, in their place, the standing one marked (a clip settled on
+    the Review page does not look disputed)."""
+    rulings = details.rulings if final else []
+    if not details.history and not rulings:
         st.caption("No verdict yet.")
         return
+    lines = []
     for v in details.history:
         kind = f" ({md_literal(v.anomaly_type)})" if v.anomaly_type else ""
         action = f"undid {v.verdict}" if v.is_undo else f"**{v.verdict}**{kind}"
         note = f" — {md_literal(v.note, multiline=True)}" if v.note and not v.is_undo else ""
-        st.markdown(f"- {v.created_at:%Y-%m-%d %H:%M} · {md_literal(v.annotator)}: {action}{note}")
+        lines.append((v.created_at, f"- {v.created_at:%Y-%m-%d %H:%M} · {md_literal(v.annotator)}: {action}{note}"))
+    lines += [(r.created_at, _ruling_line(r, standing=n == len(rulings))) for n, r in enumerate(rulings, start=1)]
+    for _, line in sorted(lines, key=lambda item: item[0]):  # stable: a verdict before a ruling of the same time
+        st.markdown(line)
+
+
+def _ruling_line(r: Ruling, *, standing: bool) -> str:
+    """A final verdict in the history (Markdown): the standing one in bold, an earlier one said to be replaced."""
+    kind = f" ({md_literal(r.anomaly_type)})" if r.anomaly_type else ""
+    ruling = f"**final verdict: {r.verdict}**{kind}" if standing else f"final verdict {r.verdict}{kind}, since replaced"
+    who = f"{md_literal(r.adjudicator)} ({md_literal(r.role)})"
+    return f"- {r.created_at:%Y-%m-%d %H:%M} · {who}: {ruling} — {md_literal(r.reason, multiline=True)}"

@@ -86,7 +86,7 @@ def render() -> None:
         st.subheader("This clip")
         details = render_clip(clip_id, key="explore", compact=True, blind=blind, scale=scale, details=here)
         if details and not blind:
-            render_history(details)
+            render_history(details, final=True)  # a settled clip with its final verdict
     with right:
         st.subheader("A typical normal clip")
         if typical is None:

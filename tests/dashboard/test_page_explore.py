@@ -195,3 +195,29 @@ def test_a_link_naming_what_is_not_here_says_so_and_the_address_names_the_clip_s
     assert shown == min(_clip_ids(first, "normal") + _clip_ids(first, "abnormal"))  # the machine's first clip
     assert [w.value for w in app.warning] == [f"{said}; here is clip #{shown} of {md_literal(first)} instead."]
     assert app.query_params == {"machine": first, "clip": str(shown)}
+
+
+def test_the_history_of_a_settled_clip_shows_its_final_verdict(seeded, open_page):
+    """A clip settled on the Review page listed only its two disputing verdicts: it looked disputed still."""
+    from core.access import Actor, Role
+    from core.workflows.review import adjudicate
+    from core.workflows.triage import record_verdict
+
+    machine = SEEDED_MACHINES[0]
+    clip_id = _clip_ids(machine, "abnormal")[0]
+    record_verdict(clip_id, "alice", "abnormal")
+    record_verdict(clip_id, "bob", "normal")
+    engineer = Actor("eve", Role.ENGINEER)
+    adjudicate(clip_id, "abnormal", "first *look*", anomaly_type="bearing", actor=engineer)
+    reason = "the *idle* hum\nheard on site"
+    adjudicate(clip_id, "normal", reason, actor=engineer)
+    app = _follow(open_page("explore"), machine, str(clip_id))
+    lines = [m.value for m in _column(app, "This clip").markdown if m.value.startswith("- ")]
+    (early, late) = clip_details(clip_id).rulings
+    assert [line.split(" · ", 1)[1] for line in lines] == [
+        "alice: **abnormal**",
+        "bob: **normal**",
+        f"eve (engineer): final verdict abnormal (bearing), since replaced — {md_literal('first *look*')}",
+        f"eve (engineer): **final verdict: normal** — {md_literal(reason, multiline=True)}",
+    ]
+    assert lines[-1].startswith(f"- {late.created_at:%Y-%m-%d %H:%M} · ") and early.created_at <= late.created_at

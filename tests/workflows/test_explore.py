@@ -89,6 +89,28 @@ def test_clip_details_history_marks_undo_rows(seeded):
     assert [(v.verdict, v.is_undo) for v in clip_details(other).history] == [("normal", False)]
 
 
+def test_clip_details_carry_the_final_verdicts_oldest_first(seeded):
+    """A clip settled on the Review page: its final verdicts come with it, not only the two disputing ones."""
+    from core.access import Actor, Role
+    from core.workflows.review import adjudicate
+
+    _, _, rows = _rows("fan/id_00")
+    clip_id, other = rows[0][0], rows[1][0]
+    record_verdict(clip_id, "ana", "abnormal")
+    record_verdict(clip_id, "bo", "normal")
+    assert clip_details(clip_id).rulings == []
+    adjudicate(clip_id, "abnormal", "whine at 2 s", anomaly_type="bearing", actor=Actor("eve", Role.ENGINEER))
+    adjudicate(clip_id, "normal", "the conveyor", actor=Actor("max", Role.MANAGER))
+    adjudicate(other, "normal", "another clip's", actor=Actor("eve", Role.ENGINEER))
+    rulings = clip_details(clip_id).rulings
+    assert [(r.adjudicator, r.role, r.verdict, r.anomaly_type, r.reason) for r in rulings] == [
+        ("eve", "engineer", "abnormal", "bearing", "whine at 2 s"),
+        ("max", "manager", "normal", None, "the conveyor"),
+    ]
+    assert rulings[0].created_at <= rulings[1].created_at
+    assert [(v.annotator, v.verdict) for v in clip_details(clip_id).history] == [("ana", "abnormal"), ("bo", "normal")]
+
+
 def test_clip_details_of_an_unknown_clip_is_none(seeded):
     assert clip_details(99999) is None
     assert clip_details(-1) is None
