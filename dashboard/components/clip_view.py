@@ -35,6 +35,7 @@ VIEW_CACHE_BYTES = 256 << 20  # the views of recent clips kept for every session
 _views: LRUCache = LRUCache(maxsize=VIEW_CACHE_BYTES, getsizeof=lambda views: views.nbytes)
 _views_lock = threading.Lock()
 _prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-views")  # one clip ahead, never more
+NO_MODE_BAR = {"displayModeBar": False}  # for charts too narrow for it: a box still selects by dragging
 WORST = "the most anomalous second"
 SELECTED = "your selection"
 
@@ -117,10 +118,11 @@ def _on_select(key: str, clip_id: int, chart_key: str) -> None:
         set_span(key, clip_id, span, SELECTED)
 
 
-def _selectable_chart(fig, *, key: str, clip_id: int, chart: str) -> None:
-    """A chart on which a box selects the time span to loop."""
+def _selectable_chart(fig, *, key: str, clip_id: int, chart: str, config: dict | None = None) -> None:
+    """A chart on which a box selects the time span to loop (its drag mode is ``select``: no mode bar needed)."""
     chart_key = f"{key}_{chart}_{clip_id}"  # per clip: a selection never carries over to the next one
-    st.plotly_chart(fig, key=chart_key, on_select=partial(_on_select, key, clip_id, chart_key), selection_mode="box")
+    st.plotly_chart(fig, key=chart_key, on_select=partial(_on_select, key, clip_id, chart_key), selection_mode="box",
+                    config=config)  # fmt: skip
 
 
 # --- the parts of a clip on screen ------------------------------------------------------------------------------
@@ -234,19 +236,21 @@ def _span(values: list[float]) -> tuple[float, float] | None:
 
 
 def render_details(details: ClipDetails, views: ClipViews, *, key: str, stft: bool = True,
-                   scale: ErrorScale | None = None) -> None:  # fmt: skip
+                   scale: ErrorScale | None = None, compact: bool = False) -> None:  # fmt: skip
     """Waveform, the detector's error over time (a box on it loops that span) and per band (on ``scale`` when
-    given), the STFT."""
+    given), the STFT.  ``compact`` (half a page): the two error charts, a quarter of the page each, without
+    Plotly's mode bar, which would wrap over their titles."""
     sr = views.sr
+    small = NO_MODE_BAR if compact else None
     st.plotly_chart(plots.waveform(views.envelope), key=f"{key}_wave")
     if details.frame_errors:
         left, right = st.columns(2)
         with left:
             errors = plots.errors_over_time(details.frame_errors, P.hop_length, sr, worst_span(details, views),
                                             selectable=True, y_range=scale and scale.over_time)  # fmt: skip
-            _selectable_chart(errors, key=key, clip_id=details.clip_id, chart="err")
+            _selectable_chart(errors, key=key, clip_id=details.clip_id, chart="err", config=small)
         band = plots.errors_per_band(details.band_errors, sr, y_range=scale and scale.per_band)
-        right.plotly_chart(band, key=f"{key}_band")
+        right.plotly_chart(band, key=f"{key}_band", config=small)
     if stft:
         fig = plots.spectrogram(views.stft_db, sr, views.hop_length, mel=False, title="STFT (dB)")
         st.plotly_chart(fig, key=f"{key}_stft")
@@ -263,7 +267,7 @@ def render_clip(clip_id: int, *, key: str, compact: bool = False, blind: bool = 
     if views is None:
         return details
     render_player(details, views, key=key, compact=compact)
-    render_details(details, views, key=key, stft=not compact, scale=scale)
+    render_details(details, views, key=key, stft=not compact, scale=scale, compact=compact)
     if compact:  # half a page: one spectrogram at a time, the mel one first
         mel_tab, stft_tab = st.tabs(["Mel spectrogram", "STFT"])
         with mel_tab:

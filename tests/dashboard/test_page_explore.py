@@ -221,3 +221,17 @@ def test_the_history_of_a_settled_clip_shows_its_final_verdict(seeded, open_page
         f"eve (engineer): **final verdict: normal** — {md_literal(reason, multiline=True)}",
     ]
     assert lines[-1].startswith(f"- {late.created_at:%Y-%m-%d %H:%M} · ") and early.created_at <= late.created_at
+
+
+def test_the_quarter_page_error_charts_have_no_mode_bar_over_their_titles(seeded, open_page):
+    """On hover, Plotly's mode bar wrapped over 'Error over time' in these narrow charts; a box still selects a span
+    by dragging (the chart's drag mode), and the wider charts keep their mode bar."""
+    app = open_page("explore")
+    for subheader in ("This clip", "A typical normal clip"):
+        charts = {
+            json.loads(c.proto.spec)["layout"]["title"]["text"]: c for c in _column(app, subheader).get("plotly_chart")
+        }
+        for title in ("Error over time", "Error per mel band"):
+            assert json.loads(charts[title].proto.config or "{}").get("displayModeBar") is False, title
+        assert json.loads(charts["Error over time"].proto.spec)["layout"]["dragmode"] == "select"
+        assert json.loads(charts["Waveform"].proto.config or "{}").get("displayModeBar") is not False
