@@ -12,7 +12,7 @@ from core.errors import MachineSoundError
 from core.workflows.review import OPEN_STATES, adjudicate, adjudication_history, review_queue
 from core.workflows.triage import anomaly_types
 from dashboard.components.auth import current_actor
-from dashboard.components.clip_view import render_clip
+from dashboard.components.clip_view import load_view, render_details, render_player, render_spectrogram
 from dashboard.components.pickers import machine_picker
 from dashboard.components.text import md_literal
 
@@ -43,15 +43,19 @@ def _history(clip_id: int) -> None:
 
 
 def _ruling_form(clip_id: int) -> None:
-    with st.form(f"adjudicate_{clip_id}", clear_on_submit=True):
-        # one row and a two-line reason box: the button stays in view under the clip on a laptop screen
+    """The final verdict, chosen (none preselected), with its anomaly type and reason; kept as typed until saved."""
+    keys = (f"ruling_{clip_id}", f"ruling_type_{clip_id}", f"ruling_reason_{clip_id}")
+    with st.form(f"adjudicate_{clip_id}"):
+        # one row and a two-line reason box: the button stays in view on a laptop screen
         left, right = st.columns(2, vertical_alignment="bottom")
-        verdict = left.radio("Final verdict", ["abnormal", "normal"], horizontal=True, key=f"ruling_{clip_id}")
-        kind = right.selectbox("Anomaly type (with abnormal)", [NO_TYPE, *anomaly_types()],
-                               key=f"ruling_type_{clip_id}")  # fmt: skip
-        reason = st.text_area("Reason (kept with the verdict)", key=f"ruling_reason_{clip_id}", height=68)
+        verdict = left.radio("Final verdict", ["abnormal", "normal"], index=None, horizontal=True, key=keys[0])
+        kind = right.selectbox("Anomaly type (with abnormal)", [NO_TYPE, *anomaly_types()], key=keys[1])
+        reason = st.text_area("Reason (kept with the verdict)", key=keys[2], height=68)
         submitted = st.form_submit_button("Record the final verdict", type="primary")
     if not submitted:
+        return
+    if verdict is None:  # never a verdict the reviewer did not choose; the reason typed stays in the box
+        st.error("Not recorded: choose the final verdict, abnormal or normal.")
         return
     try:
         adjudicate(clip_id, verdict, reason, anomaly_type=None if kind == NO_TYPE else kind, actor=current_actor())
@@ -59,6 +63,8 @@ def _ruling_form(clip_id: int) -> None:
         st.error(f"Not recorded: {md_literal(exc.detail)}")
         return
     st.session_state["ruling_saved"] = f"#{clip_id} settled as {verdict}"
+    for key in keys:  # the form starts empty again
+        del st.session_state[key]
     st.rerun()
 
 
@@ -83,14 +89,24 @@ def render() -> None:
         return
     labels = {item.clip_id: f"#{item.clip_id} · {item.state}" for item in items}
     clip_id = st.selectbox("Clip", list(labels), format_func=labels.get, key="review_clip")
-    item = next(i for i in items if i.clip_id == clip_id)
-    render_clip(clip_id, key="review", blind=False)
+    _clip_and_ruling(next(i for i in items if i.clip_id == clip_id))
+
+
+def _clip_and_ruling(item) -> None:
+    """The clip's facts and player, its verdicts and the final-verdict form in view; its charts below them."""
+    details, views = load_view(item.clip_id, blind=False)  # a clip it cannot show: the reason is on screen
+    if views is not None:
+        render_player(details, views, key="review")
     st.subheader("Verdicts")
     _verdicts_table(item)
-    _history(clip_id)
-    _ruling_form(clip_id)
+    _history(item.clip_id)
+    _ruling_form(item.clip_id)
     st.caption("The final verdict stands above every annotator's: exports, thresholds, comparisons and retraining "
                "follow it. Earlier ones are kept.")  # fmt: skip
+    if views is not None:
+        st.subheader("The clip")
+        render_details(details, views, key="review")
+        render_spectrogram(details, views, key="review")
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

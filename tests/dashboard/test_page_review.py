@@ -85,10 +85,52 @@ def test_review_shows_every_verdict_and_records_the_final_one(disputed, monkeypa
 
 def test_review_refuses_an_empty_reason(disputed, monkeypatch):
     app = _as(Actor("eve", Role.ENGINEER), "review", monkeypatch)
+    app.radio(key=f"ruling_{disputed}").set_value("abnormal")
     _submit(app)
     assert any("give the reason" in e.value for e in app.error)
     with session_scope() as session:
         assert session.scalars(select(Adjudication)).all() == []
+
+
+def test_the_final_verdict_starts_unchosen_and_is_never_recorded_unchosen(disputed, monkeypatch):
+    """"abnormal" was preselected: a reviewer could record it without choosing."""
+    app = _as(Actor("eve", Role.ENGINEER), "review", monkeypatch)
+    assert app.radio(key=f"ruling_{disputed}").value is None
+    app.text_area(key=f"ruling_reason_{disputed}").input("the conveyor, checked on site")
+    _submit(app)
+    assert [e.value for e in app.error] == ["Not recorded: choose the final verdict, abnormal or normal."]
+    with session_scope() as session:
+        assert session.scalars(select(Adjudication)).all() == []
+    assert app.text_area(key=f"ruling_reason_{disputed}").value == "the conveyor, checked on site"  # not typed again
+    app.radio(key=f"ruling_{disputed}").set_value("normal")
+    _submit(app)
+    with session_scope() as session:
+        assert [(r.clip_id, r.verdict) for r in session.scalars(select(Adjudication))] == [(disputed, "normal")]
+    assert f"Saved: #{disputed} settled as normal." in [s.value for s in app.success]
+    app.sidebar.radio(key="review_show").set_value("Everything, settled included").run()  # the settled clip again
+    assert app.radio(key=f"ruling_{disputed}").value is None
+    assert not app.text_area(key=f"ruling_reason_{disputed}").value  # the form starts empty again
+
+
+def _in_order(block) -> list:
+    """The elements under ``block``, depth first, in the order they are on the page."""
+    found = []
+    for child in block.children.values():
+        found += _in_order(child) if getattr(child, "children", None) else [child]
+    return found
+
+
+def test_the_verdicts_and_the_final_verdict_form_come_before_the_clips_charts(disputed, monkeypatch):
+    """They came after the waveform, error charts, STFT and mel spectrogram, about 1,500 px down."""
+    app = _as(Actor("eve", Role.ENGINEER), "review", monkeypatch)
+    page = _in_order(app.main)
+    kinds = [e.type for e in page]
+    verdicts = next(i for i, e in enumerate(page) if e.type == "subheader" and e.value == "Verdicts")
+    button = next(i for i, e in enumerate(page) if getattr(e, "label", None) == "Record the final verdict")
+    assert kinds.index("audio") < verdicts < kinds.index("dataframe") < button < kinds.index("plotly_chart")
+    assert kinds.count("plotly_chart") == 5  # waveform, error over time and per band, STFT, mel spectrogram
+    (charts,) = [i for i, e in enumerate(page) if e.type == "subheader" and e.value == "The clip"]
+    assert button < charts < kinds.index("plotly_chart")
 
 
 def test_agreement_page_for_managers(disputed, monkeypatch):
