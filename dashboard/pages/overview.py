@@ -67,8 +67,7 @@ def _drift_section(machines: list[str]) -> None:
         return
     table = pd.DataFrame(
         [{"machine": r.machine, "state": r.state, "score PSI": number(r.score_psi, 2),
-          "level PSI": number(r.level_psi, 2), "recent": r.n_recent, "reference": r.n_reference,
-          "reasons": "; ".join(r.reasons) or MISSING} for r in reports]
+          "level PSI": number(r.level_psi, 2), "recent": r.n_recent, "reference": r.n_reference} for r in reports]
     )  # fmt: skip
     st.dataframe(
         table,
@@ -81,18 +80,23 @@ def _drift_section(machines: list[str]) -> None:
             ),  # fmt: skip
             "recent": st.column_config.NumberColumn(help="recent clips compared"),
             "reference": st.column_config.NumberColumn(help="training clips compared with"),
-            "reasons": st.column_config.TextColumn(width="large", help="in full below the table"),
         },
     )
-    for r in reports:  # a table cell cuts long reasons off: each in full
+    for r in reports:  # the reasons once, each in full (a table cell cut them off)
         if r.reasons:
             reasons = "".join(f"\n- {md_literal(reason)}" for reason in r.reasons)
             st.markdown(f"**{md_literal(r.machine)}** ({md_literal(r.state)}):{reasons}")
 
 
+MACHINE_COLUMNS = ("machine", "detector", "threshold", "clips", "flagged", "unreviewed", "last clip", "last verdict",
+                   "confirmed", "rejected", "unsure", "disputed", "2nd opinion", "settled")  # fmt: skip
+"""The machines table's columns, what matters most first: on a 1280 px screen the first eight are in view."""
+RENAMED = {"last_ingested_at": "last clip", "last_verdict_at": "last verdict", "second_opinion": "2nd opinion"}
+
+
 def _machines_table(summaries: pd.DataFrame) -> pd.DataFrame:
     """The machines as shown: words where a value is missing (no model yet, no verdict yet), never ``None``;
-    thresholds in plain decimals."""
+    thresholds in plain decimals; column names in words, in the order of ``MACHINE_COLUMNS``."""
     trained = [isinstance(d, str) for d in summaries["detector"]]
     return (
         summaries.assign(
@@ -104,9 +108,36 @@ def _machines_table(summaries: pd.DataFrame) -> pd.DataFrame:
             last_ingested_at=[when(t, missing="never") for t in summaries["last_ingested_at"]],
             last_verdict_at=[when(t, missing="none yet") for t in summaries["last_verdict_at"]],
         )
-        .drop(columns=["version"])
-        .rename(columns={"last_ingested_at": "last clip", "last_verdict_at": "last verdict"})
+        .rename(columns=RENAMED)
+        .loc[:, list(MACHINE_COLUMNS)]
     )
+
+
+def _machine_columns(summaries: pd.DataFrame) -> dict:
+    """How the machines table's columns are drawn: the counts narrow (with what they count as help), so that the
+    detector, threshold and latest activity are in view beside them."""
+    counts = {
+        "clips": "clips registered",
+        "flagged": "clips the active model flags",
+        "confirmed": "judged clips whose verdicts say abnormal only",
+        "rejected": "judged clips whose verdicts say normal only",
+        "unsure": "judged clips with only unsure verdicts",
+        "disputed": "clips judged both normal and abnormal, not settled yet",
+        "2nd opinion": "flagged clips of the overlap sample with one verdict, awaiting a second opinion",
+        "settled": "clips a final verdict labels (Review page)",
+    }
+    most = max(int(summaries["flagged"].max()), 1)
+    unreviewed = st.column_config.ProgressColumn(min_value=0, max_value=most, format="%d", width="small",
+                                                 help="flagged clips awaiting a verdict")  # fmt: skip
+    return {
+        "machine": st.column_config.TextColumn("machine", pinned=True),
+        "detector": st.column_config.TextColumn(help="the active model: detector and version"),
+        "threshold": st.column_config.TextColumn(help="the active model's threshold"),
+        "unreviewed": unreviewed,
+        "last clip": st.column_config.TextColumn(help="when the newest clip was registered"),
+        "last verdict": st.column_config.TextColumn(help="when the latest verdict was given"),
+        **{name: st.column_config.NumberColumn(width="small", help=what) for name, what in counts.items()},
+    }
 
 
 def render() -> None:
@@ -129,12 +160,7 @@ def render() -> None:
     cols[4].metric("Flags reviewed", f"{reviewed / max(int(summaries['flagged'].sum()), 1):.0%}")
 
     st.subheader("Machines")
-    st.dataframe(_machines_table(summaries), hide_index=True, column_config={
-        "machine": st.column_config.TextColumn("machine", pinned=True),
-        "unreviewed": st.column_config.ProgressColumn(
-            "unreviewed", min_value=0, max_value=max(int(summaries["flagged"].max()), 1), format="%d"
-        ),
-    })  # fmt: skip
+    st.dataframe(_machines_table(summaries), hide_index=True, column_config=_machine_columns(summaries))
     counts["machine"] = (counts["machine_type"] + "/" + counts["machine_id"]).map(plot_literal)  # folder names
     chart = px.bar(
         counts, x="machine", y="n_clips", color="label", color_discrete_map=LABEL_COLOURS,
