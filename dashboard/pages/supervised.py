@@ -78,7 +78,7 @@ def _export(options: ExportOptions) -> None:
     refused = why_not(actor.role, Action.EXPORT)
     if st.button("Export balanced dataset", type="primary", disabled=bool(refused), help=refused):
         out = default_export_dir()
-        summary = export_dataset(out, options, user="dashboard", progress=progress_bar("spectrograms"), actor=actor)
+        summary = export_dataset(out, options, user=actor.name, progress=progress_bar("spectrograms"), actor=actor)
         st.session_state["last_export"] = summary["out_dir"]
         st.success(f"Export {summary['export_id']} written to {md_literal(summary['out_dir'])}: "
                    f"{describe_counts(summary['counts'])}. {summary['label_source'].capitalize()}.")  # fmt: skip
@@ -133,7 +133,7 @@ def _one_step(options: ExportOptions) -> None:
     if not st.button("Export and train", disabled=bool(refused) or not accepted,
                      help=refused or ("tick the cost notice first" if not accepted else where)):  # fmt: skip
         return
-    result = export_and_train(options, trainer=trainer, confirm_cost=paid, user="dashboard", actor=actor,
+    result = export_and_train(options, trainer=trainer, confirm_cost=paid, user=actor.name, actor=actor,
                               export_progress=progress_bar("spectrograms"),
                               train_progress=progress_bar("uploading to S3" if paid else "epochs"))  # fmt: skip
     summary = result.summary
@@ -163,7 +163,7 @@ def _train_buttons() -> None:
     if left.button("Train locally", disabled=no_export or bool(refused), help=refused or "A small CNN on this "
                    "machine's CPU"):  # fmt: skip
         with st.spinner("Training the local CNN…"):
-            job_id = get_trainer("local").train(user="dashboard", progress=progress_bar("epochs"), actor=actor)
+            job_id = get_trainer("local").train(user=actor.name, progress=progress_bar("epochs"), actor=actor)
         st.success(f"Local training finished (job {job_id}).")
     reason = None if availability.ok else f"Unavailable: {md_literal(availability.reason)}."  # may quote AWS
     reason = why_not(actor.role, Action.CLOUD_TRAIN) or reason
@@ -173,7 +173,7 @@ def _train_buttons() -> None:
                               disabled=no_export or bool(reason))  # fmt: skip
     if right.button("Train with Rekognition", disabled=no_export or bool(reason) or not accepted,
                     help=reason or md_literal(availability.reason) or "tick the cost notice first"):  # fmt: skip
-        job_id = rekognition.train(user="dashboard", progress=progress_bar("uploading to S3"), actor=actor,
+        job_id = rekognition.train(user=actor.name, progress=progress_bar("uploading to S3"), actor=actor,
                                    confirm_cost=True)  # fmt: skip
         st.success(f"Rekognition training started (job {job_id}); it usually takes about an hour.")
     if reason:

@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from core.supervised.base import new_job, register_model, resolve_export, set_job
+from core.workflows.audit import audit_events
 from core.workflows.export import default_export_dir, export_dataset, read_summary
 from core.workflows.training import active_model_id
+from dashboard.components.auth import NAME_KEY
 from dashboard.components.text import md_literal
 from db.models import DetectorModel, Export, TrainingJob
 from db.session import session_scope
@@ -92,10 +94,12 @@ def test_curated_clips_per_machine_and_the_balanced_export(seeded, no_aws, open_
     assert _button(app, LOCAL).disabled
     assert not _rows(Export)
 
+    app.session_state[NAME_KEY] = "maria"  # AUTH=none: the name given once for the session (on Triage)
     _click(app, EXPORT)
     (folder,) = (seeded / "exports").iterdir()
     (row,) = _rows(Export)
-    assert Path(row.out_dir) == folder.resolve() and row.created_by == "dashboard"
+    assert Path(row.out_dir) == folder.resolve() and row.created_by == "maria"  # not a generic "dashboard"
+    assert audit_events(1)[0]["user"] == "maria"
     summary = read_summary(folder)
     assert summary["export_id"] == row.id and summary["problems"] == []
     for subset in ("train", "test"):
