@@ -216,6 +216,15 @@ def add_scores(
     session.add_all(rows)
 
 
+def machine_scores(session: Session, model_id: int, machine_pk: int) -> dict[int, float]:
+    """``{clip_id: score}`` of a model for the clips of one machine (those it scored)."""
+    rows = session.execute(
+        select(Score.clip_id, Score.score).join(Clip, Clip.id == Score.clip_id)
+        .where(Score.model_id == model_id, Clip.machine_pk == machine_pk)
+    )  # fmt: skip
+    return {clip_id: value for clip_id, value in rows}
+
+
 def clip_scores(session: Session, model_id: int, clip_ids: list[int]) -> dict[int, float]:
     """``{clip_id: score}`` of a model for these clips (those it scored)."""
     rows = session.execute(

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import BadInputError, Reason, shown
 from db.models import Machine
-from db.queries import ClipCount, machine_by_key, machines_matching
+from db.queries import ClipCount, active_threshold, machine_by_key, machine_scores, machines_matching
 from db.queries import clip_counts as _clip_counts
 from db.queries import recent_rejections as _recent_rejections
 from db.session import database_url, session_scope
@@ -58,16 +58,29 @@ def machine_keys(*, require_model: bool = False, url: str | None = None) -> list
         return [m.key for m in machines_matching(session) if m.active_model_id or not require_model]
 
 
-def clip_choices(machine: str, *, blind: bool = False, url: str | None = None) -> dict[int, str]:
-    """``{clip_id: "#id · label · split · file name"}`` of a machine's clips (empty for an unknown machine);
-    ``blind`` (blind review) names them ``#id`` only."""
+def clip_choices(machine: str, *, blind: bool = False, by_score: bool = False, url: str | None = None,
+                 ) -> dict[int, str]:  # fmt: skip
+    """``{clip_id: "#id · score 12.3, flagged · label · split · file name"}`` of a machine's clips (empty for an
+    unknown machine), in clip-id order or, ``by_score``, the highest score first (unscored clips last); the score
+    is the active model's and "flagged" says it is above the active threshold.  ``blind`` (blind review) leaves
+    out the label and the file name."""
     with session_scope(url) as session:
         found = machine_by_key(session, machine)
         if found is None:
             return {}
-        if blind:
-            return {c.id: f"#{c.id}" for c in found.clips}
-        return {c.id: f"#{c.id} · {c.label} · {c.split} · {c.path.rsplit('/', 1)[-1]}" for c in found.clips}
+        model_id = found.active_model_id
+        scores = machine_scores(session, model_id, found.id) if model_id else {}
+        threshold = active_threshold(session, model_id) if model_id else None
+        clips = sorted(found.clips, key=lambda c: (-scores.get(c.id, float("-inf")), c.id) if by_score else c.id)
+        return {c.id: " · ".join([f"#{c.id}", _scored(scores.get(c.id), threshold)]
+                                 + ([] if blind else [c.label, c.split, c.path.rsplit("/", 1)[-1]])) for c in clips}
+
+
+def _scored(score: float | None, threshold) -> str:
+    """``"score 12.3, flagged"``, ``"score 4.1"`` or ``"not scored"``."""
+    if score is None:
+        return "not scored"
+    return f"score {score:.4g}" + (", flagged" if threshold is not None and score > threshold.value else "")
 
 
 def database_shown() -> str:

@@ -13,6 +13,7 @@ from dashboard.components.pickers import machine_picker
 from dashboard.components.text import md_literal
 
 LINK, WANTED = "explore_link", "explore_clip"  # the link last read; the clip it opened
+ORDERS = ("by id", "highest score")
 
 
 def _open_linked_clip() -> str | None:
@@ -67,11 +68,15 @@ def render() -> None:
     if machine is None:
         return
     blind = review_is_blind(current_actor())  # an annotator explores without labels, paths or verdicts too
-    options = clip_choices(machine, blind=blind)
+    pick, order = st.columns([4, 1])
+    by_score = order.radio("Order", ORDERS, key="explore_order", horizontal=True,
+                           help="The clips by id, or the active model's highest score first") == ORDERS[1]  # fmt: skip
+    options = clip_choices(machine, blind=blind, by_score=by_score)
     wanted = st.session_state.get(WANTED)
     ids = list(options)
-    clip_id = st.selectbox("Clip", ids, index=ids.index(wanted) if wanted in ids else 0,
-                           format_func=options.get)  # fmt: skip
+    clip_id = pick.selectbox("Clip", ids, index=ids.index(wanted) if wanted in ids else 0, format_func=options.get,
+                             help="Type to search what the options say, e.g. an id or \"flagged\"")  # fmt: skip
+    st.session_state[WANTED] = clip_id  # kept when the order changes the options
     if said:  # the link's clip on its own machine, or another clip instead of what the link names
         instead = f"here is clip #{clip_id} of {md_literal(machine)} instead"
         shown = "here it is on its own machine" if wanted == clip_id else instead

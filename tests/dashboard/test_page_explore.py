@@ -69,6 +69,39 @@ def _y_range(column, title: str) -> list[float]:
     return spec["layout"]["yaxis"]["range"]
 
 
+def _scores_and_threshold(machine: str) -> tuple[dict[int, float], float]:
+    from db.queries import active_threshold, clip_scores
+
+    with session_scope() as session:
+        (m,) = [x for x in machines_matching(session, machine) if x.key == machine]
+        scores = clip_scores(session, m.active_model_id, [c.id for c in m.clips])
+        return scores, active_threshold(session, m.active_model_id).value
+
+
+def test_clips_are_offered_with_their_score_and_by_highest_score_first(seeded, open_page):
+    """Each option names the active model's score and whether it is flagged; "highest score" orders them so, and
+    the clip on screen stays when the order changes."""
+    machine = SEEDED_MACHINES[1]
+    scores, threshold = _scores_and_threshold(machine)
+    app = open_page("explore")
+    app.sidebar.selectbox(key="machine_picker").select(machine).run()
+    clips = next(s for s in app.selectbox if s.label == "Clip")
+    assert [int(o.split(" ")[0].lstrip("#")) for o in clips.options] == sorted(scores)  # by id first
+    lowest = min(scores, key=scores.get)
+    clips.select(lowest).run()
+    app.radio(key="explore_order").set_value("highest score").run()
+    no_exception(app)
+    clips = next(s for s in app.selectbox if s.label == "Clip")
+    ordered = [int(o.split(" ")[0].lstrip("#")) for o in clips.options]
+    assert ordered == sorted(scores, key=lambda c: -scores[c])
+    assert clips.value == lowest  # still the clip on screen
+    for option in clips.options:
+        clip_id = int(option.split(" ")[0].lstrip("#"))
+        assert f"score {scores[clip_id]:.4g}" in option
+        assert ("flagged" in option) == (scores[clip_id] > threshold)
+    assert any("flagged" in o for o in clips.options) and not all("flagged" in o for o in clips.options)
+
+
 def test_the_two_clips_error_charts_share_their_scale(seeded, open_page):
     """Scaled alone, a typical normal clip's small errors would fill its chart as an abnormal clip's do."""
     machine = SEEDED_MACHINES[1]
