@@ -70,6 +70,32 @@ def _row(clip, uploaded_as: dict[str, str] | None) -> dict[str, object]:
             "model": clip.model or MISSING}  # fmt: skip
 
 
+def _ingest_folder(folder: str, actor) -> None:
+    """Ingest the folder typed, and score its new clips; an empty field or a refused folder is said as a sentence,
+    with no progress bar left behind."""
+    if not folder.strip():
+        st.warning("Type the folder to ingest: a path on this server, inside the ingest roots.")
+        return
+    slot = st.empty()  # the bar goes when the folder is refused: nothing was ingested
+    with slot:
+        progress = progress_bar("ingesting")
+    try:
+        report = ingest_folder(folder, actor=actor, progress=progress)
+    except MachineSoundError as exc:
+        slot.empty()
+        st.error(md_literal(_sentence(exc.detail)))
+        return
+    _show(report)
+    if report.ingested:
+        _scored(score_new_clips(report.new_paths, actor=actor, progress=progress_bar("scoring")))
+
+
+def _sentence(text: str) -> str:
+    """``text`` as a sentence: a capital first letter and a full stop (core's details are clauses)."""
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
 def render() -> None:
     st.title("Add recordings")
     st.write("Folders in the MIMII or DCASE layouts keep their machine, label and split; other files are "
@@ -84,15 +110,8 @@ def render() -> None:
     with st.form("folder_form"):
         folder = st.text_input("Folder on this server", placeholder="/data/mimii/6_dB_fan",
                                help=f"inside {md_literal(roots)} (INGEST\\_ROOTS)")  # fmt: skip
-        if st.form_submit_button("Ingest folder") and folder.strip():
-            try:
-                report = ingest_folder(folder, actor=actor, progress=progress_bar("ingesting"))
-            except MachineSoundError as exc:
-                st.error(md_literal(exc.detail))
-            else:
-                _show(report)
-                if report.ingested:
-                    _scored(score_new_clips(report.new_paths, actor=actor, progress=progress_bar("scoring")))
+        if st.form_submit_button("Ingest folder"):
+            _ingest_folder(folder, actor)
     st.subheader("Upload")
     machine = st.text_input("Machine for the uploads (type/id)", value="uploads/id_00")
     limit = max_upload_bytes()  # MAX_UPLOAD_MB; store_uploads applies the same limit

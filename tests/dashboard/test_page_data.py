@@ -53,11 +53,18 @@ def test_ingesting_a_folder_reports_clips_and_each_refused_file(open_page, data_
         assert count_clips(session) == 2
 
 
-def test_a_missing_folder_is_an_error(open_page, data_dir):
+def test_an_empty_folder_field_says_what_is_missing(open_page):
+    app = _ingest_folder(open_page("data"), "  ")
+    assert [w.value for w in app.warning] == ["Type the folder to ingest: a path on this server, inside the ingest "
+                                              "roots."]  # fmt: skip
+    assert not app.error and not app.success and not app.get("progress")
+
+
+def test_a_missing_folder_is_an_error_as_a_sentence_with_no_progress_bar_left(open_page, data_dir):
     missing = data_dir / "nowhere"
     app = _ingest_folder(open_page("data"), str(missing))
-    assert [e.value for e in app.error] == ["no such folder inside the ingest roots"]
-    assert not app.success
+    assert [e.value for e in app.error] == [md_literal("No such folder inside the ingest roots.")]
+    assert not app.success and not app.get("progress")  # nothing is being ingested
     with session_scope() as session:
         assert count_clips(session) == 0
 
@@ -70,7 +77,9 @@ def test_folders_outside_the_ingest_roots_are_refused_alike_whether_they_exist_o
     for folder in (outside, tmp_path / "no-such-folder", "/root", "/etc/../root"):
         _ingest_folder(app, str(folder))
         said.append([e.value for e in app.error])
+        assert not app.get("progress")
     assert all(s == said[0] for s in said) and md_literal("INGEST_ROOTS") in said[0][0]  # nothing tells which exist
+    assert said[0][0].startswith("The dashboard ingests only from inside") and said[0][0].endswith(md_literal("CLI."))
     with session_scope() as session:
         assert count_clips(session) == 0
 
