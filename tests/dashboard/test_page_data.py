@@ -53,6 +53,17 @@ def test_ingesting_a_folder_reports_clips_and_each_refused_file(open_page, data_
         assert count_clips(session) == 2
 
 
+def test_a_folder_ingested_again_names_at_most_ten_known_files_then_how_many_more(open_page, data_dir):
+    folder = data_dir / "drop"
+    for k in range(12):
+        write_wav(folder / f"pump_{k:02d}.wav", tone(0.2, seed=k))
+    app = _ingest_folder(_ingest_folder(open_page("data"), str(folder)), str(folder))
+    assert [s.value for s in app.success] == ["Ingested 0 clip(s); 12 already known."]
+    (known,) = [c.value for c in app.caption if c.value.startswith("Already known")]
+    named = ", ".join(md_literal(folder / f"pump_{k:02d}.wav") for k in range(10))
+    assert known == f"Already known (the same recording is stored, perhaps under another name): {named} and 2 more."
+
+
 def test_an_empty_folder_field_says_what_is_missing(open_page):
     app = _ingest_folder(open_page("data"), "  ")
     assert [w.value for w in app.warning] == ["Type the folder to ingest: a path on this server, inside the ingest "
