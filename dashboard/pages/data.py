@@ -112,8 +112,15 @@ def render() -> None:
                                help=f"inside {md_literal(roots)} (INGEST\\_ROOTS)")  # fmt: skip
         if st.form_submit_button("Ingest folder"):
             _ingest_folder(folder, actor)
+    _upload_section(actor)
+
+
+def _upload_section(actor) -> None:
+    """**Upload**: files for one machine, which must be named (the machine picked in the sidebar is offered)."""
     st.subheader("Upload")
-    machine = st.text_input("Machine for the uploads (type/id)", value="uploads/id_00")
+    machine = st.text_input("Machine for the uploads (type/id)", value=st.session_state.get("selected_machine", ""),
+                            placeholder="fan/id_00", help="the machine the files were recorded on; a type/id not "
+                            "known yet adds that machine")  # fmt: skip
     limit = max_upload_bytes()  # MAX_UPLOAD_MB; store_uploads applies the same limit
     # the box's own "… per file" text says the same limit, whatever server.maxUploadSize was started with
     uploads = st.file_uploader(f"WAV/FLAC files (up to {limit / 1e6:g} MB each)", type=["wav", "flac"],
@@ -122,6 +129,11 @@ def render() -> None:
     if megabytes != int(megabytes) or megabytes >= 500:  # Streamlit writes whole MB, and "1GB" from 512 MB on
         st.caption(f"Files over {megabytes:g} MB are refused; the box's own size note rounds this limit.")
     if uploads and st.button("Ingest uploads"):
+        machine_type, _, machine_id = machine.strip().partition("/")
+        if not machine_type.strip() or not machine_id.strip():
+            st.warning("Type the machine these files were recorded on, as type/id (for example fan/id_00); "
+                       "nothing was stored.")  # fmt: skip
+            return
         stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=limit, actor=actor)
         for item in stored.refused:
             st.error(f"{md_literal(item['path'])}: {md_literal(item['detail'])}")

@@ -67,6 +67,10 @@ def _upload_and_ingest(browser, url: str, files: list[Path]) -> None:
         page.goto(f"{url}/data", wait_until="domcontentloaded")
         page.get_by_text("WAV/FLAC files").first.wait_for()
         _wait_for_app_idle(page)
+        machine = page.get_by_role("textbox", name="Machine for the uploads (type/id)")
+        machine.fill("uploads/id_00")  # no machine is assumed: the upload names one
+        machine.press("Enter")
+        _wait_for_app_idle(page)
         page.locator("input[type=file]").set_input_files([str(f) for f in files])
         for f in files:
             page.get_by_text(f.name).first.wait_for()

@@ -114,6 +114,7 @@ def test_uploads_keep_the_good_files_and_name_each_refused_one(open_page, data_d
     app = open_page("data")
     (uploader,) = app.get("file_uploader")
     assert uploader.label == "WAV/FLAC files (up to 0.05 MB each)"
+    next(t for t in app.text_input if t.label == "Machine for the uploads (type/id)").input("pump/id_05")
 
     good = [write_wav(tmp_path / f"g{k}.wav", tone(1.0, seed=k)).read_bytes() for k in range(2)]  # 32 kB each
     uploader.set_value([
@@ -126,7 +127,7 @@ def test_uploads_keep_the_good_files_and_name_each_refused_one(open_page, data_d
     no_exception(app)
 
     assert [s.value for s in app.success] == ["Ingested 2 clip(s); 0 already known."]
-    folder = data_dir / "uploads" / "uploads" / "id_00"
+    folder = data_dir / "uploads" / "pump" / "id_05"
     assert [e.value for e in app.error] == [
         f"{md_literal('long.wav')}: {md_literal('0.1 MB is over the 0.05 MB limit')}",
         f"{md_literal('junk.wav (saved as ' + str(folder / 'junk.wav') + ')')}: "
@@ -145,6 +146,34 @@ def _upload(app, files, machine: str):
     next(b for b in app.button if b.label == "Ingest uploads").click().run()
     no_exception(app)
     return app
+
+
+def test_uploads_wait_for_a_machine_to_be_named(open_page, data_dir, tmp_path):
+    """No machine is made up: with none typed the upload is refused, nothing stored."""
+    content = write_wav(tmp_path / "a.wav", tone(1.0)).read_bytes()
+    app = open_page("data")
+    assert next(t for t in app.text_input if t.label == "Machine for the uploads (type/id)").value == ""
+    for machine in ("", "fan", "fan/ ", "/id_00"):
+        _upload(app, [("a.wav", content)], machine)
+        assert [w.value for w in app.warning] == ["Type the machine these files were recorded on, as type/id (for "
+                                                  "example fan/id_00); nothing was stored."]  # fmt: skip
+        assert not app.success and not app.error
+    assert not (data_dir / "uploads").exists()
+    with session_scope() as session:
+        assert count_clips(session) == 0
+
+
+def test_the_upload_machine_is_the_one_picked_in_the_sidebar(open_page, data_dir, tmp_path):
+    app = open_page("data")
+    app.session_state["selected_machine"] = "pump/id_02"  # picked on another page
+    app.run()
+    (machine,) = [t for t in app.text_input if t.label == "Machine for the uploads (type/id)"]
+    assert machine.value == "pump/id_02"
+    (uploader,) = app.get("file_uploader")
+    uploader.set_value([("a.wav", write_wav(tmp_path / "a.wav", tone(1.0)).read_bytes(), "audio/wav")]).run()
+    next(b for b in app.button if b.label == "Ingest uploads").click().run()
+    assert [s.value for s in app.success] == ["Ingested 1 clip(s); 0 already known."]
+    assert [p.name for p in (data_dir / "uploads" / "pump" / "id_02").iterdir()] == ["a.wav"]
 
 
 def test_an_upload_already_stored_is_named_as_uploaded(open_page, data_dir, tmp_path):
