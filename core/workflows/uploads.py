@@ -3,7 +3,8 @@
 Nothing an upload's name says can place a file outside ``DATA_DIR/uploads/<type>/<id>/``:
 names are reduced to one safe file name, files are created exclusively (an existing file,
 or a link planted there, is never written through), and the size limit ``MAX_UPLOAD_MB``
-is applied here, not only in the page.
+is applied here, not only in the page.  A saved file that ingest refuses is deleted again
+(:func:`ingest_uploads`): the uploads folder holds clips, not refusals.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from core.parallel import Progress
 from core.settings import settings
 from core.signal.audio import AUDIO_SUFFIXES
 from core.vocabulary import MACHINE_ID_LENGTH, MACHINE_TYPE_LENGTH
+from core.workflows.ingest import IngestReport, ingest
 from core.workflows.scoring import ScoreReport, score
 from db.models import Clip
 from db.queries import active_threshold, clip_by_hash, clip_by_path, clip_scores, clips_ingested_under
@@ -35,6 +37,7 @@ class StoredUploads:
     paths: list[str] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason", "detail"}; path: the upload's name
     names: dict[str, str] = field(default_factory=dict)  # stored path -> the name it was uploaded under
+    removed: list[str] = field(default_factory=list)  # stored, then refused at ingest and deleted (see ingest_uploads)
 
 
 def max_upload_bytes() -> int:
@@ -145,6 +148,28 @@ def store_uploads(
         result.paths.append(str(path))
         result.names.setdefault(str(path), name)
     return result
+
+
+def ingest_uploads(
+    stored: StoredUploads, *, url: str | None = None, n_jobs: int | None = None, progress: Progress | None = None,
+    actor: Actor | None = None,
+) -> IngestReport:  # fmt: skip
+    """Register the files :func:`store_uploads` saved, and delete again each one ingest refuses for what it holds
+    (unreadable, empty, silent, too long...): it is no clip, and left in the uploads folder it would look kept.
+    Those paths leave ``stored.paths`` for ``stored.removed``; the report still names them with their reasons.
+    A file refused by a bug (``unexpected_error``, not the file's fault) is kept for the operator."""
+    report = ingest(stored.paths, url=url, n_jobs=n_jobs, progress=progress, actor=actor)
+    root = (data_dir() / "uploads").resolve()
+    saved = set(stored.paths)
+    for item in report.rejected:
+        path = Path(item["path"])
+        if item["path"] not in saved or item["path"] in stored.removed or item["reason"] == Reason.UNEXPECTED.value:
+            continue
+        if path.parent.parent.parent == root:  # inside DATA_DIR/uploads/<type>/<id>/, as store_uploads saves
+            path.unlink(missing_ok=True)  # never a link followed: unlink removes the entry itself
+            stored.removed.append(item["path"])
+    stored.paths = [p for p in stored.paths if p not in stored.removed]
+    return report
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import streamlit as st
 
 from core.access import Action, why_not
 from core.errors import MachineSoundError
-from core.workflows.ingest import ingest, ingest_folder, ingest_roots
-from core.workflows.uploads import max_upload_bytes, score_new_clips, store_uploads
+from core.workflows.ingest import ingest_folder, ingest_roots
+from core.workflows.uploads import ingest_uploads, max_upload_bytes, score_new_clips, store_uploads
 from dashboard.components.auth import current_actor
 from dashboard.components.format import MISSING, number
 from dashboard.components.limits import apply_upload_limit
@@ -18,9 +18,9 @@ from dashboard.components.text import md_literal
 KNOWN_SHOWN = 10  # files named in the "already known" line; a folder re-ingested says how many more
 
 
-def _show(report, uploaded_as: dict[str, str] | None = None) -> None:
+def _show(report, uploaded_as: dict[str, str] | None = None, removed: list[str] | tuple = ()) -> None:
     """The ingest report.  A refused upload is named as it was uploaded, then where it was saved
-    (``uploaded_as``: stored path -> upload name)."""
+    (``uploaded_as``: stored path -> upload name), or that it was not kept (``removed``: deleted again)."""
     st.success(f"Ingested {report.ingested} clip(s); {report.already_known} already known.")
     if report.known_paths:
         shown = [_named(path, uploaded_as) for path in report.known_paths[:KNOWN_SHOWN]]
@@ -28,7 +28,10 @@ def _show(report, uploaded_as: dict[str, str] | None = None) -> None:
         st.caption("Already known (the same recording is stored, perhaps under another name): " + ", ".join(shown)
                    + (f" and {more} more." if more else "."))  # fmt: skip
     for item in report.rejected:
-        st.error(f"{_named(item['path'], uploaded_as)}: {md_literal(item['detail'])}")
+        if item["path"] in removed:
+            st.error(f"{md_literal(uploaded_as[item['path']])}: {md_literal(item['detail'])}; the file was not kept.")
+        else:
+            st.error(f"{_named(item['path'], uploaded_as)}: {md_literal(item['detail'])}")
 
 
 def _named(path: str, uploaded_as: dict[str, str] | None) -> str:
@@ -138,7 +141,8 @@ def _upload_section(actor) -> None:
         for item in stored.refused:
             st.error(f"{md_literal(item['path'])}: {md_literal(item['detail'])}")
         if stored.paths:
-            _show(ingest(stored.paths, progress=progress_bar("ingesting"), actor=actor), stored.names)
+            _show(ingest_uploads(stored, progress=progress_bar("ingesting"), actor=actor), stored.names, stored.removed)
+        if stored.paths:  # what ingest refused was deleted: nothing to score then
             scored = score_new_clips(stored.paths, actor=actor, progress=progress_bar("scoring"))
             _scored(scored, stored.names, per_clip=True)
 

@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import BadInputError, Reason
 from core.workflows.ingest import ingest
-from core.workflows.uploads import max_upload_bytes, safe_name, store_uploads
+from core.workflows.uploads import ingest_uploads, max_upload_bytes, safe_name, store_uploads
 from tests.conftest import tone, write_wav
 
 
@@ -28,6 +28,25 @@ def test_uploads_are_stored_under_data_dir_with_safe_names(data_dir, tmp_path):
     assert [item["path"] for item in stored.refused] == ["big.wav"]
     report = ingest(stored.paths)
     assert (report.ingested, report.already_known) == (1, 2)  # same content three times is one clip
+
+
+def test_an_upload_ingest_refuses_is_deleted_again_and_named_as_removed(data_dir, tmp_path):
+    good = write_wav(tmp_path / "good.wav", tone(1.0)).read_bytes()
+    files = [("good.wav", good), ("junk.wav", b"this is not audio"), ("cut.wav", good[:40])]  # a header cut short
+    stored = store_uploads(files, "fan/id_00")
+    folder = (data_dir / "uploads" / "fan" / "id_00").resolve()
+    assert sorted(p.name for p in folder.iterdir()) == ["cut.wav", "good.wav", "junk.wav"]
+    report = ingest_uploads(stored, n_jobs=1)
+    assert report.ingested == 1
+    refused = sorted((Path(i["path"]).name, i["reason"]) for i in report.rejected)
+    assert refused == [("cut.wav", "corrupt"), ("junk.wav", "not_audio")]
+    assert [p.name for p in folder.iterdir()] == ["good.wav"]  # the refused files are not left there
+    assert stored.paths == [str(folder / "good.wav")]
+    assert sorted(stored.removed) == [str(folder / "cut.wav"), str(folder / "junk.wav")]
+
+    again = store_uploads([("good.wav", good)], "fan/id_00")  # a clip already registered is never deleted
+    assert ingest_uploads(again, n_jobs=1).already_known == 1 and again.removed == []
+    assert [p.name for p in folder.iterdir()] == ["good.wav"]
 
 
 def test_oversized_upload_is_refused_with_its_reason(data_dir):
