@@ -43,6 +43,15 @@ def numbers_apart(a: float | None, b: float | None, digits: int = SIGNIFICANT) -
     return shown
 
 
+def fixed(value: float | None, decimals: int = 3, *, missing: str = MISSING) -> str:
+    """``value`` with exactly ``decimals`` decimals (``0.520``, ``1.000``), for figures of one kind read side by
+    side in a column (precision, recall, AUC...), where ``0.52`` beside ``0.929`` and ``1`` for a recall would
+    look like different precisions; ``missing`` for ``None`` or NaN."""
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return missing
+    return f"{float(value):.{decimals}f}"
+
+
 def when(value: datetime | None, *, missing: str = MISSING, seconds: bool = False) -> str:
     """A timestamp to the minute (``2026-11-25 14:03``), or to the second with ``seconds`` (``2026-11-25
     14:03:59``, for logs where order within a minute matters), or ``missing``."""

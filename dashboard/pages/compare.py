@@ -20,6 +20,7 @@ from core.workflows.training import MachineTraining, activate, active_model_id, 
 from core.workflows.triage import clip_address, review_is_blind
 from dashboard.components import plots
 from dashboard.components.auth import current_actor
+from dashboard.components.format import fixed, number
 from dashboard.components.pickers import machine_picker
 from dashboard.components.progress import progress_bar
 from dashboard.components.text import md_literal
@@ -47,29 +48,29 @@ def _pick_models(choices: dict[int, str]) -> tuple[int, int]:
 
 def _side_by_side(result: Comparison) -> None:
     """The test set, the warnings, each model's confusion matrix and the metrics table."""
-    st.caption(f"Test set: {md_literal(result.test_set)} ({result.n_test} clips scored by both). Abnormal is the "
+    st.caption(f"Test set: {md_literal(result.test_set)}, all {result.n_test} scored by both models. Abnormal is the "
                "positive class.")  # fmt: skip
     for warning in result.warnings:
         st.warning(md_literal(warning))
     cols = st.columns(len(result.results))
     for index, (column, r) in enumerate(zip(cols, result.results, strict=True)):
-        column.plotly_chart(plots.confusion(r.at_threshold.confusion, f"{r.name} at {r.at_threshold.threshold:.4g}"),
-                            key=f"cm_{index}")  # fmt: skip
-    fmt = lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else round(v, 3)  # noqa: E731
-    table = pd.DataFrame(
+        title = f"{r.name} at {number(r.at_threshold.threshold)}"  # as the Thresholds page writes a threshold
+        column.plotly_chart(plots.confusion(r.at_threshold.confusion, title), key=f"cm_{index}")
+    table = pd.DataFrame(  # every figure with three decimals: 0.520 beside 0.929, 1.000 for a perfect recall
         {
             r.name: {
-                "precision": fmt(r.at_threshold.precision),
-                "recall": fmt(r.at_threshold.recall),
-                "F1": fmt(r.at_threshold.f1),
-                "accuracy": fmt(r.at_threshold.accuracy),
-                "AUC": fmt(r.auc),
-                "pAUC": fmt(r.pauc),
+                "precision": fixed(r.at_threshold.precision),
+                "recall": fixed(r.at_threshold.recall),
+                "F1": fixed(r.at_threshold.f1),
+                "accuracy": fixed(r.at_threshold.accuracy),
+                "AUC": fixed(r.auc),
+                "pAUC": fixed(r.pauc),
             }  # fmt: skip
             for r in result.results
         }
     )
-    st.dataframe(table, key="compare_metrics")
+    st.dataframe(table, key="compare_metrics", column_config={r.name: st.column_config.TextColumn(alignment="right")
+                                                              for r in result.results})  # fmt: skip
 
 
 def _disagreements(machine: str, result: Comparison) -> None:
@@ -132,7 +133,7 @@ def _trained_note(machine: str, done: MachineTraining) -> str:
     t = done.report.trained[0]
     scored = done.scored.scored + done.queue_scored.scored
     note = (f"Trained {t.detector} v{t.version} for {t.scope} on {t.n_train} clips in {t.seconds:.1f} s, first "
-            f"threshold {t.threshold:.4g} (gamma fit); {scored} clips scored.")  # fmt: skip
+            f"threshold {number(t.threshold)} (gamma fit); {scored} clips scored.")  # fmt: skip
     if done.active_model_id == t.model_id:
         note += f" It is now the active model of {machine}: its flags fill the triage queue."
     else:

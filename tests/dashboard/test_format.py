@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.components.format import MISSING, number, numbers_apart, when
+from dashboard.components.format import MISSING, fixed, number, numbers_apart, when
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,12 @@ def test_timestamps_to_the_minute_or_the_words_given():
     assert when(datetime(2026, 11, 25, 14, 3, 59)) == "2026-11-25 14:03"
     assert when(datetime(2026, 11, 25, 14, 3, 59, 123456), seconds=True) == "2026-11-25 14:03:59"
     assert when(None) == MISSING and when(pd.NaT, missing="never") == "never"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0.52, "0.520"), (0.9286, "0.929"), (1, "1.000"), (np.float64(0.0), "0.000"), (None, MISSING),
+     (float("nan"), MISSING), (np.float32("nan"), MISSING)],
+)  # fmt: skip
+def test_fixed_gives_every_figure_of_a_column_the_same_decimals(value, shown):
+    assert fixed(value) == shown

@@ -17,6 +17,7 @@ from core.workflows.ingest import ingest
 from core.workflows.scoring import score
 from core.workflows.training import active_model_id, train
 from core.workflows.tuning import SuggestOptions, set_threshold, suggest
+from dashboard.components.format import number
 from dashboard.components.text import md_literal
 from db.models import Clip, DetectorModel, Machine, Score
 from db.session import session_scope
@@ -67,10 +68,13 @@ def test_two_models_side_by_side_on_the_named_test_set(seeded, open_page):
     assert [s.value for s in app.selectbox if s.label.startswith("Model ")] == ids[:2]
     caption = next(c.value for c in app.caption if c.value.startswith("Test set:"))
     assert caption.startswith(f"Test set: {md_literal(f'test split of {MACHINE}: ')}")
-    assert f"{md_literal(expected.test_set)} ({expected.n_test} clips scored by both)" in caption
+    # one sentence: the core's own bracket (clips left out) is not followed by a second one
+    assert caption == (f"Test set: {md_literal(expected.test_set)}, all {expected.n_test} scored by both models. "
+                       "Abnormal is the positive class.")  # fmt: skip
+    assert ") (" not in caption
     charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
     assert [chart["layout"]["title"]["text"] for chart in charts] == [
-        f"{r.name} at {r.at_threshold.threshold:.4g}" for r in expected.results
+        f"{r.name} at {number(r.at_threshold.threshold)}" for r in expected.results
     ]
     assert [chart["data"][0]["type"] for chart in charts] == ["heatmap", "heatmap"]
     (table,) = app.dataframe
@@ -79,7 +83,9 @@ def test_two_models_side_by_side_on_the_named_test_set(seeded, open_page):
     assert "v2" in names[0] and "v1" in names[1]
     assert list(table.value.index) == ["precision", "recall", "F1", "accuracy", "AUC", "pAUC"]
     for r in expected.results:
-        assert table.value.loc["recall", r.name] == round(r.at_threshold.recall, 3)
+        assert table.value.loc["recall", r.name] == f"{r.at_threshold.recall:.3f}"
+    # the same three decimals for every figure (never 0.52 beside 0.929, nor 1 for a recall)
+    assert all(re.fullmatch(r"\d\.\d{3}", v) for v in table.value.to_numpy().ravel()), table.value
 
 
 def test_make_a_compared_model_active(seeded, open_page):
