@@ -11,7 +11,7 @@ import streamlit as st
 from core.access import Action, why_not
 from core.commands import core_command
 from core.detection.registry import AUTO, CHOSEN_ONLY, detector_names
-from core.detection.selection import FAULT_WEIGHT, FAULTS, OTHER_WEIGHT
+from core.detection.selection import CANDIDATES, FAULT_WEIGHT, FAULTS, MACHINE_ID_CANDIDATE, OTHER_WEIGHT
 from core.errors import MachineSoundError
 from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import Comparison, compare_models, model_choices, scope_legend
@@ -197,15 +197,17 @@ def automatic_choice_section(machine: str) -> None:
                    "synthetic faults and other machines' clips), never the test split.")  # fmt: skip
         st.code(core_command("train", "--machine", machine, "--detector", AUTO), language="bash")
         return
-    chosen = choice["chosen"] + (f" ({', '.join(choice['members'])})" if choice["members"] else "")
+    chosen = candidate_name(choice["chosen"])
+    chosen += f" ({', '.join(candidate_name(m) for m in choice['members'])})" if choice["members"] else ""
     text = f"Chosen: **{md_literal(chosen)}** (model {choice['model_id']}, v{choice['version']}). "
     text += f"Why: {md_literal(choice['note'])}."
     (st.info if choice["clear"] and choice["n_clips"] >= 8 else st.warning)(text)  # a guess is a warning
     kinds = sorted({k for e in choice["evidence"].values() for k in e["by_kind"]})
     ranked = sorted(choice["evidence"].items(), key=lambda item: -item[1].get("weighted", item[1]["auc"]))
     table = pd.DataFrame(
-        [{"candidate": label, "weighted pseudo-AUC": e.get("weighted", e["auc"]), "pseudo-AUC": e["auc"],
-          "± (s.e.)": _spread(e["se"]), **{k: e["by_kind"].get(k) for k in kinds}} for label, e in ranked]
+        [{"candidate": candidate_name(label), "weighted pseudo-AUC": e.get("weighted", e["auc"]),
+          "pseudo-AUC": e["auc"], "± (s.e.)": _spread(e["se"]), **{k: e["by_kind"].get(k) for k in kinds}}
+         for label, e in ranked]
     )  # fmt: skip
     st.dataframe(table, hide_index=True, column_config=_evidence_columns(kinds))
     st.caption(f"{choice['n_clips']} normal training clips, {choice['folds']} cross-validation folds, "
@@ -215,6 +217,21 @@ def automatic_choice_section(machine: str) -> None:
                f"the synthetic kinds count alike, other machines' clips weigh {OTHER_WEIGHT:.0%} when there are "
                f"some, confirmed faults {FAULT_WEIGHT:.0%} of the whole when there are some. The test split is never "
                "used.")  # fmt: skip
+
+
+DETECTOR_NAMES = {"mahalanobis": "Mahalanobis", "band_deviation": "band deviation", "frame_knn": "frame k-NN",
+                  "frame_gmm": "frame GMM", "machine_id": "machine-ID classifier", "autoencoder": "autoencoder",
+                  "ensemble": "ensemble"}  # fmt: skip
+POOLING_NAMES = {"max": "max", "mean": "mean", "top10": "top 10%"}
+
+
+def candidate_name(label: str) -> str:
+    """A candidate of the automatic choice as people read it (``frame_gmm_top10`` -> ``frame GMM (top 10%)``);
+    the label itself stays what the CLI and the JSON say."""
+    detector, hyper = (CANDIDATES | {"machine_id": MACHINE_ID_CANDIDATE}).get(label, (label, {}))
+    name = DETECTOR_NAMES.get(detector, detector.replace("_", " "))
+    pooling = hyper.get("pooling")
+    return f"{name} ({POOLING_NAMES.get(pooling, pooling)})" if pooling else name
 
 
 EVIDENCE_KINDS = {"tone": "tone", "impulses": "impulses", "band_noise": "band noise", "gain": "gain ±3 dB",

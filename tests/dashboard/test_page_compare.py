@@ -19,6 +19,7 @@ from core.workflows.training import active_model_id, train
 from core.workflows.tuning import SuggestOptions, set_threshold, suggest
 from dashboard.components.format import number
 from dashboard.components.text import md_literal
+from dashboard.pages.compare import candidate_name
 from db.models import Clip, DetectorModel, Machine, Score
 from db.session import session_scope
 from tests.conftest import SEEDED_MACHINES, infos, no_exception, tone, write_wav
@@ -249,9 +250,13 @@ def test_automatic_choice_section_shows_the_choice_its_evidence_and_uncertainty(
     assert len(verdicts) == 1 and f"Why: {md_literal(choice['note'])}" in verdicts[0] and "nan" not in verdicts[0]
     (evidence,) = [d.value for d in app.dataframe if "pseudo-AUC" in d.value.columns]
     # ranked as the choice ranks them: by the weighted pseudo-AUC, the chosen one first
-    assert list(evidence["candidate"]) == sorted(choice["evidence"], key=lambda k: -choice["evidence"][k]["weighted"])
+    ranked = sorted(choice["evidence"], key=lambda k: -choice["evidence"][k]["weighted"])
+    assert list(evidence["candidate"]) == [candidate_name(label) for label in ranked]
+    assert not any("_" in name for name in evidence["candidate"])  # readable names, not the CLI's labels
+    assert {"band deviation (max)", "frame GMM (top 10%)"} <= set(evidence["candidate"])
     if choice["chosen"] != "ensemble":
-        assert evidence["candidate"].iloc[0] == choice["chosen"]
+        assert evidence["candidate"].iloc[0] == candidate_name(choice["chosen"])
+        assert verdicts[0].startswith(f"Chosen: **{md_literal(candidate_name(choice['chosen']))}** (model")
     assert {"weighted pseudo-AUC", "pseudo-AUC", "± (s.e.)", "tone", "impulses", "band_noise", "gain"} <= set(
         evidence.columns)  # fmt: skip
     assert all(re.fullmatch(r"\d\.\d{3}|", str(v)) for v in evidence["± (s.e.)"])  # blank, never None or nan
