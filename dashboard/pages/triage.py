@@ -285,6 +285,7 @@ def _own_unsure(machine: str, name: str, blind: bool) -> None:
     mine = own_verdicts(machine, name)
     _notices(st)
     if not mine:
+        _show_link(machine, None)
         st.success(f"No unsure verdict of yours stands on {md_literal(machine)}.")
         return
     st.markdown(f"**{len(mine)}** clip(s) of **{md_literal(machine)}** you judged unsure. "
@@ -292,6 +293,7 @@ def _own_unsure(machine: str, name: str, blind: bool) -> None:
     labels = {item.clip_id: f"#{item.clip_id} · {item.at:%Y-%m-%d %H:%M}" + (f" — {item.note}" if item.note else "")
               for item in mine}  # fmt: skip
     clip_id = st.selectbox("Clip", list(labels), format_func=labels.get, key="unsure_clip")
+    _show_link(machine, clip_id)  # the address names the clip on screen, as in the queue
     _judge(clip_id, name, blind, skippable=False)
 
 

@@ -364,3 +364,26 @@ def test_a_link_naming_no_clip_id_or_a_deleted_clip_says_so_and_shows_the_queue(
     no_exception(app)
     assert [w.value for w in app.warning] == ["Clip #999999 is not in the database; here is your queue."]
     assert _shown_clip(app) == f"clip #{queue[0].clip_id}"
+
+
+def test_my_unsure_list_keeps_the_address_on_the_clip_on_screen(seeded, open_page):
+    """The shareable address names the clip on screen in the list of one's unsure verdicts too, so the link a
+    pilot copies there opens that very clip for a colleague."""
+    queue = triage_queue(MACHINE)
+    for item in (queue[2], queue[4]):
+        record_verdict(item.clip_id, "alice", "unsure")
+    app = _open_queue(open_page, "alice")
+    app.sidebar.radio(key="triage_show").set_value("My unsure verdicts").run()
+    no_exception(app)
+    for clip_id in (queue[4].clip_id, queue[2].clip_id):  # the latest judged first, then the other one picked
+        app.selectbox(key="unsure_clip").select(clip_id).run()
+        no_exception(app)
+        assert _shown_clip(app) == f"clip #{clip_id}"
+        assert app.query_params == {"machine": MACHINE, "clip": str(clip_id)}
+
+    colleague = _sign_in(open_page("triage"), "bob")
+    colleague.query_params.update(app.query_params)  # the copied link, opened
+    colleague.run()
+    no_exception(colleague)
+    assert _shown_clip(colleague) == f"clip #{queue[2].clip_id}"
+
