@@ -1,6 +1,6 @@
 """Triage: the flagged clips awaiting this pilot's verdict, one at a time, judged with the keyboard alone (A
-confirm abnormal, N reject, U unsure, Z undo my last verdict, P play the most anomalous second); a clip skipped
-for now comes back at the end of the queue, and the pilot's own unsure verdicts can be listed and judged again.
+confirm abnormal, N reject, U unsure, Z undo my last verdict, P play the most anomalous second, S skip for now: the
+clip comes back at the end of the queue); the pilot's own unsure verdicts can be listed and judged again.
 
 Where am I: a progress line, the machines that still have work when the queue is empty, and a shareable
 address: the machine and the clip on screen are the page's query parameters (``?machine=fan/id_00&clip=12``),
@@ -51,7 +51,7 @@ PINNED = "triage_pinned_clip"  # a clip to show first: opened from a link, or gi
 LINK_SEEN = "triage_link_seen"  # the (machine, clip) query parameters last read or written
 PICKER = "machine_picker"  # the sidebar's machine widget (dashboard.components.pickers)
 VERDICT_KEYS = {"abnormal": "A", "normal": "N", "unsure": "U"}
-UNDO_KEY, PLAY_KEY = "Z", "P"
+UNDO_KEY, PLAY_KEY, SKIP_KEY = "Z", "P", "S"
 SPECTROGRAM_HEIGHT = 200  # px: the player, the verdict buttons and this spectrogram fit a 1280x720 screen, even
 # with a clip header on two lines (a long machine name or threshold)
 
@@ -94,7 +94,7 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
 
 
 def _verdict_form(clip_id: int, name: str, *, skippable: bool) -> None:
-    """The verdict buttons (with their keys: A, N, U), skip, then the anomaly type and the note."""
+    """The verdict buttons (with their keys: A, N, U), skip (S), then the anomaly type and the note."""
     choices = (("Confirm abnormal", "abnormal", "primary"), ("Reject (normal)", "normal", "secondary"),
                ("Unsure", "unsure", "secondary"))  # fmt: skip
     buttons = st.columns(4)
@@ -103,7 +103,7 @@ def _verdict_form(clip_id: int, name: str, *, skippable: bool) -> None:
                       shortcut=VERDICT_KEYS[verdict], on_click=_record, args=(clip_id, name, verdict))  # fmt: skip
     if skippable:
         buttons[3].button("Skip for now", key=f"skip_{clip_id}", on_click=_skip, args=(clip_id,),
-                          use_container_width=True,
+                          use_container_width=True, shortcut=SKIP_KEY,
                           help="Set this clip aside: it comes back at the end of your queue")  # fmt: skip
     left, right = st.columns(2)
     kind = left.selectbox("Anomaly type (for Confirm)", [NO_TYPE, *anomaly_types(), NEW_TYPE], key=f"type_{clip_id}")

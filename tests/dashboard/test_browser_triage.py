@@ -2,10 +2,10 @@
 every clip is flagged, driven by headless Chromium through Playwright (``test_browser.py``'s helpers).
 
 A pilot gives their name, then judges 10 clips pressing A, N and U only, and the database holds their 10 verdicts;
-typing those letters in the note field saves nothing; Z undoes the last verdict and P loops the most anomalous
-second.  The verdict buttons, the player and one spectrogram lie inside the 1280x720 viewport without scrolling.
-A shared address (``?machine=...&clip=...``) opens its clip.  Skipped without Chromium locally, failed without it
-in CI."""
+typing those letters in the note field saves nothing; Z undoes the last verdict, P loops the most anomalous
+second and S skips the clip for now.  The verdict buttons, the player and one spectrogram lie inside the 1280x720
+viewport without scrolling.  A shared address (``?machine=...&clip=...``) opens its clip.  Skipped without Chromium
+locally, failed without it in CI."""
 
 from __future__ import annotations
 
@@ -141,10 +141,11 @@ def test_ten_clips_judged_with_the_keyboard_alone(page, app):
     _inside_viewport(page, main.locator("audio").first, "the player")
     _inside_viewport(page, main.locator("[data-testid='stPlotlyChart']").first, "the first spectrogram")
     assert page.get_by_role("button", name="Confirm abnormal").inner_text().replace("\n", " ").strip().endswith("A")
+    assert page.get_by_role("button", name="Skip for now").inner_text().replace("\n", " ").strip().endswith("S")
 
     note = page.get_by_role("textbox", name="Note (optional)")
     note.focus()
-    page.keyboard.type("anu za")  # typing in the note never triggers a shortcut
+    page.keyboard.type("anu sza")  # typing in the note never triggers a shortcut
     page.wait_for_timeout(1500)
     assert _rows(app) == [] and _shown_clip(page) == queue[0]
     page.keyboard.press("Tab")  # out of the field: the note is kept for the verdict
@@ -156,7 +157,7 @@ def test_ten_clips_judged_with_the_keyboard_alone(page, app):
         _wait_for_rows(page, app, k + 1)
         _wait_for_clip(page, queue[k + 1])  # the next clip, its player ready
     verdicts = {"a": "abnormal", "n": "normal", "u": "unsure"}
-    assert _rows(app) == [(queue[k], verdicts[key], "anu za" if k == 0 else "", None) for k, key in enumerate(KEYS)]
+    assert _rows(app) == [(queue[k], verdicts[key], "anu sza" if k == 0 else "", None) for k, key in enumerate(KEYS)]
     _assert_no_exception(page, app, "triage after 10 verdicts from the keyboard")
     assert page.get_by_text(f"10 judged this session; {len(queue) - 10} left for {MACHINE}").is_visible()
 
@@ -173,6 +174,11 @@ def test_ten_clips_judged_with_the_keyboard_alone(page, app):
     )
     assert player.evaluate("(a) => a.duration") == pytest.approx(1.0, abs=0.01)  # the second itself, sliced
     _assert_no_exception(page, app, "triage after undo and play")
+
+    page.keyboard.press("s")  # skip for now: no verdict, the next clip; the skipped one comes back at the end
+    _wait_for_clip(page, queue[10])
+    assert len(_rows(app)) == 11
+    assert page.get_by_text("1 clip(s) you skipped come back at the end of the queue.").is_visible()
 
 
 def test_a_shared_link_opens_its_clip(page, app):

@@ -279,7 +279,7 @@ def _button(app, label: str):
 def test_verdict_buttons_undo_and_play_carry_their_keyboard_shortcuts(seeded, open_page):
     app = _open_queue(open_page, "alice")
     expected = {"Confirm abnormal": "A", "Reject (normal)": "N", "Unsure": "U", "↶ Undo my last verdict": "Z",
-                "Play most anomalous": "P"}  # fmt: skip
+                "Play most anomalous": "P", "Skip for now": "S"}  # fmt: skip
     assert {label: _button(app, label).proto.shortcut.upper() for label in expected} == expected
 
 
@@ -386,4 +386,15 @@ def test_my_unsure_list_keeps_the_address_on_the_clip_on_screen(seeded, open_pag
     colleague.run()
     no_exception(colleague)
     assert _shown_clip(colleague) == f"clip #{queue[2].clip_id}"
+
+
+def test_skip_for_now_has_a_key_of_its_own(seeded, open_page):
+    """Keyboard-only judging: skip (S) has its key, shown on the button, and no two buttons share one."""
+    queue = triage_queue(MACHINE)
+    app = _open_queue(open_page, "alice")
+    assert _button(app, "Skip for now").proto.shortcut.upper() == "S"
+    keys = [b.proto.shortcut.upper() for b in app.button if b.proto.shortcut]
+    assert len(keys) == len(set(keys)) >= 6, keys
+    _click(app, "Skip for now")
+    assert _shown_clip(app) == f"clip #{queue[1].clip_id}" and _annotations() == []
 
