@@ -93,19 +93,22 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
         )
 
 
-def _verdict_form(clip_id: int, name: str, *, skippable: bool) -> None:
-    """The verdict buttons (with their keys: A, N, U), skip (S), then the anomaly type and the note."""
+def _verdict_form(clip_id: int, name: str, *, skippable: bool, waiting: int) -> None:
+    """The verdict buttons (with their keys: A, N, U), skip (S), what the last click did close under them (see
+    :func:`_notices`; ``waiting``: clips skipped), then the anomaly type and the note."""
     choices = (("Confirm abnormal", "abnormal", "primary"), ("Reject (normal)", "normal", "secondary"),
                ("Unsure", "unsure", "secondary"))  # fmt: skip
-    buttons = st.columns(4)
-    for column, (label, verdict, kind_of_button) in zip(buttons, choices, strict=False):
-        column.button(label, key=f"{verdict}_{clip_id}", type=kind_of_button, use_container_width=True,
-                      shortcut=VERDICT_KEYS[verdict], on_click=_record, args=(clip_id, name, verdict))  # fmt: skip
-    if skippable:
-        buttons[3].button("Skip for now", key=f"skip_{clip_id}", on_click=_skip, args=(clip_id,),
-                          use_container_width=True, shortcut=SKIP_KEY,
-                          help="Set this clip aside: it comes back at the end of your queue")  # fmt: skip
-    left, right = st.columns(2)
+    with st.container(gap="xxsmall"):  # the status line costs a caption's height, no more: the spectrogram fits
+        buttons = st.columns(4)
+        for column, (label, verdict, kind_of_button) in zip(buttons, choices, strict=False):
+            column.button(label, key=f"{verdict}_{clip_id}", type=kind_of_button, use_container_width=True,
+                          shortcut=VERDICT_KEYS[verdict], on_click=_record, args=(clip_id, name, verdict))  # fmt: skip
+        if skippable:
+            buttons[3].button("Skip for now", key=f"skip_{clip_id}", on_click=_skip, args=(clip_id,),
+                              use_container_width=True, shortcut=SKIP_KEY,
+                              help="Set this clip aside: it comes back at the end of your queue")  # fmt: skip
+        _notices(waiting=waiting)
+        left, right = st.columns(2)
     kind = left.selectbox("Anomaly type (for Confirm)", [NO_TYPE, *anomaly_types(), NEW_TYPE], key=f"type_{clip_id}")
     if kind == NEW_TYPE:
         left.text_input("New anomaly type", key=f"newtype_{clip_id}")
@@ -118,16 +121,21 @@ def _annotator() -> str | None:
     return annotator_name() if actor.operator else actor.name
 
 
-def _notices(top) -> None:
-    """What the last click did: a notice, an error, the last verdict saved."""
+def _notices(*, waiting: int = 0) -> None:
+    """What the last click did, drawn under the verdict buttons so that they never move from one clip to the
+    next: a notice or an error when there is one, then always one line, from the first clip on: the last verdict
+    saved and, with ``waiting`` clips skipped, that they come back."""
     if "verdict_notice" in st.session_state:
         st.info(st.session_state.pop("verdict_notice"))
     if "verdict_error" in st.session_state:
         st.error(f"The verdict was not saved: {st.session_state.pop('verdict_error')}")
-    if "last_verdict" in st.session_state:
-        top.caption(f"Last saved: {st.session_state['last_verdict']}.")
-        if st.session_state.pop("toast", False):
-            st.toast(f"Saved {st.session_state['last_verdict']}", icon=":material/check_circle:")
+    saved, skipped = st.columns(2)
+    last = st.session_state.get("last_verdict")
+    saved.caption(f"Last saved: {last}." if last else "Last saved: nothing yet this session.")
+    if waiting:
+        skipped.caption(f"{waiting} clip(s) you skipped come back at the end of the queue.")
+    if last and st.session_state.pop("toast", False):
+        st.toast(f"Saved {last}", icon=":material/check_circle:")
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -169,15 +177,17 @@ def _undo(name: str) -> None:
         st.session_state[PINNED] = undone.clip_id
 
 
-def _judge(clip_id: int, name: str, blind: bool, *, skippable: bool) -> None:
-    """The clip: its facts, the player and the verdict buttons, one spectrogram (all on a 1280x720 screen),
-    then the details below; in the queue, a button to skip it for now."""
+def _judge(clip_id: int, name: str, blind: bool, *, skippable: bool, waiting: int = 0) -> None:
+    """The clip: its facts, the player and the verdict buttons, what the last click did (``waiting``: clips
+    skipped), one spectrogram (all on a 1280x720 screen), then the details below; in the queue, a button to skip
+    it for now."""
     details, views = load_view(clip_id, blind=blind)
     if details is None:
+        _notices(waiting=waiting)
         return
     if views is not None:
         render_player(details, views, key="triage", shortcut=PLAY_KEY)
-    _verdict_form(clip_id, name, skippable=skippable)
+    _verdict_form(clip_id, name, skippable=skippable, waiting=waiting)
     if views is not None:
         render_spectrogram(details, views, key="triage", height=SPECTROGRAM_HEIGHT)
         render_details(details, views, key="triage")
@@ -261,20 +271,18 @@ def _queue(machine: str, name: str, blind: bool) -> None:
     top[0].markdown(f"{judged} judged this session; {left} left for {md_literal(machine)}")
     top[1].button("↶ Undo my last verdict", key="undo", shortcut=UNDO_KEY, use_container_width=True,
                   on_click=_undo, args=(name,))  # fmt: skip
-    _notices(top[0])
     _review_list(machine, blind)
     current = _pinned(machine, queue)
     if current is None and not queue:
         _show_link(machine, None)
+        _notices()
         _nothing_left(machine, name)
         return
     current = queue[0].clip_id if current is None else current
     _show_link(machine, current)
-    waiting = sum(item.clip_id in skipped for item in queue)
-    if waiting:
-        st.caption(f"{waiting} clip(s) you skipped come back at the end of the queue.")
     following = next((item for item in queue if item.clip_id != current), None)
-    _judge(current, name, blind, skippable=following is not None)
+    waiting = sum(item.clip_id in skipped for item in queue)
+    _judge(current, name, blind, skippable=following is not None, waiting=waiting)
     if following is not None:
         prefetch(following.path)  # its player is ready the moment this verdict is given
 
@@ -283,9 +291,9 @@ def _own_unsure(machine: str, name: str, blind: bool) -> None:
     """The pilot's own unsure verdicts on this machine, to hear again and decide (everyone's are in the review
     queue for engineers)."""
     mine = own_verdicts(machine, name)
-    _notices(st)
     if not mine:
         _show_link(machine, None)
+        _notices()
         st.success(f"No unsure verdict of yours stands on {md_literal(machine)}.")
         return
     st.markdown(f"**{len(mine)}** clip(s) of **{md_literal(machine)}** you judged unsure. "

@@ -3,9 +3,9 @@ every clip is flagged, driven by headless Chromium through Playwright (``test_br
 
 A pilot gives their name, then judges 10 clips pressing A, N and U only, and the database holds their 10 verdicts;
 typing those letters in the note field saves nothing; Z undoes the last verdict, P loops the most anomalous
-second and S skips the clip for now.  The verdict buttons, the player and one spectrogram lie inside the 1280x720
-viewport without scrolling.  A shared address (``?machine=...&clip=...``) opens its clip.  Skipped without Chromium
-locally, failed without it in CI."""
+second and S skips the clip for now; the verdict buttons stay where they were from clip to clip.  The verdict
+buttons, the player and one spectrogram lie inside the 1280x720 viewport without scrolling.  A shared address
+(``?machine=...&clip=...``) opens its clip.  Skipped without Chromium locally, failed without it in CI."""
 
 from __future__ import annotations
 
@@ -142,6 +142,8 @@ def test_ten_clips_judged_with_the_keyboard_alone(page, app):
     _inside_viewport(page, main.locator("[data-testid='stPlotlyChart']").first, "the first spectrogram")
     assert page.get_by_role("button", name="Confirm abnormal").inner_text().replace("\n", " ").strip().endswith("A")
     assert page.get_by_role("button", name="Skip for now").inner_text().replace("\n", " ").strip().endswith("S")
+    confirm = main.get_by_role("button", name="Confirm abnormal")
+    where = confirm.bounding_box()  # a repeated click lands on the same button, clip after clip
 
     note = page.get_by_role("textbox", name="Note (optional)")
     note.focus()
@@ -158,6 +160,8 @@ def test_ten_clips_judged_with_the_keyboard_alone(page, app):
         _wait_for_clip(page, queue[k + 1])  # the next clip, its player ready
     verdicts = {"a": "abnormal", "n": "normal", "u": "unsure"}
     assert _rows(app) == [(queue[k], verdicts[key], "anu sza" if k == 0 else "", None) for k, key in enumerate(KEYS)]
+    assert page.get_by_text(f"Last saved: #{queue[9]}: abnormal.").is_visible()
+    assert confirm.bounding_box() == where
     _assert_no_exception(page, app, "triage after 10 verdicts from the keyboard")
     assert page.get_by_text(f"10 judged this session; {len(queue) - 10} left for {MACHINE}").is_visible()
 
@@ -179,6 +183,7 @@ def test_ten_clips_judged_with_the_keyboard_alone(page, app):
     _wait_for_clip(page, queue[10])
     assert len(_rows(app)) == 11
     assert page.get_by_text("1 clip(s) you skipped come back at the end of the queue.").is_visible()
+    assert confirm.bounding_box() == where
 
 
 def test_a_shared_link_opens_its_clip(page, app):

@@ -366,6 +366,17 @@ def test_a_link_naming_no_clip_id_or_a_deleted_clip_says_so_and_shows_the_queue(
     assert _shown_clip(app) == f"clip #{queue[0].clip_id}"
 
 
+def test_skip_for_now_has_a_key_of_its_own(seeded, open_page):
+    """Keyboard-only judging: skip (S) has its key, shown on the button, and no two buttons share one."""
+    queue = triage_queue(MACHINE)
+    app = _open_queue(open_page, "alice")
+    assert _button(app, "Skip for now").proto.shortcut.upper() == "S"
+    keys = [b.proto.shortcut.upper() for b in app.button if b.proto.shortcut]
+    assert len(keys) == len(set(keys)) >= 6, keys
+    _click(app, "Skip for now")
+    assert _shown_clip(app) == f"clip #{queue[1].clip_id}" and _annotations() == []
+
+
 def test_my_unsure_list_keeps_the_address_on_the_clip_on_screen(seeded, open_page):
     """The shareable address names the clip on screen in the list of one's unsure verdicts too, so the link a
     pilot copies there opens that very clip for a colleague."""
@@ -388,13 +399,40 @@ def test_my_unsure_list_keeps_the_address_on_the_clip_on_screen(seeded, open_pag
     assert _shown_clip(colleague) == f"clip #{queue[2].clip_id}"
 
 
-def test_skip_for_now_has_a_key_of_its_own(seeded, open_page):
-    """Keyboard-only judging: skip (S) has its key, shown on the button, and no two buttons share one."""
+def _above(app, label: str) -> list[str]:
+    """The kinds of what the main area draws above the button ``label``, in page order (its layout, not its text)."""
+    kinds: list[str] = []
+
+    def walk(node) -> bool:
+        for child in node.children.values():
+            if getattr(child, "type", None) == "button" and child.label == label:
+                return True
+            kinds.append(str(getattr(child, "type", type(child).__name__)))
+            if hasattr(child, "children") and walk(child):
+                return True
+        return False
+
+    assert walk(app.main), f"no {label!r} button"
+    return kinds
+
+
+def test_the_verdict_buttons_stay_in_place_after_a_verdict_and_a_skip(seeded, open_page):
+    """A repeated click must land on the same button: the last verdict saved and the clips skipped are said
+    below the buttons, on a line there from the first clip on, never above them."""
     queue = triage_queue(MACHINE)
     app = _open_queue(open_page, "alice")
-    assert _button(app, "Skip for now").proto.shortcut.upper() == "S"
-    keys = [b.proto.shortcut.upper() for b in app.button if b.proto.shortcut]
-    assert len(keys) == len(set(keys)) >= 6, keys
+    first = _above(app, "Confirm abnormal")
+    assert "Last saved: nothing yet this session." in [c.value for c in app.caption]
+    _click(app, "Unsure")
+    assert f"Last saved: #{queue[0].clip_id}: unsure." in [c.value for c in app.caption]
+    assert _above(app, "Confirm abnormal") == first
     _click(app, "Skip for now")
-    assert _shown_clip(app) == f"clip #{queue[1].clip_id}" and _annotations() == []
+    assert "1 clip(s) you skipped come back at the end of the queue." in [c.value for c in app.caption]
+    assert _above(app, "Confirm abnormal") == first
 
+    again = _open_queue(open_page, "alice")  # a new session: on the list of unsure verdicts, nothing saved yet
+    again.sidebar.radio(key="triage_show").set_value("My unsure verdicts").run()
+    unsure = _above(again, "Confirm abnormal")
+    _click(again, "Unsure")  # judged unsure again: still on the list, the buttons where they were
+    assert f"Last saved: #{queue[0].clip_id}: unsure." in [c.value for c in again.caption]
+    assert _above(again, "Confirm abnormal") == unsure
