@@ -54,6 +54,21 @@ MAX_FAULT_CLIPS = 20  # confirmed faults used as pseudo-anomalies
 FAULTS = "confirmed_faults"  # the evidence kind of the confirmed faults
 
 
+DETECTOR_NAMES = {"mahalanobis": "Mahalanobis", "band_deviation": "band deviation", "frame_knn": "frame k-NN",
+                  "frame_gmm": "frame GMM", "machine_id": "machine-ID classifier", "autoencoder": "autoencoder",
+                  "ensemble": "ensemble"}  # fmt: skip
+POOLING_NAMES = {"max": "max", "mean": "mean", "top10": "top 10%"}
+
+
+def candidate_name(label: str) -> str:
+    """A candidate of the automatic choice as people read it (``frame_gmm_top10`` -> ``frame GMM (top 10%)``);
+    the label itself stays what the JSON says, and the choice's note names candidates so."""
+    detector, hyper = (CANDIDATES | {"machine_id": MACHINE_ID_CANDIDATE}).get(label, (label, {}))
+    name = DETECTOR_NAMES.get(detector, detector.replace("_", " "))
+    pooling = hyper.get("pooling")
+    return f"{name} ({POOLING_NAMES.get(pooling, pooling)})" if pooling else name
+
+
 @dataclass
 class Choice:
     """The automatic choice for one machine and its evidence (JSON-ready with :meth:`as_dict`).
@@ -244,12 +259,12 @@ def _pick(evidence: dict[str, dict[str, Any]]) -> tuple[list[str], bool]:
 
 
 def _figure(evidence: dict[str, dict[str, Any]], label: str) -> str:
-    """``"label 0.912 (pseudo-AUC 0.884 ± 0.021)"``: the weighted figure that ranks, then the pooled one and its
-    standard error over folds (left out when there was one figure only); three decimals, as the Compare page's
-    table, so that a reader can check the margin rule of :func:`_pick`."""
+    """``"frame GMM (top 10%) 0.912 (pseudo-AUC 0.884 ± 0.021)"``: the candidate's name, the weighted figure
+    that ranks, then the pooled one and its standard error over folds (left out when there was one figure only);
+    three decimals, as the Compare page's table, so that a reader can check the margin rule of :func:`_pick`."""
     e = evidence[label]
     spread = f" ± {e['se']:.3f}" if e["se"] is not None and np.isfinite(e["se"]) else ""
-    return f"{label} {e['weighted']:.3f} (pseudo-AUC {e['auc']:.3f}{spread})"
+    return f"{candidate_name(label)} {e['weighted']:.3f} (pseudo-AUC {e['auc']:.3f}{spread})"
 
 
 def _note(n: int, chosen: str, evidence: dict[str, dict[str, Any]], members: list[str], clear: bool,
@@ -257,8 +272,8 @@ def _note(n: int, chosen: str, evidence: dict[str, dict[str, Any]], members: lis
     """The choice in words: what won on which figure, how sure, and what the pseudo-anomalies were."""
     ranked = sorted((k for k in evidence if k != "ensemble"), key=lambda k: -evidence[k]["weighted"])
     if chosen != "ensemble":
-        text = (f"{chosen} separates held-out normal training clips from pseudo-anomalies best (weighted pseudo-AUC "
-                f"{_figure(evidence, chosen)}")  # fmt: skip
+        text = (f"{candidate_name(chosen)} separates held-out normal training clips from pseudo-anomalies best "
+                f"(weighted pseudo-AUC {_figure(evidence, chosen)}")  # fmt: skip
         text += f"; next {_figure(evidence, ranked[1])})" if len(ranked) > 1 else ")"
         if not clear:
             text += (", not beyond twice their combined standard error; with other machines of its type to compare "

@@ -11,7 +11,7 @@ import streamlit as st
 from core.access import Action, why_not
 from core.commands import core_command
 from core.detection.registry import AUTO, CHOSEN_ONLY, detector_names
-from core.detection.selection import CANDIDATES, FAULT_WEIGHT, FAULTS, MACHINE_ID_CANDIDATE, OTHER_WEIGHT
+from core.detection.selection import FAULT_WEIGHT, FAULTS, OTHER_WEIGHT, candidate_name
 from core.errors import MachineSoundError
 from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import Comparison, compare_models, model_choices, scope_legend
@@ -217,21 +217,6 @@ def automatic_choice_section(machine: str) -> None:
                f"the synthetic kinds count alike, other machines' clips weigh {OTHER_WEIGHT:.0%} when there are "
                f"some, confirmed faults {FAULT_WEIGHT:.0%} of the whole when there are some. The test split is never "
                "used.")  # fmt: skip
-
-
-DETECTOR_NAMES = {"mahalanobis": "Mahalanobis", "band_deviation": "band deviation", "frame_knn": "frame k-NN",
-                  "frame_gmm": "frame GMM", "machine_id": "machine-ID classifier", "autoencoder": "autoencoder",
-                  "ensemble": "ensemble"}  # fmt: skip
-POOLING_NAMES = {"max": "max", "mean": "mean", "top10": "top 10%"}
-
-
-def candidate_name(label: str) -> str:
-    """A candidate of the automatic choice as people read it (``frame_gmm_top10`` -> ``frame GMM (top 10%)``);
-    the label itself stays what the CLI and the JSON say."""
-    detector, hyper = (CANDIDATES | {"machine_id": MACHINE_ID_CANDIDATE}).get(label, (label, {}))
-    name = DETECTOR_NAMES.get(detector, detector.replace("_", " "))
-    pooling = hyper.get("pooling")
-    return f"{name} ({POOLING_NAMES.get(pooling, pooling)})" if pooling else name
 
 
 EVIDENCE_KINDS = {"tone": "tone", "impulses": "impulses", "band_noise": "band noise", "gain": "gain ±3 dB",

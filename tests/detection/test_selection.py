@@ -14,6 +14,7 @@ from core.detection.selection import (
     _note,
     _pick,
     _ranks_left_out,
+    candidate_name,
     choose_detector,
     synthetic_fault,
     weighted_auc,
@@ -101,6 +102,15 @@ def test_confirmed_faults_are_pseudo_anomalies_of_every_fold_and_said_in_the_not
     without = choose_detector(normal)
     assert without.n_fault_clips == 0 and all(FAULTS not in e["by_kind"] for e in without.evidence.values())
     assert "confirmed" not in without.note
+
+
+def test_the_note_names_candidates_as_people_read_them():
+    """The note is read on the Compare page and in the log: "frame GMM (top 10%)", not "frame_gmm_top10"."""
+    evidence = {"frame_gmm_top10": _ev(0.90, 0.01), "band_deviation_max": _ev(0.70, 0.01)}
+    note = _note(12, "frame_gmm_top10", evidence, ["frame_gmm_top10"], True)
+    assert note.startswith("frame GMM (top 10%) separates held-out normal training clips")
+    assert "; next band deviation (max) " in note and "_" not in note
+    assert candidate_name("machine_id") == "machine-ID classifier" and candidate_name("ensemble") == "ensemble"
 
 
 def test_the_note_names_the_figures_it_ranks_by_and_only_the_evidence_there_was():
