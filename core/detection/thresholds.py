@@ -19,6 +19,15 @@ from core.errors import BadInputError, Reason
 
 DEFAULT_QUANTILE = 0.9
 METHODS = ("gamma", "max_f1", "target_recall", "target_precision", "min_cost")
+# how a saved threshold's method reads on the pages (the codes stay in the database, the CLI and the JSON)
+METHOD_NAMES = {"gamma": "gamma fit", "max_f1": "max F1", "target_recall": "target recall",
+                "target_precision": "target precision", "min_cost": "min cost", "manual": "set by hand",
+                "prediction_bound": "prediction bound"}  # fmt: skip
+
+
+def method_name(method: str) -> str:
+    """A threshold method as people read it (``max_f1`` -> ``max F1``); an unknown code as it is."""
+    return METHOD_NAMES.get(method, method)
 
 
 def gamma_threshold(normal_scores, quantile: float = DEFAULT_QUANTILE) -> float:

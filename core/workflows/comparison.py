@@ -9,6 +9,7 @@ import numpy as np
 
 from core.detection.metrics import ThresholdMetrics, metrics_at, partial_auc, roc_auc
 from core.detection.registry import SUPERVISED
+from core.detection.thresholds import method_name
 from core.errors import BadInputError, Reason
 from core.vocabulary import Label, Split
 from core.workflows.catalogue import machine_named
@@ -177,8 +178,8 @@ def _tuned_on_graded(threshold: Threshold | None, n_field: int, n_graded: int) -
     overlap = n_graded if fitted_with_test_split(threshold.reason) else n_field
     if not overlap:
         return None
-    return (f"{threshold.method} on labelled clips including {overlap} of the {n_graded} graded here, set by "
-            f"{threshold.set_by} on {threshold.set_at:%Y-%m-%d}")  # fmt: skip
+    return (f"{method_name(threshold.method)} on labelled clips including {overlap} of the {n_graded} graded here, "
+            f"set by {threshold.set_by} on {threshold.set_at:%Y-%m-%d}")  # fmt: skip
 
 
 def _disagreements(session, common: list[int], labels: dict[int, str], values: list[np.ndarray],

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.access import Action, why_not
 from core.detection.metrics import PAUC_MAX_FPR, metrics_at, partial_auc, roc_auc, sweep
+from core.detection.thresholds import method_name
 from core.errors import MachineSoundError
 from core.workflows.tuning import (
     SuggestOptions,
@@ -232,7 +233,7 @@ def _history(machine: str) -> None:
                 "when (UTC)": r.set_at.strftime("%Y-%m-%d %H:%M:%S"),
                 "who": r.set_by,
                 "value": r.value,
-                "method": r.method,
+                "method": method_name(r.method),
                 "reason": r.reason,
             }
             for r in records

@@ -188,7 +188,7 @@ def test_a_threshold_tuned_on_the_graded_clips_is_warned_about(seeded, open_page
     name = next(name for model_id, name in model_choices(MACHINE) if model_id == v2)
     (warning,) = [w.value for w in app.warning if "was tuned on the clips it is graded on" in w.value]
     graded = compare_models(MACHINE, [v2, model_choices(MACHINE)[1][0]]).n_test  # the test split: all of them
-    said = f"{name}'s threshold was tuned on the clips it is graded on here (max_f1 on labelled clips including "
+    said = f"{name}'s threshold was tuned on the clips it is graded on here (max F1 on labelled clips including "
     assert warning.startswith(md_literal(said + f"{graded} of the {graded} graded here"))
     assert "set by erin" in warning
     assert len([w for w in app.warning if "tuned" in w.value]) == 1  # v1's gamma threshold was fitted on no label

@@ -230,8 +230,8 @@ def test_the_history_lists_every_saved_threshold_newest_first(seeded, open_page)
     app = open_page("thresholds")
     history = _history(app)
     assert list(history.columns) == ["when (UTC)", "who", "value", "method", "reason"]
-    assert history.iloc[0].tolist()[1:] == ["dora", 12.5, "manual", "night shift is louder"]
-    assert history.iloc[-1]["who"] == "system" and history.iloc[-1]["method"] == "gamma"  # the first, at training
+    assert history.iloc[0].tolist()[1:] == ["dora", 12.5, "set by hand", "night shift is louder"]
+    assert history.iloc[-1]["who"] == "system" and history.iloc[-1]["method"] == "gamma fit"  # the first, at training
     assert len(history) == 2
 
     _click(app, "Max F1")  # a suggestion saved as it is keeps its method
@@ -239,7 +239,7 @@ def test_the_history_lists_every_saved_threshold_newest_first(seeded, open_page)
     _click(app, "Save threshold")
     history = _history(app)
     assert len(history) == 3
-    assert history.iloc[0][["who", "method"]].tolist() == ["erin", "max_f1"]
+    assert history.iloc[0][["who", "method"]].tolist() == ["erin", "max F1"]
     assert history.iloc[0]["value"] == pytest.approx(suggest(MACHINE, SuggestOptions("max_f1", use_test=True)).value)
     assert history.iloc[0]["reason"].startswith("maximum F1 on ")
     with session_scope() as session:

@@ -304,7 +304,7 @@ def test_a_threshold_fitted_on_labels_the_comparison_grades_is_named_in_the_warn
     result = compare_models(MACHINE, [v1, v2])
     assert list(result.tuned_on_graded) == [f"mahalanobis v2 ({MACHINE})"]
     how = result.tuned_on_graded[f"mahalanobis v2 ({MACHINE})"]
-    assert how.startswith(f"max_f1 on labelled clips including {result.n_test} of the {result.n_test} graded here")
+    assert how.startswith(f"max F1 on labelled clips including {result.n_test} of the {result.n_test} graded here")
     assert any(w.startswith(f"mahalanobis v2 ({MACHINE})'s threshold was tuned on the clips") for w in result.warnings)
     # fitted without the test split, on no field clip: nothing of the graded clips was tuned on
     reason = "maximum F1 on 3 labelled clips; scored clips outside the training and test splits"
