@@ -17,7 +17,7 @@ from pathlib import Path
 
 from core.access import Action, Actor, require
 from core.commands import core_command
-from core.errors import BadInputError, Reason, check_text
+from core.errors import BadInputError, Reason, check_text, shown
 from core.parallel import Progress
 from core.settings import settings
 from core.signal.audio import AUDIO_SUFFIXES
@@ -109,14 +109,18 @@ def store_uploads(
     empty one as ``empty``, a name without a ``.wav``/``.flac`` suffix as ``not_audio``.
     An existing file of the same name is never overwritten (a numbered name is used,
     or the same file when its content is identical).  The other files of the batch are
-    stored whatever happens to one of them.  A machine type or id longer than the database keeps (64
-    characters) raises :class:`BadInputError` before anything is written.
+    stored whatever happens to one of them.  A ``machine`` without a type or an id (nothing left of either once
+    made safe), or a type or id longer than the database keeps (64 characters), raises :class:`BadInputError`
+    before anything is written.
     """
     require(actor, Action.INGEST)
     limit = max_upload_bytes() if max_bytes is None else max_bytes
     machine_type, _, machine_id = machine.strip().partition("/")
-    machine_type = check_text("machine type", safe_name(machine_type, "uploads"), MACHINE_TYPE_LENGTH)
-    machine_id = check_text("machine id", safe_name(machine_id, "id_00"), MACHINE_ID_LENGTH)
+    machine_type, machine_id = safe_name(machine_type, ""), safe_name(machine_id, "")
+    if not machine_type or not machine_id:  # never a made-up machine ("uploads/id_00") for files of a real one
+        raise BadInputError(Reason.INVALID_PARAMETER, f"machine must be type/id, e.g. fan/id_00, got {shown(machine)}")
+    machine_type = check_text("machine type", machine_type, MACHINE_TYPE_LENGTH)
+    machine_id = check_text("machine id", machine_id, MACHINE_ID_LENGTH)
     root = (data_dir() / "uploads").resolve()
     target = root / machine_type / machine_id
     root.mkdir(parents=True, exist_ok=True)

@@ -132,12 +132,11 @@ def _upload_section(actor) -> None:
     if megabytes != int(megabytes) or megabytes >= 500:  # Streamlit writes whole MB, and "1GB" from 512 MB on
         st.caption(f"Files over {megabytes:g} MB are refused; the box's own size note rounds this limit.")
     if uploads and st.button("Ingest uploads"):
-        machine_type, _, machine_id = machine.strip().partition("/")
-        if not machine_type.strip() or not machine_id.strip():
-            st.warning("Type the machine these files were recorded on, as type/id (for example fan/id_00); "
-                       "nothing was stored.")  # fmt: skip
+        try:  # core refuses a machine without a type or an id: no made-up machine
+            stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=limit, actor=actor)
+        except MachineSoundError as exc:
+            st.warning(f"Nothing was stored: {md_literal(exc.detail)}.")
             return
-        stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=limit, actor=actor)
         for item in stored.refused:
             st.error(f"{md_literal(item['path'])}: {md_literal(item['detail'])}")
         if stored.paths:

@@ -153,10 +153,10 @@ def test_uploads_wait_for_a_machine_to_be_named(open_page, data_dir, tmp_path):
     content = write_wav(tmp_path / "a.wav", tone(1.0)).read_bytes()
     app = open_page("data")
     assert next(t for t in app.text_input if t.label == "Machine for the uploads (type/id)").value == ""
-    for machine in ("", "fan", "fan/ ", "/id_00"):
+    for machine in ("", "fan", "fan/ ", "/id_00", "../.."):
         _upload(app, [("a.wav", content)], machine)
-        assert [w.value for w in app.warning] == ["Type the machine these files were recorded on, as type/id (for "
-                                                  "example fan/id_00); nothing was stored."]  # fmt: skip
+        detail = f"machine must be type/id, e.g. fan/id_00, got {machine!r}"
+        assert [w.value for w in app.warning] == [f"Nothing was stored: {md_literal(detail)}."]
         assert not app.success and not app.error
     assert not (data_dir / "uploads").exists()
     with session_scope() as session:

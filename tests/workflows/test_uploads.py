@@ -72,6 +72,16 @@ def test_a_machine_name_longer_than_the_database_keeps_is_refused_before_anythin
     assert not list((data_dir / "uploads").rglob("*.wav"))
 
 
+@pytest.mark.parametrize("machine", ["", "fan", "fan/", "/id_00", " / ", "../.."])
+def test_a_machine_without_a_type_or_an_id_is_refused_not_made_up(data_dir, tmp_path, machine):
+    wav = write_wav(tmp_path / "x.wav", tone(0.5)).read_bytes()
+    with pytest.raises(BadInputError) as info:
+        store_uploads([("a.wav", wav)], machine)
+    assert (info.value.reason, info.value.detail) == (
+        Reason.INVALID_PARAMETER, f"machine must be type/id, e.g. fan/id_00, got {machine!r}")  # fmt: skip
+    assert not (data_dir / "uploads").exists()
+
+
 def test_safe_name():
     assert safe_name("../..", "x") == "x"
     assert safe_name(".hidden.wav", "x") == "hidden.wav"
@@ -105,7 +115,11 @@ def test_hostile_names_are_stored_inside_data_dir_and_nothing_is_written_elsewhe
              for k, name in enumerate(HOSTILE_NAMES)]  # fmt: skip
     after_sources = _tree(outside, data_dir)
 
-    stored = store_uploads(files, "../../../../../x/..\\..", max_bytes=10**6)
+    with pytest.raises(BadInputError) as info:  # a machine name with nothing safe left in it: refused, not made up
+        store_uploads(files, "../../../../../x/..\\..", max_bytes=10**6)
+    assert info.value.detail.startswith("machine must be type/id, e.g. fan/id_00, got ")
+    assert not (data_dir / "uploads").exists() or not list((data_dir / "uploads").rglob("*"))
+    stored = store_uploads(files, "fan/id_00", max_bytes=10**6)
 
     assert _tree(outside, data_dir) == after_sources  # nothing was written outside DATA_DIR
     assert not Path("/etc/passwd.wav").exists() and not Path("/evil.wav").exists()
@@ -113,7 +127,7 @@ def test_hostile_names_are_stored_inside_data_dir_and_nothing_is_written_elsewhe
     root = (data_dir / "uploads").resolve()
     names = [Path(p).name for p in stored.paths]
     assert all(Path(p).parent.parent.parent == root for p in stored.paths)
-    assert {Path(p).parent for p in stored.paths} == {root / "uploads" / "id_00"}  # the machine name was junk
+    assert {Path(p).parent for p in stored.paths} == {root / "fan" / "id_00"}
     assert names[:7] == ["evil.wav", "passwd.wav", "win.wav", "system.wav", "bø_ñ_音.wav", "nul_byte.wav", "_txt.wav"]
     assert len(names[7].encode()) <= 200 and names[7].endswith(".wav") and names[7].startswith("aaaa")
     assert names[8:] == ["upload.wav", "upload_1.wav"]  # nothing left of the name: a default, numbered
