@@ -90,6 +90,17 @@ def _create(folder: Path, name: str, content: bytes | memoryview) -> Path:
         n += 1
 
 
+def _machine_folders(machine: str) -> tuple[str, str]:
+    """``(type, id)`` of ``"type/id"``, each made a safe folder name; raises :class:`BadInputError` when nothing is
+    left of either (never a made-up machine for files of a real one) or either is longer than the database keeps."""
+    machine_type, _, machine_id = machine.strip().partition("/")
+    machine_type, machine_id = safe_name(machine_type, ""), safe_name(machine_id, "")
+    if not machine_type or not machine_id:
+        raise BadInputError(Reason.INVALID_PARAMETER, f"machine must be type/id, e.g. fan/id_00, got {shown(machine)}")
+    return (check_text("machine type", machine_type, MACHINE_TYPE_LENGTH),
+            check_text("machine id", machine_id, MACHINE_ID_LENGTH))  # fmt: skip
+
+
 def store_uploads(
     files: list[tuple[str, bytes | memoryview]],
     machine: str,
@@ -115,12 +126,7 @@ def store_uploads(
     """
     require(actor, Action.INGEST)
     limit = max_upload_bytes() if max_bytes is None else max_bytes
-    machine_type, _, machine_id = machine.strip().partition("/")
-    machine_type, machine_id = safe_name(machine_type, ""), safe_name(machine_id, "")
-    if not machine_type or not machine_id:  # never a made-up machine ("uploads/id_00") for files of a real one
-        raise BadInputError(Reason.INVALID_PARAMETER, f"machine must be type/id, e.g. fan/id_00, got {shown(machine)}")
-    machine_type = check_text("machine type", machine_type, MACHINE_TYPE_LENGTH)
-    machine_id = check_text("machine id", machine_id, MACHINE_ID_LENGTH)
+    machine_type, machine_id = _machine_folders(machine)
     root = (data_dir() / "uploads").resolve()
     target = root / machine_type / machine_id
     root.mkdir(parents=True, exist_ok=True)
