@@ -175,7 +175,8 @@ def render_player(
         player = st.container()
         play, speed = st.columns([3, 2], vertical_alignment="center")
     else:
-        player, play, speed = st.columns([3.6, 1.4, 1.2], vertical_alignment="center")
+        column, play, speed = st.columns([3.6, 1.4, 1.2], vertical_alignment="center")
+        player = column.container(gap=None)  # the player and its line: no more height than needed
     half = speed.toggle("Half speed", key=f"{key}_half", help="Plays at half speed, an octave lower: short "
                         "transients are easier to hear")  # fmt: skip
     rate = sr // 2 if half else sr
@@ -186,8 +187,11 @@ def render_player(
                     on_click=set_span, args=(key, clip_id, None))  # fmt: skip
         return
     player.audio(views.player, sample_rate=rate)
-    if views.duration_s > PLAYER_SECONDS:
-        player.caption(f"The player holds the first {PLAYER_SECONDS:g} s of this {views.duration_s:.0f} s clip.")
+    player.caption(  # always one line under the player, as while looping: what is below it never moves
+        f"The player holds the first {PLAYER_SECONDS:g} s of this {views.duration_s:.0f} s clip."
+        if views.duration_s > PLAYER_SECONDS
+        else f"The whole clip, {views.duration_s:.1f} s" + (" at half speed" if half else "")
+    )
     if window:
         play.button("Play most anomalous", key=f"{key}_loudest_{clip_id}", shortcut=shortcut,
                     use_container_width=True, on_click=set_span, args=(key, clip_id, window, WORST),

@@ -93,9 +93,10 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
         )
 
 
-def _verdict_form(clip_id: int, name: str, *, skippable: bool, waiting: int) -> None:
+def _verdict_form(clip_id: int, name: str, *, skippable: bool, waiting: int, aside: str | None) -> None:
     """The verdict buttons (with their keys: A, N, U), skip (S), what the last click did close under them (see
-    :func:`_notices`; ``waiting``: clips skipped), then the anomaly type and the note."""
+    :func:`_notices`; ``waiting``: clips skipped; ``aside``: a line about the clip), then the anomaly type and the
+    note."""
     choices = (("Confirm abnormal", "abnormal", "primary"), ("Reject (normal)", "normal", "secondary"),
                ("Unsure", "unsure", "secondary"))  # fmt: skip
     with st.container(gap="xxsmall"):  # the status line costs a caption's height, no more: the spectrogram fits
@@ -107,7 +108,7 @@ def _verdict_form(clip_id: int, name: str, *, skippable: bool, waiting: int) -> 
             buttons[3].button("Skip for now", key=f"skip_{clip_id}", on_click=_skip, args=(clip_id,),
                               use_container_width=True, shortcut=SKIP_KEY,
                               help="Set this clip aside: it comes back at the end of your queue")  # fmt: skip
-        _notices(waiting=waiting)
+        _notices(waiting=waiting, aside=aside)
         left, right = st.columns(2)
     kind = left.selectbox("Anomaly type (for Confirm)", [NO_TYPE, *anomaly_types(), NEW_TYPE], key=f"type_{clip_id}")
     if kind == NEW_TYPE:
@@ -121,10 +122,10 @@ def _annotator() -> str | None:
     return annotator_name() if actor.operator else actor.name
 
 
-def _notices(*, waiting: int = 0) -> None:
+def _notices(*, waiting: int = 0, aside: str | None = None) -> None:
     """What the last click did, drawn under the verdict buttons so that they never move from one clip to the
     next: a notice or an error when there is one, then always one line, from the first clip on: the last verdict
-    saved and, with ``waiting`` clips skipped, that they come back."""
+    saved and, with ``waiting`` clips skipped, that they come back; then ``aside``, a line about the clip."""
     if "verdict_notice" in st.session_state:
         st.info(st.session_state.pop("verdict_notice"))
     if "verdict_error" in st.session_state:
@@ -134,6 +135,8 @@ def _notices(*, waiting: int = 0) -> None:
     saved.caption(f"Last saved: {last}." if last else "Last saved: nothing yet this session.")
     if waiting:
         skipped.caption(f"{waiting} clip(s) you skipped come back at the end of the queue.")
+    if aside:
+        st.caption(aside)
     if last and st.session_state.pop("toast", False):
         st.toast(f"Saved {last}", icon=":material/check_circle:")
 
@@ -177,17 +180,18 @@ def _undo(name: str) -> None:
         st.session_state[PINNED] = undone.clip_id
 
 
-def _judge(clip_id: int, name: str, blind: bool, *, skippable: bool, waiting: int = 0) -> None:
+def _judge(clip_id: int, name: str, blind: bool, *, skippable: bool, waiting: int = 0, aside: str | None = None
+           ) -> None:  # fmt: skip
     """The clip: its facts, the player and the verdict buttons, what the last click did (``waiting``: clips
-    skipped), one spectrogram (all on a 1280x720 screen), then the details below; in the queue, a button to skip
-    it for now."""
+    skipped; ``aside``: a line about the clip), one spectrogram (all on a 1280x720 screen), then the details
+    below; in the queue, a button to skip it for now."""
     details, views = load_view(clip_id, blind=blind)
     if details is None:
-        _notices(waiting=waiting)
+        _notices(waiting=waiting, aside=aside)
         return
     if views is not None:
         render_player(details, views, key="triage", shortcut=PLAY_KEY)
-    _verdict_form(clip_id, name, skippable=skippable, waiting=waiting)
+    _verdict_form(clip_id, name, skippable=skippable, waiting=waiting, aside=aside)
     if views is not None:
         render_spectrogram(details, views, key="triage", height=SPECTROGRAM_HEIGHT)
         render_details(details, views, key="triage")
@@ -209,10 +213,15 @@ def _pinned(machine: str, queue) -> int | None:
         if details is None:
             st.warning(f"Clip #{clip_id} is not in the database; here is your queue.")
         return None
-    if clip_id not in {item.clip_id for item in queue}:
-        st.caption(f"Clip #{clip_id} is not awaiting your verdict (judged already, or no longer flagged); a "
-                   "verdict adds yours.")  # fmt: skip
     return clip_id
+
+
+def _outside_queue(clip_id: int, queue) -> str | None:
+    """A line for a clip shown first that is not in the pilot's queue (drawn under the buttons: they keep their
+    place)."""
+    if clip_id in {item.clip_id for item in queue}:
+        return None
+    return f"Clip #{clip_id} is not awaiting your verdict (judged already, or no longer flagged); a verdict adds yours."
 
 
 def _nothing_left(machine: str, name: str) -> None:
@@ -271,18 +280,20 @@ def _queue(machine: str, name: str, blind: bool) -> None:
     top[0].markdown(f"{judged} judged this session; {left} left for {md_literal(machine)}")
     top[1].button("↶ Undo my last verdict", key="undo", shortcut=UNDO_KEY, use_container_width=True,
                   on_click=_undo, args=(name,))  # fmt: skip
-    _review_list(machine, blind)
     current = _pinned(machine, queue)
     if current is None and not queue:
         _show_link(machine, None)
         _notices()
         _nothing_left(machine, name)
+        _review_list(machine, blind)
         return
     current = queue[0].clip_id if current is None else current
     _show_link(machine, current)
     following = next((item for item in queue if item.clip_id != current), None)
     waiting = sum(item.clip_id in skipped for item in queue)
-    _judge(current, name, blind, skippable=following is not None, waiting=waiting)
+    _judge(current, name, blind, skippable=following is not None, waiting=waiting,
+           aside=_outside_queue(current, queue))  # fmt: skip
+    _review_list(machine, blind)  # under the clip: the verdict buttons stay where they were
     if following is not None:
         prefetch(following.path)  # its player is ready the moment this verdict is given
 

@@ -177,6 +177,7 @@ def test_ten_clips_judged_with_the_keyboard_alone(page, app):
         "(a) => new Promise((done) => a.readyState >= 1 ? done() : a.addEventListener('loadedmetadata', done))"
     )
     assert player.evaluate("(a) => a.duration") == pytest.approx(1.0, abs=0.01)  # the second itself, sliced
+    assert confirm.bounding_box() == where  # the looping line takes the place of the whole clip's line
     _assert_no_exception(page, app, "triage after undo and play")
 
     page.keyboard.press("s")  # skip for now: no verdict, the next clip; the skipped one comes back at the end

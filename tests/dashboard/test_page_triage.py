@@ -436,3 +436,31 @@ def test_the_verdict_buttons_stay_in_place_after_a_verdict_and_a_skip(seeded, op
     _click(again, "Unsure")  # judged unsure again: still on the list, the buttons where they were
     assert f"Last saved: #{queue[0].clip_id}: unsure." in [c.value for c in again.caption]
     assert _above(again, "Confirm abnormal") == unsure
+
+
+def test_the_verdict_buttons_stay_in_place_while_looping_beside_a_review_list_and_on_a_linked_clip(
+    seeded, open_page, monkeypatch
+):
+    """What comes and goes is drawn below the buttons: the line under the player (looping or not), the review
+    list of disagreements, and the line saying that a linked clip is not awaiting this pilot's verdict."""
+    monkeypatch.setenv("BLIND_REVIEW", "no")  # not blind: the review list is shown
+    clip = triage_queue(MACHINE)[0]
+    alice, bob = _open_queue(open_page, "alice"), _open_queue(open_page, "bob")
+    first = _above(bob, "Confirm abnormal")
+    assert "The whole clip, 10.0 s" in [c.value for c in bob.caption]
+    _click(bob, "Play most anomalous")
+    assert any(c.value.startswith("Looping ") for c in bob.caption)
+    assert _above(bob, "Confirm abnormal") == first
+    _click(bob, "Play whole clip")
+
+    _click(alice, "Confirm abnormal")
+    _click(bob, "Reject (normal)")  # a disagreement: the review list appears
+    assert any(e.label.startswith("Review list") for e in bob.expander)
+    assert _above(bob, "Confirm abnormal") == first
+    bob.query_params.update({"machine": MACHINE, "clip": str(clip.clip_id)})  # a link to the clip he judged
+    bob.run()
+    no_exception(bob)
+    assert _shown_clip(bob) == clip_caption(clip.clip_id, clip.path)
+    assert (f"Clip #{clip.clip_id} is not awaiting your verdict (judged already, or no longer flagged); a verdict "
+            "adds yours.") in [c.value for c in bob.caption]  # fmt: skip
+    assert _above(bob, "Confirm abnormal") == first
