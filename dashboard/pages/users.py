@@ -11,22 +11,38 @@ from core.workflows.users import add_user, disable_user, list_users, set_role
 from dashboard.components.auth import current_actor
 from dashboard.components.text import md_literal
 
+ADD_KEYS = {field: f"add_user_{field}" for field in ("name", "role", "email", "password")}  # the form's widgets
+ADDED = "add_user_outcome"  # the last add's outcome, shown once under the form
+
+
+def _add_submitted(actor) -> None:
+    """Add the user the form holds (a callback: it runs before the page is drawn again, so the table and "Change
+    a user" already show the new user); returns nothing.  A success empties the form; a refusal keeps what was
+    typed, so fixing the one field named is enough."""
+    typed = {field: st.session_state.get(key) for field, key in ADD_KEYS.items()}
+    name = typed["name"] or ""
+    try:
+        add_user(name, typed["role"], typed["password"] or None, email=typed["email"] or None, actor=actor)
+    except MachineSoundError as exc:
+        st.session_state[ADDED] = ("error", md_literal(exc.detail))
+        return
+    st.session_state[ADDED] = ("success", f"Added {md_literal(name.strip())} as {typed['role']}.")
+    for key in ADD_KEYS.values():
+        del st.session_state[key]
+
 
 def _add(actor) -> None:
-    with st.form("add_user", clear_on_submit=True):
+    with st.form("add_user"):
         st.subheader("Add a user")
         left, right = st.columns(2)
-        name = left.text_input("Name")
-        role = right.selectbox("Role", [r.value for r in Role])
-        email = left.text_input("E-mail (OpenID Connect users)")
-        password = right.text_input("Password (local accounts, 8+ characters)", type="password")
-        if st.form_submit_button("Add user", type="primary"):
-            try:
-                add_user(name, role, password or None, email=email or None, actor=actor)
-            except MachineSoundError as exc:
-                st.error(md_literal(exc.detail))
-            else:
-                st.success(f"Added {md_literal(name.strip())} as {role}.")
+        left.text_input("Name", key=ADD_KEYS["name"])
+        right.selectbox("Role", [r.value for r in Role], key=ADD_KEYS["role"])
+        left.text_input("E-mail (OpenID Connect users)", key=ADD_KEYS["email"])
+        right.text_input("Password (local accounts, 8+ characters)", type="password", key=ADD_KEYS["password"])
+        st.form_submit_button("Add user", type="primary", on_click=_add_submitted, args=(actor,))
+        if ADDED in st.session_state:
+            kind, text = st.session_state.pop(ADDED)
+            (st.success if kind == "success" else st.error)(text)
 
 
 def _change(actor, names: list[str]) -> None:
