@@ -10,8 +10,14 @@ import streamlit as st
 from core.access import Action
 from core.workflows.agreement import agreement_report
 from dashboard.components.auth import current_actor
+from dashboard.components.format import fixed
 
-FIGURE = st.column_config.NumberColumn(format="%.2f")
+UNDEFINED = "n/a"  # a figure too few clips (or one category only) leave undefined, in the headline and the tables
+
+
+def _figure(value: float | None) -> str:
+    """``value`` with two decimals (``0.67``), or ``n/a`` where it is undefined (None)."""
+    return fixed(value, 2, missing=UNDEFINED)
 
 
 def _machine(report: dict) -> None:
@@ -20,16 +26,18 @@ def _machine(report: dict) -> None:
     cols[0].metric("Clips judged twice or more", report["n_double"])
     names = {"agreement": "Raw agreement", "kappa": "Cohen's kappa", "alpha": "Krippendorff's alpha"}
     for col, (key, name) in zip(cols[1:], names.items(), strict=True):
-        col.metric(name, "n/a" if report[key] is None else f"{report[key]:.2f}")
+        col.metric(name, _figure(report[key]))
     if report["pairs"]:
         pairs = pd.DataFrame([{"annotators": " & ".join(p["annotators"]), "clips": p["n_clips"],
-                               "agreement": p["agreement"], "kappa": p["kappa"]} for p in report["pairs"]])  # fmt: skip
-        st.dataframe(pairs, hide_index=True, column_config={"agreement": FIGURE, "kappa": FIGURE})
+                               "agreement": _figure(p["agreement"]), "kappa": _figure(p["kappa"])}
+                              for p in report["pairs"]])  # fmt: skip
+        st.dataframe(pairs, hide_index=True)
     if report["annotators"]:
         people = pd.DataFrame(report["annotators"]).rename(columns={
             "n_verdicts": "verdicts", "n_adjudicated": "adjudicated", "n_overruled": "overruled",
             "overruled_rate": "overruled share"})  # fmt: skip
-        st.dataframe(people, hide_index=True, column_config={"overruled share": FIGURE})
+        people["overruled share"] = [_figure(v) for v in people["overruled share"]]
+        st.dataframe(people, hide_index=True)
 
 
 def render() -> None:

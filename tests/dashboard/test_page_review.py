@@ -145,6 +145,17 @@ def test_agreement_page_for_managers(disputed, monkeypatch):
     assert people.set_index("annotator")["overruled"].to_dict() == {"ana": 1, "bob": 0}
 
 
+def test_agreement_tables_read_undefined_figures_as_the_headline_does(disputed, monkeypatch):
+    """The pair table showed an undefined kappa as "None" under a headline saying "n/a"."""
+    adjudicate(disputed, "normal", "the conveyor", actor=Actor("eve", Role.ENGINEER))
+    alone = next(c.clip_id for c in triage_queue(MACHINE) if c.clip_id != disputed)
+    record_verdict(alone, "cy", "normal", actor=Actor("cy", Role.ANNOTATOR))  # cy: never adjudicated
+    app = _as(Actor("max", Role.MANAGER), "agreement", monkeypatch)
+    pairs, people = app.dataframe[0].value, app.dataframe[1].value
+    assert pairs.values.tolist() == [["ana & bob", 1, "0.00", "n/a"]]
+    assert people.set_index("annotator")["overruled share"].to_dict() == {"ana": "1.00", "bob": "0.00", "cy": "n/a"}
+
+
 def test_a_second_annotator_judges_blind_and_nobody_gets_a_clip_twice(seeded, monkeypatch):
     monkeypatch.setenv("OVERLAP_FRACTION", "1")
     first = triage_queue(MACHINE)[0]
