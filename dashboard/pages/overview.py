@@ -88,9 +88,10 @@ def _drift_section(machines: list[str]) -> None:
             st.markdown(f"**{md_literal(r.machine)}** ({md_literal(r.state)}):{reasons}")
 
 
+# The machines table's columns, what matters most first: on a 1280 px screen the first eight are in view. (A comment:
+# a bare string here is drawn on the page by Streamlit's magic, above the title.)
 MACHINE_COLUMNS = ("machine", "detector", "threshold", "clips", "flagged", "unreviewed", "last clip", "last verdict",
                    "confirmed", "rejected", "unsure", "disputed", "2nd opinion", "settled")  # fmt: skip
-"""The machines table's columns, what matters most first: on a 1280 px screen the first eight are in view."""
 RENAMED = {"last_ingested_at": "last clip", "last_verdict_at": "last verdict", "second_opinion": "2nd opinion"}
 
 

@@ -1,14 +1,19 @@
-"""dashboard/pages/overview.py through AppTest: the empty state, the seeded plant's counts, and drift."""
+"""dashboard/pages/overview.py through AppTest: the empty state, the seeded plant's counts, and drift; and no page
+script holding a bare expression that Streamlit's magic would draw."""
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
+
+from streamlit.runtime.scriptrunner.magic import MAGIC_MODULE_NAME, add_magic
 
 from core.workflows.drift import NOT_ENOUGH_DATA, RETRAIN, RETRAIN_ADVICE
 from core.workflows.triage import machine_summaries, record_verdict, triage_queue
 from dashboard.components.format import MISSING, number
 from dashboard.components.text import md_literal
-from tests.conftest import SEEDED_MACHINES, infos, no_exception, tone, write_wav
+from tests.conftest import APP_SCRIPT, SEEDED_MACHINES, infos, no_exception, tone, write_wav
 
 
 def _metrics(app) -> dict[str, str]:
@@ -20,6 +25,42 @@ def test_empty_database_shows_how_to_add_clips(open_page):
     assert [t.value for t in app.title] == ["Overview"]
     assert any("No clips yet" in text and "Data" in text for text in infos(app))
     assert not app.metric and not app.dataframe
+
+
+def _shown(block) -> list[str]:
+    """Every text under ``block`` (values and labels), in the order they are on the page."""
+    texts = []
+    for child in block.children.values():
+        if getattr(child, "children", None):
+            texts += _shown(child)
+        else:
+            texts += [t for t in (getattr(child, "value", None), getattr(child, "label", None)) if isinstance(t, str)]
+    return texts
+
+
+def test_the_page_opens_with_its_title_and_shows_no_developers_note(seeded, open_page):
+    """A bare string meant as a comment (on the machines table's columns) was drawn above the title."""
+    app = open_page("overview")
+    texts = _shown(app.main)
+    assert texts[0] == "Overview"
+    assert not [t for t in texts if "machines table's columns" in t]
+
+
+def _magic_writes(script: Path) -> list[str]:
+    """The expressions in ``script`` that Streamlit's magic turns into ``st.write`` calls (drawn on the page), as
+    ``file:line: code``."""
+    tree = add_magic(script.read_text(), str(script))
+    return [f"{script.name}:{node.lineno}: {ast.unparse(node.args[0])[:80]}" for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name) and node.func.value.id == MAGIC_MODULE_NAME]  # fmt: skip
+
+
+def test_no_page_script_holds_a_bare_expression_magic_would_draw():
+    """Streamlit draws a page script's bare expressions (a string meant as a comment too); docstrings it skips."""
+    app = Path(APP_SCRIPT)
+    scripts = [app, *sorted((app.parent / "dashboard" / "pages").glob("*.py"))]
+    assert len(scripts) > 10
+    assert [line for script in scripts for line in _magic_writes(script)] == []
 
 
 def test_seeded_plant_shows_counts_machines_and_review_progress(seeded, open_page):
