@@ -36,6 +36,7 @@ from db.session import session_scope, write_transaction
 DISPUTED, UNSURE, SETTLED, SECOND_OPINION = "disputed", "unsure", "settled", "awaiting second opinion"
 REVIEW_STATES = (DISPUTED, UNSURE, SETTLED)  # what `disputes` lists; SECOND_OPINION when asked for
 OPEN_STATES = (DISPUTED, UNSURE, SECOND_OPINION)  # what still needs an adjudicator
+QUEUE_ORDER = (*OPEN_STATES, SETTLED)  # the review queue's order: the clips annotators disagree on first
 MAX_REASON = 2000
 
 
@@ -77,9 +78,10 @@ def review_queue(
     actor: Actor | None = None,
     url: str | None = None,
 ) -> list[ReviewItem]:
-    """The review queue of the matching machines (``type/id``, ``type`` or all), by clip id: disputed and
-    unsure clips, settled ones unless ``settled`` is false, and with ``second_opinions`` the field clips the
-    newest training of their machine left out for want of a second opinion (while they still wait for one).
+    """The review queue of the matching machines (``type/id``, ``type`` or all): disputed and unsure clips,
+    settled ones unless ``settled`` is false, and with ``second_opinions`` the field clips the newest training of
+    their machine left out for want of a second opinion (while they still wait for one); in the order of
+    :data:`QUEUE_ORDER` (disputed first, settled last), each state by clip id.
 
     Needs :attr:`~core.access.Action.ADJUDICATE` (it shows every annotator's verdict)."""
     require(actor, Action.ADJUDICATE)
@@ -94,7 +96,7 @@ def review_queue(
                 state = review_state(found) or (SECOND_OPINION if clip_id in offered else None)
                 if state is not None and (settled or state != SETTLED):
                     out.append(_item(found, m.key, paths[clip_id], state))
-    return sorted(out, key=lambda item: item.clip_id)
+    return sorted(out, key=lambda item: (QUEUE_ORDER.index(item.state), item.clip_id))
 
 
 def _offered(session: Session, machine: Machine, labels: dict[int, ClipLabel]) -> set[int]:

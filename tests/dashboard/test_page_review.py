@@ -83,6 +83,19 @@ def test_review_shows_every_verdict_and_records_the_final_one(disputed, monkeypa
     assert any(md_literal("the conveyor, checked on site") in m.value for e in app.expander for m in e.markdown)
 
 
+def test_the_clip_picker_opens_on_a_disputed_clip_before_unsure_ones(seeded, monkeypatch):
+    """It opened on an unsure clip with a lower id although a disputed clip waited."""
+    monkeypatch.setenv("OVERLAP_FRACTION", "0")
+    unsure, disputed = sorted(c.clip_id for c in triage_queue(MACHINE))[:2]
+    record_verdict(unsure, "ana", "unsure", actor=ANA)
+    record_verdict(disputed, "ana", "abnormal", actor=ANA)
+    record_verdict(disputed, "bob", "normal", actor=BOB)
+    app = _as(Actor("eve", Role.ENGINEER), "review", monkeypatch)
+    picker = app.selectbox(key="review_clip")
+    assert picker.options == [f"#{disputed} · disputed", f"#{unsure} · unsure"]
+    assert picker.value == disputed and app.radio(key=f"ruling_{disputed}").value is None
+
+
 def test_review_refuses_an_empty_reason(disputed, monkeypatch):
     app = _as(Actor("eve", Role.ENGINEER), "review", monkeypatch)
     app.radio(key=f"ruling_{disputed}").set_value("abnormal")

@@ -161,6 +161,24 @@ def test_disputes_and_unsure_clips_reach_the_review_queue_and_adjudication_settl
     assert (summary.disputed, summary.settled) == (0, 2)
 
 
+def test_the_review_queue_puts_disputed_clips_first_then_unsure_then_settled(seeded, monkeypatch):
+    """It was by clip id alone: the Review page's picker opened on an unsure clip while a disputed one waited."""
+    monkeypatch.setenv("OVERLAP_FRACTION", "0")
+    settled, unsure, later_unsure, disputed, later_disputed = sorted(_queue(None))[:5]  # the lowest id settled
+    for clip_id in (disputed, later_disputed):
+        _judge(ANA, clip_id, "abnormal")
+        _judge(BOB, clip_id, "normal")
+    for clip_id in (unsure, later_unsure):
+        _judge(ANA, clip_id, "unsure")
+    _judge(ANA, settled, "unsure")
+    adjudicate(settled, "normal", "heard it", actor=EVE)
+    queue = [(item.clip_id, item.state) for item in review_queue(FAN, actor=EVE)]
+    assert queue == [(disputed, DISPUTED), (later_disputed, DISPUTED), (unsure, UNSURE), (later_unsure, UNSURE),
+                     (settled, SETTLED)]  # fmt: skip
+    assert [item.clip_id for item in review_queue(FAN, settled=False, actor=EVE)] == [
+        disputed, later_disputed, unsure, later_unsure]  # fmt: skip
+
+
 def test_adjudication_refuses_bad_input_and_annotators(seeded):
     with session_scope() as session:
         clip_id = session.scalar(select(Clip.id).limit(1))
