@@ -1,30 +1,67 @@
-"""The annotator's name: asked once per browser session, required before any verdict."""
+"""The name a person works under with sign-in off (``AUTH=none``): given once in the sidebar of any page, so that
+the verdicts, final verdicts, thresholds and models of this browser session all carry the same name; a verdict, a
+final verdict and a threshold need one."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from core.access import checked_name
+from core.access import Actor, checked_name
 from core.errors import MachineSoundError
 from dashboard.components.text import md_literal
 
-KEY = "annotator_name"  # the same key dashboard.components.auth reads for AUTH=none
+KEY = "annotator_name"  # the session's name, checked (dashboard.components.auth makes the actor of it)
+FIELD = "annotator_input"  # the sidebar's "Your name" field
+ERROR = "annotator_name_error"  # why the name last typed was refused (the name before it stays)
+EDITING = "annotator_name_editing"  # "Change" was clicked: the field is shown until a name is taken
+
+
+def name_field() -> None:
+    """The sidebar's name: **Working as NAME** with a **Change** button once a name is given, else the **Your name**
+    field; a name typed there (then Enter) becomes the session's name once :func:`~core.access.checked_name`
+    accepts it, and the field makes way for the line, so that the keyboard's focus leaves it (Triage's keys work at
+    once); a refused name is said under the field."""
+    name = st.session_state.get(KEY, "").strip()
+    if name and not st.session_state.get(EDITING):
+        line, change = st.sidebar.columns([3, 1.4], vertical_alignment="center")
+        line.caption(f"Working as **{md_literal(name)}**")
+        change.button("Change", key="annotator_change", on_click=_edit, help="Give another name for this session")
+        return
+    if FIELD not in st.session_state:  # the field was gone: it opens on the name in use
+        st.session_state[FIELD] = name
+    st.sidebar.text_input("Your name", key=FIELD, on_change=_take_name,
+                          help="Recorded with the verdicts, thresholds and models you save in this browser session. "
+                               "Sign-in is off, so nobody checks it.")  # fmt: skip
+    if ERROR in st.session_state:
+        st.sidebar.error(st.session_state[ERROR])
+
+
+def _edit() -> None:
+    st.session_state[EDITING] = True
+    st.session_state[FIELD] = st.session_state.get(KEY, "")
+
+
+def _take_name() -> None:
+    try:
+        st.session_state[KEY] = checked_name(st.session_state.get(FIELD), "your name")
+    except MachineSoundError as exc:  # too long to be recorded with a verdict
+        st.session_state[ERROR] = exc.detail
+        return
+    st.session_state.pop(ERROR, None)
+    st.session_state.pop(EDITING, None)
 
 
 def annotator_name() -> str | None:
-    """The name given in this browser session, or ``None`` (after showing the form to give it)."""
+    """The name given in this browser session, or ``None`` after saying where to give it."""
     name = st.session_state.get(KEY, "").strip()
     if name:
-        st.sidebar.caption(f"Annotating as **{md_literal(name)}**")
         return name
-    with st.form("annotator_form"):
-        st.write("Verdicts record who made them. Please give your name once for this session.")
-        given = st.text_input("Your name", key="annotator_input")
-        if st.form_submit_button("Start annotating") and given.strip():
-            try:
-                st.session_state[KEY] = checked_name(given, "your name")
-            except MachineSoundError as exc:  # too long to be recorded with a verdict
-                st.error(exc.detail)
-                return None
-            st.rerun()
+    st.info("Verdicts record who made them: give **Your name** in the sidebar (then press Enter) to start.")
+    return None
+
+
+def unnamed(actor: Actor) -> str | None:
+    """Why ``actor`` may not save a record in their name yet (sign-in off and no name given), or ``None``."""
+    if actor.operator and not st.session_state.get(KEY, "").strip():
+        return "Give your name in the sidebar first: what you save records who saved it."
     return None

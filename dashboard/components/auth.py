@@ -15,10 +15,11 @@ from core.access import Actor, Role
 from core.errors import SignInError
 from core.settings import settings
 from core.workflows.users import actor_for_claims, authenticate, list_users
+from dashboard.components.annotator import KEY as NAME_KEY  # AUTH=none: the name given in the sidebar
+from dashboard.components.annotator import name_field
 from dashboard.components.text import md_literal
 
 KEY = "signed_in_actor"
-NAME_KEY = "annotator_name"  # AUTH=none: the name verdicts are recorded under, given once per session
 LOCAL_USER = "local user"
 
 
@@ -41,6 +42,7 @@ def _local_user() -> Actor:
     st.sidebar.caption(":material/lock_open: **Sign-in is off** (`AUTH=none`): everyone who reaches this server "
                        "acts with every right, so it listens on 127.0.0.1 only. To serve a team, set `AUTH=local` "
                        "or `AUTH=oidc` (see the README).")  # fmt: skip
+    name_field()
     name = st.session_state.get(NAME_KEY, "").strip() or LOCAL_USER
     return Actor(name, Role.ADMIN, operator=True)
 

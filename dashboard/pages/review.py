@@ -11,6 +11,7 @@ from core.access import Action
 from core.errors import MachineSoundError
 from core.workflows.review import OPEN_STATES, adjudicate, adjudication_history, review_queue
 from core.workflows.triage import anomaly_types
+from dashboard.components.annotator import unnamed
 from dashboard.components.auth import current_actor
 from dashboard.components.clip_view import load_view, render_details, render_player, render_spectrogram
 from dashboard.components.pickers import machine_picker
@@ -56,6 +57,9 @@ def _ruling_form(clip_id: int) -> None:
         return
     if verdict is None:  # never a verdict the reviewer did not choose; the reason typed stays in the box
         st.error("Not recorded: choose the final verdict, abnormal or normal.")
+        return
+    if missing := unnamed(current_actor()):  # sign-in off: a final verdict names who made it, as a verdict does
+        st.error(f"Not recorded: {missing}")
         return
     try:
         adjudicate(clip_id, verdict, reason, anomaly_type=None if kind == NO_TYPE else kind, actor=current_actor())

@@ -19,7 +19,8 @@ from core.workflows.tuning import (
     tuning_data,
 )
 from dashboard.components import plots
-from dashboard.components.auth import NAME_KEY, current_actor
+from dashboard.components.annotator import unnamed
+from dashboard.components.auth import current_actor
 from dashboard.components.format import number
 from dashboard.components.pickers import machine_picker
 from dashboard.components.text import md_literal
@@ -159,20 +160,18 @@ def _suggestions(machine: str, use_test: bool, current: float) -> None:
 
 
 def _save(machine: str, value: float) -> None:
-    """The reason, who sets it (with sign-in off), and the Save button (disabled for roles that may not)."""
+    """The reason and the Save button (disabled for roles that may not); the threshold is saved in the actor's name
+    (with sign-in off, the name given in the sidebar)."""
     st.subheader("Save")
     actor = current_actor()
     reason = st.text_input("Why this threshold?", key="threshold_reason")
-    who = actor.name  # the signed-in user; with sign-in off, whoever says so
-    if actor.operator:
-        who = st.text_input("Set by", value=st.session_state.get(NAME_KEY, ""), key="threshold_by")
-    refused = why_not(actor.role, Action.SET_THRESHOLD)
+    refused = why_not(actor.role, Action.SET_THRESHOLD) or unnamed(actor)
     if st.button("Save threshold", type="primary", disabled=bool(refused), help=refused):
         try:
             method, suggested = st.session_state.get(FROM_SUGGESTION_KEY, ("manual", None))
             method = method if suggested == value else "manual"  # moved after the suggestion: set by hand
-            set_threshold(machine, value, set_by=who, reason=reason or "set on the threshold page", method=method,
-                          actor=actor)  # fmt: skip
+            set_threshold(machine, value, set_by=actor.name, reason=reason or "set on the threshold page",
+                          method=method, actor=actor)  # fmt: skip
         except MachineSoundError as exc:
             st.error(md_literal(exc.detail))
         else:

@@ -212,14 +212,14 @@ def _abnormal_verdicts(data_dir: Path, annotator: str) -> int:
 def test_triage_confirm_abnormal_is_stored(page, dashboard):
     assert _abnormal_verdicts(dashboard.data_dir, ANNOTATOR) == 0
     _open(page, dashboard, "triage")
-    page.get_by_label("Your name").fill(ANNOTATOR)
-    page.get_by_role("button", name="Start annotating").click()
+    page.get_by_label("Your name", exact=True).fill(ANNOTATOR)
+    page.get_by_label("Your name", exact=True).press("Enter")  # the sidebar's field, on every page
 
     confirm = page.get_by_role("button", name="Confirm abnormal")
     confirm.wait_for(state="visible")
     _wait_for_app_idle(page)
     _assert_no_exception(page, dashboard, "triage page after giving a name")
-    assert page.get_by_text(f"Annotating as {ANNOTATOR}").is_visible()
+    assert page.get_by_text(f"Working as {ANNOTATOR}").is_visible()
     confirm.click()
 
     page.get_by_text("Saved #").first.wait_for(state="visible")  # shown by the rerun after the verdict

@@ -317,7 +317,7 @@ def test_annotator_judges_blind_in_their_own_name_and_cannot_save_a_threshold(pa
 
     _open_triage(page, local_app)
     _assert_no_exception(page, local_app, "the annotator's triage page")
-    assert page.get_by_label("Your name").count() == 0, "a signed-in annotator is asked for a name"
+    assert page.get_by_label("Your name", exact=True).count() == 0, "a signed-in annotator is asked for a name"
     _blind(page, local_app, "the annotator")
     _shot(page, "annotator-triage-blind")
     _confirm_abnormal(page, local_app)

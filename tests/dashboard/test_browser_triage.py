@@ -113,7 +113,7 @@ def _wait_for_rows(page, app: Dashboard, n: int) -> None:
 
 def _sign_in(page, app: Dashboard, path: str = "triage") -> None:
     _open(page, app, path)
-    name = page.get_by_label("Your name")
+    name = page.get_by_label("Your name", exact=True)
     name.fill(PILOT)
     name.press("Enter")  # the form is submitted from the keyboard too
     page.get_by_role("button", name="Confirm abnormal").wait_for(state="visible")

@@ -96,6 +96,23 @@ def test_the_clip_picker_opens_on_a_disputed_clip_before_unsure_ones(seeded, mon
     assert picker.value == disputed and app.radio(key=f"ruling_{disputed}").value is None
 
 
+def test_with_sign_in_off_the_final_verdict_needs_and_records_the_sidebars_name(disputed, open_page):
+    """It was recorded as "local user" when no name had been given in the session."""
+    app = open_page("review")
+    app.radio(key=f"ruling_{disputed}").set_value("normal")
+    app.text_area(key=f"ruling_reason_{disputed}").input("checked on site")
+    _submit(app)
+    assert [e.value for e in app.error] == ["Not recorded: Give your name in the sidebar first: what you save records "
+                                            "who saved it."]  # fmt: skip
+    with session_scope() as session:
+        assert session.scalars(select(Adjudication)).all() == []
+    app.sidebar.text_input(key="annotator_input").input("eve").run()  # the form keeps what was chosen and typed
+    _submit(app)
+    with session_scope() as session:
+        row = session.scalars(select(Adjudication)).one()
+    assert (row.clip_id, row.adjudicator, row.verdict, row.reason) == (disputed, "eve", "normal", "checked on site")
+
+
 def test_review_refuses_an_empty_reason(disputed, monkeypatch):
     app = _as(Actor("eve", Role.ENGINEER), "review", monkeypatch)
     app.radio(key=f"ruling_{disputed}").set_value("abnormal")
@@ -185,8 +202,7 @@ def test_skip_brings_the_clip_back_at_the_end_and_own_unsure_verdicts_come_back(
     monkeypatch.setenv("OVERLAP_FRACTION", "0")
     queue = triage_queue(MACHINE)
     app = open_page("triage")
-    app.text_input(key="annotator_input").input("carol")
-    app.form_submit_button[0].click().run()
+    app.sidebar.text_input(key="annotator_input").input("carol").run()
     _click(app, "Skip for now")
     assert any(c.value.startswith(f"clip #{queue[1].clip_id}") for c in app.caption)
     assert "1 clip(s) you skipped come back at the end of the queue." in [c.value for c in app.caption]

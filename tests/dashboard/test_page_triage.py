@@ -29,8 +29,7 @@ def _click(app, label: str):
 
 
 def _sign_in(app, name: str):
-    app.text_input(key="annotator_input").input(name)
-    app.form_submit_button[0].click().run()
+    app.sidebar.text_input(key="annotator_input").input(name).run()  # the sidebar's "Your name", on every page
     no_exception(app)
     return app
 
@@ -73,14 +72,22 @@ def test_empty_database_asks_the_name_then_says_no_model_yet(open_page):
 
 def test_the_queue_needs_an_annotator_name(seeded, open_page):
     app = open_page("triage")
-    assert _labels(app) == {"Start annotating"}  # no verdict (nor undo) before a name
+    asked = "Verdicts record who made them: give **Your name** in the sidebar (then press Enter) to start."
+    assert not VERDICT_BUTTONS & _labels(app) and "↶ Undo my last verdict" not in _labels(app)  # not before a name
+    assert infos(app) == [asked]
     assert not any("judged this session" in m.value for m in app.markdown)
     _sign_in(app, "   ")  # blank: still asked
-    assert _labels(app) == {"Start annotating"}
+    assert not VERDICT_BUTTONS & _labels(app) and infos(app) == [asked]
     _sign_in(app, " alice ")
     assert _labels(app) >= VERDICT_BUTTONS
     assert _queue_line(app) == f"0 judged this session; {len(triage_queue(MACHINE))} left for {md_literal(MACHINE)}"
-    assert "Annotating as **alice**" in [c.value for c in app.sidebar.caption]
+    assert not app.sidebar.text_input  # the field makes way for a line: the keyboard's focus leaves it
+    app.switch_page("dashboard/pages/thresholds.py").run()  # every page: the same name
+    assert "Working as **alice**" in [c.value for c in app.sidebar.caption]
+    next(b for b in app.sidebar.button if b.label == "Change").click().run()  # another name, from any page
+    assert app.sidebar.text_input(key="annotator_input").value == "alice"
+    app.sidebar.text_input(key="annotator_input").input("bob").run()
+    assert "Working as **bob**" in [c.value for c in app.sidebar.caption]
 
 
 def test_confirm_abnormal_stores_the_verdict_and_brings_the_next_clip(seeded, open_page):
@@ -222,9 +229,9 @@ def _no_sql_shown(app) -> None:
     assert not [word for word in ("sqlalchemy", "INSERT", "psycopg", "Traceback") if word in text]
 
 
-def test_a_name_too_long_to_record_is_refused_at_the_name_form(queue_on, open_page):
+def test_a_name_too_long_to_record_is_refused_at_the_name_field(queue_on, open_page):
     app = _sign_in(open_page("triage"), "a" * 200)
-    assert [e.value for e in app.error] == [f"your name '{'a' * 23}…' is 200 characters; at most 128"]
+    assert [e.value for e in app.sidebar.error] == [f"your name '{'a' * 23}…' is 200 characters; at most 128"]
     assert not VERDICT_BUTTONS & _labels(app)  # still asked for a name
     _no_sql_shown(app)
     _sign_in(app, "a" * 128)
