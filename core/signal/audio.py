@@ -10,6 +10,7 @@ the reasons ``not_audio``, ``corrupt``, ``empty``, ``non_finite``, ``silent``,
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from contextlib import AbstractContextManager, nullcontext
@@ -32,6 +33,8 @@ READ_BLOCK_BYTES = 16 << 20  # a multichannel file is read this much at a time (
 SCALE_PCM16 = np.float32(1.0 / 32768.0)  # 16-bit sample to [-1, 1], as libsndfile scales it
 PCM16_BLOCK_BYTES = 256 << 10  # 16-bit WAV data is read this much at a time, into a reused buffer
 SILENCE_PEAK = 1e-6  # a clip whose absolute peak is below this is treated as all-silent
+NOT_AUDIO_DETAIL = "not a readable audio file (WAV or FLAC)"  # what a file libsndfile does not recognise is told
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -168,8 +171,10 @@ def _libsndfile_info(p: Path | str, chunk: _DataChunk | None, fileobj: BinaryIO 
         info = sf.info(str(p) if fileobj is None else fileobj)
     except sf.LibsndfileError as exc:
         message = str(exc.error_string)
-        reason = Reason.NOT_AUDIO if "not recognised" in message.lower() else Reason.CORRUPT
-        raise BadInputError(reason, f"cannot be read as audio ({message})", p) from None
+        if "not recognised" in message.lower():  # the library's words ("Format not recognised.") go to the log only
+            log.warning("%s: libsndfile: %s", p, message)
+            raise BadInputError(Reason.NOT_AUDIO, NOT_AUDIO_DETAIL, p) from None
+        raise BadInputError(Reason.CORRUPT, f"cannot be read as audio ({message})", p) from None
     except (RuntimeError, OSError) as exc:
         raise BadInputError(Reason.CORRUPT, f"cannot be read as audio ({exc})", p) from None
     chunk = chunk if info.format == "WAV" else None

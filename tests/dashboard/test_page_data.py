@@ -37,7 +37,7 @@ def test_ingesting_a_folder_reports_clips_and_each_refused_file(open_page, data_
 
     assert [s.value for s in app.success] == ["Ingested 2 clip(s); 0 already known."]
     (refused,) = [e.value for e in app.error]
-    said = md_literal("cannot be read as audio (Format not recognised.)")
+    said = md_literal("not a readable audio file (WAV or FLAC)")  # not the audio library's "Format not recognised."
     assert refused == f"{md_literal(folder / 'junk.wav')}: {said}"  # the reason in words, not its code
     with session_scope() as session:
         assert count_clips(session) == 2
@@ -130,8 +130,7 @@ def test_uploads_keep_the_good_files_and_name_each_refused_one(open_page, data_d
     folder = data_dir / "uploads" / "pump" / "id_05"
     assert [e.value for e in app.error] == [
         f"{md_literal('long.wav')}: {md_literal('0.1 MB is over the 0.05 MB limit')}",
-        f"{md_literal('junk.wav')}: {md_literal('cannot be read as audio (Format not recognised.)')}; the file was "
-        "not kept.",
+        f"{md_literal('junk.wav')}: {md_literal('not a readable audio file (WAV or FLAC)')}; the file was not kept.",
     ]
     assert sorted(p.name for p in folder.iterdir()) == ["evil.wav", "pump_1.wav"]  # the refused one is deleted
     assert not (tmp_path.parent / "evil.wav").exists() and not (tmp_path / "evil.wav").exists()

@@ -106,10 +106,13 @@ def test_no_duration_limit_accepts_long_file(tmp_path):
 # --------------------------------------------------------------------------- bad files
 
 
-def test_not_audio(tmp_path):
+def test_not_audio_is_said_in_words_and_the_librarys_message_goes_to_the_log(tmp_path, caplog):
     path = tmp_path / "text.wav"
     path.write_bytes(b"this is a text file, not a recording\n" * 20)
-    _assert_refused(path, Reason.NOT_AUDIO)
+    with caplog.at_level("WARNING", logger="core.signal.audio"):
+        error = _assert_refused(path, Reason.NOT_AUDIO)
+    assert error.detail == "not a readable audio file (WAV or FLAC)"  # shown to people: no library jargon
+    assert [r.getMessage() for r in caplog.records] == [f"{path}: libsndfile: Format not recognised."]
 
 
 def test_truncated_wav_is_corrupt(tmp_path):
