@@ -3,8 +3,9 @@
 Nothing an upload's name says can place a file outside ``DATA_DIR/uploads/<type>/<id>/``:
 names are reduced to one safe file name, files are created exclusively (an existing file,
 or a link planted there, is never written through), and the size limit ``MAX_UPLOAD_MB``
-is applied here, not only in the page.  A saved file that ingest refuses is deleted again
-(:func:`ingest_uploads`): the uploads folder holds clips, not refusals.
+is applied here, not only in the page.  A saved file that ingest refuses, or whose recording is already a clip
+stored as another file, is deleted again (:func:`ingest_uploads`): the uploads folder holds clips, not refusals
+nor copies.
 """
 
 from __future__ import annotations
@@ -32,12 +33,21 @@ MAX_NAME_BYTES = 200  # a stored file name's length in UTF-8 (file systems allow
 _UNSAFE = re.compile(r"[^\w.-]")  # \w: letters and digits of any script, and "_"
 
 
+@dataclass(frozen=True)
+class KnownClip:
+    """The clip an upload's recording already is: its id and machine (``type/id``)."""
+
+    clip_id: int
+    machine: str
+
+
 @dataclass
 class StoredUploads:
     paths: list[str] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason", "detail"}; path: the upload's name
     names: dict[str, str] = field(default_factory=dict)  # stored path -> the name it was uploaded under
-    removed: list[str] = field(default_factory=list)  # stored, then refused at ingest and deleted (see ingest_uploads)
+    removed: list[str] = field(default_factory=list)  # stored, then deleted at ingest: refused, or a copy (known_as)
+    known_as: dict[str, KnownClip] = field(default_factory=dict)  # a removed copy -> the clip its recording already is
 
 
 def max_upload_bytes() -> int:
@@ -119,7 +129,7 @@ def store_uploads(
     file over ``max_bytes`` (default :func:`max_upload_bytes`) as ``too_large``, an
     empty one as ``empty``, a name without a ``.wav``/``.flac`` suffix as ``not_audio``.
     An existing file of the same name is never overwritten (a numbered name is used,
-    or the same file when its content is identical).  The other files of the batch are
+    or the same file when its content is identical; ``paths`` names each file once).  The other files of the batch are
     stored whatever happens to one of them.  A ``machine`` without a type or an id (nothing left of either once
     made safe), or a type or id longer than the database keeps (64 characters), raises :class:`BadInputError`
     before anything is written.
@@ -155,8 +165,9 @@ def store_uploads(
         except OSError as exc:  # disk full, permissions: this file is refused, the batch goes on
             _refuse(result, name, Reason.INVALID_PARAMETER.value, f"could not be saved ({exc.strerror or exc})")
             continue
-        result.paths.append(str(path))
-        result.names.setdefault(str(path), name)
+        if str(path) not in result.names:  # the same name and content twice in a batch: one file
+            result.paths.append(str(path))
+            result.names[str(path)] = name
     return result
 
 
@@ -164,22 +175,34 @@ def ingest_uploads(
     stored: StoredUploads, *, url: str | None = None, n_jobs: int | None = None, progress: Progress | None = None,
     actor: Actor | None = None,
 ) -> IngestReport:  # fmt: skip
-    """Register the files :func:`store_uploads` saved, and delete again each one ingest refuses for what it holds
-    (unreadable, empty, silent, too long...): it is no clip, and left in the uploads folder it would look kept.
-    Those paths leave ``stored.paths`` for ``stored.removed``; the report still names them with their reasons.
-    A file refused by a bug (``unexpected_error``, not the file's fault) is kept for the operator."""
+    """Register the files :func:`store_uploads` saved, and return the ingest report (which still names every file
+    with what became of it).  Deleted again, leaving ``stored.paths`` for ``stored.removed``: each file ingest
+    refuses for what it holds (unreadable, empty, silent, too long...: it is no clip, and left in the uploads folder
+    it would look kept), and each copy of a recording already registered as another file (``stored.known_as`` names
+    that clip and its machine: kept, the copy would look like a clip of the machine it was uploaded for).  A file
+    refused by a bug (``unexpected_error``, not the file's fault) is kept for the operator."""
     report = ingest(stored.paths, url=url, n_jobs=n_jobs, progress=progress, actor=actor)
-    root = (data_dir() / "uploads").resolve()
-    saved = set(stored.paths)
-    for item in report.rejected:
-        path = Path(item["path"])
-        if item["path"] not in saved or item["path"] in stored.removed or item["reason"] == Reason.UNEXPECTED.value:
-            continue
-        if path.parent.parent.parent == root:  # inside DATA_DIR/uploads/<type>/<id>/, as store_uploads saves
-            path.unlink(missing_ok=True)  # never a link followed: unlink removes the entry itself
-            stored.removed.append(item["path"])
+    refused = [item["path"] for item in report.rejected if item["reason"] != Reason.UNEXPECTED.value]
+    for path in refused:
+        _remove(stored, path)
+    with session_scope(url) as session:
+        for path in report.known_paths:
+            clip = _registered(session, path)
+            if clip is not None and clip.path != str(Path(path).resolve()) and _remove(stored, path):
+                stored.known_as[path] = KnownClip(clip.id, clip.machine.key)
     stored.paths = [p for p in stored.paths if p not in stored.removed]
     return report
+
+
+def _remove(stored: StoredUploads, path: str) -> bool:
+    """Delete ``path`` when it is a file of ``stored`` saved inside ``DATA_DIR/uploads/<type>/<id>/`` (as
+    :func:`store_uploads` saves) and not removed yet, and add it to ``stored.removed``; True when it was."""
+    root = (data_dir() / "uploads").resolve()
+    if path not in stored.names or path in stored.removed or Path(path).parent.parent.parent != root:
+        return False
+    Path(path).unlink(missing_ok=True)  # never a link followed: unlink removes the entry itself
+    stored.removed.append(path)
+    return True
 
 
 @dataclass(frozen=True)
@@ -208,6 +231,17 @@ class NewClipsScored:
 
     clips: list[ClipOutcome]
     report: ScoreReport
+
+    @property
+    def scored(self) -> int:
+        """How many of these clips have a score now (each clip once, however many paths name it)."""
+        return len({c.clip_id for c in self.clips if c.score is not None})
+
+    @property
+    def flagged(self) -> int:
+        """How many of these clips their machine's active model flags (each clip once): never more than
+        :attr:`scored`."""
+        return len({c.clip_id for c in self.clips if c.flagged})
 
     def train_commands(self) -> list[str]:
         """For each machine of these clips without a model, the command that trains one (quoted for the shell)."""

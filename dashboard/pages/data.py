@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 import streamlit as st
 
 from core.access import Action, why_not
 from core.errors import MachineSoundError
-from core.workflows.ingest import ingest_folder, ingest_roots
-from core.workflows.uploads import ingest_uploads, max_upload_bytes, score_new_clips, store_uploads
+from core.workflows.ingest import IngestReport, ingest_folder, ingest_roots
+from core.workflows.uploads import (
+    NewClipsScored,
+    StoredUploads,
+    ingest_uploads,
+    max_upload_bytes,
+    score_new_clips,
+    store_uploads,
+)
 from dashboard.components.auth import current_actor
 from dashboard.components.format import MISSING, number
 from dashboard.components.limits import apply_upload_limit
@@ -16,22 +25,49 @@ from dashboard.components.progress import progress_bar
 from dashboard.components.text import md_literal
 
 KNOWN_SHOWN = 10  # files named in the "already known" line; a folder re-ingested says how many more
+UPLOAD_BOX = "upload_box"  # session key: the upload box's generation (a new key empties the box)
+UPLOAD_DONE = "upload_done"  # session key: the batch just ingested, shown once above the emptied box
 
 
-def _show(report, uploaded_as: dict[str, str] | None = None, removed: list[str] | tuple = ()) -> None:
-    """The ingest report.  A refused upload is named as it was uploaded, then where it was saved
-    (``uploaded_as``: stored path -> upload name), or that it was not kept (``removed``: deleted again)."""
+@dataclass(frozen=True)
+class _Batch:
+    """What became of one batch of uploads: stored (or refused), ingested, its new clips scored."""
+
+    stored: StoredUploads
+    report: IngestReport | None = None  # None: nothing was stored to ingest
+    scored: NewClipsScored | None = None  # None: no new clip to score
+
+
+def _show(report, stored: StoredUploads | None = None) -> None:
+    """The ingest report.  An upload is named as it was uploaded, then where it was saved (``stored.names``), or
+    that it was not kept (``stored.removed``: deleted again, refused, or a copy of the clip ``stored.known_as``
+    names)."""
+    uploaded_as, removed = (stored.names, stored.removed) if stored else ({}, [])
     st.success(f"Ingested {report.ingested} clip(s); {report.already_known} already known.")
-    if report.known_paths:
-        shown = [_named(path, uploaded_as) for path in report.known_paths[:KNOWN_SHOWN]]
-        more = len(report.known_paths) - len(shown)
-        st.caption("Already known (the same recording is stored, perhaps under another name): " + ", ".join(shown)
-                   + (f" and {more} more." if more else "."))  # fmt: skip
+    kept = [path for path in report.known_paths if path not in removed]
+    if kept:
+        st.caption("Already known (the same recording is stored, perhaps under another name): "
+                   + _listed([_named(path, uploaded_as) for path in kept]))  # fmt: skip
+    copies = [path for path in report.known_paths if path in removed]
+    if copies:
+        st.warning("Not kept, as the same recording is already a clip: " + _listed(
+            [f"{md_literal(uploaded_as[p])} ({_clip(stored.known_as[p])})" for p in copies]))  # fmt: skip
     for item in report.rejected:
         if item["path"] in removed:
             st.error(f"{md_literal(uploaded_as[item['path']])}: {md_literal(item['detail'])}; the file was not kept.")
         else:
             st.error(f"{_named(item['path'], uploaded_as)}: {md_literal(item['detail'])}")
+
+
+def _listed(shown: list[str]) -> str:
+    """Up to ``KNOWN_SHOWN`` of ``shown`` (Markdown) in one sentence, then how many more."""
+    more = len(shown) - KNOWN_SHOWN
+    return ", ".join(shown[:KNOWN_SHOWN]) + (f" and {more} more." if more > 0 else ".")
+
+
+def _clip(known) -> str:
+    """The clip an upload already is, as Markdown: ``clip #12 of fan/id_00``."""
+    return f"clip #{known.clip_id} of {md_literal(known.machine)}"
 
 
 def _named(path: str, uploaded_as: dict[str, str] | None) -> str:
@@ -44,9 +80,12 @@ def _scored(result, uploaded_as: dict[str, str] | None = None, *, per_clip: bool
     """What scoring the new clips found: with ``per_clip``, each clip's score and whether it is flagged;
     these clips' failures only; how to get a model for a machine without one."""
     report = result.report
-    if report.scored:
-        flagged = sum(bool(c.flagged) for c in result.clips)
-        st.info(f"Scored {report.scored} clip(s); {flagged} flagged, now in the triage queue.")
+    if result.scored:  # these clips only: earlier clips of their machines scored on the way are said apart
+        earlier = report.scored - result.scored
+        machines = md_literal(", ".join(sorted({c.machine for c in result.clips if c.machine})))
+        st.info(f"Scored {result.scored} clip(s); {result.flagged} flagged, now in the triage queue."
+                + (f" {earlier} earlier clip(s) of {machines}, not scored until now, were scored too."
+                   if earlier > 0 else ""))  # fmt: skip
     if per_clip and any(c.clip_id is not None for c in result.clips):
         st.dataframe(pd.DataFrame([_row(c, uploaded_as) for c in result.clips if c.clip_id is not None]),
                      hide_index=True)  # fmt: skip
@@ -119,31 +158,59 @@ def render() -> None:
 
 
 def _upload_section(actor) -> None:
-    """**Upload**: files for one machine, which must be named (the machine picked in the sidebar is offered)."""
+    """**Upload**: files for one machine, which must be named (the machine picked in the sidebar is offered).  After
+    a batch the box is emptied (a new key), so its files are never sent again with the next one."""
     st.subheader("Upload")
     machine = st.text_input("Machine for the uploads (type/id)", value=st.session_state.get("selected_machine", ""),
-                            placeholder="fan/id_00", help="the machine the files were recorded on; a type/id not "
-                            "known yet adds that machine")  # fmt: skip
+                            placeholder="type/id, e.g. fan/id_00", help="the machine the files were recorded on; a "
+                            "type/id not known yet adds that machine")  # fmt: skip
     limit = max_upload_bytes()  # MAX_UPLOAD_MB; store_uploads applies the same limit
+    generation = st.session_state.get(UPLOAD_BOX, 0)
     # the box's own "… per file" text says the same limit, whatever server.maxUploadSize was started with
     uploads = st.file_uploader(f"WAV/FLAC files (up to {limit / 1e6:g} MB each)", type=["wav", "flac"],
-                               accept_multiple_files=True, max_upload_size=apply_upload_limit())  # fmt: skip
+                               accept_multiple_files=True, max_upload_size=apply_upload_limit(),
+                               key=f"uploads_{generation}")  # fmt: skip
     megabytes = limit / 1e6
     if megabytes != int(megabytes) or megabytes >= 500:  # Streamlit writes whole MB, and "1GB" from 512 MB on
         st.caption(f"Files over {megabytes:g} MB are refused; the box's own size note rounds this limit.")
+    done = st.session_state.pop(UPLOAD_DONE, None)
+    if done is not None:
+        _show_batch(done)
     if uploads and st.button("Ingest uploads"):
-        try:  # core refuses a machine without a type or an id: no made-up machine
-            stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=limit, actor=actor)
-        except MachineSoundError as exc:
-            st.warning(f"Nothing was stored: {md_literal(exc.detail)}.")
-            return
-        for item in stored.refused:
-            st.error(f"{md_literal(item['path'])}: {md_literal(item['detail'])}")
-        if stored.paths:
-            _show(ingest_uploads(stored, progress=progress_bar("ingesting"), actor=actor), stored.names, stored.removed)
-        if stored.paths:  # what ingest refused was deleted: nothing to score then
-            scored = score_new_clips(stored.paths, actor=actor, progress=progress_bar("scoring"))
-            _scored(scored, stored.names, per_clip=True)
+        batch = _ingest_batch(uploads, machine, limit, actor)
+        if batch is not None:
+            st.session_state[UPLOAD_DONE] = batch
+            st.session_state[UPLOAD_BOX] = generation + 1
+            st.rerun()
+
+
+def _ingest_batch(uploads, machine: str, limit: int, actor) -> _Batch | None:
+    """Store the files in the box for ``machine``, ingest them and score the new clips; None when nothing was
+    stored because the machine is missing or refused (said here; the box keeps its files)."""
+    if not machine.strip():
+        st.warning("Name the machine the uploads belong to, as type/id, e.g. fan/id_00.")
+        return None
+    try:  # core refuses a machine without a type or an id: no made-up machine
+        stored = store_uploads([(u.name, u.getvalue()) for u in uploads], machine, max_bytes=limit, actor=actor)
+    except MachineSoundError as exc:
+        st.warning(f"Nothing was stored: {md_literal(exc.detail)}.")
+        return None
+    if not stored.paths:
+        return _Batch(stored)
+    report = ingest_uploads(stored, progress=progress_bar("ingesting"), actor=actor)
+    if not report.new_paths:  # refused, or already clips: nothing new to score
+        return _Batch(stored, report)
+    return _Batch(stored, report, score_new_clips(report.new_paths, actor=actor, progress=progress_bar("scoring")))
+
+
+def _show_batch(batch: _Batch) -> None:
+    """A batch's outcome: each refused upload, the ingest report, and each new clip's score."""
+    for item in batch.stored.refused:
+        st.error(f"{md_literal(item['path'])}: {md_literal(item['detail'])}")
+    if batch.report is not None:
+        _show(batch.report, batch.stored)
+    if batch.scored is not None:
+        _scored(batch.scored, batch.stored.names, per_clip=True)
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

@@ -1,6 +1,6 @@
 """The Data page's upload box and the export zip download in a real browser (``streamlit run``, system Chromium
 through Playwright): the box's own "… per file" text states MAX_UPLOAD_MB even when the server was started with
-another ``server.maxUploadSize``, and the downloaded zip is the export's files."""
+another ``server.maxUploadSize``, the box is emptied after each batch, and the downloaded zip is the export's files."""
 
 from __future__ import annotations
 
@@ -14,7 +14,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.dashboard.test_browser import ROOT, Dashboard, _open, _require_chromium, fresh_page, launched_chromium
+from tests.conftest import tone, write_wav
+from tests.dashboard.test_browser import (
+    ROOT,
+    Dashboard,
+    _open,
+    _require_chromium,
+    _wait_for_app_idle,
+    fresh_page,
+    launched_chromium,
+)
 from tests.dashboard.test_browser_auth import _streamlit
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -58,6 +67,28 @@ def test_the_upload_box_says_the_same_limit_as_the_page(served, browser):
         assert "WAV/FLAC files (up to 200 MB each)" in uploader.inner_text()
         box = page.locator("[data-testid='stFileUploaderDropzoneInstructions']").inner_text()
         assert "200MB per file" in box and "GB" not in box, box
+
+
+def test_after_ingest_the_upload_box_is_empty_and_the_next_batch_sends_only_its_own_files(served, browser, tmp_path):
+    dashboard, _ = served
+    files = [write_wav(tmp_path / f"take_{k}.wav", tone(2.0, freq=600.0 + 200 * k, seed=20 + k)) for k in range(2)]
+    with fresh_page(browser) as page:
+        _open(page, dashboard, "data")
+        machine = page.get_by_role("textbox", name="Machine for the uploads (type/id)")
+        assert machine.get_attribute("placeholder") == "type/id, e.g. fan/id_00"
+        machine.fill("fan/id_02")
+        machine.press("Enter")
+        _wait_for_app_idle(page)
+        box = page.locator("[data-testid='stFileUploader']")
+        for k, path in enumerate(files):
+            page.locator("input[type=file]").set_input_files([str(path)])
+            box.get_by_text(path.name).wait_for()
+            page.wait_for_load_state("networkidle")
+            page.get_by_role("button", name="Ingest uploads").click()
+            page.get_by_text("Ingested 1 clip(s); 0 already known.").wait_for()  # never the earlier file again
+            _wait_for_app_idle(page)
+            assert box.get_by_text(path.name).count() == 0, f"batch {k}: the box kept its file"
+            assert page.get_by_role("button", name="Ingest uploads").count() == 0
 
 
 def test_the_export_downloads_as_a_zip_of_its_files(served, browser):

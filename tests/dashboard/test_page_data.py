@@ -148,15 +148,21 @@ def _upload(app, files, machine: str):
 
 
 def test_uploads_wait_for_a_machine_to_be_named(open_page, data_dir, tmp_path):
-    """No machine is made up: with none typed the upload is refused, nothing stored."""
+    """No machine is made up: with none typed the upload is refused, nothing stored, and the box keeps its files."""
     content = write_wav(tmp_path / "a.wav", tone(1.0)).read_bytes()
     app = open_page("data")
-    assert next(t for t in app.text_input if t.label == "Machine for the uploads (type/id)").value == ""
-    for machine in ("", "fan", "fan/ ", "/id_00", "../.."):
+    (machine_field,) = [t for t in app.text_input if t.label == "Machine for the uploads (type/id)"]
+    assert (machine_field.value, machine_field.placeholder) == ("", "type/id, e.g. fan/id_00")  # no value lookalike
+    for machine in ("", "  ", "fan", "fan/ ", "/id_00", "../.."):
         _upload(app, [("a.wav", content)], machine)
-        detail = f"machine must be type/id, e.g. fan/id_00, got {machine!r}"
-        assert [w.value for w in app.warning] == [f"Nothing was stored: {md_literal(detail)}."]
+        if machine.strip():  # typed, but not type/id: core's words
+            detail = f"machine must be type/id, e.g. fan/id_00, got {machine!r}"
+            assert [w.value for w in app.warning] == [f"Nothing was stored: {md_literal(detail)}."]
+        else:
+            assert [w.value for w in app.warning] == ["Name the machine the uploads belong to, as type/id, e.g. "
+                                                      "fan/id_00."]  # fmt: skip
         assert not app.success and not app.error
+        assert [f.name for f in app.get("file_uploader")[0].value] == ["a.wav"]  # still there, to send once named
     assert not (data_dir / "uploads").exists()
     with session_scope() as session:
         assert count_clips(session) == 0
@@ -178,13 +184,35 @@ def test_the_upload_machine_is_the_one_picked_in_the_sidebar(open_page, data_dir
 def test_an_upload_already_stored_is_named_as_uploaded(open_page, data_dir, tmp_path):
     content = write_wav(tmp_path / "a.wav", tone(1.0, seed=3)).read_bytes()
     app = _upload(open_page("data"), [("first take.wav", content)], "press/id_01")
-    _upload(app, [("second take.wav", content)], "press/id_01")  # the same recording under another name
+    _upload(app, [("first take.wav", content)], "press/id_01")  # the same file again: it is the clip's own file
     assert [s.value for s in app.success] == ["Ingested 0 clip(s); 1 already known."]
-    saved = data_dir / "uploads" / "press" / "id_01" / "second_take.wav"
+    saved = data_dir / "uploads" / "press" / "id_01" / "first_take.wav"
     assert [c.value for c in app.caption if c.value.startswith("Already known")] == [
         "Already known (the same recording is stored, perhaps under another name): "
-        f"{md_literal(f'second take.wav (saved as {saved})')}."
+        f"{md_literal(f'first take.wav (saved as {saved})')}."
     ]
+    assert not app.warning and not app.dataframe  # no new clip: nothing scored, nothing listed twice
+
+
+def test_uploads_of_recordings_already_clips_of_another_machine_are_not_kept_and_say_which_clip(
+    open_page, data_dir, tmp_path
+):
+    """The same recordings uploaded for valve/id_00 as for fan/id_00 register nothing for valve/id_00: the copies
+    are deleted again and each upload names the clip it already is."""
+    files = [(f"take {k}.wav", write_wav(tmp_path / f"{k}.wav", tone(1.0, seed=k)).read_bytes()) for k in range(2)]
+    app = _upload(open_page("data"), files, "fan/id_00")
+    fan = data_dir / "uploads" / "fan" / "id_00"
+    ids = [_clip_of(fan / f"take_{k}.wav") for k in range(2)]
+    _upload(app, files, "valve/id_00")
+    assert [s.value for s in app.success] == ["Ingested 0 clip(s); 2 already known."]
+    assert [w.value for w in app.warning] == [
+        "Not kept, as the same recording is already a clip: "
+        + ", ".join(f"{md_literal(f'take {k}.wav')} (clip #{ids[k]} of {md_literal('fan/id_00')})" for k in range(2))
+        + "."
+    ]  # fmt: skip
+    assert not [c for c in app.caption if c.value.startswith("Already known")] and not app.dataframe
+    assert list((data_dir / "uploads" / "valve" / "id_00").iterdir()) == []
+    assert sorted(p.name for p in fan.iterdir()) == ["take_0.wav", "take_1.wav"]
 
 
 def test_the_upload_box_states_the_same_limit_as_the_page(open_page, monkeypatch):
@@ -264,3 +292,48 @@ def test_scoring_new_clips_does_not_repeat_other_clips_old_failures(seeded, open
     (warning,) = [w.value for w in app.warning]  # this upload's own failure is shown, once
     assert warning.startswith(md_literal("bad8k.wav (saved as"))
     assert warning.endswith(md_literal("(resample the file to 16000 Hz)"))  # the reason in words, not its code
+
+
+def test_after_an_ingest_the_upload_box_is_emptied_and_each_file_is_counted_and_listed_once(
+    seeded, open_page, tmp_path
+):
+    """The box's files are not sent again with the next batch; a file sent again on purpose is named once, as
+    already known, and the scored and flagged counts are of the new clips alone (never more flagged than scored)."""
+    from core.workflows.explore import clip_details
+
+    def take(k: int) -> tuple[str, bytes]:
+        path = write_wav(tmp_path / f"{k}.wav", tone(2.0, freq=2500.0 + 400 * k, amplitude=0.9, seed=k))
+        return f"take {k}.wav", path.read_bytes()
+
+    app = _upload(open_page("data"), [take(0)], SEEDED_MACHINES[0])
+    assert [s.value for s in app.success] == ["Ingested 1 clip(s); 0 already known."]  # said after the box empties
+    (uploader,) = app.get("file_uploader")
+    assert not uploader.value and not [b for b in app.button if b.label == "Ingest uploads"]
+
+    _upload(app, [take(0), take(1), take(2)], SEEDED_MACHINES[0])
+    assert [s.value for s in app.success] == ["Ingested 2 clip(s); 1 already known."]
+    folder = seeded / "uploads" / "fan" / "id_00"
+    saved = folder / "take_0.wav"
+    assert [c.value for c in app.caption if c.value.startswith("Already known")] == [
+        "Already known (the same recording is stored, perhaps under another name): "
+        f"{md_literal(f'take 0.wav (saved as {saved})')}."
+    ]
+    (table,) = [t.value for t in app.dataframe]
+    assert list(table["file"]) == ["take 1.wav", "take 2.wav"]  # the new clips, each once
+    flagged = sum(clip_details(_clip_of(folder / f"take_{k}.wav")).flagged for k in (1, 2))
+    assert [t for t in infos(app) if t.startswith("Scored")] == [
+        f"Scored 2 clip(s); {flagged} flagged, now in the triage queue."
+    ]
+
+
+def test_earlier_clips_of_the_machine_scored_on_the_way_are_counted_apart(seeded, open_page, tmp_path):
+    from core.workflows.ingest import ingest
+
+    write_wav(tmp_path / "field" / "fan" / "id_00" / "earlier.wav", tone(2.0, freq=800.0))
+    assert ingest([str(tmp_path / "field")], n_jobs=1).ingested == 1  # registered, not scored
+    content = write_wav(tmp_path / "new.wav", tone(2.0, freq=900.0)).read_bytes()
+    app = _upload(open_page("data"), [("new.wav", content)], SEEDED_MACHINES[0])
+    (said,) = [t for t in infos(app) if t.startswith("Scored")]
+    assert said.startswith("Scored 1 clip(s); ")
+    assert said.endswith(f" flagged, now in the triage queue. 1 earlier clip(s) of {md_literal('fan/id_00')}, not "
+                         "scored until now, were scored too.")  # fmt: skip

@@ -22,12 +22,13 @@ def test_uploads_are_stored_under_data_dir_with_safe_names(data_dir, tmp_path):
     )
     root = (data_dir / "uploads").resolve()
     assert all(Path(p).resolve().is_relative_to(root) for p in stored.paths)
-    # letters of any script are kept; the same name with the same content is the same file, not a copy
-    assert [Path(p).name for p in stored.paths] == ["evil.wav", "pompe_é_1.wav", "evil.wav"]
+    # letters of any script are kept; the same name with the same content is the same file, not a copy, named once
+    assert [Path(p).name for p in stored.paths] == ["evil.wav", "pompe_é_1.wav"]
+    assert stored.names[stored.paths[0]] == "../../etc/evil.wav"  # the first name it was uploaded under
     assert Path(stored.paths[0]).parent == root / "fan" / "id_01"
     assert [item["path"] for item in stored.refused] == ["big.wav"]
     report = ingest(stored.paths)
-    assert (report.ingested, report.already_known) == (1, 2)  # same content three times is one clip
+    assert (report.ingested, report.already_known) == (1, 1)  # same content twice is one clip
 
 
 def test_an_upload_ingest_refuses_is_deleted_again_and_named_as_removed(data_dir, tmp_path):
@@ -45,8 +46,39 @@ def test_an_upload_ingest_refuses_is_deleted_again_and_named_as_removed(data_dir
     assert sorted(stored.removed) == [str(folder / "cut.wav"), str(folder / "junk.wav")]
 
     again = store_uploads([("good.wav", good)], "fan/id_00")  # a clip already registered is never deleted
-    assert ingest_uploads(again, n_jobs=1).already_known == 1 and again.removed == []
-    assert [p.name for p in folder.iterdir()] == ["good.wav"]
+    assert ingest_uploads(again, n_jobs=1).already_known == 1 and again.removed == [] and again.known_as == {}
+    assert [p.name for p in folder.iterdir()] == ["good.wav"] and again.paths == [str(folder / "good.wav")]
+
+
+def test_an_upload_whose_recording_is_already_a_clip_elsewhere_is_deleted_and_names_that_clip(data_dir, tmp_path):
+    """The same recordings uploaded for another machine register nothing there: the copies are not left under
+    that machine's folder, and each names the clip it already is (a copy within one batch too)."""
+    from core.workflows.triage import resolve_clip
+    from core.workflows.uploads import KnownClip
+
+    one, two = (write_wav(tmp_path / f"{k}.wav", tone(1.0, seed=k)).read_bytes() for k in range(2))
+    first = store_uploads([("one.wav", one), ("two.wav", two)], "fan/id_00")
+    assert ingest_uploads(first, n_jobs=1).ingested == 2
+    fan = (data_dir / "uploads" / "fan" / "id_00").resolve()
+    ids = {name: resolve_clip(str(fan / name)) for name in ("one.wav", "two.wav")}
+
+    again = store_uploads([("one.wav", one), ("copy of two.wav", two), ("two again.wav", two)], "valve/id_00")
+    report = ingest_uploads(again, n_jobs=1)
+    valve = (data_dir / "uploads" / "valve" / "id_00").resolve()
+    assert (report.ingested, report.already_known, report.rejected) == (0, 3, [])
+    assert list(valve.iterdir()) == [] and again.paths == []
+    assert sorted(again.removed) == sorted(str(valve / n) for n in ("one.wav", "copy_of_two.wav", "two_again.wav"))
+    assert again.known_as == {str(valve / "one.wav"): KnownClip(ids["one.wav"], "fan/id_00"),
+                              str(valve / "copy_of_two.wav"): KnownClip(ids["two.wav"], "fan/id_00"),
+                              str(valve / "two_again.wav"): KnownClip(ids["two.wav"], "fan/id_00")}  # fmt: skip
+    assert sorted(p.name for p in fan.iterdir()) == ["one.wav", "two.wav"]  # the clips' own files stay
+
+    three = write_wav(tmp_path / "3.wav", tone(1.0, seed=3)).read_bytes()
+    batch = store_uploads([("a.wav", three), ("b.wav", three)], "valve/id_00")  # one recording twice in a batch
+    report = ingest_uploads(batch, n_jobs=1)
+    assert (report.ingested, report.already_known) == (1, 1)
+    assert batch.paths == [str(valve / "a.wav")] and [p.name for p in valve.iterdir()] == ["a.wav"]
+    assert batch.known_as == {str(valve / "b.wav"): KnownClip(resolve_clip(str(valve / "a.wav")), "valve/id_00")}
 
 
 def test_oversized_upload_is_refused_with_its_reason(data_dir):
@@ -237,8 +269,26 @@ def test_new_clips_are_scored_and_each_says_its_score_and_whether_flagged(data_d
     )  # fmt: skip
     assert clip.score is not None and clip.flagged is details.flagged
     assert result.report.failed == [] and result.report.machines_without_model == [] and result.train_commands() == []
-    # the training clips were scored too (same machine), and only these paths are described
-    assert result.report.scored >= 1 and [c.path for c in result.clips] == stored.paths
+    # the training clips were scored too (same machine), and only these paths are described and counted
+    assert result.report.scored == 7 and [c.path for c in result.clips] == stored.paths
+    assert (result.scored, result.flagged) == (1, int(details.flagged))
+
+
+def test_the_counts_of_new_clips_count_each_clip_once_and_never_flag_more_than_they_score(data_dir, tmp_path):
+    """Paths naming clips scored earlier, or one clip twice, count once each: flagged is never more than scored."""
+    from core.workflows.training import train
+    from core.workflows.uploads import score_new_clips
+
+    _machine_plant(tmp_path / "plant")
+    ingest([str(tmp_path / "plant")], n_jobs=1)
+    train(None, "mahalanobis")
+    odd = [write_wav(tmp_path / f"odd{k}.wav", tone(1.0, freq=3000.0 + 500 * k, amplitude=0.9, seed=9 + k))
+           for k in range(2)]  # fmt: skip
+    stored = store_uploads([(p.name, p.read_bytes()) for p in odd], "fan/id_00")
+    ingest(stored.paths, n_jobs=1)
+    result = score_new_clips(stored.paths + stored.paths[:1] + [str(odd[0])])  # the same clip three ways
+    assert [c.flagged for c in result.clips] == [True, True, True, True]
+    assert (result.scored, result.flagged) == (2, 2)
 
 
 def test_only_these_clips_failures_and_machines_are_reported(data_dir, tmp_path):
