@@ -25,8 +25,16 @@ from core.signal.audio import AUDIO_SUFFIXES
 from core.vocabulary import MACHINE_ID_LENGTH, MACHINE_TYPE_LENGTH
 from core.workflows.ingest import IngestReport, ingest
 from core.workflows.scoring import ScoreReport, score
+from core.workflows.training import MIN_TRAINING_CLIPS, clips_to_learn
 from db.models import Clip
-from db.queries import active_threshold, clip_by_hash, clip_by_path, clip_scores, clips_ingested_under
+from db.queries import (
+    active_threshold,
+    clip_by_hash,
+    clip_by_path,
+    clip_scores,
+    clips_ingested_under,
+    machine_by_key,
+)
 from db.session import data_dir, session_scope
 
 MAX_NAME_BYTES = 200  # a stored file name's length in UTF-8 (file systems allow 255)
@@ -231,6 +239,7 @@ class NewClipsScored:
 
     clips: list[ClipOutcome]
     report: ScoreReport
+    normal_clips: dict[str, int] = field(default_factory=dict)  # machine without a model -> clips one would learn from
 
     @property
     def scored(self) -> int:
@@ -242,6 +251,11 @@ class NewClipsScored:
         """How many of these clips their machine's active model flags (each clip once): never more than
         :attr:`scored`."""
         return len({c.clip_id for c in self.clips if c.flagged})
+
+    def too_few_to_train(self) -> dict[str, int]:
+        """The machines of these clips without a model whose normal clips are too few to train one
+        (``MIN_TRAINING_CLIPS``; uploads are unlabelled, so they never count): machine -> how many they have."""
+        return {m: n for m, n in self.normal_clips.items() if n < MIN_TRAINING_CLIPS}
 
     def train_commands(self) -> list[str]:
         """For each machine of these clips without a model, the command that trains one (quoted for the shell)."""
@@ -284,7 +298,15 @@ def score_new_clips(
         report.machines_without_model += part.machines_without_model
     mine = {stored for _, stored in ids.values()} | set(ids)
     report.failed = [item for item in report.failed if item["path"] in mine]
-    return NewClipsScored([_outcome(path, ids.get(path), url) for path in paths or []], report)
+    outcomes = [_outcome(path, ids.get(path), url) for path in paths or []]
+    return NewClipsScored(outcomes, report, _normal_clips(report.machines_without_model, url))
+
+
+def _normal_clips(machines: list[str], url: str | None) -> dict[str, int]:
+    """For each of ``machines``, how many clips a detector trained now would learn normal from
+    (:func:`core.workflows.training.clips_to_learn`)."""
+    with session_scope(url) as session:
+        return {key: len(clips_to_learn(session, [machine_by_key(session, key).id]).clips) for key in machines}
 
 
 def _outcome(path: str, clip: tuple[int, str] | None, url: str | None) -> ClipOutcome:

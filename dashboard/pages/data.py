@@ -10,6 +10,7 @@ import streamlit as st
 from core.access import Action, why_not
 from core.errors import MachineSoundError
 from core.workflows.ingest import IngestReport, ingest_folder, ingest_roots
+from core.workflows.training import MIN_TRAINING_CLIPS
 from core.workflows.uploads import (
     NewClipsScored,
     StoredUploads,
@@ -25,6 +26,7 @@ from dashboard.components.progress import progress_bar
 from dashboard.components.text import md_literal
 
 KNOWN_SHOWN = 10  # files named in the "already known" line; a folder re-ingested says how many more
+COMPARE_PAGE = "dashboard/pages/compare.py"  # where Train detector is
 UPLOAD_BOX = "upload_box"  # session key: the upload box's generation (a new key empties the box)
 UPLOAD_DONE = "upload_done"  # session key: the batch just ingested, shown once above the emptied box
 
@@ -92,11 +94,27 @@ def _scored(result, uploaded_as: dict[str, str] | None = None, *, per_clip: bool
     for item in report.failed:
         st.warning(f"{_named(item['path'], uploaded_as)}: not scored: {md_literal(item['detail'])}")
     if report.machines_without_model:
-        machines = md_literal(", ".join(report.machines_without_model))
-        st.info(f"No model yet for {machines}, so these clips are stored but not scored. Train one on the machine's "
-                "normal clips (ingest a labelled folder, e.g. MIMII's normal/, or confirm field clips as normal), "
-                "with the command below or `python -m core train --help`.")  # fmt: skip
-        st.code("\n".join(result.train_commands()), language="bash")  # quoted for the shell
+        _no_model(result)
+
+
+def _no_model(result) -> None:
+    """How to get a model for the machines of these clips that have none: **Train detector** on Compare models
+    (linked), or the command; first some clips labelled normal where a machine has too few to learn from."""
+    machines = md_literal(", ".join(result.report.machines_without_model))
+    said = (f"No model yet for {machines}, so these clips are stored but not scored, and none reaches the triage "
+            "queue until a model scores it.")  # fmt: skip
+    few = result.too_few_to_train()
+    if few:
+        counts = ", ".join(f"{md_literal(machine)} has {n}" for machine, n in few.items())
+        said += (f" A model learns the machine's normal sound from clips labelled normal, at least "
+                 f"{MIN_TRAINING_CLIPS} ({counts}; uploads, as any file outside the MIMII and DCASE layouts, are "
+                 "unlabelled): first ingest a folder of its normal recordings above, in the MIMII layout "
+                 f"({md_literal(f'…/{next(iter(few))}/normal/')}), then train one")  # fmt: skip
+    else:
+        said += " Train one"
+    st.info(said + " with **Train detector** on Compare models (pick the machine there), or with the command below.")
+    st.page_link(COMPARE_PAGE, label="**Train detector** on Compare models", icon=":material/model_training:")
+    st.code("\n".join(result.train_commands()), language="bash")  # quoted for the shell
 
 
 def _row(clip, uploaded_as: dict[str, str] | None) -> dict[str, object]:

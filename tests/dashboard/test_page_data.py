@@ -263,14 +263,41 @@ def test_uploaded_clips_are_scored_at_once_each_with_its_score_and_whether_flagg
     assert not app.warning and not app.code
 
 
-def test_uploads_to_a_machine_without_a_model_say_how_to_get_one(open_page, tmp_path):
+def _no_model_advice(app) -> str:
+    (said,) = [text for text in infos(app) if text.startswith("No model yet")]
+    (link,) = [e.proto for e in app.get("page_link")]  # in the app first, the command line second
+    assert link.page.endswith("compare") and "Train detector" in link.label
+    return said
+
+
+def test_uploads_to_a_new_machine_say_it_needs_normal_clips_then_train_detector(open_page, tmp_path):
+    """Uploads are unlabelled: a new machine has no normal clip to learn from, so training (in the app or on the
+    command line) must wait for a folder of its normal recordings; no advice that cannot work (confirming clips
+    that never reach the triage queue)."""
     content = write_wav(tmp_path / "a.wav", tone(1.0)).read_bytes()
     app = _upload(open_page("data"), [("a.wav", content)], "press/id_01")
-    assert any(text.startswith(f"No model yet for {md_literal('press/id_01')}, so these clips are stored but not "
-                               "scored.") for text in infos(app))  # fmt: skip
+    said = _no_model_advice(app)
+    assert said == (
+        f"No model yet for {md_literal('press/id_01')}, so these clips are stored but not scored, and none reaches the "
+        "triage queue until a model scores it. A model learns the machine's normal sound from clips labelled normal, "
+        f"at least 3 ({md_literal('press/id_01')} has 0; uploads, as any file outside the MIMII and DCASE layouts, are "
+        "unlabelled): first ingest a folder of its normal recordings above, in the MIMII layout "
+        f"({md_literal('…/press/id_01/normal/')}), then train one with **Train detector** on Compare models (pick the "
+        "machine there), or with the command below."
+    )  # fmt: skip
     assert [c.value for c in app.code] == ["python -m core train --machine press/id_01"]
     (table,) = [t.value for t in app.dataframe]
     assert table.loc[0, ["score", "result"]].tolist() == [MISSING, "not scored: no model yet"]
+
+
+def test_uploads_to_a_machine_with_normal_clips_but_no_model_point_to_train_detector(open_page, data_dir, tmp_path):
+    for k in range(4):
+        write_wav(data_dir / "drop" / "press" / "id_01" / "normal" / f"{k:08d}.wav", tone(1.0, seed=k))
+    app = _ingest_folder(open_page("data"), str(data_dir / "drop"))
+    content = write_wav(tmp_path / "a.wav", tone(1.0, seed=9)).read_bytes()
+    said = _no_model_advice(_upload(app, [("a.wav", content)], "press/id_01"))
+    assert said.endswith("until a model scores it. Train one with **Train detector** on Compare models (pick the "
+                         "machine there), or with the command below.")  # fmt: skip
 
 
 def test_scoring_new_clips_does_not_repeat_other_clips_old_failures(seeded, open_page, tmp_path):

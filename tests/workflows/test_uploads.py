@@ -301,10 +301,30 @@ def test_only_these_clips_failures_and_machines_are_reported(data_dir, tmp_path)
     result = score_new_clips(stored.paths + [str(tmp_path / "never-ingested.wav")])
     assert result.report.machines_without_model == ["press/id_02"]
     assert result.train_commands() == ["python -m core train --machine press/id_02"]
+    assert result.too_few_to_train() == {"press/id_02": 0}  # an upload is unlabelled: no normal clip to learn from
     registered, unknown = result.clips
     assert (registered.machine, registered.model, registered.score, registered.flagged) == ("press/id_02", None, None,
                                                                                           None)  # fmt: skip
     assert unknown.clip_id is None and unknown.machine is None
+
+
+def test_a_machine_without_a_model_but_with_normal_clips_can_be_trained(data_dir, tmp_path):
+    from sqlalchemy import func, select
+
+    from core.workflows.uploads import score_new_clips
+    from db.models import Clip
+    from db.session import session_scope
+
+    _machine_plant(tmp_path / "plant")  # 6 normal clips, never trained
+    ingest([str(tmp_path / "plant")], n_jobs=1)
+    stored = store_uploads([("new.wav", write_wav(tmp_path / "n.wav", tone(1.0, seed=7)).read_bytes())], "fan/id_00")
+    ingest(stored.paths, n_jobs=1)
+    result = score_new_clips(stored.paths)
+    with session_scope() as session:  # its normal clips outside the test split (the split is drawn by content)
+        training = session.scalar(select(func.count()).where(Clip.split == "train", Clip.label == "normal"))
+    assert result.report.machines_without_model == ["fan/id_00"] and result.normal_clips == {"fan/id_00": training}
+    assert training >= 3
+    assert result.too_few_to_train() == {} and (result.scored, result.flagged) == (0, 0)
 
 
 def test_scoring_new_clips_needs_the_ingest_right(data_dir):
