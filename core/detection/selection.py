@@ -56,15 +56,21 @@ FAULTS = "confirmed_faults"  # the evidence kind of the confirmed faults
 
 DETECTOR_NAMES = {"mahalanobis": "Mahalanobis", "band_deviation": "band deviation", "frame_knn": "frame k-NN",
                   "frame_gmm": "frame GMM", "machine_id": "machine-ID classifier", "autoencoder": "autoencoder",
-                  "ensemble": "ensemble"}  # fmt: skip
+                  "ensemble": "ensemble", "spectrogram_cnn": "spectrogram CNN", "auto": "automatic choice"}  # fmt: skip
 POOLING_NAMES = {"max": "max", "mean": "mean", "top10": "top 10%"}
+
+
+def detector_name(detector: str) -> str:
+    """A registered detector as people read it (``frame_gmm`` -> ``frame GMM``; ``auto`` -> ``automatic choice``);
+    the name itself stays what the CLI, the database and the JSON say."""
+    return DETECTOR_NAMES.get(detector, detector.replace("_", " "))
 
 
 def candidate_name(label: str) -> str:
     """A candidate of the automatic choice as people read it (``frame_gmm_top10`` -> ``frame GMM (top 10%)``);
     the label itself stays what the JSON says, and the choice's note names candidates so."""
     detector, hyper = (CANDIDATES | {"machine_id": MACHINE_ID_CANDIDATE}).get(label, (label, {}))
-    name = DETECTOR_NAMES.get(detector, detector.replace("_", " "))
+    name = detector_name(detector)
     pooling = hyper.get("pooling")
     return f"{name} ({POOLING_NAMES.get(pooling, pooling)})" if pooling else name
 

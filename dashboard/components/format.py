@@ -61,3 +61,15 @@ def when(value: datetime | None, *, missing: str = MISSING, seconds: bool = Fals
         return f"{value:%Y-%m-%d %H:%M:%S}" if seconds else f"{value:%Y-%m-%d %H:%M}"
     except ValueError:  # pandas' NaT formats as nothing sensible
         return missing
+
+
+def duration(seconds: float) -> str:
+    """How long something took, as people say it: ``under 0.1 s``, ``0.4 s``, ``12 s``, ``2 min 05 s``."""
+    if seconds < 0.1:
+        return "under 0.1 s"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"

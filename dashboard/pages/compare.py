@@ -11,7 +11,7 @@ import streamlit as st
 from core.access import Action, why_not
 from core.commands import core_command
 from core.detection.registry import AUTO, CHOSEN_ONLY, detector_names
-from core.detection.selection import FAULT_WEIGHT, FAULTS, OTHER_WEIGHT, candidate_name
+from core.detection.selection import FAULT_WEIGHT, FAULTS, OTHER_WEIGHT, candidate_name, detector_name
 from core.errors import MachineSoundError
 from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import Comparison, compare_models, model_choices, scope_legend
@@ -20,7 +20,7 @@ from core.workflows.training import MachineTraining, activate, active_model_id, 
 from core.workflows.triage import clip_address, review_is_blind
 from dashboard.components import plots
 from dashboard.components.auth import current_actor
-from dashboard.components.format import fixed, number
+from dashboard.components.format import duration, fixed, number
 from dashboard.components.pickers import machine_picker
 from dashboard.components.progress import progress_bar
 from dashboard.components.text import md_literal
@@ -132,7 +132,7 @@ def _trained_note(machine: str, done: MachineTraining) -> str:
     """What a training from this page did, in words (shown after the rerun)."""
     t = done.report.trained[0]
     scored = done.scored.scored + done.queue_scored.scored
-    note = (f"Trained {t.detector} v{t.version} for {t.scope} on {t.n_train} clips in {t.seconds:.1f} s, first "
+    note = (f"Trained {t.detector} v{t.version} for {t.scope} on {t.n_train} clips in {duration(t.seconds)}, first "
             f"threshold {number(t.threshold)} (gamma fit); {scored} clips scored.")  # fmt: skip
     if done.active_model_id == t.model_id:
         note += f" It is now the active model of {machine}: its flags fill the triage queue."
@@ -176,9 +176,9 @@ def _train_section(selected: str | None) -> None:
     left, right = st.columns(2)
     machine = left.selectbox("Machine to train", machines, key="train_machine")
     names = [AUTO, *(name for name in detector_names() if name not in CHOSEN_ONLY)]
-    detector = right.selectbox("Detector", names, key="train_detector",
-                               help="auto: chosen per machine from its training clips only (see Automatic "
-                               "choice); the others by name")  # fmt: skip
+    detector = right.selectbox("Detector", names, key="train_detector", format_func=detector_name,
+                               help="The automatic choice: chosen per machine from its training clips only (see "
+                               "Automatic choice); the others by name")  # fmt: skip
     st.caption("Learns the machine's normal sound from its normal training clips and the field clips the team "
                "labelled normal, then scores every clip of the machine, so the comparison and the triage queue "
                "fill. A new version of the active detector becomes active; another detector waits for **Make … "

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.components.format import MISSING, fixed, number, numbers_apart, when
+from dashboard.components.format import MISSING, duration, fixed, number, numbers_apart, when
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,12 @@ def test_timestamps_to_the_minute_or_the_words_given():
 )  # fmt: skip
 def test_fixed_gives_every_figure_of_a_column_the_same_decimals(value, shown):
     assert fixed(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [(0.004, "under 0.1 s"), (0.44, "0.4 s"), (9.96, "10.0 s"), (12.4, "12 s"), (125.2, "2 min 05 s")],
+)
+def test_a_duration_never_reads_as_zero_seconds(seconds, said):
+    """Train detector said "in 0.0 s" for a detector that trains in milliseconds."""
+    assert duration(seconds) == said
