@@ -10,6 +10,7 @@ minimum expected cost given the cost of a missed anomaly and of a false alarm.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -145,3 +146,26 @@ def min_cost_threshold(y_true, scores, cost_miss: float, cost_false_alarm: float
     sw = _labelled(y_true, scores)
     cost = cost_miss * sw.fn + cost_false_alarm * sw.fp
     return float(sw.thresholds[np.flatnonzero(cost == cost.min())[-1]])
+
+
+MOST_DIGITS = 17  # a float64 reads back exactly with 17 significant digits
+
+
+def rounded_threshold(value: float, scores, digits: int = 4) -> float:
+    """``value`` with as few significant digits as it takes, ``digits`` at least, to flag the same of ``scores``
+    (``score > t``) as ``value`` does: rounded to the nearest, else the other way when that crosses a score (a
+    suggestion sits on a score, which rounding down would flag).  Returns it (a float that reads back as its
+    digits: ``18.29``); ``value`` itself when it is 0 or not finite."""
+    if value == 0 or not math.isfinite(value):
+        return float(value)
+    s = np.asarray(scores, dtype=np.float64)
+    flagged = s > value
+    for n in range(digits, MOST_DIGITS + 1):
+        exponent = math.floor(math.log10(abs(value))) - n + 1  # of the last digit kept
+        scaled = value / 10.0**exponent
+        nearest = round(scaled)
+        for mantissa in (nearest, nearest + (1 if nearest < scaled else -1)):
+            candidate = float(f"{mantissa}e{exponent}")
+            if np.array_equal(s > candidate, flagged):
+                return candidate
+    return float(value)

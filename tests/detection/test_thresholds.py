@@ -14,6 +14,7 @@ from core.detection.thresholds import (
     max_f1_threshold,
     min_cost_threshold,
     prediction_threshold,
+    rounded_threshold,
     target_precision_threshold,
     target_recall_threshold,
 )
@@ -247,3 +248,25 @@ def test_target_recall_unreachable_raises_bad_input():
 
 def test_methods_are_listed():
     assert METHODS == ("gamma", "max_f1", "target_recall", "target_precision", "min_cost")
+
+
+# --- rounding for people ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "rounded"),
+    [(740.259, 740.3), (6617.57, 6618.0), (9.04537, 9.045), (0.0123456, 0.01235), (-3.0, -3.0), (99999.0, 100000.0),
+     (123456.7, 123500.0), (0.0, 0.0), (float("inf"), float("inf"))],
+)  # fmt: skip
+def test_a_threshold_away_from_the_scores_rounds_to_four_significant_digits(value, rounded):
+    assert rounded_threshold(value, np.array([1.0, 5000.0, 200000.0]), 4) == rounded
+
+
+def test_a_threshold_keeps_the_digits_that_flag_the_same_scores():
+    """A suggestion sits on a score: rounding 18.2896 down would flag that clip, up to 18.29 would pass 18.2898."""
+    scores = np.array([9.0, 18.2896, 18.2898, 30.0])
+    assert rounded_threshold(18.2896, scores) == 18.2896
+    assert rounded_threshold(18.2904, np.array([9.0, 18.2904, 30.0])) == 18.3  # 18.29 would flag its own score
+    assert rounded_threshold(30.0004, scores) == 30.0  # above every score: nothing flagged either way
+    for value in (18.2896, 18.2904, 9.0, 29.99, 30.0):
+        assert np.array_equal(scores > rounded_threshold(value, scores), scores > value)
