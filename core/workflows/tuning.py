@@ -58,11 +58,15 @@ def fitted_with_test_split(reason: str) -> bool:
 
 @dataclass(frozen=True)
 class Suggestion:
+    """A suggested threshold: ``reason`` says how it was found and on which clips, under which label policy (as it
+    is saved); ``how`` is its first part alone (``maximum F1``), for a page that names the clips once."""
+
     machine: str
     model_id: int
     method: str
     value: float
     reason: str
+    how: str
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,7 @@ def suggest(spec: str, options: SuggestOptions = SuggestOptions(), *, url: str |
             training = load_detector(model.artifact_path).decision_scores_
             value = gamma_threshold(training, options.quantile)
             reason = f"gamma fit to {len(training)} normal training scores, quantile {options.quantile:g}"
-            return Suggestion(spec, model.id, "gamma", value, reason)
+            return Suggestion(spec, model.id, "gamma", value, reason, reason)
         found = labelled_set(session, machine, options.use_test)
     y, s, source = found.is_abnormal, found.scores, found.description
     if not y.any() or y.all():
@@ -191,13 +195,13 @@ def suggest(spec: str, options: SuggestOptions = SuggestOptions(), *, url: str |
         value = target_recall_threshold(y, s, options.target)
         how = _recall_reached(y, s, value, options.target)
     elif options.method == "target_precision":
-        value, how = target_precision_threshold(y, s, options.target), f"precision >= {options.target:g}"
+        value, how = target_precision_threshold(y, s, options.target), f"precision at least {options.target:g}"
     elif options.method == "min_cost":
         value = min_cost_threshold(y, s, options.cost_miss, options.cost_false_alarm)
         how = f"minimum cost (miss {options.cost_miss:g}, false alarm {options.cost_false_alarm:g})"
     else:
         raise BadInputError(Reason.INVALID_PARAMETER, f"unknown threshold method {options.method!r}")
-    return Suggestion(spec, model.id, options.method, value, f"{how} on {source}")
+    return Suggestion(spec, model.id, options.method, value, f"{how} on {source}", how)
 
 
 def missing_labels_message(spec: str, is_abnormal: np.ndarray, use_test: bool, source: str) -> str:
@@ -217,7 +221,7 @@ def _recall_reached(y: np.ndarray, s: np.ndarray, value: float, target: float) -
     n_abnormal = int(y.sum())
     caught = int((s[y] > value).sum())
     reached = caught / n_abnormal
-    text = f"recall >= {target:g}: {caught} of {n_abnormal} labelled anomalies flagged (recall {reached:.3g}"
+    text = f"recall at least {target:g}: {caught} of {n_abnormal} labelled anomalies flagged (recall {reached:.3g}"
     if reached > target + 1e-12:
         text += f", the lowest of at least {target:g} that these labelled clips allow"
     return text + ")"

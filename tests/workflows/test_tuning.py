@@ -350,6 +350,19 @@ def test_target_recall_reports_the_recall_it_reaches(trained):
     assert "4 of 6 labelled anomalies flagged (recall 0.667, the lowest of at least 0.6" in over.reason
 
 
+def test_a_suggestion_says_how_it_was_found_apart_from_the_clips_it_fitted_on(trained):
+    """The page put the whole reason in its note: the label policy again under the caption that gives it, and
+    'recall >= 0.9'. ``how`` is the reason's first part, in words."""
+    recall = suggest("fan/id_00", SuggestOptions(method="target_recall", target=0.6, use_test=True))
+    assert recall.how.startswith("recall at least 0.6: 4 of 6 labelled anomalies flagged")
+    assert recall.reason == f"{recall.how} on {tuning_data('fan/id_00', use_test=True).label_source}"
+    assert ">=" not in recall.reason
+    precision = suggest("fan/id_00", SuggestOptions(method="target_precision", target=0.5, use_test=True))
+    assert precision.how == "precision at least 0.5" and precision.reason.startswith(precision.how + " on ")
+    gamma = suggest("fan/id_00", SuggestOptions(method="gamma"))
+    assert gamma.how == gamma.reason  # no labelled clips to name
+
+
 def test_saved_thresholds_lists_the_active_models_thresholds_newest_first(trained):
     set_threshold("fan/id_00", 3.5, set_by="ana", reason="quieter nights", method="max_f1")
     set_threshold("fan/id_02", 9.0, set_by="bo", reason="other machine")
