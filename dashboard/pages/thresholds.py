@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.access import Action, why_not
 from core.detection.metrics import PAUC_MAX_FPR, metrics_at, partial_auc, roc_auc, sweep
-from core.detection.thresholds import method_name
+from core.detection.thresholds import method_name, rounded_threshold
 from core.errors import MachineSoundError
 from core.workflows.tuning import (
     SuggestOptions,
@@ -21,7 +23,7 @@ from core.workflows.tuning import (
 from dashboard.components import plots
 from dashboard.components.annotator import unnamed
 from dashboard.components.auth import current_actor
-from dashboard.components.format import number
+from dashboard.components.format import MAX_SIGNIFICANT, SIGNIFICANT, number, numbers_apart
 from dashboard.components.pickers import machine_picker
 from dashboard.components.text import md_literal
 
@@ -37,8 +39,7 @@ SUGGESTED_KEY = "threshold_suggested"  # a suggestion's value, handed to the nex
 NOTE_KEY = "threshold_suggestion_note"  # what the last suggestion did, shown after the rerun
 FROM_SUGGESTION_KEY = "threshold_from_suggestion"  # (method, value) of the last suggestion: saved with its method
 VALUE_KEY = "threshold_value"  # the threshold both controls show
-DIGITS = 6  # significant digits of a threshold on the slider, in the number box and in the metrics' titles
-SHOWN = f"%.{DIGITS}g"  # the number box's printf format: as many significant digits as _label
+SHOWN = f"%.{MAX_SIGNIFICANT}g"  # the number box's printf format: every digit a threshold has (see _as_shown)
 SCALES = ("score quantiles", "log scale", "even steps")
 SLIDER_STOPS = 401
 
@@ -53,22 +54,35 @@ def _slider_stops(scores: np.ndarray, scale: str) -> list[float]:
         stops = np.geomspace(low, high, SLIDER_STOPS)
     else:
         stops = np.linspace(low, high, SLIDER_STOPS)
-    by_label: dict[str, float] = {}  # the slider tells stops apart by their label: one stop per label
-    for stop in np.unique(np.concatenate([[low], stops]))[:-1]:
-        by_label.setdefault(_label(stop), float(stop))
-    by_label[_label(high)] = high  # the highest score exactly: at the top nothing is flagged
-    return sorted(by_label.values())
+    inner = {float(number(stop, SIGNIFICANT)) for stop in stops[1:-1]}  # as they read
+    ends = _as_shown(low, scores), _as_shown(high, scores)  # at the top nothing is flagged, at the bottom all but one
+    return sorted({stop for stop in inner if ends[0] < stop < ends[1]} | set(ends))
+
+
+def _as_shown(value: float, scores: np.ndarray) -> float:
+    """``value`` as the page shows and saves it: with :data:`SIGNIFICANT` significant digits, or as many more as it
+    takes to flag the same of ``scores`` (a suggestion sits on a score; rounding down would flag that clip)."""
+    return rounded_threshold(float(value), scores, SIGNIFICANT)
 
 
 def _label(value: float) -> str:
-    """A threshold as the slider, the number box (its printf format :data:`SHOWN`) and the metrics show it."""
-    return number(value, DIGITS)
+    """A threshold (as :func:`_as_shown` rounds it) as the slider, the number box (its printf format
+    :data:`SHOWN`), the metrics and the notes show it: every digit it has, no more."""
+    return number(value, MAX_SIGNIFICANT)
 
 
 def _with_value(stops: list[float], value: float) -> list[float]:
-    """``stops`` with ``value`` itself among them (in place of the stop that reads the same): the slider shows
-    the very threshold the number box and the metrics show, never a nearby stop."""
-    return sorted([stop for stop in stops if _label(stop) != _label(value)] + [value])
+    """``stops`` with ``value`` itself in place of the stop nearest to it (the lowest and the highest stay, unless
+    ``value`` lies beyond them): the slider shows the very threshold the number box and the metrics show, and its
+    first arrow key moves it about as far as the next (a stop left beside it moved it by a hair)."""
+    if value in stops:
+        return stops
+    movable = range(1, len(stops) - 1) if stops[0] < value < stops[-1] else range(len(stops))
+    above = bisect.bisect_left(stops, value)
+    nearest = min((i for i in (above - 1, above) if i in movable), key=lambda i: abs(stops[i] - value), default=None)
+    if nearest is None:  # two stops, the value between them
+        return sorted([*stops, value])
+    return [*stops[:nearest], value, *stops[nearest + 1 :]]  # in order: it replaces a neighbour
 
 
 def _step(scores: np.ndarray, value: float) -> float:
@@ -96,7 +110,8 @@ def _from_number() -> None:
 
 def _threshold_controls(data, scores: np.ndarray) -> float:
     """A slider (stops at score quantiles, on a log scale or even, and the threshold itself) and, beside it, the
-    exact value; both move and show the one threshold, in the detector's score units.  Returns it."""
+    exact value; both move and show the one threshold, in the detector's score units, as :func:`_as_shown` rounds
+    it; a note when it lies beyond every score.  Returns it."""
     suggested = st.session_state.pop(SUGGESTED_KEY, None)
     if suggested is not None:
         st.session_state[VALUE_KEY] = suggested
@@ -105,7 +120,7 @@ def _threshold_controls(data, scores: np.ndarray) -> float:
         st.session_state.pop(VALUE_KEY, None)
     if VALUE_KEY not in st.session_state:
         st.session_state[VALUE_KEY] = float(data.threshold if np.isfinite(data.threshold) else scores.max())
-    value = st.session_state[VALUE_KEY]
+    value = st.session_state[VALUE_KEY] = _as_shown(st.session_state[VALUE_KEY], scores)
     wide = plots.spans_orders(scores)
     scale = st.radio("Slider steps", SCALES, index=0 if wide else 2, horizontal=True, key="threshold_scale",
                      help="Where the slider stops: at quantiles of the clips' scores (as many stops between any "
@@ -122,10 +137,24 @@ def _threshold_controls(data, scores: np.ndarray) -> float:
                        on_change=_from_number,
                        help="Type any threshold: the slider moves to it; + and - step by about 1% of the "
                        "threshold (scores spanning orders of magnitude) or of the score range")  # fmt: skip
+    _beyond_the_scores(value, scores)
     return value
 
 
-def _suggestions(machine: str, use_test: bool, current: float) -> None:
+def _beyond_the_scores(value: float, scores: np.ndarray) -> None:
+    """What a threshold at or above every score, or below every score, means: a note (nothing when neither)."""
+    low, high = float(scores.min()), float(scores.max())
+    if value >= high:
+        st.info(f"Threshold {_label(value)} is at or above every score (the highest is "
+                f"{numbers_apart(value, high)[1]}): nothing will be flagged.")  # fmt: skip
+    elif value < low:
+        st.info(f"Threshold {_label(value)} is below every score (the lowest is {numbers_apart(value, low)[1]}): "
+                "every clip will be flagged.")  # fmt: skip
+
+
+def _suggestions(machine: str, use_test: bool, current: float, scores: np.ndarray) -> None:
+    """The suggestion buttons; a pressed one sets the threshold (as :func:`_as_shown` rounds it on ``scores``, the
+    slider's) and the reason, and says in short what it did: the clips and the label policy are named once, above."""
     st.subheader("Suggestions")
     st.caption("Suggestions fit on the same labelled clips as the metrics above (ground truth and the pilots' "
                "verdicts, under the label policy); the gamma quantile needs no labels.")  # fmt: skip
@@ -148,14 +177,13 @@ def _suggestions(machine: str, use_test: bool, current: float) -> None:
         except MachineSoundError as exc:
             st.warning(md_literal(exc.detail))
             return
+        value = _as_shown(suggestion.value, scores)
         # the controls already exist in this run: hand the value over to the next run, which sets them first
-        st.session_state[SUGGESTED_KEY] = float(suggestion.value)
+        st.session_state[SUGGESTED_KEY] = value
         st.session_state["threshold_reason"] = suggestion.reason
-        st.session_state[FROM_SUGGESTION_KEY] = (suggestion.method, float(suggestion.value))
-        same = "unchanged: the threshold was already there" if np.isclose(suggestion.value, current) else (
-            f"was {current:.6g}")  # fmt: skip
-        st.session_state[NOTE_KEY] = (f"{label}: threshold {suggestion.value:.6g} ({same}). "
-                                      f"{md_literal(suggestion.reason)}")  # fmt: skip
+        st.session_state[FROM_SUGGESTION_KEY] = (suggestion.method, value)
+        same = "unchanged: the threshold was already there" if value == current else f"was {_label(current)}"
+        st.session_state[NOTE_KEY] = f"{label}: threshold {_label(value)} ({same}): {md_literal(suggestion.how)}."
         st.rerun()
 
 
@@ -255,17 +283,38 @@ def render() -> None:
         help="Tune on the held-out test clips' ground truth as well as on the pilots' verdicts. Their "
         "metrics then no longer grade the model fairly; untick to tune on pilot verdicts alone.",
     )  # fmt: skip
-    data = _data(machine, use_test, data_version(machine))
-    all_scores = np.concatenate([data.scores, data.unlabelled_scores])
-    if all_scores.size == 0:
+    version = data_version(machine)
+    data = _data(machine, use_test, version)
+    all_scores = _every_score(data)
+    if not all_scores.size and not use_test:
+        all_scores = _only_in_the_test_split(machine, version)
+    if not all_scores.size:
         st.info(f"No scored clip to tune on yet for this machine ({data.label_source}).")
         _history(machine)
         return
     value = _threshold_controls(data, all_scores)
-    _metrics_and_charts(data, value, data.flagged_share(value), plots.spans_orders(all_scores))
-    _suggestions(machine, use_test, value)
+    if data.scores.size or data.unlabelled_scores.size:  # else: nothing to measure without the test split
+        _metrics_and_charts(data, value, data.flagged_share(value), plots.spans_orders(all_scores))
+    _suggestions(machine, use_test, value, all_scores)
     _save(machine, value)
     _history(machine)
+
+
+def _every_score(data) -> np.ndarray:
+    """The scores of every clip in ``data``'s set, labelled or not (the unlabelled as sampled)."""
+    return np.concatenate([data.scores, data.unlabelled_scores])
+
+
+def _only_in_the_test_split(machine: str, version: tuple) -> np.ndarray:
+    """With the test split left out and no clip left: every score with it (for the slider, so that a threshold can
+    still be set by hand), after a note saying that all the labelled clips are there; empty when none is."""
+    with_test = _data(machine, True, version)
+    scores = _every_score(with_test)
+    if scores.size:
+        st.info(f"All {with_test.scores.size} labelled clips of this machine are in the test split (the others are "
+                "the model's training clips): tick **Include the test split** to tune on them. Meanwhile the slider "
+                "spans their scores, to set a threshold by hand.")  # fmt: skip
+    return scores
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script
