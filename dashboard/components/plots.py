@@ -12,6 +12,17 @@ from dashboard.components.text import plot_literal
 from dashboard.theme import LABEL_COLOURS
 
 MARGINS = dict(l=10, r=10, t=40, b=10)
+# Plotly's mode bar (shown on hover, top right) spans a chart a third of the page wide and covered its title in a
+# 40 px margin: the charts of the Thresholds and Compare pages take a taller margin, their title at its foot, just
+# over the plot, and the mode bar above it
+TITLED_MARGINS = dict(l=10, r=10, t=60, b=10)
+
+
+def _under_mode_bar(title: str) -> dict:
+    """A chart's title (shown as given) at the foot of :data:`TITLED_MARGINS`, clear of the mode bar above it."""
+    return dict(text=title, yref="paper", y=1, yanchor="bottom", pad=dict(b=6))
+
+
 # a horizontal legend under the x axis title takes no width from a narrow chart (beside it, it took half of a third
 # of the page)
 LEGEND_BELOW = dict(orientation="h", x=0, xanchor="left", y=-0.25, yanchor="top")
@@ -100,8 +111,8 @@ def confusion(c: Confusion, title: str) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=rates, x=["flagged abnormal", "passed as normal"], y=["abnormal", "normal"],
                                text=text, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,
                                showscale=False))  # fmt: skip
-    fig.update_layout(title=plot_literal(title), height=300, margin=MARGINS, xaxis_title="model says",
-                      yaxis_title="truth", yaxis_autorange="reversed")  # fmt: skip
+    fig.update_layout(title=_under_mode_bar(plot_literal(title)), height=300, margin=TITLED_MARGINS,
+                      xaxis_title="model says", yaxis_title="truth", yaxis_autorange="reversed")  # fmt: skip
     # abnormal on top, as confusion matrices are read
     return fig
 
@@ -144,7 +155,8 @@ def score_histogram(
         tallest = max(tallest, np.histogram(x, bins=40, weights=counts)[0].max(initial=0))
     at = float(np.log10(threshold)) if log and threshold > 0 else threshold
     fig.add_vline(x=at, line_dash="dash", annotation_text="threshold", annotation_position="top right")
-    fig.update_layout(barmode="overlay", title=plot_literal(f"Scores ({clips})"), height=300, margin=MARGINS,
+    fig.update_layout(barmode="overlay", title=_under_mode_bar(plot_literal(f"Scores ({clips})")), height=300,
+                      margin=TITLED_MARGINS,
                       xaxis_title="score (log scale)" if log else "score", yaxis_title="clips",
                       legend=LEGEND_BELOW)  # fmt: skip
     fig.update_yaxes(dtick=max(1, int(np.ceil(tallest / 5))))  # whole clips, about 5 ticks
@@ -172,7 +184,8 @@ def score_scatter(scores: np.ndarray, is_abnormal: np.ndarray, threshold: float,
                                    marker=dict(color=LABEL_COLOURS[name], size=5)))  # fmt: skip
     fig.add_trace(go.Scatter(x=[0, max(len(scores) - 1, 1)], y=[threshold, threshold], mode="lines",
                              name="threshold", line=dict(dash="dash", color="#444")))  # fmt: skip
-    fig.update_layout(title="Clip scores", height=300, margin=MARGINS, xaxis_title="clip (labelled, in id order)",
+    fig.update_layout(title=_under_mode_bar("Clip scores"), height=300, margin=TITLED_MARGINS,
+                      xaxis_title="clip (labelled, in id order)",
                       yaxis_title="score", yaxis_type="log" if log else "linear", legend=LEGEND_BELOW)  # fmt: skip
     _label_log_axis(fig.update_yaxes, np.r_[scores, threshold] if log else np.array([]))
     return fig
@@ -183,7 +196,8 @@ def curve(x, y, *, title: str, x_title: str, y_title: str, marker: tuple[float, 
     if marker:
         fig.add_trace(go.Scatter(x=[marker[0]], y=[marker[1]], mode="markers", marker=dict(size=10, color="#e63946"),
                                  name="current threshold"))  # fmt: skip
-    fig.update_layout(title=title, height=300, margin=MARGINS, xaxis_title=x_title, yaxis_title=y_title,
+    fig.update_layout(title=_under_mode_bar(title), height=300, margin=TITLED_MARGINS, xaxis_title=x_title,
+                      yaxis_title=y_title,
                       showlegend=False)  # fmt: skip
     return fig
 
@@ -199,7 +213,8 @@ def against_threshold(sw: Sweep, threshold: float, *, log: bool = False) -> go.F
                                  line_shape="hv"))  # fmt: skip
     fig.add_trace(go.Scatter(x=[threshold, threshold], y=[0, 1.02], mode="lines", name="threshold",
                              line=dict(dash="dash", color="#444")))  # fmt: skip
-    fig.update_layout(title="Precision, recall, F1", height=340, margin=MARGINS, xaxis_title="threshold",
+    fig.update_layout(title=_under_mode_bar("Precision, recall, F1"), height=340, margin=TITLED_MARGINS,
+                      xaxis_title="threshold",
                       yaxis_range=[0, 1.02], legend=LEGEND_BELOW)  # fmt: skip
     fig.update_xaxes(type="log" if log else "linear")
     _label_log_axis(fig.update_xaxes, np.asarray(sw.thresholds, dtype=float) if log else np.array([]), most=7)

@@ -1,17 +1,41 @@
 """The Thresholds page in a real browser at 1280x720 (``streamlit run`` and headless Chromium, as
-``test_browser.py``): the slider's first arrow key after a typed threshold moves it a whole stop."""
+``test_browser.py``): Plotly's mode bar, shown on hover, leaves every chart's title clear, and the slider's first
+arrow key after a typed threshold moves it a whole stop."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.dashboard import test_browser as real
-from tests.dashboard.test_browser import _assert_no_exception, _open, _wait_for_app_idle
+from tests.dashboard.test_browser import SCREENSHOTS, _assert_no_exception, _open, _wait_for_app_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 dashboard, browser = real.dashboard, real.browser  # the same fixtures (page: conftest), a server of this module's
 
 SMALL_SCREEN = {"width": 1280, "height": 720}
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and (
+        a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+    )  # fmt: skip
+
+
+def test_the_mode_bar_shown_on_hover_leaves_every_title_clear(page, dashboard):
+    page.set_viewport_size(SMALL_SCREEN)
+    _open(page, dashboard, "thresholds")
+    _assert_no_exception(page, dashboard, "the Thresholds page")
+    charts = page.locator("[data-testid='stMain'] .js-plotly-plot")
+    assert charts.count() == 6
+    for chart in charts.all():
+        chart.scroll_into_view_if_needed()
+        chart.hover()
+        bar = chart.locator(".modebar").first
+        bar.wait_for(state="visible")
+        title = chart.locator(".gtitle").first
+        assert not _overlap(title.bounding_box(), bar.bounding_box()), title.text_content()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "thresholds-mode-bar.png"))
 
 
 SLIDER = "[data-testid='stSlider'] input[type=range]"

@@ -511,6 +511,17 @@ def test_a_suggestion_says_in_short_what_it_did_and_the_label_policy_reads_once(
     assert sum(text.count(policy) for text in shown) == 1
 
 
+def test_the_charts_titles_sit_under_the_mode_bar(seeded, open_page):
+    """Plotly's mode bar, shown on hover at the top right, covered 'Precision-recall' in a 40 px margin (checked in
+    Chromium by test_browser_thresholds.py): the titles now sit at the foot of a taller margin, over the plot."""
+    app = open_page("thresholds")
+    layouts = [json.loads(c.proto.spec)["layout"] for c in app.get("plotly_chart")]
+    assert len(layouts) == 6
+    for layout in layouts:
+        assert (layout["title"]["yref"], layout["title"]["y"], layout["title"]["yanchor"]) == ("paper", 1, "bottom")
+        assert layout["margin"]["t"] >= 60
+
+
 def test_max_f1_maximises_the_f1_the_page_shows_on_the_clips_it_shows(seeded, open_page):
     app = open_page("thresholds")
     _click(app, "Max F1")
