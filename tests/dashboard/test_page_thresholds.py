@@ -379,7 +379,7 @@ def test_with_every_labelled_clip_in_the_test_split_unticking_it_says_so_and_kee
     assert _slider(app).options[-1] == _read(_shown(_top_score()))
     assert "Precision" not in _metrics(app) and not app.get("plotly_chart")  # nothing to measure them on
     _number(app).set_value(20.0).run()  # set by hand
-    app.text_input(key="threshold_by").input("carol")
+    app.text_input(key="annotator_input").input("carol").run()  # the sidebar's name
     _click(app, "Save threshold")
     with session_scope() as session:
         assert active_threshold(session, _model_id()).value == 20.0
