@@ -39,6 +39,7 @@ from dashboard.components.clip_view import (
     render_player,
     render_spectrogram,
 )
+from dashboard.components.format import when
 from dashboard.components.pickers import machine_picker
 from dashboard.components.text import md_literal
 
@@ -93,8 +94,9 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
         )
 
 
-def _verdict_form(clip_id: int, name: str, *, skippable: bool, waiting: int, aside: str | None) -> None:
-    """The verdict buttons (with their keys: A, N, U), skip (S), what the last click did close under them (see
+def _verdict_form(clip_id: int, name: str, *, skippable: bool | None, waiting: int, aside: str | None) -> None:
+    """The verdict buttons (with their keys: A, N, U), skip (S; disabled when ``skippable`` is false, absent when
+    None), what the last click did close under them (see
     :func:`_notices`; ``waiting``: clips skipped; ``aside``: a line about the clip), then the anomaly type and the
     note."""
     choices = (("Confirm abnormal", "abnormal", "primary"), ("Reject (normal)", "normal", "secondary"),
@@ -104,10 +106,12 @@ def _verdict_form(clip_id: int, name: str, *, skippable: bool, waiting: int, asi
         for column, (label, verdict, kind_of_button) in zip(buttons, choices, strict=False):
             column.button(label, key=f"{verdict}_{clip_id}", type=kind_of_button, use_container_width=True,
                           shortcut=VERDICT_KEYS[verdict], on_click=_record, args=(clip_id, name, verdict))  # fmt: skip
-        if skippable:
+        if skippable is not None:  # the queue's last clip: there, but nothing to skip to
+            last = "Nothing else waits in your queue: this is its last clip"
             buttons[3].button("Skip for now", key=f"skip_{clip_id}", on_click=_skip, args=(clip_id,),
-                              use_container_width=True, shortcut=SKIP_KEY,
-                              help="Set this clip aside: it comes back at the end of your queue")  # fmt: skip
+                              use_container_width=True, shortcut=SKIP_KEY, disabled=not skippable,
+                              help=last if not skippable else "Set this clip aside: it comes back at the end of your "
+                              "queue")  # fmt: skip
         _notices(waiting=waiting, aside=aside)
         left, right = st.columns(2)
     kind = left.selectbox("Anomaly type (for Confirm)", [NO_TYPE, *anomaly_types(), NEW_TYPE], key=f"type_{clip_id}")
@@ -180,8 +184,8 @@ def _undo(name: str) -> None:
         st.session_state[PINNED] = undone.clip_id
 
 
-def _judge(clip_id: int, name: str, blind: bool, *, skippable: bool, waiting: int = 0, aside: str | None = None
-           ) -> None:  # fmt: skip
+def _judge(clip_id: int, name: str, blind: bool, *, skippable: bool | None, waiting: int = 0,
+           aside: str | None = None) -> None:  # fmt: skip
     """The clip: its facts, the player and the verdict buttons, what the last click did (``waiting``: clips
     skipped; ``aside``: a line about the clip), one spectrogram (all on a 1280x720 screen), then the details
     below; in the queue, a button to skip it for now."""
@@ -313,7 +317,9 @@ def _own_unsure(machine: str, name: str, blind: bool) -> None:
               for item in mine}  # fmt: skip
     clip_id = st.selectbox("Clip", list(labels), format_func=labels.get, key="unsure_clip")
     _show_link(machine, clip_id)  # the address names the clip on screen, as in the queue
-    _judge(clip_id, name, blind, skippable=False)
+    own = next(item for item in mine if item.clip_id == clip_id)
+    said = f"You judged #{clip_id} unsure on {when(own.at)}" + (f": “{md_literal(own.note)}”" if own.note else "")
+    _judge(clip_id, name, blind, skippable=None, aside=f"{said}.")
 
 
 def render() -> None:

@@ -384,12 +384,23 @@ def test_skip_for_now_has_a_key_of_its_own(seeded, open_page):
     assert _shown_clip(app) == f"clip #{queue[1].clip_id}" and _annotations() == []
 
 
+def test_on_the_last_clip_skip_stays_in_place_and_says_why_it_does_nothing(seeded, open_page):
+    """It vanished on the last clip, and S then did nothing without a word."""
+    queue = triage_queue(MACHINE)
+    for item in queue[1:]:
+        record_verdict(item.clip_id, "alice", "normal")
+    app = _open_queue(open_page, "alice")
+    skip = _button(app, "Skip for now")
+    assert skip.disabled and skip.proto.help == "Nothing else waits in your queue: this is its last clip"
+    assert skip.proto.shortcut.upper() == "S"
+
+
 def test_my_unsure_list_keeps_the_address_on_the_clip_on_screen(seeded, open_page):
     """The shareable address names the clip on screen in the list of one's unsure verdicts too, so the link a
     pilot copies there opens that very clip for a colleague."""
     queue = triage_queue(MACHINE)
     for item in (queue[2], queue[4]):
-        record_verdict(item.clip_id, "alice", "unsure")
+        record_verdict(item.clip_id, "alice", "unsure", note="hum at 3 s" if item is queue[2] else "")
     app = _open_queue(open_page, "alice")
     app.sidebar.radio(key="triage_show").set_value("My unsure verdicts").run()
     no_exception(app)
@@ -398,6 +409,9 @@ def test_my_unsure_list_keeps_the_address_on_the_clip_on_screen(seeded, open_pag
         no_exception(app)
         assert _shown_clip(app) == f"clip #{clip_id}"
         assert app.query_params == {"machine": MACHINE, "clip": str(clip_id)}
+    said = next(c.value for c in app.caption if c.value.startswith("You judged"))  # under the buttons
+    assert said.startswith(f"You judged #{queue[2].clip_id} unsure on ") and said.endswith(": “hum at 3 s”.")
+    assert "Skip for now" not in _labels(app)  # nothing to skip to in this list
 
     colleague = _sign_in(open_page("triage"), "bob")
     colleague.query_params.update(app.query_params)  # the copied link, opened
