@@ -81,15 +81,18 @@ def _disagreements(machine: str, result: Comparison) -> None:
         return
     a, b = (r.name for r in result.results)
     blind = review_is_blind(current_actor())  # an annotator judging blind sees no label, nor a file name that says it
-    # the link first: it stays in view however wide the names and scores make the rest
+    # the link first, and short column names (A, B): every column in view at 1280 px, however long the models' names
     rows = [{"open": clip_link(machine, d.clip_id), "clip": d.clip_id,
-             **({} if blind else {"file": d.file, "label": d.label}), f"{a} score": d.scores[0],
-             f"{a} flags": d.flagged[0], f"{b} score": d.scores[1], f"{b} flags": d.flagged[1]}
+             **({} if blind else {"file": d.file, "label": d.label}), "A score": number(d.scores[0]),
+             "A flags": d.flagged[0], "B score": number(d.scores[1]), "B flags": d.flagged[1]}
             for d in result.disagreements]  # fmt: skip
-    st.caption(f"{len(rows)} of the {result.n_test} graded clips, highest score of the first model first; each "
-               "at the model's own threshold. Click **Open** to hear and see a clip on the Explore page.")  # fmt: skip
+    st.caption(f"{len(rows)} of the {result.n_test} graded clips, highest score of A first; each at the model's own "
+               f"threshold. A is {md_literal(a)}, B is {md_literal(b)}. Click **Open** to hear and see a clip on the "
+               "Explore page.")  # fmt: skip
+    right = st.column_config.TextColumn(alignment="right")
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="compare_disagreements",
-                 column_config={"open": st.column_config.LinkColumn("open", display_text="Open")})  # fmt: skip
+                 column_config={"open": st.column_config.LinkColumn("open", display_text="Open"), "A score": right,
+                                "B score": right})  # fmt: skip
 
 
 def _activate_buttons(machine: str, result: Comparison) -> None:
