@@ -25,7 +25,8 @@ def name_field() -> None:
     if name and not st.session_state.get(EDITING):
         line, change = st.sidebar.columns([3, 1.4], vertical_alignment="center")
         line.caption(f"Working as **{md_literal(name)}**")
-        change.button("Change", key="annotator_change", on_click=_edit, help="Give another name for this session")
+        change.button("Change", key="annotator_change", on_click=_edit, type="tertiary",  # a link's width: whole
+                      help="Give another name for this session")  # fmt: skip
         return
     if FIELD not in st.session_state:  # the field was gone: it opens on the name in use
         st.session_state[FIELD] = name
@@ -42,6 +43,10 @@ def _edit() -> None:
 
 
 def _take_name() -> None:
+    """The name typed becomes the session's; an emptied field keeps the name in use (a change given up)."""
+    if not (st.session_state.get(FIELD) or "").strip() and st.session_state.get(KEY):
+        st.session_state.pop(EDITING, None)
+        return
     try:
         st.session_state[KEY] = checked_name(st.session_state.get(FIELD), "your name")
     except MachineSoundError as exc:  # too long to be recorded with a verdict
@@ -63,5 +68,5 @@ def annotator_name() -> str | None:
 def unnamed(actor: Actor) -> str | None:
     """Why ``actor`` may not save a record in their name yet (sign-in off and no name given), or ``None``."""
     if actor.operator and not st.session_state.get(KEY, "").strip():
-        return "Give your name in the sidebar first: what you save records who saved it."
+        return "Not saved: give your name in the sidebar first, as what you save records who saved it."
     return None

@@ -194,7 +194,10 @@ def _save(machine: str, value: float) -> None:
     actor = current_actor()
     reason = st.text_input("Why this threshold?", key="threshold_reason")
     refused = why_not(actor.role, Action.SET_THRESHOLD) or unnamed(actor)
-    if st.button("Save threshold", type="primary", disabled=bool(refused), help=refused):
+    clicked = st.button("Save threshold", type="primary", disabled=bool(refused), help=refused)
+    if refused:  # said on the page, not only in the disabled button's tooltip
+        st.caption(refused)
+    if clicked:
         try:
             method, suggested = st.session_state.get(FROM_SUGGESTION_KEY, ("manual", None))
             method = method if suggested == value else "manual"  # moved after the suggestion: set by hand

@@ -27,8 +27,8 @@ def _add_submitted(actor) -> None:
         st.session_state[ADDED] = ("error", md_literal(exc.detail))
         return
     st.session_state[ADDED] = ("success", f"Added {md_literal(name.strip())} as {typed['role']}.")
-    for key in ADD_KEYS.values():
-        del st.session_state[key]
+    for field in ("name", "email", "password"):  # set, not deleted: a deleted key let the browser keep its text
+        st.session_state[ADD_KEYS[field]] = ""
 
 
 def _add(actor) -> None:

@@ -102,8 +102,8 @@ def test_with_sign_in_off_the_final_verdict_needs_and_records_the_sidebars_name(
     app.radio(key=f"ruling_{disputed}").set_value("normal")
     app.text_area(key=f"ruling_reason_{disputed}").input("checked on site")
     _submit(app)
-    assert [e.value for e in app.error] == ["Not recorded: Give your name in the sidebar first: what you save records "
-                                            "who saved it."]  # fmt: skip
+    assert [e.value for e in app.error] == ["Not saved: give your name in the sidebar first, as what you save "
+                                            "records who saved it."]  # fmt: skip
     with session_scope() as session:
         assert session.scalars(select(Adjudication)).all() == []
     app.sidebar.text_input(key="annotator_input").input("eve").run()  # the form keeps what was chosen and typed

@@ -86,6 +86,9 @@ def test_the_queue_needs_an_annotator_name(seeded, open_page):
     assert "Working as **alice**" in [c.value for c in app.sidebar.caption]
     next(b for b in app.sidebar.button if b.label == "Change").click().run()  # another name, from any page
     assert app.sidebar.text_input(key="annotator_input").value == "alice"
+    app.sidebar.text_input(key="annotator_input").input("").run()  # emptied: the change is given up
+    assert "Working as **alice**" in [c.value for c in app.sidebar.caption]
+    next(b for b in app.sidebar.button if b.label == "Change").click().run()
     app.sidebar.text_input(key="annotator_input").input("bob").run()
     assert "Working as **bob**" in [c.value for c in app.sidebar.caption]
 
