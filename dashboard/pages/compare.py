@@ -135,8 +135,9 @@ def _trained_note(machine: str, done: MachineTraining) -> str:
     """What a training from this page did, in words (shown after the rerun)."""
     t = done.report.trained[0]
     scored = done.scored.scored + done.queue_scored.scored
-    note = (f"Trained {t.detector} v{t.version} for {t.scope} on {t.n_train} clips in {duration(t.seconds)}, first "
-            f"threshold {number(t.threshold)} (gamma fit); {scored} clips scored.")  # fmt: skip
+    note = (f"Trained {detector_name(t.detector)} v{t.version} for {t.scope} on {t.n_train} clips (the fit took "
+            f"{duration(t.seconds)}), first threshold {number(t.threshold)} (gamma fit); then {scored} clips "
+            "scored.")  # fmt: skip
     if done.active_model_id == t.model_id:
         note += f" It is now the active model of {machine}: its flags fill the triage queue."
     else:

@@ -90,7 +90,7 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
         _disagreements.clear()  # it may be disputed now
         said = ", ".join(f"{md_literal(who)} said {v}" for who, v in others.items())
         st.session_state["verdict_notice"] = f"#{clip_id} was also judged by others ({said}); every verdict is kept" + (
-            ", and the clip is on the review list of disagreements." if found.disputed else "."
+            ", and engineers settle the disagreement on the Review page." if found.disputed else "."
         )
 
 
@@ -200,7 +200,8 @@ def _judge(clip_id: int, name: str, blind: bool, *, skippable: bool | None, wait
         render_spectrogram(details, views, key="triage", height=SPECTROGRAM_HEIGHT)
         render_details(details, views, key="triage")
     if blind:
-        st.caption("Blind review: the clip's label, file and other verdicts show after your verdict.")
+        st.caption("Blind review: no label, file name or other annotator's verdict is shown; others' verdicts are "
+                   "said once you have given yours.")  # fmt: skip
     elif details.history:
         with st.expander("Verdict history of this clip"):
             render_history(details)

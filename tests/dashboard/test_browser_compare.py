@@ -41,7 +41,7 @@ def test_train_detector_from_the_compare_page_then_compare(page, dashboard):
     page.get_by_role("option", name="mahalanobis").click()
     _wait_for_app_idle(page)
     page.get_by_role("button", name="Train detector").click()
-    page.get_by_text("Trained mahalanobis v2 for fan/id_00").wait_for(state="visible")
+    page.get_by_text("Trained Mahalanobis v2 for fan/id_00").wait_for(state="visible")
     _wait_for_app_idle(page)
     _assert_no_exception(page, dashboard, "Compare after training")
     page.get_by_text("Where they disagree").wait_for(state="visible")

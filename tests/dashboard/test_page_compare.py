@@ -219,7 +219,8 @@ def test_an_engineer_trains_a_new_machines_detector_from_the_page_and_its_clips_
     no_exception(app)
     assert not app.error
     (note,) = [s.value for s in app.success]
-    assert note.startswith(md_literal("Trained mahalanobis v1 for pump/id_09 on "))
+    assert note.startswith(md_literal("Trained Mahalanobis v1 for pump/id_09 on "))
+    assert md_literal("(the fit took ") in note and md_literal("then 10 clips scored.") in note  # the fit alone timed
     assert md_literal("It is now the active model of pump/id_09") in note
     assert "pump/id_09" in machine_keys(require_model=True)
     with session_scope() as session:

@@ -175,7 +175,7 @@ def test_a_disagreeing_second_annotator_puts_the_clip_on_the_review_list(seeded,
         ("alice", "abnormal"), ("bob", "normal"),
     }  # fmt: skip
     assert infos(bob)[0] == (f"#{clip.clip_id} was also judged by others (alice said abnormal); every verdict is "
-                             "kept, and the clip is on the review list of disagreements.")  # fmt: skip
+                             "kept, and engineers settle the disagreement on the Review page.")  # fmt: skip
     alice.run()
     assert not any("also judged" in text for text in infos(alice))
     for app in (alice, bob):
