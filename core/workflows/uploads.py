@@ -55,7 +55,7 @@ class StoredUploads:
     refused: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason", "detail"}; path: the upload's name
     names: dict[str, str] = field(default_factory=dict)  # stored path -> the name it was uploaded under
     removed: list[str] = field(default_factory=list)  # stored, then deleted at ingest: refused, or a copy (known_as)
-    known_as: dict[str, KnownClip] = field(default_factory=dict)  # a removed copy -> the clip its recording already is
+    known_as: dict[str, KnownClip] = field(default_factory=dict)  # an upload already a clip -> that clip
 
 
 def max_upload_bytes() -> int:
@@ -186,9 +186,9 @@ def ingest_uploads(
     """Register the files :func:`store_uploads` saved, and return the ingest report (which still names every file
     with what became of it).  Deleted again, leaving ``stored.paths`` for ``stored.removed``: each file ingest
     refuses for what it holds (unreadable, empty, silent, too long...: it is no clip, and left in the uploads folder
-    it would look kept), and each copy of a recording already registered as another file (``stored.known_as`` names
-    that clip and its machine: kept, the copy would look like a clip of the machine it was uploaded for).  A file
-    refused by a bug (``unexpected_error``, not the file's fault) is kept for the operator."""
+    it would look kept), and each copy of a recording already registered as another file (kept, the copy would look
+    like a clip of the machine it was uploaded for).  ``stored.known_as`` names the clip each upload already was.
+    A file refused by a bug (``unexpected_error``, not the file's fault) is kept for the operator."""
     report = ingest(stored.paths, url=url, n_jobs=n_jobs, progress=progress, actor=actor)
     refused = [item["path"] for item in report.rejected if item["reason"] != Reason.UNEXPECTED.value]
     for path in refused:
@@ -196,8 +196,10 @@ def ingest_uploads(
     with session_scope(url) as session:
         for path in report.known_paths:
             clip = _registered(session, path)
-            if clip is not None and clip.path != str(Path(path).resolve()) and _remove(stored, path):
+            if clip is not None:  # the same file again (kept), or a copy of another (deleted)
                 stored.known_as[path] = KnownClip(clip.id, clip.machine.key)
+                if clip.path != str(Path(path).resolve()):
+                    _remove(stored, path)
     stored.paths = [p for p in stored.paths if p not in stored.removed]
     return report
 

@@ -45,11 +45,14 @@ def _show(report, stored: StoredUploads | None = None) -> None:
     that it was not kept (``stored.removed``: deleted again, refused, or a copy of the clip ``stored.known_as``
     names)."""
     uploaded_as, removed = (stored.names, stored.removed) if stored else ({}, [])
-    st.success(f"Ingested {report.ingested} clip(s); {report.already_known} already known.")
+    said = f"Ingested {report.ingested} clip(s); {report.already_known} already known."
+    (st.success if report.ingested else st.info)(said)  # nothing new is no success
     kept = [path for path in report.known_paths if path not in removed]
     if kept:
-        st.caption("Already known (the same recording is stored, perhaps under another name): "
-                   + _listed([_named(path, uploaded_as) for path in kept]))  # fmt: skip
+        known = stored.known_as if stored else {}
+        st.caption("Already known (the same recording is stored, perhaps under another name): " + _listed(
+            [f"{md_literal(uploaded_as[p])} ({_clip(known[p])})" if p in known else _named(p, uploaded_as)
+             for p in kept]))  # fmt: skip
     copies = [path for path in report.known_paths if path in removed]
     if copies:
         st.warning("Not kept, as the same recording is already a clip: " + _listed(

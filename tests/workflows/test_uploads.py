@@ -46,7 +46,8 @@ def test_an_upload_ingest_refuses_is_deleted_again_and_named_as_removed(data_dir
     assert sorted(stored.removed) == [str(folder / "cut.wav"), str(folder / "junk.wav")]
 
     again = store_uploads([("good.wav", good)], "fan/id_00")  # a clip already registered is never deleted
-    assert ingest_uploads(again, n_jobs=1).already_known == 1 and again.removed == [] and again.known_as == {}
+    assert ingest_uploads(again, n_jobs=1).already_known == 1 and again.removed == []
+    assert {path: known.machine for path, known in again.known_as.items()} == {str(folder / "good.wav"): "fan/id_00"}
     assert [p.name for p in folder.iterdir()] == ["good.wav"] and again.paths == [str(folder / "good.wav")]
 
 
