@@ -156,7 +156,7 @@ def _suggestions(machine: str, use_test: bool, current: float, scores: np.ndarra
     """The suggestion buttons; a pressed one sets the threshold (as :func:`_as_shown` rounds it on ``scores``, the
     slider's) and the reason, and says in short what it did: the clips and the label policy are named once, above."""
     st.subheader("Suggestions")
-    st.caption("Suggestions fit on the same labelled clips as the metrics above (ground truth and the pilots' "
+    st.caption("Suggestions fit on the labelled clips the metrics are measured on (ground truth and the pilots' "
                "verdicts, under the label policy); the gamma quantile needs no labels.")  # fmt: skip
     note = st.session_state.pop(NOTE_KEY, None)
     if note:
@@ -218,7 +218,9 @@ def _metrics_and_charts(data, value: float, flagged_share: float, log: bool) -> 
         _before_labels(data, value, flagged_share, log)
         return
     at = metrics_at(data.is_abnormal, data.scores, value)
-    cols[0].metric("Precision", f"{at.precision:.2f}")
+    flags = at.confusion.tp + at.confusion.fp
+    cols[0].metric("Precision", f"{at.precision:.2f}" if flags else "n/a",  # of no flag: undefined, not 0
+                   help=None if flags else "Nothing is flagged at this threshold: precision is undefined")  # fmt: skip
     cols[1].metric("Recall", f"{at.recall:.2f}")
     cols[2].metric("F1", f"{at.f1:.2f}")
     cols[3].metric("AUC", f"{roc_auc(data.is_abnormal, data.scores):.2f}", help="Area under the ROC curve")

@@ -105,6 +105,7 @@ def test_moving_the_slider_changes_the_confusion_matrix_and_metrics(seeded, open
     assert moved == _expected(top) and moved != start
     assert moved[0] == moved[2] == 0
     assert _metrics(app)["Recall"] == "0.00"
+    assert _metrics(app)["Precision"] == "n/a"  # of no flag at all: undefined, not a perfect-looking 0.00
     assert _metrics(app)["Expected flags per day"] == "0.0"
     assert _number(app).value == pytest.approx(top)  # the number follows the slider
 
