@@ -50,6 +50,7 @@ SKIPPED = "skipped_clips"  # this session's clips set aside for now: they come b
 JUDGED = "judged_this_session"  # the clips this session judged, in order (an undo takes its clip off)
 PINNED = "triage_pinned_clip"  # a clip to show first: opened from a link, or given back by an undo
 LINK_SEEN = "triage_link_seen"  # the (machine, clip) query parameters last read or written
+LINK_NOTICE = "triage_link_notice"  # why a link's clip is not shown, said under the buttons (they keep their place)
 PICKER = "machine_picker"  # the sidebar's machine widget (dashboard.components.pickers)
 VERDICT_KEYS = {"abnormal": "A", "normal": "N", "unsure": "U"}
 UNDO_KEY, PLAY_KEY, SKIP_KEY = "Z", "P", "S"
@@ -130,6 +131,8 @@ def _notices(*, waiting: int = 0, aside: str | None = None) -> None:
     """What the last click did, drawn under the verdict buttons so that they never move from one clip to the
     next: a notice or an error when there is one, then always one line, from the first clip on: the last verdict
     saved and, with ``waiting`` clips skipped, that they come back; then ``aside``, a line about the clip."""
+    if LINK_NOTICE in st.session_state:
+        st.warning(st.session_state.pop(LINK_NOTICE))
     if "verdict_notice" in st.session_state:
         st.info(st.session_state.pop("verdict_notice"))
     if "verdict_error" in st.session_state:
@@ -216,7 +219,7 @@ def _pinned(machine: str, queue) -> int | None:
     if details is None or details.machine != machine:
         del st.session_state[PINNED]
         if details is None:
-            st.warning(f"Clip #{clip_id} is not in the database; here is your queue.")
+            st.session_state[LINK_NOTICE] = f"Clip #{clip_id} is not in the database; here is your queue."
         return None
     return clip_id
 
@@ -257,7 +260,8 @@ def _follow_link() -> None:
     machine, clip = link
     clip_id = linked_clip_id(clip)
     if clip is not None and clip_id is None:
-        st.warning(f"The link's clip {md_literal(clip)} is no clip id; here is your queue.")
+        said = f"The link's clip “{md_literal(clip)}” is not a clip number; here is your queue."
+        st.session_state[LINK_NOTICE] = said
     details = clip_details(clip_id) if clip_id is not None else None
     machine = details.machine if details else machine  # the clip's own machine, whatever the link says
     if machine:

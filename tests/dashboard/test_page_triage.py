@@ -364,16 +364,21 @@ def test_play_most_anomalous_loops_that_span_and_half_speed_says_so(seeded, open
 def test_a_link_naming_no_clip_id_or_a_deleted_clip_says_so_and_shows_the_queue(seeded, open_page):
     queue = triage_queue(MACHINE)
     app = _open_queue(open_page, "alice")
+    first = _above(app, "Confirm abnormal")
     app.query_params.update({"machine": MACHINE, "clip": "12abc"})
     app.run()
     no_exception(app)
-    assert [w.value for w in app.warning] == ["The link's clip 12abc is no clip id; here is your queue."]
+    assert [w.value for w in app.warning] == ["The link's clip “12abc” is not a clip number; here is your queue."]
     assert _shown_clip(app) == f"clip #{queue[0].clip_id}"
+    assert _above(app, "Confirm abnormal") == first  # said under the buttons: they keep their place
     app.query_params.update({"machine": MACHINE, "clip": "999999"})
     app.run()
     no_exception(app)
     assert [w.value for w in app.warning] == ["Clip #999999 is not in the database; here is your queue."]
     assert _shown_clip(app) == f"clip #{queue[0].clip_id}"
+    assert _above(app, "Confirm abnormal") == first
+    app.run()
+    assert not app.warning  # said once
 
 
 def test_skip_for_now_has_a_key_of_its_own(seeded, open_page):
