@@ -97,9 +97,8 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
 
 def _verdict_form(clip_id: int, name: str, *, skippable: bool | None, waiting: int, aside: str | None) -> None:
     """The verdict buttons (with their keys: A, N, U), skip (S; disabled when ``skippable`` is false, absent when
-    None), what the last click did close under them (see
-    :func:`_notices`; ``waiting``: clips skipped; ``aside``: a line about the clip), then the anomaly type and the
-    note."""
+    None), what the last click did close under them (see :func:`_notices`; ``waiting``: clips skipped; ``aside``: a
+    line about the clip), then the anomaly type and the note."""
     choices = (("Confirm abnormal", "abnormal", "primary"), ("Reject (normal)", "normal", "secondary"),
                ("Unsure", "unsure", "secondary"))  # fmt: skip
     with st.container(gap="xxsmall"):  # the status line costs a caption's height, no more: the spectrogram fits
@@ -107,7 +106,7 @@ def _verdict_form(clip_id: int, name: str, *, skippable: bool | None, waiting: i
         for column, (label, verdict, kind_of_button) in zip(buttons, choices, strict=False):
             column.button(label, key=f"{verdict}_{clip_id}", type=kind_of_button, use_container_width=True,
                           shortcut=VERDICT_KEYS[verdict], on_click=_record, args=(clip_id, name, verdict))  # fmt: skip
-        if skippable is not None:  # the queue's last clip: there, but nothing to skip to
+        if skippable is not None:  # None: no skipping (the unsure list); False: the queue's last clip, disabled
             last = "Nothing else waits in your queue: this is its last clip"
             buttons[3].button("Skip for now", key=f"skip_{clip_id}", on_click=_skip, args=(clip_id,),
                               use_container_width=True, shortcut=SKIP_KEY, disabled=not skippable,
