@@ -138,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         filled = time.perf_counter() - start
         app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300).run()
         app.switch_page("dashboard/pages/triage.py").run()
-        app.text_input(key="annotator_input").input("bench")
+        app.text_input(key="annotator_input").input("bench")  # the sidebar's name
         start = time.perf_counter()
-        app.form_submit_button[0].click().run()
+        app.run()  # the name taken: the first clip of the queue drawn
         first = time.perf_counter() - start
         assert not app.exception, app.exception
         warm = _verdicts(app, args.verdicts, cold=False)
