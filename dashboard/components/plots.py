@@ -110,7 +110,8 @@ def confusion(c: Confusion, title: str) -> go.Figure:
     text = [[f"{counts[i, j]}<br>{rates[i, j]:.0%}" for j in range(2)] for i in range(2)]
     fig = go.Figure(go.Heatmap(z=rates, x=["flagged abnormal", "passed as normal"], y=["abnormal", "normal"],
                                text=text, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,
-                               showscale=False))  # fmt: skip
+                               showscale=False,
+                               hovertemplate="truth %{y}, model says %{x}: %{text}<extra></extra>"))  # fmt: skip
     fig.update_layout(title=_under_mode_bar(plot_literal(title)), height=300, margin=TITLED_MARGINS,
                       xaxis_title="model says", yaxis_title="truth", yaxis_autorange="reversed")  # fmt: skip
     # abnormal on top, as confusion matrices are read
@@ -181,7 +182,8 @@ def score_scatter(scores: np.ndarray, is_abnormal: np.ndarray, threshold: float,
     index = np.arange(len(scores))
     for name, mask in (("normal", ~is_abnormal), ("abnormal", is_abnormal)):
         fig.add_trace(go.Scattergl(x=index[mask], y=scores[mask], mode="markers", name=name,
-                                   marker=dict(color=LABEL_COLOURS[name], size=5)))  # fmt: skip
+                                   marker=dict(color=LABEL_COLOURS[name], size=5),
+                                   hovertemplate=f"{name} clip: score %{{y:.4g}}<extra></extra>"))  # fmt: skip
     fig.add_trace(go.Scatter(x=[0, max(len(scores) - 1, 1)], y=[threshold, threshold], mode="lines",
                              name="threshold", line=dict(dash="dash", color="#444")))  # fmt: skip
     fig.update_layout(title=_under_mode_bar("Clip scores"), height=300, margin=TITLED_MARGINS,
@@ -192,10 +194,13 @@ def score_scatter(scores: np.ndarray, is_abnormal: np.ndarray, threshold: float,
 
 
 def curve(x, y, *, title: str, x_title: str, y_title: str, marker: tuple[float, float] | None = None) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", line=dict(color="#1d3557")))
+    hover = f"{x_title} %{{x:.2f}}, {y_title} %{{y:.2f}}"  # never Plotly's bare "(0.3333333, 0.6666667) trace 0"
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", line=dict(color="#1d3557"),
+                               hovertemplate=f"{hover}<extra></extra>"))  # fmt: skip
     if marker:
         fig.add_trace(go.Scatter(x=[marker[0]], y=[marker[1]], mode="markers", marker=dict(size=10, color="#e63946"),
-                                 name="current threshold"))  # fmt: skip
+                                 name="current threshold",
+                                 hovertemplate=f"current threshold: {hover}<extra></extra>"))  # fmt: skip
     fig.update_layout(title=_under_mode_bar(title), height=300, margin=TITLED_MARGINS, xaxis_title=x_title,
                       yaxis_title=y_title,
                       showlegend=False)  # fmt: skip
@@ -210,7 +215,8 @@ def against_threshold(sw: Sweep, threshold: float, *, log: bool = False) -> go.F
     for name, values, colour in (("precision", precision, "#1d3557"), ("recall", sw.recall, "#e63946"),
                                  ("F1", sw.f1, "#2a9d8f")):  # fmt: skip
         fig.add_trace(go.Scatter(x=sw.thresholds, y=values, mode="lines", name=name, line=dict(color=colour),
-                                 line_shape="hv"))  # fmt: skip
+                                 line_shape="hv", hovertemplate=f"{name} %{{y:.2f}} at threshold %{{x:.4g}}"
+                                 "<extra></extra>"))  # fmt: skip
     fig.add_trace(go.Scatter(x=[threshold, threshold], y=[0, 1.02], mode="lines", name="threshold",
                              line=dict(dash="dash", color="#444")))  # fmt: skip
     fig.update_layout(title=_under_mode_bar("Precision, recall, F1"), height=340, margin=TITLED_MARGINS,

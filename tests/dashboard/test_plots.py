@@ -78,3 +78,18 @@ def test_the_metric_curves_fit_a_third_of_the_page_with_their_legend_below_and_f
     assert list(plots.against_threshold(sweep(is_abnormal, pump), 1.0, log=True).layout.xaxis.ticktext) == [
         "0.1", "0.5", "1", "5", "10", "50", "100",
     ]  # fmt: skip
+
+
+def test_every_threshold_chart_names_what_a_hover_shows():
+    """Plotly's default hover read "(0.3333333, 0.6666667) trace 0" and "z: 0.3076923"."""
+    from core.detection.metrics import Confusion
+
+    y = np.array([False, False, True, True])
+    s = np.array([1.0, 2.0, 3.0, 0.5])
+    sw = sweep(y, s)
+    figures = [plots.precision_recall(sw, (0.5, 1.0)), plots.against_threshold(sw, 2.0),
+               plots.score_scatter(s, y, 2.0), plots.confusion(Confusion(tp=1, fp=0, tn=2, fn=1), "m")]  # fmt: skip
+    templates = [trace.hovertemplate for fig in figures for trace in fig.data if trace.name != "threshold"]
+    assert templates and all(t and t.endswith("<extra></extra>") for t in templates), templates
+    assert figures[0].data[0].hovertemplate == "recall %{x:.2f}, precision %{y:.2f}<extra></extra>"
+    assert figures[3].data[0].hovertemplate == "truth %{y}, model says %{x}: %{text}<extra></extra>"
