@@ -44,3 +44,10 @@ PAGES: tuple[PageSpec, ...] = (
 def pages_for(actor: Actor) -> list[PageSpec]:
     """The pages ``actor``'s role may open, in menu order."""
     return [page for page in PAGES if page.needs is None or actor.may(page.needs)]
+
+
+def page_script(url_path: str) -> str:
+    """The script of the page at ``url_path`` as ``st.page_link`` and ``st.switch_page`` name it (relative to
+    ``streamlit_app.py``: ``dashboard/pages/compare.py``)."""
+    spec = next(page for page in PAGES if page.url_path == url_path)
+    return f"{PAGES_DIR.parent.name}/{PAGES_DIR.name}/{spec.script}"

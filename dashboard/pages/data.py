@@ -24,9 +24,9 @@ from dashboard.components.format import MISSING, number
 from dashboard.components.limits import apply_upload_limit
 from dashboard.components.progress import progress_bar
 from dashboard.components.text import md_literal
+from dashboard.registry import page_script
 
 KNOWN_SHOWN = 10  # files named in the "already known" line; a folder re-ingested says how many more
-COMPARE_PAGE = "dashboard/pages/compare.py"  # where Train detector is
 UPLOAD_BOX = "upload_box"  # session key: the upload box's generation (a new key empties the box)
 UPLOAD_DONE = "upload_done"  # session key: the batch just ingested, shown once above the emptied box
 
@@ -116,7 +116,7 @@ def _no_model(result) -> None:
     else:
         said += " Train one"
     st.info(said + " with **Train detector** on Compare models (pick the machine there), or with the command below.")
-    st.page_link(COMPARE_PAGE, label="**Train detector** on Compare models", icon=":material/model_training:")
+    st.page_link(page_script("compare"), label="**Train detector** on Compare models", icon=":material/model_training:")
     st.code("\n".join(result.train_commands()), language="bash")  # quoted for the shell
 
 

@@ -22,6 +22,7 @@ from core.workflows.drift import (
 from core.workflows.triage import machine_summaries
 from dashboard.components.format import MISSING, number, when
 from dashboard.components.text import md_literal, plot_literal
+from dashboard.registry import page_script
 from dashboard.theme import LABEL_COLOURS, LABEL_ORDER
 
 DRIFT_TTL_S = 300  # a drift report is recomputed after 5 minutes, or at once for a new active model
@@ -61,7 +62,7 @@ def _drift_section(machines: list[str]) -> None:
             f"that sound normal on the **Triage** page first, so that the new model learns their sound."
         )
         st.code("\n".join(r.retrain_command for r in retrain), language="bash")  # shown as is, quoted for the shell
-        st.page_link("dashboard/pages/compare.py", label="Or train it here: **Train detector** on Compare models",
+        st.page_link(page_script("compare"), label="Or train it here: **Train detector** on Compare models",
                      icon=":material/model_training:")  # fmt: skip
     if not reports:
         return

@@ -29,8 +29,7 @@ from core.workflows.export import (
 from dashboard.components.auth import current_actor
 from dashboard.components.progress import progress_bar
 from dashboard.components.text import md_literal
-
-COMPARE_PAGE = "dashboard/pages/compare.py"
+from dashboard.registry import page_script
 
 
 def _options() -> ExportOptions:
@@ -238,7 +237,7 @@ def _job_actions(job, rekognition) -> None:
         if preset and st.button(f"Compare job {job.job_id}'s model with {md_literal(preset[0])}'s active model",
                                 key=f"compare_{job.job_id}"):  # fmt: skip
             st.session_state["selected_machine"], st.session_state["compare_models"] = preset
-            st.switch_page(COMPARE_PAGE)
+            st.switch_page(page_script("compare"))
 
 
 def render() -> None:
