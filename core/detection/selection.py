@@ -66,6 +66,14 @@ def detector_name(detector: str) -> str:
     return DETECTOR_NAMES.get(detector, detector.replace("_", " "))
 
 
+def model_name(detector: str, version: int, scope: str | None = None) -> str:
+    """A trained model as people read it, the one way pages and reports name one: ``Mahalanobis v2 (fan/id_00)``,
+    the brackets saying what it learned from (``scope``; left out when None).  The CLI's ``--detector`` and the
+    JSON keep the code name (``mahalanobis``)."""
+    name = f"{detector_name(detector)} v{version}"
+    return f"{name} ({scope})" if scope else name
+
+
 def candidate_name(label: str) -> str:
     """A candidate of the automatic choice as people read it (``frame_gmm_top10`` -> ``frame GMM (top 10%)``);
     the label itself stays what the JSON says, and the choice's note names candidates so."""

@@ -9,6 +9,7 @@ import numpy as np
 
 from core.detection.metrics import ThresholdMetrics, metrics_at, partial_auc, roc_auc
 from core.detection.registry import SUPERVISED
+from core.detection.selection import model_name
 from core.detection.thresholds import method_name
 from core.errors import BadInputError, Reason
 from core.vocabulary import Label, Split
@@ -99,16 +100,17 @@ class Comparison:
 
 
 def model_choices(machine: str, *, url: str | None = None) -> list[tuple[int, str]]:
-    """``(model_id, "detector vN (scope)")`` of every model usable for ``machine``, newest first."""
+    """``(model_id, name)`` of every model usable for ``machine``, newest first; the name in words,
+    ``Mahalanobis v2 (fan/id_00)`` (:func:`~core.detection.selection.model_name`)."""
     with session_scope(url) as session:
         found = machine_by_key(session, machine)
         if found is None:
             return []
-        return [(m.id, model_name(m)) for m in models_for(session, found)]
+        return [(m.id, model_name(m.detector, m.version, m.scope)) for m in models_for(session, found)]
 
 
 def scope_legend(machine: str) -> str:
-    """What the brackets after a model's name (``detector vN (scope)``) say about ``machine``'s models."""
+    """What the brackets after a model's name (``Mahalanobis v2 (scope)``) say about ``machine``'s models."""
     machine_type = machine.split("/", 1)[0]
     return (f"In brackets, what a model learned from: ({machine}) this machine's clips alone; ({machine_type}) the "
             f"clips of every {machine_type} together; (*) a supervised model trained on an export of several "
@@ -134,11 +136,6 @@ def compare_models(machine: str, model_ids: list[int], *, url: str | None = None
         return _graded(session, machine, pks, models)
 
 
-def model_name(model: DetectorModel) -> str:
-    """``detector vN (scope)``: how pages and reports name a model."""
-    return f"{model.detector} v{model.version} ({model.scope})"
-
-
 def _graded(session, machine: str, pks: list[int], models: list[DetectorModel]) -> Comparison:
     """The :class:`Comparison` of ``models`` (each has scored the machine's clips) on the graded clips."""
     seen = {clip_id for m in models for clip_id in m.provenance.get("clip_ids", [])}
@@ -150,8 +147,9 @@ def _graded(session, machine: str, pks: list[int], models: list[DetectorModel]) 
     values = [np.array([by_clip[i] for i in common], dtype=np.float64) for by_clip in scores]
     thresholds = [active_threshold(session, m.id) for m in models]
     results = [
-        ModelResult(model.id, model_name(model), metrics_at(y, v, t.value if t else float("inf")), roc_auc(y, v),
-                    partial_auc(y, v), _saw_anomalies(session, model))
+        ModelResult(model.id, model_name(model.detector, model.version, model.scope),
+                    metrics_at(y, v, t.value if t else float("inf")), roc_auc(y, v), partial_auc(y, v),
+                    _saw_anomalies(session, model))
         for model, v, t in zip(models, values, thresholds, strict=True)
     ]  # fmt: skip
     n_field = sum(i in from_pilots for i in common)

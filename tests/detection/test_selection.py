@@ -16,6 +16,7 @@ from core.detection.selection import (
     _ranks_left_out,
     candidate_name,
     choose_detector,
+    model_name,
     synthetic_fault,
     weighted_auc,
 )
@@ -111,6 +112,14 @@ def test_the_note_names_candidates_as_people_read_them():
     assert note.startswith("frame GMM (top 10%) separates held-out normal training clips")
     assert "; next band deviation (max) " in note and "_" not in note
     assert candidate_name("machine_id") == "machine-ID classifier" and candidate_name("ensemble") == "ensemble"
+
+
+def test_a_model_is_named_in_words_with_its_version_and_what_it_learned_from():
+    """Every page names a model so: "Mahalanobis v2 (fan/id_00)", not the CLI's "mahalanobis v2 (fan/id_00)"."""
+    assert model_name("mahalanobis", 2, "fan/id_00") == "Mahalanobis v2 (fan/id_00)"
+    assert model_name("frame_knn", 1, "fan") == "frame k-NN v1 (fan)"
+    assert model_name("spectrogram_cnn", 3, "*") == "spectrogram CNN v3 (*)"
+    assert model_name("band_deviation", 1) == "band deviation v1"  # no scope, no brackets
 
 
 def test_the_note_names_the_figures_it_ranks_by_and_only_the_evidence_there_was():

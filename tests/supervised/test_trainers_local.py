@@ -253,7 +253,7 @@ def test_compare_models_leaves_out_the_clips_the_cnn_trained_on(trained):
 
     mahalanobis, spectrogram = comparison.results
     assert (mahalanobis.model_id, spectrogram.model_id) == (unsupervised.model_id, cnn)
-    assert spectrogram.name == "spectrogram_cnn v1 (fan)"
+    assert spectrogram.name == "spectrogram CNN v1 (fan)"  # named in words, as pages show it
     assert (mahalanobis.saw_anomalies, spectrogram.saw_anomalies) == (False, True)
     assert comparison.warnings[-1] == f"{spectrogram.name} was trained on labelled anomalies the other model never saw."
     for result, by_clip in zip(comparison.results, values, strict=True):

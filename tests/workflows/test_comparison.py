@@ -91,15 +91,15 @@ def _clip_ids(key: str, label: str) -> list[int]:
 
 def test_model_choices_newest_first_with_labels(two_models):
     v1, v2 = two_models
-    assert model_choices(MACHINE) == [(v2, f"mahalanobis v2 ({MACHINE})"), (v1, f"mahalanobis v1 ({MACHINE})")]
+    assert model_choices(MACHINE) == [(v2, f"Mahalanobis v2 ({MACHINE})"), (v1, f"Mahalanobis v1 ({MACHINE})")]
     other = _model_id("mahalanobis", "fan/id_00", 1)
-    assert model_choices("fan/id_00") == [(other, "mahalanobis v1 (fan/id_00)")]
+    assert model_choices("fan/id_00") == [(other, "Mahalanobis v1 (fan/id_00)")]
 
     (per_type,) = train("fan", "mahalanobis", per_type=True).trained
     assert [label for _, label in model_choices(MACHINE)] == [
-        "mahalanobis v1 (fan)", f"mahalanobis v2 ({MACHINE})", f"mahalanobis v1 ({MACHINE})",
+        "Mahalanobis v1 (fan)", f"Mahalanobis v2 ({MACHINE})", f"Mahalanobis v1 ({MACHINE})",
     ]  # fmt: skip
-    assert model_choices("fan/id_00")[0] == (per_type.model_id, "mahalanobis v1 (fan)")
+    assert model_choices("fan/id_00")[0] == (per_type.model_id, "Mahalanobis v1 (fan)")
 
 
 def test_model_choices_of_an_unknown_machine_are_empty(seeded):
@@ -116,7 +116,7 @@ def test_compare_models_on_the_same_test_clips(two_models):
 
     assert result.machine == MACHINE
     assert [r.model_id for r in result.results] == [v1, v2]
-    assert [r.name for r in result.results] == ["mahalanobis v1 (fan/id_02)", "mahalanobis v2 (fan/id_02)"]
+    assert [r.name for r in result.results] == ["Mahalanobis v1 (fan/id_02)", "Mahalanobis v2 (fan/id_02)"]
     expected = {m: _expected(MACHINE, m) for m in (v1, v2)}
     y1, s1, t1 = expected[v1]
     y2, s2, t2 = expected[v2]
@@ -186,7 +186,7 @@ def test_warning_when_only_one_model_saw_labelled_anomalies(two_models):
     result = compare_models(MACHINE, [v1, v2])
     assert [r.saw_anomalies for r in result.results] == [False, True]
     assert _about_training(result.warnings) == [
-        "mahalanobis v2 (fan/id_02) was trained on labelled anomalies the other model never saw."
+        "Mahalanobis v2 (fan/id_02) was trained on labelled anomalies the other model never saw."
     ]
     flipped = compare_models(MACHINE, [v2, v1])
     assert flipped.warnings == result.warnings
@@ -302,10 +302,10 @@ def test_a_threshold_fitted_on_labels_the_comparison_grades_is_named_in_the_warn
     fitted = suggest(MACHINE, SuggestOptions("max_f1", use_test=True))
     set_threshold(MACHINE, fitted.value, set_by="erin", reason=fitted.reason, method="max_f1")  # v2 is active
     result = compare_models(MACHINE, [v1, v2])
-    assert list(result.tuned_on_graded) == [f"mahalanobis v2 ({MACHINE})"]
-    how = result.tuned_on_graded[f"mahalanobis v2 ({MACHINE})"]
+    assert list(result.tuned_on_graded) == [f"Mahalanobis v2 ({MACHINE})"]
+    how = result.tuned_on_graded[f"Mahalanobis v2 ({MACHINE})"]
     assert how.startswith(f"max F1 on labelled clips including {result.n_test} of the {result.n_test} graded here")
-    assert any(w.startswith(f"mahalanobis v2 ({MACHINE})'s threshold was tuned on the clips") for w in result.warnings)
+    assert any(w.startswith(f"Mahalanobis v2 ({MACHINE})'s threshold was tuned on the clips") for w in result.warnings)
     # fitted without the test split, on no field clip: nothing of the graded clips was tuned on
     reason = "maximum F1 on 3 labelled clips; scored clips outside the training and test splits"
     set_threshold(MACHINE, fitted.value, set_by="erin", method="max_f1", reason=reason)
