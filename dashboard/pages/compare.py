@@ -11,7 +11,7 @@ import streamlit as st
 from core.access import Action, why_not
 from core.commands import core_command
 from core.detection.registry import AUTO, CHOSEN_ONLY, detector_names
-from core.detection.selection import FAULT_WEIGHT, FAULTS, OTHER_WEIGHT, candidate_name, detector_name
+from core.detection.selection import FAULT_WEIGHT, FAULTS, OTHER_WEIGHT, candidate_name, detector_name, model_name
 from core.errors import MachineSoundError
 from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import Comparison, compare_models, model_choices, scope_legend
@@ -114,9 +114,10 @@ def _comparison(machine: str) -> None:
     """Model A against Model B on the machine's graded clips."""
     choices = dict(model_choices(machine))
     if len(choices) < 2:
-        trained = {label.split()[0] for label in choices.values()}
-        other = next((name for name in detector_names() if name not in trained), None)
-        how = f"for example {other}" if other else "a retrained version"
+        trained = choices.values()  # each named by model_name: the detector in words, then " vN (scope)"
+        other = next((name for name in detector_names()
+                      if not any(label.startswith(f"{detector_name(name)} v") for label in trained)), None)  # fmt: skip
+        how = f"for example {detector_name(other)}" if other else "a retrained version"
         st.info(f"{md_literal(machine)} has only one model so far. Train another to compare ({how}) with "
                 "**Train detector** below.")  # fmt: skip
         return
@@ -135,7 +136,7 @@ def _trained_note(machine: str, done: MachineTraining) -> str:
     """What a training from this page did, in words (shown after the rerun)."""
     t = done.report.trained[0]
     scored = done.scored.scored + done.queue_scored.scored
-    note = (f"Trained {detector_name(t.detector)} v{t.version} for {t.scope} on {t.n_train} clips (the fit took "
+    note = (f"Trained {model_name(t.detector, t.version)} for {t.scope} on {t.n_train} clips (the fit took "
             f"{duration(t.seconds)}), first threshold {number(t.threshold)} (gamma fit); then {scored} clips "
             "scored.")  # fmt: skip
     if done.active_model_id == t.model_id:

@@ -7,7 +7,7 @@ import json
 import re
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.access import Actor, Role
 from core.detection.registry import AUTO
@@ -49,6 +49,15 @@ def test_one_model_asks_for_another(seeded, open_page):
     assert app.selectbox(key="train_detector").value == AUTO
 
 
+def test_the_hint_names_an_untrained_detector_in_words(seeded, open_page):
+    """With only an autoencoder the hint offers the next detector as people read it, not the CLI's name."""
+    with session_scope() as session:
+        session.execute(update(DetectorModel).values(detector="autoencoder"))  # the page only lists the models
+    app = open_page("compare")
+    (info,) = [text for text in infos(app) if text.startswith(f"{md_literal(MACHINE)} has only one model")]
+    assert "for example Mahalanobis" in info
+
+
 def test_machine_to_train_follows_the_pages_machine_and_keeps_a_pick_of_its_own(seeded, open_page):
     app = open_page("compare")
     assert app.selectbox(key="train_machine").value == SEEDED_MACHINES[0]
@@ -69,7 +78,10 @@ def test_two_models_side_by_side_on_the_named_test_set(seeded, open_page):
 
     app = open_page("compare")
     assert not infos(app)
-    assert [s.value for s in app.selectbox if s.label.startswith("Model ")] == ids[:2]
+    assert [s.value for s in app.selectbox if s.label.startswith("Model ")] == ids[:2]  # the ids, as before
+    # the pickers offer the models in words, as model_choices names them
+    model_a = next(s for s in app.selectbox if s.label == "Model A")
+    assert model_a.options == [f"Mahalanobis v2 ({MACHINE})", f"Mahalanobis v1 ({MACHINE})"]
     caption = next(c.value for c in app.caption if c.value.startswith("Test set:"))
     assert caption.startswith(f"Test set: {md_literal(f'test split of {MACHINE}: ')}")
     # one sentence: the core's own bracket (clips left out) is not followed by a second one
@@ -96,7 +108,7 @@ def test_make_a_compared_model_active(seeded, open_page):
     (trained,) = train(MACHINE, "mahalanobis", user="test").trained  # v2 becomes active (same detector)
     app = open_page("compare")
     no_exception(app)
-    v1 = next(b for b in app.button if b.label.startswith("Make mahalanobis v1"))
+    v1 = next(b for b in app.button if b.label.startswith("Make Mahalanobis v1"))
     v1.click().run()
     no_exception(app)
     assert active_model_id(MACHINE) != trained.model_id
