@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.detection.selection import model_name
 from core.errors import MachineSoundError
 from core.workflows.catalogue import clip_counts, recent_rejections
 from core.workflows.drift import (
@@ -103,7 +104,7 @@ def _machines_table(summaries: pd.DataFrame) -> pd.DataFrame:
     return (
         summaries.assign(
             detector=[
-                f"{d} v{v:.0f}" if ok else "not trained"
+                model_name(d, int(v)) if ok else "not trained"
                 for d, v, ok in zip(summaries["detector"], summaries["version"], trained, strict=True)
             ],
             threshold=[number(t) if ok else "no model" for t, ok in zip(summaries["threshold"], trained, strict=True)],

@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.access import Action, why_not
 from core.detection.metrics import PAUC_MAX_FPR, metrics_at, partial_auc, roc_auc, sweep
+from core.detection.selection import detector_name
 from core.detection.thresholds import method_name, rounded_threshold
 from core.errors import MachineSoundError
 from core.workflows.tuning import (
@@ -131,8 +132,8 @@ def _threshold_controls(data, scores: np.ndarray) -> float:
     st.session_state["threshold_number"] = value
     left, right = st.columns([4, 1], vertical_alignment="bottom")
     left.select_slider("Threshold", stops, key="threshold_slider", on_change=_from_slider,
-                       format_func=_label,
-                       help=f"{data.detector} scores; clips above the threshold are flagged")  # fmt: skip
+                       format_func=_label, help=f"{detector_name(data.detector)} scores; clips above the threshold "
+                       "are flagged")  # fmt: skip
     right.number_input("Threshold value", key="threshold_number", step=_step(scores, value), format=SHOWN,
                        on_change=_from_number,
                        help="Type any threshold: the slider moves to it; + and - step by about 1% of the "

@@ -257,7 +257,7 @@ def test_uploaded_clips_are_scored_at_once_each_with_its_score_and_whether_flagg
         assert details.score is not None and row["clip"] == details.clip_id and row["machine"] == SEEDED_MACHINES[0]
         assert (row["score"], row["threshold"]) == (number(details.score), number(details.threshold))
         assert row["result"] == ("flagged: in the triage queue" if details.flagged else "not flagged")
-        assert row["model"] == "mahalanobis v1"
+        assert row["model"] == "Mahalanobis v1"  # in words, not the CLI's name
     flagged = sum(clip_details(_clip_of(folder / f"take_{k}.wav")).flagged for k in range(2))
     assert f"Scored 2 clip(s); {flagged} flagged, now in the triage queue." in infos(app)
     assert not app.warning and not app.code

@@ -75,7 +75,7 @@ def test_seeded_plant_shows_counts_machines_and_review_progress(seeded, open_pag
     assert metrics["Flags reviewed"] == "0%"
     machines = app.dataframe[0].value
     assert list(machines["machine"]) == list(SEEDED_MACHINES)
-    assert list(machines["detector"]) == ["mahalanobis v1", "mahalanobis v1"]
+    assert list(machines["detector"]) == ["Mahalanobis v1", "Mahalanobis v1"]  # in words, not the CLI's name
 
     first = triage_queue(SEEDED_MACHINES[0])[0]
     record_verdict(first.clip_id, "alice", "abnormal")

@@ -93,6 +93,7 @@ def test_moving_the_slider_changes_the_confusion_matrix_and_metrics(seeded, open
     with session_scope() as session:
         active = active_threshold(session, _model_id()).value
     assert _number(app).value == _shown(active)  # the saved value as it reads, flagging the same clips
+    assert _slider(app).help.startswith("Mahalanobis scores; ")  # the detector in words, as pages name it
     start = _confusion(app)
     assert start == _expected(active) == _expected(_shown(active)) and start[0] > 0
     assert _metrics(app)["Recall"] == f"{start[0] / (start[0] + start[1]):.2f}"

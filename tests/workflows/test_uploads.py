@@ -266,7 +266,7 @@ def test_new_clips_are_scored_and_each_says_its_score_and_whether_flagged(data_d
     (clip,) = result.clips
     details = clip_details(clip.clip_id)
     assert (clip.machine, clip.model, clip.score, clip.threshold) == (
-        "fan/id_00", "mahalanobis v1", details.score, details.threshold,
+        "fan/id_00", "Mahalanobis v1", details.score, details.threshold,
     )  # fmt: skip
     assert clip.score is not None and clip.flagged is details.flagged
     assert result.report.failed == [] and result.report.machines_without_model == [] and result.train_commands() == []
