@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.access import Action, Actor, on_behalf_of, require, worker_name
 from core.detection.ensemble import fit_detector
 from core.detection.registry import AUTO, CHOSEN_ONLY, DEFAULT_DETECTOR, SUPERVISED, detector_class
-from core.detection.selection import MAX_FAULT_CLIPS, MAX_OTHER_CLIPS, choose_detector
+from core.detection.selection import MAX_FAULT_CLIPS, MAX_OTHER_CLIPS, choose_detector, model_name
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold, prediction_threshold
 from core.errors import BadInputError, NoModelError, Reason
 from core.settings import TrainFrom, settings
@@ -423,7 +423,7 @@ def _train_scope(
             session, row.id, threshold, method=method, set_by="system", reason=rule,
         )  # fmt: skip
         activate_if_current(session, machine_pks, row, chosen=choice is not None)
-        record_event(session, run.actor, Action.TRAIN, scope, f"{detector} v{version} on {len(usable)} clips "
+        record_event(session, run.actor, Action.TRAIN, scope, f"{model_name(detector, version)} on {len(usable)} clips "
                      f"(model {row.id}, threshold {threshold:.6g})")  # fmt: skip
         return TrainedModel(
             row.id, detector, scope, version, len(usable), seconds, threshold, provenance["n_from_verdicts"],
@@ -514,7 +514,7 @@ def activate(
         machine.active_model_id = candidates[0].id
         chosen = candidates[0]
         record_event(session, actor, Action.ACTIVATE_MODEL, spec,
-                     f"model {chosen.id}: {chosen.detector} v{chosen.version} ({chosen.scope})")  # fmt: skip
+                     f"model {chosen.id}: {model_name(chosen.detector, chosen.version, chosen.scope)}")  # fmt: skip
         return chosen.id
 
 

@@ -156,7 +156,7 @@ def test_a_clip_at_another_sample_rate_than_its_model_is_reported_not_scored(pla
     assert report.scored == N_CLIPS
     assert report.failed == [{
         "path": str(odd), "reason": "wrong_sample_rate",
-        "detail": "recorded at 44100 Hz; mahalanobis v1 (fan/id_00) works at 16000 Hz (resample the file to 16000 Hz)",
+        "detail": "recorded at 44100 Hz; Mahalanobis v1 (fan/id_00) works at 16000 Hz (resample the file to 16000 Hz)",
     }]  # fmt: skip
     with session_scope() as session:
         odd_id = session.scalar(select(Clip.id).where(Clip.path == str(odd)))

@@ -11,10 +11,11 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
-from core.access import Actor, Role
+from core.access import Action, Actor, Role
 from core.detection.base import META_FILE
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold
 from core.errors import BadInputError, NoModelError, PermissionDeniedError, Reason
+from core.workflows.audit import audit_events
 from core.workflows.ingest import ingest
 from core.workflows.model_store import artifact_dir, load_detector
 from core.workflows.training import MIN_TRAINING_CLIPS, activate, one_sample_rate, train, train_and_score
@@ -279,6 +280,17 @@ def test_retraining_adds_a_version_and_moves_the_active_model(plant):
             session.execute(select(Threshold.model_id, func.count(Threshold.id)).group_by(Threshold.model_id)).all()
         )
     assert per_model == {m.id: 1 for m in models}
+
+
+def test_the_audit_log_names_trained_and_activated_models_in_words(plant):
+    """The Audit page shows these details: "Mahalanobis v1", as every page names a model, not "mahalanobis v1"."""
+    (first, _) = train(detector="mahalanobis").trained
+    (second,) = train("fan/id_00", detector="mahalanobis").trained
+    activate("fan/id_00", model_id=first.model_id)
+    events = audit_events(3)
+    assert [e["action"] for e in events] == [Action.ACTIVATE_MODEL.value, Action.TRAIN.value, Action.TRAIN.value]
+    assert events[0]["detail"] == f"model {first.model_id}: Mahalanobis v1 (fan/id_00)"
+    assert events[1]["detail"].startswith(f"Mahalanobis v2 on {second.n_train} clips (model {second.model_id}, ")
 
 
 def test_epochs_with_the_automatic_choice_are_refused_before_anything_is_trained(plant):
