@@ -156,17 +156,21 @@ def seeded(data_dir, _seeded_template) -> Path:
 @pytest.fixture
 def open_page():
     """``open_page("triage")``: the real app run once, then switched to ``dashboard/pages/triage.py``;
-    fails on any exception the page raised."""
+    fails on any exception the page raised.  ``name``: given in the sidebar's **Your name** then (with sign-in
+    off, what a page saves needs one)."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     st.cache_data.clear()  # cached page data is keyed by machine, not by database: no leaks between tests
 
-    def _open(page: str, timeout: float = 60):
+    def _open(page: str, timeout: float = 60, *, name: str | None = None):
         app = AppTest.from_file(APP_SCRIPT, default_timeout=timeout).run()
         no_exception(app)
         app.switch_page(f"dashboard/pages/{page}.py").run()
         no_exception(app)
+        if name is not None:
+            app.sidebar.text_input(key="annotator_input").input(name).run()
+            no_exception(app)
         return app
 
     return _open

@@ -1,12 +1,12 @@
 """The name a person works under with sign-in off (``AUTH=none``): given once in the sidebar of any page, so that
-the verdicts, final verdicts, thresholds and models of this browser session all carry the same name; a verdict, a
-final verdict and a threshold need one."""
+the verdicts, final verdicts, thresholds, models, exports, ingests and user changes of this browser session all
+carry the same name, and none of them is saved without one (:func:`refusal` says why a control waits for it)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from core.access import Actor, checked_name
+from core.access import Action, Actor, checked_name, why_not
 from core.errors import MachineSoundError
 from dashboard.components.text import md_literal
 
@@ -14,6 +14,7 @@ KEY = "annotator_name"  # the session's name, checked (dashboard.components.auth
 FIELD = "annotator_input"  # the sidebar's "Your name" field
 ERROR = "annotator_name_error"  # why the name last typed was refused (the name before it stays)
 EDITING = "annotator_name_editing"  # "Change" was clicked: the field is shown until a name is taken
+UNNAMED = "Not saved: give your name in the sidebar first, as what you save records who saved it."  # :func:`unnamed`
 
 
 def name_field() -> None:
@@ -31,8 +32,8 @@ def name_field() -> None:
     if FIELD not in st.session_state:  # the field was gone: it opens on the name in use
         st.session_state[FIELD] = name
     st.sidebar.text_input("Your name", key=FIELD, on_change=_take_name,
-                          help="Recorded with the verdicts, thresholds and models you save in this browser session. "
-                               "Sign-in is off, so nobody checks it.")  # fmt: skip
+                          help="Recorded with what you save in this browser session (verdicts, thresholds, models, "
+                               "exports, ingests). Sign-in is off, so nobody checks it.")  # fmt: skip
     if ERROR in st.session_state:
         st.sidebar.error(st.session_state[ERROR])
 
@@ -68,5 +69,11 @@ def annotator_name() -> str | None:
 def unnamed(actor: Actor) -> str | None:
     """Why ``actor`` may not save a record in their name yet (sign-in off and no name given), or ``None``."""
     if actor.operator and not st.session_state.get(KEY, "").strip():
-        return "Not saved: give your name in the sidebar first, as what you save records who saved it."
+        return UNNAMED
     return None
+
+
+def refusal(actor: Actor, *actions: Action) -> str | None:
+    """Why ``actor`` may not do ``actions`` from a page now, in words for a disabled control: the first action their
+    role does not allow (:func:`core.access.why_not`), else :func:`unnamed`; ``None`` when they may."""
+    return next(filter(None, (why_not(actor.role, action) for action in actions)), None) or unnamed(actor)

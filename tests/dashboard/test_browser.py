@@ -168,6 +168,14 @@ def _open(page, dashboard: Dashboard, url_path: str) -> None:
     page.wait_for_load_state("networkidle")
 
 
+def _give_name(page, name: str) -> None:
+    """Give ``name`` in the sidebar's **Your name** (sign-in off: saving needs one); waits for the rerun."""
+    page.get_by_label("Your name", exact=True).fill(name)
+    page.get_by_label("Your name", exact=True).press("Enter")
+    page.get_by_text(f"Working as {name}").wait_for(state="visible")
+    _wait_for_app_idle(page)
+
+
 def _full_page_screenshot(page, path: Path) -> None:
     """Streamlit scrolls inside its own containers, so grow the viewport to the content before the shot."""
     height = page.evaluate(
@@ -212,8 +220,7 @@ def _abnormal_verdicts(data_dir: Path, annotator: str) -> int:
 def test_triage_confirm_abnormal_is_stored(page, dashboard):
     assert _abnormal_verdicts(dashboard.data_dir, ANNOTATOR) == 0
     _open(page, dashboard, "triage")
-    page.get_by_label("Your name", exact=True).fill(ANNOTATOR)
-    page.get_by_label("Your name", exact=True).press("Enter")  # the sidebar's field, on every page
+    _give_name(page, ANNOTATOR)  # the sidebar's field, on every page
 
     confirm = page.get_by_role("button", name="Confirm abnormal")
     confirm.wait_for(state="visible")
