@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from core.access import Action, why_not
+from core.access import Action
 from core.commands import core_command
 from core.detection.registry import AUTO, CHOSEN_ONLY, detector_names
 from core.detection.selection import FAULT_WEIGHT, FAULTS, OTHER_WEIGHT, candidate_name, detector_name, model_name
@@ -19,6 +19,7 @@ from core.workflows.evaluation import automatic_choice
 from core.workflows.training import MachineTraining, activate, active_model_id, train_and_score
 from core.workflows.triage import clip_address, review_is_blind
 from dashboard.components import plots
+from dashboard.components.annotator import refusal
 from dashboard.components.auth import current_actor
 from dashboard.components.format import duration, fixed, number
 from dashboard.components.pickers import machine_picker
@@ -98,7 +99,7 @@ def _disagreements(machine: str, result: Comparison) -> None:
 def _activate_buttons(machine: str, result: Comparison) -> None:
     active = active_model_id(machine)
     actor = current_actor()
-    refused = why_not(actor.role, Action.ACTIVATE_MODEL)
+    refused = refusal(actor, Action.ACTIVATE_MODEL)  # with sign-in off, a name first: the change is audited
     buttons = st.columns(len(result.results))
     for column, r in zip(buttons, result.results, strict=True):
         if r.model_id == active:
@@ -108,6 +109,8 @@ def _activate_buttons(machine: str, result: Comparison) -> None:
             activate(machine, model_id=r.model_id, actor=actor)
             st.toast(f"{md_literal(r.name)} now scores {md_literal(machine)}'s clips; new flags follow its threshold.")
             st.rerun()
+    if refused and any(r.model_id != active for r in result.results):  # said on the page, not only in the tooltip
+        st.caption(refused)
 
 
 def _comparison(machine: str) -> None:
@@ -174,7 +177,7 @@ def _train_section(selected: str | None) -> None:
     if not machines:
         st.info("No machine yet: add clips on the Data page first.")
         return
-    refused = why_not(current_actor().role, Action.TRAIN)
+    refused = refusal(current_actor(), Action.TRAIN)  # with sign-in off, a name first: the model records its trainer
     if selected in machines and st.session_state.get(TRAIN_FOLLOWS_KEY) != selected:
         st.session_state["train_machine"] = selected  # follows the page's machine when that changes
         st.session_state[TRAIN_FOLLOWS_KEY] = selected
@@ -188,7 +191,10 @@ def _train_section(selected: str | None) -> None:
                "labelled normal, then scores every clip of the machine, so the comparison and the triage queue "
                "fill. A new version of the active detector becomes active; another detector waits for **Make … "
                "active**.")  # fmt: skip
-    if st.button("Train detector", type="primary", disabled=bool(refused), help=refused, key="train_button"):
+    clicked = st.button("Train detector", type="primary", disabled=bool(refused), help=refused, key="train_button")
+    if refused:  # said on the page, not only in the disabled button's tooltip
+        st.caption(refused)
+    if clicked:
         _train(machine, detector)
 
 

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from tests.dashboard import test_browser as real
-from tests.dashboard.test_browser import SCREENSHOTS, _assert_no_exception, _open, _wait_for_app_idle
+from tests.dashboard.test_browser import SCREENSHOTS, _assert_no_exception, _give_name, _open, _wait_for_app_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 dashboard, browser = real.dashboard, real.browser  # the same fixtures (page: conftest), a server of this module's
@@ -37,6 +37,7 @@ def test_a_clip_link_opens_the_clip_on_explore(page, dashboard):
 def test_train_detector_from_the_compare_page_then_compare(page, dashboard):
     _open(page, dashboard, "compare")
     _assert_no_exception(page, dashboard, "Compare with one model")
+    _give_name(page, "carol")  # sign-in off: the model records who trained it
     page.get_by_role("combobox", name="Detector", exact=True).click()
     page.get_by_role("option", name="mahalanobis").click()
     _wait_for_app_idle(page)

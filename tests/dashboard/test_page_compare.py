@@ -11,12 +11,14 @@ from sqlalchemy import select, update
 
 from core.access import Actor, Role
 from core.detection.registry import AUTO
+from core.workflows.audit import audit_events
 from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import compare_models, model_choices
 from core.workflows.ingest import ingest
 from core.workflows.scoring import score
 from core.workflows.training import active_model_id, train
 from core.workflows.tuning import SuggestOptions, set_threshold, suggest
+from dashboard.components.annotator import UNNAMED
 from dashboard.components.format import number
 from dashboard.components.text import md_literal
 from dashboard.pages.compare import candidate_name
@@ -104,15 +106,25 @@ def test_two_models_side_by_side_on_the_named_test_set(seeded, open_page):
     assert all(re.fullmatch(r"\d\.\d{3}", v) for v in table.value.to_numpy().ravel()), table.value
 
 
-def test_make_a_compared_model_active(seeded, open_page):
+def _make_v1_active(app):
+    return next(b for b in app.button if b.label.startswith("Make Mahalanobis v1"))
+
+
+def test_make_a_compared_model_active_once_a_name_is_given(seeded, open_page):
+    """With sign-in off the change was audited as "local user" when no name had been given."""
     (trained,) = train(MACHINE, "mahalanobis", user="test").trained  # v2 becomes active (same detector)
     app = open_page("compare")
     no_exception(app)
-    v1 = next(b for b in app.button if b.label.startswith("Make Mahalanobis v1"))
-    v1.click().run()
+    assert _make_v1_active(app).disabled and _make_v1_active(app).help == UNNAMED
+    assert UNNAMED in [c.value for c in app.caption]  # said on the page, not only in the tooltip
+    app.sidebar.text_input(key="annotator_input").input("Ann").run()
+    assert not _make_v1_active(app).disabled and UNNAMED not in [c.value for c in app.caption]
+    _make_v1_active(app).click().run()
     no_exception(app)
     assert active_model_id(MACHINE) != trained.model_id
     assert any("is the active model" in c.value for c in app.caption)
+    newest = audit_events(1)[0]
+    assert (newest["user"], newest["action"]) == ("Ann", "activate model")
 
 
 def _two_versions() -> tuple[int, int]:
@@ -225,6 +237,10 @@ def test_an_engineer_trains_a_new_machines_detector_from_the_page_and_its_clips_
     assert ingest([str(tmp_path / "upload")]).ingested == 10
     assert "pump/id_09" not in machine_keys(require_model=True)  # uploaded, never scored
     app = open_page("compare")
+    button = app.button(key="train_button")  # sign-in off: the model records its trainer, so a name first
+    assert button.disabled and button.help == UNNAMED and UNNAMED in [c.value for c in app.caption]
+    app.sidebar.text_input(key="annotator_input").input("Ann").run()
+    assert not app.button(key="train_button").disabled and UNNAMED not in [c.value for c in app.caption]
     app.selectbox(key="train_machine").set_value("pump/id_09")
     app.selectbox(key="train_detector").set_value("mahalanobis")
     app.button(key="train_button").click().run()
@@ -241,7 +257,9 @@ def test_an_engineer_trains_a_new_machines_detector_from_the_page_and_its_clips_
         clips = session.scalars(select(Clip.id).where(Clip.machine_pk == pk)).all()
         scored = session.scalars(select(Score.clip_id).where(Score.model_id == machine.active_model_id)).all()
         assert sorted(scored) == sorted(clips) and len(clips) == 10  # every clip scored: the queue can fill
-        assert machine.active_model.provenance["trained_by"] == "local user"
+        assert machine.active_model.provenance["trained_by"] == "Ann"  # it said "local user" when no name was given
+    newest = audit_events(1)[0]  # scoring is not audited: the training is the newest event
+    assert (newest["user"], newest["action"]) == ("Ann", "train")
 
 
 def test_an_annotator_may_not_train_from_the_page(seeded, monkeypatch):
