@@ -26,6 +26,7 @@ from core.workflows.export import (
     newest_export,
     preview,
 )
+from dashboard.components.annotator import refusal, unnamed
 from dashboard.components.auth import current_actor
 from dashboard.components.progress import progress_bar
 from dashboard.components.text import md_literal
@@ -74,8 +75,11 @@ def _curation(options: ExportOptions) -> bool:
 
 def _export(options: ExportOptions) -> None:
     actor = current_actor()
-    refused = why_not(actor.role, Action.EXPORT)
-    if st.button("Export balanced dataset", type="primary", disabled=bool(refused), help=refused):
+    refused = refusal(actor, Action.EXPORT)  # with sign-in off, a name first: the export names its author
+    clicked = st.button("Export balanced dataset", type="primary", disabled=bool(refused), help=refused)
+    if refused:  # said on the page, not only in the disabled button's tooltip
+        st.caption(refused)
+    if clicked:
         out = default_export_dir()
         summary = export_dataset(out, options, user=actor.name, progress=progress_bar("spectrograms"), actor=actor)
         st.session_state["last_export"] = summary["out_dir"]
@@ -121,16 +125,18 @@ def _one_step(options: ExportOptions) -> None:
     actor = current_actor()
     trainer = default_trainer()
     paid = trainer.name == "rekognition"
-    refused = why_not(actor.role, Action.EXPORT) or why_not(actor.role, Action.CLOUD_TRAIN if paid else
-                                                             Action.TRAIN_SUPERVISED)  # fmt: skip
+    refused = refusal(actor, Action.EXPORT, Action.CLOUD_TRAIN if paid else Action.TRAIN_SUPERVISED)
     where = "with Rekognition Custom Labels" if paid else "with the small CNN on this machine's CPU"
     st.caption(f"Or in one step: export the dataset chosen above and train on it {where}.")
     accepted = True
     if paid:
         st.warning(md_literal(trainer.config.training_cost_notice()))  # its $ signs are no LaTeX
         accepted = st.checkbox("I accept the cost of training", key="one_step_cost", disabled=bool(refused))
-    if not st.button("Export and train", disabled=bool(refused) or not accepted,
-                     help=refused or ("tick the cost notice first" if not accepted else where)):  # fmt: skip
+    clicked = st.button("Export and train", disabled=bool(refused) or not accepted,
+                        help=refused or ("tick the cost notice first" if not accepted else where))  # fmt: skip
+    if refused:
+        st.caption(refused)
+    if not clicked:
         return
     result = export_and_train(options, trainer=trainer, confirm_cost=paid, user=actor.name, actor=actor,
                               export_progress=progress_bar("spectrograms"),
@@ -157,29 +163,33 @@ def _train_buttons() -> None:
     rekognition = get_trainer("rekognition", config=CloudConfig.from_env())
     availability = rekognition.availability()
     actor = current_actor()
-    refused = why_not(actor.role, Action.TRAIN_SUPERVISED)
+    refused = refusal(actor, Action.TRAIN_SUPERVISED)  # with sign-in off, a name first: the job names who ran it
     left, right = st.columns(2)
-    if left.button("Train locally", disabled=no_export or bool(refused), help=refused or "A small CNN on this "
-                   "machine's CPU"):  # fmt: skip
+    clicked = left.button("Train locally", disabled=no_export or bool(refused), help=refused or "A small CNN on this "
+                          "machine's CPU")  # fmt: skip
+    if refused:  # said on the page, not only in the disabled button's tooltip
+        left.caption(refused)
+    if clicked:
         with st.spinner("Training the local CNN…"):
             job_id = get_trainer("local").train(user=actor.name, progress=progress_bar("epochs"), actor=actor)
         st.success(f"Local training finished (job {job_id}).")
     reason = None if availability.ok else f"Unavailable: {md_literal(availability.reason)}."  # may quote AWS
     reason = why_not(actor.role, Action.CLOUD_TRAIN) or reason
+    blocked = reason or unnamed(actor)  # with sign-in off, a name first, once Rekognition could train at all
     if availability.ok and not no_export:
         right.warning(md_literal(rekognition.config.training_cost_notice()))  # its $ signs are no LaTeX
     accepted = right.checkbox("I accept the cost of training", key="cloud_training_cost",
-                              disabled=no_export or bool(reason))  # fmt: skip
-    if right.button("Train with Rekognition", disabled=no_export or bool(reason) or not accepted,
-                    help=reason or md_literal(availability.reason) or "tick the cost notice first"):  # fmt: skip
+                              disabled=no_export or bool(blocked))  # fmt: skip
+    if right.button("Train with Rekognition", disabled=no_export or bool(blocked) or not accepted,
+                    help=blocked or md_literal(availability.reason) or "tick the cost notice first"):  # fmt: skip
         job_id = rekognition.train(user=actor.name, progress=progress_bar("uploading to S3"), actor=actor,
                                    confirm_cost=True)  # fmt: skip
         st.success(f"Rekognition training started (job {job_id}); it usually takes about an hour.")
-    if reason:
-        right.caption(reason)
-        if rekognition.config.bucket and right.button("Check AWS again"):  # credentials may have been set up
-            forget_credentials_check()
-            st.rerun()
+    if blocked:
+        right.caption(blocked)
+    if reason and rekognition.config.bucket and right.button("Check AWS again"):  # credentials may have been set up
+        forget_credentials_check()
+        st.rerun()
 
 
 @st.fragment(run_every=15)
@@ -217,21 +227,33 @@ def _refreshed(job, rekognition):
         return job
 
 
+def _stop_button(job, rekognition) -> None:
+    """Stop an interrupted evaluation's model (audited: with sign-in off, a name first, as for every action here)."""
+    refused = refusal(current_actor(), Action.CLOUD_EVALUATE)
+    if st.button(f"Stop job {job.job_id}'s model", key=f"stop_{job.job_id}", disabled=bool(refused), help=refused):
+        rekognition.stop(job.job_id, actor=current_actor())
+        st.rerun()
+    if refused:
+        st.caption(refused)
+
+
 def _job_actions(job, rekognition) -> None:
     if job.backend == "rekognition" and job.status == JobState.TRAINED:
         with st.expander(f"Job {job.job_id}: evaluate the Rekognition model"):
             st.warning(md_literal(rekognition.config.cost_notice()))
-            refused = why_not(current_actor().role, Action.CLOUD_EVALUATE)
+            refused = refusal(current_actor(), Action.CLOUD_EVALUATE)  # sign-in off: a name first (it is audited)
             accepted = st.checkbox("I accept this cost", key=f"cost_{job.job_id}", disabled=bool(refused))
-            if st.button("Evaluate on the test images", key=f"evaluate_{job.job_id}", disabled=not accepted,
-                         help=refused):  # fmt: skip
+            clicked = st.button("Evaluate on the test images", key=f"evaluate_{job.job_id}",
+                                disabled=bool(refused) or not accepted, help=refused)  # fmt: skip
+            if refused:
+                st.caption(refused)
+            if clicked:
                 rekognition.evaluate(job.job_id, confirm_cost=True, progress=progress_bar("test images"),
                                      actor=current_actor())  # fmt: skip
                 st.rerun()
     interrupted = job.backend == "rekognition" and job.status == JobState.EVALUATING  # the model may still be billing
-    if interrupted and st.button(f"Stop job {job.job_id}'s model", key=f"stop_{job.job_id}"):
-        rekognition.stop(job.job_id, actor=current_actor())
-        st.rerun()
+    if interrupted:
+        _stop_button(job, rekognition)
     if job.status == JobState.COMPLETED and job.model_id:
         preset = comparison_preset(job.model_id, prefer=st.session_state.get("selected_machine"))
         if preset and st.button(f"Compare job {job.job_id}'s model with {md_literal(preset[0])}'s active model",

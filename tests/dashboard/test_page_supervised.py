@@ -14,6 +14,7 @@ from core.supervised.base import new_job, register_model, resolve_export, set_jo
 from core.workflows.audit import audit_events
 from core.workflows.export import default_export_dir, export_dataset, read_summary
 from core.workflows.training import active_model_id
+from dashboard.components.annotator import UNNAMED
 from dashboard.components.auth import NAME_KEY
 from dashboard.components.text import md_literal
 from db.models import DetectorModel, Export, TrainingJob
@@ -24,6 +25,7 @@ MACHINE = SEEDED_MACHINES[1]  # the machine the user last looked at (comparison_
 EXPORT = "Export balanced dataset"
 LOCAL = "Train locally"
 REKOGNITION = "Train with Rekognition"
+NAME = "carol"  # given in the sidebar: with sign-in off, what a page saves needs a name
 CNN_EPOCHS = 3  # the default 60 would also do on this tiny export, only slower
 
 
@@ -71,7 +73,7 @@ def _export() -> dict:
 
 
 def test_empty_database_has_no_curated_clips_and_nothing_to_train(no_aws, open_page):
-    app = open_page("supervised")
+    app = open_page("supervised", name=NAME)
     assert [t.value for t in app.title] == ["Supervised training"]
     assert any(text.startswith("No curated clips yet") for text in infos(app))
     assert not app.dataframe
@@ -83,7 +85,7 @@ def test_empty_database_has_no_curated_clips_and_nothing_to_train(no_aws, open_p
 
 
 def test_curated_clips_per_machine_and_the_balanced_export(seeded, no_aws, open_page):
-    app = open_page("supervised")
+    app = open_page("supervised", name=NAME)
     (table,) = app.dataframe
     assert list(table.value.index) == list(SEEDED_MACHINES)
     assert list(table.value.columns) == ["normal", "abnormal", "kept per class", "status"]
@@ -122,7 +124,7 @@ def test_curated_clips_per_machine_and_the_balanced_export(seeded, no_aws, open_
 
 
 def test_local_training_completes_and_opens_the_comparison(seeded, no_aws, few_epochs, open_page):
-    app = open_page("supervised")
+    app = open_page("supervised", name=NAME)
     app.session_state["selected_machine"] = MACHINE  # chosen on another page before
     app = _click(app, EXPORT)
     _click(app, LOCAL)
@@ -155,7 +157,7 @@ def test_local_training_completes_and_opens_the_comparison(seeded, no_aws, few_e
 
 def test_rekognition_needs_a_bucket(seeded, no_aws, open_page):
     _export()
-    app = open_page("supervised")
+    app = open_page("supervised", name=NAME)
     reason = f"Unavailable: {md_literal('no S3 bucket configured (set REKOGNITION_BUCKET)')}."
     button = _button(app, REKOGNITION)
     assert button.disabled and button.help == reason
@@ -166,7 +168,7 @@ def test_rekognition_needs_a_bucket(seeded, no_aws, open_page):
 def test_rekognition_needs_credentials_then_checks_again(seeded, no_aws, open_page):
     _export()
     no_aws.setenv("REKOGNITION_BUCKET", "my-bucket")
-    app = open_page("supervised")
+    app = open_page("supervised", name=NAME)
     button = _button(app, REKOGNITION)
     assert button.disabled and "credentials" in button.help
     assert any(text.startswith("Unavailable: no AWS credentials found") for text in _captions(app))
@@ -186,7 +188,7 @@ def test_rekognition_needs_credentials_then_checks_again(seeded, no_aws, open_pa
 def test_rekognition_with_bucket_and_credentials_is_enabled_once_exported(seeded, no_aws, open_page):
     no_aws.setenv("REKOGNITION_BUCKET", "my-bucket")
     _fake_credentials(no_aws)
-    app = open_page("supervised")
+    app = open_page("supervised", name=NAME)
     assert _button(app, REKOGNITION).disabled  # available, but nothing exported yet
     assert not any(text.startswith("Unavailable") for text in _captions(app))
     _click(app, EXPORT)
@@ -196,7 +198,8 @@ def test_rekognition_with_bucket_and_credentials_is_enabled_once_exported(seeded
     assert not _button(app, REKOGNITION).disabled
 
 
-def test_a_trained_rekognition_model_is_evaluated_only_once_the_cost_is_accepted(seeded, no_aws, open_page):
+def _trained_rekognition_job(no_aws, status: str = "trained") -> tuple[int, int]:
+    """``(job_id, model_id)`` of a Rekognition job in ``status`` with its model registered (AWS configured, faked)."""
     no_aws.setenv("REKOGNITION_BUCKET", "my-bucket")
     no_aws.setenv("REKOGNITION_INFERENCE_UNITS", "2")
     no_aws.setenv("REKOGNITION_COST_PER_UNIT_HOUR", "2.5")
@@ -207,11 +210,15 @@ def test_a_trained_rekognition_model_is_evaluated_only_once_the_cost_is_accepted
     job_id = new_job("rekognition", export, bucket="my-bucket", prefix="machine-sound", trained_by="test")
     model_id = register_model("rekognition", export, save=None, params={"project": "machine-sound-anomalies"},
                               provenance={"job_id": job_id, "version_arn": arn})  # fmt: skip
-    set_job(job_id, status="trained", model_id=model_id, external={
+    set_job(job_id, status=status, model_id=model_id, external={
         "key_base": "machine-sound/exports/export-1/", "version_name": "job-1", "version_arn": arn,
         "project_arn": arn.split("/version/")[0] + "/1"})  # fmt: skip
+    return job_id, model_id
 
-    app = open_page("supervised")
+
+def test_a_trained_rekognition_model_is_evaluated_only_once_the_cost_is_accepted(seeded, no_aws, open_page):
+    job_id, model_id = _trained_rekognition_job(no_aws)
+    app = open_page("supervised", name=NAME)
     (jobs,) = [d.value for d in app.dataframe if d.value.index.name == "job"]
     assert jobs.loc[job_id, ["backend", "status", "model"]].tolist() == ["rekognition", "trained", model_id]
     (expander,) = [e for e in app.expander if e.label == f"Job {job_id}: evaluate the Rekognition model"]
@@ -234,7 +241,7 @@ def test_an_export_whose_folder_is_gone_cannot_be_trained_on(seeded, no_aws, ope
 
     summary = _export()
     shutil.rmtree(summary["out_dir"])
-    app = open_page("supervised")
+    app = open_page("supervised", name=NAME)
     assert [w.value for w in app.warning] == [
         f"The newest export cannot be trained on: {md_literal('its folder is gone; export again')}."
     ]
@@ -272,7 +279,7 @@ def test_the_newest_export_downloads_as_a_zip_of_its_files(seeded, no_aws, open_
     import zipfile
 
     summary = _export()
-    app = open_page("supervised")
+    app = open_page("supervised", name=NAME)
     (button,) = app.get("download_button")
     assert button.label == "Download the export (zip)" and not button.disabled
     assert button.proto.deferred_file_id  # made when clicked, not on every run of the page
@@ -288,12 +295,12 @@ def test_the_newest_export_downloads_as_a_zip_of_its_files(seeded, no_aws, open_
 
 
 def test_no_download_without_a_usable_export(seeded, no_aws, open_page):
-    app = open_page("supervised")
+    app = open_page("supervised", name=NAME)
     assert not app.get("download_button")
 
 
 def test_one_button_exports_and_trains_locally_and_the_job_appears(seeded, no_aws, few_epochs, open_page):
-    app = open_page("supervised")
+    app = open_page("supervised", name=NAME)
     assert any(text.startswith("Or in one step: export the dataset chosen above and train on it with the small CNN")
                for text in _captions(app))  # fmt: skip
     assert not _rows(Export) and not _rows(TrainingJob)
@@ -315,7 +322,7 @@ def test_one_button_exports_and_trains_locally_and_the_job_appears(seeded, no_aw
 def test_one_button_uses_rekognition_when_configured_only_once_its_cost_is_accepted(seeded, no_aws, open_page):
     no_aws.setenv("REKOGNITION_BUCKET", "my-bucket")
     _fake_credentials(no_aws)
-    app = open_page("supervised")
+    app = open_page("supervised", name=NAME)
     assert any("train on it with Rekognition Custom Labels" in text for text in _captions(app))
     assert any("billed per hour of training" in w.value for w in app.warning)
     assert _button(app, ONE_STEP).disabled  # money needs a yes
@@ -334,7 +341,40 @@ def test_an_export_over_max_download_mb_is_named_by_its_path_not_offered(seeded,
     size = export_bytes(summary["out_dir"])
     assert size > 0
     monkeypatch.setenv("MAX_DOWNLOAD_MB", str(size / 2e6))
-    app = open_page("supervised")
+    app = open_page("supervised", name=NAME)
     assert not app.get("download_button")
     assert any("over the" in text and "MAX\\_DOWNLOAD\\_MB" in text and "copy it from the server" in text
                for text in infos(app))  # fmt: skip
+
+
+def test_with_sign_in_off_exports_and_trainings_wait_for_a_name_then_record_it(seeded, no_aws, open_page):
+    """An export or a training was recorded (and audited) as "local user" when no name had been given."""
+    _export()  # an export to train on: the name is all that is missing
+    app = open_page("supervised")
+    for label in (EXPORT, ONE_STEP, LOCAL):
+        assert _button(app, label).disabled and _button(app, label).help == UNNAMED, label
+    assert _captions(app).count(UNNAMED) == 3  # beside each button, not only in its tooltip
+    app.sidebar.text_input(key="annotator_input").input("Ann").run()
+    assert UNNAMED not in _captions(app)
+    assert not any(_button(app, label).disabled for label in (EXPORT, ONE_STEP, LOCAL))
+    _click(app, EXPORT)
+    newest = _rows(Export)[-1]
+    assert newest.created_by == "Ann"
+    assert [(e["user"], e["action"]) for e in audit_events(1)] == [("Ann", "export")]
+
+
+@pytest.mark.parametrize("status", ["trained", "evaluating"])
+def test_with_sign_in_off_a_rekognition_model_is_evaluated_or_stopped_once_a_name_is_given(seeded, no_aws, open_page,
+                                                                                            status):  # fmt: skip
+    """Evaluating (and stopping) a cloud model is audited: it named "local user" when no name had been given."""
+    job_id, _ = _trained_rekognition_job(no_aws, status)
+    app = open_page("supervised")
+    key = f"evaluate_{job_id}" if status == "trained" else f"stop_{job_id}"
+    assert app.button(key=key).disabled and app.button(key=key).help == UNNAMED
+    assert UNNAMED in _captions(app)
+    if status == "trained":
+        assert app.checkbox(key=f"cost_{job_id}").disabled
+    app.sidebar.text_input(key="annotator_input").input("Ann").run()
+    if status == "trained":
+        app.checkbox(key=f"cost_{job_id}").check().run()
+    assert not app.button(key=key).disabled and UNNAMED not in _captions(app)
