@@ -19,6 +19,7 @@ from core.workflows.uploads import (
     score_new_clips,
     store_uploads,
 )
+from dashboard.components.annotator import unnamed
 from dashboard.components.auth import current_actor
 from dashboard.components.format import MISSING, number
 from dashboard.components.limits import apply_upload_limit
@@ -170,17 +171,21 @@ def render() -> None:
         st.info(f"Adding recordings is for engineers: {refused}.")
         return
     roots = ", ".join(str(r) for r in ingest_roots())
+    missing = unnamed(actor)  # with sign-in off, a name first: what is ingested records who added it
     with st.form("folder_form"):
         folder = st.text_input("Folder on this server", placeholder="/data/mimii/6_dB_fan",
                                help=f"inside {md_literal(roots)} (INGEST\\_ROOTS)")  # fmt: skip
-        if st.form_submit_button("Ingest folder"):
+        if st.form_submit_button("Ingest folder", disabled=bool(missing), help=missing):
             _ingest_folder(folder, actor)
-    _upload_section(actor)
+        if missing:  # said on the page, not only in the disabled button's tooltip
+            st.caption(missing)
+    _upload_section(actor, missing)
 
 
-def _upload_section(actor) -> None:
+def _upload_section(actor, missing: str | None) -> None:
     """**Upload**: files for one machine, which must be named (the machine picked in the sidebar is offered).  After
-    a batch the box is emptied (a new key), so its files are never sent again with the next one."""
+    a batch the box is emptied (a new key), so its files are never sent again with the next one.  ``missing``: why
+    nothing may be ingested yet (:func:`~dashboard.components.annotator.unnamed`), said beside the button."""
     st.subheader("Upload")
     machine = st.text_input("Machine for the uploads (type/id)", value=st.session_state.get("selected_machine", ""),
                             placeholder="type/id, e.g. fan/id_00", help="the machine the files were recorded on; a "
@@ -197,7 +202,12 @@ def _upload_section(actor) -> None:
     done = st.session_state.pop(UPLOAD_DONE, None)
     if done is not None:
         _show_batch(done)
-    if uploads and st.button("Ingest uploads"):
+    if not uploads:
+        return
+    clicked = st.button("Ingest uploads", disabled=bool(missing), help=missing)
+    if missing:
+        st.caption(missing)
+    if clicked:
         batch = _ingest_batch(uploads, machine, limit, actor)
         if batch is not None:
             st.session_state[UPLOAD_DONE] = batch

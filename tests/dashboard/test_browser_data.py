@@ -18,6 +18,7 @@ from tests.conftest import tone, write_wav
 from tests.dashboard.test_browser import (
     ROOT,
     Dashboard,
+    _give_name,
     _open,
     _require_chromium,
     _wait_for_app_idle,
@@ -74,6 +75,7 @@ def test_after_ingest_the_upload_box_is_empty_and_the_next_batch_sends_only_its_
     files = [write_wav(tmp_path / f"take_{k}.wav", tone(2.0, freq=600.0 + 200 * k, seed=20 + k)) for k in range(2)]
     with fresh_page(browser) as page:
         _open(page, dashboard, "data")
+        _give_name(page, "carol")  # sign-in off: what is ingested records who added it
         machine = page.get_by_role("textbox", name="Machine for the uploads (type/id)")
         assert machine.get_attribute("placeholder") == "type/id, e.g. fan/id_00"
         machine.fill("fan/id_02")

@@ -20,6 +20,7 @@ import pytest
 
 from tests.dashboard.test_browser import (
     ROOT,
+    _give_name,
     _require_chromium,
     _wait_for_app_idle,
     fresh_page,
@@ -67,6 +68,7 @@ def _upload_and_ingest(browser, url: str, files: list[Path]) -> None:
         page.goto(f"{url}/data", wait_until="domcontentloaded")
         page.get_by_text("WAV/FLAC files").first.wait_for()
         _wait_for_app_idle(page)
+        _give_name(page, "carol")  # sign-in off: what is ingested records who added it
         machine = page.get_by_role("textbox", name="Machine for the uploads (type/id)")
         machine.fill("uploads/id_00")  # no machine is assumed: the upload names one
         machine.press("Enter")

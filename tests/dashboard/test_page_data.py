@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from core.workflows.audit import audit_events
+from dashboard.components.annotator import UNNAMED
 from dashboard.components.format import MISSING, number
 from dashboard.components.text import md_literal
 from db.queries import count_clips, recent_rejections
 from db.session import session_scope
 from tests.conftest import SEEDED_MACHINES, infos, no_exception, tone, write_wav
+
+NAME = "carol"  # given in the sidebar: with sign-in off, what a page saves needs a name
 
 
 def _ingest_folder(app, folder: str):
@@ -22,7 +26,7 @@ def _ingest_folder(app, folder: str):
 def test_the_page_renders(open_page, request, seed):
     if seed:
         request.getfixturevalue("seeded")
-    app = open_page("data")
+    app = open_page("data", name=NAME)
     assert [t.value for t in app.title] == ["Add recordings"]
     assert [b.label for b in app.form_submit_button] == ["Ingest folder"]
     assert not app.success and not app.error
@@ -33,7 +37,7 @@ def test_ingesting_a_folder_reports_clips_and_each_refused_file(open_page, data_
     for k in range(2):
         write_wav(folder / f"pump_{k}.wav", tone(1.0, seed=k))
     (folder / "junk.wav").write_bytes(b"this is not audio")
-    app = _ingest_folder(open_page("data"), str(folder))
+    app = _ingest_folder(open_page("data", name=NAME), str(folder))
 
     assert [s.value for s in app.success] == ["Ingested 2 clip(s); 0 already known."]
     (refused,) = [e.value for e in app.error]
@@ -57,7 +61,7 @@ def test_a_folder_ingested_again_names_at_most_ten_known_files_then_how_many_mor
     folder = data_dir / "drop"
     for k in range(12):
         write_wav(folder / f"pump_{k:02d}.wav", tone(0.2, seed=k))
-    app = _ingest_folder(_ingest_folder(open_page("data"), str(folder)), str(folder))
+    app = _ingest_folder(_ingest_folder(open_page("data", name=NAME), str(folder)), str(folder))
     assert not app.success and infos(app)[0] == "Ingested 0 clip(s); 12 already known."  # nothing new: no success
     (known,) = [c.value for c in app.caption if c.value.startswith("Already known")]
     named = ", ".join(md_literal(folder / f"pump_{k:02d}.wav") for k in range(10))
@@ -65,7 +69,7 @@ def test_a_folder_ingested_again_names_at_most_ten_known_files_then_how_many_mor
 
 
 def test_an_empty_folder_field_says_what_is_missing(open_page):
-    app = _ingest_folder(open_page("data"), "  ")
+    app = _ingest_folder(open_page("data", name=NAME), "  ")
     assert [w.value for w in app.warning] == ["Type the folder to ingest: a path on this server, inside the ingest "
                                               "roots."]  # fmt: skip
     assert not app.error and not app.success and not app.get("progress")
@@ -73,7 +77,7 @@ def test_an_empty_folder_field_says_what_is_missing(open_page):
 
 def test_a_missing_folder_is_an_error_as_a_sentence_with_no_progress_bar_left(open_page, data_dir):
     missing = data_dir / "nowhere"
-    app = _ingest_folder(open_page("data"), str(missing))
+    app = _ingest_folder(open_page("data", name=NAME), str(missing))
     assert [e.value for e in app.error] == [md_literal("No such folder inside the ingest roots.")]
     assert not app.success and not app.get("progress")  # nothing is being ingested
     with session_scope() as session:
@@ -83,7 +87,7 @@ def test_a_missing_folder_is_an_error_as_a_sentence_with_no_progress_bar_left(op
 def test_folders_outside_the_ingest_roots_are_refused_alike_whether_they_exist_or_not(open_page, tmp_path):
     outside = tmp_path / "outside"
     write_wav(outside / "a.wav", tone(1.0))
-    app = open_page("data")
+    app = open_page("data", name=NAME)
     said = []
     for folder in (outside, tmp_path / "no-such-folder", "/root", "/etc/../root"):
         _ingest_folder(app, str(folder))
@@ -101,7 +105,7 @@ def test_a_link_inside_a_root_that_leads_out_is_refused_and_the_rest_ingested(op
     write_wav(folder / "fine.wav", tone(1.0, seed=1))
     (folder / "linked.wav").symlink_to(secret)
     (folder / "sub").symlink_to(secret.parent, target_is_directory=True)  # folder links are not followed at all
-    app = _ingest_folder(open_page("data"), str(folder))
+    app = _ingest_folder(open_page("data", name=NAME), str(folder))
     assert [s.value for s in app.success] == ["Ingested 1 clip(s); 0 already known."]
     (refused,) = [e.value for e in app.error]
     assert md_literal("linked.wav") in refused and "outside the ingest roots" in refused
@@ -111,7 +115,7 @@ def test_a_link_inside_a_root_that_leads_out_is_refused_and_the_rest_ingested(op
 
 def test_uploads_keep_the_good_files_and_name_each_refused_one(open_page, data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MAX_UPLOAD_MB", "0.05")  # 50 kB
-    app = open_page("data")
+    app = open_page("data", name=NAME)
     (uploader,) = app.get("file_uploader")
     assert uploader.label == "WAV/FLAC files (up to 0.05 MB each)"
     next(t for t in app.text_input if t.label == "Machine for the uploads (type/id)").input("pump/id_05")
@@ -150,7 +154,7 @@ def _upload(app, files, machine: str):
 def test_uploads_wait_for_a_machine_to_be_named(open_page, data_dir, tmp_path):
     """No machine is made up: with none typed the upload is refused, nothing stored, and the box keeps its files."""
     content = write_wav(tmp_path / "a.wav", tone(1.0)).read_bytes()
-    app = open_page("data")
+    app = open_page("data", name=NAME)
     (machine_field,) = [t for t in app.text_input if t.label == "Machine for the uploads (type/id)"]
     assert (machine_field.value, machine_field.placeholder) == ("", "type/id, e.g. fan/id_00")  # no value lookalike
     for machine in ("", "  ", "fan", "fan/ ", "/id_00", "../.."):
@@ -169,7 +173,7 @@ def test_uploads_wait_for_a_machine_to_be_named(open_page, data_dir, tmp_path):
 
 
 def test_the_upload_machine_is_the_one_picked_in_the_sidebar(open_page, data_dir, tmp_path):
-    app = open_page("data")
+    app = open_page("data", name=NAME)
     app.session_state["selected_machine"] = "pump/id_02"  # picked on another page
     app.run()
     (machine,) = [t for t in app.text_input if t.label == "Machine for the uploads (type/id)"]
@@ -183,7 +187,7 @@ def test_the_upload_machine_is_the_one_picked_in_the_sidebar(open_page, data_dir
 
 def test_an_upload_already_stored_is_named_as_uploaded(open_page, data_dir, tmp_path):
     content = write_wav(tmp_path / "a.wav", tone(1.0, seed=3)).read_bytes()
-    app = _upload(open_page("data"), [("first take.wav", content)], "press/id_01")
+    app = _upload(open_page("data", name=NAME), [("first take.wav", content)], "press/id_01")
     _upload(app, [("first take.wav", content)], "press/id_01")  # the same file again: it is the clip's own file
     assert not app.success and infos(app)[0] == "Ingested 0 clip(s); 1 already known."  # nothing new: no success
     saved = data_dir / "uploads" / "press" / "id_01" / "first_take.wav"
@@ -200,7 +204,7 @@ def test_uploads_of_recordings_already_clips_of_another_machine_are_not_kept_and
     """The same recordings uploaded for valve/id_00 as for fan/id_00 register nothing for valve/id_00: the copies
     are deleted again and each upload names the clip it already is."""
     files = [(f"take {k}.wav", write_wav(tmp_path / f"{k}.wav", tone(1.0, seed=k)).read_bytes()) for k in range(2)]
-    app = _upload(open_page("data"), files, "fan/id_00")
+    app = _upload(open_page("data", name=NAME), files, "fan/id_00")
     fan = data_dir / "uploads" / "fan" / "id_00"
     ids = [_clip_of(fan / f"take_{k}.wav") for k in range(2)]
     _upload(app, files, "valve/id_00")
@@ -222,7 +226,7 @@ def test_the_upload_box_states_the_same_limit_as_the_page(open_page, monkeypatch
 
     monkeypatch.setenv("MAX_UPLOAD_MB", "1000")
     config.set_option("server.maxUploadSize", 200)
-    app = open_page("data")
+    app = open_page("data", name=NAME)
     (uploader,) = app.get("file_uploader")
     assert uploader.label == "WAV/FLAC files (up to 1000 MB each)"
     assert uploader.proto.max_upload_size_mb == 1000
@@ -248,7 +252,7 @@ def test_uploaded_clips_are_scored_at_once_each_with_its_score_and_whether_flagg
 
     files = [(f"take {k}.wav", write_wav(tmp_path / f"{k}.wav", tone(2.0, freq=300.0 * (k + 1), seed=k)).read_bytes())
              for k in range(2)]  # fmt: skip
-    app = _upload(open_page("data"), files, SEEDED_MACHINES[0])
+    app = _upload(open_page("data", name=NAME), files, SEEDED_MACHINES[0])
     (table,) = [t.value for t in app.dataframe]
     assert list(table["file"]) == ["take 0.wav", "take 1.wav"]
     folder = seeded / "uploads" / "fan" / "id_00"
@@ -275,7 +279,7 @@ def test_uploads_to_a_new_machine_say_it_needs_normal_clips_then_train_detector(
     command line) must wait for a folder of its normal recordings; no advice that cannot work (confirming clips
     that never reach the triage queue)."""
     content = write_wav(tmp_path / "a.wav", tone(1.0)).read_bytes()
-    app = _upload(open_page("data"), [("a.wav", content)], "press/id_01")
+    app = _upload(open_page("data", name=NAME), [("a.wav", content)], "press/id_01")
     said = _no_model_advice(app)
     assert said == (
         f"No model yet for {md_literal('press/id_01')}, so these clips are stored but not scored, and none reaches the "
@@ -293,7 +297,7 @@ def test_uploads_to_a_new_machine_say_it_needs_normal_clips_then_train_detector(
 def test_uploads_to_a_machine_with_normal_clips_but_no_model_point_to_train_detector(open_page, data_dir, tmp_path):
     for k in range(4):
         write_wav(data_dir / "drop" / "press" / "id_01" / "normal" / f"{k:08d}.wav", tone(1.0, seed=k))
-    app = _ingest_folder(open_page("data"), str(data_dir / "drop"))
+    app = _ingest_folder(open_page("data", name=NAME), str(data_dir / "drop"))
     content = write_wav(tmp_path / "a.wav", tone(1.0, seed=9)).read_bytes()
     said = _no_model_advice(_upload(app, [("a.wav", content)], "press/id_01"))
     assert said.endswith("until a model scores it. Train one with **Train detector** on Compare models (pick the "
@@ -310,7 +314,7 @@ def test_scoring_new_clips_does_not_repeat_other_clips_old_failures(seeded, open
     assert ingest([str(tmp_path / "other")], n_jobs=1).ingested == 1
     assert [f["reason"] for f in score().failed] == ["wrong_sample_rate"]  # it fails every time
     content = write_wav(tmp_path / "new.wav", tone(2.0, freq=700.0)).read_bytes()
-    app = _upload(open_page("data"), [("new.wav", content)], SEEDED_MACHINES[0])
+    app = _upload(open_page("data", name=NAME), [("new.wav", content)], SEEDED_MACHINES[0])
     assert not app.warning  # the old failure of fan/id_02 is not this upload's
     assert any(text.startswith("Scored 1 clip(s)") for text in infos(app))
 
@@ -332,7 +336,7 @@ def test_after_an_ingest_the_upload_box_is_emptied_and_each_file_is_counted_and_
         path = write_wav(tmp_path / f"{k}.wav", tone(2.0, freq=2500.0 + 400 * k, amplitude=0.9, seed=k))
         return f"take {k}.wav", path.read_bytes()
 
-    app = _upload(open_page("data"), [take(0)], SEEDED_MACHINES[0])
+    app = _upload(open_page("data", name=NAME), [take(0)], SEEDED_MACHINES[0])
     assert [s.value for s in app.success] == ["Ingested 1 clip(s); 0 already known."]  # said after the box empties
     (uploader,) = app.get("file_uploader")
     assert not uploader.value and not [b for b in app.button if b.label == "Ingest uploads"]
@@ -359,8 +363,33 @@ def test_earlier_clips_of_the_machine_scored_on_the_way_are_counted_apart(seeded
     write_wav(tmp_path / "field" / "fan" / "id_00" / "earlier.wav", tone(2.0, freq=800.0))
     assert ingest([str(tmp_path / "field")], n_jobs=1).ingested == 1  # registered, not scored
     content = write_wav(tmp_path / "new.wav", tone(2.0, freq=900.0)).read_bytes()
-    app = _upload(open_page("data"), [("new.wav", content)], SEEDED_MACHINES[0])
+    app = _upload(open_page("data", name=NAME), [("new.wav", content)], SEEDED_MACHINES[0])
     (said,) = [t for t in infos(app) if t.startswith("Scored")]
     assert said.startswith("Scored 1 clip(s); ")
     assert said.endswith(f" flagged, now in the triage queue. 1 earlier clip(s) of {md_literal('fan/id_00')}, not "
                          "scored until now, were scored too.")  # fmt: skip
+
+
+def test_with_sign_in_off_ingesting_waits_for_a_name_then_records_it(open_page, data_dir, tmp_path):
+    """A folder or an upload was ingested (and audited) as "local user" when no name had been given."""
+    folder = data_dir / "drop"
+    write_wav(folder / "pump_0.wav", tone(1.0, seed=0))
+    app = open_page("data")
+    (submit,) = app.form_submit_button
+    assert submit.disabled and submit.help == UNNAMED
+    next(t for t in app.text_input if t.label == "Machine for the uploads (type/id)").input("pump/id_05")
+    (uploader,) = app.get("file_uploader")
+    uploader.set_value([("a.wav", write_wav(tmp_path / "a.wav", tone(1.0, seed=1)).read_bytes(), "audio/wav")]).run()
+    upload = next(b for b in app.button if b.label == "Ingest uploads")
+    assert upload.disabled and upload.help == UNNAMED
+    assert [c.value for c in app.caption].count(UNNAMED) == 2  # beside each button, not only in its tooltip
+    app.sidebar.text_input(key="annotator_input").input("Ann").run()
+    assert UNNAMED not in [c.value for c in app.caption]
+    app = _ingest_folder(app, str(folder))
+    assert [s.value for s in app.success] == ["Ingested 1 clip(s); 0 already known."]
+    newest = audit_events(1)[0]
+    assert (newest["user"], newest["action"]) == ("Ann", "ingest")
+    next(b for b in app.button if b.label == "Ingest uploads").click().run()
+    no_exception(app)
+    assert [s.value for s in app.success] == ["Ingested 1 clip(s); 0 already known."]
+    assert [(e["user"], e["action"]) for e in audit_events(2)] == [("Ann", "ingest")] * 2
