@@ -8,6 +8,7 @@ import streamlit as st
 from core.access import Action, Role
 from core.errors import MachineSoundError
 from core.workflows.users import add_user, disable_user, list_users, set_role
+from dashboard.components.annotator import unnamed
 from dashboard.components.auth import current_actor
 from dashboard.components.text import md_literal
 
@@ -31,7 +32,7 @@ def _add_submitted(actor) -> None:
         st.session_state[ADD_KEYS[field]] = ""
 
 
-def _add(actor) -> None:
+def _add(actor, missing: str | None) -> None:
     with st.form("add_user"):
         st.subheader("Add a user")
         left, right = st.columns(2)
@@ -39,26 +40,32 @@ def _add(actor) -> None:
         right.selectbox("Role", [r.value for r in Role], key=ADD_KEYS["role"])
         left.text_input("E-mail (OpenID Connect users)", key=ADD_KEYS["email"])
         right.text_input("Password (local accounts, 8+ characters)", type="password", key=ADD_KEYS["password"])
-        st.form_submit_button("Add user", type="primary", on_click=_add_submitted, args=(actor,))
+        st.form_submit_button("Add user", type="primary", on_click=_add_submitted, args=(actor,),
+                              disabled=bool(missing), help=missing)  # fmt: skip
+        if missing:  # said on the page, not only in the disabled button's tooltip
+            st.caption(missing)
         if ADDED in st.session_state:
             kind, text = st.session_state.pop(ADDED)
             (st.success if kind == "success" else st.error)(text)
 
 
-def _change(actor, names: list[str]) -> None:
+def _change(actor, names: list[str], missing: str | None) -> None:
     st.subheader("Change a user")
     left, middle, right = st.columns([2, 1, 1], vertical_alignment="bottom")
     name = left.selectbox("User", names, key="user_to_change")
     role = middle.selectbox("New role", [r.value for r in Role], key="user_new_role")
     try:
-        if middle.button("Set role"):
+        if middle.button("Set role", disabled=bool(missing), help=missing):
             set_role(name, role, actor=actor)
             st.rerun()
-        if right.button("Disable", help="the user can no longer sign in; their records stay"):
+        if right.button("Disable", disabled=bool(missing),
+                        help=missing or "the user can no longer sign in; their records stay"):  # fmt: skip
             disable_user(name, actor=actor)
             st.rerun()
     except MachineSoundError as exc:
         st.error(md_literal(exc.detail))
+    if missing:
+        st.caption(missing)
 
 
 def render() -> None:
@@ -69,9 +76,10 @@ def render() -> None:
         return
     users = list_users()
     st.dataframe(pd.DataFrame(users, columns=["name", "role", "active"]), hide_index=True)
-    _add(actor)
+    missing = unnamed(actor)  # with sign-in off, a name first: every change is audited with who made it
+    _add(actor, missing)
     if users:
-        _change(actor, [u["name"] for u in users])
+        _change(actor, [u["name"] for u in users], missing)
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

@@ -3,11 +3,14 @@ at once, and a refused add keeps what was typed."""
 
 from __future__ import annotations
 
-from core.workflows.users import list_users
+from core.workflows.audit import audit_events
+from core.workflows.users import add_user, list_users
+from dashboard.components.annotator import UNNAMED
 from dashboard.components.text import md_literal
 from tests.conftest import no_exception
 
 PASSWORD = "a long enough password"
+NAME = "carol"  # given in the sidebar: with sign-in off, what a page saves needs a name
 
 
 def _field(app, label: str):
@@ -30,7 +33,7 @@ def _listed(app) -> list[str]:
 def test_an_added_user_is_listed_and_can_be_changed_at_once(open_page):
     """The table was drawn before the form added the user: it said nobody, and "Change a user" was missing,
     until a reload."""
-    app = open_page("users")
+    app = open_page("users", name=NAME)
     assert _listed(app) == [] and "Change a user" not in [s.value for s in app.subheader]
     _fill(app, "ana", PASSWORD)
     assert [s.value for s in app.success] == ["Added ana as annotator."]
@@ -44,7 +47,7 @@ def test_an_added_user_is_listed_and_can_be_changed_at_once(open_page):
 
 def test_a_refused_add_keeps_what_was_typed_so_fixing_the_password_is_enough(open_page):
     """A refusal emptied the form: fixing the password alone then failed on an empty name."""
-    app = open_page("users")
+    app = open_page("users", name=NAME)
     _fill(app, "ana", "short", role="engineer")
     assert [e.value for e in app.error] == [md_literal("password must be 8 to 1024 characters long, got 5 characters")]
     assert _field(app, "Name").value == "ana"
@@ -55,3 +58,22 @@ def test_a_refused_add_keeps_what_was_typed_so_fixing_the_password_is_enough(ope
     no_exception(app)
     assert not app.error and [s.value for s in app.success] == ["Added ana as engineer."]
     assert [(u["name"], u["role"]) for u in list_users()] == [("ana", "engineer")]
+
+
+def test_with_sign_in_off_user_changes_wait_for_a_name_then_record_it(open_page):
+    """Users were added, changed and disabled (and audited) as "local user" when no name had been given."""
+    add_user("ana", "annotator", PASSWORD)
+    app = open_page("users")
+    buttons = {b.label: b for b in [*app.button, *app.form_submit_button] if b.label in ("Add user", "Set role",
+                                                                                         "Disable")}  # fmt: skip
+    assert sorted(buttons) == ["Add user", "Disable", "Set role"]
+    assert all(b.disabled and b.help == UNNAMED for b in buttons.values())
+    assert [c.value for c in app.caption].count(UNNAMED) == 2  # under the form, and under Set role and Disable
+    app.sidebar.text_input(key="annotator_input").input("Ann").run()
+    assert UNNAMED not in [c.value for c in app.caption]
+    _fill(app, "bob", PASSWORD)
+    app.selectbox(key="user_new_role").set_value("engineer")
+    next(b for b in app.button if b.label == "Set role").click().run()
+    no_exception(app)
+    assert [(e["user"], e["action"], e["target"]) for e in audit_events(2)] == [("Ann", "set role", "ana"),
+                                                                                ("Ann", "add user", "bob")]  # fmt: skip
