@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.access import Action, why_not
+from core.access import Action
 from core.detection.metrics import PAUC_MAX_FPR, metrics_at, partial_auc, roc_auc, sweep
 from core.detection.selection import detector_name
 from core.detection.thresholds import method_name, rounded_threshold
@@ -22,7 +22,7 @@ from core.workflows.tuning import (
     tuning_data,
 )
 from dashboard.components import plots
-from dashboard.components.annotator import unnamed
+from dashboard.components.annotator import refusal
 from dashboard.components.auth import current_actor
 from dashboard.components.format import MAX_SIGNIFICANT, SIGNIFICANT, number, numbers_apart
 from dashboard.components.pickers import machine_picker
@@ -194,7 +194,7 @@ def _save(machine: str, value: float) -> None:
     st.subheader("Save")
     actor = current_actor()
     reason = st.text_input("Why this threshold?", key="threshold_reason")
-    refused = why_not(actor.role, Action.SET_THRESHOLD) or unnamed(actor)
+    refused = refusal(actor, Action.SET_THRESHOLD)
     clicked = st.button("Save threshold", type="primary", disabled=bool(refused), help=refused)
     if refused:  # said on the page, not only in the disabled button's tooltip
         st.caption(refused)
