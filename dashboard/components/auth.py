@@ -21,11 +21,25 @@ from dashboard.components.text import md_literal
 
 KEY = "signed_in_actor"
 LOCAL_USER = "local user"
+ROLE_NOT_KNOWN = "not known"  # a verdict whose name had no account (it counts as an annotator's)
+ROLE_SIGN_IN_OFF = "not known, sign-in off"  # what sign-in off records: nobody's role was checked
 
 
 def current_actor() -> Actor:
     """The actor :func:`sign_in` let in on this run (pages run after it)."""
     return st.session_state[KEY]
+
+
+def role_shown(role: str | None) -> str:
+    """A recorded role (a verdict's, a final verdict's, an audit event's) as every page shows it.
+
+    With sign-in off (``AUTH=none``) nobody's role is checked: the dashboard's person acts with every right, so their
+    final verdicts and audit events record ``admin``, and their verdicts record no role (or the role of an account
+    of the name typed); while sign-in is off, ``admin`` and no role are both shown as :data:`ROLE_SIGN_IN_OFF`,
+    the one truthful word for either.  Otherwise a role is shown as recorded, and none as :data:`ROLE_NOT_KNOWN`."""
+    if str(settings().auth) == "none" and role in (None, Role.ADMIN.value):
+        return ROLE_SIGN_IN_OFF
+    return role or ROLE_NOT_KNOWN
 
 
 def sign_in() -> Actor | None:

@@ -25,6 +25,7 @@ from core.signal.features import FeatureParams
 from core.workflows.clip_store import is_uri, read_clip
 from core.workflows.explore import ClipDetails, Ruling, clip_details
 from dashboard.components import plots
+from dashboard.components.auth import role_shown
 from dashboard.components.format import numbers_apart
 from dashboard.components.text import md_literal
 
@@ -306,5 +307,5 @@ def _ruling_line(r: Ruling, *, standing: bool) -> str:
     """A final verdict in the history (Markdown): the standing one in bold, an earlier one said to be replaced."""
     kind = f" ({md_literal(r.anomaly_type)})" if r.anomaly_type else ""
     ruling = f"**final verdict: {r.verdict}**{kind}" if standing else f"final verdict {r.verdict}{kind}, since replaced"
-    who = f"{md_literal(r.adjudicator)} ({md_literal(r.role)})"
+    who = f"{md_literal(r.adjudicator)} ({md_literal(role_shown(r.role))})"
     return f"- {r.created_at:%Y-%m-%d %H:%M} · {who}: {ruling} — {md_literal(r.reason, multiline=True)}"

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.access import Action
 from core.workflows.audit import audit_events
-from dashboard.components.auth import current_actor
+from dashboard.components.auth import current_actor, role_shown
 from dashboard.components.format import when
 
 
@@ -23,6 +23,7 @@ def render() -> None:
         st.info("Nothing recorded yet.")
         return
     events["at"] = [when(pd.Timestamp(at), seconds=True) for at in events["at"]]  # ISO with microseconds is noise
+    events["role"] = [role_shown(role) for role in events["role"]]  # as the Review page says it
     st.dataframe(events, hide_index=True, column_config={
         "at": st.column_config.TextColumn("at (UTC)"),
         "detail": st.column_config.TextColumn("detail", width="large"),

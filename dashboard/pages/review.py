@@ -12,7 +12,7 @@ from core.errors import MachineSoundError
 from core.workflows.review import OPEN_STATES, adjudicate, adjudication_history, review_queue
 from core.workflows.triage import anomaly_types
 from dashboard.components.annotator import unnamed
-from dashboard.components.auth import current_actor
+from dashboard.components.auth import current_actor, role_shown
 from dashboard.components.clip_view import load_view, render_details, render_player, render_spectrogram
 from dashboard.components.pickers import machine_picker
 from dashboard.components.text import md_literal
@@ -23,7 +23,7 @@ NO_TYPE = "— not specified —"
 
 
 def _verdicts_table(item) -> None:
-    rows = [{"annotator": v["annotator"], "role": v["role"] or "not known", "verdict": v["verdict"],
+    rows = [{"annotator": v["annotator"], "role": role_shown(v["role"]), "verdict": v["verdict"],
              "anomaly type": v["anomaly_type"] or "", "note": v["note"], "at": v["at"]}
             for v in item.verdicts]  # fmt: skip
     if rows:
@@ -39,7 +39,7 @@ def _history(clip_id: int) -> None:
     with st.expander(f"Adjudications of this clip ({len(past)}; the last one stands)", expanded=True):
         for h in past:
             kind = f" ({md_literal(h['anomaly_type'])})" if h["anomaly_type"] else ""
-            st.markdown(f"- {h['at']:%Y-%m-%d %H:%M} · {md_literal(h['adjudicator'])} ({h['role']}): "
+            st.markdown(f"- {h['at']:%Y-%m-%d %H:%M} · {md_literal(h['adjudicator'])} ({role_shown(h['role'])}): "
                         f"**{h['verdict']}**{kind} — {md_literal(h['reason'])}")  # fmt: skip
 
 

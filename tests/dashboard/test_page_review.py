@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from core.access import Actor, Role
 from core.workflows.review import adjudicate
 from core.workflows.triage import record_verdict, triage_queue
+from dashboard.components.auth import ROLE_NOT_KNOWN, ROLE_SIGN_IN_OFF, role_shown
 from dashboard.components.text import md_literal
 from dashboard.registry import pages_for
 from db.models import Adjudication
@@ -224,3 +225,40 @@ def test_the_audit_log_shows_each_verdict_to_the_second_for_managers(seeded, mon
     verdicts = events[events["user"] == "ana"]
     assert len(verdicts) >= 1, events
     assert verdicts["at"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d").all(), verdicts["at"].tolist()
+
+
+def test_with_sign_in_off_review_audit_and_explore_say_one_role_for_whoever_acted(disputed, open_page):
+    """With sign-in off the Audit page said "admin" (and Review's final verdicts "(admin)") for the people whose
+    verdicts Review said "not known": nobody's role is checked, and every page now says so in the same words."""
+    cy = Actor("cy", Role.ADMIN, operator=True)  # the dashboard's person with sign-in off, named "cy"
+    record_verdict(disputed, "cy", "abnormal", actor=cy)
+    app = open_page("review", name="Ann")
+    table = app.dataframe[0].value
+    assert dict(zip(table["annotator"], table["role"], strict=True)) == {
+        "ana": "annotator", "bob": "annotator", "cy": ROLE_SIGN_IN_OFF}  # fmt: skip
+    app.radio(key=f"ruling_{disputed}").set_value("normal")
+    app.text_area(key=f"ruling_reason_{disputed}").input("checked on site")
+    _submit(app)
+    app.sidebar.radio(key="review_show").set_value("Everything, settled included").run()
+    said = [m.value for m in app.markdown if "checked on site" in m.value]
+    assert len(said) == 1 and f"Ann ({ROLE_SIGN_IN_OFF}): **normal**" in said[0], said
+
+    app.switch_page("dashboard/pages/audit.py").run()
+    no_exception(app)
+    events = app.dataframe[0].value
+    roles = {(e.user, e.action): e.role for e in events.itertuples()}
+    assert roles[("cy", "judge")] == roles[("Ann", "adjudicate")] == ROLE_SIGN_IN_OFF  # as on Review
+    assert roles[("ana", "judge")] == "annotator"  # a role that was checked (her verdict came signed in)
+
+    app.switch_page("dashboard/pages/explore.py").run()
+    no_exception(app)
+    next(s for s in app.selectbox if s.label == "Clip").set_value(disputed).run()
+    assert any(f"Ann ({md_literal(ROLE_SIGN_IN_OFF)}): **final verdict: normal**" in m.value for m in app.markdown)
+
+
+def test_with_sign_in_on_roles_are_shown_as_recorded(monkeypatch):
+    monkeypatch.setenv("AUTH", "local")
+    assert [role_shown(role) for role in ("admin", "engineer", None)] == ["admin", "engineer", ROLE_NOT_KNOWN]
+    monkeypatch.setenv("AUTH", "none")
+    assert [role_shown(role) for role in ("admin", "engineer", None)] == [ROLE_SIGN_IN_OFF, "engineer",
+                                                                          ROLE_SIGN_IN_OFF]  # fmt: skip
