@@ -62,6 +62,7 @@ from core.detection.drift_stats import (  # noqa: F401  (re-exported: the report
     psi_bins,
     stable_reason,
 )
+from core.detection.selection import model_name
 from core.errors import BadInputError, Reason
 from core.settings import settings
 from core.signal.batch import extract_features
@@ -332,7 +333,8 @@ def _compare_score_sets(
         report.reasons.append(f"{unscored} clips not scored yet were left out of the score comparison "
                               f"(`{core_command('score', '--machine', report.machine)}` scores them)")  # fmt: skip
     if model.artifact_path is None:
-        report.reasons.append(f"scores not compared: the active model ({model.detector}) cannot score clips here")
+        report.reasons.append(f"scores not compared: the active model ({model_name(model.detector, model.version)}) "
+                              "cannot score clips here")  # fmt: skip
     elif held_scores.size < MIN_CLIPS or recent_scores.size < MIN_CLIPS:
         report.reasons.append(f"scores not compared: {held_scores.size} scored normal clips held out from training "
                               f"and {recent_scores.size} scored recent clips (need {MIN_CLIPS} of each)")  # fmt: skip

@@ -431,3 +431,16 @@ def test_the_cache_key_is_the_machine_and_its_active_model(trained):
     (retrained,) = train(MACHINE, "mahalanobis").trained
     assert drift_cache_key(MACHINE) == (MACHINE, retrained.model_id)
     assert drift_cache_key("fan/id_09") == ("fan/id_09", None)
+
+
+def test_an_active_model_that_cannot_score_here_is_named_in_words(trained):
+    """A model kept elsewhere (e.g. in Rekognition: no artifact here) leaves the scores uncompared, and says so."""
+    from db.models import DetectorModel
+    from db.session import session_scope
+
+    _ingest(trained["later"])
+    with session_scope() as session:
+        session.query(DetectorModel).update({DetectorModel.artifact_path: None})
+    report = drift_report(MACHINE)
+    assert report.score_psi is None and report.level_psi is not None
+    assert "scores not compared: the active model (Mahalanobis v1) cannot score clips here" in report.reasons
