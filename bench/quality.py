@@ -19,6 +19,10 @@ the machines whose folder/type/id contains PART (``neg6db``: the noisy MIMII fou
 seed) are faults the team confirmed, outside the test split; every detector is graded on the rest, and
 ``auto+faults`` (the automatic choice weighing them) runs beside ``auto`` (the choice without them).
 
+``--real DIR --absolute-levels`` is an experiment: the same with features on one dB scale for every clip (each
+clip's level added back: ``power_to_db(ref=1.0)``), so that a machine grown louder or quieter shows; the product's
+features are in dB below each clip's loudest mel bin, the seed's recipe.
+
 ``--real DIR --weight-check`` checks the automatic choice's one tuned constant, ``OTHER_WEIGHT``, on machines it was
 not tuned on: one cross-validation run and one fit of every candidate per split (the first ``--train-sizes``), then
 for each machine the weight (from 0.5 to 1.0) that does best on the *other* machines, applied to this one.
@@ -99,8 +103,11 @@ def real_fan_repeated_splits(epochs: int, repeats: int, n_train: int = 5) -> lis
     return rows
 
 
-def real_machines(root: Path) -> dict[str, tuple[list, list]]:
-    """``{"<folder>/<type>/<id>": (normal features, abnormal features)}`` for every machine under ``root``."""
+def real_machines(root: Path, *, absolute_levels: bool = False) -> dict[str, tuple[list, list]]:
+    """``{"<folder>/<type>/<id>": (normal features, abnormal features)}`` for every machine under ``root``; with
+    ``absolute_levels``, each clip's features on one dB scale for every clip (:func:`clip_level_db` added back, as
+    ``librosa.power_to_db(ref=1.0)``) instead of below the clip's own loudest mel bin, the product's (the seed's)
+    reference, which hides a change of the machine's level."""
     from core.datasets.layouts import discover
     from core.signal.batch import extract_features
 
@@ -112,8 +119,24 @@ def real_machines(root: Path) -> dict[str, tuple[list, list]]:
             continue
         folder = Path(c.path).resolve().relative_to(root.resolve()).parts[0]
         key = f"{folder}/{c.machine_type}/{c.machine_id}"
-        machines.setdefault(key, ([], []))[c.label == "abnormal"].append(batch.features[c.path])
+        features = batch.features[c.path] + (clip_level_db(c.path) if absolute_levels else 0.0)
+        machines.setdefault(key, ([], []))[c.label == "abnormal"].append(features)
     return machines
+
+
+def clip_level_db(path: str) -> float:
+    """The loudest mel bin of ``path`` (channel 0) in dB of unit power (``ref=1.0``; the STFT unnormalised, so a
+    full-scale tone reads well above 0 dB): what 0 dB of its features stands for."""
+    import librosa
+    import numpy as np
+
+    from core.signal.audio import load_clip
+    from core.signal.features import AMIN, FeatureParams
+
+    p, clip = FeatureParams(), load_clip(path, 0)
+    power = librosa.feature.melspectrogram(y=clip.signal, sr=clip.sr, n_fft=p.n_fft, hop_length=p.hop_length,
+                                           n_mels=p.n_mels)  # fmt: skip
+    return float(10.0 * np.log10(max(float(power.max()), AMIN)))
 
 
 def _siblings(machines: dict, key: str) -> list[list]:
@@ -171,17 +194,18 @@ def confirmed_faults(abnormal: list, k: int, seed: int) -> tuple[list, list]:
 
 
 def real_benchmark(root: Path, train_sizes: list[int], seeds: int, epochs: int, detectors: list[str],
-                   faults: int = 0) -> list[dict]:  # fmt: skip
+                   faults: int = 0, absolute_levels: bool = False) -> list[dict]:  # fmt: skip
     """One row per machine, training size, seed and detector: ``{"machine", "n_train", "seed", "detector", "auc",
     "pauc", "flagged_normal", "n_test_normal", "chosen"}`` (``flagged_normal``: how many of the ``n_test_normal``
     test normals score above the automatic choice's first threshold; None for the other detectors).  With
     ``faults``, that many abnormal clips per split are confirmed faults (:func:`confirmed_faults`), out of the test
-    set; machines with fewer than ``faults + 2`` abnormal clips are skipped."""
+    set; machines with fewer than ``faults + 2`` abnormal clips are skipped.  ``absolute_levels``: see
+    :func:`real_machines`."""
     import numpy as np
 
     from core.detection.metrics import partial_auc, roc_auc
 
-    machines = real_machines(root)
+    machines = real_machines(root, absolute_levels=absolute_levels)
     rows = []
     for key, (normal, abnormal) in sorted(machines.items()):
         others = _siblings(machines, key)
@@ -417,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
                         "confirmed before the test (out of it); adds auto+faults, the choice weighing them")
     parser.add_argument("--mean-of", nargs="+", default=[], metavar="PART", help="with --real: also the mean over "
                         "the machines whose folder/type/id contains PART (e.g. neg6db), ± its s.e. over seeds")
+    parser.add_argument("--absolute-levels", action="store_true", help="with --real: features on one dB scale for "
+                        "every clip, its level added back (an experiment: the product's are below each clip's top)")
     parser.add_argument("--weight-check", action="store_true", help="with --real: instead of the table, choose "
                         "OTHER_WEIGHT per machine on the other machines only (nested)")  # fmt: skip
     args = parser.parse_args(argv)
@@ -429,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             extra = ["auto+faults"] if args.faults and "auto+faults" not in args.detectors else []
             detectors = args.detectors + extra
-            rows = real_benchmark(args.real, args.train_sizes, args.seeds, args.epochs, detectors, args.faults)
+            rows = real_benchmark(args.real, args.train_sizes, args.seeds, args.epochs, detectors, args.faults,
+                                  args.absolute_levels)  # fmt: skip
             print_real(rows, args.mean_of)
         print(f"took {time.perf_counter() - started:.0f} s")
         return 0

@@ -159,3 +159,26 @@ def test_triage_benchmark_smoke():
     assert "30 flagged clips" in out and out.count("verdict -> next clip") == 2, out
     medians = [float(x) for x in re.findall(r"median of 2\s*:\s*([\d.]+) ms", out)]
     assert len(medians) == 2 and all(m > 0 for m in medians), out
+
+
+def test_absolute_level_features_are_the_clip_level_added_back(tmp_path):
+    """``--absolute-levels``: each clip's features on one scale for every clip, as ``librosa.power_to_db(ref=1.0)``."""
+    import librosa
+    import numpy as np
+
+    from core.datasets.demo import write_plant
+    from core.signal.audio import load_clip
+
+    write_plant(tmp_path / "real", machines=1, normal=2, abnormal=1, duration_s=2.0, seed=0, n_jobs=1)
+    quality = _quality_module()
+    relative = quality.real_machines(tmp_path / "real")["6dB/fan/id_00"]
+    absolute = quality.real_machines(tmp_path / "real", absolute_levels=True)["6dB/fan/id_00"]
+    path = sorted((tmp_path / "real").rglob("normal/*.wav"))[0]
+    clip = load_clip(str(path), 0)
+    power = librosa.feature.melspectrogram(y=clip.signal, sr=clip.sr, n_fft=1024, hop_length=512, n_mels=64)
+    expected = librosa.power_to_db(power, ref=1.0).T  # (n_columns, n_mels), dB on one scale for every clip
+    np.testing.assert_allclose(absolute[0][0][:, :64], expected[: len(absolute[0][0])], atol=1e-2)
+    shifts = [ab - rel for rel, ab in zip(relative[0] + relative[1], absolute[0] + absolute[1], strict=True)]
+    assert all(np.ptp(shift) < 1e-3 for shift in shifts)  # one constant per clip: its level
+    assert shifts[0].mean() == pytest.approx(quality.clip_level_db(str(path)), abs=1e-3)
+    assert np.ptp([shift.mean() for shift in shifts]) > 0.5  # the demo's recordings differ in gain: levels differ
