@@ -64,7 +64,8 @@ def test_a_first_start_killed_half_way_is_finished_once_by_the_next(data_dir, mo
     from core.workflows.bootstrap import first_start_needed, run_first_start
 
     assert first_start_needed()  # the database is not empty, yet the start resumes
-    run_first_start(**PLANT)
+    report = run_first_start(**PLANT)
+    assert report.ingested < report.clips == 20  # what the page says is ready: the whole plant, not what was left
     assert _counts() == (20, 2, 20)  # every clip once, one model per machine, every clip scored
     assert not first_start_needed()
     assert run_first_start(**PLANT) is None  # and never again

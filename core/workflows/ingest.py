@@ -54,6 +54,12 @@ class IngestReport:
         """Files whose content was already a clip (each named in ``known_paths``)."""
         return len(self.known_paths)
 
+    @property
+    def clips(self) -> int:
+        """Files that are clips after the run: the ones it registered and the ones already known (a resumed first
+        start registers only what the interrupted one had not)."""
+        return self.ingested + self.already_known
+
     def as_json(self) -> dict:
         """``{"ingested": n, "already_known": n, "rejected": [{"path", "reason", "detail"}]}``."""
         return {"ingested": self.ingested, "already_known": self.already_known, "rejected": self.rejected}

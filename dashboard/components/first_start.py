@@ -19,5 +19,5 @@ def ensure_demo_data() -> None:
             bar.progress(fraction, text=f"{stage} ({fraction:.0%})")
 
         report = run_first_start(progress=progress)
-        done = "Demo plant ready" if report is None else f"Demo plant ready: {report.ingested} clips"
+        done = "Demo plant ready" if report is None else f"Demo plant ready: {report.clips} clips"
         box.update(label=f"{done}, trained and scored.", state="complete", expanded=False)
