@@ -152,20 +152,18 @@ MOST_DIGITS = 17  # a float64 reads back exactly with 17 significant digits
 
 
 def rounded_threshold(value: float, scores, digits: int = 4) -> float:
-    """``value`` with as few significant digits as it takes, ``digits`` at least, to flag the same of ``scores``
-    (``score > t``) as ``value`` does: rounded to the nearest, else the other way when that crosses a score (a
-    suggestion sits on a score, which rounding down would flag).  Returns it (a float that reads back as its
-    digits: ``18.29``); ``value`` itself when it is 0 or not finite."""
+    """``value`` rounded to the nearest with as few significant digits as it takes, ``digits`` at least, to flag the
+    same of ``scores`` (``score > t``) as ``value`` does: a suggestion sits on a score, which rounding down would flag,
+    so it takes a digit more (``18.2904``, not ``18.29``), never the other way (``18.3``): a threshold at a score reads
+    as the score does (``9.0454`` at 9.04537, which reads ``9.045``; rounded up it read ``9.046``).  The digits are
+    those of correctly rounded formatting, as the pages write numbers (``395.85`` -> ``395.9``; a tie to even).
+    Returns a float that reads back as its digits (``18.29``); ``value`` itself when it is 0 or not finite."""
     if value == 0 or not math.isfinite(value):
         return float(value)
     s = np.asarray(scores, dtype=np.float64)
     flagged = s > value
     for n in range(digits, MOST_DIGITS + 1):
-        exponent = math.floor(math.log10(abs(value))) - n + 1  # of the last digit kept
-        scaled = value / 10.0**exponent
-        nearest = round(scaled)
-        for mantissa in (nearest, nearest + (1 if nearest < scaled else -1)):
-            candidate = float(f"{mantissa}e{exponent}")
-            if np.array_equal(s > candidate, flagged):
-                return candidate
+        candidate = float(f"{value:.{n - 1}e}")
+        if np.array_equal(s > candidate, flagged):
+            return candidate
     return float(value)

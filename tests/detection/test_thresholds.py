@@ -266,7 +266,29 @@ def test_a_threshold_keeps_the_digits_that_flag_the_same_scores():
     """A suggestion sits on a score: rounding 18.2896 down would flag that clip, up to 18.29 would pass 18.2898."""
     scores = np.array([9.0, 18.2896, 18.2898, 30.0])
     assert rounded_threshold(18.2896, scores) == 18.2896
-    assert rounded_threshold(18.2904, np.array([9.0, 18.2904, 30.0])) == 18.3  # 18.29 would flag its own score
+    assert rounded_threshold(18.2904, np.array([9.0, 18.2904, 30.0])) == 18.2904  # 18.29 and 18.290 flag its score
     assert rounded_threshold(30.0004, scores) == 30.0  # above every score: nothing flagged either way
     for value in (18.2896, 18.2904, 9.0, 29.99, 30.0):
         assert np.array_equal(scores > rounded_threshold(value, scores), scores > value)
+
+
+def test_a_threshold_at_a_score_rounds_to_the_nearest_like_the_score_never_the_other_way():
+    """The lowest score 9.04537 read 9.045 in a note while the slider's lowest stop, the threshold at it, read 9.046:
+    rounded up because 9.045 would flag that clip. The threshold takes a digit more instead, rounded to the nearest,
+    and reads as the score does."""
+    scores = np.array([9.04537, 12.0, 6617.57])
+    low = rounded_threshold(9.04537, scores)
+    assert low == 9.0454 and f"{low:.3e}" == f"{9.04537:.3e}" == "9.045e+00"
+    assert np.array_equal(scores > low, scores > 9.04537)  # every clip but the lowest flagged, as at the score
+    assert rounded_threshold(6617.57, scores) == 6618.0  # up is the nearest: the highest reads 6618 both ways
+    assert rounded_threshold(6617.43, np.array([9.0, 6617.43])) == 6617.43  # 6617 and 6617.4 would flag it
+
+
+@pytest.mark.parametrize(("value", "rounded"), [(395.85, 395.9), (431.95, 431.9), (90.685, 90.69), (12345.0, 12340.0),
+                                                (12355.0, 12360.0), (0.00012345, 0.0001234)])  # fmt: skip
+def test_a_threshold_rounds_as_the_pages_write_the_same_number(value, rounded):
+    """``round(value / 10**k)`` read 395.85 (395.85000000000002 in binary) as 395.8 where the pages' numbers (NumPy's
+    correctly rounded formatting) write 395.9: the rounding is now that formatting's (a tie to even: 12345 -> 12340)."""
+    assert rounded_threshold(value, np.array([1.0, 200000.0])) == rounded
+    text = np.format_float_positional(value, precision=4, unique=False, fractional=False, trim="-")
+    assert float(text) == rounded
