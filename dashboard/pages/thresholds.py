@@ -24,7 +24,7 @@ from core.workflows.tuning import (
 from dashboard.components import plots
 from dashboard.components.annotator import refusal
 from dashboard.components.auth import current_actor
-from dashboard.components.format import MAX_SIGNIFICANT, SIGNIFICANT, number, numbers_apart
+from dashboard.components.format import MAX_SIGNIFICANT, SIGNIFICANT, number
 from dashboard.components.pickers import machine_picker
 from dashboard.components.text import md_literal
 
@@ -61,9 +61,22 @@ def _slider_stops(scores: np.ndarray, scale: str) -> list[float]:
 
 
 def _as_shown(value: float, scores: np.ndarray) -> float:
-    """``value`` as the page shows and saves it: with :data:`SIGNIFICANT` significant digits, or as many more as it
-    takes to flag the same of ``scores`` (a suggestion sits on a score; rounding down would flag that clip)."""
+    """A threshold the page derives (a suggestion, a slider stop) as it shows and saves it: rounded to the nearest
+    with :data:`SIGNIFICANT` significant digits, or as many more as it takes to flag the same of ``scores`` (a
+    suggestion sits on a score; rounding down would flag that clip)."""
     return rounded_threshold(float(value), scores, SIGNIFICANT)
+
+
+def _as_typed(value: float) -> float:
+    """A threshold a person gave (typed in the box, or saved by hand) as it is, to the :data:`MAX_SIGNIFICANT`
+    digits the box shows: ``12345`` stays ``12345`` (rounded, it was saved as ``12340``)."""
+    return float(SHOWN % value)
+
+
+def _as_saved(value: float, scores: np.ndarray) -> float:
+    """A saved threshold as the page shows it: as saved when it has no more digits than the box shows (set on this
+    page, or given by hand), else (a fit's float, ``18.2896374...``) as :func:`_as_shown` rounds it."""
+    return value if _as_typed(value) == value else _as_shown(value, scores)
 
 
 def _label(value: float) -> str:
@@ -106,13 +119,14 @@ def _from_slider() -> None:
 
 
 def _from_number() -> None:
-    st.session_state[VALUE_KEY] = float(st.session_state["threshold_number"])
+    st.session_state[VALUE_KEY] = _as_typed(st.session_state["threshold_number"])  # saved as typed, never rounded
 
 
 def _threshold_controls(data, scores: np.ndarray) -> float:
     """A slider (stops at score quantiles, on a log scale or even, and the threshold itself) and, beside it, the
-    exact value; both move and show the one threshold, in the detector's score units, as :func:`_as_shown` rounds
-    it; a note when it lies beyond every score.  Returns it."""
+    exact value; both move and show the one threshold, in the detector's score units: the saved one (see
+    :func:`_as_saved`), a suggestion or a slider stop as :func:`_as_shown` rounds it, a typed one as typed; a note
+    when it lies beyond every score.  Returns it."""
     suggested = st.session_state.pop(SUGGESTED_KEY, None)
     if suggested is not None:
         st.session_state[VALUE_KEY] = suggested
@@ -120,8 +134,9 @@ def _threshold_controls(data, scores: np.ndarray) -> float:
         st.session_state["threshold_for"] = (data.machine, data.model_id)
         st.session_state.pop(VALUE_KEY, None)
     if VALUE_KEY not in st.session_state:
-        st.session_state[VALUE_KEY] = float(data.threshold if np.isfinite(data.threshold) else scores.max())
-    value = st.session_state[VALUE_KEY] = _as_shown(st.session_state[VALUE_KEY], scores)
+        saved = np.isfinite(data.threshold)
+        st.session_state[VALUE_KEY] = _as_saved(data.threshold, scores) if saved else _as_shown(scores.max(), scores)
+    value = st.session_state[VALUE_KEY]
     wide = plots.spans_orders(scores)
     scale = st.radio("Slider steps", SCALES, index=0 if wide else 2, horizontal=True, key="threshold_scale",
                      help="Where the slider stops: at quantiles of the clips' scores (as many stops between any "
@@ -147,10 +162,21 @@ def _beyond_the_scores(value: float, scores: np.ndarray) -> None:
     low, high = float(scores.min()), float(scores.max())
     if value >= high:
         st.info(f"Threshold {_label(value)} is at or above every score (the highest is "
-                f"{numbers_apart(value, high)[1]}): nothing will be flagged.")  # fmt: skip
+                f"{_end_as_read(high, value, scores)}): nothing will be flagged.")  # fmt: skip
     elif value < low:
-        st.info(f"Threshold {_label(value)} is below every score (the lowest is {numbers_apart(value, low)[1]}): "
+        st.info(f"Threshold {_label(value)} is below every score (the lowest is {_end_as_read(low, value, scores)}): "
                 "every clip will be flagged.")  # fmt: skip
+
+
+def _end_as_read(score: float, value: float, scores: np.ndarray) -> str:
+    """The lowest or highest ``score`` as the slider's end shows it (one rounding for one number: the note read the
+    lowest 9.045 beside a slider starting at 9.046), with more digits only where fewer would put it on the other
+    side of the threshold ``value`` (a highest score of 6617.57 beside a threshold of 6617.6 reads 6617.6)."""
+    for digits in range(SIGNIFICANT, MAX_SIGNIFICANT + 1):
+        shown = rounded_threshold(score, scores, digits)
+        if (shown > value) == (score > value):
+            break
+    return _label(shown)
 
 
 def _suggestions(machine: str, use_test: bool, current: float, scores: np.ndarray) -> None:
@@ -256,8 +282,9 @@ def _before_labels(data, value: float, flagged_share: float, log: bool) -> None:
     st.plotly_chart(hist, key="hist")
 
 
-def _history(machine: str) -> None:
-    """Every threshold saved for the machine's active model, newest first."""
+def _history(machine: str, scores: np.ndarray) -> None:
+    """Every threshold saved for the machine's active model, newest first, each value as the page shows a threshold
+    (:func:`_as_saved` on the slider's ``scores``, every digit it has: the box and the slider read the same)."""
     st.subheader("Saved thresholds")
     records = saved_thresholds(machine)
     table = pd.DataFrame(
@@ -265,7 +292,7 @@ def _history(machine: str) -> None:
             {
                 "when (UTC)": r.set_at.strftime("%Y-%m-%d %H:%M:%S"),
                 "who": r.set_by,
-                "value": r.value,
+                "value": _label(_as_saved(r.value, scores)),
                 "method": method_name(r.method),
                 "reason": r.reason,
             }
@@ -275,8 +302,7 @@ def _history(machine: str) -> None:
     )
     st.caption("Newest first; the first is the active threshold. Double-click a reason to read it whole.")
     st.dataframe(table, hide_index=True, key="threshold_history",
-                 column_config={"value": st.column_config.NumberColumn(format="%.6g"),
-                                "reason": st.column_config.TextColumn(width="large")})  # fmt: skip
+                 column_config={"reason": st.column_config.TextColumn(width="large")})  # fmt: skip
 
 
 def render() -> None:
@@ -296,14 +322,14 @@ def render() -> None:
         all_scores = _only_in_the_test_split(machine, version)
     if not all_scores.size:
         st.info(f"No scored clip to tune on yet for this machine ({data.label_source}).")
-        _history(machine)
+        _history(machine, all_scores)
         return
     value = _threshold_controls(data, all_scores)
     if data.scores.size or data.unlabelled_scores.size:  # else: nothing to measure without the test split
         _metrics_and_charts(data, value, data.flagged_share(value), plots.spans_orders(all_scores))
     _suggestions(machine, use_test, value, all_scores)
     _save(machine, value)
-    _history(machine)
+    _history(machine, all_scores)
 
 
 def _every_score(data) -> np.ndarray:

@@ -115,11 +115,12 @@ def test_the_number_input_moves_the_threshold_to_any_value(seeded, open_page):
     app = open_page("thresholds")
     data = tuning_data(MACHINE, use_test=True)
     abnormal = np.sort(data.scores[data.is_abnormal])
-    typed = float((abnormal[0] + abnormal[1]) / 2)  # between two anomalies: exactly one more passes
+    typed = float(f"{(abnormal[0] + abnormal[1]) / 2:.6g}")  # between two anomalies: exactly one more passes
+    assert abnormal[0] < typed < abnormal[1]
     _number(app).set_value(typed).run()
     no_exception(app)
-    value = _shown(typed)  # as the box shows it: the same clips flagged
-    assert _number(app).value == value and _expected(value) == _expected(typed)
+    value = typed  # as typed, not rounded
+    assert _number(app).value == value
     assert _confusion(app) == _expected(value)
     assert _expected(value)[1] == int((abnormal <= value).sum()) >= 1
     assert _slider(app).value == value  # the slider shows the very threshold, not the nearest stop
@@ -152,7 +153,7 @@ def test_a_threshold_beyond_every_score_is_kept_and_the_page_says_what_it_means(
     _number(app).set_value(typed).run()
     no_exception(app)
     value = _number(app).value
-    assert value == _shown(typed) and _slider(app).value == value  # 99999 reads 100000 (4 significant digits)
+    assert value == typed and _slider(app).value == value  # as typed: 99999 read 100000 (4 significant digits)
     scores = _every_score()
     everything = value < scores.min()
     (note,) = [text for text in infos(app) if "every score" in text]
@@ -177,9 +178,10 @@ def test_thresholds_read_with_four_significant_digits_on_the_slider_its_ends_and
     assert _read(value) == _slider(app).format_func(value) == _number(app).proto.format % value
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in app.get("plotly_chart")]
     assert f"Confusion matrix at {_read(value)}" in titles
-    _number(app).set_value(18.28963).run()
-    assert _number(app).value == _slider(app).value == _shown(18.28963)
-    assert _number(app).value == 18.29 or len(_read(_number(app).value)) > 5  # more digits only to keep the flags
+    _click(app, "Max F1")  # a suggestion sits on a score: 4 digits, more only where 4 would flag other clips
+    suggested = suggest(MACHINE, SuggestOptions("max_f1", use_test=True)).value
+    assert _number(app).value == _slider(app).value == _shown(suggested)
+    assert float(f"{suggested:.3e}") == _shown(suggested) or len(_read(_number(app).value)) > 5
 
 
 def test_the_first_arrow_key_on_the_slider_moves_a_whole_stop(seeded, open_page):
@@ -306,7 +308,7 @@ def test_the_history_lists_every_saved_threshold_newest_first(seeded, open_page)
     app = open_page("thresholds")
     history = _history(app)
     assert list(history.columns) == ["when (UTC)", "who", "value", "method", "reason"]
-    assert history.iloc[0].tolist()[1:] == ["dora", 12.5, "set by hand", "night shift is louder"]
+    assert history.iloc[0].tolist()[1:] == ["dora", "12.5", "set by hand", "night shift is louder"]
     assert history.iloc[-1]["who"] == "system" and history.iloc[-1]["method"] == "gamma fit"  # the first, at training
     assert len(history) == 2
 
@@ -316,11 +318,81 @@ def test_the_history_lists_every_saved_threshold_newest_first(seeded, open_page)
     history = _history(app)
     assert len(history) == 3
     assert history.iloc[0][["who", "method"]].tolist() == ["erin", "max F1"]
-    assert history.iloc[0]["value"] == _shown(suggest(MACHINE, SuggestOptions("max_f1", use_test=True)).value)
+    assert history.iloc[0]["value"] == _read(_shown(suggest(MACHINE, SuggestOptions("max_f1", use_test=True)).value))
     assert history.iloc[0]["reason"].startswith("maximum F1 on ")
     with session_scope() as session:
         saved = threshold_history(session, _model_id())
     assert [row.set_at.strftime("%Y-%m-%d %H:%M:%S") for row in saved] == history["when (UTC)"].tolist()
+
+
+def test_saved_thresholds_read_as_the_page_shows_a_threshold(seeded, open_page):
+    """The table read the training's first threshold with 6 digits (18.2896) while the box and the slider read it
+    rounded (18.29): each saved value now reads as the page shows it (format.number, every digit of the rounded
+    value), a value given by hand as given."""
+    set_threshold(MACHINE, 12.5, set_by="dora", reason="night shift is louder")
+    with session_scope() as session:
+        fitted = threshold_history(session, _model_id())[-1].value  # the training's gamma fit, every digit
+    assert len(repr(fitted)) > 10
+    app = open_page("thresholds")
+    history = _history(app)
+    assert history["value"].tolist() == ["12.5", _read(_shown(fitted))]
+    app.text_input(key="annotator_input").input("carol").run()
+    _number(app).set_value(fitted).run()  # the fit's float pasted into the box: as the box shows it (12 digits)
+    _click(app, "Save threshold")
+    assert _history(app)["value"].iloc[0] == _read(_number(app).value) == _number(app).proto.format % fitted
+
+
+def test_a_typed_threshold_is_saved_as_typed_and_shown_so_after_a_reload(seeded, open_page):
+    """12345 typed in the box was saved as 12340 (4 significant digits): rounding is for what the page derives."""
+    app = open_page("thresholds")
+    for typed in (12345.0, 18.28963):  # beyond every score, then among them
+        _number(app).set_value(typed).run()
+        no_exception(app)
+        assert _number(app).value == _slider(app).value == typed
+        assert _slider(app).format_func(typed) == _number(app).proto.format % typed == _read(typed)
+        titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in app.get("plotly_chart")]
+        assert f"Confusion matrix at {_read(typed)}" in titles and _confusion(app) == _expected(typed)
+    _number(app).set_value(12345.0).run()
+    app.text_input(key="annotator_input").input("carol").run()
+    _click(app, "Save threshold")
+    assert any("Threshold 12345 saved" in s.value for s in app.success)
+    with session_scope() as session:
+        assert active_threshold(session, _model_id()).value == 12345.0
+    assert _history(app)["value"].iloc[0] == "12345"
+    again = open_page("thresholds")  # a new session: the saved threshold as saved
+    assert _number(again).value == _slider(again).value == 12345.0
+
+
+def test_the_lowest_and_highest_scores_read_as_the_sliders_ends(seeded, open_page):
+    """A note said the lowest score is 9.045 while the slider's first stop read 9.046 for it (rounded up so as not to
+    flag that clip), and the highest 6617 beside a last stop of 6618: both round to the nearest now, the stop with a
+    digit more where needed (0.90454, 6617.43), and the note reads the score as the slider's end does."""
+    data = tuning_data(MACHINE, use_test=True)
+    scores = np.concatenate([data.scores, data.unlabelled_scores])
+    with session_scope(write=True) as session:  # ends whose nearest 4 digits would flag them: 0.9045 and 6617
+        for old, new in ((scores.min(), 0.904537), (scores.max(), 6617.43)):
+            session.execute(update(Score).where(Score.model_id == data.model_id, Score.score == float(old))
+                            .values(score=new))  # fmt: skip
+    app = open_page("thresholds")
+    assert (_slider(app).options[0], _slider(app).options[-1]) == ("0.90454", "6617.43")
+    _number(app).set_value(0.5).run()
+    (note,) = [text for text in infos(app) if "every score" in text]
+    assert "(the lowest is 0.90454)" in note
+    _number(app).set_value(99999.0).run()
+    (note,) = [text for text in infos(app) if "every score" in text]
+    assert "(the highest is 6617.43)" in note
+
+
+def test_a_highest_score_between_the_threshold_and_the_sliders_end_reads_with_a_digit_more(seeded, open_page):
+    """The slider's last stop may lie above the highest score (6618 for 6617.57): beside a threshold of 6617.6 the
+    note says the highest is 6617.6, not 6618 (which would put the threshold below it)."""
+    app = open_page("thresholds")
+    top, end = _top_score(), float(_slider(app).options[-1])
+    between = next(float(f"{top:.{n}g}") for n in range(5, 13) if top <= float(f"{top:.{n}g}") < end)
+    _number(app).set_value(between).run()  # at or above every score, below the slider's end
+    (note,) = [text for text in infos(app) if "every score" in text]
+    shown = note.split("(the highest is ")[1].split(")")[0]
+    assert top <= float(shown) <= between < end
 
 
 def test_save_without_a_name_is_refused(seeded, open_page):
