@@ -201,13 +201,13 @@ def render_player(
 
 
 def render_spectrogram(details: ClipDetails, views: ClipViews, *, key: str, height: int = 280,
-                       title: str = "Mel spectrogram (dB)") -> None:  # fmt: skip
+                       title: str = "Mel spectrogram (dB)", tight: bool = False) -> None:  # fmt: skip
     """The mel spectrogram, the most anomalous second and the span playing outlined; a box drawn on it loops
-    that span."""
+    that span; ``tight``: in smaller margins (see :func:`plots.spectrogram`)."""
     playing = playing_span(key, details.clip_id)
     marks = tuple(span for span in (worst_span(details, views), playing[:2] if playing else None) if span)
     mel = plots.spectrogram(views.mel_db, views.sr, views.hop_length, mel=True, title=title, height=height,
-                            spans=marks, selectable=True)  # fmt: skip
+                            spans=marks, selectable=True, tight=tight)  # fmt: skip
     _selectable_chart(mel, key=key, clip_id=details.clip_id, chart="mel")
 
 

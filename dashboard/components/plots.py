@@ -12,6 +12,9 @@ from dashboard.components.text import plot_literal
 from dashboard.theme import LABEL_COLOURS
 
 MARGINS = dict(l=10, r=10, t=40, b=10)
+# a spectrogram sharing a 720 px screen with the player and the verdict buttons (Triage): its title in a shorter
+# margin, the time axis said by its ticks ("4 s") rather than by an axis title; the picture keeps the height saved
+TIGHT_MARGINS = dict(l=10, r=10, t=28, b=4)
 # Plotly's mode bar (shown on hover, top right) spans a chart a third of the page wide and covered its title in a
 # 40 px margin: the charts of the Thresholds and Compare pages take a taller margin, their title at its foot, just
 # over the plot, and the mode bar above it
@@ -40,11 +43,12 @@ def waveform(envelope: tuple[np.ndarray, np.ndarray, np.ndarray], title: str = "
 
 
 def spectrogram(db: np.ndarray, sr: int, hop_length: int, *, mel: bool, title: str, height: int = 280,
-                spans: tuple[tuple[float, float], ...] = (), selectable: bool = False) -> go.Figure:  # fmt: skip
+                spans: tuple[tuple[float, float], ...] = (), selectable: bool = False,
+                tight: bool = False) -> go.Figure:  # fmt: skip
     """A dB spectrogram ``(n_bins, n_columns)`` with time (s) and frequency (Hz) axes; each of ``spans``
     ``(start_s, end_s)`` outlined (the most anomalous span, the span playing); ``selectable`` adds an invisible
     row of points along the time axis, so that a box drawn over the picture selects a time span (a heatmap alone
-    has no points to select)."""
+    has no points to select); ``tight``: :data:`TIGHT_MARGINS`, the seconds on the ticks, no time axis title."""
     times = librosa.frames_to_time(np.arange(db.shape[1]), sr=sr, hop_length=hop_length)
     n_bins = db.shape[0]
     freqs = mel_band_centres(sr, n_bins) if mel else librosa.fft_frequencies(sr=sr, n_fft=2 * (n_bins - 1))
@@ -56,8 +60,11 @@ def spectrogram(db: np.ndarray, sr: int, hop_length: int, *, mel: bool, title: s
                                  marker=dict(size=6, opacity=0), hoverinfo="skip", showlegend=False))  # fmt: skip
     for start, end in spans:
         fig.add_vrect(x0=start, x1=end, line=dict(color="#7fffd4", width=2), fillcolor="rgba(0,0,0,0)")
-    fig.update_layout(title=title, height=height, margin=MARGINS, xaxis_title="time (s)", yaxis_title="frequency (Hz)",
+    fig.update_layout(title=title, height=height, margin=TIGHT_MARGINS if tight else MARGINS,
+                      xaxis_title=None if tight else "time (s)", yaxis_title="frequency (Hz)",
                       dragmode="select" if selectable else None)  # fmt: skip
+    if tight:
+        fig.update_xaxes(ticksuffix=" s")
     return fig
 
 

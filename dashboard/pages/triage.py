@@ -54,8 +54,10 @@ LINK_NOTICE = "triage_link_notice"  # why a link's clip is not shown, said under
 PICKER = "machine_picker"  # the sidebar's machine widget (dashboard.components.pickers)
 VERDICT_KEYS = {"abnormal": "A", "normal": "N", "unsure": "U"}
 UNDO_KEY, PLAY_KEY, SKIP_KEY = "Z", "P", "S"
-SPECTROGRAM_HEIGHT = 200  # px: the player, the verdict buttons and this spectrogram fit a 1280x720 screen, even
-# with a clip header on two lines (a long machine name or threshold)
+SPECTROGRAM_HEIGHT = 250  # px: the player, the verdict buttons and this spectrogram (in tight margins: a picture
+# 186 px high, where 200 px in the usual margins left it 88) fit a 1280x720 screen; the title row holds the progress
+# line and Undo to make the room; with a clip header on two lines (a long machine name) the picture still shows whole
+HEAD = [2.5, 2.5, 1.6]  # the title row: the page's title (on one line: no anchor icon to wrap), the progress line, Undo
 
 
 def _record(clip_id: int, name: str, verdict: str) -> None:
@@ -199,7 +201,7 @@ def _judge(clip_id: int, name: str, blind: bool, *, skippable: bool | None, wait
         render_player(details, views, key="triage", shortcut=PLAY_KEY)
     _verdict_form(clip_id, name, skippable=skippable, waiting=waiting, aside=aside)
     if views is not None:
-        render_spectrogram(details, views, key="triage", height=SPECTROGRAM_HEIGHT)
+        render_spectrogram(details, views, key="triage", height=SPECTROGRAM_HEIGHT, tight=True)
         render_details(details, views, key="triage")
     if blind:
         st.caption("Blind review: no label, file name or other annotator's verdict is shown; others' verdicts are "
@@ -277,16 +279,16 @@ def _show_link(machine: str, clip_id: int | None) -> None:
     st.session_state[LINK_SEEN] = (machine, wanted.get("clip"))
 
 
-def _queue(machine: str, name: str, blind: bool) -> None:
+def _queue(machine: str, name: str, blind: bool, head) -> None:
+    """The queue's clip on screen; ``head``: the title row's two slots, for the progress line and Undo."""
     order_label = st.sidebar.radio("Order", list(QUEUE_ORDERS), key="queue_order")
     queue = triage_queue(machine, QUEUE_ORDERS[order_label], annotator=name)
     skipped = st.session_state.get(SKIPPED, [])
     queue.sort(key=lambda item: skipped.index(item.clip_id) + 1 if item.clip_id in skipped else 0)  # stable
-    top = st.columns([3, 1], vertical_alignment="center")
     judged = len(st.session_state.get(JUDGED, []))
     left = queue_size(machine, annotator=name) if len(queue) >= QUEUE_LIMIT else len(queue)  # the queue is a page
-    top[0].markdown(f"{judged} judged this session; {left} left for {md_literal(machine)}")
-    top[1].button("↶ Undo my last verdict", key="undo", shortcut=UNDO_KEY, use_container_width=True,
+    head[0].markdown(f"{judged} judged this session; {left} left for {md_literal(machine)}")
+    head[1].button("↶ Undo my last verdict", key="undo", shortcut=UNDO_KEY, use_container_width=True,
                   on_click=_undo, args=(name,))  # fmt: skip
     current = _pinned(machine, queue)
     if current is None and not queue:
@@ -327,7 +329,8 @@ def _own_unsure(machine: str, name: str, blind: bool) -> None:
 
 
 def render() -> None:
-    st.title("Triage queue")
+    head = st.columns(HEAD, vertical_alignment="center")  # one row: the spectrogram below gets its height
+    head[0].title("Triage queue", anchor=False)
     name = _annotator()
     if name is None:
         return
@@ -340,7 +343,7 @@ def render() -> None:
     if show == SHOW[1]:
         _own_unsure(machine, name, blind)
     else:
-        _queue(machine, name, blind)
+        _queue(machine, name, blind, head[1:])
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

@@ -4,7 +4,8 @@ every clip is flagged, driven by headless Chromium through Playwright (``test_br
 A pilot gives their name, then judges 10 clips pressing A, N and U only, and the database holds their 10 verdicts;
 typing those letters in the note field saves nothing; Z undoes the last verdict, P loops the most anomalous
 second and S skips the clip for now; the verdict buttons stay where they were from clip to clip.  The verdict
-buttons, the player and one spectrogram lie inside the 1280x720 viewport without scrolling.  A shared address
+buttons, the player and one spectrogram (its picture at least 176 px high: it had 88) lie inside the 1280x720
+viewport without scrolling.  A shared address
 (``?machine=...&clip=...``) opens its clip.  Skipped without Chromium locally, failed without it in CI."""
 
 from __future__ import annotations
@@ -140,6 +141,9 @@ def test_ten_clips_judged_with_the_keyboard_alone(page, app):
         _inside_viewport(page, main.get_by_role("button", name=label), f"the {label!r} button")
     _inside_viewport(page, main.locator("audio").first, "the player")
     _inside_viewport(page, main.locator("[data-testid='stPlotlyChart']").first, "the first spectrogram")
+    _inside_viewport(page, main.get_by_role("button", name="Skip for now"), "the 'Skip for now' button")
+    picture = main.locator("[data-testid='stPlotlyChart']").first.locator(".nsewdrag").first.bounding_box()
+    assert picture["height"] >= 176, f"the spectrogram's picture is {picture['height']} px high"  # it was 88 px
     assert page.get_by_role("button", name="Confirm abnormal").inner_text().replace("\n", " ").strip().endswith("A")
     assert page.get_by_role("button", name="Skip for now").inner_text().replace("\n", " ").strip().endswith("S")
     confirm = main.get_by_role("button", name="Confirm abnormal")

@@ -93,3 +93,14 @@ def test_every_threshold_chart_names_what_a_hover_shows():
     assert templates and all(t and t.endswith("<extra></extra>") for t in templates), templates
     assert figures[0].data[0].hovertemplate == "recall %{x:.2f}, precision %{y:.2f}<extra></extra>"
     assert figures[3].data[0].hovertemplate == "truth %{y}, model says %{x}: %{text}<extra></extra>"
+
+
+def test_a_tight_spectrogram_gives_its_margins_to_the_picture():
+    """Triage's spectrogram had 88 px of picture in 200: a 40 px title margin and a 'time (s)' axis title. Tight,
+    the title takes a shorter margin and the seconds are on the ticks."""
+    db = np.zeros((64, 100))
+    usual = plots.spectrogram(db, 16000, 512, mel=True, title="Mel spectrogram (dB)").layout
+    tight = plots.spectrogram(db, 16000, 512, mel=True, title="Mel spectrogram (dB)", tight=True).layout
+    assert usual.xaxis.title.text == "time (s)" and usual.margin.t == 40
+    assert tight.xaxis.title.text is None and tight.xaxis.ticksuffix == " s"
+    assert tight.margin.t + tight.margin.b < usual.margin.t + usual.margin.b - 15
