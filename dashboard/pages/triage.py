@@ -83,7 +83,6 @@ def _record(clip_id: int, name: str, verdict: str) -> None:
     st.session_state["last_verdict"] = f"#{clip_id}: {verdict}" + (  # Markdown: the type as typed
         f" ({md_literal(kind)})" if verdict == "abnormal" and kind else ""
     )
-    st.session_state["toast"] = True
     st.session_state.setdefault(JUDGED, []).append(clip_id)
     if st.session_state.get(PINNED) == clip_id:
         del st.session_state[PINNED]
@@ -145,8 +144,6 @@ def _notices(*, waiting: int = 0, aside: str | None = None) -> None:
         skipped.caption(f"{waiting} clip(s) you skipped come back at the end of the queue.")
     if aside:
         st.caption(aside)
-    if last and st.session_state.pop("toast", False):
-        st.toast(f"Saved {last}", icon=":material/check_circle:")
 
 
 @st.cache_data(ttl=60, show_spinner=False)
