@@ -14,7 +14,7 @@ KEY = "annotator_name"  # the session's name, checked (dashboard.components.auth
 FIELD = "annotator_input"  # the sidebar's "Your name" field
 ERROR = "annotator_name_error"  # why the name last typed was refused (the name before it stays)
 EDITING = "annotator_name_editing"  # "Change" was clicked: the field is shown until a name is taken
-UNNAMED = "Not saved: give your name in the sidebar first, as what you save records who saved it."  # :func:`unnamed`
+UNNAMED = "Give your name in the sidebar first: what you save here records who saved it."  # :func:`unnamed`
 
 
 def name_field() -> None:

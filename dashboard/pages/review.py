@@ -59,7 +59,7 @@ def _ruling_form(clip_id: int) -> None:
         st.error("Not recorded: choose the final verdict, abnormal or normal.")
         return
     if missing := unnamed(current_actor()):  # sign-in off: a final verdict names who made it, as a verdict does
-        st.error(missing)
+        st.error(f"Not recorded. {missing}")
         return
     try:
         adjudicate(clip_id, verdict, reason, anomaly_type=None if kind == NO_TYPE else kind, actor=current_actor())

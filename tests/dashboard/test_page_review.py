@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from core.access import Actor, Role
 from core.workflows.review import adjudicate
 from core.workflows.triage import record_verdict, triage_queue
+from dashboard.components.annotator import UNNAMED
 from dashboard.components.auth import ROLE_NOT_KNOWN, ROLE_SIGN_IN_OFF, role_shown
 from dashboard.components.text import md_literal
 from dashboard.registry import pages_for
@@ -103,8 +104,7 @@ def test_with_sign_in_off_the_final_verdict_needs_and_records_the_sidebars_name(
     app.radio(key=f"ruling_{disputed}").set_value("normal")
     app.text_area(key=f"ruling_reason_{disputed}").input("checked on site")
     _submit(app)
-    assert [e.value for e in app.error] == ["Not saved: give your name in the sidebar first, as what you save "
-                                            "records who saved it."]  # fmt: skip
+    assert [e.value for e in app.error] == [f"Not recorded. {UNNAMED}"]
     with session_scope() as session:
         assert session.scalars(select(Adjudication)).all() == []
     app.sidebar.text_input(key="annotator_input").input("eve").run()  # the form keeps what was chosen and typed

@@ -401,7 +401,7 @@ def test_save_without_a_name_is_refused(seeded, open_page):
     app = open_page("thresholds")
     save = next(b for b in app.button if b.label == "Save threshold")
     assert save.disabled
-    said = "Not saved: give your name in the sidebar first, as what you save records who saved it."
+    said = "Give your name in the sidebar first: what you save here records who saved it."
     assert save.proto.help == said and said in [c.value for c in app.caption]  # on the page, not only on hover
     with session_scope() as session:
         assert session.scalar(select(func.count(Threshold.id))) == before
