@@ -15,11 +15,13 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from core.access import Action, Actor, on_behalf_of, recorded_name
+from core.detection.selection import model_name
 from core.detection.thresholds import (
     DEFAULT_QUANTILE,
     METHODS,
     gamma_threshold,
     max_f1_threshold,
+    method_name,
     min_cost_threshold,
     target_precision_threshold,
     target_recall_threshold,
@@ -253,8 +255,10 @@ def set_threshold(
     with session_scope(url, write=True) as session:
         machine = one_machine(session, spec)
         row = add_threshold(session, machine.active_model.id, value, method=method, set_by=set_by, reason=reason)
+        model = machine.active_model
         record_event(session, on_behalf_of(actor, set_by), Action.SET_THRESHOLD, spec,
-                     f"{value:.6g} by {method} on model {machine.active_model.id}: {reason}")  # fmt: skip
+                     f"{value:.6g} ({method_name(method)}) for {model_name(model.detector, model.version)} "
+                     f"(model {model.id}): {reason}")  # fmt: skip
         return row.id
 
 

@@ -170,6 +170,19 @@ def test_set_threshold_appends_a_record_and_the_latest_is_active(trained):
         assert (other.method, other.set_by) == ("gamma", "system")  # the other machine is untouched
 
 
+def test_the_audit_log_says_a_threshold_in_words(trained):
+    """The Audit page's detail: the method and the model as the pages name them, not 'by max_f1 on model 3'."""
+    from core.access import Actor, Role
+    from core.workflows.audit import audit_events
+
+    set_threshold("fan/id_00", 2.25, set_by="bo", reason="max F1 on pilots", method="max_f1")
+    set_threshold("fan/id_00", 12345, set_by="bo", reason="quiet week")
+    details = [e["detail"] for e in audit_events(actor=Actor("ana", Role.ADMIN)) if e["action"] == "set threshold"]
+    model_id = trained["fan/id_00"]
+    assert details == [f"12345 (set by hand) for Mahalanobis v1 (model {model_id}): quiet week",
+                       f"2.25 (max F1) for Mahalanobis v1 (model {model_id}): max F1 on pilots"]  # fmt: skip
+
+
 def test_set_threshold_refuses_bad_input_and_records_nothing(trained):
     before = _n_thresholds()
     refused = [
