@@ -66,6 +66,9 @@ def test_a_first_start_killed_half_way_is_finished_once_by_the_next(data_dir, mo
     assert first_start_needed()  # the database is not empty, yet the start resumes
     report = run_first_start(**PLANT)
     assert report.ingested < report.clips == 20  # what the page says is ready: the whole plant, not what was left
+    from core.workflows.audit import audit_events
+
+    assert {e["user"] for e in audit_events() if e["action"] in ("ingest", "train")} == {"first start"}  # one name
     assert _counts() == (20, 2, 20)  # every clip once, one model per machine, every clip scored
     assert not first_start_needed()
     assert run_first_start(**PLANT) is None  # and never again

@@ -13,8 +13,10 @@ import fcntl
 import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+from core.access import OPERATOR
 from core.datasets.demo import write_plant
 from core.detection.registry import DEFAULT_DETECTOR
 from core.settings import settings
@@ -24,6 +26,8 @@ from core.workflows.scoring import score
 from core.workflows.training import train
 from db.queries import count_clips
 from db.session import data_dir, session_scope
+
+FIRST_START = replace(OPERATOR, name="first start")  # the audit log's one name for the demo plant's ingest and models
 
 DEMO_SUBDIR = "demo_plant"
 STATE_FILE = "first_start.json"  # {"state": "started" | "done"} under DATA_DIR
@@ -110,12 +114,12 @@ def seed_demo_plant(
     target = Path(out_dir) if out_dir else data_dir() / DEMO_SUBDIR
     write_plant(target, machines=machines, normal=normal, abnormal=abnormal,
                 progress=_stage(progress, "writing demo clips"))  # fmt: skip
-    report = ingest([str(target)], url=url, progress=_stage(progress, "ingesting"))
+    report = ingest([str(target)], url=url, progress=_stage(progress, "ingesting"), actor=FIRST_START)
     if detector:
         untrained = sorted(set(machine_keys(url=url)) - set(machine_keys(require_model=True, url=url)))
         training = _stage(progress, "training")
         for index, machine in enumerate(untrained):  # a resumed start trains only what a killed one had not
-            train(machine, detector, url=url, user="first start",
+            train(machine, detector, url=url, actor=FIRST_START, user=FIRST_START.name,
                   progress=lambda done, total, i=index: training(i * total + done, len(untrained) * total))  # fmt: skip
         score(url=url, progress=_stage(progress, "scoring"))
     if progress:
