@@ -17,6 +17,11 @@ SIGNIFICANT = 4
 MAX_SIGNIFICANT = 12
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` things in words: ``1 clip``, ``3 clips``, ``0 clips`` (``plural``, else ``noun`` + s, unless n is 1)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def number(value: float | None, digits: int = SIGNIFICANT, *, missing: str = MISSING) -> str:
     """``value`` with ``digits`` significant digits as plain decimals (``4.996``, ``0.0001235``), whole numbers
     of more digits whole (``123457``), trailing zeros dropped; ``missing`` for ``None`` or NaN, infinities as

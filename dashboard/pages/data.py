@@ -21,7 +21,7 @@ from core.workflows.uploads import (
 )
 from dashboard.components.annotator import unnamed
 from dashboard.components.auth import current_actor
-from dashboard.components.format import MISSING, number
+from dashboard.components.format import MISSING, count, number
 from dashboard.components.limits import apply_upload_limit
 from dashboard.components.progress import progress_bar
 from dashboard.components.text import md_literal
@@ -46,7 +46,7 @@ def _show(report, stored: StoredUploads | None = None) -> None:
     that it was not kept (``stored.removed``: deleted again, refused, or a copy of the clip ``stored.known_as``
     names)."""
     uploaded_as, removed = (stored.names, stored.removed) if stored else ({}, [])
-    said = f"Ingested {report.ingested} clip(s); {report.already_known} already known."
+    said = f"Ingested {count(report.ingested, 'clip')}; {report.already_known} already known."
     (st.success if report.ingested else st.info)(said)  # nothing new is no success
     kept = [path for path in report.known_paths if path not in removed]
     if kept:
@@ -89,8 +89,8 @@ def _scored(result, uploaded_as: dict[str, str] | None = None, *, per_clip: bool
     if result.scored:  # these clips only: earlier clips of their machines scored on the way are said apart
         earlier = report.scored - result.scored
         machines = md_literal(", ".join(sorted({c.machine for c in result.clips if c.machine})))
-        st.info(f"Scored {result.scored} clip(s); {result.flagged} flagged, now in the triage queue."
-                + (f" {earlier} earlier clip(s) of {machines}, not scored until now, were scored too."
+        st.info(f"Scored {count(result.scored, 'clip')}; {result.flagged} flagged, now in the triage queue."
+                + (f" Also scored: {count(earlier, 'earlier clip')} of {machines}, not scored until now."
                    if earlier > 0 else ""))  # fmt: skip
     if per_clip and any(c.clip_id is not None for c in result.clips):
         st.dataframe(pd.DataFrame([_row(c, uploaded_as) for c in result.clips if c.clip_id is not None]),

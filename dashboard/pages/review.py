@@ -14,6 +14,7 @@ from core.workflows.triage import anomaly_types
 from dashboard.components.annotator import unnamed
 from dashboard.components.auth import current_actor, role_shown
 from dashboard.components.clip_view import load_view, render_details, render_player, render_spectrogram
+from dashboard.components.format import count
 from dashboard.components.pickers import machine_picker
 from dashboard.components.text import md_literal
 
@@ -86,11 +87,11 @@ def render() -> None:
     items = review_queue(machine, settled=settled, second_opinions=second, actor=actor)
     if "ruling_saved" in st.session_state:
         st.success(f"Saved: {st.session_state.pop('ruling_saved')}.")
-    n_open = sum(item.state in OPEN_STATES for item in items)
-    st.markdown(f"**{n_open}** clip(s) of **{md_literal(machine)}** await a final verdict.")
     if not items:
         st.success("Nothing to review for this machine.")
         return
+    n_open = sum(item.state in OPEN_STATES for item in items)
+    st.markdown(f"Awaiting a final verdict: **{count(n_open, 'clip')}** of **{md_literal(machine)}**.")
     labels = {item.clip_id: f"#{item.clip_id} · {item.state}" for item in items}
     clip_id = st.selectbox("Clip", list(labels), format_func=labels.get, key="review_clip")
     _clip_and_ruling(next(i for i in items if i.clip_id == clip_id))

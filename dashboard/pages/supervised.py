@@ -28,6 +28,7 @@ from core.workflows.export import (
 )
 from dashboard.components.annotator import refusal, unnamed
 from dashboard.components.auth import current_actor
+from dashboard.components.format import count
 from dashboard.components.progress import progress_bar
 from dashboard.components.text import md_literal
 from dashboard.registry import page_script
@@ -69,7 +70,7 @@ def _curation(options: ExportOptions) -> bool:
     st.dataframe(table)
     usable = [c for c in counts if c.sufficient]
     st.caption(f"Balanced by undersampling the larger class; {RECOMMENDED_PER_CLASS}+ clips per class and machine "
-               f"are recommended. {len(usable)} of {len(counts)} machine(s) can be exported.")  # fmt: skip
+               f"are recommended. {len(usable)} of {count(len(counts), 'machine')} can be exported.")  # fmt: skip
     return bool(usable)
 
 

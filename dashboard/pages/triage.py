@@ -39,7 +39,7 @@ from dashboard.components.clip_view import (
     render_player,
     render_spectrogram,
 )
-from dashboard.components.format import when
+from dashboard.components.format import count, when
 from dashboard.components.pickers import machine_picker
 from dashboard.components.text import md_literal
 
@@ -141,7 +141,7 @@ def _notices(*, waiting: int = 0, aside: str | None = None) -> None:
     last = st.session_state.get("last_verdict")
     saved.caption(f"Last saved: {last}." if last else "Last saved: nothing yet this session.")
     if waiting:
-        skipped.caption(f"{waiting} clip(s) you skipped come back at the end of the queue.")
+        skipped.caption(f"Skipped for now: {count(waiting, 'clip')}, back at the end of the queue.")
     if aside:
         st.caption(aside)
 
@@ -156,7 +156,7 @@ def _disagreements(machine: str) -> list[dict]:
 def _review_list(machine: str, blind: bool) -> None:
     disagreements = [] if blind else _disagreements(machine)  # blind review: nobody else's verdicts before one's own
     if disagreements:
-        with st.expander(f"Review list: {len(disagreements)} clip(s) where annotators disagree"):
+        with st.expander(f"Review list: {count(len(disagreements), 'clip')} where annotators disagree"):
             for item in disagreements:
                 verdicts = ", ".join(f"{md_literal(who)}: {v}" for who, v in item["verdicts"].items())
                 st.markdown(f"- #{item['clip_id']} {md_literal(item['path'].rsplit('/', 1)[-1])} — {verdicts}")
@@ -314,7 +314,7 @@ def _own_unsure(machine: str, name: str, blind: bool) -> None:
         _notices()
         st.success(f"No unsure verdict of yours stands on {md_literal(machine)}.")
         return
-    st.markdown(f"**{len(mine)}** clip(s) of **{md_literal(machine)}** you judged unsure. "
+    st.markdown(f"**{count(len(mine), 'clip')}** of **{md_literal(machine)}** you judged unsure. "
                 "A new verdict replaces yours.")  # fmt: skip
     labels = {item.clip_id: f"#{item.clip_id} · {item.at:%Y-%m-%d %H:%M}" + (f" — {item.note}" if item.note else "")
               for item in mine}  # fmt: skip

@@ -346,10 +346,10 @@ def test_engineer_saves_a_threshold_in_their_own_name_and_signs_out(page, local_
     _open_triage(page, local_app)
     shown = _text(page)
     assert "label:" in shown, f"an engineer does not see the clip's label:\n{shown}"
-    assert "Review list: 1 clip(s) where annotators disagree" in shown, shown
+    assert "Review list: 1 clip where annotators disagree" in shown, shown
     assert "Blind review:" not in shown
     assert local_app.shown_file in page.content(), "an engineer does not see the clip's file name"
-    page.get_by_text("Review list: 1 clip(s) where annotators disagree").click()  # open the expander
+    page.get_by_text("Review list: 1 clip where annotators disagree").click()  # open the expander
     page.get_by_text(f"{OTHERS[0]}: normal").wait_for(state="visible")
     assert f"{OTHERS[1]}: abnormal" in _text(page)
     _shot(page, "engineer-triage")

@@ -87,7 +87,7 @@ def test_after_ingest_the_upload_box_is_empty_and_the_next_batch_sends_only_its_
             box.get_by_text(path.name).wait_for()
             page.wait_for_load_state("networkidle")
             page.get_by_role("button", name="Ingest uploads").click()
-            page.get_by_text("Ingested 1 clip(s); 0 already known.").wait_for()  # never the earlier file again
+            page.get_by_text("Ingested 1 clip; 0 already known.").wait_for()  # never the earlier file again
             _wait_for_app_idle(page)
             assert box.get_by_text(path.name).count() == 0, f"batch {k}: the box kept its file"
             assert page.get_by_role("button", name="Ingest uploads").count() == 0

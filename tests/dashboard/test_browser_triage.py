@@ -187,7 +187,7 @@ def test_ten_clips_judged_with_the_keyboard_alone(page, app):
     page.keyboard.press("s")  # skip for now: no verdict, the next clip; the skipped one comes back at the end
     _wait_for_clip(page, queue[10])
     assert len(_rows(app)) == 11
-    assert page.get_by_text("1 clip(s) you skipped come back at the end of the queue.").is_visible()
+    assert page.get_by_text("Skipped for now: 1 clip, back at the end of the queue.").is_visible()
     assert confirm.bounding_box() == where
 
 

@@ -78,7 +78,7 @@ def _upload_and_ingest(browser, url: str, files: list[Path]) -> None:
             page.get_by_text(f.name).first.wait_for()
         page.wait_for_load_state("networkidle")
         page.get_by_role("button", name="Ingest uploads").click()
-        page.get_by_text(f"Ingested {len(files)} clip(s)").wait_for(timeout=300_000)
+        page.get_by_text(f"Ingested {len(files)} clips").wait_for(timeout=300_000)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.components.format import MISSING, duration, fixed, number, numbers_apart, when
+from dashboard.components.format import MISSING, count, duration, fixed, number, numbers_apart, when
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,8 @@ def test_fixed_gives_every_figure_of_a_column_the_same_decimals(value, shown):
 def test_a_duration_never_reads_as_zero_seconds(seconds, said):
     """Train detector said "in 0.0 s" for a detector that trains in milliseconds."""
     assert duration(seconds) == said
+
+
+def test_a_count_says_its_noun_in_the_singular_only_for_one():
+    assert [count(n, "clip") for n in (0, 1, 2)] == ["0 clips", "1 clip", "2 clips"]
+    assert count(3, "analysis", "analyses") == "3 analyses" and count(1, "analysis", "analyses") == "1 analysis"

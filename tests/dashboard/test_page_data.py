@@ -39,7 +39,7 @@ def test_ingesting_a_folder_reports_clips_and_each_refused_file(open_page, data_
     (folder / "junk.wav").write_bytes(b"this is not audio")
     app = _ingest_folder(open_page("data", name=NAME), str(folder))
 
-    assert [s.value for s in app.success] == ["Ingested 2 clip(s); 0 already known."]
+    assert [s.value for s in app.success] == ["Ingested 2 clips; 0 already known."]
     (refused,) = [e.value for e in app.error]
     said = md_literal("not a readable audio file (WAV or FLAC)")  # not the audio library's "Format not recognised."
     assert refused == f"{md_literal(folder / 'junk.wav')}: {said}"  # the reason in words, not its code
@@ -48,7 +48,7 @@ def test_ingesting_a_folder_reports_clips_and_each_refused_file(open_page, data_
         assert [(r.path, r.reason) for r in recent_rejections(session)] == [(str(folder / "junk.wav"), "not_audio")]
 
     _ingest_folder(app, str(folder))  # the same content again is recognised, not duplicated, and named
-    assert not app.success and infos(app)[0] == "Ingested 0 clip(s); 2 already known."  # nothing new: no success
+    assert not app.success and infos(app)[0] == "Ingested 0 clips; 2 already known."  # nothing new: no success
     assert [c.value for c in app.caption if c.value.startswith("Already known")] == [
         "Already known (the same recording is stored, perhaps under another name): "
         f"{md_literal(folder / 'pump_0.wav')}, {md_literal(folder / 'pump_1.wav')}."
@@ -62,7 +62,7 @@ def test_a_folder_ingested_again_names_at_most_ten_known_files_then_how_many_mor
     for k in range(12):
         write_wav(folder / f"pump_{k:02d}.wav", tone(0.2, seed=k))
     app = _ingest_folder(_ingest_folder(open_page("data", name=NAME), str(folder)), str(folder))
-    assert not app.success and infos(app)[0] == "Ingested 0 clip(s); 12 already known."  # nothing new: no success
+    assert not app.success and infos(app)[0] == "Ingested 0 clips; 12 already known."  # nothing new: no success
     (known,) = [c.value for c in app.caption if c.value.startswith("Already known")]
     named = ", ".join(md_literal(folder / f"pump_{k:02d}.wav") for k in range(10))
     assert known == f"Already known (the same recording is stored, perhaps under another name): {named} and 2 more."
@@ -106,7 +106,7 @@ def test_a_link_inside_a_root_that_leads_out_is_refused_and_the_rest_ingested(op
     (folder / "linked.wav").symlink_to(secret)
     (folder / "sub").symlink_to(secret.parent, target_is_directory=True)  # folder links are not followed at all
     app = _ingest_folder(open_page("data", name=NAME), str(folder))
-    assert [s.value for s in app.success] == ["Ingested 1 clip(s); 0 already known."]
+    assert [s.value for s in app.success] == ["Ingested 1 clip; 0 already known."]
     (refused,) = [e.value for e in app.error]
     assert md_literal("linked.wav") in refused and "outside the ingest roots" in refused
     with session_scope() as session:
@@ -130,7 +130,7 @@ def test_uploads_keep_the_good_files_and_name_each_refused_one(open_page, data_d
     next(b for b in app.button if b.label == "Ingest uploads").click().run()
     no_exception(app)
 
-    assert [s.value for s in app.success] == ["Ingested 2 clip(s); 0 already known."]
+    assert [s.value for s in app.success] == ["Ingested 2 clips; 0 already known."]
     folder = data_dir / "uploads" / "pump" / "id_05"
     assert [e.value for e in app.error] == [
         f"{md_literal('long.wav')}: {md_literal('0.1 MB is over the 0.05 MB limit')}",
@@ -181,7 +181,7 @@ def test_the_upload_machine_is_the_one_picked_in_the_sidebar(open_page, data_dir
     (uploader,) = app.get("file_uploader")
     uploader.set_value([("a.wav", write_wav(tmp_path / "a.wav", tone(1.0)).read_bytes(), "audio/wav")]).run()
     next(b for b in app.button if b.label == "Ingest uploads").click().run()
-    assert [s.value for s in app.success] == ["Ingested 1 clip(s); 0 already known."]
+    assert [s.value for s in app.success] == ["Ingested 1 clip; 0 already known."]
     assert [p.name for p in (data_dir / "uploads" / "pump" / "id_02").iterdir()] == ["a.wav"]
 
 
@@ -189,7 +189,7 @@ def test_an_upload_already_stored_is_named_as_uploaded(open_page, data_dir, tmp_
     content = write_wav(tmp_path / "a.wav", tone(1.0, seed=3)).read_bytes()
     app = _upload(open_page("data", name=NAME), [("first take.wav", content)], "press/id_01")
     _upload(app, [("first take.wav", content)], "press/id_01")  # the same file again: it is the clip's own file
-    assert not app.success and infos(app)[0] == "Ingested 0 clip(s); 1 already known."  # nothing new: no success
+    assert not app.success and infos(app)[0] == "Ingested 0 clips; 1 already known."  # nothing new: no success
     saved = data_dir / "uploads" / "press" / "id_01" / "first_take.wav"
     assert [c.value for c in app.caption if c.value.startswith("Already known")] == [
         "Already known (the same recording is stored, perhaps under another name): "
@@ -208,7 +208,7 @@ def test_uploads_of_recordings_already_clips_of_another_machine_are_not_kept_and
     fan = data_dir / "uploads" / "fan" / "id_00"
     ids = [_clip_of(fan / f"take_{k}.wav") for k in range(2)]
     _upload(app, files, "valve/id_00")
-    assert not app.success and infos(app)[0] == "Ingested 0 clip(s); 2 already known."  # nothing new: no success
+    assert not app.success and infos(app)[0] == "Ingested 0 clips; 2 already known."  # nothing new: no success
     assert [w.value for w in app.warning] == [
         "Not kept, as the same recording is already a clip: "
         + ", ".join(f"{md_literal(f'take {k}.wav')} (clip #{ids[k]} of {md_literal('fan/id_00')})" for k in range(2))
@@ -263,7 +263,7 @@ def test_uploaded_clips_are_scored_at_once_each_with_its_score_and_whether_flagg
         assert row["result"] == ("flagged: in the triage queue" if details.flagged else "not flagged")
         assert row["model"] == "Mahalanobis v1"  # in words, not the CLI's name
     flagged = sum(clip_details(_clip_of(folder / f"take_{k}.wav")).flagged for k in range(2))
-    assert f"Scored 2 clip(s); {flagged} flagged, now in the triage queue." in infos(app)
+    assert f"Scored 2 clips; {flagged} flagged, now in the triage queue." in infos(app)
     assert not app.warning and not app.code
 
 
@@ -316,7 +316,7 @@ def test_scoring_new_clips_does_not_repeat_other_clips_old_failures(seeded, open
     content = write_wav(tmp_path / "new.wav", tone(2.0, freq=700.0)).read_bytes()
     app = _upload(open_page("data", name=NAME), [("new.wav", content)], SEEDED_MACHINES[0])
     assert not app.warning  # the old failure of fan/id_02 is not this upload's
-    assert any(text.startswith("Scored 1 clip(s)") for text in infos(app))
+    assert any(text.startswith("Scored 1 clip;") for text in infos(app))
 
     write_wav(tmp_path / "bad8k.wav", tone(2.0, sr=8000, freq=900.0), sr=8000)  # not the same content
     app = _upload(app, [("bad8k.wav", (tmp_path / "bad8k.wav").read_bytes())], SEEDED_MACHINES[0])
@@ -337,12 +337,12 @@ def test_after_an_ingest_the_upload_box_is_emptied_and_each_file_is_counted_and_
         return f"take {k}.wav", path.read_bytes()
 
     app = _upload(open_page("data", name=NAME), [take(0)], SEEDED_MACHINES[0])
-    assert [s.value for s in app.success] == ["Ingested 1 clip(s); 0 already known."]  # said after the box empties
+    assert [s.value for s in app.success] == ["Ingested 1 clip; 0 already known."]  # said after the box empties
     (uploader,) = app.get("file_uploader")
     assert not uploader.value and not [b for b in app.button if b.label == "Ingest uploads"]
 
     _upload(app, [take(0), take(1), take(2)], SEEDED_MACHINES[0])
-    assert [s.value for s in app.success] == ["Ingested 2 clip(s); 1 already known."]
+    assert [s.value for s in app.success] == ["Ingested 2 clips; 1 already known."]
     folder = seeded / "uploads" / "fan" / "id_00"
     saved = folder / "take_0.wav"
     assert [c.value for c in app.caption if c.value.startswith("Already known")] == [
@@ -353,7 +353,7 @@ def test_after_an_ingest_the_upload_box_is_emptied_and_each_file_is_counted_and_
     assert list(table["file"]) == ["take 1.wav", "take 2.wav"]  # the new clips, each once
     flagged = sum(clip_details(_clip_of(folder / f"take_{k}.wav")).flagged for k in (1, 2))
     assert [t for t in infos(app) if t.startswith("Scored")] == [
-        f"Scored 2 clip(s); {flagged} flagged, now in the triage queue."
+        f"Scored 2 clips; {flagged} flagged, now in the triage queue."
     ]
 
 
@@ -365,9 +365,9 @@ def test_earlier_clips_of_the_machine_scored_on_the_way_are_counted_apart(seeded
     content = write_wav(tmp_path / "new.wav", tone(2.0, freq=900.0)).read_bytes()
     app = _upload(open_page("data", name=NAME), [("new.wav", content)], SEEDED_MACHINES[0])
     (said,) = [t for t in infos(app) if t.startswith("Scored")]
-    assert said.startswith("Scored 1 clip(s); ")
-    assert said.endswith(f" flagged, now in the triage queue. 1 earlier clip(s) of {md_literal('fan/id_00')}, not "
-                         "scored until now, were scored too.")  # fmt: skip
+    assert said.startswith("Scored 1 clip; ")
+    assert said.endswith(f" flagged, now in the triage queue. Also scored: 1 earlier clip of "
+                         f"{md_literal('fan/id_00')}, not scored until now.")  # fmt: skip
 
 
 def test_with_sign_in_off_ingesting_waits_for_a_name_then_records_it(open_page, data_dir, tmp_path):
@@ -386,10 +386,10 @@ def test_with_sign_in_off_ingesting_waits_for_a_name_then_records_it(open_page, 
     app.sidebar.text_input(key="annotator_input").input("Ann").run()
     assert UNNAMED not in [c.value for c in app.caption]
     app = _ingest_folder(app, str(folder))
-    assert [s.value for s in app.success] == ["Ingested 1 clip(s); 0 already known."]
+    assert [s.value for s in app.success] == ["Ingested 1 clip; 0 already known."]
     newest = audit_events(1)[0]
     assert (newest["user"], newest["action"]) == ("Ann", "ingest")
     next(b for b in app.button if b.label == "Ingest uploads").click().run()
     no_exception(app)
-    assert [s.value for s in app.success] == ["Ingested 1 clip(s); 0 already known."]
+    assert [s.value for s in app.success] == ["Ingested 1 clip; 0 already known."]
     assert [(e["user"], e["action"]) for e in audit_events(2)] == [("Ann", "ingest")] * 2

@@ -67,7 +67,7 @@ def disputed(seeded, monkeypatch) -> int:
 def test_review_shows_every_verdict_and_records_the_final_one(disputed, monkeypatch):
     app = _as(Actor("eve", Role.ENGINEER), "review", monkeypatch)
     assert [t.value for t in app.title] == ["Review queue"]
-    assert any(f"**1** clip(s) of **{md_literal(MACHINE)}** await a final verdict" in m.value for m in app.markdown)
+    assert any(f"Awaiting a final verdict: **1 clip** of **{md_literal(MACHINE)}**." in m.value for m in app.markdown)
     table = app.dataframe[0].value
     assert table[["annotator", "role", "verdict", "anomaly type", "note"]].values.tolist() == [
         ["ana", "annotator", "abnormal", "bearing", "grinding"],
@@ -80,7 +80,8 @@ def test_review_shows_every_verdict_and_records_the_final_one(disputed, monkeypa
         row = session.scalars(select(Adjudication)).one()
     assert (row.clip_id, row.adjudicator, row.role, row.verdict, row.reason) == (
         disputed, "eve", "engineer", "normal", "the conveyor, checked on site")  # fmt: skip
-    assert any("await a final verdict" in m.value and m.value.startswith("**0**") for m in app.markdown)
+    assert "Nothing to review for this machine." in [s.value for s in app.success]  # and no count of 0 above it
+    assert not any("Awaiting a final verdict" in m.value for m in app.markdown)
     app.sidebar.radio(key="review_show").set_value("Everything, settled included").run()
     assert any(md_literal("the conveyor, checked on site") in m.value for e in app.expander for m in e.markdown)
 
@@ -206,11 +207,11 @@ def test_skip_brings_the_clip_back_at_the_end_and_own_unsure_verdicts_come_back(
     app.sidebar.text_input(key="annotator_input").input("carol").run()
     _click(app, "Skip for now")
     assert any(c.value.startswith(f"clip #{queue[1].clip_id}") for c in app.caption)
-    assert "1 clip(s) you skipped come back at the end of the queue." in [c.value for c in app.caption]
+    assert "Skipped for now: 1 clip, back at the end of the queue." in [c.value for c in app.caption]
     _click(app, "Unsure")
     app.sidebar.radio(key="triage_show").set_value("My unsure verdicts").run()
     no_exception(app)
-    assert any(f"**1** clip(s) of **{md_literal(MACHINE)}** you judged unsure" in m.value for m in app.markdown)
+    assert any(f"**1 clip** of **{md_literal(MACHINE)}** you judged unsure" in m.value for m in app.markdown)
     assert any(c.value.startswith(f"clip #{queue[1].clip_id}") for c in app.caption)
     _click(app, "Reject (normal)")  # decided: it leaves the list
     assert any(f"No unsure verdict of yours stands on {md_literal(MACHINE)}" in s.value for s in app.success)

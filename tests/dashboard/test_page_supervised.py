@@ -92,7 +92,7 @@ def test_curated_clips_per_machine_and_the_balanced_export(seeded, no_aws, open_
     for machine in SEEDED_MACHINES:  # 12 normal + 4 abnormal each: balanced by undersampling to 4 per class
         assert table.value.loc[machine, ["normal", "abnormal", "kept per class"]].tolist() == [12, 4, 4]
         assert table.value.loc[machine, "status"].startswith("usable, but 4 per class is few")
-    assert any("2 of 2 machine(s) can be exported" in text for text in _captions(app))
+    assert any("2 of 2 machines can be exported" in text for text in _captions(app))
     assert _button(app, LOCAL).disabled
     assert not _rows(Export)
 

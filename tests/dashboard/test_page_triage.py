@@ -180,7 +180,7 @@ def test_a_disagreeing_second_annotator_puts_the_clip_on_the_review_list(seeded,
     assert not any("also judged" in text for text in infos(alice))
     for app in (alice, bob):
         (review,) = [e for e in app.expander if e.label.startswith("Review list")]
-        assert review.label == "Review list: 1 clip(s) where annotators disagree"
+        assert review.label == "Review list: 1 clip where annotators disagree"
         assert [m.value for m in review.markdown] == [
             f"- #{clip.clip_id} {md_literal(clip.path.rsplit('/', 1)[-1])} — alice: abnormal, bob: normal"
         ]
@@ -456,7 +456,7 @@ def test_the_verdict_buttons_stay_in_place_after_a_verdict_and_a_skip(seeded, op
     assert f"Last saved: #{queue[0].clip_id}: unsure." in [c.value for c in app.caption]
     assert _above(app, "Confirm abnormal") == first
     _click(app, "Skip for now")
-    assert "1 clip(s) you skipped come back at the end of the queue." in [c.value for c in app.caption]
+    assert "Skipped for now: 1 clip, back at the end of the queue." in [c.value for c in app.caption]
     assert _above(app, "Confirm abnormal") == first
 
     again = _open_queue(open_page, "alice")  # a new session: on the list of unsure verdicts, nothing saved yet
