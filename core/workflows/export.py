@@ -102,8 +102,19 @@ def newest_export(*, url: str | None = None) -> ExportStatus | None:
 
 
 def default_export_dir() -> Path:
-    """``DATA_DIR/exports/export-YYYYMMDD-HHMMSS`` (UTC): a new folder per export."""
-    return data_dir() / "exports" / f"export-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    """A new, empty folder for one export, made here: ``DATA_DIR/exports/export-YYYYMMDD-HHMMSS`` (UTC), with
+    ``-2``, ``-3``… when that second's folder exists, so that two exports started in one second (two people, or the
+    page and the CLI) never share one (the second was refused: "folder is not empty")."""
+    first = data_dir() / "exports" / f"export-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    first.parent.mkdir(parents=True, exist_ok=True)
+    folder, n = first, 1
+    while True:
+        try:
+            folder.mkdir()  # atomic: whoever makes it owns it
+            return folder
+        except FileExistsError:
+            n += 1
+            folder = first.with_name(f"{first.name}-{n}")
 
 
 def write_image(audio_path: str, target: str) -> tuple[int, int]:

@@ -515,3 +515,21 @@ def test_an_export_zip_refuses_a_damaged_export_and_needs_the_export_right(plant
     assert caught.value.reason == Reason.NOT_FOUND
     with pytest.raises(BadInputError):
         export_zip(tmp_path / "nothing")
+
+
+def test_two_exports_started_in_one_second_get_two_folders(data_dir, monkeypatch):
+    """The default folder is named by the second: a second export in that second was refused, 'folder is not empty'."""
+    from datetime import UTC, datetime
+
+    from core.workflows import export
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 12, 2, 13, 30, 53, tzinfo=UTC)
+
+    monkeypatch.setattr(export, "datetime", Frozen)
+    first, second, third = (export.default_export_dir() for _ in range(3))
+    assert [f.name for f in (first, second, third)] == ["export-20261202-133053", "export-20261202-133053-2",
+                                                        "export-20261202-133053-3"]  # fmt: skip
+    assert all(f.is_dir() and not any(f.iterdir()) and f.parent == data_dir / "exports" for f in (first, second, third))
