@@ -229,7 +229,7 @@ def test_triage_confirm_abnormal_is_stored(page, dashboard):
     assert page.get_by_text(f"Working as {ANNOTATOR}").is_visible()
     confirm.click()
 
-    page.get_by_text("Saved #").first.wait_for(state="visible")  # shown by the rerun after the verdict
+    page.get_by_text("Last saved: #").first.wait_for(state="visible")  # said under the buttons after the verdict
     _wait_for_app_idle(page)
     _assert_no_exception(page, dashboard, "triage page after a verdict")
     assert page.get_by_text(": abnormal.").first.is_visible()
