@@ -22,7 +22,7 @@ from dashboard.components.text import md_literal
 KEY = "signed_in_actor"
 LOCAL_USER = "local user"
 ROLE_NOT_KNOWN = "not known"  # a verdict whose name had no account (it counts as an annotator's)
-ROLE_SIGN_IN_OFF = "not known, sign-in off"  # what sign-in off records: nobody's role was checked
+ROLE_SIGN_IN_OFF = "not checked, sign-in off"  # what sign-in off records: nobody's role was checked
 
 
 def current_actor() -> Actor:
