@@ -292,7 +292,7 @@ def _history(machine: str, scores: np.ndarray) -> None:
             {
                 "when (UTC)": r.set_at.strftime("%Y-%m-%d %H:%M:%S"),
                 "who": r.set_by,
-                "value": _label(_as_saved(r.value, scores)),
+                "value": _as_saved(r.value, scores),  # a number (it sorts as one), shown "plain": every digit it has
                 "method": method_name(r.method),
                 "reason": r.reason,
             }
@@ -302,7 +302,8 @@ def _history(machine: str, scores: np.ndarray) -> None:
     )
     st.caption("Newest first; the first is the active threshold. Double-click a reason to read it whole.")
     st.dataframe(table, hide_index=True, key="threshold_history",
-                 column_config={"reason": st.column_config.TextColumn(width="large")})  # fmt: skip
+                 column_config={"value": st.column_config.NumberColumn(format="plain"),
+                                "reason": st.column_config.TextColumn(width="large")})  # fmt: skip
 
 
 def render() -> None:

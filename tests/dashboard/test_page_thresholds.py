@@ -308,7 +308,7 @@ def test_the_history_lists_every_saved_threshold_newest_first(seeded, open_page)
     app = open_page("thresholds")
     history = _history(app)
     assert list(history.columns) == ["when (UTC)", "who", "value", "method", "reason"]
-    assert history.iloc[0].tolist()[1:] == ["dora", "12.5", "set by hand", "night shift is louder"]
+    assert history.iloc[0].tolist()[1:] == ["dora", 12.5, "set by hand", "night shift is louder"]
     assert history.iloc[-1]["who"] == "system" and history.iloc[-1]["method"] == "gamma fit"  # the first, at training
     assert len(history) == 2
 
@@ -318,7 +318,7 @@ def test_the_history_lists_every_saved_threshold_newest_first(seeded, open_page)
     history = _history(app)
     assert len(history) == 3
     assert history.iloc[0][["who", "method"]].tolist() == ["erin", "max F1"]
-    assert history.iloc[0]["value"] == _read(_shown(suggest(MACHINE, SuggestOptions("max_f1", use_test=True)).value))
+    assert history.iloc[0]["value"] == _shown(suggest(MACHINE, SuggestOptions("max_f1", use_test=True)).value)
     assert history.iloc[0]["reason"].startswith("maximum F1 on ")
     with session_scope() as session:
         saved = threshold_history(session, _model_id())
@@ -335,11 +335,12 @@ def test_saved_thresholds_read_as_the_page_shows_a_threshold(seeded, open_page):
     assert len(repr(fitted)) > 10
     app = open_page("thresholds")
     history = _history(app)
-    assert history["value"].tolist() == ["12.5", _read(_shown(fitted))]
+    assert history["value"].tolist() == [12.5, _shown(fitted)]  # numbers, shown "plain": every digit they have
+    assert _read(_shown(fitted)) == repr(_shown(fitted))  # so the table reads the value as the box and slider do
     app.text_input(key="annotator_input").input("carol").run()
     _number(app).set_value(fitted).run()  # the fit's float pasted into the box: as the box shows it (12 digits)
     _click(app, "Save threshold")
-    assert _history(app)["value"].iloc[0] == _read(_number(app).value) == _number(app).proto.format % fitted
+    assert _history(app)["value"].iloc[0] == _number(app).value == float(_number(app).proto.format % fitted)
 
 
 def test_a_typed_threshold_is_saved_as_typed_and_shown_so_after_a_reload(seeded, open_page):
@@ -358,7 +359,7 @@ def test_a_typed_threshold_is_saved_as_typed_and_shown_so_after_a_reload(seeded,
     assert any("Threshold 12345 saved" in s.value for s in app.success)
     with session_scope() as session:
         assert active_threshold(session, _model_id()).value == 12345.0
-    assert _history(app)["value"].iloc[0] == "12345"
+    assert _history(app)["value"].iloc[0] == 12345.0
     again = open_page("thresholds")  # a new session: the saved threshold as saved
     assert _number(again).value == _slider(again).value == 12345.0
 
