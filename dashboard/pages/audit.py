@@ -24,6 +24,7 @@ def render() -> None:
         return
     events["at"] = [when(pd.Timestamp(at), seconds=True) for at in events["at"]]  # ISO with microseconds is noise
     events["role"] = [role_shown(role) for role in events["role"]]  # as the Review page says it
+    st.caption("Newest first. Double-click a detail to read it whole.")
     st.dataframe(events, hide_index=True, column_config={
         "at": st.column_config.TextColumn("at (UTC)"),
         "detail": st.column_config.TextColumn("detail", width="large"),

@@ -226,6 +226,7 @@ def test_the_audit_log_shows_each_verdict_to_the_second_for_managers(seeded, mon
     verdicts = events[events["user"] == "ana"]
     assert len(verdicts) >= 1, events
     assert verdicts["at"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d").all(), verdicts["at"].tolist()
+    assert "Newest first. Double-click a detail to read it whole." in [c.value for c in app.caption]  # it is cut
 
 
 def test_with_sign_in_off_review_audit_and_explore_say_one_role_for_whoever_acted(disputed, open_page):
