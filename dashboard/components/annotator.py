@@ -77,3 +77,15 @@ def refusal(actor: Actor, *actions: Action) -> str | None:
     """Why ``actor`` may not do ``actions`` from a page now, in words for a disabled control: the first action their
     role does not allow (:func:`core.access.why_not`), else :func:`unnamed`; ``None`` when they may."""
     return next(filter(None, (why_not(actor.role, action) for action in actions)), None) or unnamed(actor)
+
+
+def action_button(label: str, refused: str | None, *, where=st, form: bool = False, disabled: bool = False,
+                  help: str | None = None, **kwargs) -> bool:  # noqa: A002  (Streamlit's own keyword)
+    """A button for an action ``refused`` may forbid (:func:`refusal`): disabled while it does, the reason in its
+    tooltip and said under it, on the page; ``disabled``/``help`` for the button's other conditions.  ``where``: a
+    column or the page; ``form``: a form's submit button.  Whether it was clicked."""
+    draw = where.form_submit_button if form else where.button
+    clicked = draw(label, disabled=bool(refused) or disabled, help=refused or help, **kwargs)
+    if refused:  # said on the page, not only in the disabled button's tooltip
+        where.caption(refused)
+    return clicked

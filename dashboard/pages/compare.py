@@ -19,7 +19,7 @@ from core.workflows.evaluation import automatic_choice
 from core.workflows.training import MachineTraining, activate, active_model_id, train_and_score
 from core.workflows.triage import clip_address, review_is_blind
 from dashboard.components import plots
-from dashboard.components.annotator import refusal
+from dashboard.components.annotator import action_button, refusal
 from dashboard.components.auth import current_actor
 from dashboard.components.format import duration, fixed, number
 from dashboard.components.pickers import machine_picker
@@ -191,10 +191,7 @@ def _train_section(selected: str | None) -> None:
                "labelled normal, then scores every clip of the machine, so the comparison and the triage queue "
                "fill. A new version of the active detector becomes active; another detector waits for **Make … "
                "active**.")  # fmt: skip
-    clicked = st.button("Train detector", type="primary", disabled=bool(refused), help=refused, key="train_button")
-    if refused:  # said on the page, not only in the disabled button's tooltip
-        st.caption(refused)
-    if clicked:
+    if action_button("Train detector", refused, type="primary", key="train_button"):
         _train(machine, detector)
 
 

@@ -19,7 +19,7 @@ from core.workflows.uploads import (
     score_new_clips,
     store_uploads,
 )
-from dashboard.components.annotator import unnamed
+from dashboard.components.annotator import action_button, unnamed
 from dashboard.components.auth import current_actor
 from dashboard.components.format import MISSING, count, number
 from dashboard.components.limits import apply_upload_limit
@@ -175,10 +175,8 @@ def render() -> None:
     with st.form("folder_form"):
         folder = st.text_input("Folder on this server", placeholder="/data/mimii/6_dB_fan",
                                help=f"inside {md_literal(roots)} (INGEST\\_ROOTS)")  # fmt: skip
-        if st.form_submit_button("Ingest folder", disabled=bool(missing), help=missing):
+        if action_button("Ingest folder", missing, form=True):
             _ingest_folder(folder, actor)
-        if missing:  # said on the page, not only in the disabled button's tooltip
-            st.caption(missing)
     _upload_section(actor, missing)
 
 
@@ -204,10 +202,7 @@ def _upload_section(actor, missing: str | None) -> None:
         _show_batch(done)
     if not uploads:
         return
-    clicked = st.button("Ingest uploads", disabled=bool(missing), help=missing)
-    if missing:
-        st.caption(missing)
-    if clicked:
+    if action_button("Ingest uploads", missing):
         batch = _ingest_batch(uploads, machine, limit, actor)
         if batch is not None:
             st.session_state[UPLOAD_DONE] = batch

@@ -26,7 +26,7 @@ from core.workflows.export import (
     newest_export,
     preview,
 )
-from dashboard.components.annotator import refusal, unnamed
+from dashboard.components.annotator import action_button, refusal, unnamed
 from dashboard.components.auth import current_actor
 from dashboard.components.format import count
 from dashboard.components.progress import progress_bar
@@ -77,10 +77,7 @@ def _curation(options: ExportOptions) -> bool:
 def _export(options: ExportOptions) -> None:
     actor = current_actor()
     refused = refusal(actor, Action.EXPORT)  # with sign-in off, a name first: the export names its author
-    clicked = st.button("Export balanced dataset", type="primary", disabled=bool(refused), help=refused)
-    if refused:  # said on the page, not only in the disabled button's tooltip
-        st.caption(refused)
-    if clicked:
+    if action_button("Export balanced dataset", refused, type="primary"):
         out = default_export_dir()
         summary = export_dataset(out, options, user=actor.name, progress=progress_bar("spectrograms"), actor=actor)
         st.session_state["last_export"] = summary["out_dir"]
@@ -133,11 +130,8 @@ def _one_step(options: ExportOptions) -> None:
     if paid:
         st.warning(md_literal(trainer.config.training_cost_notice()))  # its $ signs are no LaTeX
         accepted = st.checkbox("I accept the cost of training", key="one_step_cost", disabled=bool(refused))
-    clicked = st.button("Export and train", disabled=bool(refused) or not accepted,
-                        help=refused or ("tick the cost notice first" if not accepted else where))  # fmt: skip
-    if refused:
-        st.caption(refused)
-    if not clicked:
+    if not action_button("Export and train", refused, disabled=not accepted,
+                         help="tick the cost notice first" if not accepted else where):  # fmt: skip
         return
     result = export_and_train(options, trainer=trainer, confirm_cost=paid, user=actor.name, actor=actor,
                               export_progress=progress_bar("spectrograms"),
@@ -166,11 +160,8 @@ def _train_buttons() -> None:
     actor = current_actor()
     refused = refusal(actor, Action.TRAIN_SUPERVISED)  # with sign-in off, a name first: the job names who ran it
     left, right = st.columns(2)
-    clicked = left.button("Train locally", disabled=no_export or bool(refused), help=refused or "A small CNN on this "
-                          "machine's CPU")  # fmt: skip
-    if refused:  # said on the page, not only in the disabled button's tooltip
-        left.caption(refused)
-    if clicked:
+    if action_button("Train locally", refused, where=left, disabled=no_export,
+                     help="A small CNN on this machine's CPU"):  # fmt: skip
         with st.spinner("Training the local CNN…"):
             job_id = get_trainer("local").train(user=actor.name, progress=progress_bar("epochs"), actor=actor)
         st.success(f"Local training finished (job {job_id}).")
@@ -231,11 +222,9 @@ def _refreshed(job, rekognition):
 def _stop_button(job, rekognition) -> None:
     """Stop an interrupted evaluation's model (audited: with sign-in off, a name first, as for every action here)."""
     refused = refusal(current_actor(), Action.CLOUD_EVALUATE)
-    if st.button(f"Stop job {job.job_id}'s model", key=f"stop_{job.job_id}", disabled=bool(refused), help=refused):
+    if action_button(f"Stop job {job.job_id}'s model", refused, key=f"stop_{job.job_id}"):
         rekognition.stop(job.job_id, actor=current_actor())
         st.rerun()
-    if refused:
-        st.caption(refused)
 
 
 def _job_actions(job, rekognition) -> None:
@@ -244,11 +233,8 @@ def _job_actions(job, rekognition) -> None:
             st.warning(md_literal(rekognition.config.cost_notice()))
             refused = refusal(current_actor(), Action.CLOUD_EVALUATE)  # sign-in off: a name first (it is audited)
             accepted = st.checkbox("I accept this cost", key=f"cost_{job.job_id}", disabled=bool(refused))
-            clicked = st.button("Evaluate on the test images", key=f"evaluate_{job.job_id}",
-                                disabled=bool(refused) or not accepted, help=refused)  # fmt: skip
-            if refused:
-                st.caption(refused)
-            if clicked:
+            if action_button("Evaluate on the test images", refused, key=f"evaluate_{job.job_id}",
+                             disabled=not accepted):  # fmt: skip
                 rekognition.evaluate(job.job_id, confirm_cost=True, progress=progress_bar("test images"),
                                      actor=current_actor())  # fmt: skip
                 st.rerun()

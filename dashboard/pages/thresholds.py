@@ -22,7 +22,7 @@ from core.workflows.tuning import (
     tuning_data,
 )
 from dashboard.components import plots
-from dashboard.components.annotator import refusal
+from dashboard.components.annotator import action_button, refusal
 from dashboard.components.auth import current_actor
 from dashboard.components.format import MAX_SIGNIFICANT, SIGNIFICANT, number
 from dashboard.components.pickers import machine_picker
@@ -221,10 +221,7 @@ def _save(machine: str, value: float) -> None:
     actor = current_actor()
     reason = st.text_input("Why this threshold?", key="threshold_reason")
     refused = refusal(actor, Action.SET_THRESHOLD)
-    clicked = st.button("Save threshold", type="primary", disabled=bool(refused), help=refused)
-    if refused:  # said on the page, not only in the disabled button's tooltip
-        st.caption(refused)
-    if clicked:
+    if action_button("Save threshold", refused, type="primary"):
         try:
             method, suggested = st.session_state.get(FROM_SUGGESTION_KEY, ("manual", None))
             method = method if suggested == value else "manual"  # moved after the suggestion: set by hand

@@ -8,7 +8,7 @@ import streamlit as st
 from core.access import Action, Role
 from core.errors import MachineSoundError
 from core.workflows.users import add_user, disable_user, list_users, set_role
-from dashboard.components.annotator import unnamed
+from dashboard.components.annotator import action_button, unnamed
 from dashboard.components.auth import current_actor
 from dashboard.components.text import md_literal
 
@@ -40,10 +40,7 @@ def _add(actor, missing: str | None) -> None:
         right.selectbox("Role", [r.value for r in Role], key=ADD_KEYS["role"])
         left.text_input("E-mail (OpenID Connect users)", key=ADD_KEYS["email"])
         right.text_input("Password (local accounts, 8+ characters)", type="password", key=ADD_KEYS["password"])
-        st.form_submit_button("Add user", type="primary", on_click=_add_submitted, args=(actor,),
-                              disabled=bool(missing), help=missing)  # fmt: skip
-        if missing:  # said on the page, not only in the disabled button's tooltip
-            st.caption(missing)
+        action_button("Add user", missing, form=True, type="primary", on_click=_add_submitted, args=(actor,))
         if ADDED in st.session_state:
             kind, text = st.session_state.pop(ADDED)
             (st.success if kind == "success" else st.error)(text)
