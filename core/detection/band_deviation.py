@@ -15,7 +15,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from core.detection.base import Detector, Explanation, columns_of, stack_clips
+from core.detection.base import Detector, Explanation, stack_clips
 from core.errors import BadInputError, Reason
 
 STATE_FILE = "state.npz"
@@ -31,6 +31,8 @@ class BandDeviationDetector(Detector):
         How the per-band deviations become one score (default ``"max"``).
     min_spread_db : float
         Floor of a band's spread (dB), so a band that barely varies over few clips cannot dominate.
+    front_end : {"log_mel", "pcen"}
+        What the detector reads of each clip (:class:`~core.detection.base.FrontEnd`; default ``"log_mel"``).
 
     Attributes
     ----------
@@ -48,11 +50,11 @@ class BandDeviationDetector(Detector):
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
-        return {"pooling": "max", "min_spread_db": 0.1}
+        return {"pooling": "max", "min_spread_db": 0.1, "front_end": "log_mel"}
 
     def _levels(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         stack_clips(clips, self.feature_params.dims)  # validates shapes
-        return np.array([columns_of(c, self.feature_params.n_mels).mean(axis=0) for c in clips])
+        return np.array([self.columns(c).mean(axis=0) for c in clips])
 
     def fit(self, clips: Sequence[np.ndarray], progress=None) -> Self:
         if self.params["pooling"] not in BAND_POOLINGS:
@@ -85,7 +87,7 @@ class BandDeviationDetector(Detector):
         the frame errors average to the mean band error."""
         self._check_fitted()
         stack_clips([features], self.feature_params.dims)
-        columns = (columns_of(features, self.feature_params.n_mels) - self.location_) / self.spread_
+        columns = (self.columns(features) - self.location_) / self.spread_
         deviation = columns.mean(axis=0)
         pull = np.maximum(columns @ deviation, 0.0)
         weights = pull / pull.mean() if pull.mean() > 0 else np.ones(len(columns))

@@ -11,6 +11,11 @@ clips and scores clips so that **higher means more abnormal**.
 
 ``clips`` is a sequence of per-clip feature arrays ``(n_vectors, n_mels * frames)``
 (see :func:`core.signal.features.log_mel_frames`); clips may have different lengths.
+
+The statistical detectors read a clip's columns through a **front end** (``front_end``
+hyper-parameter, :class:`FrontEnd`): the log-mel dB columns themselves, or their per-channel
+energy normalisation (PCEN), which levels steady sound and lifts short events; on noisy
+recordings of machines whose faults are in their strokes and clicks it is what tells them.
 """
 
 from __future__ import annotations
@@ -19,15 +24,32 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from core.errors import BadInputError, NotFittedError, Reason
-from core.signal.features import FeatureParams
+from core.signal.features import FeatureParams, pcen_columns, unstack_frames
 
 META_FILE = "detector.json"
+
+
+class FrontEnd(StrEnum):
+    """What a statistical detector reads of a clip's features (its ``front_end`` hyper-parameter)."""
+
+    LOG_MEL = "log_mel"  # the log-mel columns, dB below the clip's loudest bin (the seed's features)
+    PCEN = "pcen"  # their per-channel energy normalisation (core.signal.features.pcen_columns)
+
+
+def check_front_end(front_end: str) -> FrontEnd:
+    """``front_end`` as a :class:`FrontEnd`; else a :class:`BadInputError` naming the known ones."""
+    try:
+        return FrontEnd(front_end)
+    except ValueError:
+        known = ", ".join(FrontEnd)
+        raise BadInputError(Reason.INVALID_PARAMETER, f"front_end must be one of {known}, got {front_end!r}") from None
 
 
 @dataclass(frozen=True)
@@ -123,6 +145,13 @@ class Detector(ABC):
 
     @abstractmethod
     def _load_state(self, folder: Path) -> None: ...
+
+    def columns(self, features: np.ndarray) -> np.ndarray:
+        """One clip's columns as this detector reads them, float64 ``(n_vectors, n_mels)``: through its
+        ``front_end`` (log-mel dB when it has none; PCEN over the clip's every column, then one per vector)."""
+        if check_front_end(self.params.get("front_end", FrontEnd.LOG_MEL)) is FrontEnd.LOG_MEL:
+            return columns_of(features, self.feature_params.n_mels)
+        return pcen_columns(unstack_frames(features, self.feature_params.n_mels))[: len(features)]
 
     @property
     def is_fitted(self) -> bool:

@@ -15,7 +15,7 @@ from typing import Any, Self
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
-from core.detection.base import Detector, Explanation, columns_of, stack_clips
+from core.detection.base import Detector, Explanation, stack_clips
 from core.detection.pooling import check_pooling, pool_clips
 
 STATE_FILE = "state.npz"
@@ -34,6 +34,8 @@ class FrameGMMDetector(Detector):
         Most normal columns the mixture is fitted on (evenly strided; default 20,000).
     seed : int
         Random state of the mixture's initialisation.
+    front_end : {"log_mel", "pcen"}
+        What the detector reads of each clip (:class:`~core.detection.base.FrontEnd`; default ``"log_mel"``).
 
     Attributes
     ----------
@@ -50,15 +52,15 @@ class FrameGMMDetector(Detector):
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
-        return {"n_components": 8, "pooling": "top10", "max_frames": 20_000, "seed": 0}
+        return {"n_components": 8, "pooling": "top10", "max_frames": 20_000, "seed": 0, "front_end": "log_mel"}
 
     def _standardised(self, features: np.ndarray) -> np.ndarray:
-        return (columns_of(features, self.feature_params.n_mels) - self.mean_) / self.scale_
+        return (self.columns(features) - self.mean_) / self.scale_
 
     def fit(self, clips: Sequence[np.ndarray], progress=None) -> Self:
         check_pooling(self.params["pooling"])
         stack_clips(clips, self.feature_params.dims)
-        columns = np.concatenate([columns_of(c, self.feature_params.n_mels) for c in clips])
+        columns = np.concatenate([self.columns(c) for c in clips])
         self.mean_, self.scale_ = columns.mean(axis=0), columns.std(axis=0) + 1e-3
         stride = max(1, int(np.ceil(len(columns) / int(self.params["max_frames"]))))
         x = (columns[::stride] - self.mean_) / self.scale_

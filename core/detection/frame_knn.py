@@ -17,7 +17,7 @@ from typing import Any, Self
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from core.detection.base import Detector, Explanation, columns_of, stack_clips
+from core.detection.base import Detector, Explanation, stack_clips
 from core.detection.pooling import check_pooling, pool_clips
 from core.errors import NotFittedError
 
@@ -36,6 +36,8 @@ class FrameKNNDetector(Detector):
         ``"mean"``, ``"max"`` or ``"topN"`` (default ``"top10"``: the mean of the largest 10%).
     max_reference : int
         Most normal columns kept as the reference set (default 20,000).
+    front_end : {"log_mel", "pcen"}
+        What the detector reads of each clip (:class:`~core.detection.base.FrontEnd`; default ``"log_mel"``).
 
     Attributes
     ----------
@@ -57,10 +59,10 @@ class FrameKNNDetector(Detector):
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
-        return {"n_neighbors": 1, "pooling": "top10", "max_reference": 20_000}
+        return {"n_neighbors": 1, "pooling": "top10", "max_reference": 20_000, "front_end": "log_mel"}
 
     def _standardised(self, features: np.ndarray) -> np.ndarray:
-        return ((columns_of(features, self.feature_params.n_mels) - self.mean_) / self.scale_).astype(np.float32)
+        return ((self.columns(features) - self.mean_) / self.scale_).astype(np.float32)
 
     def fit(self, clips: Sequence[np.ndarray], progress=None) -> Self:
         self._fit_reference(clips)
@@ -85,7 +87,7 @@ class FrameKNNDetector(Detector):
         """``mean_``, ``scale_``, ``reference_`` and the index from ``clips``: all of :meth:`fit` but the scores."""
         check_pooling(self.params["pooling"])
         stack_clips(clips, self.feature_params.dims)
-        columns = np.concatenate([columns_of(c, self.feature_params.n_mels) for c in clips])
+        columns = np.concatenate([self.columns(c) for c in clips])
         self.mean_, self.scale_ = columns.mean(axis=0), columns.std(axis=0) + 1e-3
         stride = max(1, int(np.ceil(len(columns) / int(self.params["max_reference"]))))
         self.reference_ = ((columns[::stride] - self.mean_) / self.scale_).astype(np.float32)

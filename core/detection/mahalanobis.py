@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 from sklearn.covariance import LedoitWolf
@@ -22,17 +22,34 @@ STATE_FILE = "state.npz"
 
 
 class MahalanobisDetector(Detector):
+    """Squared Mahalanobis distance of a clip's per-band mean and spread from the normal clips'.
+
+    Parameters (keyword-only)
+    -------------------------
+    front_end : {"log_mel", "pcen"}
+        What the detector reads of each clip (:class:`~core.detection.base.FrontEnd`; default ``"log_mel"``).
+
+    Attributes
+    ----------
+    location_ : np.ndarray, float64 ``(2 * n_mels,)``
+        Mean of the normal clips' summaries (per-band mean, then per-band standard deviation over time).
+    precision_ : np.ndarray, float64 ``(2 * n_mels, 2 * n_mels)``
+        The inverse of their shrunk (Ledoit-Wolf) covariance.
+    decision_scores_ : np.ndarray, float64 ``(n_clips,)``
+        The training clips' scores (in-sample).
+    """
+
     name = "mahalanobis"
     description = "Mahalanobis distance of per-band log-mel mean and spread; trains in milliseconds"
     explanation_version = 2  # 1: per-column z-scores, which did not follow the score
 
-    def _columns(self, features: np.ndarray) -> np.ndarray:
-        """The log-mel columns of one clip, ``(n_vectors, n_mels)`` (each vector's first frame)."""
-        return features[:, : self.feature_params.n_mels]
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        return {"front_end": "log_mel"}
 
     def _summaries(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         stack_clips(clips, self.feature_params.dims)  # validates shapes
-        columns = (self._columns(c).astype(np.float64) for c in clips)
+        columns = (self.columns(c) for c in clips)
         return np.array([np.r_[c.mean(axis=0), c.std(axis=0)] for c in columns])
 
     def fit(self, clips: Sequence[np.ndarray], progress=None) -> Self:
@@ -65,7 +82,7 @@ class MahalanobisDetector(Detector):
         zero), the weights averaging 1, so the frame errors average to ``score / n_mels``."""
         self._check_fitted()
         stack_clips([features], self.feature_params.dims)
-        columns = self._columns(features).astype(np.float64)
+        columns = self.columns(features)
         n_mels = columns.shape[1]
         level, spread = columns.mean(axis=0), columns.std(axis=0)
         column_spread = (columns - level) ** 2 / np.maximum(spread, 1e-6)  # averages to the clip's spread

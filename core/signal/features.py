@@ -262,6 +262,43 @@ def stack_frames(columns: np.ndarray, frames: int) -> np.ndarray:
     return windows[: n_columns - frames + 1]
 
 
+def unstack_frames(features: np.ndarray, n_mels: int) -> np.ndarray:
+    """The columns that :func:`stack_frames` stacked, float64 ``(n_vectors + frames - 1, n_mels)``: each vector's
+    first frame, then the last vector's other frames (its inverse)."""
+    vectors = np.asarray(features, dtype=np.float64)
+    return np.vstack([vectors[:, :n_mels], vectors[-1, n_mels:].reshape(-1, n_mels)])
+
+
+PCEN_TIME_CONSTANT = 12.5  # columns: librosa's 0.4 s at 16 kHz with a 512-sample hop
+PCEN_SCALE = 2.0**31  # the power of a column at the clip's maximum (0 dB), as librosa scales float audio for PCEN
+
+
+def pcen_columns(columns_db: np.ndarray, *, time_constant: float = PCEN_TIME_CONSTANT) -> np.ndarray:
+    """Per-channel energy normalisation (``librosa.pcen``, its defaults) of log-mel columns.
+
+    Each band's power is divided by its own smoothed recent level (a first-order filter with ``time_constant``
+    columns), then compressed: steady sound, a machine's hum and the plant's background alike, is levelled
+    towards a constant, while onsets and short events (a valve's clicks, a slider's strokes) stand out.  The
+    clip's overall gain is all but removed.
+
+    Parameters
+    ----------
+    columns_db : np.ndarray, ``(n_columns, n_mels)``
+        Log-mel columns in dB relative to the clip's maximum (as :func:`log_mel` transposed), in time order.
+    time_constant : float
+        The smoother's time constant in columns (default 12.5: 0.4 s at 16 kHz with a 512-sample hop).
+
+    Returns
+    -------
+    np.ndarray, float64, shape ``(n_columns, n_mels)``
+        PCEN values (dimensionless, >= 0; about 0 to a few).
+    """
+    t = float(time_constant)
+    smoothing = (np.sqrt(1.0 + 4.0 * t**2) - 1.0) / (2.0 * t**2)  # librosa's b for a time constant of t columns
+    power = 10.0 ** (np.asarray(columns_db, dtype=np.float64).T / 10.0) * PCEN_SCALE
+    return librosa.pcen(power, b=smoothing).T
+
+
 def log_mel_frames(
     signal: np.ndarray,
     sr: int,

@@ -15,9 +15,11 @@ from core.signal.features import (
     log_mel,
     log_mel_frames,
     mel_filterbank,
+    pcen_columns,
     required_samples,
     stack_frames,
     stft_db,
+    unstack_frames,
 )
 from tests.conftest import tone
 
@@ -222,3 +224,33 @@ def test_frame_windowed_is_librosa_centred_zero_padded_framing(n, n_fft, hop, fi
     padded = np.pad(y, (n_fft // 2, n_fft // 2 + hop * (first + columns)))
     expected = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][first : first + columns] * window
     np.testing.assert_array_equal(out, expected)
+
+
+def test_unstack_frames_gives_back_the_stacked_columns():
+    columns = np.random.default_rng(0).normal(-40.0, 5.0, (50, 8)).astype(np.float32)
+    restored = unstack_frames(stack_frames(columns, 5), 8)
+    assert restored.dtype == np.float64 and restored.shape == (50, 8)
+    np.testing.assert_array_equal(restored, columns)
+
+
+def _steady_then_click(level_db: float = -30.0) -> np.ndarray:
+    """Noise-like steady columns (dB, 200 x 16) with one loud column (a click) at 150."""
+    columns = level_db + np.random.default_rng(1).normal(0.0, 1.0, (200, 16))
+    columns[150] += 20.0
+    return columns
+
+
+def test_pcen_levels_steady_sound_and_lifts_a_click():
+    """What PCEN is for: a steady background, whatever its level, settles to one small value per band, while a
+    short loud event stands far above it (in dB the click is 20 above a steady -30; the background is not 0)."""
+    out = pcen_columns(_steady_then_click())
+    assert out.shape == (200, 16) and out.dtype == np.float64 and (out >= 0).all()
+    steady = out[50:140]
+    assert out[150].mean() > 5 * steady.mean()  # about 7: 20 dB, square-root compressed, less the bias
+    quieter = pcen_columns(_steady_then_click(level_db=-60.0))[50:140]
+    np.testing.assert_allclose(quieter.mean(), steady.mean(), rtol=0.2)  # 30 dB quieter, nearly the same
+
+
+def test_pcen_all_but_removes_a_gain_change():
+    columns = _steady_then_click()
+    np.testing.assert_allclose(pcen_columns(columns + 6.0), pcen_columns(columns), rtol=0.05)
