@@ -152,6 +152,7 @@ def _fit_score(label: str, train: list, test: list, others: list, epochs: int, f
     ``auto+faults`` (the choice weighing ``faults``, confirmed faults outside the test set)."""
     import numpy as np
 
+    from core.detection.base import FrontEnd
     from core.detection.ensemble import fit_detector
     from core.detection.registry import detector_class
     from core.detection.selection import choose_detector
@@ -163,15 +164,17 @@ def _fit_score(label: str, train: list, test: list, others: list, epochs: int, f
         reference = choice.held_out_normal if len(choice.held_out_normal) >= 2 else model.decision_scores_
         threshold = prediction_threshold(np.asarray(reference), DEFAULT_QUANTILE)
         return model.decision_function(test), threshold, choice.chosen
-    name, _, pooling = label.partition(":")
-    params = ({"epochs": epochs} if name in ("autoencoder", "machine_id") else {}) | (
-        {"pooling": pooling} if pooling else {})  # fmt: skip
+    name, *options = label.split(":")  # mahalanobis, frame_gmm:top10, frame_gmm:top10:pcen
+    params = {"epochs": epochs} if name in ("autoencoder", "machine_id") else {}
+    for option in options:
+        params["front_end" if option in list(FrontEnd) else "pooling"] = option
     model = fit_detector(detector_class(name)(**params), train, others)
     return model.decision_function(test), None, None
 
 
 REAL_DETECTORS = ["autoencoder", "mahalanobis", "band_deviation:max", "band_deviation:mean", "frame_knn:top10",
-                  "frame_gmm:top10", "machine_id", "auto"]  # fmt: skip
+                  "frame_gmm:top10", "mahalanobis:pcen", "frame_knn:top10:pcen", "frame_gmm:top10:pcen", "machine_id",
+                  "auto"]  # fmt: skip
 
 
 def few_shot_split(normal: list, abnormal: list, n_train: int, seed: int) -> tuple[list, list, Any]:

@@ -29,11 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from core.detection.base import FrontEnd
 from core.detection.ensemble import fit_detector, rank_against
 from core.detection.metrics import roc_auc
 from core.detection.registry import detector_class
 from core.errors import BadInputError, Reason
-from core.signal.features import FeatureParams, stack_frames
+from core.signal.features import FeatureParams, stack_frames, unstack_frames
 
 # label -> (registered detector, hyper-parameters): the fast candidates of the automatic choice
 CANDIDATES: dict[str, tuple[str, dict]] = {
@@ -42,6 +43,11 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "band_deviation_mean": ("band_deviation", {"pooling": "mean"}),
     "frame_knn_top10": ("frame_knn", {"pooling": "top10"}),
     "frame_gmm_top10": ("frame_gmm", {"pooling": "top10"}),
+    # the same on PCEN columns (steady sound levelled, short events lifted: what tells a noisy valve or slider);
+    # not band deviation, which compares the levels PCEN takes out
+    "mahalanobis_pcen": ("mahalanobis", {"front_end": "pcen"}),
+    "frame_knn_top10_pcen": ("frame_knn", {"pooling": "top10", "front_end": "pcen"}),
+    "frame_gmm_top10_pcen": ("frame_gmm", {"pooling": "top10", "front_end": "pcen"}),
 }
 MACHINE_ID_CANDIDATE = ("machine_id", {"epochs": 10})  # added when the type has other machines
 FAULT_KINDS = ("tone", "impulses", "band_noise", "gain")
@@ -75,12 +81,14 @@ def model_name(detector: str, version: int, scope: str | None = None) -> str:
 
 
 def candidate_name(label: str) -> str:
-    """A candidate of the automatic choice as people read it (``frame_gmm_top10`` -> ``frame GMM (top 10%)``);
-    the label itself stays what the JSON says, and the choice's note names candidates so."""
+    """A candidate of the automatic choice as people read it (``frame_gmm_top10`` -> ``frame GMM (top 10%)``,
+    ``frame_gmm_top10_pcen`` -> ``frame GMM (top 10%, PCEN)``); the label itself stays what the JSON says, and
+    the choice's note names candidates so."""
     detector, hyper = (CANDIDATES | {"machine_id": MACHINE_ID_CANDIDATE}).get(label, (label, {}))
-    name = detector_name(detector)
     pooling = hyper.get("pooling")
-    return f"{name} ({POOLING_NAMES.get(pooling, pooling)})" if pooling else name
+    details = [POOLING_NAMES.get(pooling, pooling)] if pooling else []
+    details += ["PCEN"] if hyper.get("front_end") == FrontEnd.PCEN else []
+    return f"{detector_name(detector)} ({', '.join(details)})" if details else detector_name(detector)
 
 
 @dataclass
@@ -122,7 +130,7 @@ def synthetic_fault(features: np.ndarray, kind: str, rng: np.random.Generator, p
     ``tone`` (one band 6 dB above its median level), ``impulses`` (5% of the columns 10 dB louder in every band),
     ``band_noise`` (8 adjacent bands 3 dB above their median level), ``gain`` (every level up or down 3 dB)."""
     n_mels, frames = params.n_mels, params.frames
-    columns = np.vstack([features[:, :n_mels], features[-1, n_mels:].reshape(frames - 1, n_mels)]).astype(np.float64)
+    columns = unstack_frames(features, n_mels)
     median = np.median(columns, axis=0)
     if kind == "tone":
         band = rng.integers(n_mels)

@@ -112,6 +112,8 @@ def test_the_note_names_candidates_as_people_read_them():
     assert note.startswith("frame GMM (top 10%) separates held-out normal training clips")
     assert "; next band deviation (max) " in note and "_" not in note
     assert candidate_name("machine_id") == "machine-ID classifier" and candidate_name("ensemble") == "ensemble"
+    assert candidate_name("frame_gmm_top10_pcen") == "frame GMM (top 10%, PCEN)"
+    assert candidate_name("mahalanobis_pcen") == "Mahalanobis (PCEN)"
 
 
 def test_a_model_is_named_in_words_with_its_version_and_what_it_learned_from():
