@@ -30,6 +30,7 @@ class Verdict:
     note: str
     created_at: datetime
     is_undo: bool
+    role: str | None = None  # the annotator's role when they gave it (None: recorded before roles were)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def clip_details(clip_id: int, *, url: str | None = None) -> ClipDetails | None:
             threshold = current.value if current else None
             details = score_details(session, model.id, clip_id) or {}
         history = [
-            Verdict(a.annotator, a.verdict, a.anomaly_type, a.note, a.created_at, a.undoes_id is not None)
+            Verdict(a.annotator, a.verdict, a.anomaly_type, a.note, a.created_at, a.undoes_id is not None, a.role)
             for a in verdict_history(session, clip_id)
         ]
         rulings = [

@@ -297,7 +297,8 @@ def render_history(details: ClipDetails, *, final: bool = False) -> None:
         kind = f" ({md_literal(v.anomaly_type)})" if v.anomaly_type else ""
         action = f"undid {v.verdict}" if v.is_undo else f"**{v.verdict}**{kind}"
         note = f" — {md_literal(v.note, multiline=True)}" if v.note and not v.is_undo else ""
-        lines.append((v.created_at, f"- {v.created_at:%Y-%m-%d %H:%M} · {md_literal(v.annotator)}: {action}{note}"))
+        who = f"{md_literal(v.annotator)} ({md_literal(role_shown(v.role))})"
+        lines.append((v.created_at, f"- {v.created_at:%Y-%m-%d %H:%M} · {who}: {action}{note}"))
     lines += [(r.created_at, _ruling_line(r, standing=n == len(rulings))) for n, r in enumerate(rulings, start=1)]
     for _, line in sorted(lines, key=lambda item: item[0]):  # stable: a verdict before a ruling of the same time
         st.markdown(line)

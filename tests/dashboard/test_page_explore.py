@@ -9,6 +9,7 @@ import pytest
 
 from core.workflows.explore import clip_details, typical_normal_clip
 from core.workflows.ingest import ingest
+from dashboard.components.auth import ROLE_SIGN_IN_OFF
 from dashboard.components.clip_view import clip_caption
 from dashboard.components.text import md_literal
 from db.queries import machines_matching
@@ -231,15 +232,16 @@ def test_a_link_naming_what_is_not_here_says_so_and_the_address_names_the_clip_s
 
 
 def test_the_history_of_a_settled_clip_shows_its_final_verdict(seeded, open_page):
-    """A clip settled on the Review page listed only its two disputing verdicts: it looked disputed still."""
+    """A clip settled on the Review page listed only its two disputing verdicts: it looked disputed still.  Each
+    line names the role its author had (the verdicts' lines named only the person)."""
     from core.access import Actor, Role
     from core.workflows.review import adjudicate
     from core.workflows.triage import record_verdict
 
     machine = SEEDED_MACHINES[0]
     clip_id = _clip_ids(machine, "abnormal")[0]
-    record_verdict(clip_id, "alice", "abnormal")
-    record_verdict(clip_id, "bob", "normal")
+    record_verdict(clip_id, "alice", "abnormal", actor=Actor("alice", Role.ANNOTATOR))
+    record_verdict(clip_id, "bob", "normal")  # a name the CLI's operator recorded: no role known
     engineer = Actor("eve", Role.ENGINEER)
     adjudicate(clip_id, "abnormal", "first *look*", anomaly_type="bearing", actor=engineer)
     reason = "the *idle* hum\nheard on site"
@@ -248,8 +250,8 @@ def test_the_history_of_a_settled_clip_shows_its_final_verdict(seeded, open_page
     lines = [m.value for m in _column(app, "This clip").markdown if m.value.startswith("- ")]
     (early, late) = clip_details(clip_id).rulings
     assert [line.split(" · ", 1)[1] for line in lines] == [
-        "alice: **abnormal**",
-        "bob: **normal**",
+        "alice (annotator): **abnormal**",
+        f"bob ({md_literal(ROLE_SIGN_IN_OFF)}): **normal**",  # every verdict says who and in which role
         f"eve (engineer): final verdict abnormal (bearing), since replaced — {md_literal('first *look*')}",
         f"eve (engineer): **final verdict: normal** — {md_literal(reason, multiline=True)}",
     ]
