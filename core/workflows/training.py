@@ -424,7 +424,7 @@ def _train_scope(
         )  # fmt: skip
         activate_if_current(session, machine_pks, row, chosen=choice is not None)
         record_event(session, run.actor, Action.TRAIN, scope, f"{model_name(detector, version)} on {len(usable)} clips "
-                     f"(model {row.id}, threshold {threshold:.6g})")  # fmt: skip
+                     f"(model {row.id}, threshold {threshold:.4g})")  # fmt: skip
         return TrainedModel(
             row.id, detector, scope, version, len(usable), seconds, threshold, provenance["n_from_verdicts"],
             provenance["left_out"], len(provenance["awaiting_second_opinion"]), (choice or {}).get("note", ""),

@@ -298,7 +298,7 @@ def undo_last(annotator: str, *, actor: Actor | None = None, url: str | None = N
             )  # fmt: skip
         )
         record_event(session, on_behalf_of(actor, annotator), "undo", f"clip {target.clip_id}",
-                     f"undid {target.verdict} (annotation {target.id})")  # fmt: skip
+                     f"undid the verdict {target.verdict} (annotation {target.id})")  # fmt: skip
         return target
 
 

@@ -290,7 +290,8 @@ def test_the_audit_log_names_trained_and_activated_models_in_words(plant):
     events = audit_events(3)
     assert [e["action"] for e in events] == [Action.ACTIVATE_MODEL.value, Action.TRAIN.value, Action.TRAIN.value]
     assert events[0]["detail"] == f"model {first.model_id}: Mahalanobis v1 (fan/id_00)"
-    assert events[1]["detail"].startswith(f"Mahalanobis v2 on {second.n_train} clips (model {second.model_id}, ")
+    assert events[1]["detail"] == (f"Mahalanobis v2 on {second.n_train} clips (model {second.model_id}, "
+                                   f"threshold {second.threshold:.4g})")  # as the log says it, not 1.89072
 
 
 def test_epochs_with_the_automatic_choice_are_refused_before_anything_is_trained(plant):

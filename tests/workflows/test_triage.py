@@ -336,6 +336,11 @@ def test_undo_appends_a_row_and_the_clip_returns_to_the_queue(seeded):
     assert clip_id in {item.clip_id for item in triage_queue("fan/id_00")}
     s = {s.machine: s for s in machine_summaries()}["fan/id_00"]
     assert (s.confirmed, s.unreviewed) == (0, s.flagged)
+    with session_scope() as session:  # the Audit page's line reads as a sentence ("undid unsure" did not)
+        event = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+        assert (event.action, event.target, event.detail) == (
+            "undo", f"clip {clip_id}", f"undid the verdict abnormal (annotation {verdict_id})",
+        )  # fmt: skip
 
 
 def test_undo_with_nothing_to_undo_returns_none(seeded):
