@@ -112,7 +112,7 @@ def test_the_note_names_candidates_as_people_read_them():
     assert note.startswith("frame GMM (top 10%) separates held-out normal training clips")
     assert "; next band deviation (max) " in note and "_" not in note
     assert candidate_name("machine_id") == "machine-ID classifier" and candidate_name("ensemble") == "ensemble"
-    assert candidate_name("frame_gmm_top10_pcen") == "frame GMM (top 10%, PCEN)"
+    assert candidate_name("frame_knn_top10_pcen") == "frame k-NN (top 10%, PCEN)"
     assert candidate_name("mahalanobis_pcen") == "Mahalanobis (PCEN)"
 
 
