@@ -34,7 +34,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from core.workflows.training import train
 
     report = train(
-        args.machine, args.detector, per_type=args.per_type, epochs=args.epochs, user=args.user,
+        args.machine, args.detector, per_type=args.per_type, epochs=args.epochs, pooling=args.pooling,
+        front_end=args.front_end, user=args.user,
         actor=acting_user(args), engine=args.engine, address=args.address,
         log=log, progress=print_epoch if sys.stderr.isatty() else None,
     )  # fmt: skip
@@ -52,7 +53,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def register_train(commands) -> None:
-    """``train [--machine --detector --epochs --per-type --engine --address --user --json]``."""
+    """``train [--machine --detector --epochs --pooling --front-end --per-type --engine --address --user --json]``."""
     train = add_command(
         commands, "train", cmd_train,
         help="train a detector on normal training clips",
@@ -68,6 +69,13 @@ def register_train(commands) -> None:
     train.add_argument("--epochs", type=int, default=None,
                        help="epochs of a detector trained in epochs (autoencoder: default 30, machine_id: 20); "
                        "refused with auto")  # fmt: skip
+    train.add_argument("--pooling", default=None, metavar="mean|max|topN",
+                       help="how a frame-level detector's frame scores become the clip's (e.g. top10: the mean of the "
+                       "largest 10%%; band_deviation: max or mean); refused with auto")  # fmt: skip
+    train.add_argument("--front-end", default=None, choices=["log_mel", "pcen"],
+                       help="what a statistical detector (mahalanobis, band_deviation, frame_knn, frame_gmm) reads: "
+                       "log-mel levels (the default) or PCEN, which levels steady sound and lifts short events "
+                       "(clicks, strokes); refused with auto")  # fmt: skip
     train.add_argument("--per-type", action="store_true", help="one model per machine type instead of per machine")
     add_engine(train, "the training clips' feature extraction")
     add_who(train, "who trains (recorded in the provenance)")

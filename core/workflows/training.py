@@ -17,8 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.access import Action, Actor, on_behalf_of, require, worker_name
+from core.detection.base import check_front_end
 from core.detection.ensemble import fit_detector
-from core.detection.registry import AUTO, CHOSEN_ONLY, DEFAULT_DETECTOR, SUPERVISED, detector_class
+from core.detection.pooling import check_pooling
+from core.detection.registry import AUTO, CHOSEN_ONLY, DEFAULT_DETECTOR, SUPERVISED, detector_class, detector_names
 from core.detection.selection import MAX_FAULT_CLIPS, MAX_OTHER_CLIPS, choose_detector, model_name
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold, prediction_threshold
 from core.errors import BadInputError, NoModelError, Reason
@@ -138,17 +140,27 @@ def training_scopes(machines: list[Machine], per_type: bool) -> dict[str, list[M
     return scopes
 
 
-def _params(detector: str, epochs: int | None) -> dict:
-    """The hyper-parameters asked for: ``epochs`` for a detector trained in epochs (ignored by the others); refused
-    with ``auto``, whose candidates train with their own settings (so a number that would change nothing is not
-    taken silently)."""
+def _params(detector: str, epochs: int | None, pooling: str | None = None, front_end: str | None = None) -> dict:
+    """The hyper-parameters asked for: ``epochs`` for a detector trained in epochs (ignored by the others), a score
+    ``pooling`` and a ``front_end`` for the detectors that take them (refused by the others, naming who does); all
+    refused with ``auto``, whose candidates train with their own settings (so a setting that would change nothing
+    is not taken silently); a detector that is not trained by this name (ensemble, a supervised one) is refused."""
+    _check_unsupervised(detector)
+    asked = {k: v for k, v in {"epochs": epochs, "pooling": pooling, "front_end": front_end}.items() if v is not None}
     if detector == AUTO:
-        if epochs is not None:
-            raise BadInputError(Reason.INVALID_PARAMETER, "epochs: the automatic choice trains each candidate with "
-                                "its own settings; name a detector (e.g. --detector autoencoder) to set its epochs")
+        if asked:
+            raise BadInputError(Reason.INVALID_PARAMETER, f"{', '.join(asked)}: the automatic choice trains each "
+                                "candidate with its own settings; name a detector (e.g. --detector autoencoder) to "
+                                "set them")  # fmt: skip
         return {}
-    cls = detector_class(detector)
-    return {"epochs": epochs} if epochs is not None and "epochs" in cls.default_params() else {}
+    taken = detector_class(detector).default_params()
+    for option, check in (("pooling", check_pooling), ("front_end", check_front_end)):
+        if option in asked and option not in taken:
+            takers = ", ".join(n for n in detector_names() if option in detector_class(n).default_params())
+            raise BadInputError(Reason.INVALID_PARAMETER, f"{option}: {detector} takes none; {takers} do")
+        if option in asked:
+            check(asked[option])
+    return {k: v for k, v in asked.items() if k in taken}
 
 
 @dataclass(frozen=True)
@@ -181,6 +193,8 @@ def train(
     *,
     per_type: bool = False,
     epochs: int | None = None,
+    pooling: str | None = None,
+    front_end: str | None = None,
     url: str | None = None,
     user: str = "system",
     log: Report | None = None,
@@ -190,8 +204,8 @@ def train(
     address: str | None = None,
 ) -> TrainingReport:
     """Train ``detector`` for each machine matching ``machine`` (``type/id``, ``type`` or all), the features
-    extracted on ``engine`` (Ray: a local instance or the cluster at ``address``), the model fitted here.
-
+    extracted on ``engine`` (Ray: a local instance or the cluster at ``address``), the model fitted here;
+    ``epochs``, ``pooling`` and ``front_end`` set those hyper-parameters of a named detector (see :func:`_params`).
     ``actor`` (default: the CLI's operator) needs the engineer role; a signed-in actor is recorded as
     the trainer (``user`` names it for the operator).
 
@@ -208,9 +222,9 @@ def train(
     """
     actor = require(actor, Action.TRAIN)
     user = worker_name(actor, user)
-    _check_unsupervised(detector)
+    params = _params(detector, epochs, pooling, front_end)  # before any data is read: a refusal costs nothing
     plans, machine_pks = _training_plan(machine, per_type, url, siblings=detector in LEARN_FROM_SIBLINGS)
-    run = _Run(detector, _params(detector, epochs), url, user, log or (lambda _line: None), progress, len(plans),
+    run = _Run(detector, params, url, user, log or (lambda _line: None), progress, len(plans),
                on_behalf_of(actor, user), _feature_engine(engine, address))  # fmt: skip
     report = TrainingReport()
     for index, (scope, plan) in enumerate(plans.items()):

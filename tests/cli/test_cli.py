@@ -148,6 +148,19 @@ def test_train_with_an_unknown_detector_exits_2():
     assert result.stdout == ""
 
 
+def test_train_settings_are_checked_before_any_data_is_read():
+    """``--pooling``/``--front-end`` are refused with auto (and by a detector without them) even on an empty
+    database: the refusal says what is wrong, not that there are no machines."""
+    from core.detection.base import FrontEnd
+
+    result = run_cli("train", "--front-end", "pcen", check=False)
+    assert result.returncode == 2 and "front_end: the automatic choice trains each candidate" in result.stderr
+    result = run_cli("train", "--detector", "autoencoder", "--front-end", "pcen", check=False)
+    assert result.returncode == 2 and "front_end: autoencoder takes none; mahalanobis," in result.stderr
+    help_text = run_cli("train", "--help").stdout
+    assert f"--front-end {{{','.join(FrontEnd)}}}" in help_text  # the CLI's choices are the front ends
+
+
 def test_activate_an_unknown_machine_exits_2():
     result = run_cli("activate", "--machine", "fan/id_00", "--detector", "mahalanobis", check=False)
     assert result.returncode == 2

@@ -302,6 +302,37 @@ def test_epochs_with_the_automatic_choice_are_refused_before_anything_is_trained
         assert session.scalar(select(func.count(DetectorModel.id))) == 0
 
 
+
+def test_a_named_detector_trains_with_the_pooling_and_front_end_asked_for(plant):
+    """``train --detector frame_knn --pooling max --front-end pcen``: what the evidence table of the automatic choice
+    names (e.g. frame k-NN (top 10%, PCEN)) can be trained by hand and compared."""
+    (knn,) = train("fan/id_00", detector="frame_knn", pooling="max", front_end="pcen").trained
+    (maha,) = train("fan/id_00", detector="mahalanobis", front_end="pcen").trained
+    with session_scope() as session:
+        saved = session.get(DetectorModel, knn.model_id).params["detector"]
+        assert (saved["pooling"], saved["front_end"]) == ("max", "pcen")
+        assert session.get(DetectorModel, maha.model_id).params["detector"]["front_end"] == "pcen"
+        loaded = load_detector(session.get(DetectorModel, knn.model_id).artifact_path)
+    assert (loaded.params["pooling"], loaded.params["front_end"]) == ("max", "pcen")  # the saved model scores so
+
+
+@pytest.mark.parametrize(("detector", "options", "said"), [
+    ("auto", {"front_end": "pcen"}, "front_end: the automatic choice trains each candidate with its own settings"),
+    ("auto", {"pooling": "max"}, "pooling: the automatic choice"),
+    ("autoencoder", {"front_end": "pcen"}, "front_end: autoencoder takes none; mahalanobis, band_deviation, "
+                                           "frame_knn, frame_gmm do"),
+    ("mahalanobis", {"pooling": "top10"}, "pooling: mahalanobis takes none; autoencoder, band_deviation, frame_knn, "
+                                          "frame_gmm, machine_id do"),
+    ("frame_gmm", {"pooling": "top"}, "pooling must be mean, max or topN (e.g. top10), got 'top'"),
+    ("frame_knn", {"front_end": "mfcc"}, "front_end must be one of log_mel, pcen, got 'mfcc'"),
+])  # fmt: skip
+def test_a_setting_the_detector_does_not_take_is_refused_before_anything_is_trained(plant, detector, options, said):
+    with pytest.raises(BadInputError) as refused:
+        train("fan/id_00", detector=detector, **options)
+    assert refused.value.reason is Reason.INVALID_PARAMETER and said in refused.value.detail
+    with session_scope() as session:
+        assert session.scalar(select(func.count(DetectorModel.id))) == 0
+
 @pytest.mark.slow
 def test_another_detector_keeps_the_active_model_until_activated(plant):
     maha = {t.scope: t.model_id for t in train(detector="mahalanobis").trained}
