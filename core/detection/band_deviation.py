@@ -45,6 +45,7 @@ class BandDeviationDetector(Detector):
     """
 
     name = "band_deviation"
+    poolings = BAND_POOLINGS
     description = "largest per-band deviation of a clip's mean log-mel level from the normal spread (max or mean)"
     explanation_version = 2  # 1: squared column deviations in clip-level spreads, far above the score's scale
 

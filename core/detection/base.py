@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from core.detection.pooling import POOLINGS
 from core.errors import BadInputError, NotFittedError, Reason
 from core.signal.features import FeatureParams, pcen_columns, unstack_frames
 
@@ -114,6 +115,7 @@ class Detector(ABC):
     description: ClassVar[str]
     explanation_version: ClassVar[int] = 1  # raised when explain() changes meaning: stored errors of two
     # versions are not drawn on one scale
+    poolings: ClassVar[tuple[str, ...]] = POOLINGS  # the documented choices of a ``pooling`` hyper-parameter, if any
 
     def __init__(self, feature_params: FeatureParams = FeatureParams(), **params: Any):
         self.feature_params = feature_params

@@ -64,6 +64,7 @@ DETECTOR_NAMES = {"mahalanobis": "Mahalanobis", "band_deviation": "band deviatio
                   "frame_gmm": "frame GMM", "machine_id": "machine-ID classifier", "autoencoder": "autoencoder",
                   "ensemble": "ensemble", "spectrogram_cnn": "spectrogram CNN", "auto": "automatic choice"}  # fmt: skip
 POOLING_NAMES = {"max": "max", "mean": "mean", "top10": "top 10%"}
+FRONT_END_NAMES = {"log_mel": "log-mel levels", "pcen": "PCEN (steady sound levelled, short events lifted)"}
 
 
 def detector_name(detector: str) -> str:

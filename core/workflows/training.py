@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.access import Action, Actor, on_behalf_of, require, worker_name
-from core.detection.base import check_front_end
+from core.detection.base import FrontEnd, check_front_end
 from core.detection.ensemble import fit_detector
 from core.detection.pooling import check_pooling
 from core.detection.registry import AUTO, CHOSEN_ONLY, DEFAULT_DETECTOR, SUPERVISED, detector_class, detector_names
@@ -163,6 +163,20 @@ def _params(detector: str, epochs: int | None, pooling: str | None = None, front
     return {k: v for k, v in asked.items() if k in taken}
 
 
+def train_settings(detector: str) -> dict[str, list[str]]:
+    """The settings :func:`train` takes for ``detector`` beyond its name, each with its choices, the detector's
+    default first: ``{"front_end": ["log_mel", "pcen"], "pooling": ["top10", "mean", "max"]}`` for frame k-NN;
+    ``{}`` for ``auto`` (its candidates bring their own) and for a detector that takes neither."""
+    if detector == AUTO:
+        return {}
+    cls = detector_class(detector)
+    taken, out = cls.default_params(), {}
+    for option, choices in (("front_end", [str(f) for f in FrontEnd]), ("pooling", list(cls.poolings))):
+        if option in taken:
+            out[option] = [taken[option], *(c for c in choices if c != taken[option])]
+    return out
+
+
 @dataclass(frozen=True)
 class _Run:
     """What every scope of one :func:`train` call shares."""
@@ -290,14 +304,17 @@ def train_and_score(
     log: Report | None = None,
     progress: Callable[[int, int], None] | None = None,
     scoring_progress: Callable[[int, int], None] | None = None,
+    **settings: str,
 ) -> MachineTraining:
-    """Train ``detector`` for the one machine ``machine`` (``type/id``) as :func:`train` does, then score its clips
-    with the new model, and with its active model when that is another one, so a comparison and the triage queue
-    have every score at once (a new machine's uploaded clips included).  ``actor`` needs the engineer role."""
+    """Train ``detector`` for the one machine ``machine`` (``type/id``) as :func:`train` does (``settings``: its
+    ``pooling`` and ``front_end``, see :func:`train_settings`), then score its clips with the new model, and with its
+    active model when that is another one, so a comparison and the triage queue have every score at once (a new
+    machine's uploaded clips included).  ``actor`` needs the engineer role."""
     actor = require(actor, Action.TRAIN)
     with session_scope(url) as session:
         machine_named(session, machine)  # one machine: a bare type or an unknown name is refused here
-    report = train(machine, detector, actor=actor, user=user or actor.name, url=url, log=log, progress=progress)
+    report = train(machine, detector, actor=actor, user=user or actor.name, url=url, log=log, progress=progress,
+                   **settings)  # fmt: skip
     with session_scope(url) as session:
         found = machine_named(session, machine)
         new = session.get(DetectorModel, report.trained[0].model_id) if report.trained else None

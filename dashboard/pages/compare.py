@@ -11,12 +11,21 @@ import streamlit as st
 from core.access import Action
 from core.commands import core_command
 from core.detection.registry import AUTO, CHOSEN_ONLY, detector_names
-from core.detection.selection import FAULT_WEIGHT, FAULTS, OTHER_WEIGHT, candidate_name, detector_name, model_name
+from core.detection.selection import (
+    FAULT_WEIGHT,
+    FAULTS,
+    FRONT_END_NAMES,
+    OTHER_WEIGHT,
+    POOLING_NAMES,
+    candidate_name,
+    detector_name,
+    model_name,
+)
 from core.errors import MachineSoundError
 from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import Comparison, compare_models, model_choices, scope_legend
 from core.workflows.evaluation import automatic_choice
-from core.workflows.training import MachineTraining, activate, active_model_id, train_and_score
+from core.workflows.training import MachineTraining, activate, active_model_id, train_and_score, train_settings
 from core.workflows.triage import clip_address, review_is_blind
 from dashboard.components import plots
 from dashboard.components.annotator import action_button, refusal
@@ -149,13 +158,13 @@ def _trained_note(machine: str, done: MachineTraining) -> str:
     return md_literal(note)
 
 
-def _train(machine: str, detector: str) -> None:
+def _train(machine: str, detector: str, settings: dict[str, str]) -> None:
     """Train and score with a progress bar each; a note (or the reason it could not) afterwards."""
     training = progress_bar(f"Training {md_literal(detector)} for {md_literal(machine)}")
     scoring = progress_bar("Scoring the machine's clips")
     try:
         done = train_and_score(machine, detector, actor=current_actor(), progress=training,
-                               scoring_progress=scoring)  # fmt: skip
+                               scoring_progress=scoring, **settings)  # fmt: skip
     except MachineSoundError as exc:
         st.error(md_literal(exc.detail))
         return
@@ -187,12 +196,35 @@ def _train_section(selected: str | None) -> None:
     detector = right.selectbox("Detector", names, key="train_detector", format_func=detector_name,
                                help="The automatic choice: chosen per machine from its training clips only (see "
                                "Automatic choice); the others by name")  # fmt: skip
+    settings = _settings_inputs(detector)
     st.caption("Learns the machine's normal sound from its normal training clips and the field clips the team "
                "labelled normal, then scores every clip of the machine, so the comparison and the triage queue "
                "fill. A new version of the active detector becomes active; another detector waits for **Make … "
                "active**.")  # fmt: skip
     if action_button("Train detector", refused, type="primary", key="train_button"):
-        _train(machine, detector)
+        _train(machine, detector, settings)
+
+
+SETTING_INPUTS = {  # train's settings beyond the detector: label, how a choice reads, help
+    "front_end": ("Front end", FRONT_END_NAMES, "What the detector reads of each clip. PCEN suits machines whose "
+                  "faults are in short events (a valve's clicks, a slider's strokes) under steady noise; log-mel "
+                  "levels suit steady machines (fans, pumps). The automatic choice weighs both."),
+    "pooling": ("Score pooling", POOLING_NAMES, "How the scores of a clip's frames become its score: a short fault "
+                "stands out in the largest (max, top 10%) and drowns in the mean."),
+}  # fmt: skip
+
+
+def _settings_inputs(detector: str) -> dict[str, str]:
+    """A select per setting the detector takes (``train --front-end --pooling``), its default first; ``{}`` for
+    the automatic choice, whose candidates bring their own."""
+    settings = train_settings(detector)
+    columns = st.columns(2) if settings else []
+    chosen = {}
+    for column, (option, choices) in zip(columns, settings.items(), strict=False):
+        label, names, help_text = SETTING_INPUTS[option]
+        chosen[option] = column.selectbox(label, choices, key=f"train_{option}_{detector}", help=help_text,
+                                          format_func=lambda c, names=names: names.get(c, c))  # fmt: skip
+    return chosen
 
 
 def automatic_choice_section(machine: str) -> None:

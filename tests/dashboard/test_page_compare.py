@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from core.access import Actor, Role
 from core.detection.registry import AUTO
+from core.detection.selection import FRONT_END_NAMES
 from core.workflows.audit import audit_events
 from core.workflows.catalogue import machine_keys
 from core.workflows.comparison import compare_models, model_choices
@@ -261,6 +262,29 @@ def test_an_engineer_trains_a_new_machines_detector_from_the_page_and_its_clips_
     newest = audit_events(1)[0]  # scoring is not audited: the training is the newest event
     assert (newest["user"], newest["action"]) == ("Ann", "train")
 
+
+def test_train_detector_offers_the_settings_of_the_detector_picked(seeded, open_page):
+    """Any candidate of the evidence table (e.g. frame k-NN (top 10%, PCEN)) can be trained from the page as from
+    ``train --front-end --pooling``: the selects follow the detector (none for the automatic choice)."""
+    app = open_page("compare", name="Ann")
+    labels = lambda: [s.label for s in app.selectbox]  # noqa: E731
+    assert "Front end" not in labels() and "Score pooling" not in labels()  # auto: its candidates bring their own
+    app.selectbox(key="train_detector").set_value("mahalanobis").run()
+    assert "Front end" in labels() and "Score pooling" not in labels()
+    app.selectbox(key="train_detector").set_value("frame_knn").run()
+    front_end = app.selectbox(key="train_front_end_frame_knn")
+    assert front_end.options == [FRONT_END_NAMES["log_mel"], FRONT_END_NAMES["pcen"]] and front_end.index == 0
+    assert app.selectbox(key="train_pooling_frame_knn").options == ["top 10%", "mean", "max"]
+    front_end.set_value("pcen")
+    app.selectbox(key="train_pooling_frame_knn").set_value("max")
+    app.selectbox(key="train_machine").set_value(SEEDED_MACHINES[0])
+    app.button(key="train_button").click().run()
+    no_exception(app)
+    assert not app.error and app.success
+    with session_scope() as session:
+        newest = session.scalars(select(DetectorModel).order_by(DetectorModel.id.desc())).first()
+        assert newest.detector == "frame_knn"
+        assert (newest.params["detector"]["front_end"], newest.params["detector"]["pooling"]) == ("pcen", "max")
 
 def test_an_annotator_may_not_train_from_the_page(seeded, monkeypatch):
     from tests.dashboard.test_page_review import _as

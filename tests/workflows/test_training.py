@@ -18,7 +18,14 @@ from core.errors import BadInputError, NoModelError, PermissionDeniedError, Reas
 from core.workflows.audit import audit_events
 from core.workflows.ingest import ingest
 from core.workflows.model_store import artifact_dir, load_detector
-from core.workflows.training import MIN_TRAINING_CLIPS, activate, one_sample_rate, train, train_and_score
+from core.workflows.training import (
+    MIN_TRAINING_CLIPS,
+    activate,
+    one_sample_rate,
+    train,
+    train_and_score,
+    train_settings,
+)
 from db.models import Clip, DetectorModel, Machine, Score, Threshold
 from db.queries import machines_matching
 from db.session import session_scope
@@ -315,6 +322,13 @@ def test_a_named_detector_trains_with_the_pooling_and_front_end_asked_for(plant)
         loaded = load_detector(session.get(DetectorModel, knn.model_id).artifact_path)
     assert (loaded.params["pooling"], loaded.params["front_end"]) == ("max", "pcen")  # the saved model scores so
 
+
+def test_train_settings_name_each_detectors_choices_its_default_first():
+    assert train_settings("auto") == {}  # the candidates bring their own
+    assert train_settings("mahalanobis") == {"front_end": ["log_mel", "pcen"]}
+    assert train_settings("band_deviation") == {"front_end": ["log_mel", "pcen"], "pooling": ["max", "mean"]}
+    assert train_settings("frame_gmm")["pooling"] == ["top10", "mean", "max"]
+    assert train_settings("autoencoder") == {"pooling": ["mean", "max", "top10"]}  # the seed's mean first
 
 @pytest.mark.parametrize(("detector", "options", "said"), [
     ("auto", {"front_end": "pcen"}, "front_end: the automatic choice trains each candidate with its own settings"),
