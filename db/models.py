@@ -149,6 +149,12 @@ class DetectorModel(Base):
     status: Mapped[str] = mapped_column(String(WORD_LENGTH), default="ready")
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
+    @property
+    def front_end(self) -> str | None:
+        """The detector's front end as trained (``params["detector"]["front_end"]``; None for a detector without
+        one, or a model trained before front ends)."""
+        return ((self.params or {}).get("detector") or {}).get("front_end")
+
 
 class Score(Base):
     """A model's anomaly score for a clip (higher means more abnormal).

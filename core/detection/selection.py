@@ -73,12 +73,20 @@ def detector_name(detector: str) -> str:
     return DETECTOR_NAMES.get(detector, detector.replace("_", " "))
 
 
-def model_name(detector: str, version: int, scope: str | None = None) -> str:
+def model_name(detector: str, version: int, scope: str | None = None, *, front_end: str | None = None) -> str:
     """A trained model as people read it, the one way pages and reports name one: ``Mahalanobis v2 (fan/id_00)``,
-    the brackets saying what it learned from (``scope``; left out when None).  The CLI's ``--detector`` and the
-    JSON keep the code name (``mahalanobis``)."""
-    name = f"{detector_name(detector)} v{version}"
+    the brackets saying what it learned from (``scope``; left out when None); a model on PCEN columns says so
+    (``Mahalanobis (PCEN) v3 (fan/id_00)``, ``front_end``).  The CLI's ``--detector`` and the JSON keep the code
+    name (``mahalanobis``)."""
+    pcen = " (PCEN)" if front_end == FrontEnd.PCEN else ""
+    name = f"{detector_name(detector)}{pcen} v{version}"
     return f"{name} ({scope})" if scope else name
+
+
+def name_of(model: Any, *, scope: bool = True) -> str:
+    """:func:`model_name` of a stored model (anything with ``detector``, ``version``, ``scope`` and ``front_end``,
+    such as a ``DetectorModel`` row); ``scope=False`` leaves the brackets out."""
+    return model_name(model.detector, model.version, model.scope if scope else None, front_end=model.front_end)
 
 
 def candidate_name(label: str) -> str:

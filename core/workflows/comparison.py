@@ -9,7 +9,7 @@ import numpy as np
 
 from core.detection.metrics import ThresholdMetrics, metrics_at, partial_auc, roc_auc
 from core.detection.registry import SUPERVISED
-from core.detection.selection import model_name
+from core.detection.selection import name_of
 from core.detection.thresholds import method_name
 from core.errors import BadInputError, Reason
 from core.vocabulary import Label, Split
@@ -106,7 +106,7 @@ def model_choices(machine: str, *, url: str | None = None) -> list[tuple[int, st
         found = machine_by_key(session, machine)
         if found is None:
             return []
-        return [(m.id, model_name(m.detector, m.version, m.scope)) for m in models_for(session, found)]
+        return [(m.id, name_of(m)) for m in models_for(session, found)]
 
 
 def scope_legend(machine: str) -> str:
@@ -147,7 +147,7 @@ def _graded(session, machine: str, pks: list[int], models: list[DetectorModel]) 
     values = [np.array([by_clip[i] for i in common], dtype=np.float64) for by_clip in scores]
     thresholds = [active_threshold(session, m.id) for m in models]
     results = [
-        ModelResult(model.id, model_name(model.detector, model.version, model.scope),
+        ModelResult(model.id, name_of(model),
                     metrics_at(y, v, t.value if t else float("inf")), roc_auc(y, v), partial_auc(y, v),
                     _saw_anomalies(session, model))
         for model, v, t in zip(models, values, thresholds, strict=True)

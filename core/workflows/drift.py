@@ -62,7 +62,7 @@ from core.detection.drift_stats import (  # noqa: F401  (re-exported: the report
     psi_bins,
     stable_reason,
 )
-from core.detection.selection import model_name
+from core.detection.selection import name_of
 from core.errors import BadInputError, Reason
 from core.settings import settings
 from core.signal.batch import extract_features
@@ -333,7 +333,7 @@ def _compare_score_sets(
         report.reasons.append(f"{unscored} clips not scored yet were left out of the score comparison "
                               f"(`{core_command('score', '--machine', report.machine)}` scores them)")  # fmt: skip
     if model.artifact_path is None:
-        report.reasons.append(f"scores not compared: the active model ({model_name(model.detector, model.version)}) "
+        report.reasons.append(f"scores not compared: the active model ({name_of(model, scope=False)}) "
                               "cannot score clips here")  # fmt: skip
     elif held_scores.size < MIN_CLIPS or recent_scores.size < MIN_CLIPS:
         report.reasons.append(f"scores not compared: {held_scores.size} scored normal clips held out from training "

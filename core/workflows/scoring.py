@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
-from core.detection.selection import model_name
+from core.detection.selection import name_of
 from core.errors import BadInputError, Reason
 from core.parallel import Progress
 from core.signal.batch import extract_features
@@ -47,7 +47,7 @@ def scorable(model: DetectorModel, clips: list[Clip]) -> tuple[list[Clip], list[
     rate = model_sample_rate(model)
     if rate is None:
         return clips, []
-    name = model_name(model.detector, model.version, model.scope)
+    name = name_of(model)
     wrong = [wrong_sample_rate(c, rate, name) for c in clips if c.sample_rate != rate]
     return [c for c in clips if c.sample_rate == rate], wrong
 

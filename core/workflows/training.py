@@ -21,7 +21,7 @@ from core.detection.base import FrontEnd, check_front_end
 from core.detection.ensemble import fit_detector
 from core.detection.pooling import check_pooling
 from core.detection.registry import AUTO, CHOSEN_ONLY, DEFAULT_DETECTOR, SUPERVISED, detector_class, detector_names
-from core.detection.selection import MAX_FAULT_CLIPS, MAX_OTHER_CLIPS, choose_detector, model_name
+from core.detection.selection import MAX_FAULT_CLIPS, MAX_OTHER_CLIPS, choose_detector, name_of
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold, prediction_threshold
 from core.errors import BadInputError, NoModelError, Reason
 from core.settings import TrainFrom, settings
@@ -62,6 +62,7 @@ class TrainedModel:
     left_out: dict[str, int] = field(default_factory=dict)  # {NotLearned reason: clips} of the judged candidates
     awaiting_second_opinion: int = 0  # field clips one annotator called normal: offered to the review queue
     choice: str = ""  # with `--detector auto`: the choice and its evidence in words
+    front_end: str | None = None  # what the detector reads (log_mel, pcen); None for one without a front end
 
 
 @dataclass(frozen=True)
@@ -454,11 +455,12 @@ def _train_scope(
             session, row.id, threshold, method=method, set_by="system", reason=rule,
         )  # fmt: skip
         activate_if_current(session, machine_pks, row, chosen=choice is not None)
-        record_event(session, run.actor, Action.TRAIN, scope, f"{model_name(detector, version)} on {len(usable)} clips "
+        record_event(session, run.actor, Action.TRAIN, scope, f"{name_of(row, scope=False)} on {len(usable)} clips "
                      f"(model {row.id}, threshold {threshold:.4g})")  # fmt: skip
         return TrainedModel(
             row.id, detector, scope, version, len(usable), seconds, threshold, provenance["n_from_verdicts"],
             provenance["left_out"], len(provenance["awaiting_second_opinion"]), (choice or {}).get("note", ""),
+            row.front_end,
         )  # fmt: skip
 
 
@@ -545,7 +547,7 @@ def activate(
         machine.active_model_id = candidates[0].id
         chosen = candidates[0]
         record_event(session, actor, Action.ACTIVATE_MODEL, spec,
-                     f"model {chosen.id}: {model_name(chosen.detector, chosen.version, chosen.scope)}")  # fmt: skip
+                     f"model {chosen.id}: {name_of(chosen)}")  # fmt: skip
         return chosen.id
 
 

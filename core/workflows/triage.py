@@ -69,6 +69,7 @@ class MachineSummary:
     settled: int  # clips an adjudication labels
     detector: str | None
     version: int | None
+    front_end: str | None  # the active model's (None: no model, or a detector without one)
     threshold: float | None
     last_ingested_at: datetime | None
     last_verdict_at: datetime | None
@@ -117,6 +118,7 @@ def _summary(machine: Machine, facts: tuple, cut: tuple | None, tallies: list[tu
         settled=count(lambda ab, no, un, n, ruled, fl, ov: ruled),
         detector=model.detector if model else None,
         version=model.version if model else None,
+        front_end=model.front_end if model else None,
         threshold=cut[1] if cut is not None else None,
         last_ingested_at=last_ingested_at,
         last_verdict_at=max((t[8] for t in tallies if t[8] is not None), default=None),

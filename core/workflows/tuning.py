@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from core.access import Action, Actor, on_behalf_of, recorded_name
-from core.detection.selection import model_name
+from core.detection.selection import name_of
 from core.detection.thresholds import (
     DEFAULT_QUANTILE,
     METHODS,
@@ -257,7 +257,7 @@ def set_threshold(
         row = add_threshold(session, machine.active_model.id, value, method=method, set_by=set_by, reason=reason)
         model = machine.active_model
         record_event(session, on_behalf_of(actor, set_by), Action.SET_THRESHOLD, spec,
-                     f"{value:.6g} ({method_name(method)}) for {model_name(model.detector, model.version)} "
+                     f"{value:.6g} ({method_name(method)}) for {name_of(model, scope=False)} "
                      f"(model {model.id}): {reason}")  # fmt: skip
         return row.id
 

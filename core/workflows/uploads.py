@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core.access import Action, Actor, require
 from core.commands import core_command
-from core.detection.selection import model_name
+from core.detection.selection import name_of
 from core.errors import BadInputError, Reason, check_text, shown
 from core.parallel import Progress
 from core.settings import settings
@@ -322,5 +322,5 @@ def _outcome(path: str, clip: tuple[int, str] | None, url: str | None) -> ClipOu
             return ClipOutcome(path, row.id, row.machine.key, None, None, None)
         value = clip_scores(session, model.id, [row.id]).get(row.id)
         current = active_threshold(session, model.id)
-        name = model_name(model.detector, model.version)
+        name = name_of(model, scope=False)
         return ClipOutcome(path, row.id, row.machine.key, name, value, current.value if current else None)

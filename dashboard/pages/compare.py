@@ -19,7 +19,7 @@ from core.detection.selection import (
     POOLING_NAMES,
     candidate_name,
     detector_name,
-    model_name,
+    name_of,
 )
 from core.errors import MachineSoundError
 from core.workflows.catalogue import machine_keys
@@ -148,7 +148,7 @@ def _trained_note(machine: str, done: MachineTraining) -> str:
     """What a training from this page did, in words (shown after the rerun)."""
     t = done.report.trained[0]
     scored = done.scored.scored + done.queue_scored.scored
-    note = (f"Trained {model_name(t.detector, t.version)} for {t.scope} on {t.n_train} clips (the fit took "
+    note = (f"Trained {name_of(t, scope=False)} for {t.scope} on {t.n_train} clips (the fit took "
             f"{duration(t.seconds)}), first threshold {number(t.threshold)} (gamma fit); then {scored} clips "
             "scored.")  # fmt: skip
     if done.active_model_id == t.model_id:

@@ -104,8 +104,9 @@ def _machines_table(summaries: pd.DataFrame) -> pd.DataFrame:
     return (
         summaries.assign(
             detector=[
-                model_name(d, int(v)) if ok else "not trained"
-                for d, v, ok in zip(summaries["detector"], summaries["version"], trained, strict=True)
+                model_name(d, int(v), front_end=f) if ok else "not trained"
+                for d, v, f, ok in zip(summaries["detector"], summaries["version"], summaries["front_end"], trained,
+                                       strict=True)  # fmt: skip
             ],
             threshold=[number(t) if ok else "no model" for t, ok in zip(summaries["threshold"], trained, strict=True)],
             last_ingested_at=[when(t, missing="never") for t in summaries["last_ingested_at"]],

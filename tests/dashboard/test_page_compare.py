@@ -280,7 +280,8 @@ def test_train_detector_offers_the_settings_of_the_detector_picked(seeded, open_
     app.selectbox(key="train_machine").set_value(SEEDED_MACHINES[0])
     app.button(key="train_button").click().run()
     no_exception(app)
-    assert not app.error and app.success
+    assert not app.error and app.success[0].value.startswith(md_literal("Trained frame k-NN (PCEN) v1 for "))
+    assert any(name.startswith("frame k-NN (PCEN) v1") for _, name in model_choices(SEEDED_MACHINES[0]))
     with session_scope() as session:
         newest = session.scalars(select(DetectorModel).order_by(DetectorModel.id.desc())).first()
         assert newest.detector == "frame_knn"

@@ -120,6 +120,8 @@ def test_a_model_is_named_in_words_with_its_version_and_what_it_learned_from():
     """Every page names a model so: "Mahalanobis v2 (fan/id_00)", not the CLI's "mahalanobis v2 (fan/id_00)"."""
     assert model_name("mahalanobis", 2, "fan/id_00") == "Mahalanobis v2 (fan/id_00)"
     assert model_name("frame_knn", 1, "fan") == "frame k-NN v1 (fan)"
+    assert model_name("mahalanobis", 3, "fan/id_00", front_end="pcen") == "Mahalanobis (PCEN) v3 (fan/id_00)"
+    assert model_name("mahalanobis", 3, front_end="log_mel") == "Mahalanobis v3"  # the default goes unsaid
     assert model_name("spectrogram_cnn", 3, "*") == "spectrogram CNN v3 (*)"
     assert model_name("band_deviation", 1) == "band deviation v1"  # no scope, no brackets
 
