@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from dashboard.components.auth import ROLE_SIGN_IN_OFF
 from dashboard.components.text import WORD_JOINER
 from tests.dashboard.test_browser import (
     ROOT,
@@ -143,7 +144,7 @@ def test_a_hostile_note_is_shown_as_typed_and_fetches_nothing(page, hostile_app,
     shown = entry.inner_text().replace(WORD_JOINER, "")
     for line in note.split("\n"):
         assert line in shown, f"{line!r} is not shown as typed in:\n{shown}"
-    assert f"{ANNOTATOR}: abnormal ({ANOMALY_TYPE})" in shown
+    assert f"{ANNOTATOR} ({ROLE_SIGN_IN_OFF}): abnormal ({ANOMALY_TYPE})" in shown  # the role as every line has it
     assert entry.locator("strong").all_inner_texts() == ["abnormal"]  # the product's bold, nobody else's
     assert not entry.locator("em, del, code, a, img, b").count()
     assert page.get_by_test_id("stMain").get_by_text(MACHINE, exact=False).first.is_visible()
