@@ -273,7 +273,8 @@ def _evidence_columns(kinds: list[str]) -> dict:
     """Readable headers, three decimals, and what each column of the evidence table means."""
     number = st.column_config.NumberColumn
     return {
-        "weighted pseudo-AUC": number(format="%.3f", help="what ranks the candidates (the weights are below)"),
+        "weighted pseudo-AUC": number("weighted", format="%.3f", help="the weighted pseudo-AUC: what ranks the "
+                                      "candidates (the weights are below)"),  # fmt: skip
         "pseudo-AUC": number(format="%.3f", help="over every pseudo-anomaly, the mean over the folds"),
         "± (s.e.)": st.column_config.TextColumn(help="standard error of the pseudo-AUC over the folds (blank: one "
                                                 "figure)", alignment="right"),  # fmt: skip
