@@ -26,6 +26,7 @@ import librosa
 import numba
 import numpy as np
 import scipy.fft
+import scipy.signal
 from numpy.lib.stride_tricks import sliding_window_view
 
 from core.errors import BadInputError, Reason
@@ -296,7 +297,10 @@ def pcen_columns(columns_db: np.ndarray, *, time_constant: float = PCEN_TIME_CON
     t = float(time_constant)
     smoothing = (np.sqrt(1.0 + 4.0 * t**2) - 1.0) / (2.0 * t**2)  # librosa's b for a time constant of t columns
     power = 10.0 ** (np.asarray(columns_db, dtype=np.float64).T / 10.0) * PCEN_SCALE
-    return librosa.pcen(power, b=smoothing).T
+    # the smoother starts settled at the first column's level (librosa's default starts it at 1, far below these
+    # powers): else every clip opens with a ramp tens of columns long that top-N pooling takes for an event
+    start = scipy.signal.lfilter_zi([smoothing], [1.0, smoothing - 1.0])[None, :] * power[:, :1]
+    return librosa.pcen(power, b=smoothing, zi=start).T
 
 
 def log_mel_frames(

@@ -113,12 +113,16 @@ class DriftReport:
     reasons: list[str] = field(default_factory=list)
     detector: str | None = None
     model_version: int | None = None
+    front_end: str | None = None  # the active model's (None: none saved, or a detector without one)
+    automatic: bool = False  # the active model came from the automatic choice
 
     @property
     def retrain_command(self) -> str:
-        """The command that retrains this machine's active detector, its arguments quoted for the shell."""
-        detector = ("--detector", self.detector) if self.detector else ()
-        return core_command("train", "--machine", self.machine, *detector)
+        """The command that retrains this machine's active detector, its arguments quoted for the shell: the
+        automatic choice again when it chose the model, else the detector with its front end when that is PCEN."""
+        detector = ("--detector", "auto" if self.automatic else self.detector) if self.detector else ()
+        pcen = ("--front-end", self.front_end) if self.front_end == "pcen" and not self.automatic else ()
+        return core_command("train", "--machine", self.machine, *detector, *pcen)
 
     def as_json(self) -> dict:
         """Every field as JSON-ready values (floats to 4 significant digits), ``worst_bands`` as
@@ -314,6 +318,7 @@ def _report_inputs(
             report.reasons.append(f"no active model: train one with `{core_command('train', '--machine', found.key)}`")
             return report, None, None, found.id
         report.detector, report.model_version = model.detector, model.version
+        report.front_end, report.automatic = model.front_end, "choice" in (model.provenance or {})
         return report, model, _clip_sets(session, found, model, recent, max_reference), found.id
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.access import Action, Actor, on_behalf_of, require, worker_name
 from core.detection.base import FrontEnd, check_front_end
 from core.detection.ensemble import fit_detector
-from core.detection.pooling import check_pooling
+from core.detection.pooling import POOLINGS, check_pooling
 from core.detection.registry import AUTO, CHOSEN_ONLY, DEFAULT_DETECTOR, SUPERVISED, detector_class, detector_names
 from core.detection.selection import MAX_FAULT_CLIPS, MAX_OTHER_CLIPS, choose_detector, name_of
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold, prediction_threshold
@@ -154,13 +154,17 @@ def _params(detector: str, epochs: int | None, pooling: str | None = None, front
                                 "candidate with its own settings; name a detector (e.g. --detector autoencoder) to "
                                 "set them")  # fmt: skip
         return {}
-    taken = detector_class(detector).default_params()
+    cls = detector_class(detector)
+    taken = cls.default_params()
     for option, check in (("pooling", check_pooling), ("front_end", check_front_end)):
         if option in asked and option not in taken:
             takers = ", ".join(n for n in detector_names() if option in detector_class(n).default_params())
             raise BadInputError(Reason.INVALID_PARAMETER, f"{option}: {detector} takes none; {takers} do")
         if option in asked:
             check(asked[option])
+    if "pooling" in asked and cls.poolings != POOLINGS and asked["pooling"] not in cls.poolings:  # its own few
+        raise BadInputError(Reason.INVALID_PARAMETER, f"pooling: {detector} takes {' or '.join(cls.poolings)}, "
+                            f"got {asked['pooling']!r}")  # fmt: skip
     return {k: v for k, v in asked.items() if k in taken}
 
 
@@ -514,12 +518,21 @@ def _fit(run: _Run, features: list, plan: LearningPlan, sample_rate: int | None,
 def activate_if_current(
     session: Session, machine_pks: list[int], model: DetectorModel, *, chosen: bool = False
 ) -> None:
-    """Make ``model`` active on machines with no active model or an older version of its detector; a ``chosen``
+    """Make ``model`` active on machines with no active model or an older version of its detector (with the same
+    front end and pooling: a PCEN model trained by hand does not replace the active log-mel one); a ``chosen``
     model (``train --detector auto``) also replaces an earlier automatic choice, whichever detector that was."""
     for machine in session.scalars(select(Machine).where(Machine.id.in_(machine_pks))):
         current = machine.active_model
-        if current is None or current.detector == model.detector or (chosen and "choice" in (current.provenance or {})):
+        if current is None or _same_kind(current, model) or (chosen and "choice" in (current.provenance or {})):
             machine.active_model_id = model.id
+
+
+def _same_kind(a: DetectorModel, b: DetectorModel) -> bool:
+    """Whether ``b`` is a new version of ``a``'s kind: the same detector, front end (none saved: log-mel) and
+    pooling (compared where both saved one)."""
+    pooling = [((m.params or {}).get("detector") or {}).get("pooling") for m in (a, b)]
+    return (a.detector == b.detector and (a.front_end or FrontEnd.LOG_MEL) == (b.front_end or FrontEnd.LOG_MEL)
+            and (None in pooling or pooling[0] == pooling[1]))  # fmt: skip
 
 
 def activate(

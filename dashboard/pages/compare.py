@@ -199,8 +199,8 @@ def _train_section(selected: str | None) -> None:
     settings = _settings_inputs(detector)
     st.caption("Learns the machine's normal sound from its normal training clips and the field clips the team "
                "labelled normal, then scores every clip of the machine, so the comparison and the triage queue "
-               "fill. A new version of the active detector becomes active; another detector waits for **Make … "
-               "active**.")  # fmt: skip
+               "fill. A new version of the active detector (same front end and pooling) becomes active; another "
+               "detector or setting waits for **Make … active**.")  # fmt: skip
     if action_button("Train detector", refused, type="primary", key="train_button"):
         _train(machine, detector, settings)
 

@@ -256,6 +256,11 @@ def test_a_louder_factory_suggests_retraining(trained):
     band, centre_hz, psi = report.worst_bands[0]
     assert 0 <= band < 64 and 0 < centre_hz < 8000 and psi == pytest.approx(report.level_psi)
     assert report.retrain_command == "python -m core train --machine fan/id_00 --detector mahalanobis"
+    from dataclasses import replace  # what the command says for a PCEN model, and for an automatic choice's
+
+    pcen = replace(report, front_end="pcen")
+    assert pcen.retrain_command == "python -m core train --machine fan/id_00 --detector mahalanobis --front-end pcen"
+    assert replace(pcen, automatic=True).retrain_command == "python -m core train --machine fan/id_00 --detector auto"
     payload = json.loads(json.dumps(report.as_json()))
     assert payload["state"] == RETRAIN and payload["machine"] == MACHINE
     assert payload["worst_bands"][0]["band"] == band and set(payload["worst_bands"][0]) == {"band", "centre_hz", "psi"}

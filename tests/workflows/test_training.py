@@ -323,6 +323,19 @@ def test_a_named_detector_trains_with_the_pooling_and_front_end_asked_for(plant)
     assert (loaded.params["pooling"], loaded.params["front_end"]) == ("max", "pcen")  # the saved model scores so
 
 
+def test_a_model_with_another_front_end_does_not_replace_the_active_one(plant):
+    """A PCEN Mahalanobis trained by hand is another kind of model, not a new version of the active log-mel one:
+    it waits for Make active, as another detector does; a new log-mel version still takes over."""
+    (first,) = train("fan/id_00", detector="mahalanobis").trained
+    (pcen,) = train("fan/id_00", detector="mahalanobis", front_end="pcen").trained
+    assert _active()["fan/id_00"] == first.model_id != pcen.model_id
+    (again,) = train("fan/id_00", detector="mahalanobis").trained
+    assert _active()["fan/id_00"] == again.model_id
+    (knn_max,) = train("fan/id_00", detector="frame_knn", pooling="max").trained
+    activate("fan/id_00", model_id=knn_max.model_id)
+    train("fan/id_00", detector="frame_knn", pooling="mean")
+    assert _active()["fan/id_00"] == knn_max.model_id  # another pooling waits too
+
 def test_train_settings_name_each_detectors_choices_its_default_first():
     assert train_settings("auto") == {}  # the candidates bring their own
     assert train_settings("mahalanobis") == {"front_end": ["log_mel", "pcen"]}
@@ -338,6 +351,7 @@ def test_train_settings_name_each_detectors_choices_its_default_first():
     ("mahalanobis", {"pooling": "top10"}, "pooling: mahalanobis takes none; autoencoder, band_deviation, frame_knn, "
                                           "frame_gmm, machine_id do"),
     ("frame_gmm", {"pooling": "top"}, "pooling must be mean, max or topN (e.g. top10), got 'top'"),
+    ("band_deviation", {"pooling": "top10"}, "pooling: band_deviation takes max or mean, got 'top10'"),
     ("frame_knn", {"front_end": "mfcc"}, "front_end must be one of log_mel, pcen, got 'mfcc'"),
 ])  # fmt: skip
 def test_a_setting_the_detector_does_not_take_is_refused_before_anything_is_trained(plant, detector, options, said):
