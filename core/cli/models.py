@@ -161,7 +161,8 @@ def _compare(machine: str | None, as_json: bool) -> int:
     print("test-split figures below grade the models; they did not choose them")
     for row in rows:
         mark = " (active)" if row["active"] else ""
-        print(f"{row['detector']:<12} v{row['version']:<3} AUC {row['auc']}  pAUC {row['pauc']}  "
+        detector = row["detector"] + (" (pcen)" if row["front_end"] == "pcen" else "")
+        print(f"{detector:<19} v{row['version']:<3} AUC {row['auc']}  pAUC {row['pauc']}  "
               f"n_test {row['n_test']}{mark}")  # fmt: skip
     return 0
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.detection.base import FrontEnd
 from core.detection.metrics import metrics_at, partial_auc, roc_auc
 from core.errors import BadInputError, Reason
 from core.vocabulary import Label
@@ -82,20 +83,21 @@ def evaluate(machine: str | None = None, *, url: str | None = None) -> list[dict
 
 
 def compare_detectors(machine: str, *, url: str | None = None) -> list[dict]:
-    """The newest model of each detector trained for ``machine`` (``type/id``), and the active model
-    if it is older, graded on the test split, best test AUC first:
-    ``[{"model_id", "detector", "version", "auc", "pauc", "n_test", "active", "auto_chosen"}]``.
+    """The newest model of each detector and front end trained for ``machine`` (``type/id``; a PCEN Mahalanobis
+    beside a log-mel one), and the active model if it is older, graded on the test split, best test AUC first:
+    ``[{"model_id", "detector", "front_end", "version", "auc", "pauc", "n_test", "active", "auto_chosen"}]``
+    (``front_end`` None for a detector without one).
     This grades; it does not choose (that would peek at the clips it grades on): the suggested default is
     :func:`automatic_choice`, made from training data only.  Raises :class:`BadInputError` when ``machine``
     names no machine."""
     with session_scope(url) as session:
         m = machine_named(session, machine)
-        newest: dict[str, DetectorModel] = {}
+        newest: dict[tuple, DetectorModel] = {}
         for model in models_for(session, m):
-            newest.setdefault(model.detector, model)
+            newest.setdefault((model.detector, model.front_end or FrontEnd.LOG_MEL), model)
         active_id = m.active_model_id
         if m.active_model is not None and m.active_model not in newest.values():  # an older version is active
-            newest[f"{m.active_model.detector} (active)"] = m.active_model
+            newest[("active",)] = m.active_model
         pks = [m.id]
     rows = []
     for model in newest.values():
@@ -106,6 +108,7 @@ def compare_detectors(machine: str, *, url: str | None = None) -> list[dict]:
             {
                 "model_id": model.id,
                 "detector": model.detector,
+                "front_end": model.front_end,
                 "version": model.version,
                 "auc": _finite_or_none(roc_auc(labelled.y_true, labelled.scores)),
                 "pauc": _finite_or_none(partial_auc(labelled.y_true, labelled.scores)),

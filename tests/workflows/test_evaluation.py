@@ -117,6 +117,15 @@ def test_evaluating_an_empty_database_gives_nothing_and_names_no_machine():
             call()
 
 
+def test_compare_detectors_grades_a_pcen_model_beside_its_log_mel_namesake(plant):
+    """Two Mahalanobis models, on log-mel levels and on PCEN, are two kinds: each is graded, not only the newest."""
+    (log_mel,) = train("fan/id_00", detector="mahalanobis").trained
+    (pcen,) = train("fan/id_00", detector="mahalanobis", front_end="pcen").trained
+    rows = {r["model_id"]: r for r in compare_detectors("fan/id_00")}
+    assert set(rows) == {log_mel.model_id, pcen.model_id}
+    assert (rows[log_mel.model_id]["front_end"], rows[pcen.model_id]["front_end"]) == ("log_mel", "pcen")
+    assert rows[log_mel.model_id]["active"] and not rows[pcen.model_id]["active"]
+
 @pytest.mark.slow
 def test_compare_detectors_newest_of_each_best_auc_first(plant):
     train("fan/id_00", detector="mahalanobis")
@@ -138,6 +147,7 @@ def test_compare_detectors_newest_of_each_best_auc_first(plant):
         assert r["n_test"] == n_labelled == y.size
         assert r["auc"] == pytest.approx(roc_auc(y, s), abs=1e-6)
         assert r["pauc"] == pytest.approx(partial_auc(y, s), abs=1e-6)
+    assert {r["front_end"] for r in rows} == {"log_mel", None}  # the autoencoder has no front end
     assert compare_detectors("fan/id_02") == []  # a machine without models
     with pytest.raises(BadInputError, match="no such machine 'fan/id_09'"):
         compare_detectors("fan/id_09")
