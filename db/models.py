@@ -150,10 +150,15 @@ class DetectorModel(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
     @property
+    def hyper_parameters(self) -> dict[str, Any]:
+        """The detector's hyper-parameters as trained (``params["detector"]``; empty when none were saved)."""
+        return (self.params or {}).get("detector") or {}
+
+    @property
     def front_end(self) -> str | None:
-        """The detector's front end as trained (``params["detector"]["front_end"]``; None for a detector without
-        one, or a model trained before front ends)."""
-        return ((self.params or {}).get("detector") or {}).get("front_end")
+        """The detector's front end as trained (None for a detector without one, or a model trained before front
+        ends)."""
+        return self.hyper_parameters.get("front_end")
 
 
 class Score(Base):

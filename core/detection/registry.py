@@ -24,6 +24,12 @@ SEED_DETECTOR = "autoencoder"  # the seed's recipe: stays available and document
 AUTO = "auto"  # not a detector: `train --detector auto` chooses one per machine from training data only
 CHOSEN_ONLY = frozenset({"ensemble"})  # built by the automatic choice from its members, never trained by name
 DEFAULT_DETECTOR = AUTO  # what new machines get
+# the detectors that take a setting beyond their name (`train --pooling`, `--front-end`), known without importing
+# them (the Keras ones load TensorFlow); tests check it against each class's default_params
+TAKES = {
+    "pooling": ("autoencoder", "band_deviation", "frame_knn", "frame_gmm", "machine_id"),
+    "front_end": ("mahalanobis", "band_deviation", "frame_knn", "frame_gmm"),
+}
 
 
 def detector_names(*, supervised: bool = False) -> list[str]:
@@ -42,5 +48,5 @@ def detector_class(name: str) -> type[Detector]:
     return getattr(import_module(module), cls)
 
 
-__all__ = ["AUTO", "CHOSEN_ONLY", "DEFAULT_DETECTOR", "SEED_DETECTOR", "SUPERVISED", "Detector", "Explanation",
+__all__ = ["AUTO", "CHOSEN_ONLY", "DEFAULT_DETECTOR", "SEED_DETECTOR", "SUPERVISED", "TAKES", "Detector", "Explanation",
            "detector_class", "detector_names"]  # fmt: skip

@@ -20,7 +20,7 @@ from core.access import Action, Actor, on_behalf_of, require, worker_name
 from core.detection.base import FrontEnd, check_front_end
 from core.detection.ensemble import fit_detector
 from core.detection.pooling import POOLINGS, check_pooling
-from core.detection.registry import AUTO, CHOSEN_ONLY, DEFAULT_DETECTOR, SUPERVISED, detector_class, detector_names
+from core.detection.registry import AUTO, CHOSEN_ONLY, DEFAULT_DETECTOR, SUPERVISED, TAKES, detector_class
 from core.detection.selection import MAX_FAULT_CLIPS, MAX_OTHER_CLIPS, choose_detector, name_of
 from core.detection.thresholds import DEFAULT_QUANTILE, gamma_threshold, prediction_threshold
 from core.errors import BadInputError, NoModelError, Reason
@@ -154,14 +154,14 @@ def _params(detector: str, epochs: int | None, pooling: str | None = None, front
                                 "candidate with its own settings; name a detector (e.g. --detector autoencoder) to "
                                 "set them")  # fmt: skip
         return {}
-    cls = detector_class(detector)
-    taken = cls.default_params()
     for option, check in (("pooling", check_pooling), ("front_end", check_front_end)):
-        if option in asked and option not in taken:
-            takers = ", ".join(n for n in detector_names() if option in detector_class(n).default_params())
-            raise BadInputError(Reason.INVALID_PARAMETER, f"{option}: {detector} takes none; {takers} do")
+        if option in asked and detector not in TAKES[option]:  # refused without importing every detector
+            raise BadInputError(Reason.INVALID_PARAMETER, f"{option}: {detector} takes none; "
+                                f"{', '.join(TAKES[option])} do")  # fmt: skip
         if option in asked:
             check(asked[option])
+    cls = detector_class(detector)
+    taken = cls.default_params()
     if "pooling" in asked and cls.poolings != POOLINGS and asked["pooling"] not in cls.poolings:  # its own few
         raise BadInputError(Reason.INVALID_PARAMETER, f"pooling: {detector} takes {' or '.join(cls.poolings)}, "
                             f"got {asked['pooling']!r}")  # fmt: skip
@@ -530,7 +530,7 @@ def activate_if_current(
 def _same_kind(a: DetectorModel, b: DetectorModel) -> bool:
     """Whether ``b`` is a new version of ``a``'s kind: the same detector, front end (none saved: log-mel) and
     pooling (compared where both saved one)."""
-    pooling = [((m.params or {}).get("detector") or {}).get("pooling") for m in (a, b)]
+    pooling = [m.hyper_parameters.get("pooling") for m in (a, b)]
     return (a.detector == b.detector and (a.front_end or FrontEnd.LOG_MEL) == (b.front_end or FrontEnd.LOG_MEL)
             and (None in pooling or pooling[0] == pooling[1]))  # fmt: skip
 

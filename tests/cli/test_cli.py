@@ -157,6 +157,10 @@ def test_train_settings_are_checked_before_any_data_is_read():
     assert result.returncode == 2 and "front_end: the automatic choice trains each candidate" in result.stderr
     result = run_cli("train", "--detector", "autoencoder", "--front-end", "pcen", check=False)
     assert result.returncode == 2 and "front_end: autoencoder takes none; mahalanobis," in result.stderr
+    refused = "from core.workflows.training import _params\ntry:\n    _params('mahalanobis', None, 'top10')\n" \
+              "except Exception:\n    import sys\n    print('tensorflow' in sys.modules)"  # fmt: skip
+    assert subprocess.run([sys.executable, "-c", refused], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          check=True).stdout.strip() == "False"  # a refusal does not load TensorFlow
     help_text = run_cli("train", "--help").stdout
     assert f"--front-end {{{','.join(FrontEnd)}}}" in help_text  # the CLI's choices are the front ends
 

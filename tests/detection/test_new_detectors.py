@@ -227,3 +227,11 @@ def test_pcen_front_end_finds_faults_in_short_events_on_real_noisy_machines(real
     pcen = few_shot_auc(name, params | {"front_end": "pcen"}, *real_machines[machine])
     log_mel = few_shot_auc(name, params, *real_machines[machine])
     assert pcen >= floor and pcen >= log_mel, (pcen, log_mel)
+
+
+def test_takes_names_exactly_the_detectors_that_take_each_setting():
+    """``train --pooling/--front-end`` refuses from this table without importing every detector (TensorFlow)."""
+    from core.detection.registry import TAKES, detector_names
+
+    for option, names in TAKES.items():
+        assert set(names) == {n for n in detector_names() if option in detector_class(n).default_params()}, option
