@@ -26,7 +26,6 @@ import librosa
 import numba
 import numpy as np
 import scipy.fft
-import scipy.signal
 from numpy.lib.stride_tricks import sliding_window_view
 
 from core.errors import BadInputError, Reason
@@ -294,6 +293,8 @@ def pcen_columns(columns_db: np.ndarray, *, time_constant: float = PCEN_TIME_CON
     np.ndarray, float64, shape ``(n_columns, n_mels)``
         PCEN values (dimensionless, >= 0; about 0 to a few).
     """
+    import scipy.signal  # here, not at the top: 0.7 s that every start-up importing the features would pay
+
     t = float(time_constant)
     smoothing = (np.sqrt(1.0 + 4.0 * t**2) - 1.0) / (2.0 * t**2)  # librosa's b for a time constant of t columns
     power = 10.0 ** (np.asarray(columns_db, dtype=np.float64).T / 10.0) * PCEN_SCALE

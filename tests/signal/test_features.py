@@ -261,3 +261,13 @@ def test_pcen_of_steady_sound_is_flat_from_the_first_column():
 def test_pcen_all_but_removes_a_gain_change():
     columns = _steady_then_click()
     np.testing.assert_allclose(pcen_columns(columns + 6.0), pcen_columns(columns), rtol=0.05)
+
+
+def test_importing_the_features_does_not_load_scipy_signal():
+    """PCEN needs scipy.signal (0.7 s to import); every CLI command and dashboard start imports these features."""
+    import subprocess
+    import sys
+
+    code = "import sys, core.signal.features\nprint('scipy.signal' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.strip() == "False"
